@@ -1,0 +1,123 @@
+"""What the CA hands back to callers: plain records, no database rows."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+
+from ca.errors import BadInputError
+from ca.reasons import RevocationReason
+
+
+def serial_to_db(serial: int) -> str:
+    return f"{serial:040x}"
+
+
+def serial_hex(serial: int) -> str:
+    """Display form: lowercase hex, even number of digits (as openssl prints it)."""
+    text = f"{serial:x}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def parse_serial(text: str) -> int:
+    """A serial as hex, optionally with a 0x prefix or colons (AA:BB:...)."""
+    cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        value = int(cleaned, 16)
+    except ValueError:
+        raise BadInputError(f"invalid serial {text!r}: expected hexadecimal digits") from None
+    if value <= 0 or value.bit_length() > 159:
+        raise BadInputError(f"invalid serial {text!r}: must be positive and at most 20 octets")
+    return value
+
+
+def to_epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def from_epoch(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class CARecord:
+    id: int
+    name: str
+    subject: str
+    parent: str | None
+    key_id: str
+    key_type: str
+    serial: int
+    not_before: datetime
+    not_after: datetime
+    origin: str
+    certificate: x509.Certificate
+
+    @property
+    def cert_der(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return self.certificate.public_bytes(Encoding.DER)
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    ca: str
+    serial: int
+    subject: str
+    sans: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    status: str  # good | revoked | hold
+    revoked_at: datetime | None
+    reason: RevocationReason | None
+    invalidity_date: datetime | None
+    profile: str
+    key_type: str
+    fingerprint: str
+    der: bytes
+    has_private_key: bool
+    issued_at: datetime
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.der)
+
+    def summary(self) -> dict:
+        return {
+            "ca": self.ca,
+            "serial": serial_hex(self.serial),
+            "subject": self.subject,
+            "sans": list(self.sans),
+            "profile": self.profile,
+            "key_type": self.key_type,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "status": self.status,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "reason": self.reason.name if self.reason is not None else None,
+            "invalidity_date": self.invalidity_date.isoformat() if self.invalidity_date else None,
+            "fingerprint_sha256": self.fingerprint,
+        }
+
+
+def certificate_from_row(row, ca_name: str) -> CertificateRecord:
+    return CertificateRecord(
+        ca=ca_name,
+        serial=int(row.serial, 16),
+        subject=row.subject,
+        sans=tuple(json.loads(row.sans)),
+        not_before=from_epoch(row.not_before),
+        not_after=from_epoch(row.not_after),
+        status=row.status,
+        revoked_at=from_epoch(row.revoked_at),
+        reason=None if row.revocation_reason is None else RevocationReason(row.revocation_reason),
+        invalidity_date=from_epoch(row.invalidity_date),
+        profile=row.profile,
+        key_type=row.key_type,
+        fingerprint=row.fingerprint,
+        der=row.der,
+        has_private_key=row.private_key is not None,
+        issued_at=from_epoch(row.issued_at),
+    )

@@ -1,0 +1,117 @@
+"""Tables of the CA store (SQLAlchemy Core). Changes go through an alembic
+migration in ca/store/migrations/versions; tests check the two agree.
+
+Times are integers: seconds since the epoch (UTC) for certificate fields,
+milliseconds for event and audit timestamps. Serials are 40-digit zero-padded
+lowercase hex, so text order is numeric order (CRLs stream in serial order).
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+cas = Table(
+    "cas",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("subject", Text, nullable=False),
+    Column("parent_id", Id, ForeignKey("cas.id"), nullable=True),
+    Column("key_id", String(128), nullable=False),
+    Column("key_type", String(16), nullable=False),
+    Column("serial", String(40), nullable=False),
+    Column("not_before", BigInteger, nullable=False),
+    Column("not_after", BigInteger, nullable=False),
+    Column("key_identifier", String(128), nullable=False),
+    Column("cert_der", LargeBinary, nullable=False),
+    Column("origin", String(16), nullable=False),  # created | imported
+    Column("created_at", BigInteger, nullable=False),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ca_id", Id, ForeignKey("cas.id"), nullable=False),
+    Column("serial", String(40), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sans", Text, nullable=False),  # JSON list of "type:value"
+    Column("not_before", BigInteger, nullable=False),
+    Column("not_after", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # good | revoked | hold
+    Column("revoked_at", BigInteger),
+    Column("revocation_reason", SmallInteger),  # RFC 5280 CRLReason value
+    Column("invalidity_date", BigInteger),
+    Column("profile", String(64), nullable=False),
+    Column("key_type", String(16), nullable=False),
+    Column("fingerprint", String(64), nullable=False, unique=True),  # SHA-256 of the DER
+    Column("der", LargeBinary, nullable=False),
+    # Encrypted PKCS#8 PEM, only when the key was generated here (PKCS#12 export).
+    Column("private_key", LargeBinary),
+    Column("issued_at", BigInteger, nullable=False),
+    UniqueConstraint("ca_id", "serial"),
+    Index(None, "not_after"),
+    Index(None, "ca_id", "status"),
+)
+
+# Every issuance and status change writes one row here in the same
+# transaction as the change; the publisher follows ``id`` as its cursor.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ca_id", Id, ForeignKey("cas.id"), nullable=False),
+    Column("serial", String(40), nullable=False),
+    Column("event", String(16), nullable=False),  # issued | revoked | hold | released
+    Column("payload", Text, nullable=False),  # JSON
+    Column("created_at_ms", BigInteger, nullable=False),
+    sqlite_autoincrement=True,  # never reuse an id, even after rows are pruned
+)
+
+# Append-only, hash-chained: hash = SHA-256(prev_hash || canonical record).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("result", String(16), nullable=False),  # ok | refused | error
+    Column("detail", Text, nullable=False),  # JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row: the chain's head. Appenders update it first, which serialises
+# them on PostgreSQL (row lock) as well as on SQLite (database lock).
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,115 @@
+"""Opening the store, migrating it, and running transactions."""
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ca.errors import ConflictError, StoreError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and then upgrades
+    # read locks to write locks, which can fail under concurrency. Take the
+    # write lock up front (BEGIN IMMEDIATE) and wait for it (busy_timeout).
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA busy_timeout = 10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """A SQL database holding CAs, certificates, the outbox and the audit log."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, auto_migrate: bool = True) -> "Store":
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if str(path) not in ("", ":memory:") and not path.exists():
+                # The store holds encrypted end-entity keys: 0600, like every
+                # secret file (SQLite gives its -wal/-shm files the same mode).
+                try:
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                except OSError as exc:
+                    raise StoreError(f"cannot create store {path}: {exc.strerror}") from exc
+        try:
+            engine = create_engine(url)
+        except Exception as exc:
+            raise StoreError(f"cannot open store {url!r}: {exc}") from exc
+        if engine.dialect.name == "sqlite":
+            _sqlite_setup(engine)
+        store = cls(engine)
+        if auto_migrate:
+            store.upgrade()
+        elif store.current_revision() != store.head_revision():
+            raise StoreError(
+                f"the store schema is at revision {store.current_revision()}, the code needs "
+                f"{store.head_revision()}: run `revoca db upgrade`"
+            )
+        return store
+
+    def head_revision(self) -> str:
+        return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> None:
+        with self.transaction() as conn:
+            command.upgrade(_alembic_config(conn), revision)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back on any error.
+
+        Database failures become StoreError (or ConflictError for a unique
+        constraint), so callers see a clear message and know nothing changed.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise ConflictError(f"the change clashes with existing data: {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise StoreError(f"the store failed, nothing was changed: {_reason(exc)}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _reason(exc: DBAPIError) -> str:
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError) and "full" in str(orig):
+        return "the disk holding the database is full"
+    return str(orig).strip() or type(orig).__name__

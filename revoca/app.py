@@ -1,0 +1,22 @@
+"""Wiring: build the CA service from a configuration."""
+
+from ca.service import CAService
+from ca.store import Store
+from ca.token import SoftwareToken
+from revoca.config import Config
+
+
+def open_store(config: Config) -> Store:
+    return Store.open(config.store_url, auto_migrate=config.auto_migrate)
+
+
+def build_ca_service(config: Config, **overrides) -> CAService:
+    """``overrides`` may pin ``clock`` and ``random_bytes`` (tests, demos)."""
+    return CAService(
+        open_store(config),
+        SoftwareToken(config.key_dir, config.passphrase),
+        config.profiles,
+        base_url=config.base_url,
+        passphrase=config.passphrase,
+        **overrides,
+    )

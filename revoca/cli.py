@@ -1,0 +1,181 @@
+"""The ``revoca`` command line.
+
+Exit codes: 0 success, 1 internal error, 2 usage or configuration error,
+3 not found, 4 refused by policy, 5 bad input, 6 key or passphrase problem,
+7 conflict with the current state, 8 store failure, 9 audit log tampered.
+"""
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from revoca import __version__
+from revoca.cli_ca import ca
+from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
+from revoca.config import default_text, load_config
+from revoca.logs import setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Configuration file (TOML), merged over the defaults. Also $REVOCA_CONFIG.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Override paths.data_dir (SQLite store and keys).",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option(
+    "--log-format", default="json", show_default=True, type=click.Choice(["json", "text"])
+)
+@click.version_option(__version__, prog_name="revoca")
+@click.pass_context
+def cli(ctx, config_path, data_dir, log_level, log_format):
+    """Revoca: certificate authority, lifecycle manager and validation authority.
+
+    Start with `revoca demo`, or `revoca config default > revoca.toml` to see
+    every setting. Key passphrases come from $REVOCA_KEY_PASSPHRASE or the file
+    named by keys.passphrase_file, never from the command line.
+    """
+    setup_logging(log_level, log_format)
+    ctx.ensure_object(dict)
+    ctx.obj.update(config_path=config_path, data_dir=data_dir)
+
+
+cli.add_command(ca)
+
+
+@cli.group()
+def config():
+    """Show the configuration."""
+
+
+@config.command("default")
+def config_default():
+    """Print the documented default configuration file."""
+    click.echo(default_text(), nl=False)
+
+
+@config.command("show")
+@click.pass_context
+@handle_errors
+def config_show(ctx):
+    """Print the effective settings (after merging your file)."""
+    root = ctx.find_root().obj
+    cfg = load_config(root["config_path"], data_dir=root["data_dir"])
+    passphrase = cfg.passphrase
+    echo_json(
+        {
+            "source": cfg.source,
+            "data_dir": str(cfg.data_dir),
+            "store_url": cfg.store_url,
+            "base_url": cfg.base_url,
+            "passphrase_from": f"file {passphrase.file}"
+            if passphrase.file
+            else f"${passphrase.env}",
+            "profiles": sorted(cfg.profiles),
+        }
+    )
+
+
+@cli.group(cls=ConfiguredGroup)
+def db():
+    """Schema migrations of the SQL store."""
+
+
+@db.command("upgrade")
+@click.pass_context
+@handle_errors
+def db_upgrade(ctx):
+    """Apply all pending migrations."""
+    from ca.store import Store
+
+    store = Store.open(config_of(ctx).store_url, auto_migrate=True)
+    click.echo(f"store at revision {store.current_revision()}")
+
+
+@db.command("current")
+@click.pass_context
+@handle_errors
+def db_current(ctx):
+    """Show the schema revision of the store and the one the code needs."""
+    from sqlalchemy import create_engine
+
+    from ca.store import Store
+
+    store = Store(create_engine(config_of(ctx).store_url))
+    click.echo(f"store: {store.current_revision()}  code: {store.head_revision()}")
+
+
+@cli.group(cls=ConfiguredGroup)
+def audit():
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.pass_context
+@handle_errors
+def audit_verify(ctx):
+    """Check the hash chain; exit 9 if a record was edited, removed or reordered."""
+    from ca import audit as audit_log
+    from revoca.app import open_store
+
+    with open_store(config_of(ctx)).transaction() as conn:
+        count, problems = audit_log.verify(conn)
+    for problem in problems:
+        click.echo(f"TAMPERED {problem}")
+    if problems:
+        sys.exit(9)
+    click.echo(f"audit log intact: {count} records")
+
+
+@audit.command("list")
+@click.option("--limit", default=50, show_default=True, help="How many of the newest records.")
+@click.pass_context
+@handle_errors
+def audit_list(ctx, limit):
+    """Show the newest audit records, oldest first."""
+    from sqlalchemy import select
+
+    from ca.store.schema import audit_log
+    from revoca.app import open_store
+
+    with open_store(config_of(ctx)).transaction() as conn:
+        query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+        rows = conn.execute(query).all()
+    for row in reversed(rows):
+        when = datetime.fromtimestamp(row.at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(f"{row.seq:>6} {when} {row.actor} {row.action} {row.target} {row.result}")
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    default="revoca-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the demo's store, keys and files (recreated on each run).",
+)
+@handle_errors
+def demo(directory):
+    """All-in-one demo on embedded defaults: a root and an issuing CA, a handful
+    of certificates, one revoked, one on hold, and the files to check them."""
+    from revoca.demo import run_demo
+
+    run_demo(directory, echo=click.echo)
+
+
+def main() -> None:
+    cli(obj={})

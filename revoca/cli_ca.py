@@ -1,0 +1,346 @@
+"""``revoca ca``: CA hierarchy, issuance, revocation, export."""
+
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives import serialization
+
+from ca.errors import KeyAccessError
+from ca.export import FORMATS
+from ca.keys import KEY_SPECS, PassphraseSource
+from ca.reasons import RevocationReason
+from ca.records import parse_serial, serial_hex
+from revoca.cli_util import (
+    ConfiguredGroup,
+    actor,
+    config_of,
+    echo_json,
+    handle_errors,
+    parse_time,
+    read_input,
+    write_output,
+)
+
+
+def _service(ctx: click.Context):
+    from revoca.app import build_ca_service
+
+    return build_ca_service(config_of(ctx))
+
+
+def _passphrase_option(kind: str, default_env: str):
+    """--<kind>-passphrase-env / --<kind>-passphrase-file: never the value itself."""
+
+    def decorate(func):
+        func = click.option(
+            f"--{kind}-passphrase-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=f"Read the {kind} passphrase from this file.",
+        )(func)
+        return click.option(
+            f"--{kind}-passphrase-env",
+            default=default_env,
+            show_default=True,
+            help=f"Environment variable holding the {kind} passphrase.",
+        )(func)
+
+    return decorate
+
+
+def _ca_summary(record) -> dict:
+    return {
+        "name": record.name,
+        "subject": record.subject,
+        "parent": record.parent,
+        "key_type": record.key_type,
+        "serial": serial_hex(record.serial),
+        "not_before": record.not_before.isoformat(),
+        "not_after": record.not_after.isoformat(),
+        "origin": record.origin,
+    }
+
+
+key_type_option = click.option(
+    "--key-type", type=click.Choice(KEY_SPECS), help="Key algorithm and size."
+)
+days_option = click.option(
+    "--days", type=int, help="Validity in days (default and maximum come from the profile)."
+)
+
+
+@click.group(cls=ConfiguredGroup)
+def ca():
+    """Certificate authorities: create, import, issue, revoke, export."""
+
+
+@ca.command("init-root")
+@click.option("--name", required=True, help="Short name of the CA (used in URLs and key ids).")
+@click.option(
+    "--subject", required=True, help='RFC 4514 subject, e.g. "CN=Example Root,O=Example".'
+)
+@key_type_option
+@days_option
+@click.pass_context
+@handle_errors
+def init_root(ctx, name, subject, key_type, days):
+    """Create a self-signed root CA (profile root-ca) with a new key."""
+    record = _service(ctx).init_root(
+        name, subject, key_type=key_type or "ec-p384", days=days, actor=actor()
+    )
+    click.echo(
+        f"created root CA {record.name}: {record.subject} (serial {serial_hex(record.serial)})"
+    )
+
+
+@ca.command("create-sub")
+@click.option("--name", required=True, help="Short name of the new CA.")
+@click.option("--parent", required=True, help="Name of the issuing CA held here.")
+@click.option("--subject", required=True, help="RFC 4514 subject of the new CA.")
+@key_type_option
+@days_option
+@click.pass_context
+@handle_errors
+def create_sub(ctx, name, parent, subject, key_type, days):
+    """Create a subordinate CA (profile sub-ca) signed by a CA held here."""
+    record = _service(ctx).create_sub(
+        name, parent, subject, key_type=key_type or "ec-p256", days=days, actor=actor()
+    )
+    click.echo(
+        f"created CA {record.name} under {record.parent}: {record.subject} "
+        f"(serial {serial_hex(record.serial)})"
+    )
+
+
+@ca.command("import")
+@click.option("--name", required=True, help="Short name for the imported CA.")
+@click.option("--cert", "cert_path", required=True, help="CA certificate (PEM or DER).")
+@click.option(
+    "--key", "key_path", required=True, help="CA private key (PEM or DER, PKCS#8 or traditional)."
+)
+@_passphrase_option("key", "REVOCA_IMPORT_PASSPHRASE")
+@click.pass_context
+@handle_errors
+def import_ca(ctx, name, cert_path, key_path, key_passphrase_env, key_passphrase_file):
+    """Take over an existing CA (for example one made with openssl). The key is
+    re-encrypted with the configured passphrase. The source key's passphrase,
+    if it has one, comes from --key-passphrase-env or --key-passphrase-file."""
+    cert = read_input(cert_path, "certificate")
+    key = read_input(key_path, "key file")
+    source = PassphraseSource(env=key_passphrase_env, file=key_passphrase_file)
+    try:
+        passphrase = source.get()
+    except KeyAccessError:
+        passphrase = None  # an unencrypted key; a wrong guess is reported by the loader
+    record = _service(ctx).import_ca(name, cert, key, passphrase, actor=actor())
+    parent = f" under {record.parent}" if record.parent else ""
+    click.echo(f"imported CA {record.name}{parent}: {record.subject}")
+
+
+@ca.command("issue")
+@click.option("--ca", "ca_name", required=True, help="Issuing CA.")
+@click.option("--profile", required=True, help="Certificate profile (see `revoca ca profiles`).")
+@click.option("--csr", "csr_path", help="PKCS#10 request, PEM or DER ('-' for stdin).")
+@click.option(
+    "--generate-key",
+    type=click.Choice(KEY_SPECS),
+    help="Generate the key here instead of taking a CSR (export it later as PKCS#12).",
+)
+@click.option("--subject", help="RFC 4514 subject, with --generate-key.")
+@click.option(
+    "--san",
+    "sans",
+    multiple=True,
+    help="dns:NAME, ip:ADDR, email:ADDR or uri:URI (repeatable), with --generate-key.",
+)
+@days_option
+@click.option("--out", help="Write the certificate here (default: stdout).")
+@click.option(
+    "--format",
+    "fmt",
+    default="pem",
+    show_default=True,
+    type=click.Choice(["pem", "der", "pem-chain", "p7b"]),
+)
+@click.pass_context
+@handle_errors
+def issue(ctx, ca_name, profile, csr_path, generate_key, subject, sans, days, out, fmt):
+    """Issue a certificate from a CSR, or with a key generated here."""
+    service = _service(ctx)
+    if bool(csr_path) == bool(generate_key):
+        raise click.UsageError("give exactly one of --csr or --generate-key")
+    if csr_path:
+        if subject or sans:
+            raise click.UsageError(
+                "--subject and --san go with --generate-key; a CSR carries its own"
+            )
+        record = service.issue(
+            ca_name, read_input(csr_path, "CSR"), profile, days=days, actor=actor()
+        )
+    else:
+        record = service.issue_with_new_key(
+            ca_name,
+            profile,
+            subject or "",
+            list(sans),
+            key_type=generate_key,
+            days=days,
+            actor=actor(),
+        )
+    click.echo(
+        f"issued serial {serial_hex(record.serial)} to {record.subject or record.sans[0]}", err=True
+    )
+    write_output(out, service.export(ca_name, record.serial, fmt, actor=actor()))
+
+
+@ca.command("ocsp-signer")
+@click.option("--ca", "ca_name", required=True, help="CA the responder answers for.")
+@key_type_option
+@days_option
+@click.option("--out", help="Write the signer certificate (PEM) here (default: stdout).")
+@click.pass_context
+@handle_errors
+def ocsp_signer(ctx, ca_name, key_type, days, out):
+    """Issue a delegated OCSP signer certificate (EKU OCSPSigning, ocsp-nocheck);
+    its key stays in the key store under the printed key id."""
+    record, key_id = _service(ctx).issue_ocsp_signer(
+        ca_name, key_type=key_type or "ec-p256", days=days, actor=actor()
+    )
+    click.echo(f"issued OCSP signer serial {serial_hex(record.serial)}, key id {key_id}", err=True)
+    write_output(out, record.certificate.public_bytes(serialization.Encoding.PEM))
+
+
+@ca.command("revoke")
+@click.option("--ca", "ca_name", required=True)
+@click.option("--serial", required=True, help="Serial number in hex.")
+@click.option(
+    "--reason",
+    default="unspecified",
+    show_default=True,
+    help="RFC 5280 reason: "
+    + ", ".join(r.name for r in RevocationReason if r.name != "removeFromCRL")
+    + ". certificateHold puts the certificate on hold.",
+)
+@click.option("--time", "when", help="Revocation time, ISO 8601 (default: now).")
+@click.option(
+    "--invalidity-date", help="When the key is known or suspected to have been compromised."
+)
+@click.pass_context
+@handle_errors
+def revoke(ctx, ca_name, serial, reason, when, invalidity_date):
+    """Revoke a certificate, or put it on hold."""
+    record = _service(ctx).revoke(
+        ca_name,
+        parse_serial(serial),
+        RevocationReason.parse(reason),
+        revoked_at=parse_time(when, "--time"),
+        invalidity_date=parse_time(invalidity_date, "--invalidity-date"),
+        actor=actor(),
+    )
+    click.echo(f"{serial_hex(record.serial)}: {record.status} ({record.reason.name})")
+
+
+@ca.command("release-hold")
+@click.option("--ca", "ca_name", required=True)
+@click.option("--serial", required=True, help="Serial number in hex.")
+@click.pass_context
+@handle_errors
+def release_hold(ctx, ca_name, serial):
+    """Take a certificate off hold: it is good again (removeFromCRL on the next delta CRL)."""
+    record = _service(ctx).release_hold(ca_name, parse_serial(serial), actor=actor())
+    click.echo(f"{serial_hex(record.serial)}: {record.status}")
+
+
+@ca.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def list_cas(ctx, as_json):
+    """List the CAs held here."""
+    records = _service(ctx).list_cas()
+    if as_json:
+        echo_json([_ca_summary(r) for r in records])
+        return
+    for r in records:
+        parent = f"under {r.parent}" if r.parent else "top (no parent here)"
+        click.echo(
+            f"{r.name:<20} {r.key_type:<9} until {r.not_after:%Y-%m-%d}  {parent:<16} {r.subject}"
+        )
+
+
+@ca.command("show")
+@click.argument("name")
+@click.option("--serial", help="Show this certificate of the CA instead of the CA itself.")
+@click.option("--pem", is_flag=True, help="Print the certificate as PEM.")
+@click.pass_context
+@handle_errors
+def show(ctx, name, serial, pem):
+    """Show a CA, or one of its certificates with --serial."""
+    service = _service(ctx)
+    if serial:
+        record = service.get_certificate(name, parse_serial(serial))
+        cert = record.certificate
+        summary = record.summary()
+    else:
+        record = service.get_ca(name)
+        cert = record.certificate
+        summary = _ca_summary(record)
+    if pem:
+        click.echo(cert.public_bytes(serialization.Encoding.PEM).decode(), nl=False)
+    else:
+        echo_json(summary)
+
+
+@ca.command("certs")
+@click.option("--ca", "ca_name", help="Only this CA's certificates.")
+@click.option("--status", type=click.Choice(["good", "revoked", "hold"]))
+@click.option("--limit", default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def certs(ctx, ca_name, status, limit, as_json):
+    """List issued certificates."""
+    records = _service(ctx).list_certificates(ca_name, status, limit)
+    if as_json:
+        echo_json([r.summary() for r in records])
+        return
+    for r in records:
+        click.echo(
+            f"{r.ca:<14} {serial_hex(r.serial):<34} {r.status:<8} {r.profile:<12} "
+            f"until {r.not_after:%Y-%m-%d}  {r.subject or ','.join(r.sans)}"
+        )
+
+
+@ca.command("export")
+@click.option("--ca", "ca_name", required=True)
+@click.option("--serial", required=True, help="Serial number in hex.")
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS))
+@click.option("--out", help="Output file (required for p12; written 0600).")
+@_passphrase_option("export", "REVOCA_EXPORT_PASSPHRASE")
+@click.pass_context
+@handle_errors
+def export(ctx, ca_name, serial, fmt, out, export_passphrase_env, export_passphrase_file):
+    """Export a certificate: pem, der, pem-chain, p7b (PKCS#7 with the chain) or
+    p12 (with the key, only for keys generated here)."""
+    passphrase = None
+    if fmt == "p12":
+        passphrase = PassphraseSource(env=export_passphrase_env, file=export_passphrase_file).get()
+    data = _service(ctx).export(
+        ca_name, parse_serial(serial), fmt, export_passphrase=passphrase, actor=actor()
+    )
+    write_output(out, data, secret=fmt == "p12")
+
+
+@ca.command("profiles")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def profiles(ctx, as_json):
+    """List the certificate profiles of the configuration."""
+    from dataclasses import asdict
+
+    items = config_of(ctx).profiles
+    if as_json:
+        echo_json({name: asdict(p) for name, p in items.items()})
+        return
+    for name, p in items.items():
+        click.echo(f"{name:<14} {p.validity_days:>5}d (max {p.max_validity_days})  {p.description}")

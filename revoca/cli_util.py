@@ -1,0 +1,106 @@
+"""Helpers shared by the ``revoca`` command groups."""
+
+import functools
+import json
+import logging
+import os
+import pwd
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from ca.errors import BadInputError, CAError
+from ca.fsutil import write_secret_file
+
+log = logging.getLogger("revoca.cli")
+
+
+def actor() -> str:
+    """Who the audit log names for a command-line operation."""
+    try:
+        return f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
+    except KeyError:
+        return f"cli:uid{os.getuid()}"
+
+
+def handle_errors(func):
+    """Turn CA errors into one line on stderr and a documented exit code;
+    anything unexpected is logged with its traceback and exits 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CAError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception:
+            log.exception("internal error")
+            click.echo("error: internal error (details in the log)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+class ConfiguredGroup(click.Group):
+    """A command group whose commands need the configuration: it is loaded
+    (and checked) when a command runs, not for --help."""
+
+    def invoke(self, ctx):
+        from revoca.config import load_config
+
+        root = ctx.find_root().obj
+        if "config" not in root:
+            try:
+                root["config"] = load_config(root["config_path"], data_dir=root["data_dir"])
+            except CAError as exc:
+                click.echo(f"error: {exc.message}", err=True)
+                sys.exit(exc.exit_code)
+        return super().invoke(ctx)
+
+
+def config_of(ctx: click.Context):
+    return ctx.find_root().obj["config"]
+
+
+def read_input(path: str, what: str) -> bytes:
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def write_output(out: str | None, data: bytes, *, secret: bool = False) -> None:
+    """Write to ``out`` (stdout for None or '-'); secrets go to 0600 files only."""
+    if out is None or out == "-":
+        if secret:
+            raise BadInputError("a file holding a private key needs --out FILE")
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    elif secret:
+        write_secret_file(Path(out), data, overwrite=True)
+    else:
+        try:
+            Path(out).write_bytes(data)
+        except OSError as exc:
+            raise BadInputError(f"cannot write {out}: {exc.strerror}") from None
+
+
+def parse_time(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInputError(f"{what} {value!r} is not an ISO 8601 time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,90 @@
+"""One configuration file (TOML), merged over the documented defaults in
+revoca/default.toml."""
+
+import copy
+import os
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ca.errors import ConfigError
+from ca.keys import PassphraseSource
+from ca.profiles import Profile, load_profiles
+
+CONFIG_ENV = "REVOCA_CONFIG"
+
+
+def default_text() -> str:
+    return resources.files("revoca").joinpath("default.toml").read_text()
+
+
+def _merge(base: dict, override: dict, path: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        where = f"{path}{key}"
+        if path == "" and key not in base:
+            raise ConfigError(f"unknown configuration section [{where}]")
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            # Profiles are replaced whole: a partial profile would silently
+            # inherit the defaults' limits.
+            if path == "profiles.":
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = _merge(out[key], value, f"{where}.")
+        else:
+            if path and path != "profiles." and key not in base:
+                raise ConfigError(f"unknown setting {where}")
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    store_url: str
+    auto_migrate: bool
+    passphrase: PassphraseSource
+    base_url: str
+    profiles: dict[str, Profile]
+    source: str
+
+    @property
+    def key_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Config:
+    """Load ``path`` (or $REVOCA_CONFIG) over the defaults; ``data_dir`` overrides
+    paths.data_dir (the CLI's --data-dir)."""
+    raw = tomllib.loads(default_text())
+    source = "built-in defaults"
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is not None:
+        try:
+            user = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration {path} is not valid TOML: {exc}") from None
+        raw = _merge(raw, user)
+        source = str(path)
+    try:
+        root = Path(data_dir or raw["paths"]["data_dir"])
+        url = raw["store"]["url"] or f"sqlite:///{root / 'revoca.db'}"
+        passphrase_file = raw["keys"]["passphrase_file"]
+        return Config(
+            data_dir=root,
+            store_url=url,
+            auto_migrate=bool(raw["store"]["auto_migrate"]),
+            passphrase=PassphraseSource(
+                env=raw["keys"]["passphrase_env"],
+                file=Path(passphrase_file) if passphrase_file else None,
+            ),
+            base_url=raw["urls"]["base"],
+            profiles=load_profiles(raw["profiles"]),
+            source=source,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"configuration is incomplete or mistyped: {exc}") from None

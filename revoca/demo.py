@@ -1,0 +1,133 @@
+"""``revoca demo``: the whole CA side on embedded defaults, in one directory."""
+
+import dataclasses
+import secrets
+import shutil
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ca.errors import ConflictError
+from ca.fsutil import ensure_private_dir, write_secret_file
+from ca.keys import PassphraseSource
+from ca.reasons import RevocationReason
+from ca.records import serial_hex
+from revoca.app import build_ca_service
+from revoca.config import load_config
+
+MARKER = ".revoca-demo"
+
+
+def _csr(common_name: str, sans: list[x509.GeneralName], key) -> bytes:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def prepare_directory(directory: Path) -> None:
+    """Start from an empty directory; only ever delete one the demo made."""
+    if directory.exists():
+        if not (directory / MARKER).exists() and any(directory.iterdir()):
+            raise ConflictError(
+                f"{directory} exists and was not made by `revoca demo`; choose another --dir"
+            )
+        shutil.rmtree(directory)
+    ensure_private_dir(directory)
+    (directory / MARKER).write_text("made by `revoca demo`; deleted by the next run\n")
+
+
+def run_demo(directory: Path, echo=print) -> dict:
+    prepare_directory(directory)
+    passphrase_file = directory / "key-passphrase"
+    write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
+    config = dataclasses.replace(
+        load_config(None, data_dir=directory),
+        passphrase=PassphraseSource(file=passphrase_file),
+    )
+    service = build_ca_service(config)
+    actor = "demo"
+    out = {}
+
+    echo(f"Revoca demo in {directory}/ (store: {config.store_url})")
+    root = service.init_root("demo-root", "CN=Revoca Demo Root,O=Revoca Demo,C=DE", actor=actor)
+    echo(f"  root CA         {root.subject}  [{root.key_type}]")
+    issuing = service.create_sub(
+        "demo-issuing", "demo-root", "CN=Revoca Demo Issuing CA,O=Revoca Demo,C=DE", actor=actor
+    )
+    echo(f"  issuing CA      {issuing.subject}  [{issuing.key_type}]")
+    signer, signer_key = service.issue_ocsp_signer("demo-issuing", actor=actor)
+    echo(f"  OCSP signer     serial {serial_hex(signer.serial)} (key {signer_key})")
+
+    issued = {}
+    for host in ("www.example.com", "api.example.com"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = _csr(host, [x509.DNSName(host)], key)
+        issued[host] = service.issue("demo-issuing", csr, "tls-server", actor=actor)
+    alice_key = ec.generate_private_key(ec.SECP256R1())
+    alice_csr = _csr("alice", [x509.RFC822Name("alice@example.com")], alice_key)
+    issued["alice"] = service.issue("demo-issuing", alice_csr, "tls-client", actor=actor)
+    issued["bob"] = service.issue_with_new_key(
+        "demo-issuing", "tls-client", "CN=bob", ["email:bob@example.com"], actor=actor
+    )
+    for label, record in issued.items():
+        echo(f"  issued          {serial_hex(record.serial)}  {record.profile:<10}  {label}")
+
+    service.revoke(
+        "demo-issuing",
+        issued["api.example.com"].serial,
+        RevocationReason.keyCompromise,
+        actor=actor,
+    )
+    echo(f"  revoked         {serial_hex(issued['api.example.com'].serial)}  keyCompromise")
+    service.revoke(
+        "demo-issuing", issued["alice"].serial, RevocationReason.certificateHold, actor=actor
+    )
+    echo(f"  on hold         {serial_hex(issued['alice'].serial)}  certificateHold")
+
+    files = {
+        "root.pem": _pem(root.certificate),
+        "issuing.pem": _pem(issuing.certificate),
+        "chain.pem": _pem(issuing.certificate) + _pem(root.certificate),
+        "ocsp-signer.pem": _pem(signer.certificate),
+        "www.pem": _pem(issued["www.example.com"].certificate),
+        "api.pem": _pem(issued["api.example.com"].certificate),
+    }
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    bob_p12 = service.export(
+        "demo-issuing",
+        issued["bob"].serial,
+        "p12",
+        export_passphrase=passphrase_file.read_bytes(),
+        actor=actor,
+    )
+    write_secret_file(directory / "bob.p12", bob_p12)
+
+    echo("")
+    echo("Files:")
+    for name in [*files, "bob.p12 (passphrase: the key-passphrase file)"]:
+        echo(f"  {directory / name}")
+    echo("")
+    echo("Try:")
+    echo(
+        f"  openssl verify -CAfile {directory}/root.pem -untrusted {directory}/issuing.pem "
+        f"{directory}/www.pem"
+    )
+    echo(f"  revoca --data-dir {directory} ca certs")
+    echo(
+        f"  REVOCA_KEY_PASSPHRASE=$(cat {passphrase_file}) revoca --data-dir {directory} "
+        f"ca revoke --ca demo-issuing --serial {serial_hex(issued['www.example.com'].serial)} "
+        "--reason superseded"
+    )
+    echo(f"  revoca --data-dir {directory} audit verify")
+    out.update(root=root, issuing=issuing, signer=signer, issued=issued, config=config)
+    return out

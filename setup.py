@@ -1,0 +1,53 @@
+"""Build the native core.
+
+Environment switches:
+  REVOCA_DEBUG_BUILD=1   line tracing, C assertions, -O0 -g (for coverage and gdb)
+  REVOCA_ANNOTATE=1      write Cython's annotated HTML next to each .pyx
+  REVOCA_ASAN=1          build with AddressSanitizer (run with LD_PRELOAD=libasan)
+"""
+
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("REVOCA_DEBUG_BUILD") == "1"
+asan = os.environ.get("REVOCA_ASAN") == "1"
+
+directives = {
+    "language_level": 3,
+    # The reader checks every offset itself; keep Cython's own checks on too,
+    # so any memoryview or list index added later is covered as well.
+    "boundscheck": True,
+    "wraparound": False,
+    "cdivision": True,
+    "embedsignature": True,
+}
+macros = []
+cflags = ["-O2"]
+ldflags = []
+if debug:
+    directives["linetrace"] = True
+    macros += [("CYTHON_TRACE_NOGIL", "1")]
+    cflags = ["-O0", "-g", "-UNDEBUG"]
+if asan:
+    cflags += ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
+    ldflags += ["-fsanitize=address"]
+
+extensions = [
+    Extension(
+        "va._fastocsp",
+        ["va/_fastocsp.pyx"],
+        define_macros=macros,
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+    ),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        annotate=os.environ.get("REVOCA_ANNOTATE") == "1",
+    ),
+)
