@@ -82,6 +82,15 @@ def load_certificate(data: bytes, what: str = "certificate") -> x509.Certificate
         raise BadInputError(f"{what} is not a valid X.509 certificate (PEM or DER)") from None
 
 
+def ocsp_signer_subject(ca: CARecord) -> x509.Name:
+    """CA-style naming (BR 7.1.2.8.2 defers to 7.1.2.10.2): the CA's country
+    and organization, and a CN that says what the certificate is for."""
+    keep = (x509.NameOID.COUNTRY_NAME, x509.NameOID.ORGANIZATION_NAME)
+    attributes = [a for a in ca.certificate.subject if a.oid in keep]
+    attributes.append(x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{ca.name} OCSP responder"))
+    return x509.Name(attributes)
+
+
 def _public_der(public_key) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -559,13 +568,10 @@ class CAService:
             key_id = f"ocsp-{ca_name}-{serial_hex(serial)[:16]}"
             public_key = self.token.generate_key(key_id, key_type)
             try:
-                subject = x509.Name(
-                    [x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{ca_name} OCSP responder")]
-                )
                 record = self._issue(
                     ca,
                     profile,
-                    CertificateRequest(subject, public_key, ()),
+                    CertificateRequest(ocsp_signer_subject(ca), public_key, ()),
                     days=days,
                     actor=actor,
                     serial=serial,

@@ -1,0 +1,144 @@
+"""Shared fixtures: a CA service on a temporary store, and helpers to make
+requests and to run the third-party validators (openssl, pkilint)."""
+
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from sqlalchemy import func, select
+
+from ca.keys import PassphraseSource
+from ca.service import CAService
+from ca.store import Store
+from ca.store.schema import audit_log, certificates, outbox
+from ca.token import SoftwareToken
+from revoca.config import load_config
+
+PASSPHRASE = "correct horse battery staple"
+# pkilint's CA/B Forum lints refuse internal names (127.0.0.1) in AIA and CRL
+# URLs, as a public CA must; certificates linted against the BR use this base.
+PUBLIC_BASE_URL = "http://pki.example.com"
+
+
+@pytest.fixture(autouse=True)
+def key_passphrase(monkeypatch):
+    monkeypatch.setenv("REVOCA_KEY_PASSPHRASE", PASSPHRASE)
+    return PASSPHRASE
+
+
+@pytest.fixture
+def make_service(tmp_path):
+    stores = []
+
+    def make(*, base_url="http://127.0.0.1:8080", clock=None, directory=None, **kwargs):
+        directory = directory or tmp_path
+        config = load_config(None, data_dir=directory)
+        store = Store.open(f"sqlite:///{directory / 'revoca.db'}")
+        stores.append(store)
+        extra = {"clock": clock} if clock else {}
+        return CAService(
+            store,
+            SoftwareToken(directory / "keys", PassphraseSource()),
+            config.profiles,
+            base_url=base_url,
+            passphrase=PassphraseSource(),
+            **extra,
+            **kwargs,
+        )
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def service(make_service):
+    return make_service()
+
+
+@pytest.fixture
+def pki(service):
+    """A root (P-384) and an issuing CA (P-256)."""
+    service.init_root("root", "CN=Test Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    service.create_sub("issuing", "root", "CN=Test Issuing CA,O=Revoca Tests,C=DE")
+    return service
+
+
+def new_key(spec: str = "ec-p256"):
+    if spec == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if spec == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if spec == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if spec == "ec-p521":
+        return ec.generate_private_key(ec.SECP521R1())
+    return rsa.generate_private_key(65537, int(spec.split("-")[1]))
+
+
+def make_csr(cn: str | None = "www.example.com", sans=("dns:www.example.com",), key=None,
+             extra_attributes=()) -> bytes:
+    key = key or new_key()
+    attrs = [x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)] if cn else []
+    attrs += list(extra_attributes)
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    names = []
+    for san in sans:
+        kind, _, value = san.partition(":")
+        names.append({
+            "dns": x509.DNSName,
+            "email": x509.RFC822Name,
+            "uri": x509.UniformResourceIdentifier,
+        }[kind](value) if kind != "ip" else x509.IPAddress(__import__("ipaddress").ip_address(value)))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM)
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def counts(service) -> dict:
+    """Row counts of what a refused operation must not touch."""
+    with service.store.transaction() as conn:
+        return {
+            "certificates": conn.execute(select(func.count()).select_from(certificates)).scalar(),
+            "outbox": conn.execute(select(func.count()).select_from(outbox)).scalar(),
+        }
+
+
+def last_audit(service):
+    with service.store.transaction() as conn:
+        return conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).one()
+
+
+def openssl_verify(tmp_path: Path, root, chain: list, leaf) -> subprocess.CompletedProcess:
+    (tmp_path / "v-root.pem").write_bytes(pem(root))
+    (tmp_path / "v-untrusted.pem").write_bytes(b"".join(pem(c) for c in chain) or pem(root))
+    (tmp_path / "v-leaf.pem").write_bytes(pem(leaf))
+    return subprocess.run(
+        ["openssl", "verify", "-x509_strict", "-CAfile", tmp_path / "v-root.pem",
+         "-untrusted", tmp_path / "v-untrusted.pem", tmp_path / "v-leaf.pem"],
+        capture_output=True, text=True,
+    )
+
+
+def pkilint(tool: str, path: Path, *extra: str) -> list[str]:
+    """Findings at ERROR or above from a pkilint command (empty: clean)."""
+    exe = shutil.which(tool)
+    assert exe, f"{tool} is not installed (pip install pkilint)"
+    result = subprocess.run([exe, "lint", *extra, "-s", "ERROR", str(path)],
+                            capture_output=True, text=True)
+    findings = [line for line in result.stdout.splitlines() if "(ERROR)" in line or "(FATAL)" in line]
+    assert result.returncode == len(findings) or findings, result.stdout + result.stderr
+    return findings
+
+
+FIXED_NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)

@@ -1,0 +1,155 @@
+"""Issuance: every certificate verifies with openssl and passes pkilint."""
+
+import json
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+
+from ca.records import serial_to_db
+from ca.store.schema import outbox
+from tests.conftest import (
+    FIXED_NOW,
+    PUBLIC_BASE_URL,
+    make_csr,
+    new_key,
+    openssl_verify,
+    pem,
+    pkilint,
+)
+
+
+@pytest.fixture
+def public_pki(make_service):
+    service = make_service(base_url=PUBLIC_BASE_URL)
+    service.init_root("root", "CN=Revoca Test Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    service.create_sub("issuing", "root", "CN=Revoca Test Issuing CA,O=Revoca Tests,C=DE")
+    return service
+
+
+@pytest.mark.parametrize("root_key", ["ec-p384", "ec-p256", "rsa-2048", "ed25519"])
+def test_root_and_sub_for_each_key_type(service, tmp_path, root_key):
+    root = service.init_root("r", "CN=Root,O=Revoca Tests", key_type=root_key)
+    sub = service.create_sub("s", "r", "CN=Sub,O=Revoca Tests", key_type="ec-p256")
+    assert sub.parent == "r"
+    result = openssl_verify(tmp_path, root.certificate, [], sub.certificate)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "root.pem").write_bytes(pem(root.certificate))
+    (tmp_path / "sub.pem").write_bytes(pem(sub.certificate))
+    assert pkilint("lint_pkix_cert", tmp_path / "root.pem") == []
+    assert pkilint("lint_pkix_cert", tmp_path / "sub.pem") == []
+    constraints = root.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca and constraints.value.path_length is None
+    sub_constraints = sub.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert sub_constraints.value.path_length == 0
+
+
+@pytest.mark.parametrize("leaf_key", ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"])
+def test_tls_server_passes_openssl_and_cabf_lint(public_pki, tmp_path, leaf_key):
+    record = public_pki.issue(
+        "issuing",
+        make_csr("www.example.com", ["dns:www.example.com", "dns:example.com"], new_key(leaf_key)),
+        "tls-server",
+    )
+    cert = record.certificate
+    chain = public_pki.chain("issuing")
+    result = openssl_verify(tmp_path, chain[-1], chain[:-1], cert)
+    assert result.returncode == 0, result.stderr
+    purpose = subprocess.run(
+        ["openssl", "verify", "-purpose", "sslserver", "-CAfile", tmp_path / "v-root.pem",
+         "-untrusted", tmp_path / "v-untrusted.pem", tmp_path / "v-leaf.pem"],
+        capture_output=True, text=True,
+    )
+    assert purpose.returncode == 0, purpose.stderr
+    (tmp_path / "leaf.pem").write_bytes(pem(cert))
+    assert pkilint("lint_pkix_cert", tmp_path / "leaf.pem") == []
+    assert pkilint("lint_cabf_serverauth_cert", tmp_path / "leaf.pem", "-d") == []
+    # Key usage follows the key: keyEncipherment only for RSA (BR 7.1.2.7.11).
+    ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert ku.digital_signature and ku.key_encipherment == leaf_key.startswith("rsa")
+    assert cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == (
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+    )
+    aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert [d.access_location.value for d in aia] == [
+        f"{PUBLIC_BASE_URL}/ocsp",
+        f"{PUBLIC_BASE_URL}/ca/issuing.crt",
+    ]
+    crldp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert crldp[0].full_name[0].value == f"{PUBLIC_BASE_URL}/crl/issuing.crl"
+    assert record.sans == ("dns:www.example.com", "dns:example.com")
+
+
+def test_tls_client_and_ocsp_signer(public_pki, tmp_path):
+    client = public_pki.issue(
+        "issuing", make_csr("alice", ["email:alice@example.com"]), "tls-client"
+    )
+    signer, key_id = public_pki.issue_ocsp_signer("issuing")
+    assert public_pki.token.has_key(key_id)
+    chain = public_pki.chain("issuing")
+    for record in (client, signer):
+        result = openssl_verify(tmp_path, chain[-1], chain[:-1], record.certificate)
+        assert result.returncode == 0, result.stderr
+        (tmp_path / "c.pem").write_bytes(pem(record.certificate))
+        assert pkilint("lint_pkix_cert", tmp_path / "c.pem") == []
+    cert = signer.certificate
+    assert cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == (
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING])
+    )
+    assert cert.extensions.get_extension_for_oid(ExtensionOID.OCSP_NO_CHECK)
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days < 31
+    (tmp_path / "signer.pem").write_bytes(pem(cert))
+    assert pkilint("lint_cabf_serverauth_cert", tmp_path / "signer.pem", "-t", "OCSP-RESPONDER") == []
+
+
+def test_serials_are_random_positive_and_long(pki):
+    serials = {
+        pki.issue("issuing", make_csr(), "tls-server").serial for _ in range(20)
+    }
+    assert len(serials) == 20
+    assert all(64 < s.bit_length() <= 127 for s in serials)
+
+
+def test_validity_is_counted_inclusively(make_service):
+    service = make_service(clock=lambda: FIXED_NOW)
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Sub")
+    cert = service.issue("issuing", make_csr(), "tls-server", days=398).certificate
+    assert cert.not_valid_before_utc == FIXED_NOW
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert lifetime.total_seconds() == 398 * 86400 - 1
+
+
+def test_issuance_writes_certificate_outbox_and_audit_together(pki):
+    record = pki.issue("issuing", make_csr(), "tls-server")
+    with pki.store.transaction() as conn:
+        events = conn.execute(outbox.select().order_by(outbox.c.id)).all()
+    last = events[-1]
+    assert last.event == "issued" and last.serial == serial_to_db(record.serial)
+    payload = json.loads(last.payload)
+    assert payload["ca"] == "issuing" and payload["status"] == "good"
+    from tests.conftest import last_audit
+
+    entry = last_audit(pki)
+    assert entry.action == "ca.issue" and entry.result == "ok"
+    assert json.loads(entry.detail)["profile"] == "tls-server"
+
+
+def test_server_side_key_is_stored_encrypted(pki):
+    record = pki.issue_with_new_key(
+        "issuing", "tls-client", "CN=bob", ["email:bob@example.com"], key_type="ec-p256"
+    )
+    assert record.has_private_key
+    stored = pki.private_key_pem("issuing", record.serial)
+    assert stored.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+
+def test_ip_san_and_critical_san_for_empty_subject(pki):
+    record = pki.issue("issuing", make_csr(None, ["ip:192.0.2.10", "dns:a.example.com"]),
+                       "tls-server")
+    san = record.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert san.critical  # RFC 5280 4.2.1.6: empty subject
+    assert record.sans == ("ip:192.0.2.10", "dns:a.example.com")

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Remake the OCSP request vectors from a fresh `revoca demo` PKI.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && revoca demo --dir pki >/dev/null)
+cd "$work/pki"
+openssl ocsp -issuer issuing.pem -cert www.pem -reqout "$here/req-sha1-one-certid-nonce.der"
+openssl ocsp -issuer issuing.pem -cert www.pem -cert api.pem -no_nonce \
+  -reqout "$here/req-sha1-two-certids.der"
+openssl ocsp -sha256 -issuer issuing.pem -cert www.pem -no_nonce \
+  -reqout "$here/req-sha256-one-certid.der"
