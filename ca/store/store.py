@@ -89,6 +89,11 @@ class Store:
         with self.transaction() as conn:
             command.upgrade(_alembic_config(conn), revision)
 
+    def downgrade(self, revision: str) -> None:
+        """Roll the schema back to ``revision`` ("base": drop everything)."""
+        with self.transaction() as conn:
+            command.downgrade(_alembic_config(conn), revision)
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back on any error.

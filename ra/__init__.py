@@ -1,0 +1,4 @@
+"""Registration authority: end entities, enrollment, approvals, search, reports.
+
+Uses ``ca``; never ``publisher`` or ``va`` (ARCHITECTURE.md).
+"""

@@ -1,0 +1,3 @@
+from revoca.cli import main
+
+main()

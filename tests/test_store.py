@@ -1,0 +1,127 @@
+"""The SQL store: migrations, atomic changes, full disks, the audit chain."""
+
+import sqlite3
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import delete, select, text, update
+
+from ca import audit
+from ca.errors import StoreError
+from ca.store import Store
+from ca.store.schema import audit_log, metadata
+from tests.conftest import counts, make_csr
+
+
+def test_migrations_build_exactly_the_declared_schema(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    assert store.current_revision() == store.head_revision() == "0001"
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_downgrade_and_upgrade_again(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    store.downgrade("base")
+    assert store.current_revision() is None
+    store.upgrade()
+    assert store.current_revision() == "0001"
+
+
+def test_refuses_an_old_schema_without_auto_migrate(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store.open(url).downgrade("base")
+    with pytest.raises(StoreError, match="run `revoca db upgrade`"):
+        Store.open(url, auto_migrate=False)
+
+
+def test_store_file_is_private(tmp_path):
+    Store.open(f"sqlite:///{tmp_path / 'sub' / 'p.db'}")
+    assert (tmp_path / "sub" / "p.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_failure_inside_the_transaction_leaves_nothing(pki, monkeypatch):
+    before = counts(pki)
+
+    def broken_append(*args, **kwargs):
+        raise sqlite3.OperationalError("simulated failure")
+
+    with monkeypatch.context() as m:
+        m.setattr(audit, "append", broken_append)
+        with pytest.raises(Exception, match="simulated failure"):
+            pki.issue("issuing", make_csr(), "tls-server")
+    assert counts(pki) == before
+
+
+def test_full_disk_is_a_clear_error_and_changes_nothing(pki):
+    before = counts(pki)
+    with pki.store.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+    with pki.store.engine.connect() as conn:
+        # Cap the (pooled, reused) connection at the file's current size: the
+        # next write that needs a new page finds the disk full.
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+    big_sans = [f"dns:host{i}.example.com" for i in range(100)]
+    with pytest.raises(StoreError, match="the disk holding the database is full"):
+        for _ in range(50):
+            pki.issue("issuing", make_csr("host0.example.com", big_sans), "tls-server")
+    pki.store.engine.dispose()  # new connections: no page cap
+    after = counts(pki)
+    assert after["certificates"] - before["certificates"] == after["outbox"] - before["outbox"]
+
+
+def _verify(service):
+    with service.store.transaction() as conn:
+        return audit.verify(conn)
+
+
+def test_audit_chain_detects_edit_remove_reorder(pki):
+    for _ in range(3):
+        pki.issue("issuing", make_csr(), "tls-server")
+    count, problems = _verify(pki)
+    assert count == 5 and problems == []
+
+    with pki.store.transaction() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.seq == 3).values(actor="mallory"))
+    count, problems = _verify(pki)
+    assert [p.seq for p in problems] == [3]
+    assert "edited" in problems[0].message
+    with pki.store.transaction() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.seq == 3).values(actor="system"))
+    assert _verify(pki)[1] == []
+
+    with pki.store.transaction() as conn:
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 2))
+    problems = _verify(pki)[1]
+    assert problems and problems[0].seq == 3 and "removed" in problems[0].message
+
+
+def test_audit_chain_detects_swap_and_truncation(pki):
+    for _ in range(3):
+        pki.issue("issuing", make_csr(), "tls-server")
+    with pki.store.transaction() as conn:
+        rows = {r.seq: r for r in conn.execute(select(audit_log))}
+        # Swap the contents of records 3 and 4, keeping their sequence numbers.
+        for seq, other in ((3, 4), (4, 3)):
+            src = rows[other]
+            conn.execute(update(audit_log).where(audit_log.c.seq == seq).values(
+                at_ms=src.at_ms, actor=src.actor, action=src.action, target=src.target,
+                result=src.result, detail=src.detail, prev_hash=src.prev_hash, hash=src.hash))
+    assert _verify(pki)[1]
+    with pki.store.transaction() as conn:
+        for seq, src in rows.items():
+            conn.execute(update(audit_log).where(audit_log.c.seq == seq).values(
+                at_ms=src.at_ms, actor=src.actor, action=src.action, target=src.target,
+                result=src.result, detail=src.detail, prev_hash=src.prev_hash, hash=src.hash))
+    assert _verify(pki)[1] == []
+    with pki.store.transaction() as conn:
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 5))
+    problems = _verify(pki)[1]
+    assert any("truncated" in p.message for p in problems)
+
+
+def test_sqlite_foreign_keys_are_enforced(pki):
+    with pytest.raises(Exception, match="FOREIGN KEY"), pki.store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO outbox (ca_id, serial, event, payload, created_at_ms) "
+                          "VALUES (999, '01', 'issued', '{}', 0)"))
