@@ -81,8 +81,9 @@ def new_key(spec: str = "ec-p256"):
     return rsa.generate_private_key(65537, int(spec.split("-")[1]))
 
 
-def make_csr(cn: str | None = "www.example.com", sans=("dns:www.example.com",), key=None,
-             extra_attributes=()) -> bytes:
+def make_csr(
+    cn: str | None = "www.example.com", sans=("dns:www.example.com",), key=None, extra_attributes=()
+) -> bytes:
     key = key or new_key()
     attrs = [x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)] if cn else []
     attrs += list(extra_attributes)
@@ -90,11 +91,15 @@ def make_csr(cn: str | None = "www.example.com", sans=("dns:www.example.com",), 
     names = []
     for san in sans:
         kind, _, value = san.partition(":")
-        names.append({
-            "dns": x509.DNSName,
-            "email": x509.RFC822Name,
-            "uri": x509.UniformResourceIdentifier,
-        }[kind](value) if kind != "ip" else x509.IPAddress(__import__("ipaddress").ip_address(value)))
+        names.append(
+            {
+                "dns": x509.DNSName,
+                "email": x509.RFC822Name,
+                "uri": x509.UniformResourceIdentifier,
+            }[kind](value)
+            if kind != "ip"
+            else x509.IPAddress(__import__("ipaddress").ip_address(value))
+        )
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
@@ -124,9 +129,18 @@ def openssl_verify(tmp_path: Path, root, chain: list, leaf) -> subprocess.Comple
     (tmp_path / "v-untrusted.pem").write_bytes(b"".join(pem(c) for c in chain) or pem(root))
     (tmp_path / "v-leaf.pem").write_bytes(pem(leaf))
     return subprocess.run(
-        ["openssl", "verify", "-x509_strict", "-CAfile", tmp_path / "v-root.pem",
-         "-untrusted", tmp_path / "v-untrusted.pem", tmp_path / "v-leaf.pem"],
-        capture_output=True, text=True,
+        [
+            "openssl",
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            tmp_path / "v-root.pem",
+            "-untrusted",
+            tmp_path / "v-untrusted.pem",
+            tmp_path / "v-leaf.pem",
+        ],
+        capture_output=True,
+        text=True,
     )
 
 
@@ -134,9 +148,12 @@ def pkilint(tool: str, path: Path, *extra: str) -> list[str]:
     """Findings at ERROR or above from a pkilint command (empty: clean)."""
     exe = shutil.which(tool)
     assert exe, f"{tool} is not installed (pip install pkilint)"
-    result = subprocess.run([exe, "lint", *extra, "-s", "ERROR", str(path)],
-                            capture_output=True, text=True)
-    findings = [line for line in result.stdout.splitlines() if "(ERROR)" in line or "(FATAL)" in line]
+    result = subprocess.run(
+        [exe, "lint", *extra, "-s", "ERROR", str(path)], capture_output=True, text=True
+    )
+    findings = [
+        line for line in result.stdout.splitlines() if "(ERROR)" in line or "(FATAL)" in line
+    ]
     assert result.returncode == len(findings) or findings, result.stdout + result.stderr
     return findings
 

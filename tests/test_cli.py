@@ -16,16 +16,32 @@ def run(tmp_path, *args, env=None, input=None):
     environment = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE, **(env or {})}
     return subprocess.run(
         [*REVOCA, "--data-dir", str(tmp_path / "data"), *args],
-        capture_output=True, env=environment, input=input, cwd=tmp_path,
+        capture_output=True,
+        env=environment,
+        input=input,
+        cwd=tmp_path,
     )
 
 
 @pytest.fixture
 def cli_pki(tmp_path):
-    assert run(tmp_path, "ca", "init-root", "--name", "root", "--subject",
-               "CN=CLI Root,O=Revoca Tests").returncode == 0
-    result = run(tmp_path, "ca", "create-sub", "--name", "issuing", "--parent", "root",
-                 "--subject", "CN=CLI Issuing,O=Revoca Tests")
+    assert (
+        run(
+            tmp_path, "ca", "init-root", "--name", "root", "--subject", "CN=CLI Root,O=Revoca Tests"
+        ).returncode
+        == 0
+    )
+    result = run(
+        tmp_path,
+        "ca",
+        "create-sub",
+        "--name",
+        "issuing",
+        "--parent",
+        "root",
+        "--subject",
+        "CN=CLI Issuing,O=Revoca Tests",
+    )
     assert result.returncode == 0, result.stderr
     return tmp_path
 
@@ -33,18 +49,34 @@ def cli_pki(tmp_path):
 def test_issue_revoke_and_verify(cli_pki):
     tmp = cli_pki
     (tmp / "req.pem").write_bytes(make_csr())
-    result = run(tmp, "ca", "issue", "--ca", "issuing", "--profile", "tls-server",
-                 "--csr", "req.pem", "--out", "leaf.pem")
+    result = run(
+        tmp,
+        "ca",
+        "issue",
+        "--ca",
+        "issuing",
+        "--profile",
+        "tls-server",
+        "--csr",
+        "req.pem",
+        "--out",
+        "leaf.pem",
+    )
     assert result.returncode == 0, result.stderr
     serial = result.stderr.decode().split("issued serial ")[1].split()[0]
     run(tmp, "ca", "show", "root", "--pem")
     (tmp / "root.pem").write_bytes(run(tmp, "ca", "show", "root", "--pem").stdout)
     (tmp / "sub.pem").write_bytes(run(tmp, "ca", "show", "issuing", "--pem").stdout)
-    verify = subprocess.run(["openssl", "verify", "-CAfile", "root.pem", "-untrusted", "sub.pem",
-                             "leaf.pem"], cwd=tmp, capture_output=True, text=True)
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", "root.pem", "-untrusted", "sub.pem", "leaf.pem"],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+    )
     assert verify.returncode == 0, verify.stderr
-    revoked = run(tmp, "ca", "revoke", "--ca", "issuing", "--serial", serial,
-                  "--reason", "keyCompromise")
+    revoked = run(
+        tmp, "ca", "revoke", "--ca", "issuing", "--serial", serial, "--reason", "keyCompromise"
+    )
     assert revoked.returncode == 0 and b"revoked (keyCompromise)" in revoked.stdout
     again = run(tmp, "ca", "revoke", "--ca", "issuing", "--serial", serial)
     assert again.returncode == 7 and b"already revoked" in again.stderr
@@ -54,8 +86,20 @@ def test_issue_revoke_and_verify(cli_pki):
 
 
 def test_csr_from_stdin_and_der_output(cli_pki):
-    result = run(cli_pki, "ca", "issue", "--ca", "issuing", "--profile", "tls-server",
-                 "--csr", "-", "--format", "der", input=make_csr())
+    result = run(
+        cli_pki,
+        "ca",
+        "issue",
+        "--ca",
+        "issuing",
+        "--profile",
+        "tls-server",
+        "--csr",
+        "-",
+        "--format",
+        "der",
+        input=make_csr(),
+    )
     assert result.returncode == 0 and result.stdout[:1] == b"\x30"
 
 
@@ -63,20 +107,49 @@ def test_csr_from_stdin_and_der_output(cli_pki):
     ("args", "code", "message"),
     [
         (["ca", "show", "nope"], 3, b"no CA named 'nope'"),
-        (["ca", "issue", "--ca", "issuing", "--profile", "tls-server", "--csr", "bad.pem"], 5,
-         b"not a valid PKCS#10"),
-        (["ca", "issue", "--ca", "issuing", "--profile", "tls-server", "--csr", "missing.pem"], 5,
-         b"cannot read CSR missing.pem"),
-        (["ca", "issue", "--ca", "issuing", "--profile", "tls-server", "--csr", "req.pem",
-          "--days", "999"], 4, b"exceeds the 398 days"),
+        (
+            ["ca", "issue", "--ca", "issuing", "--profile", "tls-server", "--csr", "bad.pem"],
+            5,
+            b"not a valid PKCS#10",
+        ),
+        (
+            ["ca", "issue", "--ca", "issuing", "--profile", "tls-server", "--csr", "missing.pem"],
+            5,
+            b"cannot read CSR missing.pem",
+        ),
+        (
+            [
+                "ca",
+                "issue",
+                "--ca",
+                "issuing",
+                "--profile",
+                "tls-server",
+                "--csr",
+                "req.pem",
+                "--days",
+                "999",
+            ],
+            4,
+            b"exceeds the 398 days",
+        ),
         (["ca", "revoke", "--ca", "issuing", "--serial", "zz"], 5, b"invalid serial 'zz'"),
-        (["ca", "revoke", "--ca", "issuing", "--serial", "01", "--reason", "nope"], 5,
-         b"unknown revocation reason"),
+        (
+            ["ca", "revoke", "--ca", "issuing", "--serial", "01", "--reason", "nope"],
+            5,
+            b"unknown revocation reason",
+        ),
         (["ca", "init-root", "--name", "root", "--subject", "CN=x"], 7, b"already exists"),
-        (["ca", "issue", "--ca", "issuing", "--profile", "tls-server"], 2,
-         b"give exactly one of --csr or --generate-key"),
-        (["ca", "export", "--ca", "issuing", "--serial", "01", "--format", "zip"], 2,
-         b"Invalid value for '--format'"),
+        (
+            ["ca", "issue", "--ca", "issuing", "--profile", "tls-server"],
+            2,
+            b"give exactly one of --csr or --generate-key",
+        ),
+        (
+            ["ca", "export", "--ca", "issuing", "--serial", "01", "--format", "zip"],
+            2,
+            b"Invalid value for '--format'",
+        ),
     ],
 )
 def test_exit_codes(cli_pki, args, code, message):
@@ -94,8 +167,12 @@ def test_wrong_or_missing_passphrase(cli_pki):
     wrong = run(cli_pki, *args, env={"REVOCA_KEY_PASSPHRASE": "not-the-passphrase"})
     assert wrong.returncode == 6 and b"wrong passphrase for key 'ca-issuing'" in wrong.stderr
     env = {k: v for k, v in os.environ.items() if k != "REVOCA_KEY_PASSPHRASE"}
-    missing = subprocess.run([*REVOCA, "--data-dir", str(cli_pki / "data"), *args],
-                             capture_output=True, env=env, cwd=cli_pki)
+    missing = subprocess.run(
+        [*REVOCA, "--data-dir", str(cli_pki / "data"), *args],
+        capture_output=True,
+        env=env,
+        cwd=cli_pki,
+    )
     assert missing.returncode == 6 and b"no key passphrase" in missing.stderr
     # Nothing was issued by the failed attempts.
     listing = run(cli_pki, "ca", "certs", "--ca", "issuing", "--json")
@@ -103,28 +180,94 @@ def test_wrong_or_missing_passphrase(cli_pki):
 
 
 def test_p12_export_is_private(cli_pki):
-    result = run(cli_pki, "ca", "issue", "--ca", "issuing", "--profile", "tls-client",
-                 "--generate-key", "ec-p256", "--subject", "CN=bob", "--san", "email:bob@example.com")
+    result = run(
+        cli_pki,
+        "ca",
+        "issue",
+        "--ca",
+        "issuing",
+        "--profile",
+        "tls-client",
+        "--generate-key",
+        "ec-p256",
+        "--subject",
+        "CN=bob",
+        "--san",
+        "email:bob@example.com",
+    )
     assert result.returncode == 0, result.stderr
     serial = result.stderr.decode().split("issued serial ")[1].split()[0]
-    to_stdout = run(cli_pki, "ca", "export", "--ca", "issuing", "--serial", serial, "--format",
-                    "p12", env={"REVOCA_EXPORT_PASSPHRASE": "export-pass"})
+    to_stdout = run(
+        cli_pki,
+        "ca",
+        "export",
+        "--ca",
+        "issuing",
+        "--serial",
+        serial,
+        "--format",
+        "p12",
+        env={"REVOCA_EXPORT_PASSPHRASE": "export-pass"},
+    )
     assert to_stdout.returncode == 5 and b"needs --out FILE" in to_stdout.stderr
-    ok = run(cli_pki, "ca", "export", "--ca", "issuing", "--serial", serial, "--format", "p12",
-             "--out", "bob.p12", env={"REVOCA_EXPORT_PASSPHRASE": "export-pass"})
+    ok = run(
+        cli_pki,
+        "ca",
+        "export",
+        "--ca",
+        "issuing",
+        "--serial",
+        serial,
+        "--format",
+        "p12",
+        "--out",
+        "bob.p12",
+        env={"REVOCA_EXPORT_PASSPHRASE": "export-pass"},
+    )
     assert ok.returncode == 0, ok.stderr
     assert stat.S_IMODE((cli_pki / "bob.p12").stat().st_mode) == 0o600
 
 
 def test_import_with_passphrase_file(cli_pki):
     tmp = cli_pki
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-keyout", "ca.key",
-                    "-passout", "pass:import-secret", "-subj", "/CN=Imported", "-days", "30",
-                    "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE"],
-                   cwd=tmp, check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-keyout",
+            "ca.key",
+            "-passout",
+            "pass:import-secret",
+            "-subj",
+            "/CN=Imported",
+            "-days",
+            "30",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+        ],
+        cwd=tmp,
+        check=True,
+        capture_output=True,
+    )
     (tmp / "pass.txt").write_text("import-secret\n")
-    result = run(tmp, "ca", "import", "--name", "imported", "--cert", "ca.pem", "--key", "ca.key",
-                 "--key-passphrase-file", "pass.txt")
+    result = run(
+        tmp,
+        "ca",
+        "import",
+        "--name",
+        "imported",
+        "--cert",
+        "ca.pem",
+        "--key",
+        "ca.key",
+        "--key-passphrase-file",
+        "pass.txt",
+    )
     assert result.returncode == 0, result.stderr
     assert b"imported CA imported" in result.stdout
 
@@ -165,28 +308,45 @@ def test_no_option_takes_a_secret_on_the_command_line():
 
 def test_bad_config_file(tmp_path):
     (tmp_path / "bad.toml").write_text("[profiles.x]\nvalidity = 1\n")
-    result = subprocess.run([*REVOCA, "--config", str(tmp_path / "bad.toml"), "ca", "list"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [*REVOCA, "--config", str(tmp_path / "bad.toml"), "ca", "list"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "unknown setting(s) validity" in result.stderr
 
 
 def test_demo(tmp_path):
-    result = subprocess.run([*REVOCA, "demo", "--dir", "d"], cwd=tmp_path, capture_output=True,
-                            text=True, env={**os.environ, "REVOCA_KEY_PASSPHRASE": ""})
+    result = subprocess.run(
+        [*REVOCA, "demo", "--dir", "d"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REVOCA_KEY_PASSPHRASE": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert "revoked" in result.stdout and "on hold" in result.stdout
     d = tmp_path / "d"
-    verify = subprocess.run(["openssl", "verify", "-CAfile", "root.pem", "-untrusted",
-                             "issuing.pem", "www.pem"], cwd=d, capture_output=True, text=True)
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", "root.pem", "-untrusted", "issuing.pem", "www.pem"],
+        cwd=d,
+        capture_output=True,
+        text=True,
+    )
     assert verify.returncode == 0, verify.stderr
     assert stat.S_IMODE((d / "key-passphrase").stat().st_mode) == 0o600
     assert stat.S_IMODE((d / "revoca.db").stat().st_mode) == 0o600
     # A second run starts afresh; a directory the demo did not make is left alone.
-    assert subprocess.run([*REVOCA, "demo", "--dir", "d"], cwd=tmp_path,
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [*REVOCA, "demo", "--dir", "d"], cwd=tmp_path, capture_output=True
+        ).returncode
+        == 0
+    )
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("x")
-    refused = subprocess.run([*REVOCA, "demo", "--dir", "mine"], cwd=tmp_path,
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [*REVOCA, "demo", "--dir", "mine"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert refused.returncode == 7 and "was not made by `revoca demo`" in refused.stderr
     assert (tmp_path / "mine" / "precious.txt").exists()

@@ -18,7 +18,7 @@ def test_user_file_is_merged_and_profiles_replaced_whole(tmp_path):
     path = tmp_path / "revoca.toml"
     path.write_text(
         '[urls]\nbase = "http://va.example.net"\n'
-        '[profiles.tls-server]\nvalidity_days = 30\nmax_validity_days = 47\n'
+        "[profiles.tls-server]\nvalidity_days = 30\nmax_validity_days = 47\n"
         'key_types = ["ec-p256"]\nsan_types = ["dns"]\n'
     )
     config = load_config(path, data_dir=tmp_path / "d")

@@ -44,7 +44,7 @@ def test_both_export_the_same_names():
 
 
 def test_parse_nested(impl):
-    data = bytes.fromhex("3009" "0201" "05" "3004" "0402" "abcd")
+    data = bytes.fromhex("300902010530040402abcd")
     assert impl.parse_der(data) == (0x30, ((0x02, b"\x05"), (0x30, ((0x04, b"\xab\xcd"),))))
 
 
@@ -58,7 +58,7 @@ def test_long_form_lengths(impl):
 
 
 def test_read_tlv_window(impl):
-    data = bytes.fromhex("3006" "0201" "01" "0401" "ff")
+    data = bytes.fromhex("30060201010401ff")
     tag, start, end = impl.read_tlv(data)
     assert (tag, start, end) == (0x30, 2, 8)
     assert impl.read_tlv(data, start, end) == (0x02, 4, 5)
@@ -127,7 +127,7 @@ def _outcome(func, *args):
 
 VECTORS = Path(__file__).with_name("vectors")
 SEEDS = [
-    bytes.fromhex("3009" "0201" "05" "3004" "0402" "abcd"),
+    bytes.fromhex("300902010530040402abcd"),
     b"\x30\x81\x80" + b"\x04\x7e" + bytes(126),
     *(path.read_bytes() for path in sorted(VECTORS.glob("req-*.der"))),
 ]

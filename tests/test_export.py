@@ -1,6 +1,5 @@
 """Exports, read back by openssl and cryptography."""
 
-import stat
 import subprocess
 
 import pytest
@@ -33,8 +32,12 @@ def test_pkcs7_read_by_openssl(pki, issued, tmp_path):
     data = pki.export("issuing", issued.serial, "p7b")
     assert len(pkcs7.load_der_pkcs7_certificates(data)) == 3
     (tmp_path / "c.p7b").write_bytes(data)
-    out = subprocess.run(["openssl", "pkcs7", "-inform", "DER", "-in", tmp_path / "c.p7b",
-                          "-print_certs", "-noout"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["openssl", "pkcs7", "-inform", "DER", "-in", tmp_path / "c.p7b", "-print_certs", "-noout"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.count("subject=") == 3
 
 
@@ -45,9 +48,20 @@ def test_pkcs12_for_server_side_key(pki, tmp_path):
     assert cert == record.certificate and len(extra) == 2
     assert key.public_key() == cert.public_key()
     (tmp_path / "b.p12").write_bytes(data)
-    out = subprocess.run(["openssl", "pkcs12", "-in", tmp_path / "b.p12", "-passin",
-                          "pass:export-pass", "-nokeys", "-info"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-in",
+            tmp_path / "b.p12",
+            "-passin",
+            "pass:export-pass",
+            "-nokeys",
+            "-info",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert "AES-256-CBC" in out.stderr
 
@@ -60,5 +74,3 @@ def test_pkcs12_refusals(pki, issued):
         pki.export("issuing", record.serial, "p12")
     with pytest.raises(BadInputError, match="unknown export format 'jks'"):
         pki.export("issuing", record.serial, "jks")
-
-

@@ -57,9 +57,19 @@ def test_tls_server_passes_openssl_and_cabf_lint(public_pki, tmp_path, leaf_key)
     result = openssl_verify(tmp_path, chain[-1], chain[:-1], cert)
     assert result.returncode == 0, result.stderr
     purpose = subprocess.run(
-        ["openssl", "verify", "-purpose", "sslserver", "-CAfile", tmp_path / "v-root.pem",
-         "-untrusted", tmp_path / "v-untrusted.pem", tmp_path / "v-leaf.pem"],
-        capture_output=True, text=True,
+        [
+            "openssl",
+            "verify",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            tmp_path / "v-root.pem",
+            "-untrusted",
+            tmp_path / "v-untrusted.pem",
+            tmp_path / "v-leaf.pem",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert purpose.returncode == 0, purpose.stderr
     (tmp_path / "leaf.pem").write_bytes(pem(cert))
@@ -102,13 +112,13 @@ def test_tls_client_and_ocsp_signer(public_pki, tmp_path):
         cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days < 31
     (tmp_path / "signer.pem").write_bytes(pem(cert))
-    assert pkilint("lint_cabf_serverauth_cert", tmp_path / "signer.pem", "-t", "OCSP-RESPONDER") == []
+    assert (
+        pkilint("lint_cabf_serverauth_cert", tmp_path / "signer.pem", "-t", "OCSP-RESPONDER") == []
+    )
 
 
 def test_serials_are_random_positive_and_long(pki):
-    serials = {
-        pki.issue("issuing", make_csr(), "tls-server").serial for _ in range(20)
-    }
+    serials = {pki.issue("issuing", make_csr(), "tls-server").serial for _ in range(20)}
     assert len(serials) == 20
     assert all(64 < s.bit_length() <= 127 for s in serials)
 
@@ -148,8 +158,9 @@ def test_server_side_key_is_stored_encrypted(pki):
 
 
 def test_ip_san_and_critical_san_for_empty_subject(pki):
-    record = pki.issue("issuing", make_csr(None, ["ip:192.0.2.10", "dns:a.example.com"]),
-                       "tls-server")
+    record = pki.issue(
+        "issuing", make_csr(None, ["ip:192.0.2.10", "dns:a.example.com"]), "tls-server"
+    )
     san = record.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert san.critical  # RFC 5280 4.2.1.6: empty subject
     assert record.sans == ("ip:192.0.2.10", "dns:a.example.com")

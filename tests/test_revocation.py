@@ -32,8 +32,9 @@ def test_revoke_records_time_reason_and_invalidity_date(clocked):
     record = clocked.issue("issuing", make_csr(), "tls-server")
     clocked.now[0] += timedelta(hours=1)
     compromised = FIXED_NOW + timedelta(minutes=30)
-    revoked = clocked.revoke("issuing", record.serial, RevocationReason.keyCompromise,
-                             invalidity_date=compromised)
+    revoked = clocked.revoke(
+        "issuing", record.serial, RevocationReason.keyCompromise, invalidity_date=compromised
+    )
     assert revoked.status == "revoked"
     assert revoked.revoked_at == FIXED_NOW + timedelta(hours=1)
     assert revoked.reason == RevocationReason.keyCompromise
@@ -72,8 +73,9 @@ def test_hold_and_release(clocked):
 def test_profile_decides_reasons(clocked):
     record = clocked.issue("issuing", make_csr(), "tls-server")
     before = counts(clocked)
-    with pytest.raises(PolicyError, match="profile 'tls-server' does not allow revocation reason "
-                                          "certificateHold"):
+    with pytest.raises(
+        PolicyError, match="profile 'tls-server' does not allow revocation reason certificateHold"
+    ):
         clocked.revoke("issuing", record.serial, RevocationReason.certificateHold)
     with pytest.raises(PolicyError, match="does not allow revocation reason cACompromise"):
         clocked.revoke("issuing", record.serial, RevocationReason.cACompromise)
@@ -86,11 +88,19 @@ def test_bad_revocation_inputs(clocked):
     with pytest.raises(BadInputError, match="use `ca release-hold`"):
         clocked.revoke("issuing", record.serial, RevocationReason.removeFromCRL)
     with pytest.raises(BadInputError, match="revocation time lies in the future"):
-        clocked.revoke("issuing", record.serial, RevocationReason.superseded,
-                       revoked_at=FIXED_NOW + timedelta(hours=1))
+        clocked.revoke(
+            "issuing",
+            record.serial,
+            RevocationReason.superseded,
+            revoked_at=FIXED_NOW + timedelta(hours=1),
+        )
     with pytest.raises(BadInputError, match="invalidity date must not be after"):
-        clocked.revoke("issuing", record.serial, RevocationReason.keyCompromise,
-                       invalidity_date=FIXED_NOW + timedelta(minutes=1))
+        clocked.revoke(
+            "issuing",
+            record.serial,
+            RevocationReason.keyCompromise,
+            invalidity_date=FIXED_NOW + timedelta(minutes=1),
+        )
     from ca.errors import NotFoundError
 
     with pytest.raises(NotFoundError, match="has no certificate with serial 0badc0ffee"):

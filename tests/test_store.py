@@ -105,15 +105,37 @@ def test_audit_chain_detects_swap_and_truncation(pki):
         # Swap the contents of records 3 and 4, keeping their sequence numbers.
         for seq, other in ((3, 4), (4, 3)):
             src = rows[other]
-            conn.execute(update(audit_log).where(audit_log.c.seq == seq).values(
-                at_ms=src.at_ms, actor=src.actor, action=src.action, target=src.target,
-                result=src.result, detail=src.detail, prev_hash=src.prev_hash, hash=src.hash))
+            conn.execute(
+                update(audit_log)
+                .where(audit_log.c.seq == seq)
+                .values(
+                    at_ms=src.at_ms,
+                    actor=src.actor,
+                    action=src.action,
+                    target=src.target,
+                    result=src.result,
+                    detail=src.detail,
+                    prev_hash=src.prev_hash,
+                    hash=src.hash,
+                )
+            )
     assert _verify(pki)[1]
     with pki.store.transaction() as conn:
         for seq, src in rows.items():
-            conn.execute(update(audit_log).where(audit_log.c.seq == seq).values(
-                at_ms=src.at_ms, actor=src.actor, action=src.action, target=src.target,
-                result=src.result, detail=src.detail, prev_hash=src.prev_hash, hash=src.hash))
+            conn.execute(
+                update(audit_log)
+                .where(audit_log.c.seq == seq)
+                .values(
+                    at_ms=src.at_ms,
+                    actor=src.actor,
+                    action=src.action,
+                    target=src.target,
+                    result=src.result,
+                    detail=src.detail,
+                    prev_hash=src.prev_hash,
+                    hash=src.hash,
+                )
+            )
     assert _verify(pki)[1] == []
     with pki.store.transaction() as conn:
         conn.execute(delete(audit_log).where(audit_log.c.seq == 5))
@@ -123,5 +145,9 @@ def test_audit_chain_detects_swap_and_truncation(pki):
 
 def test_sqlite_foreign_keys_are_enforced(pki):
     with pytest.raises(Exception, match="FOREIGN KEY"), pki.store.engine.begin() as conn:
-        conn.execute(text("INSERT INTO outbox (ca_id, serial, event, payload, created_at_ms) "
-                          "VALUES (999, '01', 'issued', '{}', 0)"))
+        conn.execute(
+            text(
+                "INSERT INTO outbox (ca_id, serial, event, payload, created_at_ms) "
+                "VALUES (999, '01', 'issued', '{}', 0)"
+            )
+        )
