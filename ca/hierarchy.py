@@ -1,0 +1,214 @@
+"""CA hierarchy: self-signed roots, subordinate CAs, and CAs imported from elsewhere."""
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Connection, insert, select
+
+from ca.errors import (
+    BadInputError,
+    ConflictError,
+    PolicyError,
+)
+from ca.keys import (
+    check_key_spec,
+    key_spec_of,
+)
+from ca.policy import apply_profile
+from ca.records import (
+    CARecord,
+    serial_hex,
+    serial_to_db,
+    to_epoch,
+)
+from ca.requests import CertificateRequest, parse_subject
+from ca.service_core import ServiceCore, check_ca_name, load_certificate, public_key_der
+from ca.store.schema import cas
+from ca.token import load_private_key
+from ca.x509build import new_serial
+
+
+class HierarchyOperations(ServiceCore):
+    def _ensure_name_free(self, name: str) -> None:
+        with self.store.transaction() as conn:
+            if conn.execute(select(cas.c.id).where(cas.c.name == name)).first():
+                raise ConflictError(f"a CA named {name!r} already exists")
+
+    def _new_ca_key(self, name: str, key_type: str):
+        key_id = f"ca-{name}"
+        if self.token.has_key(key_id):
+            raise ConflictError(
+                f"a key {key_id!r} already exists in the token but no CA uses it; "
+                "move it away or choose another CA name"
+            )
+        return key_id, self.token.generate_key(key_id, check_key_spec(key_type))
+
+    def init_root(
+        self,
+        name: str,
+        subject: str,
+        *,
+        key_type: str = "ec-p384",
+        days: int | None = None,
+        actor: str = "system",
+    ) -> CARecord:
+        with self._audited(actor, "ca.init_root", name):
+            check_ca_name(name)
+            profile = self.profile("root-ca")
+            parsed_subject = parse_subject(subject)
+            self._ensure_name_free(name)
+            check_key_spec(key_type)
+            if key_type not in profile.key_types:
+                raise PolicyError(f"profile 'root-ca' does not allow key type {key_type}")
+            key_id, public_key = self._new_ca_key(name, key_type)
+            try:
+                request = CertificateRequest(parsed_subject, public_key, ())
+                template = apply_profile(
+                    profile,
+                    request,
+                    None,
+                    now=self.clock(),
+                    days=days,
+                    base_url=self.base_url,
+                    ca_name=name,
+                )
+                serial = new_serial(self.random_bytes)
+                cert = self._sign(key_id, public_key, template, serial, template.subject, None)
+                with self.store.transaction() as conn:
+                    self._insert_ca(conn, name, cert, key_id, template.key_spec, None, "created")
+                    self._audit_ok(
+                        conn,
+                        actor,
+                        "ca.init_root",
+                        name,
+                        serial=serial_hex(serial),
+                        subject=cert.subject.rfc4514_string(),
+                        key_type=key_type,
+                    )
+                    return self._ca_record(conn, self._ca_row(conn, name))
+            except BaseException:
+                self.token.remove_key(key_id)
+                raise
+
+    def create_sub(
+        self,
+        name: str,
+        parent: str,
+        subject: str,
+        *,
+        key_type: str = "ec-p256",
+        days: int | None = None,
+        actor: str = "system",
+    ) -> CARecord:
+        with self._audited(actor, "ca.create_sub", name):
+            check_ca_name(name)
+            profile = self.profile("sub-ca")
+            parsed_subject = parse_subject(subject)
+            self._ensure_name_free(name)
+            with self.store.transaction() as conn:
+                parent_ca = self._ca_record(conn, self._ca_row(conn, parent))
+            check_key_spec(key_type)
+            if key_type not in profile.key_types:
+                raise PolicyError(f"profile 'sub-ca' does not allow key type {key_type}")
+            key_id, public_key = self._new_ca_key(name, key_type)
+            try:
+                # The sub-CA's own certificate is one of the parent's: it gets a
+                # certificates row, an outbox event, and the parent's URLs.
+                self._issue(
+                    parent_ca,
+                    profile,
+                    CertificateRequest(parsed_subject, public_key, ()),
+                    days=days,
+                    actor=actor,
+                    action="ca.create_sub",
+                    on_insert=lambda conn, cert, spec: self._insert_ca(
+                        conn, name, cert, key_id, spec, parent_ca.id, "created"
+                    ),
+                )
+            except BaseException:
+                self.token.remove_key(key_id)
+                raise
+            return self.get_ca(name)
+
+    def import_ca(
+        self,
+        name: str,
+        cert_data: bytes,
+        key_data: bytes,
+        key_passphrase: bytes | None = None,
+        *,
+        actor: str = "system",
+    ) -> CARecord:
+        """Take over a CA made elsewhere (for example with openssl)."""
+        with self._audited(actor, "ca.import", name):
+            check_ca_name(name)
+            cert = load_certificate(cert_data, "CA certificate")
+            try:
+                constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            except x509.ExtensionNotFound:
+                constraints = None
+            if constraints is None or not constraints.ca:
+                raise PolicyError("the certificate is not a CA certificate (basicConstraints cA)")
+            private_key = load_private_key(key_data, key_passphrase, what="the CA private key")
+            if public_key_der(private_key.public_key()) != public_key_der(cert.public_key()):
+                raise BadInputError("the private key does not belong to the CA certificate")
+            key_spec = key_spec_of(cert.public_key())
+            self._ensure_name_free(name)
+            with self.store.transaction() as conn:
+                parent_id = self._find_parent(conn, cert)
+            key_id = f"ca-{name}"
+            if self.token.has_key(key_id):
+                raise ConflictError(f"a key {key_id!r} already exists in the token")
+            self.token.import_key(key_id, private_key)
+            try:
+                with self.store.transaction() as conn:
+                    self._insert_ca(conn, name, cert, key_id, key_spec, parent_id, "imported")
+                    self._audit_ok(
+                        conn,
+                        actor,
+                        "ca.import",
+                        name,
+                        subject=cert.subject.rfc4514_string(),
+                        serial=serial_hex(cert.serial_number),
+                    )
+                    return self._ca_record(conn, self._ca_row(conn, name))
+            except BaseException:
+                self.token.remove_key(key_id)
+                raise
+
+    def _find_parent(self, conn: Connection, cert: x509.Certificate) -> int | None:
+        if cert.issuer == cert.subject:
+            try:
+                cert.verify_directly_issued_by(cert)
+                return None
+            except Exception:
+                raise BadInputError(
+                    "the self-issued CA certificate's signature does not verify"
+                ) from None
+        for row in conn.execute(select(cas.c.id, cas.c.cert_der)):
+            candidate = x509.load_der_x509_certificate(row.cert_der)
+            try:
+                cert.verify_directly_issued_by(candidate)
+                return row.id
+            except Exception:
+                continue
+        return None  # issued by a CA that is not held here; its chain ends at this CA
+
+    def _insert_ca(self, conn, name, cert: x509.Certificate, key_id, key_spec, parent_id, origin):
+        conn.execute(
+            insert(cas).values(
+                name=name,
+                subject=cert.subject.rfc4514_string(),
+                parent_id=parent_id,
+                key_id=key_id,
+                key_type=key_spec,
+                serial=serial_to_db(cert.serial_number),
+                not_before=to_epoch(cert.not_valid_before_utc),
+                not_after=to_epoch(cert.not_valid_after_utc),
+                key_identifier=x509.SubjectKeyIdentifier.from_public_key(
+                    cert.public_key()
+                ).digest.hex(),
+                cert_der=cert.public_bytes(serialization.Encoding.DER),
+                origin=origin,
+                created_at=to_epoch(self.clock()),
+            )
+        )

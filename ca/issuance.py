@@ -1,0 +1,122 @@
+"""Issuance: from a CSR, with a key generated here, and delegated OCSP signers."""
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca.errors import (
+    PolicyError,
+)
+from ca.keys import (
+    check_key_spec,
+    generate_private_key,
+)
+from ca.profiles import Profile
+from ca.records import (
+    CARecord,
+    CertificateRecord,
+    serial_hex,
+)
+from ca.requests import CertificateRequest, parse_csr, parse_san, parse_subject
+from ca.service_core import ServiceCore
+from ca.x509build import new_serial
+
+
+def ocsp_signer_subject(ca: CARecord) -> x509.Name:
+    """CA-style naming (BR 7.1.2.8.2 defers to 7.1.2.10.2): the CA's country
+    and organization, and a CN that says what the certificate is for."""
+    keep = (x509.NameOID.COUNTRY_NAME, x509.NameOID.ORGANIZATION_NAME)
+    attributes = [a for a in ca.certificate.subject if a.oid in keep]
+    attributes.append(x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{ca.name} OCSP responder"))
+    return x509.Name(attributes)
+
+
+class IssuanceOperations(ServiceCore):
+    def issue(
+        self,
+        ca_name: str,
+        csr: bytes,
+        profile_name: str,
+        *,
+        days: int | None = None,
+        actor: str = "system",
+    ) -> CertificateRecord:
+        """Issue from a PKCS#10 CSR."""
+        with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
+            profile = self._issuing_profile(profile_name)
+            request = parse_csr(csr)
+            ca = self.get_ca(ca_name)
+            return self._issue(ca, profile, request, days=days, actor=actor)
+
+    def issue_with_new_key(
+        self,
+        ca_name: str,
+        profile_name: str,
+        subject: str,
+        sans: list[str],
+        *,
+        key_type: str = "ec-p256",
+        days: int | None = None,
+        actor: str = "system",
+    ) -> CertificateRecord:
+        """Generate the subject's key here (kept encrypted, for PKCS#12 export) and issue."""
+        with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
+            profile = self._issuing_profile(profile_name)
+            check_key_spec(key_type)
+            if key_type not in profile.key_types:
+                raise PolicyError(
+                    f"profile {profile.name!r} does not allow key type {key_type}; "
+                    f"allowed: {', '.join(profile.key_types)}"
+                )
+            parsed = CertificateRequest(
+                parse_subject(subject), None, tuple(parse_san(s) for s in sans)
+            )
+            ca = self.get_ca(ca_name)
+            private_key = generate_private_key(key_type)
+            encrypted = private_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(self.passphrase.get()),
+            )
+            request = CertificateRequest(parsed.subject, private_key.public_key(), parsed.sans)
+            return self._issue(ca, profile, request, days=days, actor=actor, private_key=encrypted)
+
+    def issue_ocsp_signer(
+        self,
+        ca_name: str,
+        *,
+        key_type: str = "ec-p256",
+        days: int | None = None,
+        actor: str = "system",
+    ) -> tuple[CertificateRecord, str]:
+        """A delegated OCSP responder certificate (RFC 6960 4.2.2.2); its key
+        goes into the token. Returns the record and the key id."""
+        with self._audited(actor, "ca.ocsp_signer", ca_name):
+            profile = self.profile("ocsp-signer")
+            ca = self.get_ca(ca_name)
+            check_key_spec(key_type)
+            if key_type not in profile.key_types:
+                raise PolicyError(f"profile 'ocsp-signer' does not allow key type {key_type}")
+            serial = new_serial(self.random_bytes)
+            key_id = f"ocsp-{ca_name}-{serial_hex(serial)[:16]}"
+            public_key = self.token.generate_key(key_id, key_type)
+            try:
+                record = self._issue(
+                    ca,
+                    profile,
+                    CertificateRequest(ocsp_signer_subject(ca), public_key, ()),
+                    days=days,
+                    actor=actor,
+                    serial=serial,
+                    action="ca.ocsp_signer",
+                    extra_audit={"key_id": key_id},
+                )
+            except BaseException:
+                self.token.remove_key(key_id)
+                raise
+            return record, key_id
+
+    def _issuing_profile(self, name: str) -> Profile:
+        profile = self.profile(name)
+        if name == "root-ca":
+            raise PolicyError("profile 'root-ca' is only for self-signed roots: use `ca init-root`")
+        return profile

@@ -1,0 +1,126 @@
+"""Revocation, hold and release (RFC 5280 5.3.1)."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+
+from ca.errors import (
+    BadInputError,
+    ConflictError,
+    PolicyError,
+)
+from ca.reasons import RevocationReason
+from ca.records import (
+    CertificateRecord,
+    certificate_from_row,
+    from_epoch,
+    serial_hex,
+    to_epoch,
+)
+from ca.service_core import ServiceCore
+from ca.store.schema import certificates
+
+# A revocation time a little ahead of our clock is tolerated (clock skew between nodes).
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+
+class RevocationOperations(ServiceCore):
+    def revoke(
+        self,
+        ca_name: str,
+        serial: int,
+        reason: RevocationReason,
+        *,
+        revoked_at: datetime | None = None,
+        invalidity_date: datetime | None = None,
+        actor: str = "system",
+    ) -> CertificateRecord:
+        """Revoke, or put on hold with ``certificateHold`` (RFC 5280 5.3.1)."""
+        target = f"{ca_name}/{serial_hex(serial)}"
+        with self._audited(actor, "ca.revoke", target):
+            now = self.clock()
+            revoked_at = (revoked_at or now).replace(microsecond=0)
+            if revoked_at > now + MAX_FUTURE_SKEW:
+                raise BadInputError("the revocation time lies in the future")
+            if invalidity_date is not None and invalidity_date > revoked_at:
+                raise BadInputError("the invalidity date must not be after the revocation time")
+            if reason == RevocationReason.removeFromCRL:
+                raise BadInputError(
+                    "removeFromCRL is not a revocation reason here: use `ca release-hold` "
+                    "to take a certificate off hold"
+                )
+            with self.store.transaction() as conn:
+                ca = self._ca_record(conn, self._ca_row(conn, ca_name))
+                row = self._cert_row(conn, self._ca_row(conn, ca_name), serial)
+                profile = self.profiles.get(row.profile)
+                if profile is not None and reason not in profile.allowed_reasons():
+                    raise PolicyError(
+                        f"profile {row.profile!r} does not allow revocation reason "
+                        f"{reason.name}; allowed: {', '.join(profile.revocation_reasons) or 'none'}"
+                    )
+                if row.status == "revoked":
+                    raise ConflictError(
+                        f"certificate {serial_hex(serial)} is already revoked since "
+                        f"{from_epoch(row.revoked_at):%Y-%m-%d %H:%M:%S}Z "
+                        f"({RevocationReason(row.revocation_reason).name})"
+                    )
+                hold = reason == RevocationReason.certificateHold
+                if hold and row.status == "hold":
+                    raise ConflictError(f"certificate {serial_hex(serial)} is already on hold")
+                status = "hold" if hold else "revoked"
+                values = {
+                    "status": status,
+                    "revoked_at": to_epoch(revoked_at),
+                    "revocation_reason": int(reason),
+                    "invalidity_date": to_epoch(invalidity_date) if invalidity_date else None,
+                }
+                conn.execute(
+                    update(certificates).where(certificates.c.id == row.id).values(**values)
+                )
+                self._outbox(
+                    conn,
+                    ca,
+                    serial,
+                    "hold" if hold else "revoked",
+                    status=status,
+                    revoked_at=values["revoked_at"],
+                    reason=int(reason),
+                    invalidity_date=values["invalidity_date"],
+                    not_after=row.not_after,
+                )
+                self._audit_ok(
+                    conn,
+                    actor,
+                    "ca.revoke",
+                    target,
+                    reason=reason.name,
+                    revoked_at=revoked_at.isoformat(),
+                    previous_status=row.status,
+                )
+                return certificate_from_row(
+                    self._cert_row(conn, self._ca_row(conn, ca_name), serial), ca_name
+                )
+
+    def release_hold(
+        self, ca_name: str, serial: int, *, actor: str = "system"
+    ) -> CertificateRecord:
+        target = f"{ca_name}/{serial_hex(serial)}"
+        with self._audited(actor, "ca.release_hold", target), self.store.transaction() as conn:
+            ca = self._ca_record(conn, self._ca_row(conn, ca_name))
+            row = self._cert_row(conn, self._ca_row(conn, ca_name), serial)
+            if row.status != "hold":
+                raise ConflictError(
+                    f"certificate {serial_hex(serial)} is {row.status}, not on hold"
+                )
+            conn.execute(
+                update(certificates)
+                .where(certificates.c.id == row.id)
+                .values(
+                    status="good", revoked_at=None, revocation_reason=None, invalidity_date=None
+                )
+            )
+            self._outbox(conn, ca, serial, "released", status="good", not_after=row.not_after)
+            self._audit_ok(conn, actor, "ca.release_hold", target)
+            return certificate_from_row(
+                self._cert_row(conn, self._ca_row(conn, ca_name), serial), ca_name
+            )

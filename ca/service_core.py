@@ -1,0 +1,386 @@
+"""The CA service's shared machinery: configuration, the audit wrapper,
+lookups, and the one issuance path every certificate goes through.
+
+Every change is one SQL transaction holding the certificate row, its outbox
+event for the publisher and its audit record, so none of them can exist
+without the others. Refusals are audited too, in a transaction of their own,
+and leave certificates and outbox untouched.
+"""
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Connection, insert, select
+
+from ca import audit
+from ca.errors import (
+    BadInputError,
+    CAError,
+    NotFoundError,
+    PolicyError,
+)
+from ca.export import export_certificate
+from ca.keys import (
+    PassphraseSource,
+    signature_algorithm_for,
+)
+from ca.policy import Issuer, apply_profile
+from ca.profiles import Profile
+from ca.records import (
+    CARecord,
+    CertificateRecord,
+    certificate_from_row,
+    from_epoch,
+    serial_hex,
+    serial_to_db,
+    to_epoch,
+)
+from ca.requests import CertificateRequest, format_san
+from ca.store import Store
+from ca.store.schema import cas, certificates, outbox
+from ca.token import CryptoToken
+from ca.x509build import encode_tbs, new_serial, sign_certificate
+
+log = logging.getLogger("revoca.ca")
+
+_CA_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_ca_name(name: str) -> str:
+    if not _CA_NAME.match(name):
+        raise BadInputError(
+            f"invalid CA name {name!r}: use lowercase letters, digits, '.', '_' and '-' "
+            "(at most 64, starting with a letter or digit)"
+        )
+    return name
+
+
+def load_certificate(data: bytes, what: str = "certificate") -> x509.Certificate:
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise BadInputError(f"{what} is not a valid X.509 certificate (PEM or DER)") from None
+
+
+def public_key_der(public_key) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+class ServiceCore:
+    def __init__(
+        self,
+        store: Store,
+        token: CryptoToken,
+        profiles: dict[str, Profile],
+        *,
+        base_url: str,
+        passphrase: PassphraseSource,
+        clock: Callable[[], datetime] = utc_now,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ):
+        self.store = store
+        self.token = token
+        self.profiles = profiles
+        self.base_url = base_url
+        self.passphrase = passphrase
+        self.clock = clock
+        self.random_bytes = random_bytes
+
+    # -- helpers -----------------------------------------------------------
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise NotFoundError(
+                f"no profile {name!r}; configured: {', '.join(sorted(self.profiles))}"
+            ) from None
+
+    def _now_ms(self) -> int:
+        return int(self.clock().timestamp() * 1000)
+
+    @contextmanager
+    def _audited(self, actor: str, action: str, target: str) -> Iterator[None]:
+        """Record a refused or failed operation in the audit log, then re-raise."""
+        try:
+            yield
+        except CAError as exc:
+            result = "refused" if isinstance(exc, PolicyError | BadInputError) else "error"
+            try:
+                with self.store.transaction() as conn:
+                    audit.append(
+                        conn,
+                        at_ms=self._now_ms(),
+                        actor=actor,
+                        action=action,
+                        target=target,
+                        result=result,
+                        detail={"error": exc.code, "message": exc.message},
+                    )
+            except CAError as audit_exc:
+                log.error("could not audit a failed %s: %s", action, audit_exc.message)
+            raise
+
+    def _audit_ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
+        audit.append(
+            conn,
+            at_ms=self._now_ms(),
+            actor=actor,
+            action=action,
+            target=target,
+            result="ok",
+            detail=detail,
+        )
+
+    def _ca_row(self, conn: Connection, name: str):
+        row = conn.execute(select(cas).where(cas.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no CA named {name!r}")
+        return row
+
+    def _ca_record(self, conn: Connection, row) -> CARecord:
+        parent = None
+        if row.parent_id is not None:
+            parent = conn.execute(select(cas.c.name).where(cas.c.id == row.parent_id)).scalar_one()
+        return CARecord(
+            id=row.id,
+            name=row.name,
+            subject=row.subject,
+            parent=parent,
+            key_id=row.key_id,
+            key_type=row.key_type,
+            serial=int(row.serial, 16),
+            not_before=from_epoch(row.not_before),
+            not_after=from_epoch(row.not_after),
+            origin=row.origin,
+            certificate=x509.load_der_x509_certificate(row.cert_der),
+        )
+
+    def _sign(
+        self,
+        key_id: str,
+        signer_public_key,
+        template,
+        serial: int,
+        issuer_name: x509.Name,
+        issuer_cert: x509.Certificate | None,
+    ) -> x509.Certificate:
+        algorithm = signature_algorithm_for(signer_public_key)
+        tbs = encode_tbs(
+            serial=serial,
+            algorithm=algorithm,
+            issuer=issuer_name,
+            subject=template.subject,
+            not_before=template.not_before,
+            not_after=template.not_after,
+            public_key=template.public_key,
+            extensions=list(template.extensions),
+        )
+        return sign_certificate(
+            tbs, algorithm, lambda data: self.token.sign(key_id, data, algorithm), issuer_cert
+        )
+
+    def _unused_serial(self, conn: Connection, ca_id: int) -> int:
+        while True:
+            serial = new_serial(self.random_bytes)
+            taken = conn.execute(
+                select(certificates.c.id).where(
+                    certificates.c.ca_id == ca_id, certificates.c.serial == serial_to_db(serial)
+                )
+            ).first()
+            if taken is None:
+                return serial
+
+    # -- queries ------------------------------------------------------------
+
+    def get_ca(self, name: str) -> CARecord:
+        with self.store.transaction() as conn:
+            return self._ca_record(conn, self._ca_row(conn, name))
+
+    def list_cas(self) -> list[CARecord]:
+        with self.store.transaction() as conn:
+            rows = conn.execute(select(cas).order_by(cas.c.id)).all()
+            return [self._ca_record(conn, row) for row in rows]
+
+    def chain(self, name: str) -> list[x509.Certificate]:
+        """The CA's certificate followed by its parents, up to the root held here."""
+        out = []
+        with self.store.transaction() as conn:
+            row = self._ca_row(conn, name)
+            while row is not None:
+                out.append(x509.load_der_x509_certificate(row.cert_der))
+                if row.parent_id is None:
+                    break
+                row = conn.execute(select(cas).where(cas.c.id == row.parent_id)).one()
+        return out
+
+    def get_certificate(self, ca_name: str, serial: int) -> CertificateRecord:
+        with self.store.transaction() as conn:
+            ca_row = self._ca_row(conn, ca_name)
+            row = self._cert_row(conn, ca_row, serial)
+            return certificate_from_row(row, ca_name)
+
+    def private_key_pem(self, ca_name: str, serial: int) -> bytes | None:
+        """The encrypted PKCS#8 key of a certificate whose key was generated here."""
+        with self.store.transaction() as conn:
+            return self._cert_row(conn, self._ca_row(conn, ca_name), serial).private_key
+
+    def export(
+        self,
+        ca_name: str,
+        serial: int,
+        fmt: str,
+        *,
+        export_passphrase: bytes | None = None,
+        actor: str = "system",
+    ) -> bytes:
+        """A certificate with its chain in one of ``ca.export.FORMATS``."""
+        with self._audited(actor, "ca.export", f"{ca_name}/{serial_hex(serial)}"):
+            record = self.get_certificate(ca_name, serial)
+            chain = self.chain(ca_name)
+            if fmt != "p12":
+                return export_certificate(record, chain, fmt)
+            data = export_certificate(
+                record,
+                chain,
+                fmt,
+                private_key_pem=self.private_key_pem(ca_name, serial),
+                key_passphrase=self.passphrase.get(),
+                export_passphrase=export_passphrase,
+            )
+            # Handing out a private key is worth an audit record of its own.
+            with self.store.transaction() as conn:
+                self._audit_ok(
+                    conn, actor, "ca.export", f"{ca_name}/{serial_hex(serial)}", format=fmt
+                )
+            return data
+
+    def _cert_row(self, conn, ca_row, serial: int):
+        row = conn.execute(
+            select(certificates).where(
+                certificates.c.ca_id == ca_row.id, certificates.c.serial == serial_to_db(serial)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError(
+                f"CA {ca_row.name!r} has no certificate with serial {serial_hex(serial)}"
+            )
+        return row
+
+    def list_certificates(
+        self, ca_name: str | None = None, status: str | None = None, limit: int = 1000
+    ) -> list[CertificateRecord]:
+        with self.store.transaction() as conn:
+            names = dict(conn.execute(select(cas.c.id, cas.c.name)).all())
+            query = select(certificates).order_by(certificates.c.id).limit(limit)
+            if ca_name is not None:
+                query = query.where(certificates.c.ca_id == self._ca_row(conn, ca_name).id)
+            if status is not None:
+                query = query.where(certificates.c.status == status)
+            return [certificate_from_row(r, names[r.ca_id]) for r in conn.execute(query)]
+
+    # -- the issuance path -------------------------------------------------
+
+    def _issue(
+        self,
+        ca: CARecord,
+        profile: Profile,
+        request: CertificateRequest,
+        *,
+        days: int | None,
+        actor: str,
+        private_key: bytes | None = None,
+        serial: int | None = None,
+        action: str = "ca.issue",
+        on_insert=None,
+        extra_audit: dict | None = None,
+    ) -> CertificateRecord:
+        if ca.not_after <= self.clock():
+            raise PolicyError(f"CA {ca.name!r} expired on {ca.not_after:%Y-%m-%d}")
+        template = apply_profile(
+            profile,
+            request,
+            Issuer(ca.name, ca.certificate),
+            now=self.clock(),
+            days=days,
+            base_url=self.base_url,
+            ca_name=ca.name,
+        )
+        issuer_public_key = ca.certificate.public_key()
+        with self.store.transaction() as conn:
+            if serial is None:
+                serial = self._unused_serial(conn, ca.id)
+            cert = self._sign(
+                ca.key_id,
+                issuer_public_key,
+                template,
+                serial,
+                ca.certificate.subject,
+                ca.certificate,
+            )
+            der = cert.public_bytes(serialization.Encoding.DER)
+            sans = [format_san(n) for n in template.sans]
+            conn.execute(
+                insert(certificates).values(
+                    ca_id=ca.id,
+                    serial=serial_to_db(serial),
+                    subject=cert.subject.rfc4514_string(),
+                    sans=json.dumps(sans),
+                    not_before=to_epoch(template.not_before),
+                    not_after=to_epoch(template.not_after),
+                    status="good",
+                    profile=profile.name,
+                    key_type=template.key_spec,
+                    fingerprint=hashlib.sha256(der).hexdigest(),
+                    der=der,
+                    private_key=private_key,
+                    issued_at=to_epoch(self.clock()),
+                )
+            )
+            if on_insert is not None:
+                on_insert(conn, cert, template.key_spec)
+            self._outbox(
+                conn, ca, serial, "issued", status="good", not_after=to_epoch(template.not_after)
+            )
+            self._audit_ok(
+                conn,
+                actor,
+                action,
+                f"{ca.name}/{serial_hex(serial)}",
+                profile=profile.name,
+                subject=cert.subject.rfc4514_string(),
+                sans=sans,
+                not_after=template.not_after.isoformat(),
+                **(extra_audit or {}),
+            )
+            row = self._cert_row(conn, self._ca_row(conn, ca.name), serial)
+            return certificate_from_row(row, ca.name)
+
+    def _outbox(self, conn: Connection, ca: CARecord, serial: int, event: str, **payload) -> None:
+        conn.execute(
+            insert(outbox).values(
+                ca_id=ca.id,
+                serial=serial_to_db(serial),
+                event=event,
+                payload=json.dumps(
+                    {"ca": ca.name, "serial": serial_hex(serial), **payload}, sort_keys=True
+                ),
+                created_at_ms=self._now_ms(),
+            )
+        )
