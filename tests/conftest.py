@@ -1,8 +1,13 @@
 """Shared fixtures: a CA service on a temporary store, and helpers to make
 requests and to run the third-party validators (openssl, pkilint)."""
 
+import glob
+import os
 import shutil
+import socket
 import subprocess
+import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,10 +40,10 @@ def key_passphrase(monkeypatch):
 def make_service(tmp_path):
     stores = []
 
-    def make(*, base_url="http://127.0.0.1:8080", clock=None, directory=None, **kwargs):
+    def make(*, base_url="http://127.0.0.1:8080", clock=None, directory=None, url=None, **kwargs):
         directory = directory or tmp_path
         config = load_config(None, data_dir=directory)
-        store = Store.open(f"sqlite:///{directory / 'revoca.db'}")
+        store = Store.open(url or f"sqlite:///{directory / 'revoca.db'}")
         stores.append(store)
         extra = {"clock": clock} if clock else {}
         return CAService(
@@ -159,3 +164,59 @@ def pkilint(tool: str, path: Path, *extra: str) -> list[str]:
 
 
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+
+
+# -- a throwaway PostgreSQL server on 127.0.0.1 ------------------------------
+
+
+def _as_postgres(args, **kwargs):
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *args], check=True, capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Start a private PostgreSQL cluster for the session; yield its admin URL."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        pytest.fail("PostgreSQL server binaries missing: install the Debian package postgresql")
+    bindir = Path(binaries[-1]).parent
+    data = Path(tempfile.mkdtemp(prefix="revoca-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _as_postgres([bindir / "initdb", "-D", data / "db", "-A", "trust", "-U", "revoca"])
+    _as_postgres(
+        [
+            bindir / "pg_ctl",
+            "-D",
+            data / "db",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            data / "log",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off",
+            "start",
+        ]
+    )
+    try:
+        yield f"postgresql+psycopg://revoca@127.0.0.1:{port}"
+    finally:
+        _as_postgres([bindir / "pg_ctl", "-D", data / "db", "-m", "immediate", "stop"])
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's server."""
+    import psycopg
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    dsn = postgres_server.replace("postgresql+psycopg", "postgresql") + "/postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"
