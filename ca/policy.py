@@ -164,7 +164,12 @@ def apply_profile(
     if not request.subject.rdns and not sans:
         raise PolicyError("a certificate needs a subject or at least one SAN")
 
-    days = profile.validity_days if days is None else days
+    if issuer is not None and profile.ca and issuer.path_length() == 0:
+        raise PolicyError(
+            f"issuer {issuer.name!r} has pathLenConstraint 0 and cannot certify another CA"
+        )
+    requested = days is not None
+    days = days if requested else profile.validity_days
     if days < 1:
         raise BadInputError(f"validity must be at least 1 day, not {days}")
     if days > profile.max_validity_days:
@@ -176,18 +181,18 @@ def apply_profile(
 
     if issuer is not None:
         issuer_cert = issuer.certificate
-        if not_after > issuer_cert.not_valid_after_utc:
-            raise PolicyError(
-                f"the certificate would expire on {_fmt(not_after)}, after its issuer "
-                f"{issuer.name!r} (notAfter {_fmt(issuer_cert.not_valid_after_utc)}); "
-                f"request at most {(issuer_cert.not_valid_after_utc - not_before).days} days"
-            )
         if not_before < issuer_cert.not_valid_before_utc:
             raise PolicyError(f"issuer {issuer.name!r} is not valid yet")
-        if profile.ca and issuer.path_length() == 0:
-            raise PolicyError(
-                f"issuer {issuer.name!r} has pathLenConstraint 0 and cannot certify another CA"
-            )
+        if not_after > issuer_cert.not_valid_after_utc:
+            if requested:
+                raise PolicyError(
+                    f"the certificate would expire on {_fmt(not_after)}, after its issuer "
+                    f"{issuer.name!r} (notAfter {_fmt(issuer_cert.not_valid_after_utc)}); "
+                    f"request at most {(issuer_cert.not_valid_after_utc - not_before).days} days"
+                )
+            # The profile's default, not a request: end with the issuer (RFC 5280
+            # 6.1 would reject a chain whose leaf outlives it anyway).
+            not_after = issuer_cert.not_valid_after_utc
 
     extensions = _extensions(profile, request, key_spec, sans, issuer, base_url, ca_name)
     return CertificateTemplate(

@@ -124,29 +124,28 @@ class ServiceCore:
             result = "refused" if isinstance(exc, PolicyError | BadInputError) else "error"
             try:
                 with self.store.transaction() as conn:
-                    audit.append(
-                        conn,
-                        at_ms=self._now_ms(),
-                        actor=actor,
-                        action=action,
-                        target=target,
-                        result=result,
-                        detail={"error": exc.code, "message": exc.message},
+                    self._audit(
+                        conn, actor, action, target, result, error=exc.code, message=exc.message
                     )
             except CAError as audit_exc:
                 log.error("could not audit a failed %s: %s", action, audit_exc.message)
             raise
 
-    def _audit_ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
+    def _audit(
+        self, conn: Connection, actor: str, action: str, target: str, result: str, **detail
+    ) -> None:
         audit.append(
             conn,
             at_ms=self._now_ms(),
             actor=actor,
             action=action,
             target=target,
-            result="ok",
+            result=result,
             detail=detail,
         )
+
+    def _audit_ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
+        self._audit(conn, actor, action, target, "ok", **detail)
 
     def _ca_row(self, conn: Connection, name: str):
         row = conn.execute(select(cas).where(cas.c.name == name)).one_or_none()

@@ -129,7 +129,8 @@ def last_audit(service):
         return conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).one()
 
 
-def openssl_verify(tmp_path: Path, root, chain: list, leaf) -> subprocess.CompletedProcess:
+def openssl_verify(tmp_path: Path, root, chain: list, leaf, *options: str):
+    """`openssl verify -x509_strict` of ``leaf`` against ``root`` via ``chain``."""
     (tmp_path / "v-root.pem").write_bytes(pem(root))
     (tmp_path / "v-untrusted.pem").write_bytes(b"".join(pem(c) for c in chain) or pem(root))
     (tmp_path / "v-leaf.pem").write_bytes(pem(leaf))
@@ -138,6 +139,7 @@ def openssl_verify(tmp_path: Path, root, chain: list, leaf) -> subprocess.Comple
             "openssl",
             "verify",
             "-x509_strict",
+            *options,
             "-CAfile",
             tmp_path / "v-root.pem",
             "-untrusted",

@@ -197,33 +197,11 @@ def test_p12_export_is_private(cli_pki):
     )
     assert result.returncode == 0, result.stderr
     serial = result.stderr.decode().split("issued serial ")[1].split()[0]
-    to_stdout = run(
-        cli_pki,
-        "ca",
-        "export",
-        "--ca",
-        "issuing",
-        "--serial",
-        serial,
-        "--format",
-        "p12",
-        env={"REVOCA_EXPORT_PASSPHRASE": "export-pass"},
-    )
+    export = ["ca", "export", "--ca", "issuing", "--serial", serial, "--format", "p12"]
+    passphrase = {"REVOCA_EXPORT_PASSPHRASE": "export-pass"}
+    to_stdout = run(cli_pki, *export, env=passphrase)
     assert to_stdout.returncode == 5 and b"needs --out FILE" in to_stdout.stderr
-    ok = run(
-        cli_pki,
-        "ca",
-        "export",
-        "--ca",
-        "issuing",
-        "--serial",
-        serial,
-        "--format",
-        "p12",
-        "--out",
-        "bob.p12",
-        env={"REVOCA_EXPORT_PASSPHRASE": "export-pass"},
-    )
+    ok = run(cli_pki, *export, "--out", "bob.p12", env=passphrase)
     assert ok.returncode == 0, ok.stderr
     assert stat.S_IMODE((cli_pki / "bob.p12").stat().st_mode) == 0o600
 

@@ -300,3 +300,11 @@ def test_expired_ca_cannot_issue(make_service):
         "tls-server",
         days=1,
     )
+
+
+def test_default_validity_ends_with_the_issuer(service):
+    service.init_root("root", "CN=Root")
+    sub = service.create_sub("short", "root", "CN=Short-lived Sub", days=30)
+    record = service.issue("short", make_csr(), "tls-server")  # profile default: 90 days
+    assert record.not_after == sub.not_after
+    assert record.certificate.not_valid_after_utc == sub.certificate.not_valid_after_utc

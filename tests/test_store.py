@@ -97,6 +97,12 @@ def test_audit_chain_detects_edit_remove_reorder(pki):
     assert problems and problems[0].seq == 3 and "removed" in problems[0].message
 
 
+def _overwrite(conn, seq, src) -> None:
+    """Put record ``src``'s content (hashes included) at sequence number ``seq``."""
+    content = {k: v for k, v in src._mapping.items() if k != "seq"}
+    conn.execute(update(audit_log).where(audit_log.c.seq == seq).values(**content))
+
+
 def test_audit_chain_detects_swap_and_truncation(pki):
     for _ in range(3):
         pki.issue("issuing", make_csr(), "tls-server")
@@ -105,37 +111,11 @@ def test_audit_chain_detects_swap_and_truncation(pki):
         # Swap the contents of records 3 and 4, keeping their sequence numbers.
         for seq, other in ((3, 4), (4, 3)):
             src = rows[other]
-            conn.execute(
-                update(audit_log)
-                .where(audit_log.c.seq == seq)
-                .values(
-                    at_ms=src.at_ms,
-                    actor=src.actor,
-                    action=src.action,
-                    target=src.target,
-                    result=src.result,
-                    detail=src.detail,
-                    prev_hash=src.prev_hash,
-                    hash=src.hash,
-                )
-            )
+            _overwrite(conn, seq, src)
     assert _verify(pki)[1]
     with pki.store.transaction() as conn:
         for seq, src in rows.items():
-            conn.execute(
-                update(audit_log)
-                .where(audit_log.c.seq == seq)
-                .values(
-                    at_ms=src.at_ms,
-                    actor=src.actor,
-                    action=src.action,
-                    target=src.target,
-                    result=src.result,
-                    detail=src.detail,
-                    prev_hash=src.prev_hash,
-                    hash=src.hash,
-                )
-            )
+            _overwrite(conn, seq, src)
     assert _verify(pki)[1] == []
     with pki.store.transaction() as conn:
         conn.execute(delete(audit_log).where(audit_log.c.seq == 5))
