@@ -127,3 +127,231 @@ def parse_der(data, int max_depth=DEFAULT_MAX_DEPTH):
     if stop != size:
         _raise(DER_TRAILING_DATA, stop)
     return node
+
+
+# -- OCSP requests (RFC 6960 4.1.1) ------------------------------------------
+
+from va.errors import RequestError
+
+cdef enum:
+    REQ_WRONG_TAG = 20
+    REQ_BAD_VERSION = 21
+    REQ_EMPTY_REQUEST_LIST = 22
+    REQ_TOO_MANY_CERTIDS = 23
+    REQ_BAD_HASH_LENGTH = 24
+    REQ_BAD_ALGORITHM = 25
+    REQ_BAD_SERIAL = 26
+    REQ_SERIAL_TOO_LONG = 27
+    REQ_BAD_NONCE = 28
+    REQ_DUPLICATE_EXTENSION = 29
+    REQ_UNSUPPORTED_CRITICAL_EXTENSION = 30
+    REQ_BAD_BOOLEAN = 31
+    REQ_TRAILING_DATA = 32
+
+HASH_UNKNOWN = 0
+HASH_SHA1 = 1
+HASH_SHA256 = 2
+HASH_SHA384 = 3
+HASH_SHA512 = 4
+HASH_LENGTHS = {1: 20, 2: 32, 3: 48, 4: 64}
+NONCE_OID = b"\x2b\x06\x01\x05\x05\x07\x30\x01\x02"
+MAX_SERIAL_OCTETS = 20
+MAX_NONCE_OCTETS = 32
+DEFAULT_MAX_CERTIDS = 8
+
+cdef const unsigned char* OID_SHA1 = b"\x2b\x0e\x03\x02\x1a"
+cdef const unsigned char* OID_SHA2_PREFIX = b"\x60\x86\x48\x01\x65\x03\x04\x02"
+cdef const unsigned char* OID_NONCE = b"\x2b\x06\x01\x05\x05\x07\x30\x01\x02"
+
+
+cdef inline int _req_raise(int code, Py_ssize_t offset) except -1:
+    raise RequestError(code, offset)
+
+
+cdef inline int _header(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
+                        Tlv* out) except -1:
+    cdef DerStatus status = der_read_header(buf, pos, end, out)
+    if status != DER_OK:
+        _raise(status, pos)
+    return 0
+
+
+cdef inline int _expect(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
+                        unsigned char tag, Tlv* out) except -1:
+    _header(buf, pos, end, out)
+    if out.tag != tag:
+        _req_raise(REQ_WRONG_TAG, pos)
+    return 0
+
+
+cdef int _hash_algorithm(const unsigned char* oid, Py_ssize_t length) noexcept nogil:
+    cdef Py_ssize_t i
+    if length == 5:
+        for i in range(5):
+            if oid[i] != OID_SHA1[i]:
+                return 0
+        return 1
+    if length == 9:
+        for i in range(8):
+            if oid[i] != OID_SHA2_PREFIX[i]:
+                return 0
+        if 1 <= oid[8] <= 3:
+            return oid[8] + 1  # ...04 02 01 sha256, 02 sha384, 03 sha512
+    return 0
+
+
+cdef Py_ssize_t _hash_length(int algorithm) noexcept nogil:
+    if algorithm == 1:
+        return 20
+    if algorithm == 2:
+        return 32
+    if algorithm == 3:
+        return 48
+    if algorithm == 4:
+        return 64
+    return -1
+
+
+cdef object _slice(const unsigned char* buf, Py_ssize_t start, Py_ssize_t stop):
+    return PyBytes_FromStringAndSize(<const char*>buf + start, stop - start)
+
+
+cdef object _parse_certid(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
+                          Py_ssize_t* stop_out):
+    cdef Tlv seq, alg, oid, null, name, key, serial
+    cdef int algorithm
+    cdef Py_ssize_t length, hash_len
+    _expect(buf, pos, end, 0x30, &seq)
+    _expect(buf, seq.start, seq.end, 0x30, &alg)
+    _expect(buf, alg.start, alg.end, 0x06, &oid)
+    if oid.end != alg.end:
+        _expect(buf, oid.end, alg.end, 0x05, &null)
+        if null.start != null.end or null.end != alg.end:
+            _req_raise(REQ_BAD_ALGORITHM, oid.end)
+    algorithm = _hash_algorithm(buf + oid.start, oid.end - oid.start)
+    _expect(buf, alg.end, seq.end, 0x04, &name)
+    _expect(buf, name.end, seq.end, 0x04, &key)
+    if algorithm != 0:
+        hash_len = _hash_length(algorithm)
+        if not (name.end - name.start == hash_len and key.end - key.start == hash_len):
+            _req_raise(REQ_BAD_HASH_LENGTH, name.end)
+    _expect(buf, key.end, seq.end, 0x02, &serial)
+    length = serial.end - serial.start
+    if length == 0 or (
+        length > 1
+        and ((buf[serial.start] == 0 and buf[serial.start + 1] < 0x80)
+             or (buf[serial.start] == 0xFF and buf[serial.start + 1] >= 0x80))
+    ):
+        _req_raise(REQ_BAD_SERIAL, key.end)
+    if length > MAX_SERIAL_OCTETS:
+        _req_raise(REQ_SERIAL_TOO_LONG, key.end)
+    if serial.end != seq.end:
+        _req_raise(REQ_TRAILING_DATA, serial.end)
+    stop_out[0] = seq.end
+    return (
+        algorithm,
+        _slice(buf, name.start, name.end),
+        _slice(buf, key.start, key.end),
+        _slice(buf, serial.start, serial.end),
+        _slice(buf, pos, seq.end),
+    )
+
+
+cdef inline bint _is_nonce(const unsigned char* oid, Py_ssize_t length) noexcept nogil:
+    cdef Py_ssize_t i
+    if length != 9:
+        return False
+    for i in range(9):
+        if oid[i] != OID_NONCE[i]:
+            return False
+    return True
+
+
+cdef object _parse_extensions(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
+                              unsigned char wrapper, bint nonce_allowed):
+    cdef Tlv outer, seq, ext, oid, tlv, value, inner
+    cdef Py_ssize_t cursor, value_pos
+    cdef bint critical
+    nonce = None
+    _expect(buf, pos, end, wrapper, &outer)
+    if outer.end != end:
+        _req_raise(REQ_TRAILING_DATA, outer.end)
+    _expect(buf, outer.start, outer.end, 0x30, &seq)
+    if seq.end != outer.end:
+        _req_raise(REQ_TRAILING_DATA, seq.end)
+    cursor = seq.start
+    while cursor < seq.end:
+        _expect(buf, cursor, seq.end, 0x30, &ext)
+        _expect(buf, ext.start, ext.end, 0x06, &oid)
+        critical = False
+        value_pos = oid.end
+        _header(buf, value_pos, ext.end, &tlv)
+        if tlv.tag == 0x01:
+            if tlv.end - tlv.start != 1 or (buf[tlv.start] != 0x00 and buf[tlv.start] != 0xFF):
+                _req_raise(REQ_BAD_BOOLEAN, value_pos)
+            critical = buf[tlv.start] == 0xFF
+            value_pos = tlv.end
+        _expect(buf, value_pos, ext.end, 0x04, &value)
+        if value.end != ext.end:
+            _req_raise(REQ_TRAILING_DATA, value.end)
+        if nonce_allowed and _is_nonce(buf + oid.start, oid.end - oid.start):
+            if nonce is not None:
+                _req_raise(REQ_DUPLICATE_EXTENSION, cursor)
+            # RFC 8954 2.1: Nonce ::= OCTET STRING (SIZE(1..32)).
+            _header(buf, value.start, value.end, &inner)
+            if (inner.tag != 0x04 or inner.end != value.end
+                    or not (1 <= inner.end - inner.start <= MAX_NONCE_OCTETS)):
+                _req_raise(REQ_BAD_NONCE, cursor)
+            nonce = _slice(buf, value.start, value.end)
+        elif critical:
+            _req_raise(REQ_UNSUPPORTED_CRITICAL_EXTENSION, cursor)
+        cursor = ext.end
+    return nonce
+
+
+def parse_ocsp_request(data, Py_ssize_t max_certids=DEFAULT_MAX_CERTIDS):
+    """Parse a DER OCSPRequest; see va._fastocsp_py.parse_ocsp_request."""
+    _check_bytes(data)
+    cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
+    cdef Tlv top, tbs, sig, tlv, version, req
+    cdef Py_ssize_t cursor, item, certid_stop = 0
+    _expect(buf, 0, end, 0x30, &top)
+    if top.end != end:
+        _raise(DER_TRAILING_DATA, top.end)
+    _expect(buf, top.start, top.end, 0x30, &tbs)
+    if tbs.end != top.end:
+        _expect(buf, tbs.end, top.end, 0xA0, &sig)
+        if sig.end != top.end:
+            _req_raise(REQ_TRAILING_DATA, sig.end)
+    cursor = tbs.start
+    _header(buf, cursor, tbs.end, &tlv)
+    if tlv.tag == 0xA0:
+        _expect(buf, tlv.start, tlv.end, 0x02, &version)
+        if version.end != tlv.end or version.end - version.start != 1 or buf[version.start] != 0:
+            _req_raise(REQ_BAD_VERSION, cursor)
+        cursor = tlv.end
+        _header(buf, cursor, tbs.end, &tlv)
+    if tlv.tag == 0xA1:
+        cursor = tlv.end
+        _header(buf, cursor, tbs.end, &tlv)
+    if tlv.tag != 0x30:
+        _req_raise(REQ_WRONG_TAG, cursor)
+    if tlv.start == tlv.end:
+        _req_raise(REQ_EMPTY_REQUEST_LIST, cursor)
+    certids = []
+    item = tlv.start
+    while item < tlv.end:
+        if len(certids) == max_certids:
+            _req_raise(REQ_TOO_MANY_CERTIDS, item)
+        _expect(buf, item, tlv.end, 0x30, &req)
+        certid = _parse_certid(buf, req.start, req.end, &certid_stop)
+        if certid_stop != req.end:
+            _parse_extensions(buf, certid_stop, req.end, 0xA0, False)
+        certids.append(certid)
+        item = req.end
+    cursor = tlv.end
+    nonce = None
+    if cursor < tbs.end:
+        nonce = _parse_extensions(buf, cursor, tbs.end, 0xA2, True)
+    return tuple(certids), nonce

@@ -98,3 +98,167 @@ def parse_der(data: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple:
     if stop != len(data):
         raise DERError(DERErrorCode.TRAILING_DATA, stop)
     return node
+
+
+# -- OCSP requests (RFC 6960 4.1.1) ------------------------------------------
+
+from va.errors import RequestError, RequestErrorCode  # noqa: E402
+
+HASH_UNKNOWN, HASH_SHA1, HASH_SHA256, HASH_SHA384, HASH_SHA512 = 0, 1, 2, 3, 4
+# DER content octets of the hash algorithm OIDs.
+_HASH_OIDS = {
+    bytes.fromhex("2b0e03021a"): HASH_SHA1,
+    bytes.fromhex("608648016503040201"): HASH_SHA256,
+    bytes.fromhex("608648016503040202"): HASH_SHA384,
+    bytes.fromhex("608648016503040203"): HASH_SHA512,
+}
+HASH_LENGTHS = {HASH_SHA1: 20, HASH_SHA256: 32, HASH_SHA384: 48, HASH_SHA512: 64}
+NONCE_OID = bytes.fromhex("2b0601050507300102")  # id-pkix-ocsp-nonce
+MAX_SERIAL_OCTETS = 20
+MAX_NONCE_OCTETS = 32
+DEFAULT_MAX_CERTIDS = 8
+
+
+def _expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    found, start, stop = _read_header(data, pos, end)
+    if found != tag:
+        raise RequestError(RequestErrorCode.WRONG_TAG, pos)
+    return start, stop
+
+
+def _parse_certid(data: bytes, pos: int, end: int):
+    """CertID ::= SEQUENCE { hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber }"""
+    start, stop = _expect(data, pos, end, 0x30)
+    # AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters NULL OPTIONAL }
+    alg_start, alg_stop = _expect(data, start, stop, 0x30)
+    oid_start, oid_stop = _expect(data, alg_start, alg_stop, 0x06)
+    if oid_stop != alg_stop:
+        null_start, null_stop = _expect(data, oid_stop, alg_stop, 0x05)
+        if null_start != null_stop or null_stop != alg_stop:
+            raise RequestError(RequestErrorCode.BAD_ALGORITHM, oid_stop)
+    algorithm = _HASH_OIDS.get(data[oid_start:oid_stop], HASH_UNKNOWN)
+    name_start, name_stop = _expect(data, alg_stop, stop, 0x04)
+    key_start, key_stop = _expect(data, name_stop, stop, 0x04)
+    if algorithm != HASH_UNKNOWN and not (
+        name_stop - name_start == key_stop - key_start == HASH_LENGTHS[algorithm]
+    ):
+        raise RequestError(RequestErrorCode.BAD_HASH_LENGTH, name_stop)
+    serial_start, serial_stop = _expect(data, key_stop, stop, 0x02)
+    length = serial_stop - serial_start
+    if length == 0 or (
+        length > 1
+        and (
+            (data[serial_start] == 0 and data[serial_start + 1] < 0x80)
+            or (data[serial_start] == 0xFF and data[serial_start + 1] >= 0x80)
+        )
+    ):
+        raise RequestError(RequestErrorCode.BAD_SERIAL, key_stop)
+    if length > MAX_SERIAL_OCTETS:
+        raise RequestError(RequestErrorCode.SERIAL_TOO_LONG, key_stop)
+    if serial_stop != stop:
+        raise RequestError(RequestErrorCode.TRAILING_DATA, serial_stop)
+    return (
+        algorithm,
+        data[name_start:name_stop],
+        data[key_start:key_stop],
+        data[serial_start:serial_stop],
+        data[pos:stop],
+    ), stop
+
+
+def _parse_extensions(data: bytes, pos: int, end: int, wrapper: int, nonce_allowed: bool):
+    """``[n] EXPLICIT Extensions`` filling exactly ``data[pos:end]``, where
+    Extensions ::= SEQUENCE OF Extension. Returns the nonce's extnValue or None."""
+    outer_start, outer_stop = _expect(data, pos, end, wrapper)
+    if outer_stop != end:
+        raise RequestError(RequestErrorCode.TRAILING_DATA, outer_stop)
+    start, stop = _expect(data, outer_start, outer_stop, 0x30)
+    if stop != outer_stop:
+        raise RequestError(RequestErrorCode.TRAILING_DATA, stop)
+    nonce = None
+    cursor = start
+    while cursor < stop:
+        ext_start, ext_stop = _expect(data, cursor, stop, 0x30)
+        oid_start, oid_stop = _expect(data, ext_start, ext_stop, 0x06)
+        critical = False
+        value_pos = oid_stop
+        tag, bool_start, bool_stop = _read_header(data, value_pos, ext_stop)
+        if tag == 0x01:
+            if bool_stop - bool_start != 1 or data[bool_start] not in (0x00, 0xFF):
+                raise RequestError(RequestErrorCode.BAD_BOOLEAN, value_pos)
+            critical = data[bool_start] == 0xFF
+            value_pos = bool_stop
+        value_start, value_stop = _expect(data, value_pos, ext_stop, 0x04)
+        if value_stop != ext_stop:
+            raise RequestError(RequestErrorCode.TRAILING_DATA, value_stop)
+        if nonce_allowed and data[oid_start:oid_stop] == NONCE_OID:
+            if nonce is not None:
+                raise RequestError(RequestErrorCode.DUPLICATE_EXTENSION, cursor)
+            # RFC 8954 2.1: Nonce ::= OCTET STRING (SIZE(1..32)).
+            inner_tag, inner_start, inner_stop = _read_header(data, value_start, value_stop)
+            if (
+                inner_tag != 0x04
+                or inner_stop != value_stop
+                or not 1 <= inner_stop - inner_start <= MAX_NONCE_OCTETS
+            ):
+                raise RequestError(RequestErrorCode.BAD_NONCE, cursor)
+            nonce = data[value_start:value_stop]
+        elif critical:
+            raise RequestError(RequestErrorCode.UNSUPPORTED_CRITICAL_EXTENSION, cursor)
+        cursor = ext_stop
+    return nonce
+
+
+def parse_ocsp_request(data: bytes, max_certids: int = DEFAULT_MAX_CERTIDS):
+    """Parse a DER OCSPRequest.
+
+    Returns ``(certids, nonce)``: each CertID as ``(hash_algorithm,
+    issuer_name_hash, issuer_key_hash, serial, certid_der)`` where
+    ``hash_algorithm`` is one of the HASH_* constants (HASH_UNKNOWN for other
+    algorithms) and ``serial`` is the INTEGER's content octets; ``nonce`` is
+    the nonce extension's extnValue (the encoded OCTET STRING, echoed as is)
+    or None. Raises DERError or RequestError.
+    """
+    _check_bytes(data)
+    end = len(data)
+    start, stop = _expect(data, 0, end, 0x30)
+    if stop != end:
+        raise DERError(DERErrorCode.TRAILING_DATA, stop)
+    # TBSRequest
+    tbs_start, tbs_stop = _expect(data, start, stop, 0x30)
+    if tbs_stop != stop:
+        # optionalSignature [0] EXPLICIT Signature: accepted, not verified.
+        _, sig_stop = _expect(data, tbs_stop, stop, 0xA0)
+        if sig_stop != stop:
+            raise RequestError(RequestErrorCode.TRAILING_DATA, sig_stop)
+    cursor = tbs_start
+    tag, inner, after = _read_header(data, cursor, tbs_stop)
+    if tag == 0xA0:  # version [0] EXPLICIT INTEGER, v1 = 0
+        v_start, v_stop = _expect(data, inner, after, 0x02)
+        if v_stop != after or data[v_start:v_stop] != b"\x00":
+            raise RequestError(RequestErrorCode.BAD_VERSION, cursor)
+        cursor = after
+        tag, inner, after = _read_header(data, cursor, tbs_stop)
+    if tag == 0xA1:  # requestorName [1] EXPLICIT GeneralName: not used
+        cursor = after
+        tag, inner, after = _read_header(data, cursor, tbs_stop)
+    if tag != 0x30:
+        raise RequestError(RequestErrorCode.WRONG_TAG, cursor)
+    if inner == after:
+        raise RequestError(RequestErrorCode.EMPTY_REQUEST_LIST, cursor)
+    certids = []
+    item = inner
+    while item < after:
+        if len(certids) == max_certids:
+            raise RequestError(RequestErrorCode.TOO_MANY_CERTIDS, item)
+        req_start, req_stop = _expect(data, item, after, 0x30)
+        certid, certid_stop = _parse_certid(data, req_start, req_stop)
+        if certid_stop != req_stop:  # singleRequestExtensions [0] EXPLICIT
+            _parse_extensions(data, certid_stop, req_stop, 0xA0, False)
+        certids.append(certid)
+        item = req_stop
+    cursor = after
+    nonce = None
+    if cursor < tbs_stop:  # requestExtensions [2] EXPLICIT
+        nonce = _parse_extensions(data, cursor, tbs_stop, 0xA2, True)
+    return tuple(certids), nonce

@@ -61,3 +61,56 @@ class DERError(OCSPCoreError):
 
     def __hash__(self) -> int:
         return hash((self.code, self.offset))
+
+
+class RequestErrorCode(IntEnum):
+    """Why an OCSPRequest was refused (all answered with malformedRequest)."""
+
+    WRONG_TAG = 20
+    BAD_VERSION = 21
+    EMPTY_REQUEST_LIST = 22
+    TOO_MANY_CERTIDS = 23
+    BAD_HASH_LENGTH = 24
+    BAD_ALGORITHM = 25
+    BAD_SERIAL = 26
+    SERIAL_TOO_LONG = 27
+    BAD_NONCE = 28
+    DUPLICATE_EXTENSION = 29
+    UNSUPPORTED_CRITICAL_EXTENSION = 30
+    BAD_BOOLEAN = 31
+    TRAILING_DATA = 32
+
+
+_REQUEST_MESSAGES = {
+    RequestErrorCode.WRONG_TAG: "unexpected element",
+    RequestErrorCode.BAD_VERSION: "unsupported request version (only v1)",
+    RequestErrorCode.EMPTY_REQUEST_LIST: "the request list is empty",
+    RequestErrorCode.TOO_MANY_CERTIDS: "more CertIDs than this responder answers in one request",
+    RequestErrorCode.BAD_HASH_LENGTH: "issuer name or key hash length does not fit the algorithm",
+    RequestErrorCode.BAD_ALGORITHM: "malformed hash AlgorithmIdentifier",
+    RequestErrorCode.BAD_SERIAL: "serial number is not a minimally encoded INTEGER",
+    RequestErrorCode.SERIAL_TOO_LONG: "serial number longer than 20 octets (RFC 5280 4.1.2.2)",
+    RequestErrorCode.BAD_NONCE: "nonce must be an OCTET STRING of 1 to 32 octets (RFC 8954)",
+    RequestErrorCode.DUPLICATE_EXTENSION: "the same extension appears twice",
+    RequestErrorCode.UNSUPPORTED_CRITICAL_EXTENSION: "unsupported critical extension",
+    RequestErrorCode.BAD_BOOLEAN: "BOOLEAN is not DER (0x00 or 0xff)",
+    RequestErrorCode.TRAILING_DATA: "trailing data inside an element",
+}
+
+
+class RequestError(OCSPCoreError):
+    """A well-formed DER that is not an acceptable OCSPRequest."""
+
+    def __init__(self, code: int, offset: int):
+        self.code = RequestErrorCode(code)
+        self.offset = offset
+        super().__init__(f"{_REQUEST_MESSAGES[self.code]} (element at offset {offset})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestError) and (self.code, self.offset) == (
+            other.code,
+            other.offset,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.offset))
