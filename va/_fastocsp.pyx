@@ -355,3 +355,147 @@ def parse_ocsp_request(data, Py_ssize_t max_certids=DEFAULT_MAX_CERTIDS):
     if cursor < tbs.end:
         nonce = _parse_extensions(buf, cursor, tbs.end, 0xA2, True)
     return tuple(certids), nonce
+
+
+# -- OCSP responses (RFC 6960 4.2.1) -----------------------------------------
+
+from libc.string cimport memcpy
+from libc.time cimport time_t, tm
+
+cdef extern from "<time.h>" nogil:
+    tm* gmtime_r(const time_t* timep, tm* result)
+
+STATUS_GOOD = 0
+STATUS_REVOKED = 1
+STATUS_UNKNOWN = 2
+NO_REASON = -1
+EXTENDED_REVOKE_EXTENSION = b"\x30\x0f\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x09\x04\x02\x05\x00"
+MALFORMED_REQUEST = b"\x30\x03\x0a\x01\x01"
+INTERNAL_ERROR = b"\x30\x03\x0a\x01\x02"
+TRY_LATER = b"\x30\x03\x0a\x01\x03"
+SIG_REQUIRED = b"\x30\x03\x0a\x01\x05"
+UNAUTHORIZED = b"\x30\x03\x0a\x01\x06"
+
+_HASH_ALGORITHM_IDS = {
+    1: b"\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00",
+    2: b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00",
+    3: b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02\x05\x00",
+    4: b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00",
+}
+cdef bytes _BASIC_RESPONSE_TYPE = b"\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x01"
+cdef bytes _NONCE_EXTENSION_OID = b"\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x02"
+
+
+cdef bytes _tlv(unsigned char tag, bytes content):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(content)
+    cdef unsigned char head[6]
+    cdef Py_ssize_t head_len
+    head[0] = tag
+    if n < 0x80:
+        head[1] = <unsigned char>n
+        head_len = 2
+    elif n < 0x100:
+        head[1] = 0x81
+        head[2] = <unsigned char>n
+        head_len = 3
+    elif n < 0x10000:
+        head[1] = 0x82
+        head[2] = <unsigned char>(n >> 8)
+        head[3] = <unsigned char>n
+        head_len = 4
+    elif n < 0x1000000:
+        head[1] = 0x83
+        head[2] = <unsigned char>(n >> 16)
+        head[3] = <unsigned char>(n >> 8)
+        head[4] = <unsigned char>n
+        head_len = 5
+    else:
+        raise ValueError("element too large")
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, head_len + n)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    memcpy(dst, head, head_len)
+    memcpy(dst + head_len, PyBytes_AS_STRING(content), n)
+    return out
+
+
+cdef inline void _digits(char* dst, int value, int width) noexcept nogil:
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        dst[i] = <char>(48 + value % 10)
+        value //= 10
+
+
+def generalized_time(long long epoch):
+    """GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 4.1.2.5.2), from 1970 to 9999."""
+    cdef time_t t
+    cdef tm parts
+    cdef char text[17]
+    if not 0 <= epoch <= 253402300799:
+        raise ValueError("time outside 1970-01-01..9999-12-31")
+    t = <time_t>epoch
+    if gmtime_r(&t, &parts) == NULL:
+        raise ValueError("time outside 1970-01-01..9999-12-31")
+    text[0] = 0x18
+    text[1] = 15
+    _digits(text + 2, parts.tm_year + 1900, 4)
+    _digits(text + 6, parts.tm_mon + 1, 2)
+    _digits(text + 8, parts.tm_mday, 2)
+    _digits(text + 10, parts.tm_hour, 2)
+    _digits(text + 12, parts.tm_min, 2)
+    _digits(text + 14, parts.tm_sec, 2)
+    text[16] = b"Z"
+    return PyBytes_FromStringAndSize(text, 17)
+
+
+def encode_certid(int hash_algorithm, bytes name_hash, bytes key_hash, bytes serial):
+    """CertID with ``serial`` given as the INTEGER's content octets."""
+    if hash_algorithm not in _HASH_ALGORITHM_IDS:
+        raise ValueError(f"unsupported hash algorithm {hash_algorithm}")
+    return _tlv(0x30, _HASH_ALGORITHM_IDS[hash_algorithm] + _tlv(0x04, name_hash)
+                + _tlv(0x04, key_hash) + _tlv(0x02, serial))
+
+
+def encode_single_response(bytes certid, int status, long long revocation_time, int reason,
+                           long long this_update, long long next_update):
+    """SingleResponse; see va._fastocsp_py.encode_single_response."""
+    cdef bytes cert_status, info, body
+    if status == 0:
+        cert_status = b"\x80\x00"
+    elif status == 2:
+        cert_status = b"\x82\x00"
+    elif status == 1:
+        info = generalized_time(revocation_time)
+        if reason != -1:
+            if not 0 <= reason <= 10 or reason == 7:
+                raise ValueError(f"invalid CRLReason {reason}")
+            info += _tlv(0xA0, bytes((0x0A, 0x01, reason)))
+        cert_status = _tlv(0xA1, info)
+    else:
+        raise ValueError(f"invalid certificate status {status}")
+    body = certid + cert_status + generalized_time(this_update)
+    if next_update != -1:
+        body += _tlv(0xA0, generalized_time(next_update))
+    return _tlv(0x30, body)
+
+
+def encode_nonce_extension(bytes nonce):
+    """The response's nonce Extension, echoing the request's extnValue content."""
+    return _tlv(0x30, _NONCE_EXTENSION_OID + _tlv(0x04, nonce))
+
+
+def encode_response_data(bytes responder_id, long long produced_at, responses, bytes extensions):
+    """ResponseData; see va._fastocsp_py.encode_response_data."""
+    cdef bytes body = responder_id + generalized_time(produced_at) + _tlv(0x30, b"".join(responses))
+    if extensions:
+        body += _tlv(0xA1, _tlv(0x30, extensions))
+    return _tlv(0x30, body)
+
+
+def encode_ocsp_response(bytes response_data, bytes signature_algorithm, bytes signature,
+                         bytes certs):
+    """A successful OCSPResponse around a signed BasicOCSPResponse."""
+    cdef bytes basic = response_data + signature_algorithm + _tlv(0x03, b"\x00" + signature)
+    if certs:
+        basic += _tlv(0xA0, _tlv(0x30, certs))
+    cdef bytes response_bytes = _tlv(0x30, _BASIC_RESPONSE_TYPE + _tlv(0x04, _tlv(0x30, basic)))
+    return _tlv(0x30, b"\x0a\x01\x00" + _tlv(0xA0, response_bytes))

@@ -262,3 +262,116 @@ def parse_ocsp_request(data: bytes, max_certids: int = DEFAULT_MAX_CERTIDS):
     if cursor < tbs_stop:  # requestExtensions [2] EXPLICIT
         nonce = _parse_extensions(data, cursor, tbs_stop, 0xA2, True)
     return tuple(certids), nonce
+
+
+# -- OCSP responses (RFC 6960 4.2.1) -----------------------------------------
+
+import time as _time  # noqa: E402
+
+STATUS_GOOD, STATUS_REVOKED, STATUS_UNKNOWN = 0, 1, 2
+NO_REASON = -1
+_HASH_ALGORITHM_IDS = {  # AlgorithmIdentifier with NULL parameters, as OpenSSL sends them
+    HASH_SHA1: bytes.fromhex("300906052b0e03021a0500"),
+    HASH_SHA256: bytes.fromhex("300d06096086480165030402010500"),
+    HASH_SHA384: bytes.fromhex("300d06096086480165030402020500"),
+    HASH_SHA512: bytes.fromhex("300d06096086480165030402030500"),
+}
+# id-pkix-ocsp-basic
+_BASIC_RESPONSE_TYPE = bytes.fromhex("06092b0601050507300101")
+# Extension { id-pkix-ocsp-nonce, extnValue }: the prefix before extnValue's content.
+_NONCE_EXTENSION_OID = bytes.fromhex("06092b0601050507300102")
+# RFC 6960 4.4.8: id-pkix-ocsp-extended-revoke, value NULL.
+EXTENDED_REVOKE_EXTENSION = bytes.fromhex("300f06092b060105050730010904020500")
+
+# Unsigned error responses (RFC 6960 4.2.1), as byte constants.
+MALFORMED_REQUEST = bytes.fromhex("30030a0101")
+INTERNAL_ERROR = bytes.fromhex("30030a0102")
+TRY_LATER = bytes.fromhex("30030a0103")
+SIG_REQUIRED = bytes.fromhex("30030a0105")
+UNAUTHORIZED = bytes.fromhex("30030a0106")
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(body))) + body + content
+
+
+def generalized_time(epoch: int) -> bytes:
+    """GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 4.1.2.5.2), from 1970 to 9999."""
+    if not 0 <= epoch <= 253402300799:
+        raise ValueError("time outside 1970-01-01..9999-12-31")
+    return _tlv(0x18, _time.strftime("%Y%m%d%H%M%SZ", _time.gmtime(epoch)).encode())
+
+
+def encode_certid(hash_algorithm: int, name_hash: bytes, key_hash: bytes, serial: bytes) -> bytes:
+    """CertID with ``serial`` given as the INTEGER's content octets."""
+    if hash_algorithm not in _HASH_ALGORITHM_IDS:
+        raise ValueError(f"unsupported hash algorithm {hash_algorithm}")
+    return _tlv(
+        0x30,
+        _HASH_ALGORITHM_IDS[hash_algorithm]
+        + _tlv(0x04, name_hash)
+        + _tlv(0x04, key_hash)
+        + _tlv(0x02, serial),
+    )
+
+
+def encode_single_response(
+    certid: bytes,
+    status: int,
+    revocation_time: int,
+    reason: int,
+    this_update: int,
+    next_update: int,
+) -> bytes:
+    """SingleResponse. ``reason`` NO_REASON leaves revocationReason out
+    (BR 7.2.2: unspecified is never encoded); ``next_update`` -1 leaves it out."""
+    if status == STATUS_GOOD:
+        cert_status = b"\x80\x00"
+    elif status == STATUS_UNKNOWN:
+        cert_status = b"\x82\x00"
+    elif status == STATUS_REVOKED:
+        info = generalized_time(revocation_time)
+        if reason != NO_REASON:
+            if not 0 <= reason <= 10 or reason == 7:
+                raise ValueError(f"invalid CRLReason {reason}")
+            info += _tlv(0xA0, bytes((0x0A, 0x01, reason)))
+        cert_status = _tlv(0xA1, info)
+    else:
+        raise ValueError(f"invalid certificate status {status}")
+    body = certid + cert_status + generalized_time(this_update)
+    if next_update != -1:
+        body += _tlv(0xA0, generalized_time(next_update))
+    return _tlv(0x30, body)
+
+
+def encode_nonce_extension(nonce: bytes) -> bytes:
+    """The response's nonce Extension, echoing the request's extnValue content."""
+    return _tlv(0x30, _NONCE_EXTENSION_OID + _tlv(0x04, nonce))
+
+
+def encode_response_data(
+    responder_id: bytes, produced_at: int, responses, extensions: bytes
+) -> bytes:
+    """ResponseData (v1, so no version field). ``responder_id`` is the encoded
+    ResponderID choice, ``responses`` the encoded SingleResponses,
+    ``extensions`` the encoded Extension elements (b"" for none)."""
+    body = responder_id + generalized_time(produced_at) + _tlv(0x30, b"".join(responses))
+    if extensions:
+        body += _tlv(0xA1, _tlv(0x30, extensions))
+    return _tlv(0x30, body)
+
+
+def encode_ocsp_response(
+    response_data: bytes, signature_algorithm: bytes, signature: bytes, certs: bytes
+) -> bytes:
+    """A successful OCSPResponse around a signed BasicOCSPResponse;
+    ``certs`` is the concatenated certificates to include (b"" for none)."""
+    basic = response_data + signature_algorithm + _tlv(0x03, b"\x00" + signature)
+    if certs:
+        basic += _tlv(0xA0, _tlv(0x30, certs))
+    response_bytes = _tlv(0x30, _BASIC_RESPONSE_TYPE + _tlv(0x04, _tlv(0x30, basic)))
+    return _tlv(0x30, b"\x0a\x01\x00" + _tlv(0xA0, response_bytes))

@@ -18,23 +18,35 @@ else:
 
 IMPLEMENTATION = "native" if _impl is not _fastocsp_py else "python"
 
-read_tlv = _impl.read_tlv
-parse_der = _impl.parse_der
-parse_ocsp_request = _impl.parse_ocsp_request
-DEFAULT_MAX_DEPTH = _impl.DEFAULT_MAX_DEPTH
-DEFAULT_MAX_CERTIDS = _impl.DEFAULT_MAX_CERTIDS
-HASH_UNKNOWN, HASH_SHA1, HASH_SHA256, HASH_SHA384, HASH_SHA512 = 0, 1, 2, 3, 4
-
-__all__ = [
+# The API both implementations provide (tests check they agree on it).
+API = (
     "DEFAULT_MAX_CERTIDS",
     "DEFAULT_MAX_DEPTH",
+    "EXTENDED_REVOKE_EXTENSION",
     "HASH_SHA1",
     "HASH_SHA256",
     "HASH_SHA384",
     "HASH_SHA512",
     "HASH_UNKNOWN",
-    "IMPLEMENTATION",
+    "INTERNAL_ERROR",
+    "MALFORMED_REQUEST",
+    "NO_REASON",
+    "SIG_REQUIRED",
+    "STATUS_GOOD",
+    "STATUS_REVOKED",
+    "STATUS_UNKNOWN",
+    "TRY_LATER",
+    "UNAUTHORIZED",
+    "encode_certid",
+    "encode_nonce_extension",
+    "encode_ocsp_response",
+    "encode_response_data",
+    "encode_single_response",
+    "generalized_time",
     "parse_der",
     "parse_ocsp_request",
     "read_tlv",
-]
+)
+globals().update({name: getattr(_impl, name) for name in API})
+
+__all__ = ["API", "IMPLEMENTATION", *API]

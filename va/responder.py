@@ -1,0 +1,246 @@
+"""Answering OCSP requests (RFC 6960, RFC 5019 profile) from the LMDB store.
+
+Sources, in the order a request meets them (after Boulder's responder):
+1. the request parser (native core); anything malformed gets malformedRequest;
+2. the issuer filter: CertIDs must name an issuer this VA serves, else
+   unauthorized;
+3. pre-signed responses: one CertID, no nonce to echo, a stored response
+   still inside its validity: its bytes, untouched;
+4. the live signer: build ResponseData from precomputed pieces and sign it.
+"""
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from va import fastocsp as core
+from va.errors import OCSPCoreError
+from va.signing import Signer, load_key, spki_key_hash, subject_der
+from va.store import GOOD, HOLD, StatusRecord, StoredResponse, VAStore
+
+HASH_NAMES = {
+    core.HASH_SHA1: "sha1",
+    core.HASH_SHA256: "sha256",
+    core.HASH_SHA384: "sha384",
+    core.HASH_SHA512: "sha512",
+}
+CERTIFICATE_HOLD = 6
+# RFC 6960 2.2: a serial that was never issued may be reported "revoked" with
+# reason certificateHold and revocationTime 1970-01-01T00:00:00Z, plus the
+# extended revoked definition extension (4.4.8). CA/B Forum BR 4.9.10 forbids
+# "good" for unissued serials; this is the default.
+UNISSUED_POLICIES = ("revoked", "unknown", "unauthorized")
+NONCE_POLICIES = ("echo", "ignore")
+# CA/B Forum BR 4.9.10: OCSP responses valid at least 8 hours, at most 10 days.
+MIN_VALIDITY, MAX_VALIDITY = 8 * 3600, 10 * 86400
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@dataclass
+class IssuerEntry:
+    """Everything needed to answer for one issuing CA, computed once."""
+
+    id: int
+    name: str
+    certificate: x509.Certificate
+    signer: Signer
+    delegated: bool
+    responder_id_by: str = "key"
+    nonce_policy: str = "echo"
+    unissued: str = "revoked"
+    validity: int = 4 * 86400
+    hashes: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+    responder_id: bytes = b""
+    certs: bytes = b""
+
+    def __post_init__(self):
+        if self.nonce_policy not in NONCE_POLICIES:
+            raise ValueError(f"issuer {self.name}: nonce policy must be one of {NONCE_POLICIES}")
+        if self.unissued not in UNISSUED_POLICIES:
+            raise ValueError(
+                f"issuer {self.name}: unissued policy must be one of {UNISSUED_POLICIES}"
+            )
+        if not MIN_VALIDITY <= self.validity <= MAX_VALIDITY:
+            raise ValueError(
+                f"issuer {self.name}: response validity must be 8 hours to 10 days (BR 4.9.10)"
+            )
+        name = subject_der(self.certificate)
+        for algorithm, hash_name in HASH_NAMES.items():
+            self.hashes[algorithm] = (
+                hashlib.new(hash_name, name).digest(),
+                spki_key_hash(self.certificate, hash_name),
+            )
+        responder = self.signer.certificate
+        if self.responder_id_by == "name":
+            self.responder_id = _tlv(0xA1, subject_der(responder))
+        else:  # byKey: SHA-1 of the responder's public key (RFC 6960 4.2.1)
+            self.responder_id = _tlv(0xA2, _tlv(0x04, spki_key_hash(responder, "sha1")))
+        # A delegated responder's certificate travels in the response
+        # (RFC 6960 4.2.2.2); a CA signing for itself needs none.
+        self.certs = _der(responder) if self.delegated else b""
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(body))) + body + content
+
+
+@dataclass
+class Answer:
+    """What to send: ``body`` always; the validity window for caching headers
+    when the response is cacheable (no nonce, successful)."""
+
+    body: bytes
+    kind: str  # presigned | signed | error
+    this_update: int = 0
+    next_update: int = 0
+    cacheable: bool = False
+
+
+@dataclass
+class SigningJob:
+    """A response that needs a fresh signature; ``finish`` may run in a thread."""
+
+    entry: IssuerEntry
+    tbs: bytes
+    this_update: int
+    next_update: int
+    cacheable: bool
+
+    def finish(self) -> Answer:
+        signature = self.entry.signer.sign(self.tbs)
+        body = core.encode_ocsp_response(
+            self.tbs, self.entry.signer.algorithm_identifier, signature, self.entry.certs
+        )
+        return Answer(body, "signed", self.this_update, self.next_update, self.cacheable)
+
+
+class Responder:
+    def __init__(
+        self,
+        store: VAStore,
+        issuers: list[IssuerEntry],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_certids: int = core.DEFAULT_MAX_CERTIDS,
+    ):
+        self.store = store
+        self.clock = clock
+        self.max_certids = max_certids
+        self.issuers = {entry.id: entry for entry in issuers}
+        self.index: dict[tuple[int, bytes, bytes], IssuerEntry] = {}
+        for entry in issuers:
+            for algorithm, (name_hash, key_hash) in entry.hashes.items():
+                self.index[(algorithm, name_hash, key_hash)] = entry
+
+    def answer(self, request: bytes) -> Answer | SigningJob:
+        """A ready answer, or the signing job the caller must finish."""
+        try:
+            certids, nonce = core.parse_ocsp_request(request, self.max_certids)
+        except OCSPCoreError:
+            return Answer(core.MALFORMED_REQUEST, "error")
+        entry = None
+        for algorithm, name_hash, key_hash, _serial, _der_certid in certids:
+            found = self.index.get((algorithm, name_hash, key_hash))
+            if found is None or (entry is not None and found is not entry):
+                # Unknown issuer, or CertIDs of several issuers in one request.
+                return Answer(core.UNAUTHORIZED, "error")
+            entry = found
+        now = int(self.clock())
+        echo = nonce is not None and entry.nonce_policy == "echo"
+        with self.store.read() as txn:
+            if len(certids) == 1 and not echo:
+                algorithm, _, _, serial, _ = certids[0]
+                stored = self.store.get_response(txn, entry.id, algorithm, serial)
+                if stored is not None and stored.this_update <= now < stored.next_update:
+                    return Answer(
+                        stored.der, "presigned", stored.this_update, stored.next_update, True
+                    )
+            singles = []
+            extensions = b""
+            for _algorithm, _, _, serial, certid_der in certids:
+                record = self.store.get_status(txn, entry.id, serial)
+                if record is None and entry.unissued == "unauthorized":
+                    return Answer(core.UNAUTHORIZED, "error")
+                single, unissued = single_response(entry, certid_der, record, now)
+                singles.append(single)
+                if unissued:
+                    extensions = core.EXTENDED_REVOKE_EXTENSION
+        if echo:
+            extensions = core.encode_nonce_extension(nonce) + extensions
+        tbs = core.encode_response_data(entry.responder_id, now, singles, extensions)
+        return SigningJob(entry, tbs, now, now + entry.validity, not echo)
+
+
+def single_response(entry: IssuerEntry, certid: bytes, record: StatusRecord | None, now: int):
+    """Encode one SingleResponse; returns (bytes, whether the serial is unissued)."""
+    next_update = now + entry.validity
+    if record is None:
+        if entry.unissued == "unknown":
+            return core.encode_single_response(
+                certid, core.STATUS_UNKNOWN, 0, -1, now, next_update
+            ), False
+        return core.encode_single_response(
+            certid, core.STATUS_REVOKED, 0, CERTIFICATE_HOLD, now, next_update
+        ), True
+    if record.status == GOOD:
+        return core.encode_single_response(certid, core.STATUS_GOOD, 0, -1, now, next_update), False
+    reason = CERTIFICATE_HOLD if record.status == HOLD else record.reason
+    # BR 7.2.2: unspecified (0) is expressed by leaving the reason out.
+    reason = -1 if reason == 0 else reason
+    return core.encode_single_response(
+        certid, core.STATUS_REVOKED, record.revoked_at, reason, now, next_update
+    ), False
+
+
+def presign(
+    entry: IssuerEntry, algorithm: int, serial: bytes, record: StatusRecord | None, now: int
+) -> StoredResponse:
+    """A complete signed response for one serial, to store and serve as is."""
+    name_hash, key_hash = entry.hashes[algorithm]
+    certid = core.encode_certid(algorithm, name_hash, key_hash, serial)
+    single, unissued = single_response(entry, certid, record, now)
+    extensions = core.EXTENDED_REVOKE_EXTENSION if unissued else b""
+    tbs = core.encode_response_data(entry.responder_id, now, [single], extensions)
+    answer = SigningJob(entry, tbs, now, now + entry.validity, True).finish()
+    return StoredResponse(now, now + entry.validity, answer.body)
+
+
+def load_issuers(store: VAStore, key_dir: Path, passphrase: bytes | None) -> list[IssuerEntry]:
+    entries = []
+    for issuer_id, record in sorted(store.issuers().items()):
+        certificate = x509.load_der_x509_certificate(base64.b64decode(record["certificate"]))
+        delegated = bool(record.get("responder_certificate"))
+        responder = (
+            x509.load_der_x509_certificate(base64.b64decode(record["responder_certificate"]))
+            if delegated
+            else certificate
+        )
+        key_path = key_dir / record["responder_key"]
+        key = load_key(key_path.read_bytes(), passphrase, f"responder key {key_path}")
+        entries.append(
+            IssuerEntry(
+                id=issuer_id,
+                name=record["name"],
+                certificate=certificate,
+                signer=Signer(key, responder),
+                delegated=delegated,
+                responder_id_by=record.get("responder_id", "key"),
+                nonce_policy=record.get("nonce_policy", "echo"),
+                unissued=record.get("unissued", "revoked"),
+                validity=record.get("validity_seconds", 4 * 86400),
+            )
+        )
+    return entries

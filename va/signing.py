@@ -1,0 +1,92 @@
+"""Responder keys and the signature algorithms OCSP responses are signed with.
+
+The VA is deployable alone, so it reads its own keys: PKCS#8 files,
+encrypted, the passphrase handed in by whoever starts the VA.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+# AlgorithmIdentifier DER per (key family, hash): RSA PKCS#1 v1.5 with NULL
+# parameters (RFC 4055), ECDSA and Ed25519 without (RFC 5758, RFC 8410).
+_ALGORITHMS = {
+    ("ec", "sha256"): bytes.fromhex("300a06082a8648ce3d040302"),
+    ("ec", "sha384"): bytes.fromhex("300a06082a8648ce3d040303"),
+    ("rsa", "sha256"): bytes.fromhex("300d06092a864886f70d01010b0500"),
+    ("ed25519", None): bytes.fromhex("300506032b6570"),
+}
+
+
+class ResponderKeyError(ValueError):
+    """A responder key could not be loaded."""
+
+
+def load_key(pem: bytes, passphrase: bytes | None, what: str):
+    try:
+        return serialization.load_pem_private_key(pem, password=passphrase)
+    except TypeError as exc:
+        if passphrase is not None and "not encrypted" in str(exc):
+            return serialization.load_pem_private_key(pem, password=None)
+        raise ResponderKeyError(f"{what} is encrypted and no passphrase was given") from None
+    except ValueError as exc:
+        if "password" in str(exc).lower():
+            raise ResponderKeyError(f"wrong passphrase for {what}") from None
+        raise ResponderKeyError(f"{what} is not a valid PEM private key") from None
+
+
+@dataclass
+class Signer:
+    """Signs ResponseData with one key: the CA's own or a delegated responder's."""
+
+    private_key: object
+    certificate: x509.Certificate
+
+    def __post_init__(self):
+        key = self.private_key
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            self.family, self.hash_name = "ed25519", None
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            self.family = "ec"
+            self.hash_name = "sha384" if key.curve.key_size >= 384 else "sha256"
+        elif isinstance(key, rsa.RSAPrivateKey):
+            self.family, self.hash_name = "rsa", "sha256"
+        else:
+            raise ResponderKeyError(f"unsupported responder key type {type(key).__name__}")
+        public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if key.public_key().public_bytes(*public) != self.certificate.public_key().public_bytes(
+            *public
+        ):
+            raise ResponderKeyError("the responder key does not match the responder certificate")
+        self.algorithm_identifier = _ALGORITHMS[(self.family, self.hash_name)]
+        self._hash = {"sha256": hashes.SHA256, "sha384": hashes.SHA384}.get(self.hash_name)
+
+    def sign(self, data: bytes) -> bytes:
+        if self.family == "ed25519":
+            return self.private_key.sign(data)
+        if self.family == "ec":
+            return self.private_key.sign(data, ec.ECDSA(self._hash()))
+        return self.private_key.sign(data, padding.PKCS1v15(), self._hash())
+
+
+def spki_key_hash(certificate: x509.Certificate, algorithm: str = "sha1") -> bytes:
+    """Hash of the subjectPublicKey BIT STRING's value (RFC 6960 4.1.1 issuerKeyHash,
+    and ResponderID byKey)."""
+    from asn1crypto import keys
+
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key_bits = keys.PublicKeyInfo.load(spki)["public_key"].contents[1:]  # skip unused-bits octet
+    return hashlib.new(algorithm, key_bits).digest()
+
+
+def subject_der(certificate: x509.Certificate) -> bytes:
+    """The certificate's subject Name exactly as encoded in the certificate."""
+    from asn1crypto import x509 as asn1_x509
+
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return asn1_x509.Certificate.load(der)["tbs_certificate"]["subject"].dump()
