@@ -30,6 +30,11 @@ def ocsp_signer_subject(ca: CARecord) -> x509.Name:
     return x509.Name(attributes)
 
 
+def ocsp_signer_key_id(ca_name: str, serial: int) -> str:
+    """Where an OCSP signer's key lives in the token."""
+    return f"ocsp-{ca_name}-{serial_hex(serial)[:16]}"
+
+
 class IssuanceOperations(ServiceCore):
     def issue(
         self,
@@ -97,7 +102,7 @@ class IssuanceOperations(ServiceCore):
             if key_type not in profile.key_types:
                 raise PolicyError(f"profile 'ocsp-signer' does not allow key type {key_type}")
             serial = new_serial(self.random_bytes)
-            key_id = f"ocsp-{ca_name}-{serial_hex(serial)[:16]}"
+            key_id = ocsp_signer_key_id(ca_name, serial)
             public_key = self.token.generate_key(key_id, key_type)
             try:
                 record = self._issue(

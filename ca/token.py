@@ -80,6 +80,13 @@ class SoftwareToken(CryptoToken):
     def has_key(self, key_id: str) -> bool:
         return self._path(key_id).exists()
 
+    def key_file(self, key_id: str) -> Path:
+        """The encrypted key file, for handing a responder key to a VA."""
+        path = self._path(key_id)
+        if not path.exists():
+            raise NotFoundError(f"key {key_id!r} not found in {self.directory}")
+        return path
+
     def remove_key(self, key_id: str) -> None:
         self._path(key_id).unlink(missing_ok=True)
         with self._lock:

@@ -14,6 +14,7 @@ import click
 from revoca import __version__
 from revoca.cli_ca import ca
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
+from revoca.cli_va import va
 from revoca.config import default_text, load_config
 from revoca.logs import setup_logging
 
@@ -54,6 +55,7 @@ def cli(ctx, config_path, data_dir, log_level, log_format):
 
 
 cli.add_command(ca)
+cli.add_command(va)
 
 
 @cli.group()

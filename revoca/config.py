@@ -48,6 +48,7 @@ class Config:
     base_url: str
     profiles: dict[str, Profile]
     source: str
+    va: dict
 
     @property
     def key_dir(self) -> Path:
@@ -85,6 +86,22 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             base_url=raw["urls"]["base"],
             profiles=load_profiles(raw["profiles"]),
             source=source,
+            va=_va_section(raw["va"], root),
         )
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"configuration is incomplete or mistyped: {exc}") from None
+
+
+def _va_section(table: dict, data_dir: Path) -> dict:
+    va = dict(table)
+    va["directory"] = va["directory"] or str(data_dir / "va")
+    if not 8 <= va["response_validity_hours"] <= 240:
+        raise ConfigError("va.response_validity_hours must be 8 to 240 (BR 4.9.10)")
+    for key in ("port", "workers", "max_body", "max_url", "max_certids", "fresh_signing_cap"):
+        if not isinstance(va[key], int) or va[key] < (0 if key == "port" else 1):
+            raise ConfigError(f"va.{key} must be a positive integer")
+    if va["nonce_policy"] not in ("echo", "ignore"):
+        raise ConfigError('va.nonce_policy must be "echo" or "ignore"')
+    if va["unissued"] not in ("revoked", "unknown", "unauthorized"):
+        raise ConfigError('va.unissued must be "revoked", "unknown" or "unauthorized"')
+    return va

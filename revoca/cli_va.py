@@ -1,0 +1,156 @@
+"""``revoca va``: load, pre-sign and serve the validation authority."""
+
+from pathlib import Path
+
+import click
+
+from ca.errors import BadInputError, CAError
+from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
+
+
+def va_settings(config, **overrides):
+    from va.app import VASettings
+    from va.http import HTTPSettings
+
+    va = config.va
+    http = HTTPSettings(
+        ocsp_path=va["ocsp_path"],
+        max_body=va["max_body"],
+        max_url=va["max_url"],
+        fresh_signing_cap=va["fresh_signing_cap"],
+    )
+    values = {
+        "directory": Path(va["directory"]),
+        "host": va["host"],
+        "port": va["port"],
+        "workers": va["workers"],
+        "http": http,
+        "map_size": va["map_size"],
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return VASettings(**values)
+
+
+def _passphrase(config) -> bytes:
+    return config.passphrase.get()
+
+
+@click.group(cls=ConfiguredGroup)
+def va():
+    """Validation authority: OCSP responder and CRL/CA certificate server."""
+
+
+@va.command("import")
+@click.option("--ca", "ca_names", multiple=True, help="Only these CAs (default: all).")
+@click.option(
+    "--sign-with-ca-key",
+    is_flag=True,
+    help="Let a CA without a delegated OCSP signer sign with its own key (copies that key).",
+)
+@click.pass_context
+@handle_errors
+def import_(ctx, ca_names, sign_with_ca_key):
+    """Load issuers, responder keys and every certificate status from the CA store."""
+    from revoca.app import build_ca_service
+    from revoca.va_import import import_from_ca
+    from va.app import open_store
+
+    config = config_of(ctx)
+    settings = va_settings(config)
+    service = build_ca_service(config)
+    store = open_store(settings)
+    try:
+        counts = import_from_ca(
+            service,
+            store,
+            settings.key_dir,
+            policies=config.va,
+            ca_names=list(ca_names) or None,
+            sign_with_ca_key=sign_with_ca_key,
+        )
+    finally:
+        store.close()
+    for name, count in counts.items():
+        if count < 0:
+            click.echo(f"{name}: skipped, no OCSP signer (`revoca ca ocsp-signer --ca {name}`)")
+        else:
+            click.echo(f"{name}: {count} certificate statuses")
+
+
+@va.command("presign")
+@click.option("--stale-only", is_flag=True, help="Only responses past half their validity.")
+@click.pass_context
+@handle_errors
+def presign(ctx, stale_only):
+    """Sign a response for every known serial (SHA-1 and SHA-256 CertIDs)."""
+    from va.app import open_store, presign_all
+
+    config = config_of(ctx)
+    settings = va_settings(config)
+    store = open_store(settings)
+    try:
+        entries = _load(store, settings, config)
+        total = store.count_status() * len(settings.presign_algorithms)
+        with click.progressbar(
+            length=total, label="pre-signing", file=click.get_text_stream("stderr")
+        ) as bar:
+            signed = presign_all(
+                store,
+                entries,
+                settings.presign_algorithms,
+                only_stale=stale_only,
+                progress=bar.update,
+            )
+    finally:
+        store.close()
+    click.echo(f"signed {signed} responses")
+
+
+def _load(store, settings, config):
+    from va.responder import load_issuers
+    from va.signing import ResponderKeyError
+
+    try:
+        return load_issuers(store, settings.key_dir, _passphrase(config))
+    except ResponderKeyError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+@va.command("serve")
+@click.option("--host", help="Listen address (default from the configuration).")
+@click.option("--port", type=int, help="Listen port.")
+@click.option("--workers", type=int, help="Worker processes sharing the port (one per core).")
+@click.pass_context
+@handle_errors
+def serve(ctx, host, port, workers):
+    """Serve OCSP, CA certificates, /healthz and /metrics."""
+    from va.app import run
+
+    config = config_of(ctx)
+    settings = va_settings(config, host=host, port=port, workers=workers)
+    try:
+        run(settings, _passphrase(config))
+    except (RuntimeError, ValueError) as exc:
+        raise CAError(str(exc)) from None
+
+
+@va.command("status")
+@click.pass_context
+@handle_errors
+def status(ctx):
+    """Issuers and record counts of the VA store."""
+    from va.app import open_store
+
+    settings = va_settings(config_of(ctx))
+    store = open_store(settings)
+    try:
+        echo_json(
+            {
+                "directory": str(settings.directory),
+                "issuers": {str(k): v["name"] for k, v in store.issuers().items()},
+                "statuses": store.count_status(),
+                "map_size": store.env.info()["map_size"],
+            }
+        )
+    finally:
+        store.close()

@@ -1,0 +1,107 @@
+"""Loading a VA from the CA store (the umbrella's job: ``va`` knows nothing of ``ca``)."""
+
+import base64
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives import serialization
+
+from ca.errors import NotFoundError, PolicyError
+from ca.issuance import ocsp_signer_key_id
+from ca.service import CAService
+from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore, serial_bytes
+
+_STATUS = {"good": GOOD, "revoked": REVOKED, "hold": HOLD}
+
+
+def _der(cert) -> str:
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def import_from_ca(
+    service: CAService,
+    store: VAStore,
+    va_key_dir,
+    *,
+    policies: dict,
+    ca_names: list[str] | None = None,
+    sign_with_ca_key: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Copy issuers, responder keys and every certificate's status into the VA.
+
+    Each CA answers through its newest valid delegated OCSP signer; with
+    ``sign_with_ca_key`` a CA without one signs with its own key (that key
+    is then copied to the VA, which widens where it lives: avoid it).
+    Importing all CAs leaves out those without a signer (listed in the
+    result as -1); naming one that has none is an error.
+    Returns the number of statuses imported per CA.
+    """
+    now = now or datetime.now(UTC)
+    cas = [service.get_ca(n) for n in ca_names] if ca_names else service.list_cas()
+    va_key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    imported, skipped = {}, []
+    for ca in cas:
+        signers = [
+            r
+            for r in service.list_certificates(ca.name, "good", limit=100_000)
+            if r.profile == "ocsp-signer" and r.not_before <= now < r.not_after
+        ]
+        signer = max(signers, key=lambda r: r.not_after, default=None)
+        if signer is not None:
+            key_id = ocsp_signer_key_id(ca.name, signer.serial)
+            responder_cert = _der(signer.certificate)
+        elif sign_with_ca_key:
+            key_id, responder_cert = ca.key_id, None
+        elif not ca_names:
+            skipped.append(ca.name)  # importing everything: a CA without signer is left out
+            continue
+        else:
+            raise PolicyError(
+                f"CA {ca.name!r} has no valid OCSP signer: run `revoca ca ocsp-signer --ca "
+                f"{ca.name}` (or import with --sign-with-ca-key)"
+            )
+        try:
+            source = service.token.key_file(key_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"the responder key {key_id!r} of CA {ca.name!r} is missing"
+            ) from None
+        target = va_key_dir / source.name
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        store.put_issuer(
+            ca.id,
+            {
+                "name": ca.name,
+                "certificate": _der(ca.certificate),
+                "responder_certificate": responder_cert,
+                "responder_key": source.name,
+                "responder_id": "key",
+                "nonce_policy": policies["nonce_policy"],
+                "unissued": policies["unissued"],
+                "validity_seconds": policies["response_validity_hours"] * 3600,
+            },
+        )
+        records = service.list_certificates(ca.name, limit=10_000_000)
+        batch = []
+        for record in records:
+            status = _STATUS[record.status]
+            revoked_at = int(record.revoked_at.timestamp()) if record.revoked_at else 0
+            reason = int(record.reason) if record.reason is not None else -1
+            batch.append(
+                (
+                    ca.id,
+                    serial_bytes(record.serial),
+                    StatusRecord(status, revoked_at, reason, int(record.not_after.timestamp())),
+                )
+            )
+        # Statuses change: the pre-signed responses made from old ones go with them.
+        drops = [(ca.id, alg, serial, None) for ca_id, serial, _ in batch for alg in (1, 2, 3, 4)]
+        store.apply(statuses=batch, responses=drops)
+        progress(len(batch))
+        imported[ca.name] = len(batch)
+    imported.update({name: -1 for name in skipped})
+    return imported

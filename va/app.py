@@ -1,0 +1,194 @@
+"""Running a VA: load issuers and keys, pre-sign, serve with N workers."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from va.http import HTTPSettings, Server
+from va.metrics import Metrics
+from va.responder import IssuerEntry, Responder, load_issuers, presign
+from va.store import VAStore
+
+log = logging.getLogger("revoca.va")
+
+
+@dataclass(frozen=True)
+class VASettings:
+    directory: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    http: HTTPSettings = field(default_factory=HTTPSettings)
+    map_size: int = 1 << 30
+    presign_algorithms: tuple[int, ...] = (1, 2)  # SHA-1 and SHA-256 CertIDs
+
+    @property
+    def lmdb_dir(self) -> Path:
+        return self.directory / "lmdb"
+
+    @property
+    def key_dir(self) -> Path:
+        return self.directory / "keys"
+
+
+def open_store(settings: VASettings, readonly: bool = False) -> VAStore:
+    return VAStore(settings.lmdb_dir, map_size=settings.map_size, readonly=readonly)
+
+
+def build_server(settings: VASettings, passphrase: bytes | None) -> Server:
+    store = open_store(settings)
+    entries = load_issuers(store, settings.key_dir, passphrase)
+    if not entries:
+        raise RuntimeError(f"no issuers in {settings.lmdb_dir}: run `revoca va import` first")
+    certificates = {
+        entry.name: entry.certificate.public_bytes(serialization.Encoding.DER) for entry in entries
+    }
+    return Server(Responder(store, entries), settings.http, Metrics(), certificates)
+
+
+def presign_all(
+    store: VAStore,
+    entries: list[IssuerEntry],
+    algorithms: tuple[int, ...],
+    *,
+    now: int | None = None,
+    only_stale: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+    batch: int = 1000,
+) -> int:
+    """Sign a response for every known serial and hash algorithm.
+
+    ``only_stale`` re-signs just the responses past half their validity
+    (CA/B Forum BR 4.9.10 refresh point). Writes in batches of ``batch``
+    serials, each batch one transaction. Returns how many were signed.
+    """
+    now = int(time.time()) if now is None else now
+    signed = 0
+    for entry in entries:
+        pending = []
+        for serial, record in store.iter_status(entry.id):
+            for algorithm in algorithms:
+                if only_stale:
+                    with store.read() as txn:
+                        stored = store.get_response(txn, entry.id, algorithm, serial)
+                    if stored is not None and now < (stored.this_update + stored.next_update) // 2:
+                        continue
+                pending.append(
+                    (entry.id, algorithm, serial, presign(entry, algorithm, serial, record, now))
+                )
+            if len(pending) >= batch:
+                store.apply(responses=pending)
+                signed += len(pending)
+                progress(len(pending))
+                pending = []
+        if pending:
+            store.apply(responses=pending)
+            signed += len(pending)
+            progress(len(pending))
+    return signed
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _worker(settings: VASettings, passphrase: bytes | None) -> None:
+    import uvloop
+
+    server = build_server(settings, passphrase)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        sock = _listen(settings.host, settings.port)
+        listener = await loop.create_server(lambda: _connection(server), sock=sock)
+        log.info("worker serving", extra={"pid": os.getpid(), "port": settings.port})
+        await stop.wait()
+        listener.close()  # stop accepting; let in-flight answers finish
+        await asyncio.sleep(0.2)
+
+    uvloop.run(main())
+
+
+def _connection(server: Server):
+    from va.http import Connection
+
+    return Connection(server)
+
+
+def run(settings: VASettings, passphrase: bytes | None) -> None:
+    """Serve with ``settings.workers`` processes sharing the port (SO_REUSEPORT).
+
+    The parent supervises: a worker that dies is restarted; SIGTERM/SIGINT
+    stops all; SIGHUP restarts the workers one by one (reload issuers and keys).
+    """
+    build_server(settings, passphrase).responder.store.close()  # fail early, in the parent
+    if settings.workers == 1:
+        _worker(settings, passphrase)
+        return
+    children: dict[int, int] = {}
+    stopping = False
+    reload_requested = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _worker(settings, passphrase)
+            finally:
+                os._exit(0)
+        children[pid] = slot
+
+    def on_stop(_signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    def on_hup(_signum, _frame):
+        nonlocal reload_requested
+        reload_requested = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    for slot in range(settings.workers):
+        spawn(slot)
+    while not stopping:
+        if reload_requested:
+            reload_requested = False
+            for pid in list(children):
+                os.kill(pid, signal.SIGTERM)  # the loop below respawns it
+                time.sleep(0.5)
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            time.sleep(0.2)
+            continue
+        slot = children.pop(pid, None)
+        if slot is not None and not stopping:
+            log.warning("worker exited, restarting", extra={"pid": pid, "status": status})
+            spawn(slot)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in list(children):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)

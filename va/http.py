@@ -1,0 +1,360 @@
+"""HTTP/1.x front of the VA: OCSP over POST and GET (RFC 6960 Appendix A,
+RFC 5019), CA certificates, health and Prometheus metrics.
+
+One asyncio protocol per connection, httptools for parsing. Responses leave
+in request order (pipelining), even when a fresh signature is computed in a
+worker thread meanwhile.
+"""
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import hashlib
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+from va import fastocsp as core
+from va.metrics import Metrics
+from va.responder import Answer, Responder, SigningJob
+
+log = logging.getLogger("revoca.va.http")
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    ocsp_path: str = "/ocsp"
+    max_body: int = 10 * 1024
+    max_url: int = 8 * 1024
+    fresh_signing_cap: int = 64
+    idle_timeout: float = 60.0
+
+
+def _http_date(epoch: float) -> bytes:
+    return email.utils.formatdate(epoch, usegmt=True).encode()
+
+
+def _response(
+    status: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
+) -> bytes:
+    lines = [b"HTTP/1.1 " + status]
+    lines += [name + b": " + value for name, value in headers]
+    lines.append(b"Content-Length: " + str(len(body)).encode())
+    if not keep_alive:
+        lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class Server:
+    """Shared by every connection of one worker process."""
+
+    def __init__(
+        self,
+        responder: Responder,
+        settings: HTTPSettings,
+        metrics: Metrics,
+        ca_certificates: dict[str, bytes],
+    ):
+        self.responder = responder
+        self.settings = settings
+        self.metrics = metrics
+        self.ca_certificates = ca_certificates
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ocsp-sign")
+        self.in_flight = 0
+        self.prefix = settings.ocsp_path.rstrip("/").encode()
+        metrics.fresh_signing = lambda: self.in_flight
+
+    # -- OCSP -----------------------------------------------------------------
+
+    def ocsp(self, request: bytes):
+        """bytes (an error or pre-signed answer) or an awaitable of an Answer."""
+        started = time.perf_counter()
+        result = self.responder.answer(request)
+        if isinstance(result, SigningJob):
+            if self.in_flight >= self.settings.fresh_signing_cap:
+                self.metrics.count("try_later")
+                return Answer(core.TRY_LATER, "error"), started
+            self.in_flight += 1
+            future = asyncio.get_running_loop().run_in_executor(self.executor, result.finish)
+            future.add_done_callback(self._signed)
+            return future, started
+        return result, started
+
+    def _signed(self, _future) -> None:
+        self.in_flight -= 1
+
+    def ocsp_headers(self, answer: Answer, now: float) -> list[tuple[bytes, bytes]]:
+        headers = [(b"Content-Type", b"application/ocsp-response")]
+        if answer.cacheable and answer.kind != "error":
+            # RFC 5019 6.2: caching headers follow the response's validity.
+            max_age = max(0, int(answer.next_update - now))
+            headers += [
+                (b"Last-Modified", _http_date(answer.this_update)),
+                (b"Expires", _http_date(answer.next_update)),
+                (
+                    b"Cache-Control",
+                    f"max-age={max_age}, public, no-transform, must-revalidate".encode(),
+                ),
+                (b"ETag", b'"' + hashlib.sha1(answer.body).hexdigest().encode() + b'"'),
+            ]
+        else:
+            headers.append((b"Cache-Control", b"no-cache"))
+        return headers
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, server: Server):
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport = None
+        self.url = b""
+        self.body = bytearray()
+        self.headers: dict[bytes, bytes] = {}
+        self.too_large = False
+        self.pending: deque = deque()
+        self.closing = False
+
+    # asyncio callbacks
+    def connection_made(self, transport):
+        self.transport = transport
+        self.server.metrics.gauge_add("connections", 1)
+
+    def connection_lost(self, exc):
+        self.server.metrics.gauge_add("connections", -1)
+        self.transport = None
+
+    def data_received(self, data: bytes):
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(b"400 Bad Request")
+        except httptools.HttpParserError:
+            self._fail(b"400 Bad Request")
+
+    # httptools callbacks
+    def on_message_begin(self):
+        self.url = b""
+        self.body = bytearray()
+        self.headers = {}
+        self.too_large = False
+
+    def on_url(self, url: bytes):
+        self.url += url
+        if len(self.url) > self.server.settings.max_url:
+            self.too_large = True
+
+    def on_header(self, name: bytes, value: bytes):
+        self.headers[name.lower()] = value
+
+    def on_body(self, body: bytes):
+        if len(self.body) + len(body) > self.server.settings.max_body:
+            self.too_large = True
+        else:
+            self.body += body
+
+    def on_message_complete(self):
+        keep_alive = self.parser.should_keep_alive() and not self.too_large
+        try:
+            self._dispatch(keep_alive)
+        except Exception:  # never a traceback to the client
+            log.exception("internal error while answering")
+            self.server.metrics.count("internal_error")
+            self._queue(
+                _response(
+                    b"500 Internal Server Error",
+                    [(b"Content-Type", b"text/plain")],
+                    b"internal error\n",
+                    False,
+                ),
+                False,
+            )
+
+    # request handling
+    def _dispatch(self, keep_alive: bool):
+        server = self.server
+        method = self.parser.get_method()
+        path, _, _query = self.url.partition(b"?")
+        prefix = server.prefix
+        if path == prefix or path.startswith(prefix + b"/"):
+            if method == b"POST":
+                if self.too_large:
+                    return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
+                ctype = self.headers.get(b"content-type", b"")
+                if ctype.split(b";")[0].strip().lower() != b"application/ocsp-request":
+                    return self._plain(
+                        b"415 Unsupported Media Type",
+                        b"POST needs Content-Type: application/ocsp-request\n",
+                        keep_alive,
+                    )
+                return self._ocsp(bytes(self.body), keep_alive)
+            if method == b"GET":
+                if self.too_large:
+                    return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
+                encoded = path[len(prefix) + 1 :]
+                request = _decode_get(encoded)
+                if request is None:
+                    return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
+                return self._ocsp(request, keep_alive)
+            return self._plain(
+                b"405 Method Not Allowed",
+                b"use GET or POST\n",
+                keep_alive,
+                [(b"Allow", b"GET, POST")],
+            )
+        if method not in (b"GET", b"HEAD"):
+            return self._plain(
+                b"405 Method Not Allowed", b"use GET\n", keep_alive, [(b"Allow", b"GET, HEAD")]
+            )
+        if path == b"/healthz":
+            return self._plain(b"200 OK", b"ok\n", keep_alive)
+        if path == b"/metrics":
+            return self._plain(
+                b"200 OK",
+                server.metrics.render().encode(),
+                keep_alive,
+                [(b"Content-Type", b"text/plain; version=0.0.4")],
+            )
+        if path.startswith(b"/ca/"):
+            return self._ca_certificate(path[4:].decode("latin-1"), keep_alive)
+        return self._plain(b"404 Not Found", b"not found\n", keep_alive)
+
+    def _ocsp(self, request: bytes, keep_alive: bool):
+        result, started = self.server.ocsp(request)
+        if isinstance(result, Answer):
+            return self._queue(self._ocsp_bytes(result, started, keep_alive), keep_alive)
+        future = asyncio.ensure_future(self._await_signature(result, started, keep_alive))
+        return self._queue(future, keep_alive)
+
+    async def _await_signature(self, future, started, keep_alive):
+        try:
+            answer = await future
+        except Exception:
+            log.exception("signing failed")
+            answer = Answer(core.INTERNAL_ERROR, "error")
+        return self._ocsp_bytes(answer, started, keep_alive)
+
+    def _ocsp_bytes(self, answer: Answer, started: float, keep_alive: bool) -> bytes:
+        server = self.server
+        now = time.time()
+        headers = server.ocsp_headers(answer, now)
+        server.metrics.observe(answer.kind, time.perf_counter() - started)
+        if answer.kind != "error":
+            server.metrics.age(now - answer.this_update)
+        etag = self.headers.get(b"if-none-match")
+        if (
+            etag is not None
+            and answer.cacheable
+            and any(value == b"ETag" and etag == tag for value, tag in headers)
+        ):
+            return _response(
+                b"304 Not Modified",
+                [h for h in headers if h[0] != b"Content-Type"],
+                b"",
+                keep_alive,
+            )
+        return _response(b"200 OK", headers, answer.body, keep_alive)
+
+    def _ocsp_error(self, body: bytes, kind: str, keep_alive: bool):
+        self.server.metrics.count(kind)
+        return self._queue(
+            _response(
+                b"200 OK",
+                [(b"Content-Type", b"application/ocsp-response"), (b"Cache-Control", b"no-cache")],
+                body,
+                keep_alive,
+            ),
+            keep_alive,
+        )
+
+    def _ca_certificate(self, name: str, keep_alive: bool):
+        stem, _, ext = name.rpartition(".")
+        der = self.server.ca_certificates.get(stem)
+        if der is None or ext not in ("crt", "der", "pem"):
+            return self._plain(b"404 Not Found", b"not found\n", keep_alive)
+        if ext == "pem":
+            body = (
+                b"-----BEGIN CERTIFICATE-----\n"
+                + b"\n".join(base64.encodebytes(der).split(b"\n")).rstrip(b"\n")
+                + b"\n-----END CERTIFICATE-----\n"
+            )
+            return self._plain(
+                b"200 OK", body, keep_alive, [(b"Content-Type", b"application/x-pem-file")]
+            )
+        return self._plain(
+            b"200 OK", der, keep_alive, [(b"Content-Type", b"application/pkix-cert")]
+        )
+
+    def _plain(self, status: bytes, body: bytes, keep_alive: bool, extra=()):
+        headers = list(extra)
+        if not any(name == b"Content-Type" for name, _ in headers):
+            headers.append((b"Content-Type", b"text/plain"))
+        return self._queue(_response(status, headers, body, keep_alive), keep_alive)
+
+    # ordered output
+    def _queue(self, item, keep_alive: bool) -> None:
+        """Send ``item`` (bytes, or a future of bytes) after everything queued before it."""
+        if not self.pending and isinstance(item, bytes):
+            self._write(item, keep_alive)
+            return
+        self.pending.append((item, keep_alive))
+        if isinstance(item, asyncio.Future):
+            item.add_done_callback(lambda _f: self._flush())
+        self._flush()
+
+    def _flush(self) -> None:
+        while self.pending:
+            head, keep_alive = self.pending[0]
+            if isinstance(head, asyncio.Future):
+                if not head.done():
+                    return
+                head = head.result()
+            self.pending.popleft()
+            self._write(head, keep_alive)
+
+    def _write(self, data: bytes, keep_alive: bool) -> None:
+        if self.transport is None:
+            return
+        self.transport.write(data)
+        if not keep_alive:
+            self.transport.close()
+            self.pending.clear()
+
+    def _fail(self, status: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(
+                _response(status, [(b"Content-Type", b"text/plain")], b"bad request\n", False)
+            )
+            self.transport.close()
+
+
+def _decode_get(encoded: bytes) -> bytes | None:
+    """RFC 6960 Appendix A.1: the path holds url-encoded base64 of the DER.
+
+    A '+' that a client or proxy turned into a space is put back; slashes
+    inside the base64 are part of it (no path normalisation happens here).
+    """
+    try:
+        text = unquote_to_bytes(encoded).replace(b" ", b"+")
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+async def serve(server: Server, host: str, port: int, *, sock=None, ready=None):
+    loop = asyncio.get_running_loop()
+    if sock is not None:
+        listener = await loop.create_server(lambda: Connection(server), sock=sock)
+    else:
+        listener = await loop.create_server(
+            lambda: Connection(server), host, port, reuse_port=True, backlog=1024
+        )
+    if ready is not None:
+        ready(listener)
+    async with listener:
+        await listener.serve_forever()

@@ -1,0 +1,69 @@
+"""Prometheus text-format metrics for one VA worker."""
+
+import bisect
+from collections import Counter
+
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+AGE_BUCKETS = (60, 600, 3600, 4 * 3600, 12 * 3600, 86400, 4 * 86400, 10 * 86400)
+
+
+class Metrics:
+    def __init__(self):
+        self.requests: Counter[str] = Counter()
+        self.latency = [0] * (len(BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.ages = [0] * (len(AGE_BUCKETS) + 1)
+        self.gauges: Counter[str] = Counter()
+        self.fresh_signing = lambda: 0
+
+    def count(self, kind: str) -> None:
+        self.requests[kind] += 1
+
+    def observe(self, kind: str, seconds: float) -> None:
+        self.requests[kind] += 1
+        self.latency[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def age(self, seconds: float) -> None:
+        self.ages[bisect.bisect_left(AGE_BUCKETS, seconds)] += 1
+
+    def gauge_add(self, name: str, delta: int) -> None:
+        self.gauges[name] += delta
+
+    def render(self) -> str:
+        out = [
+            "# HELP revoca_ocsp_requests_total OCSP requests by outcome.",
+            "# TYPE revoca_ocsp_requests_total counter",
+        ]
+        for kind in ("presigned", "signed", "error", "malformed", "try_later", "internal_error"):
+            out.append(f'revoca_ocsp_requests_total{{outcome="{kind}"}} {self.requests[kind]}')
+        out += [
+            "# HELP revoca_ocsp_latency_seconds Time to produce an OCSP answer.",
+            "# TYPE revoca_ocsp_latency_seconds histogram",
+        ]
+        running = 0
+        for bound, n in zip((*BUCKETS, float("inf")), self.latency, strict=True):
+            running += n
+            label = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(f'revoca_ocsp_latency_seconds_bucket{{le="{label}"}} {running}')
+        out.append(f"revoca_ocsp_latency_seconds_sum {self.latency_sum}")
+        out.append(f"revoca_ocsp_latency_seconds_count {running}")
+        out += [
+            "# HELP revoca_ocsp_response_age_seconds Age of served responses (now - thisUpdate).",
+            "# TYPE revoca_ocsp_response_age_seconds histogram",
+        ]
+        running = 0
+        for bound, n in zip((*AGE_BUCKETS, float("inf")), self.ages, strict=True):
+            running += n
+            label = "+Inf" if bound == float("inf") else str(bound)
+            out.append(f'revoca_ocsp_response_age_seconds_bucket{{le="{label}"}} {running}')
+        out.append(f"revoca_ocsp_response_age_seconds_count {running}")
+        out += [
+            "# HELP revoca_ocsp_fresh_signing_in_flight Fresh signatures being computed.",
+            "# TYPE revoca_ocsp_fresh_signing_in_flight gauge",
+            f"revoca_ocsp_fresh_signing_in_flight {self.fresh_signing()}",
+            "# HELP revoca_http_connections Open HTTP connections.",
+            "# TYPE revoca_http_connections gauge",
+            f"revoca_http_connections {self.gauges['connections']}",
+        ]
+        return "\n".join(out) + "\n"
