@@ -118,12 +118,19 @@ class Connection(asyncio.Protocol):
         self.headers: dict[bytes, bytes] = {}
         self.too_large = False
         self.pending: deque = deque()
-        self.closing = False
+        self.eof = False
 
     # asyncio callbacks
     def connection_made(self, transport):
         self.transport = transport
         self.server.metrics.gauge_add("connections", 1)
+
+    def eof_received(self):
+        # The client half-closed: answer what it already sent, then close.
+        self.eof = True
+        if not self.pending and self.transport is not None:
+            self.transport.close()
+        return True
 
     def connection_lost(self, exc):
         self.server.metrics.gauge_add("connections", -1)
@@ -316,6 +323,8 @@ class Connection(asyncio.Protocol):
                 head = head.result()
             self.pending.popleft()
             self._write(head, keep_alive)
+        if self.eof and self.transport is not None:
+            self.transport.close()
 
     def _write(self, data: bytes, keep_alive: bool) -> None:
         if self.transport is None:

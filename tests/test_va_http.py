@@ -1,0 +1,202 @@
+"""The VA's HTTP behaviour: malformed input, caching headers, limits, ordering,
+and status changes that readers never see half-applied."""
+
+import base64
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.x509 import ocsp
+
+from tests.test_va_openssl import _post, _request
+from tests.va_fixtures import make_va, va_env  # noqa: F401
+from va import fastocsp as core
+from va.http import HTTPSettings
+from va.responder import presign
+from va.store import REVOKED, StatusRecord, serial_bytes
+
+VECTORS = Path(__file__).with_name("vectors")
+
+
+def raw_http(port: int, payload: bytes, timeout: float = 5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+def port_of(env) -> int:
+    return int(env.url.split(":")[2].split("/")[0])
+
+
+def post_bytes(body: bytes, path=b"/ocsp", ctype=b"application/ocsp-request") -> bytes:
+    return (
+        b"POST "
+        + path
+        + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        + ctype
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in VECTORS.glob("req-invalid-*.der")))
+def test_every_malformed_vector_gets_malformed_request(va_env, name):
+    status, body, headers = _post(va_env.url, (VECTORS / name).read_bytes())
+    assert status == 200 and body == core.MALFORMED_REQUEST
+    assert headers["Cache-Control"] == "no-cache"
+
+
+def test_server_keeps_serving_after_garbage(va_env, tmp_path):
+    port = port_of(va_env)
+    for junk in (
+        b"\x00" * 100,
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /ocsp HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+    ):
+        raw_http(port, junk)
+    status, body, _ = _post(va_env.url, _request(va_env, tmp_path, "good.pem", "-no_nonce"))
+    assert status == 200
+    assert ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+def test_bad_get_and_oversized_body(va_env):
+    port = port_of(va_env)
+    reply = raw_http(port, b"GET /ocsp/%%%not-base64 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(core.MALFORMED_REQUEST)
+    reply = raw_http(port, post_bytes(b"\x30" * 20000))
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(core.MALFORMED_REQUEST)
+    assert b"Connection: close" in reply
+
+
+def test_unknown_issuer_is_unauthorized(va_env):
+    data = (VECTORS / "req-valid-sha1-nonce-built.der").read_bytes()
+    status, body, _ = _post(va_env.url, data)
+    assert body == core.UNAUTHORIZED
+
+
+def test_methods_paths_and_content_types(va_env):
+    port = port_of(va_env)
+    assert raw_http(port, b"PUT /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").startswith(
+        b"HTTP/1.1 405"
+    )
+    assert raw_http(port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 404")
+    assert raw_http(port, post_bytes(b"x", ctype=b"text/plain")).startswith(b"HTTP/1.1 415")
+    health = raw_http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert health.startswith(b"HTTP/1.1 200") and health.endswith(b"ok\n")
+    metrics = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b'revoca_ocsp_requests_total{outcome="malformed"}' in metrics
+    cert = raw_http(port, b"GET /ca/issuing.crt HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"application/pkix-cert" in cert
+    assert b"Traceback" not in metrics + cert
+
+
+def test_etag_and_304(va_env, tmp_path):
+    data = _request(va_env, tmp_path, "good.pem", "-no_nonce")
+    _, body, headers = _post(va_env.url, data)
+    etag = headers["ETag"]
+    reply = raw_http(
+        port_of(va_env),
+        post_bytes(data).replace(
+            b"\r\n\r\n", b"\r\nIf-None-Match: " + etag.encode() + b"\r\n\r\n", 1
+        ),
+    )
+    assert reply.startswith(b"HTTP/1.1 304")
+    _, nonce_body, nonce_headers = _post(va_env.url, _request(va_env, tmp_path, "good.pem"))
+    assert nonce_headers["Cache-Control"] == "no-cache" and "ETag" not in nonce_headers
+
+
+def test_pipelined_requests_keep_their_order(va_env, tmp_path):
+    """A fresh-signed answer (nonce) between two pre-signed ones stays in place."""
+    good = _request(va_env, tmp_path, "good.pem", "-no_nonce")
+    nonce = _request(va_env, tmp_path, "revoked.pem")
+    payload = post_bytes(good) + post_bytes(nonce) + post_bytes(good)
+    reply = raw_http(port_of(va_env), payload)
+    bodies = []
+    for part in reply.split(b"HTTP/1.1 200 OK")[1:]:
+        head, _, rest = part.partition(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        bodies.append(rest[:length])
+    statuses = [ocsp.load_der_ocsp_response(b).certificate_status for b in bodies]
+    assert statuses == [
+        ocsp.OCSPCertStatus.GOOD,
+        ocsp.OCSPCertStatus.REVOKED,
+        ocsp.OCSPCertStatus.GOOD,
+    ]
+
+
+def test_fresh_signing_cap_answers_try_later(tmp_path, service):
+    env, thread = make_va(tmp_path, service, http=HTTPSettings(fresh_signing_cap=0))
+    try:
+        _, body, _ = _post(env.url, _request(env, tmp_path, "good.pem"))  # nonce: fresh
+        assert body == core.TRY_LATER
+        _, body, _ = _post(env.url, _request(env, tmp_path, "good.pem", "-no_nonce"))
+        assert ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+    finally:
+        thread.stop()
+
+
+def test_get_with_space_for_plus_and_slashes(va_env, tmp_path):
+    """RFC 6960 A.1: url-encoded base64; a '+' turned into a space still decodes."""
+    for _ in range(40):
+        data = _request(va_env, tmp_path, "good.pem", "-no_nonce")
+        text = base64.b64encode(data)
+        if b"+" in text or b"/" in text:
+            break
+    raw = text.replace(b"+", b" ").replace(b" ", b"%20")
+    reply = raw_http(port_of(va_env), b"GET /ocsp/" + raw + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    body = reply.partition(b"\r\n\r\n")[2]
+    assert ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+def test_revocation_is_never_followed_by_good(va_env, tmp_path):
+    """Readers hammer the pre-signed path while the status changes. Every
+    request begun after the write committed answers revoked, and no reader
+    sees good again once it has seen revoked."""
+    from va.responder import SigningJob
+
+    server = va_env.server
+    store = server.responder.store
+    entry = next(iter(server.responder.issuers.values()))
+    request = _request(va_env, tmp_path, "good.pem", "-no_nonce")
+    serial = serial_bytes(va_env.good)
+    deadline = time.monotonic() + 2.5
+    observations: list[list[tuple[float, object]]] = [[] for _ in range(3)]
+
+    def reader(out):
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            answer = server.responder.answer(request)
+            if isinstance(answer, SigningJob):
+                answer = answer.finish()
+            out.append((started, ocsp.load_der_ocsp_response(answer.body).certificate_status))
+
+    threads = [threading.Thread(target=reader, args=(out,)) for out in observations]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    now = int(time.time())
+    record = StatusRecord(REVOKED, now, 1, now + 86400)
+    responses = [
+        (entry.id, alg, serial, presign(entry, alg, serial, record, now)) for alg in (1, 2)
+    ]
+    store.apply(statuses=[(entry.id, serial, record)], responses=responses)
+    committed = time.monotonic()
+    for t in threads:
+        t.join()
+    good, revoked = ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED
+    for out in observations:
+        statuses = [status for _, status in out]
+        assert good in statuses and revoked in statuses
+        first_revoked = statuses.index(revoked)
+        assert good not in statuses[first_revoked:], "good again after revoked"
+        assert all(status == revoked for started, status in out if started > committed)
