@@ -222,3 +222,14 @@ def postgres_url(postgres_server):
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return f"{postgres_server}/{name}"
+
+
+@pytest.fixture
+def va_env(tmp_path, service):
+    """A CA with good, revoked and held certificates, a VA loaded from it,
+    and its server on 127.0.0.1 (see tests/va_fixtures.py)."""
+    from tests.va_fixtures import make_va
+
+    env, thread = make_va(tmp_path, service)
+    yield env
+    thread.stop()

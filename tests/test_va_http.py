@@ -11,7 +11,7 @@ import pytest
 from cryptography.x509 import ocsp
 
 from tests.test_va_openssl import _post, _request
-from tests.va_fixtures import make_va, va_env  # noqa: F401
+from tests.va_fixtures import make_va
 from va import fastocsp as core
 from va.http import HTTPSettings
 from va.responder import presign
@@ -80,7 +80,7 @@ def test_bad_get_and_oversized_body(va_env):
 
 def test_unknown_issuer_is_unauthorized(va_env):
     data = (VECTORS / "req-valid-sha1-nonce-built.der").read_bytes()
-    status, body, _ = _post(va_env.url, data)
+    _, body, _ = _post(va_env.url, data)
     assert body == core.UNAUTHORIZED
 
 
@@ -102,7 +102,7 @@ def test_methods_paths_and_content_types(va_env):
 
 def test_etag_and_304(va_env, tmp_path):
     data = _request(va_env, tmp_path, "good.pem", "-no_nonce")
-    _, body, headers = _post(va_env.url, data)
+    _, _, headers = _post(va_env.url, data)
     etag = headers["ETag"]
     reply = raw_http(
         port_of(va_env),
@@ -111,7 +111,7 @@ def test_etag_and_304(va_env, tmp_path):
         ),
     )
     assert reply.startswith(b"HTTP/1.1 304")
-    _, nonce_body, nonce_headers = _post(va_env.url, _request(va_env, tmp_path, "good.pem"))
+    _, _, nonce_headers = _post(va_env.url, _request(va_env, tmp_path, "good.pem"))
     assert nonce_headers["Cache-Control"] == "no-cache" and "ETag" not in nonce_headers
 
 

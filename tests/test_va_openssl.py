@@ -10,7 +10,7 @@ import pytest
 from cryptography.x509 import ocsp
 
 from tests.conftest import pkilint
-from tests.va_fixtures import make_va, va_env  # noqa: F401
+from tests.va_fixtures import make_va
 
 
 def status_line(result, name="good.pem") -> str:
@@ -120,7 +120,7 @@ def _post(url: str, data: bytes, headers=None):
         return response.status, response.read(), response.headers
 
 
-def _request(va_env, tmp_path, cert="good.pem", *extra) -> bytes:
+def _request(env, tmp_path, cert="good.pem", *extra) -> bytes:
     req = tmp_path / "r.der"
     subprocess.run(
         [
@@ -128,9 +128,9 @@ def _request(va_env, tmp_path, cert="good.pem", *extra) -> bytes:
             "ocsp",
             *extra,
             "-issuer",
-            va_env.files / "issuing.pem",
+            env.files / "issuing.pem",
             "-cert",
-            va_env.files / cert,
+            env.files / cert,
             "-reqout",
             req,
         ],

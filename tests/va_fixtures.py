@@ -6,8 +6,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from ca.reasons import RevocationReason
 from revoca.va_import import import_from_ca
 from tests.conftest import PASSPHRASE, make_csr, pem
@@ -30,13 +28,11 @@ class VAEnv:
 
     def ocsp(self, *args: str, cert: str | None = "good.pem") -> subprocess.CompletedProcess:
         """`openssl ocsp` against this VA, verifying with the chain."""
-        cmd = ["openssl", "ocsp", *args[:0]]
-        cmd += list(args)
-        cmd += ["-issuer", str(self.files / "issuing.pem")]
+        cmd = ["openssl", "ocsp", *args, "-issuer", str(self.files / "issuing.pem")]
         if cert:
             cmd += ["-cert", str(self.files / cert)]
         return subprocess.run(
-            cmd + ["-url", self.url, "-CAfile", str(self.files / "chain.pem")],
+            [*cmd, "-url", self.url, "-CAfile", str(self.files / "chain.pem")],
             capture_output=True,
             text=True,
             timeout=30,
@@ -132,10 +128,3 @@ def make_va(
         settings,
     )
     return env, thread
-
-
-@pytest.fixture
-def va_env(tmp_path, service):
-    env, thread = make_va(tmp_path, service)
-    yield env
-    thread.stop()

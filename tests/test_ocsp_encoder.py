@@ -1,0 +1,118 @@
+"""The response encoder: native and pure-Python produce the same bytes, and
+cryptography reads what they produce."""
+
+import random
+
+import pytest
+from cryptography.x509 import ocsp
+
+from tests.test_der_reader import IMPLEMENTATIONS, _native
+from va import _fastocsp_py as py
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request):
+    if request.param is None:
+        pytest.fail("va._fastocsp is not built")
+    return request.param
+
+
+def test_generalized_time(impl):
+    assert impl.generalized_time(0) == b"\x18\x0f19700101000000Z"
+    assert impl.generalized_time(1_800_000_000) == b"\x18\x0f20270115080000Z"
+    assert impl.generalized_time(253402300799) == b"\x18\x0f99991231235959Z"
+    for bad in (-1, 253402300800):
+        with pytest.raises(ValueError, match="time outside"):
+            impl.generalized_time(bad)
+
+
+def test_single_response_validation(impl):
+    certid = impl.encode_certid(1, b"\x01" * 20, b"\x02" * 20, b"\x05")
+    with pytest.raises(ValueError, match="invalid certificate status 3"):
+        impl.encode_single_response(certid, 3, 0, -1, 0, 1)
+    for reason in (7, 11, -2):
+        with pytest.raises(ValueError, match="invalid CRLReason"):
+            impl.encode_single_response(certid, 1, 0, reason, 0, 1)
+    with pytest.raises(ValueError, match="unsupported hash algorithm 9"):
+        impl.encode_certid(9, b"", b"", b"\x01")
+
+
+def _build(impl, rng_seed: int, certs: bytes | None = None) -> bytes:
+    rng = random.Random(rng_seed)
+    singles = []
+    for _ in range(rng.randint(1, 4)):
+        alg = rng.choice([1, 2, 3, 4])
+        size = {1: 20, 2: 32, 3: 48, 4: 64}[alg]
+        serial = rng.randbytes(rng.randint(1, 20)).lstrip(b"\x00") or b"\x01"
+        if serial[0] >= 0x80:
+            serial = b"\x00" + serial[:19]
+        certid = impl.encode_certid(alg, rng.randbytes(size), rng.randbytes(size), serial)
+        status = rng.choice([0, 1, 2])
+        reason = rng.choice([-1, 0, 1, 3, 4, 5, 6, 8, 9, 10])
+        this = rng.randint(0, 4_000_000_000)
+        next_ = rng.choice([-1, this + rng.randint(1, 10 * 86400)])
+        singles.append(
+            impl.encode_single_response(certid, status, rng.randint(0, this), reason, this, next_)
+        )
+    extensions = b""
+    if rng.random() < 0.5:
+        extensions += impl.encode_nonce_extension(b"\x04\x10" + rng.randbytes(16))
+    if rng.random() < 0.3:
+        extensions += impl.EXTENDED_REVOKE_EXTENSION
+    responder_id = b"\xa2\x16\x04\x14" + rng.randbytes(20)
+    tbs = impl.encode_response_data(
+        responder_id, rng.randint(0, 4_000_000_000), singles, extensions
+    )
+    if certs is None:
+        certs = rng.randbytes(rng.choice([0, 300, 70000]))
+    return impl.encode_ocsp_response(
+        tbs, bytes.fromhex("300a06082a8648ce3d040302"), rng.randbytes(72), certs
+    )
+
+
+@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+def test_native_and_python_build_identical_bytes():
+    for seed in range(300):
+        assert _build(_native, seed) == _build(py, seed), seed
+
+
+def test_cryptography_reads_what_we_build(impl):
+    """Structure check by a parser we did not write (signature is random here)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "responder")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_der = cert.public_bytes(serialization.Encoding.DER)
+    for seed in range(40):
+        data = _build(impl, seed, certs=cert_der if seed % 2 else b"")
+        response = ocsp.load_der_ocsp_response(data)
+        assert response.certificates == ([cert] if seed % 2 else [])
+        assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+        assert len(list(response.responses)) >= 1
+
+
+def test_error_constants(impl):
+    for name, status in (
+        ("MALFORMED_REQUEST", 1),
+        ("INTERNAL_ERROR", 2),
+        ("TRY_LATER", 3),
+        ("SIG_REQUIRED", 5),
+        ("UNAUTHORIZED", 6),
+    ):
+        response = ocsp.load_der_ocsp_response(getattr(impl, name))
+        assert response.response_status.value == status
