@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ca.errors import CAError
 from revoca import __version__
 from revoca.cli_ca import ca
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
@@ -170,13 +171,23 @@ def audit_list(ctx, limit):
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the demo's store, keys and files (recreated on each run).",
 )
+@click.option("--port", default=8080, show_default=True, help="VA port on 127.0.0.1.")
+@click.option(
+    "--serve-seconds",
+    type=float,
+    help="Stop the VA after this many seconds (0: build everything, do not serve).",
+)
 @handle_errors
-def demo(directory):
+def demo(directory, port, serve_seconds):
     """All-in-one demo on embedded defaults: a root and an issuing CA, a handful
-    of certificates, one revoked, one on hold, and the files to check them."""
+    of certificates, one revoked, one on hold, the files to check them, and the
+    VA serving OCSP for them on 127.0.0.1 until Ctrl-C."""
     from revoca.demo import run_demo
 
-    run_demo(directory, echo=click.echo)
+    try:
+        run_demo(directory, echo=click.echo, port=port, serve_seconds=serve_seconds)
+    except OSError as exc:
+        raise CAError(f"cannot serve the VA on 127.0.0.1:{port}: {exc.strerror}") from None
 
 
 def main() -> None:

@@ -45,7 +45,12 @@ def prepare_directory(directory: Path) -> None:
     (directory / MARKER).write_text("made by `revoca demo`; deleted by the next run\n")
 
 
-def run_demo(directory: Path, echo=print) -> dict:
+def run_demo(
+    directory: Path, echo=print, *, port: int = 8080, serve_seconds: float | None = None
+) -> dict:
+    """Build the demo PKI and VA in ``directory``; then serve the VA on
+    127.0.0.1:``port`` until interrupted (``serve_seconds``: a time limit;
+    0: do not serve)."""
     prepare_directory(directory)
     passphrase_file = directory / "key-passphrase"
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
@@ -112,6 +117,19 @@ def run_demo(directory: Path, echo=print) -> dict:
     )
     write_secret_file(directory / "bob.p12", bob_p12)
 
+    from revoca.cli_va import va_settings
+    from revoca.va_import import import_from_ca
+    from va.app import open_store, presign_all
+    from va.responder import load_issuers
+
+    settings = va_settings(config, port=port)
+    store = open_store(settings)
+    import_from_ca(service, store, settings.key_dir, policies=config.va, ca_names=["demo-issuing"])
+    entries = load_issuers(store, settings.key_dir, config.passphrase.get())
+    signed = presign_all(store, entries, settings.presign_algorithms)
+    store.close()
+    echo(f"  VA loaded       {settings.directory} ({signed} pre-signed responses)")
+
     echo("")
     echo("Files:")
     for name in [*files, "bob.p12 (passphrase: the key-passphrase file)"]:
@@ -128,6 +146,26 @@ def run_demo(directory: Path, echo=print) -> dict:
         f"ca revoke --ca demo-issuing --serial {serial_hex(issued['www.example.com'].serial)} "
         "--reason superseded"
     )
+    echo(
+        f"  revoca --data-dir {directory} va import --ca demo-issuing"
+        "   # carry status changes to the VA"
+    )
     echo(f"  revoca --data-dir {directory} audit verify")
-    out.update(root=root, issuing=issuing, signer=signer, issued=issued, config=config)
+    url = f"http://127.0.0.1:{settings.port}/ocsp"
+    d = directory
+    echo("")
+    echo("OCSP, while the VA runs:")
+    for leaf in ("www.pem", "api.pem"):
+        echo(
+            f"  openssl ocsp -issuer {d}/issuing.pem -cert {d}/{leaf} -url {url} "
+            f"-CAfile {d}/chain.pem"
+        )
+    echo(f"  curl -s http://127.0.0.1:{settings.port}/metrics")
+    out.update(root=root, issuing=issuing, signer=signer, issued=issued, config=config, va=settings)
+    if serve_seconds != 0:
+        from va.app import run
+
+        limit = "until Ctrl-C" if serve_seconds is None else f"for {serve_seconds:g} s"
+        echo(f"\nServing the VA on http://127.0.0.1:{settings.port}/ {limit}.")
+        run(settings, config.passphrase.get(), stop_after=serve_seconds)
     return out

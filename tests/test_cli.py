@@ -296,7 +296,7 @@ def test_bad_config_file(tmp_path):
 
 def test_demo(tmp_path):
     result = subprocess.run(
-        [*REVOCA, "demo", "--dir", "d"],
+        [*REVOCA, "demo", "--dir", "d", "--serve-seconds", "0"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -317,14 +317,67 @@ def test_demo(tmp_path):
     # A second run starts afresh; a directory the demo did not make is left alone.
     assert (
         subprocess.run(
-            [*REVOCA, "demo", "--dir", "d"], cwd=tmp_path, capture_output=True
+            [*REVOCA, "demo", "--dir", "d", "--serve-seconds", "0"],
+            cwd=tmp_path,
+            capture_output=True,
         ).returncode
         == 0
     )
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("x")
     refused = subprocess.run(
-        [*REVOCA, "demo", "--dir", "mine"], cwd=tmp_path, capture_output=True, text=True
+        [*REVOCA, "demo", "--dir", "mine", "--serve-seconds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert refused.returncode == 7 and "was not made by `revoca demo`" in refused.stderr
     assert (tmp_path / "mine" / "precious.txt").exists()
+
+
+def test_demo_serves_ocsp(tmp_path):
+    """The demo's VA answers the real openssl client while it runs."""
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = subprocess.Popen(
+        [*REVOCA, "demo", "--dir", "d", "--port", str(port), "--serve-seconds", "20"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        d = tmp_path / "d"
+        deadline = time.monotonic() + 20
+        result = None
+        while time.monotonic() < deadline:
+            if (d / "api.pem").exists():
+                result = subprocess.run(
+                    [
+                        "openssl",
+                        "ocsp",
+                        "-issuer",
+                        d / "issuing.pem",
+                        "-cert",
+                        d / "api.pem",
+                        "-url",
+                        f"http://127.0.0.1:{port}/ocsp",
+                        "-CAfile",
+                        d / "chain.pem",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                )
+                if result.returncode == 0:
+                    break
+            time.sleep(0.3)
+        assert result is not None and result.returncode == 0, result and result.stderr
+        assert "Response verify OK" in result.stderr and ": revoked" in result.stdout
+    finally:
+        demo.terminate()
+        demo.wait(10)

@@ -107,7 +107,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: VASettings, passphrase: bytes | None) -> None:
+def _worker(settings: VASettings, passphrase: bytes | None, stop_after: float | None = None):
     import uvloop
 
     server = build_server(settings, passphrase)
@@ -120,7 +120,8 @@ def _worker(settings: VASettings, passphrase: bytes | None) -> None:
         sock = _listen(settings.host, settings.port)
         listener = await loop.create_server(lambda: _connection(server), sock=sock)
         log.info("worker serving", extra={"pid": os.getpid(), "port": settings.port})
-        await stop.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), stop_after)
         listener.close()  # stop accepting; let in-flight answers finish
         await asyncio.sleep(0.2)
 
@@ -133,7 +134,7 @@ def _connection(server: Server):
     return Connection(server)
 
 
-def run(settings: VASettings, passphrase: bytes | None) -> None:
+def run(settings: VASettings, passphrase: bytes | None, stop_after: float | None = None) -> None:
     """Serve with ``settings.workers`` processes sharing the port (SO_REUSEPORT).
 
     The parent supervises: a worker that dies is restarted; SIGTERM/SIGINT
@@ -141,7 +142,7 @@ def run(settings: VASettings, passphrase: bytes | None) -> None:
     """
     build_server(settings, passphrase).responder.store.close()  # fail early, in the parent
     if settings.workers == 1:
-        _worker(settings, passphrase)
+        _worker(settings, passphrase, stop_after)
         return
     children: dict[int, int] = {}
     stopping = False
