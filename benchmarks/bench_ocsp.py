@@ -1,0 +1,237 @@
+"""OCSP request parsing, response building, and the whole bytes-in/bytes-out
+path, each beside its baseline in cryptography (measured in the same run):
+
+- parse:  va parse_ocsp_request            vs  ocsp.load_der_ocsp_request
+- build:  va encoders + the same signature  vs  ocsp.OCSPResponseBuilder.sign
+- answer: Responder.answer (pre-signed hit) and (fresh, nonce echoed)
+          vs  load_der_ocsp_request + OCSPResponseBuilder.sign
+
+Run: pytest benchmarks/bench_ocsp.py --benchmark-enable
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
+
+from va import _fastocsp_py
+from va import fastocsp as core
+from va.responder import IssuerEntry, Responder, SigningJob, presign
+from va.signing import Signer
+from va.store import GOOD, StatusRecord, VAStore, serial_bytes
+
+try:
+    from va import _fastocsp
+except ImportError:  # pragma: no cover
+    _fastocsp = None
+
+VECTOR = Path(__file__).resolve().parent.parent / "tests" / "vectors"
+
+
+def _certificate(key, subject, issuer_key=None, issuer_name=None, ca=False, serial=1):
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, subject)])
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name or name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate(ca_key, "Bench CA", ca=True)
+    responder_key = ec.generate_private_key(ec.SECP256R1())
+    responder = _certificate(responder_key, "Bench OCSP", ca_key, ca.subject, serial=2)
+    leaf = _certificate(
+        ec.generate_private_key(ec.SECP256R1()),
+        "leaf",
+        ca_key,
+        ca.subject,
+        serial=0x1234567890ABCDEF1234,
+    )
+    store = VAStore(tmp_path_factory.mktemp("lmdb"))
+    entry = IssuerEntry(
+        id=1, name="bench", certificate=ca, signer=Signer(responder_key, responder), delegated=True
+    )
+    serial = serial_bytes(leaf.serial_number)
+    record = StatusRecord(GOOD, 0, -1, int(time.time()) + 86400)
+    now = int(time.time())
+    store.apply(
+        statuses=[(1, serial, record)],
+        responses=[(1, 1, serial, presign(entry, 1, serial, record, now))],
+    )
+    requests = {}
+    for nonce in (False, True):
+        builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, ca, hashes.SHA1())
+        if nonce:
+            builder = builder.add_extension(x509.OCSPNonce(b"\x42" * 16), critical=False)
+        requests[nonce] = builder.build().public_bytes(Encoding.DER)
+    yield {
+        "ca": ca,
+        "ca_key": ca_key,
+        "responder": responder,
+        "responder_key": responder_key,
+        "leaf": leaf,
+        "entry": entry,
+        "store": store,
+        "requests": requests,
+        "responder_obj": Responder(store, [entry]),
+    }
+    store.close()
+
+
+# -- parse --------------------------------------------------------------------
+
+REQUEST = (VECTOR / "req-sha1-one-certid-nonce.der").read_bytes()
+
+
+@pytest.mark.benchmark(group="ocsp-parse-request")
+def test_parse_native(benchmark):
+    if _fastocsp is None:
+        pytest.fail("native module not built")
+    certids, nonce = benchmark(_fastocsp.parse_ocsp_request, REQUEST)
+    assert len(certids) == 1 and nonce
+
+
+@pytest.mark.benchmark(group="ocsp-parse-request")
+def test_parse_python_twin(benchmark):
+    certids, _ = benchmark(_fastocsp_py.parse_ocsp_request, REQUEST)
+    assert len(certids) == 1
+
+
+@pytest.mark.benchmark(group="ocsp-parse-request")
+def test_parse_baseline_cryptography(benchmark):
+    def parse(data):
+        request = ocsp.load_der_ocsp_request(data)
+        # Touch what the VA needs from it, as parse_ocsp_request returns it all.
+        return (
+            request.issuer_name_hash,
+            request.issuer_key_hash,
+            request.serial_number,
+            request.hash_algorithm,
+            list(request.extensions),
+        )
+
+    assert benchmark(parse, REQUEST)[2] > 0
+
+
+# -- build (encode + sign) ------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="ocsp-build-response")
+def test_build_native(benchmark, pki):
+    entry = pki["entry"]
+    serial = serial_bytes(pki["leaf"].serial_number)
+    name_hash, key_hash = entry.hashes[1]
+
+    def build():
+        now = int(time.time())
+        certid = core.encode_certid(1, name_hash, key_hash, serial)
+        single = core.encode_single_response(certid, 0, 0, -1, now, now + 86400)
+        tbs = core.encode_response_data(entry.responder_id, now, [single], b"")
+        signature = entry.signer.sign(tbs)
+        return core.encode_ocsp_response(
+            tbs, entry.signer.algorithm_identifier, signature, entry.certs
+        )
+
+    response = ocsp.load_der_ocsp_response(benchmark(build))
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+@pytest.mark.benchmark(group="ocsp-build-response")
+def test_build_baseline_cryptography(benchmark, pki):
+    def build():
+        now = datetime.now(UTC).replace(microsecond=0)
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                pki["leaf"],
+                pki["ca"],
+                hashes.SHA1(),
+                ocsp.OCSPCertStatus.GOOD,
+                now,
+                now + timedelta(days=1),
+                None,
+                None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, pki["responder"])
+            .certificates([pki["responder"]])
+        )
+        return builder.sign(pki["responder_key"], hashes.SHA256())
+
+    assert benchmark(build).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+@pytest.mark.benchmark(group="ocsp-build-response")
+def test_raw_signature_only(benchmark, pki):
+    """The floor for both: one ECDSA P-256 signature over a typical ResponseData."""
+    data = b"\x30\x81\xdf" + b"\x00" * 223
+    key = pki["responder_key"]
+    benchmark(key.sign, data, ec.ECDSA(hashes.SHA256()))
+
+
+# -- the whole path: request bytes in, response bytes out -------------------------
+
+
+@pytest.mark.benchmark(group="ocsp-answer")
+def test_answer_presigned(benchmark, pki):
+    responder = pki["responder_obj"]
+    answer = benchmark(responder.answer, pki["requests"][False])
+    assert answer.kind == "presigned"
+
+
+@pytest.mark.benchmark(group="ocsp-answer")
+def test_answer_fresh_with_nonce(benchmark, pki):
+    responder = pki["responder_obj"]
+
+    def answer(data):
+        result = responder.answer(data)
+        return result.finish() if isinstance(result, SigningJob) else result
+
+    result = benchmark(answer, pki["requests"][True])
+    assert result.kind == "signed"
+    assert ocsp.load_der_ocsp_response(result.body).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+@pytest.mark.benchmark(group="ocsp-answer")
+def test_answer_baseline_cryptography(benchmark, pki):
+    """The same job done with cryptography alone: parse, look up, build, sign."""
+
+    def answer(data):
+        request = ocsp.load_der_ocsp_request(data)
+        assert request.serial_number == pki["leaf"].serial_number
+        now = datetime.now(UTC).replace(microsecond=0)
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                pki["leaf"],
+                pki["ca"],
+                hashes.SHA1(),
+                ocsp.OCSPCertStatus.GOOD,
+                now,
+                now + timedelta(days=1),
+                None,
+                None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, pki["responder"])
+            .certificates([pki["responder"]])
+        )
+        for extension in request.extensions:
+            builder = builder.add_extension(extension.value, critical=False)
+        return builder.sign(pki["responder_key"], hashes.SHA256()).public_bytes(Encoding.DER)
+
+    assert benchmark(answer, pki["requests"][True])
