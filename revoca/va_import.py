@@ -83,6 +83,7 @@ def import_from_ca(
                 "nonce_policy": policies["nonce_policy"],
                 "unissued": policies["unissued"],
                 "validity_seconds": policies["response_validity_hours"] * 3600,
+                "parents": _parents(service, ca),
             },
         )
         records = service.list_certificates(ca.name, limit=10_000_000)
@@ -105,3 +106,14 @@ def import_from_ca(
         imported[ca.name] = len(batch)
     imported.update({name: -1 for name in skipped})
     return imported
+
+
+def _parents(service: CAService, ca) -> list[dict]:
+    """The CA's parents held here, nearest first, for CA certificate downloads."""
+    out = []
+    parent = ca.parent
+    while parent is not None:
+        record = service.get_ca(parent)
+        out.append({"name": record.name, "certificate": _der(record.certificate)})
+        parent = record.parent
+    return out

@@ -3,6 +3,7 @@ and status changes that readers never see half-applied."""
 
 import base64
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -200,3 +201,90 @@ def test_revocation_is_never_followed_by_good(va_env, tmp_path):
         first_revoked = statuses.index(revoked)
         assert good not in statuses[first_revoked:], "good again after revoked"
         assert all(status == revoked for started, status in out if started > committed)
+
+
+def test_ca_certificate_downloads(va_env):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    port = port_of(va_env)
+
+    def get(path: bytes) -> tuple[bytes, bytes]:
+        reply = raw_http(port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        return head, body
+
+    issuing = va_env.service.get_ca("issuing").certificate
+    root = va_env.service.get_ca("root").certificate
+    head, body = get(b"/ca/issuing.crt")
+    assert b"Content-Type: application/pkix-cert" in head
+    assert x509.load_der_x509_certificate(body) == issuing
+    # The root is reachable too: the sub-CA's caIssuers URL points at it.
+    assert x509.load_der_x509_certificate(get(b"/ca/root.crt")[1]) == root
+    assert x509.load_pem_x509_certificate(get(b"/ca/issuing.pem")[1]) == issuing
+    assert x509.load_pem_x509_certificates(get(b"/ca/issuing-chain.pem")[1]) == [issuing, root]
+    head, body = get(b"/ca/issuing.p7c")
+    assert b"application/pkcs7-mime" in head
+    assert set(pkcs7.load_der_pkcs7_certificates(body)) == {issuing, root}  # a SET OF
+    for path in (b"/ca/../keys/x.crt", b"/ca/nope.crt", b"/ca/issuing.key", b"/ca/%2e%2e.crt"):
+        assert get(path)[0].startswith(b"HTTP/1.1 404")
+
+
+def test_crl_download_with_etag(va_env, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ca.token import load_private_key
+
+    ca = va_env.service.get_ca("issuing")
+    key = load_private_key(
+        va_env.service.token.key_file(ca.key_id).read_bytes(), b"correct horse battery staple"
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(now)
+        .next_update(now + timedelta(days=7))
+        .sign(key, hashes.SHA256())
+    )
+    der = crl.public_bytes(Encoding.DER)
+    store = va_env.server.responder.store
+    store.put_crl("issuing", int(now.timestamp()), int(now.timestamp()) + 7 * 86400, 1, der)
+    port = port_of(va_env)
+    reply = raw_http(port, b"GET /crl/issuing.crl HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/pkix-crl" in head and body == der
+    assert b"Last-Modified: " in head and b"Expires: " in head
+    (tmp_path / "c.crl").write_bytes(body)
+    (tmp_path / "ca.pem").write_bytes(va_env.files.joinpath("issuing.pem").read_bytes())
+    verify = subprocess.run(
+        [
+            "openssl",
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "c.crl",
+            "-CAfile",
+            tmp_path / "ca.pem",
+            "-noout",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0 and "verify OK" in verify.stderr + verify.stdout
+    etag = next(line for line in head.split(b"\r\n") if line.startswith(b"ETag: "))[6:]
+    again = raw_http(
+        port, b"GET /crl/issuing.crl HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + etag + b"\r\n\r\n"
+    )
+    assert again.startswith(b"HTTP/1.1 304")
+    for bad in (b"/crl/../lmdb/data.crl", b"/crl/nope.crl", b"/crl/..crl", b"/crl/a%2fb.crl"):
+        assert raw_http(port, b"GET " + bad + b" HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
+            b"HTTP/1.1 404"
+        )
+    with pytest.raises(ValueError, match="invalid CRL name"):
+        store.put_crl("../evil", 0, 1, 1, b"x")

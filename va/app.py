@@ -1,6 +1,7 @@
 """Running a VA: load issuers and keys, pre-sign, serve with N workers."""
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -10,8 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
 
 from va.http import HTTPSettings, Server
 from va.metrics import Metrics
@@ -49,10 +48,19 @@ def build_server(settings: VASettings, passphrase: bytes | None) -> Server:
     entries = load_issuers(store, settings.key_dir, passphrase)
     if not entries:
         raise RuntimeError(f"no issuers in {settings.lmdb_dir}: run `revoca va import` first")
-    certificates = {
-        entry.name: entry.certificate.public_bytes(serialization.Encoding.DER) for entry in entries
-    }
-    return Server(Responder(store, entries), settings.http, Metrics(), certificates)
+    return Server(Responder(store, entries), settings.http, Metrics(), ca_chains(store))
+
+
+def ca_chains(store: VAStore) -> dict[str, list[bytes]]:
+    """Each issuer and each of its parents by name, with the parents after it."""
+    chains: dict[str, list[bytes]] = {}
+    for record in store.issuers().values():
+        links = [(record["name"], record["certificate"])]
+        links += [(p["name"], p["certificate"]) for p in record.get("parents", [])]
+        ders = [base64.b64decode(der) for _, der in links]
+        for i, (name, _) in enumerate(links):
+            chains.setdefault(name, ders[i:])
+    return chains
 
 
 def presign_all(

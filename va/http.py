@@ -59,12 +59,13 @@ class Server:
         responder: Responder,
         settings: HTTPSettings,
         metrics: Metrics,
-        ca_certificates: dict[str, bytes],
+        ca_certificates: dict[str, list[bytes]],
     ):
         self.responder = responder
         self.settings = settings
         self.metrics = metrics
-        self.ca_certificates = ca_certificates
+        # name -> [certificate DER, then its parents]; every download precomputed.
+        self.ca_downloads = ca_downloads(ca_certificates)
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ocsp-sign")
         self.in_flight = 0
         self.prefix = settings.ocsp_path.rstrip("/").encode()
@@ -229,6 +230,8 @@ class Connection(asyncio.Protocol):
             )
         if path.startswith(b"/ca/"):
             return self._ca_certificate(path[4:].decode("latin-1"), keep_alive)
+        if path.startswith(b"/crl/") and path.endswith(b".crl"):
+            return self._crl(path[5:-4].decode("latin-1"), keep_alive)
         return self._plain(b"404 Not Found", b"not found\n", keep_alive)
 
     def _ocsp(self, request: bytes, keep_alive: bool):
@@ -280,22 +283,35 @@ class Connection(asyncio.Protocol):
         )
 
     def _ca_certificate(self, name: str, keep_alive: bool):
-        stem, _, ext = name.rpartition(".")
-        der = self.server.ca_certificates.get(stem)
-        if der is None or ext not in ("crt", "der", "pem"):
+        found = self.server.ca_downloads.get(name)
+        if found is None:
             return self._plain(b"404 Not Found", b"not found\n", keep_alive)
-        if ext == "pem":
-            body = (
-                b"-----BEGIN CERTIFICATE-----\n"
-                + b"\n".join(base64.encodebytes(der).split(b"\n")).rstrip(b"\n")
-                + b"\n-----END CERTIFICATE-----\n"
-            )
-            return self._plain(
-                b"200 OK", body, keep_alive, [(b"Content-Type", b"application/x-pem-file")]
-            )
-        return self._plain(
-            b"200 OK", der, keep_alive, [(b"Content-Type", b"application/pkix-cert")]
-        )
+        content_type, body = found
+        return self._cacheable(body, content_type, None, keep_alive)
+
+    def _crl(self, name: str, keep_alive: bool):
+        crl = self.server.responder.store.get_crl(name)
+        if crl is None:
+            return self._plain(b"404 Not Found", b"no such CRL\n", keep_alive)
+        return self._cacheable(crl.der, b"application/pkix-crl", crl, keep_alive)
+
+    def _cacheable(self, body: bytes, content_type: bytes, window, keep_alive: bool):
+        """A static download with ETag (and, for CRLs, Last-Modified/Expires)."""
+        etag = b'"' + hashlib.sha1(body).hexdigest().encode() + b'"'
+        headers = [(b"Content-Type", content_type), (b"ETag", etag)]
+        if window is not None:
+            max_age = max(0, int(window.next_update - time.time()))
+            headers += [
+                (b"Last-Modified", _http_date(window.this_update)),
+                (b"Expires", _http_date(window.next_update)),
+                (b"Cache-Control", f"max-age={max_age}, public, no-transform".encode()),
+            ]
+        if self.headers.get(b"if-none-match") == etag:
+            kept = [h for h in headers if h[0] != b"Content-Type"]
+            return self._queue(_response(b"304 Not Modified", kept, b"", keep_alive), keep_alive)
+        if self.parser.get_method() == b"HEAD":
+            body = b""
+        return self._queue(_response(b"200 OK", headers, body, keep_alive), keep_alive)
 
     def _plain(self, status: bytes, body: bytes, keep_alive: bool, extra=()):
         headers = list(extra)
@@ -367,3 +383,26 @@ async def serve(server: Server, host: str, port: int, *, sock=None, ready=None):
         ready(listener)
     async with listener:
         await listener.serve_forever()
+
+
+def ca_downloads(chains: dict[str, list[bytes]]) -> dict[str, tuple[bytes, bytes]]:
+    """Every CA certificate download, keyed by the name after /ca/:
+    NAME.crt / NAME.der (DER, RFC 5280 4.2.2.1 caIssuers), NAME.pem,
+    NAME-chain.pem (the certificate and its parents), NAME.p7c (PKCS#7
+    certs-only, RFC 5280 4.2.2.1)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+    out = {}
+    for name, chain in chains.items():
+        certs = [x509.load_der_x509_certificate(der) for der in chain]
+        pem = [c.public_bytes(Encoding.PEM) for c in certs]
+        out[f"{name}.crt"] = (b"application/pkix-cert", chain[0])
+        out[f"{name}.der"] = (b"application/pkix-cert", chain[0])
+        out[f"{name}.pem"] = (b"application/x-pem-file", pem[0])
+        out[f"{name}-chain.pem"] = (b"application/x-pem-file", b"".join(pem))
+        out[f"{name}.p7c"] = (
+            b"application/pkcs7-mime",
+            pkcs7.serialize_certificates(certs, Encoding.DER),
+        )
+    return out

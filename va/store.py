@@ -8,8 +8,10 @@ Key schema (integers big-endian):
   2 hold), revoked_at i64, reason i8 (-1 none), not_after i64.
 - ``responses``: issuer id (u32) + hash algorithm (u8) + serial ->
   this_update i64, next_update i64, then the signed OCSPResponse DER.
-- ``crls``: issuer id (u32) + kind (u8) + CRL number (u64) -> thisUpdate i64,
-  nextUpdate i64, then the CRL DER.
+- ``crls``: the CRL's file name as the URLs in certificates carry it (for
+  example ``issuing``, ``issuing-delta``, ``issuing-p3``; ASCII letters,
+  digits, '.', '_', '-') -> thisUpdate i64, nextUpdate i64, CRL number u64,
+  then the CRL DER. The latest CRL per name.
 - ``meta``: UTF-8 name -> small facts (per-source sequence numbers).
 
 The serial is stored exactly as an OCSP request carries it (the DER
@@ -20,6 +22,7 @@ Any number of processes read concurrently.
 """
 
 import json
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -64,6 +67,25 @@ def status_key(issuer_id: int, serial: bytes) -> bytes:
 
 def response_key(issuer_id: int, hash_algorithm: int, serial: bytes) -> bytes:
     return issuer_id.to_bytes(4, "big") + bytes((hash_algorithm,)) + serial
+
+
+_CRL_HEADER = struct.Struct(">qqQ")
+_CRL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_crl_name(name: str) -> str:
+    """CRL names live in one flat namespace: no separators, no dot-dot tricks."""
+    if not _CRL_NAME.match(name) or ".." in name:
+        raise ValueError(f"invalid CRL name {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class StoredCRL:
+    this_update: int
+    next_update: int
+    number: int
+    der: bytes
 
 
 @dataclass(frozen=True)
@@ -174,6 +196,25 @@ class VAStore:
                     txn.put(key, value, db=self.responses_db)
 
         self._write(apply)
+
+    # -- CRLs ----------------------------------------------------------------------
+
+    def put_crl(
+        self, name: str, this_update: int, next_update: int, number: int, der: bytes
+    ) -> None:
+        key = check_crl_name(name).encode()
+        value = _CRL_HEADER.pack(this_update, next_update, number) + der
+        self._write(lambda txn: txn.put(key, value, db=self.crls_db))
+
+    def get_crl(self, name: str) -> StoredCRL | None:
+        if not _CRL_NAME.match(name) or ".." in name:
+            return None
+        with self.env.begin() as txn:
+            value = txn.get(name.encode(), db=self.crls_db)
+        if value is None:
+            return None
+        this_update, next_update, number = _CRL_HEADER.unpack_from(value)
+        return StoredCRL(this_update, next_update, number, value[_CRL_HEADER.size :])
 
     def iter_status(self, issuer_id: int) -> Iterator[tuple[bytes, StatusRecord]]:
         prefix = issuer_id.to_bytes(4, "big")

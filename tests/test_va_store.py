@@ -1,0 +1,75 @@
+"""The VA's LMDB store: schema round trips, atomic batches, a full map."""
+
+import multiprocessing
+
+import pytest
+
+from va.store import (
+    GOOD,
+    HOLD,
+    REVOKED,
+    StatusRecord,
+    StoredResponse,
+    StoreFullError,
+    VAStore,
+    serial_bytes,
+)
+
+
+def test_serial_bytes_are_der_integer_content():
+    assert serial_bytes(1) == b"\x01"
+    assert serial_bytes(0x80) == b"\x00\x80"  # positive: a leading zero octet
+    assert serial_bytes(0x7F) == b"\x7f"
+    assert serial_bytes(2**127 - 1) == b"\x7f" + b"\xff" * 15
+
+
+def test_status_and_response_round_trip(tmp_path):
+    store = VAStore(tmp_path)
+    record = StatusRecord(REVOKED, 1_700_000_000, 1, 1_800_000_000)
+    stored = StoredResponse(10, 20, b"\x30\x03\x0a\x01\x00")
+    store.apply(statuses=[(7, b"\x01\x02", record)], responses=[(7, 1, b"\x01\x02", stored)])
+    with store.read() as txn:
+        assert store.get_status(txn, 7, b"\x01\x02") == record
+        assert store.get_status(txn, 8, b"\x01\x02") is None
+        assert store.get_response(txn, 7, 1, b"\x01\x02") == stored
+        assert store.get_response(txn, 7, 2, b"\x01\x02") is None
+    store.apply(responses=[(7, 1, b"\x01\x02", None)])
+    with store.read() as txn:
+        assert store.get_response(txn, 7, 1, b"\x01\x02") is None
+    assert list(store.iter_status(7)) == [(b"\x01\x02", record)]
+    assert list(store.iter_status(8)) == []
+
+
+def test_map_grows_when_full(tmp_path):
+    store = VAStore(tmp_path, map_size=256 * 1024, max_map_size=64 << 20)
+    records = [(1, serial_bytes(i), StatusRecord(GOOD, 0, -1, i)) for i in range(1, 20001)]
+    store.apply(statuses=records)
+    assert store.count_status() == 20000
+    assert store.env.info()["map_size"] > 256 * 1024
+
+
+def test_full_map_beyond_the_cap_writes_nothing(tmp_path):
+    store = VAStore(tmp_path, map_size=128 * 1024, max_map_size=128 * 1024)
+    store.apply(statuses=[(1, b"\x01", StatusRecord(HOLD, 5, 6, 7))])
+    big = [(1, serial_bytes(i), StatusRecord(GOOD, 0, -1, i)) for i in range(2, 30000)]
+    with pytest.raises(StoreFullError, match="nothing was written"):
+        store.apply(statuses=big)
+    assert store.count_status() == 1  # the failed batch left no trace
+
+
+def _read_in_child(path, queue):
+    store = VAStore(path, readonly=True)
+    with store.read() as txn:
+        queue.put(store.get_status(txn, 3, b"\x05"))
+
+
+def test_another_process_reads_what_was_committed(tmp_path):
+    store = VAStore(tmp_path)
+    store.apply(statuses=[(3, b"\x05", StatusRecord(REVOKED, 1, 4, 2))])
+    queue = multiprocessing.get_context("spawn").Queue()
+    child = multiprocessing.get_context("spawn").Process(
+        target=_read_in_child, args=(tmp_path, queue)
+    )
+    child.start()
+    child.join(30)
+    assert queue.get(timeout=5) == StatusRecord(REVOKED, 1, 4, 2)
