@@ -77,6 +77,78 @@ def import_(ctx, ca_names, sign_with_ca_key):
             click.echo(f"{name}: {count} certificate statuses")
 
 
+@va.command("import-index")
+@click.option("--name", required=True, help="Name for this issuer (used in /ca/NAME.crt).")
+@click.option("--issuer", "issuer_path", required=True, help="The CA certificate (PEM or DER).")
+@click.option("--index", "index_path", required=True, help="OpenSSL CA database (index.txt).")
+@click.option("--responder-cert", required=True, help="OCSP signer certificate (or the CA's).")
+@click.option(
+    "--responder-key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Its private key (PEM); stored re-encrypted with the VA passphrase, mode 0600.",
+)
+@click.option(
+    "--key-passphrase-env",
+    default="REVOCA_IMPORT_PASSPHRASE",
+    show_default=True,
+    help="Environment variable holding the responder key's passphrase, if any.",
+)
+@click.option("--key-passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@handle_errors
+def import_index(
+    ctx,
+    name,
+    issuer_path,
+    index_path,
+    responder_cert,
+    responder_key,
+    key_passphrase_env,
+    key_passphrase_file,
+):
+    """Load an existing `openssl ocsp -index` setup: issuer, responder, statuses."""
+    from ca.errors import KeyAccessError
+    from ca.keys import PassphraseSource
+    from ca.service import load_certificate
+    from revoca.cli_util import read_input
+    from va.app import open_store
+    from va.openssl_index import IndexError_
+    from va.openssl_index import import_index as load
+    from va.signing import ResponderKeyError
+
+    config = config_of(ctx)
+    settings = va_settings(config)
+    try:
+        passphrase = PassphraseSource(env=key_passphrase_env, file=key_passphrase_file).get()
+    except KeyAccessError:
+        passphrase = None
+    issuer = load_certificate(read_input(issuer_path, "issuer certificate"), "--issuer")
+    responder = load_certificate(
+        read_input(responder_cert, "responder certificate"), "--responder-cert"
+    )
+    text = read_input(index_path, "index").decode("utf-8", errors="strict")
+    store = open_store(settings)
+    try:
+        count = load(
+            store,
+            settings.key_dir,
+            name=name,
+            issuer=issuer,
+            responder=responder,
+            responder_key=responder_key,
+            key_passphrase=passphrase,
+            va_passphrase=_passphrase(config),
+            index_text=text,
+            policies=config.va,
+        )
+    except (IndexError_, ResponderKeyError) as exc:
+        raise BadInputError(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"{name}: {count} certificate statuses from {index_path}")
+
+
 @va.command("presign")
 @click.option("--stale-only", is_flag=True, help="Only responses past half their validity.")
 @click.pass_context

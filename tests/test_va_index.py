@@ -1,0 +1,198 @@
+"""Moving an `openssl ocsp -index` responder over: index.txt import."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PASSPHRASE
+from va.openssl_index import IndexError_, parse_index
+from va.store import GOOD, HOLD, REVOKED
+
+INDEX = (
+    "V\t301231235959Z\t\t1001\tunknown\t/CN=good.example\n"
+    "R\t301231235959Z\t240102030405Z,keyCompromise\t1002\tunknown\t/CN=bad.example\n"
+    "R\t301231235959Z\t240102030405Z,certificateHold\t1003\tunknown\t/CN=held.example\n"
+    "R\t301231235959Z\t240102030405Z\t1004\tunknown\t/CN=noreason.example\n"
+    "E\t200101000000Z\t\t1005\tunknown\t/CN=old.example\n"
+)
+
+
+def test_parse_index():
+    entries = list(parse_index(INDEX))
+    assert [e.serial for e in entries] == [0x1001, 0x1002, 0x1003, 0x1004, 0x1005]
+    assert [e.record.status for e in entries] == [GOOD, REVOKED, HOLD, REVOKED, GOOD]
+    assert entries[1].record.reason == 1 and entries[3].record.reason == -1
+    assert entries[1].record.revoked_at == 1704164645  # 2024-01-02T03:04:05Z
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("V\t301231235959Z\t\t1001\tunknown", "expected 6 tab-separated fields, found 5"),
+        ("X\t301231235959Z\t\t1001\tunknown\t/CN=x", "unknown status 'X'"),
+        ("V\tyesterday\t\t1001\tunknown\t/CN=x", "'yesterday' is not a UTCTime"),
+        ("V\t301231235959Z\t\tzz\tunknown\t/CN=x", "serial 'zz' is not hexadecimal"),
+        ("R\t301231235959Z\t240102030405Z,bored\t10\tunknown\t/CN=x", "unknown reason 'bored'"),
+        ("V\t301231235959Z\t240102030405Z\t10\tunknown\t/CN=x", "status V with a revocation"),
+    ],
+)
+def test_bad_index_lines(line, message):
+    with pytest.raises(IndexError_, match=f"line 2: {message}"):
+        list(parse_index(INDEX.splitlines()[0] + "\n" + line + "\n"))
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_import_index_and_answer_openssl(tmp_path):
+    """An openssl-made CA and responder, its index.txt, then the real client."""
+    import os
+
+    d = tmp_path
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=Legacy CA",
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=d,
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        "ocsp.key",
+        "-passout",
+        "pass:legacy-secret",
+        "-out",
+        "ocsp.csr",
+        "-subj",
+        "/CN=Legacy OCSP",
+        cwd=d,
+    )
+    (d / "ext.cnf").write_text("extendedKeyUsage=OCSPSigning\nnoCheck=ignored\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "ocsp.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "99",
+        "-days",
+        "10",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "ocsp.pem",
+        cwd=d,
+    )
+    (d / "index.txt").write_text(INDEX)
+    (d / "pass.txt").write_text("legacy-secret\n")
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
+    base = [sys.executable, "-m", "revoca", "--data-dir", str(d / "data")]
+    result = subprocess.run(
+        [
+            *base,
+            "va",
+            "import-index",
+            "--name",
+            "legacy",
+            "--issuer",
+            "ca.pem",
+            "--index",
+            "index.txt",
+            "--responder-cert",
+            "ocsp.pem",
+            "--responder-key",
+            "ocsp.key",
+            "--key-passphrase-file",
+            "pass.txt",
+        ],
+        cwd=d,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "legacy: 5 certificate statuses" in result.stdout
+    stored_key = d / "data" / "va" / "keys" / "index-legacy.key.pem"
+    assert stored_key.stat().st_mode & 0o777 == 0o600
+    assert stored_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [*base, "va", "serve", "--port", str(port)],
+        cwd=d,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        import time
+
+        answers = {}
+        deadline = time.monotonic() + 15
+        for serial in ("0x1001", "0x1002", "0x1003", "0x1005", "0x7777"):
+            while True:
+                out = subprocess.run(
+                    [
+                        "openssl",
+                        "ocsp",
+                        "-issuer",
+                        "ca.pem",
+                        "-serial",
+                        serial,
+                        "-url",
+                        f"http://127.0.0.1:{port}/ocsp",
+                        "-CAfile",
+                        "ca.pem",
+                        "-VAfile",
+                        "ocsp.pem",
+                    ],
+                    cwd=d,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                )
+                if out.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            assert "Response verify OK" in out.stderr, out.stderr
+            answers[serial] = out.stdout.split(f"{serial}: ")[1].split()[0]
+        assert answers == {
+            "0x1001": "good",
+            "0x1002": "revoked",
+            "0x1003": "revoked",
+            "0x1005": "good",
+            "0x7777": "revoked",
+        }
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -1,0 +1,150 @@
+"""Importing an OpenSSL CA database (``index.txt``) so an existing
+``openssl ocsp -index`` responder can be replaced by this VA.
+
+Each line has six tab-separated fields (OpenSSL apps/ca.c): status (V valid,
+R revoked, E expired), expiry time, revocation time[,reason[,extra]] (empty
+unless revoked), serial in hex, file name, subject.
+"""
+
+import base64
+import calendar
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from va.signing import Signer, load_key
+from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore, serial_bytes
+
+# OpenSSL's names (crypto/x509/v3_crld.c reason strings as apps/ca.c writes them).
+REASONS = {
+    "unspecified": 0,
+    "keycompromise": 1,
+    "cacompromise": 2,
+    "affiliationchanged": 3,
+    "superseded": 4,
+    "cessationofoperation": 5,
+    "certificatehold": 6,
+    "removefromcrl": 8,
+}
+
+
+class IndexError_(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    serial: int
+    record: StatusRecord
+    subject: str
+
+
+def _time(text: str, line: int) -> int:
+    for fmt in ("%y%m%d%H%M%SZ", "%Y%m%d%H%M%SZ"):
+        try:
+            return calendar.timegm(time.strptime(text, fmt))
+        except ValueError:
+            continue
+    raise IndexError_(f"line {line}: {text!r} is not a UTCTime or GeneralizedTime")
+
+
+def parse_index(text: str) -> Iterator[IndexEntry]:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        fields = raw.split("\t")
+        if len(fields) != 6:
+            raise IndexError_(
+                f"line {number}: expected 6 tab-separated fields, found {len(fields)}"
+            )
+        status, expires, revocation, serial_hex, _file, subject = fields
+        not_after = _time(expires, number)
+        try:
+            serial = int(serial_hex, 16)
+        except ValueError:
+            raise IndexError_(f"line {number}: serial {serial_hex!r} is not hexadecimal") from None
+        if status in ("V", "E"):
+            if revocation:
+                raise IndexError_(f"line {number}: status {status} with a revocation time")
+            record = StatusRecord(GOOD, 0, -1, not_after)
+        elif status == "R":
+            parts = revocation.split(",")
+            revoked_at = _time(parts[0], number)
+            reason = -1
+            if len(parts) > 1:
+                try:
+                    reason = REASONS[parts[1].lower()]
+                except KeyError:
+                    raise IndexError_(f"line {number}: unknown reason {parts[1]!r}") from None
+            state = HOLD if reason == 6 else REVOKED
+            record = StatusRecord(state, revoked_at, reason, not_after)
+        else:
+            raise IndexError_(f"line {number}: unknown status {status!r} (V, R or E)")
+        yield IndexEntry(serial, record, subject)
+
+
+def import_index(
+    store: VAStore,
+    key_dir: Path,
+    *,
+    name: str,
+    issuer: x509.Certificate,
+    responder: x509.Certificate,
+    responder_key: Path,
+    key_passphrase: bytes | None,
+    va_passphrase: bytes,
+    index_text: str,
+    policies: dict,
+) -> int:
+    """Register the issuer with its responder and load every status.
+
+    The responder key is checked against its certificate and stored in
+    ``key_dir`` encrypted with ``va_passphrase`` (mode 0600). Nothing is written
+    unless the whole index parses. Returns the number of statuses.
+    """
+    entries = list(parse_index(index_text))
+    private_key = load_key(
+        responder_key.read_bytes(), key_passphrase, f"responder key {responder_key}"
+    )
+    Signer(private_key, responder)  # refuses a key that does not match the certificate
+    delegated = responder.public_bytes(serialization.Encoding.DER) != issuer.public_bytes(
+        serialization.Encoding.DER
+    )
+    existing = store.issuers()
+    issuer_id = next(
+        (i for i, r in existing.items() if r["name"] == name), max(existing, default=0) + 1
+    )
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_file = f"index-{name}.key.pem"
+    # Re-encrypted under the VA's passphrase, which is what it starts with.
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(va_passphrase),
+    )
+    fd = os.open(key_dir / key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    der = lambda cert: base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()  # noqa: E731
+    store.put_issuer(
+        issuer_id,
+        {
+            "name": name,
+            "certificate": der(issuer),
+            "responder_certificate": der(responder) if delegated else None,
+            "responder_key": key_file,
+            "responder_id": "key",
+            "nonce_policy": policies["nonce_policy"],
+            "unissued": policies["unissued"],
+            "validity_seconds": policies["response_validity_hours"] * 3600,
+        },
+    )
+    statuses = [(issuer_id, serial_bytes(e.serial), e.record) for e in entries]
+    drops = [(issuer_id, alg, s, None) for _, s, _ in statuses for alg in (1, 2, 3, 4)]
+    store.apply(statuses=statuses, responses=drops)
+    return len(statuses)
