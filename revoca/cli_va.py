@@ -1,5 +1,6 @@
 """``revoca va``: load, pre-sign and serve the validation authority."""
 
+import os
 from pathlib import Path
 
 import click
@@ -26,6 +27,7 @@ def va_settings(config, **overrides):
         "workers": va["workers"],
         "http": http,
         "map_size": va["map_size"],
+        "refresh_seconds": float(va["refresh_seconds"]),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return VASettings(**values)
@@ -172,7 +174,9 @@ def presign(ctx, stale_only):
                 settings.presign_algorithms,
                 only_stale=stale_only,
                 progress=bar.update,
+                workers=config.va["presign_workers"] or os.cpu_count() or 1,
             )
+
     finally:
         store.close()
     click.echo(f"signed {signed} responses")

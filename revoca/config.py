@@ -100,6 +100,10 @@ def _va_section(table: dict, data_dir: Path) -> dict:
     for key in ("port", "workers", "max_body", "max_url", "max_certids", "fresh_signing_cap"):
         if not isinstance(va[key], int) or va[key] < (0 if key == "port" else 1):
             raise ConfigError(f"va.{key} must be a positive integer")
+    if not isinstance(va["presign_workers"], int) or va["presign_workers"] < 0:
+        raise ConfigError("va.presign_workers must be 0 (one per core) or a positive integer")
+    if not isinstance(va["refresh_seconds"], int | float) or va["refresh_seconds"] <= 0:
+        raise ConfigError("va.refresh_seconds must be a positive number")
     if va["nonce_policy"] not in ("echo", "ignore"):
         raise ConfigError('va.nonce_policy must be "echo" or "ignore"')
     if va["unissued"] not in ("revoked", "unknown", "unauthorized"):

@@ -29,6 +29,7 @@ class VASettings:
     http: HTTPSettings = field(default_factory=HTTPSettings)
     map_size: int = 1 << 30
     presign_algorithms: tuple[int, ...] = (1, 2)  # SHA-1 and SHA-256 CertIDs
+    refresh_seconds: float = 300.0
 
     @property
     def lmdb_dir(self) -> Path:
@@ -63,6 +64,20 @@ def ca_chains(store: VAStore) -> dict[str, list[bytes]]:
     return chains
 
 
+_WORKER_ENTRIES: dict[int, IssuerEntry] = {}
+
+
+def _sign_chunk(job):
+    """In a pool worker: sign one chunk of (serial, record) for one issuer."""
+    issuer_id, algorithms, items, now = job
+    entry = _WORKER_ENTRIES[issuer_id]
+    return [
+        (issuer_id, algorithm, serial, presign(entry, algorithm, serial, record, now))
+        for serial, record in items
+        for algorithm in algorithms
+    ]
+
+
 def presign_all(
     store: VAStore,
     entries: list[IssuerEntry],
@@ -71,38 +86,60 @@ def presign_all(
     now: int | None = None,
     only_stale: bool = False,
     progress: Callable[[int], None] = lambda n: None,
-    batch: int = 1000,
+    chunk: int = 500,
+    workers: int = 1,
 ) -> int:
     """Sign a response for every known serial and hash algorithm.
 
-    ``only_stale`` re-signs just the responses past half their validity
-    (CA/B Forum BR 4.9.10 refresh point). Writes in batches of ``batch``
-    serials, each batch one transaction. Returns how many were signed.
+    ``only_stale`` re-signs only what is missing or past half its validity
+    (CA/B Forum BR 4.9.10 refresh point). ``workers`` > 1 signs in that many
+    forked processes (keys never leave memory); this process stays the single
+    LMDB writer, one transaction per chunk. Returns how many were signed.
     """
     now = int(time.time()) if now is None else now
+
+    def jobs():
+        for entry in entries:
+            items = []
+            for serial, record in store.iter_status(entry.id):
+                if only_stale and _fresh(store, entry.id, algorithms, serial, now):
+                    continue
+                items.append((serial, record))
+                if len(items) == chunk:
+                    yield (entry.id, algorithms, items, now)
+                    items = []
+            if items:
+                yield (entry.id, algorithms, items, now)
+
+    _WORKER_ENTRIES.clear()
+    _WORKER_ENTRIES.update({entry.id: entry for entry in entries})
     signed = 0
-    for entry in entries:
-        pending = []
-        for serial, record in store.iter_status(entry.id):
-            for algorithm in algorithms:
-                if only_stale:
-                    with store.read() as txn:
-                        stored = store.get_response(txn, entry.id, algorithm, serial)
-                    if stored is not None and now < (stored.this_update + stored.next_update) // 2:
-                        continue
-                pending.append(
-                    (entry.id, algorithm, serial, presign(entry, algorithm, serial, record, now))
-                )
-            if len(pending) >= batch:
-                store.apply(responses=pending)
-                signed += len(pending)
-                progress(len(pending))
-                pending = []
-        if pending:
-            store.apply(responses=pending)
-            signed += len(pending)
-            progress(len(pending))
+    if workers <= 1:
+        results = map(_sign_chunk, jobs())
+        for responses in results:
+            store.apply(responses=responses)
+            signed += len(responses)
+            progress(len(responses))
+        return signed
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: the workers inherit the loaded keys; they never touch LMDB.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for responses in pool.map(_sign_chunk, jobs(), chunksize=1):
+            store.apply(responses=responses)
+            signed += len(responses)
+            progress(len(responses))
     return signed
+
+
+def _fresh(store: VAStore, issuer_id: int, algorithms, serial: bytes, now: int) -> bool:
+    with store.read() as txn:
+        for algorithm in algorithms:
+            stored = store.get_response(txn, issuer_id, algorithm, serial)
+            if stored is None or now >= (stored.this_update + stored.next_update) // 2:
+                return False
+    return True
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -115,7 +152,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: VASettings, passphrase: bytes | None, stop_after: float | None = None):
+def _worker(
+    settings: VASettings, passphrase: bytes | None, stop_after: float | None = None, slot: int = 0
+):
     import uvloop
 
     server = build_server(settings, passphrase)
@@ -128,12 +167,37 @@ def _worker(settings: VASettings, passphrase: bytes | None, stop_after: float | 
         sock = _listen(settings.host, settings.port)
         listener = await loop.create_server(lambda: _connection(server), sock=sock)
         log.info("worker serving", extra={"pid": os.getpid(), "port": settings.port})
+        # One worker keeps the pre-signed responses fresh for all of them.
+        refresher = asyncio.ensure_future(refresh_loop(server, settings)) if slot == 0 else None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), stop_after)
+        if refresher is not None:
+            refresher.cancel()
         listener.close()  # stop accepting; let in-flight answers finish
         await asyncio.sleep(0.2)
 
     uvloop.run(main())
+
+
+async def refresh_loop(server: Server, settings: VASettings) -> None:
+    """Re-sign what is missing or past half its validity (BR 4.9.10), every
+    ``settings.refresh_seconds``, in a thread so answering never waits."""
+    responder = server.responder
+    entries = list(responder.issuers.values())
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            signed = await loop.run_in_executor(
+                None,
+                lambda: presign_all(
+                    responder.store, entries, settings.presign_algorithms, only_stale=True
+                ),
+            )
+            if signed:
+                log.info("refreshed pre-signed responses", extra={"signed": signed})
+        except Exception:
+            log.exception("refreshing pre-signed responses failed; retrying later")
+        await asyncio.sleep(settings.refresh_seconds)
 
 
 def _connection(server: Server):
@@ -160,7 +224,7 @@ def run(settings: VASettings, passphrase: bytes | None, stop_after: float | None
         pid = os.fork()
         if pid == 0:
             try:
-                _worker(settings, passphrase)
+                _worker(settings, passphrase, slot=slot)
             finally:
                 os._exit(0)
         children[pid] = slot
