@@ -104,6 +104,8 @@ def _va_section(table: dict, data_dir: Path) -> dict:
         raise ConfigError("va.presign_workers must be 0 (one per core) or a positive integer")
     if not isinstance(va["refresh_seconds"], int | float) or va["refresh_seconds"] <= 0:
         raise ConfigError("va.refresh_seconds must be a positive number")
+    if va["responder_id"] not in ("key", "name"):
+        raise ConfigError('va.responder_id must be "key" or "name"')
     if va["nonce_policy"] not in ("echo", "ignore"):
         raise ConfigError('va.nonce_policy must be "echo" or "ignore"')
     if va["unissued"] not in ("revoked", "unknown", "unauthorized"):

@@ -79,7 +79,7 @@ def import_from_ca(
                 "certificate": _der(ca.certificate),
                 "responder_certificate": responder_cert,
                 "responder_key": source.name,
-                "responder_id": "key",
+                "responder_id": policies.get("responder_id", "key"),
                 "nonce_policy": policies["nonce_policy"],
                 "unissued": policies["unissued"],
                 "validity_seconds": policies["response_validity_hours"] * 3600,

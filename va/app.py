@@ -5,6 +5,7 @@ import base64
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -153,7 +154,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _worker(
-    settings: VASettings, passphrase: bytes | None, stop_after: float | None = None, slot: int = 0
+    settings: VASettings,
+    passphrase: bytes | None,
+    stop_after: float | None = None,
+    slot: int = 0,
+    ready_fd: int | None = None,
 ):
     import uvloop
 
@@ -167,6 +172,9 @@ def _worker(
         sock = _listen(settings.host, settings.port)
         listener = await loop.create_server(lambda: _connection(server), sock=sock)
         log.info("worker serving", extra={"pid": os.getpid(), "port": settings.port})
+        if ready_fd is not None:  # tell the supervisor this worker is listening
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
         # One worker keeps the pre-signed responses fresh for all of them.
         refresher = asyncio.ensure_future(refresh_loop(server, settings)) if slot == 0 else None
         with contextlib.suppress(TimeoutError):
@@ -210,24 +218,35 @@ def run(settings: VASettings, passphrase: bytes | None, stop_after: float | None
     """Serve with ``settings.workers`` processes sharing the port (SO_REUSEPORT).
 
     The parent supervises: a worker that dies is restarted; SIGTERM/SIGINT
-    stops all; SIGHUP restarts the workers one by one (reload issuers and keys).
+    stops all; SIGHUP replaces the workers one at a time (re-reading issuers
+    and keys), each replacement listening before its predecessor stops, so
+    the port never goes unanswered.
     """
     build_server(settings, passphrase).responder.store.close()  # fail early, in the parent
     if settings.workers == 1:
         _worker(settings, passphrase, stop_after)
         return
-    children: dict[int, int] = {}
+    children: dict[int, int] = {}  # pid -> slot
     stopping = False
     reload_requested = False
 
-    def spawn(slot: int) -> None:
+    def spawn(slot: int) -> int:
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(ready_r)
             try:
-                _worker(settings, passphrase, slot=slot)
+                _worker(settings, passphrase, slot=slot, ready_fd=ready_w)
             finally:
                 os._exit(0)
+        os.close(ready_w)
         children[pid] = slot
+        # Wait (bounded) until the worker listens; EOF means it died first.
+        ready, _, _ = select.select([ready_r], [], [], 30)
+        if ready:
+            os.read(ready_r, 1)
+        os.close(ready_r)
+        return pid
 
     def on_stop(_signum, _frame):
         nonlocal stopping
@@ -245,9 +264,13 @@ def run(settings: VASettings, passphrase: bytes | None, stop_after: float | None
     while not stopping:
         if reload_requested:
             reload_requested = False
-            for pid in list(children):
-                os.kill(pid, signal.SIGTERM)  # the loop below respawns it
-                time.sleep(0.5)
+            for old, slot in list(children.items()):
+                spawn(slot)
+                del children[old]
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(old, signal.SIGTERM)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(old, 0)
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:

@@ -138,7 +138,7 @@ def import_index(
             "certificate": der(issuer),
             "responder_certificate": der(responder) if delegated else None,
             "responder_key": key_file,
-            "responder_id": "key",
+            "responder_id": policies.get("responder_id", "key"),
             "nonce_policy": policies["nonce_policy"],
             "unissued": policies["unissued"],
             "validity_seconds": policies["response_validity_hours"] * 3600,

@@ -1,0 +1,98 @@
+"""`revoca va serve --workers N`: shared port, restarts, reload, shutdown."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import PASSPHRASE
+
+
+def _children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def _ocsp_ok(d: Path, port: int) -> bool:
+    result = subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            d / "issuing.pem",
+            "-cert",
+            d / "www.pem",
+            "-url",
+            f"http://127.0.0.1:{port}/ocsp",
+            "-CAfile",
+            d / "chain.pem",
+            "-no_nonce",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return result.returncode == 0 and "www.pem: good" in result.stdout
+
+
+def _wait(predicate, seconds=15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_workers_restart_reload_and_stop(tmp_path):
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
+    revoca = [sys.executable, "-m", "revoca"]
+    built = subprocess.run(
+        [*revoca, "demo", "--dir", "d", "--serve-seconds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    d = tmp_path / "d"
+    env["REVOCA_KEY_PASSPHRASE"] = (d / "key-passphrase").read_text().strip()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [*revoca, "--data-dir", str(d), "va", "serve", "--workers", "2", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert _wait(lambda: len(_children(server.pid)) == 2)
+        assert _wait(lambda: _ocsp_ok(d, port))
+        first = _children(server.pid)
+
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)  # a crashed worker is replaced
+        assert _wait(
+            lambda: len(_children(server.pid)) == 2 and victim not in _children(server.pid)
+        )
+        assert all(_ocsp_ok(d, port) for _ in range(10))
+
+        before = _children(server.pid)
+        server.send_signal(signal.SIGHUP)  # rolling restart: new workers, no outage
+        ok = []
+        assert _wait(lambda: ok.append(_ocsp_ok(d, port)) or not (before & _children(server.pid)))
+        assert ok and all(ok), ok  # no request failed during the rolling restart
+        assert len(_children(server.pid)) == 2
+
+        server.send_signal(signal.SIGTERM)
+        server.wait(15)
+        assert server.returncode == 0
+        assert not _ocsp_ok(d, port)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(5)
