@@ -94,6 +94,26 @@ def pki(tmp_path_factory):
     store.close()
 
 
+def _cryptography_builder(pki) -> ocsp.OCSPResponseBuilder:
+    """The baseline's response, as cryptography builds it."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            pki["leaf"],
+            pki["ca"],
+            hashes.SHA1(),
+            ocsp.OCSPCertStatus.GOOD,
+            now,
+            now + timedelta(days=1),
+            None,
+            None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, pki["responder"])
+        .certificates([pki["responder"]])
+    )
+
+
 # -- parse --------------------------------------------------------------------
 
 REQUEST = (VECTOR / "req-sha1-one-certid-nonce.der").read_bytes()
@@ -155,22 +175,7 @@ def test_build_native(benchmark, pki):
 @pytest.mark.benchmark(group="ocsp-build-response")
 def test_build_baseline_cryptography(benchmark, pki):
     def build():
-        now = datetime.now(UTC).replace(microsecond=0)
-        builder = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(
-                pki["leaf"],
-                pki["ca"],
-                hashes.SHA1(),
-                ocsp.OCSPCertStatus.GOOD,
-                now,
-                now + timedelta(days=1),
-                None,
-                None,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, pki["responder"])
-            .certificates([pki["responder"]])
-        )
+        builder = _cryptography_builder(pki)
         return builder.sign(pki["responder_key"], hashes.SHA256())
 
     assert benchmark(build).certificate_status == ocsp.OCSPCertStatus.GOOD
@@ -214,22 +219,7 @@ def test_answer_baseline_cryptography(benchmark, pki):
     def answer(data):
         request = ocsp.load_der_ocsp_request(data)
         assert request.serial_number == pki["leaf"].serial_number
-        now = datetime.now(UTC).replace(microsecond=0)
-        builder = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(
-                pki["leaf"],
-                pki["ca"],
-                hashes.SHA1(),
-                ocsp.OCSPCertStatus.GOOD,
-                now,
-                now + timedelta(days=1),
-                None,
-                None,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, pki["responder"])
-            .certificates([pki["responder"]])
-        )
+        builder = _cryptography_builder(pki)
         for extension in request.extensions:
             builder = builder.add_extension(extension.value, critical=False)
         return builder.sign(pki["responder_key"], hashes.SHA256()).public_bytes(Encoding.DER)

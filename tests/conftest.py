@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import func, select
 
-from ca.keys import PassphraseSource
+from ca.keys import PassphraseSource, generate_private_key
 from ca.service import CAService
 from ca.store import Store
 from ca.store.schema import audit_log, certificates, outbox
@@ -75,15 +75,38 @@ def pki(service):
 
 
 def new_key(spec: str = "ec-p256"):
-    if spec == "ec-p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if spec == "ec-p384":
-        return ec.generate_private_key(ec.SECP384R1())
-    if spec == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
+    """A private key by spec; also specs the CA refuses (ec-p521, rsa-1024)."""
     if spec == "ec-p521":
         return ec.generate_private_key(ec.SECP521R1())
-    return rsa.generate_private_key(65537, int(spec.split("-")[1]))
+    if spec == "rsa-1024":
+        return rsa.generate_private_key(65537, 1024)
+    return generate_private_key(spec)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def self_signed(key, common_name: str, *, days: int = 2, ca: bool = True) -> x509.Certificate:
+    """A minimal self-signed certificate for tests that need one from outside the CA."""
+    from datetime import timedelta
+
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(5)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+    )
 
 
 def make_csr(
@@ -186,9 +209,7 @@ def postgres_server():
     data = Path(tempfile.mkdtemp(prefix="revoca-pg-"))
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     _as_postgres([bindir / "initdb", "-D", data / "db", "-A", "trust", "-U", "revoca"])
     _as_postgres(
         [

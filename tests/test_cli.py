@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PASSPHRASE, make_csr
+from tests.conftest import PASSPHRASE, free_port, make_csr
 
 REVOCA = [sys.executable, "-m", "revoca"]
 
@@ -337,12 +337,9 @@ def test_demo(tmp_path):
 
 def test_demo_serves_ocsp(tmp_path):
     """The demo's VA answers the real openssl client while it runs."""
-    import socket
     import time
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     demo = subprocess.Popen(
         [*REVOCA, "demo", "--dir", "d", "--port", str(port), "--serve-seconds", "20"],
         cwd=tmp_path,

@@ -6,6 +6,7 @@ import random
 import pytest
 from cryptography.x509 import ocsp
 
+from tests.conftest import self_signed
 from tests.test_der_reader import IMPLEMENTATIONS, _native
 from va import _fastocsp_py as py
 
@@ -78,25 +79,11 @@ def test_native_and_python_build_identical_bytes():
 
 def test_cryptography_reads_what_we_build(impl):
     """Structure check by a parser we did not write (signature is random here)."""
-    from datetime import UTC, datetime, timedelta
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "responder")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(ec.generate_private_key(ec.SECP256R1()), "responder", days=1)
     cert_der = cert.public_bytes(serialization.Encoding.DER)
     for seed in range(40):
         data = _build(impl, seed, certs=cert_der if seed % 2 else b"")

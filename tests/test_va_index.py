@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, free_port
 from va.openssl_index import IndexError_, parse_index
 from va.store import GOOD, HOLD, REVOKED
 
@@ -142,11 +142,7 @@ def test_import_index_and_answer_openssl(tmp_path):
     assert stored_key.stat().st_mode & 0o777 == 0o600
     assert stored_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
 
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [*base, "va", "serve", "--port", str(port)],
         cwd=d,

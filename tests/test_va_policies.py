@@ -3,11 +3,10 @@
 import subprocess
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 
-from tests.conftest import pkilint
+from tests.conftest import pkilint, self_signed
 from tests.test_va_http import port_of, raw_http
 from tests.test_va_openssl import _post, _request
 from tests.va_fixtures import make_va
@@ -92,28 +91,14 @@ def test_responder_id_by_name(make, tmp_path):
 
 @pytest.mark.parametrize("kind", ["rsa", "ed25519", "p384"])
 def test_responder_key_types(kind, tmp_path):
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography.hazmat.primitives import hashes
 
     key = {
         "rsa": lambda: rsa.generate_private_key(65537, 2048),
         "ed25519": ed25519.Ed25519PrivateKey.generate,
         "p384": lambda: ec.generate_private_key(ec.SECP384R1()),
     }[kind]()
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{kind} CA")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(5)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, None if kind == "ed25519" else hashes.SHA256())
-    )
+    cert = self_signed(key, f"{kind} CA")
+    now = cert.not_valid_before_utc
     entry = IssuerEntry(id=1, name="x", certificate=cert, signer=Signer(key, cert), delegated=False)
     stored = presign(entry, 1, b"\x05", StatusRecord(GOOD, 0, -1, 0), int(now.timestamp()))
     response = ocsp.load_der_ocsp_response(stored.der)

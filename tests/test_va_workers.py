@@ -2,13 +2,12 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, free_port
 
 
 def _children(pid: int) -> set[int]:
@@ -59,9 +58,7 @@ def test_workers_restart_reload_and_stop(tmp_path):
     assert built.returncode == 0, built.stderr
     d = tmp_path / "d"
     env["REVOCA_KEY_PASSPHRASE"] = (d / "key-passphrase").read_text().strip()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [*revoca, "--data-dir", str(d), "va", "serve", "--workers", "2", "--port", str(port)],
         cwd=tmp_path,

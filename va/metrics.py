@@ -37,27 +37,19 @@ class Metrics:
         ]
         for kind in ("presigned", "signed", "error", "malformed", "try_later", "internal_error"):
             out.append(f'revoca_ocsp_requests_total{{outcome="{kind}"}} {self.requests[kind]}')
-        out += [
-            "# HELP revoca_ocsp_latency_seconds Time to produce an OCSP answer.",
-            "# TYPE revoca_ocsp_latency_seconds histogram",
-        ]
-        running = 0
-        for bound, n in zip((*BUCKETS, float("inf")), self.latency, strict=True):
-            running += n
-            label = "+Inf" if bound == float("inf") else repr(bound)
-            out.append(f'revoca_ocsp_latency_seconds_bucket{{le="{label}"}} {running}')
-        out.append(f"revoca_ocsp_latency_seconds_sum {self.latency_sum}")
-        out.append(f"revoca_ocsp_latency_seconds_count {running}")
-        out += [
-            "# HELP revoca_ocsp_response_age_seconds Age of served responses (now - thisUpdate).",
-            "# TYPE revoca_ocsp_response_age_seconds histogram",
-        ]
-        running = 0
-        for bound, n in zip((*AGE_BUCKETS, float("inf")), self.ages, strict=True):
-            running += n
-            label = "+Inf" if bound == float("inf") else str(bound)
-            out.append(f'revoca_ocsp_response_age_seconds_bucket{{le="{label}"}} {running}')
-        out.append(f"revoca_ocsp_response_age_seconds_count {running}")
+        out += _histogram(
+            "revoca_ocsp_latency_seconds",
+            "Time to produce an OCSP answer.",
+            BUCKETS,
+            self.latency,
+            self.latency_sum,
+        )
+        out += _histogram(
+            "revoca_ocsp_response_age_seconds",
+            "Age of served responses (now - thisUpdate).",
+            AGE_BUCKETS,
+            self.ages,
+        )
         out += [
             "# HELP revoca_ocsp_fresh_signing_in_flight Fresh signatures being computed.",
             "# TYPE revoca_ocsp_fresh_signing_in_flight gauge",
@@ -67,3 +59,16 @@ class Metrics:
             f"revoca_http_connections {self.gauges['connections']}",
         ]
         return "\n".join(out) + "\n"
+
+
+def _histogram(name: str, help_text: str, bounds, counts, total: float | None = None):
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+    running = 0
+    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
+        running += n
+        label = "+Inf" if bound == float("inf") else f"{bound:g}"
+        lines.append(f'{name}_bucket{{le="{label}"}} {running}')
+    if total is not None:
+        lines.append(f"{name}_sum {total}")
+    lines.append(f"{name}_count {running}")
+    return lines

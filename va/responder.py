@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from va import fastocsp as core
+from va._fastocsp_py import _tlv  # DER TLV; used once per issuer at start-up
 from va.errors import OCSPCoreError
 from va.signing import Signer, load_key, spki_key_hash, subject_der
 from va.store import GOOD, HOLD, StatusRecord, StoredResponse, VAStore
@@ -92,14 +93,6 @@ class IssuerEntry:
         # (RFC 6960 4.2.2.2); a CA signing for itself needs none.
         self.certs = _der(responder) if self.delegated else b""
         self.key_prefix = self.id.to_bytes(4, "big")  # LMDB key prefix (va/store.py)
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(body))) + body + content
 
 
 @dataclass
