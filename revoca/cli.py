@@ -14,6 +14,7 @@ import click
 from ca.errors import CAError
 from revoca import __version__
 from revoca.cli_ca import ca
+from revoca.cli_publisher import publisher
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
 from revoca.cli_va import va
 from revoca.config import default_text, load_config
@@ -57,6 +58,7 @@ def cli(ctx, config_path, data_dir, log_level, log_format):
 
 cli.add_command(ca)
 cli.add_command(va)
+cli.add_command(publisher)
 
 
 @cli.group()

@@ -28,6 +28,9 @@ def va_settings(config, **overrides):
         "http": http,
         "map_size": va["map_size"],
         "refresh_seconds": float(va["refresh_seconds"]),
+        "admin_host": va["admin_host"],
+        "admin_port": va["admin_port"],
+        "admin_token_file": Path(va["admin_token_file"]),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return VASettings(**values)
@@ -192,21 +195,43 @@ def _load(store, settings, config):
         raise BadInputError(str(exc)) from None
 
 
+@va.command("admin-token")
+@click.option("--rotate", is_flag=True, help="Replace an existing token.")
+@click.pass_context
+@handle_errors
+def admin_token(ctx, rotate):
+    """Create the admin listener's bearer token file (0600). Publishers read
+    the same file (copy it to remote publishers); the token is never printed."""
+    import secrets
+
+    from va.admin import write_token
+
+    path = Path(config_of(ctx).va["admin_token_file"])
+    if path.exists() and not rotate:
+        click.echo(f"{path} exists (use --rotate to replace it)")
+        return
+    write_token(path, secrets.token_urlsafe(32))
+    click.echo(f"wrote {path}")
+
+
 @va.command("serve")
 @click.option("--host", help="Listen address (default from the configuration).")
 @click.option("--port", type=int, help="Listen port.")
 @click.option("--workers", type=int, help="Worker processes sharing the port (one per core).")
+@click.option("--admin-port", type=int, help="Admin (publish) listener port; 0 turns it off.")
 @click.pass_context
 @handle_errors
-def serve(ctx, host, port, workers):
+def serve(ctx, host, port, workers, admin_port):
     """Serve OCSP, CA certificates, /healthz and /metrics."""
     from va.app import run
 
     config = config_of(ctx)
-    settings = va_settings(config, host=host, port=port, workers=workers)
+    settings = va_settings(config, host=host, port=port, workers=workers, admin_port=admin_port)
+    from va.admin import TokenError
+
     try:
         run(settings, _passphrase(config))
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, TokenError) as exc:
         raise CAError(str(exc)) from None
 
 

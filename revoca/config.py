@@ -49,6 +49,7 @@ class Config:
     profiles: dict[str, Profile]
     source: str
     va: dict
+    publisher: dict
 
     @property
     def key_dir(self) -> Path:
@@ -87,6 +88,9 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             profiles=load_profiles(raw["profiles"]),
             source=source,
             va=_va_section(raw["va"], root),
+            publisher=_publisher_section(
+                raw["publisher"], raw["va"]["directory"] or str(root / "va")
+            ),
         )
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"configuration is incomplete or mistyped: {exc}") from None
@@ -95,9 +99,18 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
 def _va_section(table: dict, data_dir: Path) -> dict:
     va = dict(table)
     va["directory"] = va["directory"] or str(data_dir / "va")
+    va["admin_token_file"] = va["admin_token_file"] or str(Path(va["directory"]) / "admin-token")
     if not 8 <= va["response_validity_hours"] <= 240:
         raise ConfigError("va.response_validity_hours must be 8 to 240 (BR 4.9.10)")
-    for key in ("port", "workers", "max_body", "max_url", "max_certids", "fresh_signing_cap"):
+    for key in (
+        "port",
+        "admin_port",
+        "workers",
+        "max_body",
+        "max_url",
+        "max_certids",
+        "fresh_signing_cap",
+    ):
         if not isinstance(va[key], int) or va[key] < (0 if key == "port" else 1):
             raise ConfigError(f"va.{key} must be a positive integer")
     if not isinstance(va["presign_workers"], int) or va["presign_workers"] < 0:
@@ -111,3 +124,27 @@ def _va_section(table: dict, data_dir: Path) -> dict:
     if va["unissued"] not in ("revoked", "unknown", "unauthorized"):
         raise ConfigError('va.unissued must be "revoked", "unknown" or "unauthorized"')
     return va
+
+
+def _publisher_section(table: dict, va_directory: str) -> dict:
+    section = dict(table)
+    targets = []
+    names = set()
+    for index, target in enumerate(section["targets"]):
+        if not isinstance(target, dict) or not isinstance(target.get("name"), str):
+            raise ConfigError(f"publisher.targets[{index}] needs a name")
+        if target["name"] in names:
+            raise ConfigError(f"publisher.targets: the name {target['name']!r} is used twice")
+        names.add(target["name"])
+        if "local" in target:
+            targets.append({"name": target["name"], "local": target["local"] or va_directory})
+        elif "url" in target and "token_file" in target:
+            targets.append(dict(target))
+        else:
+            raise ConfigError(
+                f"publisher.targets[{index}] needs either local = DIR or url and token_file"
+            )
+    section["targets"] = targets
+    if not isinstance(section["batch"], int) or not 1 <= section["batch"] <= 10000:
+        raise ConfigError("publisher.batch must be 1 to 10000")
+    return section

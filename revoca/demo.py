@@ -146,10 +146,6 @@ def run_demo(
         f"ca revoke --ca demo-issuing --serial {serial_hex(issued['www.example.com'].serial)} "
         "--reason superseded"
     )
-    echo(
-        f"  revoca --data-dir {directory} va import --ca demo-issuing"
-        "   # carry status changes to the VA"
-    )
     echo(f"  revoca --data-dir {directory} audit verify")
     url = f"http://127.0.0.1:{settings.port}/ocsp"
     d = directory
@@ -167,5 +163,21 @@ def run_demo(
 
         limit = "until Ctrl-C" if serve_seconds is None else f"for {serve_seconds:g} s"
         echo(f"\nServing the VA on http://127.0.0.1:{settings.port}/ {limit}.")
-        run(settings, config.passphrase.get(), stop_after=serve_seconds)
+        from dataclasses import replace
+
+        from publisher.targets import LocalTarget
+        from revoca.cli_publisher import build_publisher
+
+        async def publish_locally(server, wake):
+            # The all-in-one node: CA changes flow into this VA's LMDB directly.
+            target = LocalTarget("local", store=server.responder.store, on_applied=wake.set)
+            await build_publisher(config, targets=[target]).run()
+
+        echo("A co-located publisher carries every CA change to it within a second.")
+        run(
+            replace(settings, admin_port=0),
+            config.passphrase.get(),
+            stop_after=serve_seconds,
+            companion=publish_locally,
+        )
     return out

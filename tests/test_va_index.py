@@ -144,7 +144,7 @@ def test_import_index_and_answer_openssl(tmp_path):
 
     port = free_port()
     server = subprocess.Popen(
-        [*base, "va", "serve", "--port", str(port)],
+        [*base, "va", "serve", "--port", str(port), "--admin-port", "0"],
         cwd=d,
         env=env,
         stdout=subprocess.PIPE,

@@ -60,7 +60,19 @@ def test_workers_restart_reload_and_stop(tmp_path):
     env["REVOCA_KEY_PASSPHRASE"] = (d / "key-passphrase").read_text().strip()
     port = free_port()
     server = subprocess.Popen(
-        [*revoca, "--data-dir", str(d), "va", "serve", "--workers", "2", "--port", str(port)],
+        [
+            *revoca,
+            "--data-dir",
+            str(d),
+            "va",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--admin-port",
+            "0",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

@@ -31,6 +31,9 @@ class VASettings:
     map_size: int = 1 << 30
     presign_algorithms: tuple[int, ...] = (1, 2)  # SHA-1 and SHA-256 CertIDs
     refresh_seconds: float = 300.0
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 0  # 0: no admin listener (publish protocol off)
+    admin_token_file: Path | None = None
 
     @property
     def lmdb_dir(self) -> Path:
@@ -159,7 +162,10 @@ def _worker(
     stop_after: float | None = None,
     slot: int = 0,
     ready_fd: int | None = None,
+    companion=None,
 ):
+    """One serving process. ``companion(server, wake)``, if given, is a coroutine
+    run alongside (the all-in-one demo runs its publisher there)."""
     import uvloop
 
     server = build_server(settings, passphrase)
@@ -175,21 +181,47 @@ def _worker(
         if ready_fd is not None:  # tell the supervisor this worker is listening
             os.write(ready_fd, b"1")
             os.close(ready_fd)
-        # One worker keeps the pre-signed responses fresh for all of them.
-        refresher = asyncio.ensure_future(refresh_loop(server, settings)) if slot == 0 else None
+        # One worker keeps the pre-signed responses fresh for all of them and
+        # runs the admin listener (the publish protocol): one LMDB writer.
+        refresher = admin = None
+        if slot == 0:
+            wake = asyncio.Event()
+            refresher = asyncio.ensure_future(refresh_loop(server, settings, wake))
+            if settings.admin_port:
+                admin = await _start_admin(server, settings, wake)
+            if companion is not None:
+                extra = asyncio.ensure_future(companion(server, wake))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), stop_after)
         if refresher is not None:
             refresher.cancel()
+        if companion is not None and slot == 0:
+            extra.cancel()
+        if admin is not None:
+            await admin.cleanup()
         listener.close()  # stop accepting; let in-flight answers finish
         await asyncio.sleep(0.2)
 
     uvloop.run(main())
 
 
-async def refresh_loop(server: Server, settings: VASettings) -> None:
+async def _start_admin(server: Server, settings: VASettings, wake: asyncio.Event):
+    from va.admin import load_token, make_app, start_admin
+
+    if settings.admin_token_file is None:
+        raise RuntimeError("va.admin_port is set but no admin token file is configured")
+    token = load_token(settings.admin_token_file)
+    app = make_app(server.responder.store, token, on_applied=wake.set)
+    return await start_admin(app, settings.admin_host, settings.admin_port)
+
+
+async def refresh_loop(
+    server: Server, settings: VASettings, wake: asyncio.Event | None = None
+) -> None:
     """Re-sign what is missing or past half its validity (BR 4.9.10), every
-    ``settings.refresh_seconds``, in a thread so answering never waits."""
+    ``settings.refresh_seconds`` or as soon as ``wake`` is set (a publish
+    dropped responses), in a thread so answering never waits."""
+    wake = wake or asyncio.Event()
     responder = server.responder
     entries = list(responder.issuers.values())
     loop = asyncio.get_running_loop()
@@ -205,7 +237,9 @@ async def refresh_loop(server: Server, settings: VASettings) -> None:
                 log.info("refreshed pre-signed responses", extra={"signed": signed})
         except Exception:
             log.exception("refreshing pre-signed responses failed; retrying later")
-        await asyncio.sleep(settings.refresh_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), settings.refresh_seconds)
+        wake.clear()
 
 
 def _connection(server: Server):
@@ -214,7 +248,9 @@ def _connection(server: Server):
     return Connection(server)
 
 
-def run(settings: VASettings, passphrase: bytes | None, stop_after: float | None = None) -> None:
+def run(
+    settings: VASettings, passphrase: bytes | None, stop_after: float | None = None, companion=None
+) -> None:
     """Serve with ``settings.workers`` processes sharing the port (SO_REUSEPORT).
 
     The parent supervises: a worker that dies is restarted; SIGTERM/SIGINT
@@ -223,8 +259,12 @@ def run(settings: VASettings, passphrase: bytes | None, stop_after: float | None
     the port never goes unanswered.
     """
     build_server(settings, passphrase).responder.store.close()  # fail early, in the parent
+    if settings.admin_port:
+        from va.admin import load_token
+
+        load_token(settings.admin_token_file)  # a missing or open token file stops us here
     if settings.workers == 1:
-        _worker(settings, passphrase, stop_after)
+        _worker(settings, passphrase, stop_after, companion=companion)
         return
     children: dict[int, int] = {}  # pid -> slot
     stopping = False

@@ -131,7 +131,7 @@ class VAStore:
         with self.env.begin(buffers=True) as txn:
             yield txn
 
-    def _write(self, apply) -> None:
+    def write(self, apply) -> None:
         """Run ``apply(txn)`` in one write transaction; grow the map when full."""
         while True:
             try:
@@ -151,7 +151,7 @@ class VAStore:
 
     def put_issuer(self, issuer_id: int, record: dict) -> None:
         data = json.dumps(record, sort_keys=True).encode()
-        self._write(lambda txn: txn.put(issuer_id.to_bytes(4, "big"), data, db=self.issuers_db))
+        self.write(lambda txn: txn.put(issuer_id.to_bytes(4, "big"), data, db=self.issuers_db))
 
     def issuers(self) -> dict[int, dict]:
         with self.env.begin() as txn:
@@ -195,7 +195,7 @@ class VAStore:
                     value = _WINDOW.pack(stored.this_update, stored.next_update) + stored.der
                     txn.put(key, value, db=self.responses_db)
 
-        self._write(apply)
+        self.write(apply)
 
     # -- CRLs ----------------------------------------------------------------------
 
@@ -204,7 +204,7 @@ class VAStore:
     ) -> None:
         key = check_crl_name(name).encode()
         value = _CRL_HEADER.pack(this_update, next_update, number) + der
-        self._write(lambda txn: txn.put(key, value, db=self.crls_db))
+        self.write(lambda txn: txn.put(key, value, db=self.crls_db))
 
     def get_crl(self, name: str) -> StoredCRL | None:
         if not _CRL_NAME.match(name) or ".." in name:

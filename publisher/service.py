@@ -1,0 +1,158 @@
+"""The publisher: every outbox event reaches every VA, in order, exactly once
+in effect.
+
+One task per VA. Its cursor is the VA's own record of the highest sequence
+it applied (asked on start and after every failure), so a publisher that
+crashes mid-batch resumes exactly where each VA stands, and a VA that was
+down for a day catches up from its own position. A slow or dead VA holds back
+only its own task. Idle tasks look for new events every ``poll_interval``
+(50 ms by default) or at once when woken in-process.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from publisher.outbox import Outbox
+from publisher.targets import DeliveryError
+
+log = logging.getLogger("revoca.publisher")
+
+
+@dataclass
+class TargetState:
+    name: str
+    high_water: int = 0
+    delivered: int = 0
+    failures: int = 0
+    last_error: str = ""
+    last_success: float = 0.0
+    latencies_ms: list = field(default_factory=list)
+
+
+class Publisher:
+    def __init__(
+        self,
+        outbox: Outbox,
+        targets: list,
+        *,
+        source: str,
+        batch: int = 1000,
+        poll_interval: float = 0.05,
+        max_backoff: float = 30.0,
+    ):
+        self.outbox = outbox
+        self.targets = targets
+        self.source = source
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self.state = {t.name: TargetState(t.name) for t in targets}
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def wake(self) -> None:
+        """New events were committed (in this process): deliver now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._follow(target) for target in self.targets))
+        for target in self.targets:
+            await target.close()
+
+    async def _follow(self, target) -> None:
+        state = self.state[target.name]
+        cursor = None
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if cursor is None:
+                    cursor = await target.high_water(self.source)
+                    state.high_water = cursor
+                events = await asyncio.to_thread(self.outbox.read, cursor, self.batch)
+                if not events:
+                    await self._idle()
+                    continue
+                cursor = await target.deliver(self.source, events)
+                state.high_water = cursor
+                state.delivered += len(events)
+                state.last_success = time.time()
+                self._record_latency(state, events[-1]["seq"])
+                backoff = 0.5
+            except DeliveryError as exc:
+                cursor = None  # ask the VA where it stands before trying again
+                state.failures += 1
+                state.last_error = str(exc)
+                delay = min(self.max_backoff, backoff) * random.uniform(0.5, 1.5)
+                log.warning(
+                    "delivery failed, retrying",
+                    extra={"target": target.name, "error": str(exc), "retry_in": round(delay, 2)},
+                )
+                backoff *= 2
+                await self._sleep(delay)
+
+    def _record_latency(self, state: TargetState, seq: int) -> None:
+        created = self.outbox.created_at_ms(seq)
+        if created is not None:
+            state.latencies_ms.append(time.time() * 1000 - created)
+            del state.latencies_ms[:-1000]
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        self._wake.clear()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    def status(self) -> dict:
+        last = self.outbox.last_id()
+        return {
+            name: {
+                "high_water": s.high_water,
+                "queue_depth": max(0, last - s.high_water),
+                "delivered": s.delivered,
+                "failures": s.failures,
+                "last_error": s.last_error,
+            }
+            for name, s in self.state.items()
+        }
+
+    def metrics(self) -> str:
+        last = self.outbox.last_id()
+        lines = [
+            "# HELP revoca_publisher_outbox_last_id Newest event in the CA outbox.",
+            "# TYPE revoca_publisher_outbox_last_id gauge",
+            f"revoca_publisher_outbox_last_id {last}",
+            "# HELP revoca_publisher_queue_depth Events not yet applied, per VA.",
+            "# TYPE revoca_publisher_queue_depth gauge",
+        ]
+        lines += [
+            f'revoca_publisher_queue_depth{{va="{n}"}} {max(0, last - s.high_water)}'
+            for n, s in self.state.items()
+        ]
+        lines += [
+            "# HELP revoca_publisher_delivered_total Events delivered, per VA.",
+            "# TYPE revoca_publisher_delivered_total counter",
+        ]
+        lines += [
+            f'revoca_publisher_delivered_total{{va="{n}"}} {s.delivered}'
+            for n, s in self.state.items()
+        ]
+        lines += [
+            "# HELP revoca_publisher_failures_total Failed deliveries, per VA.",
+            "# TYPE revoca_publisher_failures_total counter",
+        ]
+        lines += [
+            f'revoca_publisher_failures_total{{va="{n}"}} {s.failures}'
+            for n, s in self.state.items()
+        ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,95 @@
+"""Where events go: a VA over its authenticated admin listener, or the local
+LMDB of a co-located VA through the very same apply code."""
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from va import publish
+from va.store import VAStore
+
+
+class DeliveryError(Exception):
+    """The VA did not take the batch; try again later."""
+
+
+class HTTPTarget:
+    """A remote VA: ``url`` is its admin listener, e.g. http://127.0.0.1:8081."""
+
+    def __init__(self, name: str, url: str, token: bytes, *, timeout: float = 10.0):
+        self.name = name
+        self.base = url.rstrip("/") + f"/publish/v{publish.VERSION}"
+        self._headers = {"Authorization": "Bearer " + token.decode()}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self._session
+
+    async def high_water(self, source: str) -> int:
+        try:
+            async with self._client().get(
+                self.base + "/status", params={"source": source}
+            ) as response:
+                if response.status != 200:
+                    raise DeliveryError(f"{self.name}: status answered HTTP {response.status}")
+                return (await response.json())["high_water"]
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+            raise DeliveryError(f"{self.name}: {exc!r}") from None
+
+    async def deliver(self, source: str, events: list[dict]) -> int:
+        try:
+            async with self._client().post(
+                self.base + "/events", json={"source": source, "events": events}
+            ) as response:
+                body = await response.json(content_type=None)
+                if response.status != 200:
+                    raise DeliveryError(
+                        f"{self.name}: HTTP {response.status}: {body.get('message', body)}"
+                    )
+                return body["high_water"]
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+            raise DeliveryError(f"{self.name}: {exc!r}") from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class LocalTarget:
+    """A co-located VA: apply straight into its LMDB (all-in-one deployments)."""
+
+    def __init__(
+        self,
+        name: str,
+        directory: Path | None = None,
+        *,
+        store: VAStore | None = None,
+        on_applied=None,
+    ):
+        """Open the VA's LMDB in ``directory``, or use ``store`` when the VA runs in
+        this process (LMDB must not be opened twice by one process)."""
+        self.name = name
+        self._owned = store is None
+        self.store = store if store is not None else VAStore(directory / "lmdb")
+        self.on_applied = on_applied  # e.g. wake the co-located VA's refresher
+
+    async def high_water(self, source: str) -> int:
+        return publish.counters(self.store, source)[0]
+
+    async def deliver(self, source: str, events: list[dict]) -> int:
+        try:
+            _, batch = publish.parse_batch({"source": source, "events": events})
+            result = await asyncio.to_thread(publish.apply_batch, self.store, source, batch)
+        except Exception as exc:
+            raise DeliveryError(f"{self.name}: {exc}") from exc
+        if result["applied"] and self.on_applied is not None:
+            self.on_applied()
+        return result["high_water"]
+
+    async def close(self) -> None:
+        if self._owned:
+            self.store.close()

@@ -1,0 +1,131 @@
+"""The VA's admin listener: the publish protocol (va/publish.py) over HTTP.
+
+Separate from the public OCSP port. Every request must carry
+``Authorization: Bearer <token>``; the token is read from a 0600 file and
+compared in constant time. Missing credentials get 401, wrong ones 403, and
+neither changes anything. Tokens never reach the logs.
+"""
+
+import hmac
+import json
+import logging
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from va import publish
+from va.store import StoreFullError, VAStore, check_crl_name
+
+log = logging.getLogger("revoca.va.admin")
+MAX_BODY = 16 * 1024 * 1024
+
+
+class TokenError(ValueError):
+    pass
+
+
+def load_token(path: Path) -> bytes:
+    """The admin token, from a file only its owner can read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise TokenError(f"cannot read the admin token file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise TokenError(f"the admin token file {path} must be mode 0600 (it is {mode & 0o777:o})")
+    token = path.read_bytes().strip()
+    if len(token) < 32:
+        raise TokenError(f"the admin token in {path} is shorter than 32 characters")
+    return token
+
+
+def write_token(path: Path, token: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lambda: None):
+    @web.middleware
+    async def authenticate(request: web.Request, handler):
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return _json_error(401, "unauthenticated", "send Authorization: Bearer <token>")
+        if not hmac.compare_digest(presented.strip().encode(), token):
+            log.warning(
+                "refused an admin request with a wrong token", extra={"peer": request.remote}
+            )
+            return _json_error(403, "forbidden", "wrong token")
+        return await handler(request)
+
+    async def events(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _json_error(400, "bad_json", "the body is not JSON")
+        try:
+            source, batch = publish.parse_batch(body)
+        except publish.ProtocolError as exc:
+            return _json_error(400, "bad_batch", str(exc))
+        try:
+            result = publish.apply_batch(store, source, batch)
+        except StoreFullError as exc:
+            return _json_error(507, "store_full", str(exc))
+        if result["applied"]:
+            on_applied()
+        return web.json_response(result)
+
+    async def status(request: web.Request) -> web.Response:
+        source = request.query.get("source")
+        if source:
+            high_water, applied = publish.counters(store, source)
+            return web.json_response(
+                {"source": source, "high_water": high_water, "applied": applied}
+            )
+        return web.json_response(
+            {
+                name: {"high_water": h, "applied": a}
+                for name, (h, a) in publish.sources(store).items()
+            }
+        )
+
+    async def put_crl(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            check_crl_name(name)
+            numbers = [
+                int(request.headers[h])
+                for h in ("X-CRL-This-Update", "X-CRL-Next-Update", "X-CRL-Number")
+            ]
+        except (KeyError, ValueError) as exc:
+            return _json_error(400, "bad_crl", f"invalid CRL name or headers: {exc}")
+        der = await request.read()
+        if not der.startswith(b"\x30"):
+            return _json_error(400, "bad_crl", "the body is not a DER CRL")
+        try:
+            store.put_crl(name, numbers[0], numbers[1], numbers[2], der)
+        except StoreFullError as exc:
+            return _json_error(507, "store_full", str(exc))
+        return web.json_response({"stored": name, "number": numbers[2]})
+
+    app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
+    app.router.add_post(f"/publish/v{publish.VERSION}/events", events)
+    app.router.add_get(f"/publish/v{publish.VERSION}/status", status)
+    app.router.add_put(f"/publish/v{publish.VERSION}/crls/{{name}}", put_crl)
+    return app
+
+
+async def start_admin(app: web.Application, host: str, port: int, ssl_context=None):
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    return runner
