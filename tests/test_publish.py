@@ -1,0 +1,329 @@
+"""The publish protocol and the publisher: every change reaches every VA,
+in order, exactly once in effect."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ca.reasons import RevocationReason
+from publisher.outbox import Outbox
+from publisher.service import Publisher
+from publisher.targets import HTTPTarget, LocalTarget
+from tests.conftest import PASSPHRASE, free_port, make_csr
+from va import publish
+from va.admin import TokenError, load_token, make_app, start_admin, write_token
+from va.store import GOOD, REVOKED, VAStore, serial_bytes
+
+TOKEN = "t" * 43
+
+
+class LoopThread:
+    """An asyncio loop in a thread, for servers and the publisher."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def spawn(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def loop():
+    thread = LoopThread()
+    yield thread
+    thread.stop()
+
+
+def start_admin_server(loop, store, port=None):
+    port = port or free_port()
+    app = make_app(store, TOKEN.encode())
+    runner = loop.run(start_admin(app, "127.0.0.1", port))
+    return f"http://127.0.0.1:{port}", runner
+
+
+def call(url, method="GET", body=None, token=TOKEN):
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def revoked_event(seq, serial=0x1234, issuer=1):
+    return {
+        "seq": seq,
+        "type": "revoked",
+        "issuer": issuer,
+        "serial": f"{serial:x}",
+        "revoked_at": 1_700_000_000,
+        "reason": 1,
+        "not_after": 1_900_000_000,
+    }
+
+
+def test_admin_requires_the_token(loop, tmp_path):
+    store = VAStore(tmp_path / "lmdb")
+    base, runner = start_admin_server(loop, store)
+    events = f"{base}/publish/v1/events"
+    batch = {"source": "s", "events": [revoked_event(1)]}
+    assert call(events, "POST", batch, token=None)[0] == 401
+    assert call(events, "POST", batch, token="x" * 43)[0] == 403
+    assert call(events, "POST", batch, token=TOKEN[:-1])[0] == 403
+    assert publish.counters(store, "s") == (0, 0)
+    status, body = call(events, "POST", batch)
+    assert status == 200 and body["applied"] == 1
+    loop.run(runner.cleanup())
+
+
+def test_token_file_rules(tmp_path):
+    path = tmp_path / "token"
+    write_token(path, TOKEN)
+    assert path.stat().st_mode & 0o777 == 0o600 and load_token(path) == TOKEN.encode()
+    path.chmod(0o644)
+    with pytest.raises(TokenError, match="must be mode 0600"):
+        load_token(path)
+    write_token(path, "short")
+    path.chmod(0o600)
+    with pytest.raises(TokenError, match="shorter than 32"):
+        load_token(path)
+    with pytest.raises(TokenError, match="cannot read"):
+        load_token(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        ([], "the body must be a JSON object"),
+        ({"events": [revoked_event(1)]}, "source must be"),
+        ({"source": "s", "events": []}, "events must be a list of 1 to"),
+        ({"source": "s", "events": [revoked_event(2), revoked_event(2)]}, "does not increase"),
+        ({"source": "s", "events": [{**revoked_event(1), "type": "exploded"}]}, "type must be"),
+        ({"source": "s", "events": [{**revoked_event(1), "serial": "xyz"}]}, "hexadecimal"),
+        ({"source": "s", "events": [{**revoked_event(1), "reason": 7}]}, "not a CRLReason"),
+        ({"source": "s", "events": [{**revoked_event(1), "revoked_at": "soon"}]}, "revoked_at"),
+        ({"source": "s", "events": [revoked_event(1), "oops"]}, "event 1: must be an object"),
+    ],
+)
+def test_bad_batches_change_nothing(loop, tmp_path, batch, message):
+    store = VAStore(tmp_path / "lmdb")
+    base, runner = start_admin_server(loop, store)
+    status, body = call(f"{base}/publish/v1/events", "POST", batch)
+    assert status == 400 and message in body["message"]
+    assert publish.sources(store) == {} and store.count_status() == 0
+    loop.run(runner.cleanup())
+
+
+def test_redelivery_is_applied_once(tmp_path):
+    store = VAStore(tmp_path / "lmdb")
+    first = [revoked_event(1, 0x10), revoked_event(2, 0x11), revoked_event(5, 0x12)]
+    _, events = publish.parse_batch({"source": "s", "events": first})
+    assert publish.apply_batch(store, "s", events)["applied"] == 3
+    again = [*first[1:], revoked_event(6, 19)]
+    _, events = publish.parse_batch({"source": "s", "events": again})
+    result = publish.apply_batch(store, "s", events)
+    assert (result["applied"], result["skipped"], result["high_water"]) == (1, 2, 6)
+    assert publish.counters(store, "s") == (6, 4)
+    assert publish.counters(store, "other") == (0, 0)
+
+
+def _wait(predicate, seconds=15.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _status(store, issuer, serial):
+    with store.read() as txn:
+        record = store.get_status(txn, issuer, serial_bytes(serial))
+    return record.status if record else None
+
+
+def test_revocation_reaches_every_va_fast(loop, tmp_path, pki):
+    ca = pki.get_ca("issuing")
+    vas = [VAStore(tmp_path / f"va{i}") for i in range(3)]
+    servers = [start_admin_server(loop, store) for store in vas[1:]]
+    targets = [LocalTarget("local", store=vas[0])]
+    targets += [
+        HTTPTarget(f"va{i + 1}", base, TOKEN.encode()) for i, (base, _) in enumerate(servers)
+    ]
+    service = Publisher(Outbox(pki.store.engine), targets, source="ca")
+    running = loop.spawn(service.run())
+    try:
+        record = pki.issue("issuing", make_csr(), "tls-server")
+        assert _wait(lambda r=record: all(_status(v, ca.id, r.serial) == GOOD for v in vas))
+        latencies = []
+        for _ in range(10):
+            record = pki.issue("issuing", make_csr(), "tls-server")
+            assert _wait(lambda r=record: all(_status(v, ca.id, r.serial) == GOOD for v in vas))
+            started = time.monotonic()
+            pki.revoke("issuing", record.serial, RevocationReason.keyCompromise)
+            assert _wait(lambda r=record: all(_status(v, ca.id, r.serial) == REVOKED for v in vas))
+            latencies.append(time.monotonic() - started)
+        latencies.sort()
+        assert latencies[len(latencies) // 2] < 1.0  # the 50 ms poll, not seconds
+        last = service.outbox.last_id()
+        assert all(publish.counters(v, "ca")[0] == last for v in vas)
+    finally:
+        service.stop()
+        running.result(10)
+        for _, runner in servers:
+            loop.run(runner.cleanup())
+
+
+def test_a_dead_va_does_not_delay_the_others(loop, tmp_path, pki):
+    ca = pki.get_ca("issuing")
+    alive, late = VAStore(tmp_path / "alive"), VAStore(tmp_path / "late")
+    port = free_port()  # nothing listens here yet
+    service = Publisher(
+        Outbox(pki.store.engine),
+        [
+            LocalTarget("alive", store=alive),
+            HTTPTarget("late", f"http://127.0.0.1:{port}", TOKEN.encode()),
+        ],
+        source="ca",
+        max_backoff=0.5,
+    )
+    running = loop.spawn(service.run())
+    try:
+        records = [pki.issue("issuing", make_csr(), "tls-server") for _ in range(5)]
+        for record in records:
+            pki.revoke("issuing", record.serial, RevocationReason.superseded)
+        assert _wait(lambda: all(_status(alive, ca.id, r.serial) == REVOKED for r in records), 5)
+        assert service.state["late"].failures > 0 and publish.counters(late, "ca") == (0, 0)
+        _, runner = start_admin_server(loop, late, port)  # the VA comes back
+        assert _wait(lambda: publish.counters(late, "ca")[0] == service.outbox.last_id(), 20)
+        assert all(_status(late, ca.id, r.serial) == REVOKED for r in records)
+        loop.run(runner.cleanup())
+    finally:
+        service.stop()
+        running.result(10)
+
+
+def _config(tmp_path, url, token_file, batch=10) -> Path:
+    path = tmp_path / "publisher.toml"
+    path.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "ca"}"\n'
+        f"[publisher]\nbatch = {batch}\nmetrics_port = 0\npoll_interval = 0.02\n"
+        f'targets = [{{ name = "va", url = "{url}", token_file = "{token_file}" }}]\n'
+    )
+    return path
+
+
+def test_kill_9_mid_stream_then_exactly_once(loop, tmp_path, make_service):
+    service = make_service(directory=tmp_path / "ca")
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Issuing")
+    records = [service.issue("issuing", make_csr(), "tls-server") for _ in range(120)]
+    for record in records[::2]:
+        service.revoke("issuing", record.serial, RevocationReason.keyCompromise)
+    total = service.store.engine.connect().exec_driver_sql("SELECT count(*) FROM outbox").scalar()
+    store = VAStore(tmp_path / "va")
+    base, runner = start_admin_server(loop, store)
+    token_file = tmp_path / "token"
+    write_token(token_file, TOKEN)
+    config = _config(tmp_path, base, token_file, batch=5)
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
+    cmd = [sys.executable, "-m", "revoca", "--config", str(config), "publisher", "run"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert _wait(lambda: publish.counters(store, "revoca-ca")[1] >= 20, 20)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert publish.counters(store, "revoca-ca")[1] < total  # it died part way
+    second = subprocess.Popen(
+        [*cmd[:-1], "run", "--seconds", "30"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert _wait(lambda: publish.counters(store, "revoca-ca")[0] == total, 30)
+        _, applied = publish.counters(store, "revoca-ca")
+        assert applied == total  # every event applied exactly once across both runs
+        ca_id = service.get_ca("issuing").id
+        for i, record in enumerate(records):
+            assert _status(store, ca_id, record.serial) == (REVOKED if i % 2 == 0 else GOOD)
+    finally:
+        second.terminate()
+        second.wait(10)
+        loop.run(runner.cleanup())
+
+
+def test_a_restarted_va_keeps_what_it_acknowledged(tmp_path):
+    """kill -9 the VA right after it acknowledged: the events are on disk."""
+    d = tmp_path
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
+    revoca = [sys.executable, "-m", "revoca"]
+    built = subprocess.run(
+        [*revoca, "demo", "--dir", "d", "--serve-seconds", "0"],
+        cwd=d,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    env["REVOCA_KEY_PASSPHRASE"] = (d / "d" / "key-passphrase").read_text().strip()
+    token_file = d / "d" / "va" / "admin-token"
+    write_token(token_file, TOKEN)
+    port, admin = free_port(), free_port()
+    va = subprocess.Popen(
+        [
+            *revoca,
+            "--data-dir",
+            str(d / "d"),
+            "va",
+            "serve",
+            "--port",
+            str(port),
+            "--admin-port",
+            str(admin),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{admin}/publish/v1/events"
+    try:
+        assert _wait(lambda: _reachable(url), 20)
+        events = [revoked_event(i + 1, 0x5000 + i, issuer=2) for i in range(50)]
+        status, body = call(url, "POST", {"source": "ack-test", "events": events})
+        assert status == 200 and body["applied"] == 50
+    finally:
+        va.send_signal(signal.SIGKILL)
+        va.wait(10)
+    store = VAStore(d / "d" / "va" / "lmdb")
+    assert publish.counters(store, "ack-test") == (50, 50)
+    assert all(_status(store, 2, 0x5000 + i) == REVOKED for i in range(50))
+
+
+def _reachable(url: str) -> bool:
+    try:
+        call(url.replace("/events", "/status"), "GET")
+        return True
+    except OSError:
+        return False
