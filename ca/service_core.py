@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 
 from ca import audit
 from ca.errors import (
@@ -50,6 +50,8 @@ from ca.token import CryptoToken
 from ca.x509build import encode_tbs, new_serial, sign_certificate
 
 log = logging.getLogger("revoca.ca")
+
+OUTBOX_LOCK = 0x7265766F  # pg_advisory_xact_lock key for outbox writers ("revo")
 
 _CA_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -372,6 +374,12 @@ class ServiceCore:
             return certificate_from_row(row, ca.name)
 
     def _outbox(self, conn: Connection, ca: CARecord, serial: int, event: str, **payload) -> None:
+        if conn.dialect.name == "postgresql":
+            # Ids come from a sequence before commit: two writers could make id
+            # 11 visible before id 10, and a publisher past 11 would never see
+            # 10. Serialising outbox writers until commit keeps ids in commit
+            # order. (SQLite's BEGIN IMMEDIATE already serialises writers.)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK})
         conn.execute(
             insert(outbox).values(
                 ca_id=ca.id,

@@ -1,5 +1,6 @@
 """The `revoca` command as scripts use it: exit codes, messages, files."""
 
+import json
 import os
 import stat
 import subprocess
@@ -375,6 +376,72 @@ def test_demo_serves_ocsp(tmp_path):
             time.sleep(0.3)
         assert result is not None and result.returncode == 0, result and result.stderr
         assert "Response verify OK" in result.stderr and ": revoked" in result.stdout
+
+        # A revocation from the CLI reaches the running VA through the
+        # co-located publisher within seconds.
+        def www_status():
+            out = subprocess.run(
+                [
+                    "openssl",
+                    "ocsp",
+                    "-issuer",
+                    d / "issuing.pem",
+                    "-cert",
+                    d / "www.pem",
+                    "-url",
+                    f"http://127.0.0.1:{port}/ocsp",
+                    "-CAfile",
+                    d / "chain.pem",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            return out.stdout
+
+        assert ": good" in www_status()
+        serial = (
+            subprocess.run(
+                ["openssl", "x509", "-in", d / "www.pem", "-noout", "-serial"],
+                capture_output=True,
+                text=True,
+            )
+            .stdout.split("=")[1]
+            .strip()
+        )
+        env = {**os.environ, "REVOCA_KEY_PASSPHRASE": (d / "key-passphrase").read_text()}
+        revoked = subprocess.run(
+            [
+                *REVOCA,
+                "--data-dir",
+                str(d),
+                "ca",
+                "revoke",
+                "--ca",
+                "demo-issuing",
+                "--serial",
+                serial,
+                "--reason",
+                "superseded",
+            ],
+            capture_output=True,
+            env=env,
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        started = time.monotonic()
+        while ": revoked" not in www_status() and time.monotonic() - started < 5:
+            time.sleep(0.1)
+        assert ": revoked" in www_status()
+        assert time.monotonic() - started < 5
+
+        status = subprocess.run(
+            [*REVOCA, "--data-dir", str(d), "publisher", "status"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        report = json.loads(status.stdout)
+        assert report["vas"]["local"]["queue_depth"] == 0, status.stderr
     finally:
         demo.terminate()
         demo.wait(10)
