@@ -211,18 +211,18 @@ class ServiceCore:
     # -- queries ------------------------------------------------------------
 
     def get_ca(self, name: str) -> CARecord:
-        with self.store.transaction() as conn:
+        with self.store.read() as conn:
             return self._ca_record(conn, self._ca_row(conn, name))
 
     def list_cas(self) -> list[CARecord]:
-        with self.store.transaction() as conn:
+        with self.store.read() as conn:
             rows = conn.execute(select(cas).order_by(cas.c.id)).all()
             return [self._ca_record(conn, row) for row in rows]
 
     def chain(self, name: str) -> list[x509.Certificate]:
         """The CA's certificate followed by its parents, up to the root held here."""
         out = []
-        with self.store.transaction() as conn:
+        with self.store.read() as conn:
             row = self._ca_row(conn, name)
             while row is not None:
                 out.append(x509.load_der_x509_certificate(row.cert_der))
@@ -232,14 +232,14 @@ class ServiceCore:
         return out
 
     def get_certificate(self, ca_name: str, serial: int) -> CertificateRecord:
-        with self.store.transaction() as conn:
+        with self.store.read() as conn:
             ca_row = self._ca_row(conn, ca_name)
             row = self._cert_row(conn, ca_row, serial)
             return certificate_from_row(row, ca_name)
 
     def private_key_pem(self, ca_name: str, serial: int) -> bytes | None:
         """The encrypted PKCS#8 key of a certificate whose key was generated here."""
-        with self.store.transaction() as conn:
+        with self.store.read() as conn:
             return self._cert_row(conn, self._ca_row(conn, ca_name), serial).private_key
 
     def export(
@@ -287,7 +287,7 @@ class ServiceCore:
     def list_certificates(
         self, ca_name: str | None = None, status: str | None = None, limit: int = 1000
     ) -> list[CertificateRecord]:
-        with self.store.transaction() as conn:
+        with self.store.read() as conn:
             names = dict(conn.execute(select(cas.c.id, cas.c.name)).all())
             query = select(certificates).order_by(certificates.c.id).limit(limit)
             if ca_name is not None:

@@ -17,8 +17,13 @@ class DeliveryError(Exception):
 class HTTPTarget:
     """A remote VA: ``url`` is its admin listener, e.g. http://127.0.0.1:8081."""
 
-    def __init__(self, name: str, url: str, token: bytes, *, timeout: float = 10.0):
+    def __init__(
+        self, name: str, url: str, token: bytes, *, timeout: float = 10.0, ssl_context=None
+    ):
+        """``ssl_context`` carries the client certificate and the CA to trust
+        for an https:// admin listener with mutual TLS."""
         self.name = name
+        self._ssl = ssl_context
         self.base = url.rstrip("/") + f"/publish/v{publish.VERSION}"
         self._headers = {"Authorization": "Bearer " + token.decode()}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -26,7 +31,10 @@ class HTTPTarget:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout, connector=connector
+            )
         return self._session
 
     async def high_water(self, source: str) -> int:
@@ -93,3 +101,14 @@ class LocalTarget:
     async def close(self) -> None:
         if self._owned:
             self.store.close()
+
+
+def client_tls_context(
+    cert_file: Path, key_file: Path, server_ca_file: Path, key_passphrase: bytes | None = None
+):
+    """TLS for a publisher: trust ``server_ca_file``, present a client certificate."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(server_ca_file))
+    context.load_cert_chain(str(cert_file), str(key_file), password=key_passphrase)
+    return context

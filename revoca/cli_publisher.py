@@ -19,7 +19,17 @@ def build_targets(config):
             targets.append(LocalTarget(target["name"], Path(target["local"])))
         else:
             token = load_token(Path(target["token_file"]))
-            targets.append(HTTPTarget(target["name"], target["url"], token))
+            context = None
+            if target.get("client_cert"):
+                from publisher.targets import client_tls_context
+
+                context = client_tls_context(
+                    Path(target["client_cert"]),
+                    Path(target["client_key"]),
+                    Path(target["ca_file"]),
+                    key_passphrase=config.passphrase.get(),
+                )
+            targets.append(HTTPTarget(target["name"], target["url"], token, ssl_context=context))
     return targets
 
 

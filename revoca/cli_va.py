@@ -31,6 +31,11 @@ def va_settings(config, **overrides):
         "admin_host": va["admin_host"],
         "admin_port": va["admin_port"],
         "admin_token_file": Path(va["admin_token_file"]),
+        "admin_tls": (
+            (Path(va["admin_tls_cert"]), Path(va["admin_tls_key"]), Path(va["admin_tls_client_ca"]))
+            if va["admin_tls_cert"]
+            else None
+        ),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return VASettings(**values)

@@ -117,6 +117,9 @@ def _va_section(table: dict, data_dir: Path) -> dict:
         raise ConfigError("va.presign_workers must be 0 (one per core) or a positive integer")
     if not isinstance(va["refresh_seconds"], int | float) or va["refresh_seconds"] <= 0:
         raise ConfigError("va.refresh_seconds must be a positive number")
+    tls = [va["admin_tls_cert"], va["admin_tls_key"], va["admin_tls_client_ca"]]
+    if any(tls) and not all(tls):
+        raise ConfigError("va.admin_tls_cert, admin_tls_key and admin_tls_client_ca go together")
     if va["responder_id"] not in ("key", "name"):
         raise ConfigError('va.responder_id must be "key" or "name"')
     if va["nonce_policy"] not in ("echo", "ignore"):

@@ -243,7 +243,8 @@ def test_kill_9_mid_stream_then_exactly_once(loop, tmp_path, make_service):
     records = [service.issue("issuing", make_csr(), "tls-server") for _ in range(120)]
     for record in records[::2]:
         service.revoke("issuing", record.serial, RevocationReason.keyCompromise)
-    total = service.store.engine.connect().exec_driver_sql("SELECT count(*) FROM outbox").scalar()
+    with service.store.read() as conn:
+        total = conn.exec_driver_sql("SELECT count(*) FROM outbox").scalar()
     store = VAStore(tmp_path / "va")
     base, runner = start_admin_server(loop, store)
     token_file = tmp_path / "token"
@@ -252,7 +253,9 @@ def test_kill_9_mid_stream_then_exactly_once(loop, tmp_path, make_service):
     env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
     cmd = [sys.executable, "-m", "revoca", "--config", str(config), "publisher", "run"]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert _wait(lambda: publish.counters(store, "revoca-ca")[1] >= 20, 20)
+    if not _wait(lambda: publish.counters(store, "revoca-ca")[1] >= 20, 20):
+        first.kill()
+        raise AssertionError(first.communicate()[1].decode()[-3000:])
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     assert publish.counters(store, "revoca-ca")[1] < total  # it died part way
@@ -327,3 +330,59 @@ def _reachable(url: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def test_mutual_tls_admin_listener(loop, tmp_path, pki):
+    """Over TLS the admin listener wants a client certificate from the CA, and the token."""
+    import ssl
+
+    from cryptography.hazmat.primitives import serialization
+
+    from publisher.targets import DeliveryError, client_tls_context
+    from va.admin import mutual_tls_context
+
+    def write(record, name):
+        (tmp_path / f"{name}.pem").write_bytes(
+            record.certificate.public_bytes(serialization.Encoding.PEM)
+        )
+        key = pki.private_key_pem("issuing", record.serial)
+        (tmp_path / f"{name}.key").write_bytes(key)
+
+    server = pki.issue_with_new_key("issuing", "tls-server", "CN=127.0.0.1", ["ip:127.0.0.1"])
+    client = pki.issue_with_new_key("issuing", "tls-client", "CN=publisher", [])
+    write(server, "server")
+    write(client, "client")
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pki.chain("issuing"))
+    (tmp_path / "chain.pem").write_bytes(chain)
+    passphrase = PASSPHRASE.encode()
+    store = VAStore(tmp_path / "lmdb")
+    port = free_port()
+    app = make_app(store, TOKEN.encode())
+    context = mutual_tls_context(
+        tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "chain.pem", passphrase
+    )
+    runner = loop.run(start_admin(app, "127.0.0.1", port, ssl_context=context))
+    url = f"https://127.0.0.1:{port}"
+    try:
+        good = HTTPTarget(
+            "va",
+            url,
+            TOKEN.encode(),
+            ssl_context=client_tls_context(
+                tmp_path / "client.pem", tmp_path / "client.key", tmp_path / "chain.pem", passphrase
+            ),
+        )
+        assert loop.run(good.deliver("s", [revoked_event(1)])) == 1
+        loop.run(good.close())
+        no_cert = HTTPTarget(
+            "va",
+            url,
+            TOKEN.encode(),
+            ssl_context=ssl.create_default_context(cafile=tmp_path / "chain.pem"),
+        )
+        with pytest.raises(DeliveryError):
+            loop.run(no_cert.deliver("s", [revoked_event(2)]))
+        loop.run(no_cert.close())
+        assert publish.counters(store, "s") == (1, 1)
+    finally:
+        loop.run(runner.cleanup())

@@ -3,7 +3,9 @@
 Separate from the public OCSP port. Every request must carry
 ``Authorization: Bearer <token>``; the token is read from a 0600 file and
 compared in constant time. Missing credentials get 401, wrong ones 403, and
-neither changes anything. Tokens never reach the logs.
+neither changes anything. Tokens never reach the logs. With ``tls_context``
+the listener also demands a client certificate issued by the configured CA
+(mutual TLS), so a stolen token alone is not enough.
 """
 
 import hmac
@@ -129,3 +131,17 @@ async def start_admin(app: web.Application, host: str, port: int, ssl_context=No
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
     return runner
+
+
+def mutual_tls_context(
+    cert_file: Path, key_file: Path, client_ca_file: Path, key_passphrase: bytes | None = None
+):
+    """TLS for the admin listener that refuses clients without a certificate
+    from ``client_ca_file``."""
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(client_ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(str(cert_file), str(key_file), password=key_passphrase)
+    return context

@@ -34,6 +34,7 @@ class VASettings:
     admin_host: str = "127.0.0.1"
     admin_port: int = 0  # 0: no admin listener (publish protocol off)
     admin_token_file: Path | None = None
+    admin_tls: tuple[Path, Path, Path] | None = None  # cert, key, client CA
 
     @property
     def lmdb_dir(self) -> Path:
@@ -188,7 +189,7 @@ def _worker(
             wake = asyncio.Event()
             refresher = asyncio.ensure_future(refresh_loop(server, settings, wake))
             if settings.admin_port:
-                admin = await _start_admin(server, settings, wake)
+                admin = await _start_admin(server, settings, wake, passphrase)
             if companion is not None:
                 extra = asyncio.ensure_future(companion(server, wake))
         with contextlib.suppress(TimeoutError):
@@ -205,14 +206,24 @@ def _worker(
     uvloop.run(main())
 
 
-async def _start_admin(server: Server, settings: VASettings, wake: asyncio.Event):
+async def _start_admin(
+    server: Server,
+    settings: VASettings,
+    wake: asyncio.Event,
+    server_passphrase: bytes | None = None,
+):
     from va.admin import load_token, make_app, start_admin
 
     if settings.admin_token_file is None:
         raise RuntimeError("va.admin_port is set but no admin token file is configured")
     token = load_token(settings.admin_token_file)
     app = make_app(server.responder.store, token, on_applied=wake.set)
-    return await start_admin(app, settings.admin_host, settings.admin_port)
+    context = None
+    if settings.admin_tls is not None:
+        from va.admin import mutual_tls_context
+
+        context = mutual_tls_context(*settings.admin_tls, key_passphrase=server_passphrase)
+    return await start_admin(app, settings.admin_host, settings.admin_port, context)
 
 
 async def refresh_loop(

@@ -41,7 +41,12 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock at BEGIN; readers (the publisher's polling,
+        # lookups) begin deferred and never block a writer.
+        if connection.get_execution_options().get("revoca_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
 
 
 class Store:
@@ -69,9 +74,13 @@ class Store:
         if engine.dialect.name == "sqlite":
             _sqlite_setup(engine)
         store = cls(engine)
-        if auto_migrate:
+        try:
+            current = store.current_revision()
+        except DBAPIError as exc:
+            raise StoreError(f"cannot open store {url!r}: {_reason(exc)}") from exc
+        if auto_migrate and current != store.head_revision():
             store.upgrade()
-        elif store.current_revision() != store.head_revision():
+        elif current != store.head_revision():
             raise StoreError(
                 f"the store schema is at revision {store.current_revision()}, the code needs "
                 f"{store.head_revision()}: run `revoca db upgrade`"
@@ -102,12 +111,23 @@ class Store:
         constraint), so callers see a clear message and know nothing changed.
         """
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                conn.execution_options(revoca_write=True)
+                with conn.begin():
+                    yield conn
         except IntegrityError as exc:
             raise ConflictError(f"the change clashes with existing data: {exc.orig}") from exc
         except DBAPIError as exc:
             raise StoreError(f"the store failed, nothing was changed: {_reason(exc)}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: a consistent snapshot that takes no write lock."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except DBAPIError as exc:
+            raise StoreError(f"the store failed: {_reason(exc)}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
