@@ -43,7 +43,10 @@ class Publisher:
         batch: int = 1000,
         poll_interval: float = 0.05,
         max_backoff: float = 30.0,
+        issuers: list[tuple[int, dict]] = (),
     ):
+        """``issuers``: (id, record) pairs pushed to every target that takes
+        issuer configuration, each time it is (re)connected."""
         self.outbox = outbox
         self.targets = targets
         self.source = source
@@ -51,6 +54,7 @@ class Publisher:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.state = {t.name: TargetState(t.name) for t in targets}
+        self.issuers = list(issuers)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -75,6 +79,9 @@ class Publisher:
             try:
                 if cursor is None:
                     cursor = await target.high_water(self.source)
+                    if self.issuers and hasattr(target, "put_issuer"):
+                        for issuer_id, record in self.issuers:
+                            await target.put_issuer(issuer_id, record)
                     state.high_water = cursor
                 events = await asyncio.to_thread(self.outbox.read, cursor, self.batch)
                 if not events:

@@ -62,6 +62,19 @@ class HTTPTarget:
         except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
             raise DeliveryError(f"{self.name}: {exc!r}") from None
 
+    async def put_issuer(self, issuer_id: int, record: dict) -> None:
+        try:
+            async with self._client().put(
+                f"{self.base}/issuers/{issuer_id}", json=record
+            ) as response:
+                if response.status != 200:
+                    body = await response.json(content_type=None)
+                    raise DeliveryError(
+                        f"{self.name}: HTTP {response.status}: {body.get('message', body)}"
+                    )
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise DeliveryError(f"{self.name}: {exc!r}") from None
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

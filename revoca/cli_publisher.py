@@ -39,12 +39,24 @@ def build_publisher(config, targets=None):
     from revoca.app import open_store
 
     section = config.publisher
+    issuers = []
+    if targets is None:
+        from revoca.app import build_ca_service
+        from revoca.va_import import issuer_records
+
+        service = build_ca_service(config)
+        issuers = [
+            (ca.id, record)
+            for ca, record, _ in issuer_records(service, config.va)
+            if record is not None
+        ]
     return Publisher(
         Outbox(open_store(config).engine),
         targets if targets is not None else build_targets(config),
         source=section["source"],
         batch=section["batch"],
         poll_interval=float(section["poll_interval"]),
+        issuers=issuers,
     )
 
 

@@ -39,53 +39,18 @@ def import_from_ca(
     result as -1); naming one that has none is an error.
     Returns the number of statuses imported per CA.
     """
-    now = now or datetime.now(UTC)
-    cas = [service.get_ca(n) for n in ca_names] if ca_names else service.list_cas()
     va_key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    imported, skipped = {}, []
-    for ca in cas:
-        signers = [
-            r
-            for r in service.list_certificates(ca.name, "good", limit=100_000)
-            if r.profile == "ocsp-signer" and r.not_before <= now < r.not_after
-        ]
-        signer = max(signers, key=lambda r: r.not_after, default=None)
-        if signer is not None:
-            key_id = ocsp_signer_key_id(ca.name, signer.serial)
-            responder_cert = _der(signer.certificate)
-        elif sign_with_ca_key:
-            key_id, responder_cert = ca.key_id, None
-        elif not ca_names:
-            skipped.append(ca.name)  # importing everything: a CA without signer is left out
+    imported = {}
+    for ca, record, key_file in issuer_records(
+        service, policies, ca_names=ca_names, sign_with_ca_key=sign_with_ca_key, now=now
+    ):
+        if record is None:
+            imported[ca.name] = -1
             continue
-        else:
-            raise PolicyError(
-                f"CA {ca.name!r} has no valid OCSP signer: run `revoca ca ocsp-signer --ca "
-                f"{ca.name}` (or import with --sign-with-ca-key)"
-            )
-        try:
-            source = service.token.key_file(key_id)
-        except NotFoundError:
-            raise NotFoundError(
-                f"the responder key {key_id!r} of CA {ca.name!r} is missing"
-            ) from None
-        target = va_key_dir / source.name
-        shutil.copyfile(source, target)
+        target = va_key_dir / key_file.name
+        shutil.copyfile(key_file, target)
         target.chmod(0o600)
-        store.put_issuer(
-            ca.id,
-            {
-                "name": ca.name,
-                "certificate": _der(ca.certificate),
-                "responder_certificate": responder_cert,
-                "responder_key": source.name,
-                "responder_id": policies.get("responder_id", "key"),
-                "nonce_policy": policies["nonce_policy"],
-                "unissued": policies["unissued"],
-                "validity_seconds": policies["response_validity_hours"] * 3600,
-                "parents": _parents(service, ca),
-            },
-        )
+        store.put_issuer(ca.id, record)
         records = service.list_certificates(ca.name, limit=10_000_000)
         batch = []
         for record in records:
@@ -104,7 +69,6 @@ def import_from_ca(
         store.apply(statuses=batch, responses=drops)
         progress(len(batch))
         imported[ca.name] = len(batch)
-    imported.update({name: -1 for name in skipped})
     return imported
 
 
@@ -117,3 +81,62 @@ def _parents(service: CAService, ca) -> list[dict]:
         out.append({"name": record.name, "certificate": _der(record.certificate)})
         parent = record.parent
     return out
+
+
+def issuer_records(
+    service: CAService,
+    policies: dict,
+    *,
+    ca_names: list[str] | None = None,
+    sign_with_ca_key: bool = False,
+    now: datetime | None = None,
+):
+    """Yield (CA, VA issuer record or None when skipped, responder key file).
+
+    Each CA answers through its newest valid delegated OCSP signer; with
+    ``sign_with_ca_key`` a CA without one signs with its own key. Asking for
+    all CAs skips those without a signer; naming one that has none is an error.
+    """
+    now = now or datetime.now(UTC)
+    cas = [service.get_ca(n) for n in ca_names] if ca_names else service.list_cas()
+    for ca in cas:
+        signers = [
+            r
+            for r in service.list_certificates(ca.name, "good", limit=100_000)
+            if r.profile == "ocsp-signer" and r.not_before <= now < r.not_after
+        ]
+        signer = max(signers, key=lambda r: r.not_after, default=None)
+        if signer is not None:
+            key_id = ocsp_signer_key_id(ca.name, signer.serial)
+            responder_cert = _der(signer.certificate)
+        elif sign_with_ca_key:
+            key_id, responder_cert = ca.key_id, None
+        elif not ca_names:
+            yield ca, None, None  # importing everything: a CA without signer is left out
+            continue
+        else:
+            raise PolicyError(
+                f"CA {ca.name!r} has no valid OCSP signer: run `revoca ca ocsp-signer --ca "
+                f"{ca.name}` (or import with --sign-with-ca-key)"
+            )
+        try:
+            key_file = service.token.key_file(key_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"the responder key {key_id!r} of CA {ca.name!r} is missing"
+            ) from None
+        yield (
+            ca,
+            {
+                "name": ca.name,
+                "certificate": _der(ca.certificate),
+                "responder_certificate": responder_cert,
+                "responder_key": key_file.name,
+                "responder_id": policies.get("responder_id", "key"),
+                "nonce_policy": policies["nonce_policy"],
+                "unissued": policies["unissued"],
+                "validity_seconds": policies["response_validity_hours"] * 3600,
+                "parents": _parents(service, ca),
+            },
+            key_file,
+        )

@@ -386,3 +386,58 @@ def test_mutual_tls_admin_listener(loop, tmp_path, pki):
         assert publish.counters(store, "s") == (1, 1)
     finally:
         loop.run(runner.cleanup())
+
+
+def test_issuer_configuration_over_the_protocol(loop, tmp_path, pki):
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    store = VAStore(tmp_path / "lmdb")
+    base, runner = start_admin_server(loop, store)
+    der = pki.get_ca("issuing").certificate.public_bytes(serialization.Encoding.DER)
+    record = {
+        "name": "issuing",
+        "certificate": base64.b64encode(der).decode(),
+        "responder_certificate": None,
+        "responder_key": "ca-issuing.key.pem",
+        "nonce_policy": "ignore",
+    }
+    status, body = call(f"{base}/publish/v1/issuers/7", "PUT", record)
+    assert status == 200 and store.issuers()[7]["nonce_policy"] == "ignore"
+    for bad, message in (
+        ({**record, "certificate": "AAAA"}, "base64 DER certificate"),
+        ({**record, "responder_key": "../../etc/x"}, "responder_key"),
+        ({**record, "unissued": "good"}, "unissued must be"),
+        ({**record, "validity_seconds": 60}, "8 hours to 10 days"),
+    ):
+        status, body = call(f"{base}/publish/v1/issuers/8", "PUT", bad)
+        assert status == 400 and message in body["message"]
+    assert 8 not in store.issuers()
+    assert call(f"{base}/publish/v1/issuers/9", "PUT", record, token=None)[0] == 401
+    loop.run(runner.cleanup())
+
+
+def test_publisher_pushes_issuers_to_http_targets(loop, tmp_path, pki):
+    from revoca.va_import import issuer_records
+
+    pki.issue_ocsp_signer("issuing")
+    policies = {"nonce_policy": "echo", "unissued": "revoked", "response_validity_hours": 96}
+    issuers = [(ca.id, rec) for ca, rec, _ in issuer_records(pki, policies) if rec is not None]
+    assert [rec["name"] for _, rec in issuers] == ["issuing"]
+    store = VAStore(tmp_path / "lmdb")
+    base, runner = start_admin_server(loop, store)
+    service = Publisher(
+        Outbox(pki.store.engine),
+        [HTTPTarget("va", base, TOKEN.encode())],
+        source="ca",
+        issuers=issuers,
+    )
+    running = loop.spawn(service.run())
+    try:
+        assert _wait(lambda: store.issuers().get(issuers[0][0], {}).get("name") == "issuing")
+        assert store.issuers()[issuers[0][0]]["parents"][0]["name"] == "root"
+    finally:
+        service.stop()
+        running.result(10)
+        loop.run(runner.cleanup())

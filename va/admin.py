@@ -118,7 +118,20 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _json_error(507, "store_full", str(exc))
         return web.json_response({"stored": name, "number": numbers[2]})
 
+    async def put_issuer(request: web.Request) -> web.Response:
+        try:
+            issuer_id = int(request.match_info["issuer_id"])
+            record = publish.parse_issuer(issuer_id, json.loads(await request.read()))
+        except (ValueError, publish.ProtocolError) as exc:
+            return _json_error(400, "bad_issuer", str(exc))
+        try:
+            store.put_issuer(issuer_id, record)
+        except StoreFullError as exc:
+            return _json_error(507, "store_full", str(exc))
+        return web.json_response({"stored": issuer_id, "name": record["name"]})
+
     app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
+    app.router.add_put(f"/publish/v{publish.VERSION}/issuers/{{issuer_id}}", put_issuer)
     app.router.add_post(f"/publish/v{publish.VERSION}/events", events)
     app.router.add_get(f"/publish/v{publish.VERSION}/status", status)
     app.router.add_put(f"/publish/v{publish.VERSION}/crls/{{name}}", put_crl)

@@ -11,6 +11,12 @@ Owned by the VA (``publisher`` speaks it; ``va`` never imports ``publisher``).
       -> {"source": ..., "high_water": 19, "applied": 1234}
     PUT  /publish/v1/crls/<name>   body: CRL DER; headers X-CRL-Number,
                                    X-CRL-This-Update, X-CRL-Next-Update (epoch seconds)
+    PUT  /publish/v1/issuers/<id>  {"name", "certificate" (base64 DER),
+                                    "responder_certificate" (base64 DER or null),
+                                    "responder_key" (a key file already on the VA),
+                                    "parents": [{"name", "certificate"}], policies...}
+                                   Private keys never travel over this protocol.
+                                   Takes effect at the VA's next reload (SIGHUP).
 
 ``type`` is one of issued, revoked, hold, released, expired. ``seq`` strictly
 increases per source. A batch is applied in one LMDB write transaction that
@@ -154,3 +160,69 @@ def apply_batch(store: VAStore, source: str, events: list[Event]) -> dict:
 
     store.write(apply)
     return result
+
+
+ISSUER_POLICIES = {
+    "responder_id": ("key", "name"),
+    "nonce_policy": ("echo", "ignore"),
+    "unissued": ("revoked", "unknown", "unauthorized"),
+}
+
+
+def parse_issuer(issuer_id: int, body: object) -> dict:
+    """Validate an issuer record completely before it is stored."""
+    import base64
+    import binascii
+    import re
+
+    from cryptography import x509
+
+    if not isinstance(body, dict):
+        raise ProtocolError("the body must be a JSON object")
+    if not 1 <= issuer_id < 2**32:
+        raise ProtocolError("issuer id must be 1 to 2**32-1")
+
+    def certificate(value, what):
+        try:
+            der = base64.b64decode(value, validate=True)
+            x509.load_der_x509_certificate(der)
+        except (TypeError, ValueError, binascii.Error):
+            raise ProtocolError(f"{what} must be a base64 DER certificate") from None
+        return value
+
+    name = body.get("name")
+    if not isinstance(name, str) or not re.match(r"^[a-z0-9][a-z0-9_.-]{0,63}$", name):
+        raise ProtocolError("name must be a CA name (lowercase letters, digits, '.', '_', '-')")
+    key = body.get("responder_key")
+    if not isinstance(key, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$", key):
+        raise ProtocolError("responder_key must name a key file in the VA's key directory")
+    record = {
+        "name": name,
+        "certificate": certificate(body.get("certificate"), "certificate"),
+        "responder_certificate": (
+            certificate(body["responder_certificate"], "responder_certificate")
+            if body.get("responder_certificate")
+            else None
+        ),
+        "responder_key": key,
+        "validity_seconds": body.get("validity_seconds", 4 * 86400),
+        "parents": [],
+    }
+    for field, allowed in ISSUER_POLICIES.items():
+        value = body.get(field, allowed[0])
+        if value not in allowed:
+            raise ProtocolError(f"{field} must be one of {', '.join(allowed)}")
+        record[field] = value
+    validity = record["validity_seconds"]
+    if not isinstance(validity, int) or not 8 * 3600 <= validity <= 10 * 86400:
+        raise ProtocolError("validity_seconds must be 8 hours to 10 days (BR 4.9.10)")
+    for index, parent in enumerate(body.get("parents") or []):
+        if not isinstance(parent, dict) or not isinstance(parent.get("name"), str):
+            raise ProtocolError(f"parents[{index}] needs a name and a certificate")
+        record["parents"].append(
+            {
+                "name": parent["name"],
+                "certificate": certificate(parent.get("certificate"), f"parents[{index}]"),
+            }
+        )
+    return record
