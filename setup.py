@@ -42,6 +42,13 @@ extensions = [
         extra_compile_args=cflags,
         extra_link_args=ldflags,
     ),
+    Extension(
+        "ca._crlcore",
+        ["ca/_crlcore.pyx"],
+        define_macros=macros,
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+    ),
 ]
 
 setup(

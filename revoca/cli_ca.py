@@ -344,3 +344,27 @@ def profiles(ctx, as_json):
         return
     for name, p in items.items():
         click.echo(f"{name:<14} {p.validity_days:>5}d (max {p.max_validity_days})  {p.description}")
+
+
+@ca.command("crl")
+@click.option("--ca", "ca_name", required=True, help="The CA whose CRL to sign.")
+@click.option(
+    "--days",
+    default=7,
+    show_default=True,
+    help="nextUpdate after this many days (at most 10, BR 4.9.7).",
+)
+@click.option("--out", help="Write the CRL (DER) here (default: stdout).")
+@click.pass_context
+@handle_errors
+def crl(ctx, ca_name, days, out):
+    """Sign the next full CRL of a CA now (RFC 5280), streamed from the store."""
+    from ca.crl import issue_full_crl
+
+    record = issue_full_crl(_service(ctx), ca_name, days=days, actor=actor())
+    click.echo(
+        f"CRL number {record.number} of {ca_name}: {record.entries} entries, "
+        f"{len(record.der)} bytes",
+        err=True,
+    )
+    write_output(out, record.der)

@@ -115,3 +115,20 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Every CRL the CA signed (RFC 5280 5.2.3: numbers strictly increase per CA,
+# shared by full and delta CRLs).
+crls = Table(
+    "crls",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ca_id", Id, ForeignKey("cas.id"), nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # full | delta
+    Column("base_number", BigInteger),  # delta CRLs: the full CRL they extend
+    Column("this_update", BigInteger, nullable=False),
+    Column("next_update", BigInteger, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("der", LargeBinary, nullable=False),
+    UniqueConstraint("ca_id", "number"),
+)

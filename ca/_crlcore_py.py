@@ -1,0 +1,83 @@
+"""Pure-Python twin of ``ca._crlcore``: CRL entries (RFC 5280 5.1.2.6, 5.3),
+encoded while revoked rows stream from the store, in serial order.
+
+Same names, same bytes as the native module; the tests compare them.
+"""
+
+import time as _time
+
+NO_REASON = -1
+NO_DATE = -1
+
+
+def _length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + _length(len(content)) + content
+
+
+def encode_time(epoch: int) -> bytes:
+    """RFC 5280 5.1.2.4/5.1.2.6: UTCTime through 2049, GeneralizedTime from 2050."""
+    if not 0 <= epoch <= 253402300799:
+        raise ValueError("time outside 1970-01-01..9999-12-31")
+    parts = _time.gmtime(epoch)
+    if parts.tm_year < 2050:
+        return _tlv(0x17, _time.strftime("%y%m%d%H%M%SZ", parts).encode())
+    return _tlv(0x18, _time.strftime("%Y%m%d%H%M%SZ", parts).encode())
+
+
+def serial_content(serial_hex: str) -> bytes:
+    """The DER INTEGER content of a positive serial given in hex (any padding)."""
+    value = int(serial_hex, 16)
+    if value <= 0:
+        raise ValueError(f"serial {serial_hex!r} must be positive")
+    return value.to_bytes((value.bit_length() + 8) // 8, "big")
+
+
+class CRLEntryWriter:
+    """Accumulates RevokedCertificate entries; ``getvalue()`` is their concatenation."""
+
+    def __init__(self):
+        self._parts = bytearray()
+        self.count = 0
+
+    def add(self, serial_hex: str, revocation_time: int, reason: int, invalidity_date: int):
+        extensions = b""
+        if reason != NO_REASON:
+            if not 0 <= reason <= 10 or reason == 7:
+                raise ValueError(f"invalid CRLReason {reason}")
+            # reasonCode (2.5.29.21), ENUMERATED in an OCTET STRING
+            extensions += b"\x30\x0a\x06\x03\x55\x1d\x15\x04\x03\x0a\x01" + bytes((reason,))
+        if invalidity_date != NO_DATE:
+            # invalidityDate (2.5.29.24): always GeneralizedTime (RFC 5280 5.3.2)
+            if not 0 <= invalidity_date <= 253402300799:
+                raise ValueError("time outside 1970-01-01..9999-12-31")
+            stamp = _time.strftime("%Y%m%d%H%M%SZ", _time.gmtime(invalidity_date)).encode()
+            extensions += _tlv(0x30, b"\x06\x03\x55\x1d\x18" + _tlv(0x04, _tlv(0x18, stamp)))
+        body = _tlv(0x02, serial_content(serial_hex)) + encode_time(revocation_time)
+        if extensions:
+            body += _tlv(0x30, extensions)
+        self._parts += _tlv(0x30, body)
+        self.count += 1
+
+    def add_rows(self, rows) -> int:
+        """Add (serial_hex, revocation_time, reason, invalidity_date) tuples,
+        with None for no reason or no invalidity date. Returns how many."""
+        added = 0
+        for serial_hex, revoked_at, reason, invalidity in rows:
+            self.add(
+                serial_hex,
+                revoked_at,
+                NO_REASON if reason is None else reason,
+                NO_DATE if invalidity is None else invalidity,
+            )
+            added += 1
+        return added
+
+    def getvalue(self) -> bytes:
+        return bytes(self._parts)

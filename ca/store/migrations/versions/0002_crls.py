@@ -1,0 +1,38 @@
+"""CRLs signed by each CA, with their numbers.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-26
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "crls",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("ca_id", Id, nullable=False),
+        sa.Column("number", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("base_number", sa.BigInteger(), nullable=True),
+        sa.Column("this_update", sa.BigInteger(), nullable=False),
+        sa.Column("next_update", sa.BigInteger(), nullable=False),
+        sa.Column("entries", sa.BigInteger(), nullable=False),
+        sa.Column("der", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(["ca_id"], ["cas.id"], name="fk_crls_ca_id_cas"),
+        sa.PrimaryKeyConstraint("id", name="pk_crls"),
+        sa.UniqueConstraint("ca_id", "number", name="uq_crls_ca_id_number"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("crls")

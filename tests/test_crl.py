@@ -1,0 +1,216 @@
+"""Full CRLs: checked by openssl, pkilint and cryptography; native and
+pure-Python encoders give the same bytes."""
+
+import random
+import subprocess
+from datetime import timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca import _crlcore_py, crl
+from ca.errors import PolicyError
+from ca.reasons import RevocationReason
+from tests.conftest import FIXED_NOW, PUBLIC_BASE_URL, make_csr, pem, pkilint
+
+try:
+    from ca import _crlcore as _native
+except ImportError:  # pragma: no cover
+    _native = None
+
+
+@pytest.fixture
+def revoked_pki(make_service):
+    service = make_service(base_url=PUBLIC_BASE_URL)
+    service.init_root("root", "CN=CRL Test Root,O=Revoca Tests,C=DE")
+    service.create_sub("issuing", "root", "CN=CRL Test Issuing CA,O=Revoca Tests,C=DE")
+    records = {}
+    for name, reason in (
+        ("kc", RevocationReason.keyCompromise),
+        ("unspecified", RevocationReason.unspecified),
+        ("superseded", RevocationReason.superseded),
+        ("good", None),
+    ):
+        records[name] = service.issue(
+            "issuing", make_csr(f"{name}.example.com", [f"dns:{name}.example.com"]), "tls-server"
+        )
+        if reason is not None:
+            service.revoke("issuing", records[name].serial, reason)
+    held = service.issue("issuing", make_csr("held", ["email:held@example.com"]), "tls-client")
+    service.revoke("issuing", held.serial, RevocationReason.certificateHold)
+    records["held"] = held
+    service.records = records
+    return service
+
+
+def test_full_crl_contents(revoked_pki, tmp_path):
+    record = crl.issue_full_crl(revoked_pki, "issuing")
+    parsed = x509.load_der_x509_crl(record.der)
+    ca = revoked_pki.get_ca("issuing")
+    assert parsed.is_signature_valid(ca.certificate.public_key())
+    assert parsed.issuer == ca.certificate.subject
+    assert parsed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 1
+    entries = {e.serial_number: e for e in parsed}
+    records = revoked_pki.records
+    assert set(entries) == {records[n].serial for n in ("kc", "unspecified", "superseded", "held")}
+    reason = lambda e: e.extensions.get_extension_for_class(x509.CRLReason).value.reason  # noqa: E731
+    assert reason(entries[records["kc"].serial]) == x509.ReasonFlags.key_compromise
+    assert reason(entries[records["held"].serial]) == x509.ReasonFlags.certificate_hold
+    with pytest.raises(x509.ExtensionNotFound):  # BR 7.2.2: no reasonCode for unspecified
+        reason(entries[records["unspecified"].serial])
+    serials = [e.serial_number for e in parsed]
+    assert serials == sorted(serials)  # streamed in serial order
+    assert (record.next_update - record.this_update) == 7 * 86400
+    # Numbers strictly increase (RFC 5280 5.2.3).
+    assert crl.issue_full_crl(revoked_pki, "issuing").number == 2
+
+
+def test_openssl_and_pkilint_accept_the_crl(revoked_pki, tmp_path):
+    record = crl.issue_full_crl(revoked_pki, "issuing")
+    (tmp_path / "c.crl").write_bytes(record.der)
+    chain = revoked_pki.chain("issuing")
+    (tmp_path / "ca.pem").write_bytes(pem(chain[0]))
+    (tmp_path / "chain.pem").write_bytes(pem(chain[0]) + pem(chain[1]))
+    check = subprocess.run(
+        [
+            "openssl",
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "c.crl",
+            "-CAfile",
+            tmp_path / "ca.pem",
+            "-noout",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "verify OK" in check.stdout + check.stderr, check.stderr
+    (tmp_path / "c.pem").write_bytes(
+        x509.load_der_x509_crl(record.der).public_bytes(serialization.Encoding.PEM)
+    )
+    for name, expected in (("kc", 2), ("good", 0)):
+        (tmp_path / "leaf.pem").write_bytes(pem(revoked_pki.records[name].certificate))
+        result = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                tmp_path / "chain.pem",
+                "-CRLfile",
+                tmp_path / "c.pem",
+                tmp_path / "leaf.pem",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if expected:
+            assert result.returncode != 0 and "certificate revoked" in result.stdout + result.stderr
+        else:
+            assert result.returncode == 0, result.stdout + result.stderr
+    # This CRL lists a held client certificate: fine for PKIX, while the BR
+    # forbid certificateHold on TLS CRLs (7.2.2).
+    lint = ("-t", "CRL", "--document-format", "DER")
+    assert pkilint("lint_crl", tmp_path / "c.crl", *lint, "-p", "PKIX") == []
+    revoked_pki.release_hold("issuing", revoked_pki.records["held"].serial)
+    (tmp_path / "br.crl").write_bytes(crl.issue_full_crl(revoked_pki, "issuing").der)
+    assert pkilint("lint_crl", tmp_path / "br.crl", *lint, "-p", "BR") == []
+
+
+def test_empty_crl_and_validity_limits(service):
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Issuing")
+    record = crl.issue_full_crl(service, "issuing")
+    parsed = x509.load_der_x509_crl(record.der)
+    assert len(parsed) == 0 and record.entries == 0
+    with pytest.raises(PolicyError, match="1 to 10 days"):
+        crl.issue_full_crl(service, "issuing", days=11)
+
+
+def test_expired_entries_leave_after_one_crl(make_service):
+    now = [FIXED_NOW]
+    service = make_service(clock=lambda: now[0])
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Issuing")
+    short = service.issue("issuing", make_csr(), "tls-server", days=1)
+    service.revoke("issuing", short.serial, RevocationReason.superseded)
+    assert crl.issue_full_crl(service, "issuing").entries == 1
+    now[0] = FIXED_NOW + timedelta(days=3)  # expired since the last CRL
+    assert crl.issue_full_crl(service, "issuing").entries == 1  # listed once after expiry
+    now[0] = FIXED_NOW + timedelta(days=4)
+    assert crl.issue_full_crl(service, "issuing").entries == 0  # then dropped
+
+
+def _rows(seed: int, count: int):
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        serial = rng.getrandbits(rng.choice([8, 64, 127, 159])) or 1
+        rows.append(
+            (
+                f"{serial:040x}",
+                rng.randint(0, 4_000_000_000),
+                rng.choice([None, 1, 3, 4, 5, 6, 9, 10]),
+                rng.choice([None, rng.randint(0, 4_000_000_000)]),
+            )
+        )
+    return sorted(rows)
+
+
+@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+def test_native_and_python_entries_are_identical():
+    for seed in range(5):
+        native, python = _native.CRLEntryWriter(), _crlcore_py.CRLEntryWriter()
+        rows = _rows(seed, 3000)
+        assert native.add_rows(rows) == python.add_rows(rows) == 3000
+        assert native.getvalue() == python.getvalue()
+
+
+@pytest.mark.parametrize("impl", [m for m in (_crlcore_py, _native) if m is not None])
+def test_writer_rejects_bad_input(impl):
+    writer = impl.CRLEntryWriter()
+    for args, message in (
+        (("00", 0, -1, -1), "must be positive"),
+        (("zz", 0, -1, -1), "invalid literal"),
+        (("01", -5, -1, -1), "time outside"),
+        (("01", 0, 7, -1), "invalid CRLReason 7"),
+        (("01", 0, 11, -1), "invalid CRLReason 11"),
+        (("01", 0, -1, 253402300800), "time outside"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            writer.add(*args)
+    assert writer.count == 0 and writer.getvalue() == b""
+
+
+def test_cli_crl(tmp_path):
+    import os
+    import sys
+
+    from tests.conftest import PASSPHRASE
+
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
+    base = [sys.executable, "-m", "revoca", "--data-dir", str(tmp_path / "d")]
+    for args in (
+        ["ca", "init-root", "--name", "root", "--subject", "CN=Root"],
+        ["ca", "create-sub", "--name", "issuing", "--parent", "root", "--subject", "CN=Issuing"],
+    ):
+        assert subprocess.run([*base, *args], env=env, capture_output=True).returncode == 0
+    result = subprocess.run(
+        [*base, "ca", "crl", "--ca", "issuing", "--out", "x.crl"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0 and "CRL number 1 of issuing: 0 entries" in result.stderr
+    assert len(x509.load_der_x509_crl((tmp_path / "x.crl").read_bytes())) == 0
+    bad = subprocess.run(
+        [*base, "ca", "crl", "--ca", "issuing", "--days", "30"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 4 and "1 to 10 days" in bad.stderr
