@@ -21,7 +21,7 @@ from ca import crlcore, der
 from ca.errors import CAError, PolicyError
 from ca.keys import signature_algorithm_for
 from ca.records import CARecord, to_epoch
-from ca.store.schema import certificates, crls
+from ca.store.schema import crls
 from ca.x509build import Extension
 
 CERTIFICATE_HOLD = 6
@@ -47,36 +47,50 @@ def _issuer_name_der(ca: CARecord) -> bytes:
     return asn1_x509.Certificate.load(ca.cert_der)["tbs_certificate"]["subject"].dump()
 
 
+_REVOKED_SQL = (
+    "SELECT serial, revoked_at, "
+    # BR 7.2.2: unspecified (0) is expressed by leaving reasonCode out; a hold
+    # is listed as certificateHold.
+    "CASE WHEN status = 'hold' THEN 6 WHEN revocation_reason = 0 THEN NULL "
+    "ELSE revocation_reason END, invalidity_date "
+    "FROM certificates WHERE ca_id = {ca} AND status IN ('revoked', 'hold') "
+    "AND not_after >= {since} ORDER BY serial"
+)
+
+
 def revoked_rows(conn: Connection, ca_id: int, listed_since: int | None):
     """(serial_hex, revoked_at, reason or None, invalidity_date or None), in serial order.
 
     ``listed_since``: the previous full CRL's thisUpdate; certificates that
     expired before it have already appeared on a CRL after expiry.
+
+    Rows come straight from the DB-API cursor (a server-side cursor on
+    PostgreSQL) inside the caller's transaction: plain tuples, fetched in
+    chunks, never a list of them.
     """
-    query = (
-        select(
-            certificates.c.serial,
-            certificates.c.revoked_at,
-            certificates.c.revocation_reason,
-            certificates.c.invalidity_date,
-            certificates.c.status,
+    raw = conn.connection.dbapi_connection
+    since = listed_since if listed_since is not None else -(2**62)
+    if conn.dialect.name == "postgresql":
+        cursor = raw.cursor(name="revoca_crl_rows")
+        cursor.itersize = CHUNK
+        cursor.execute(
+            _REVOKED_SQL.format(ca="%(ca)s", since="%(since)s"), {"ca": ca_id, "since": since}
         )
-        .where(certificates.c.ca_id == ca_id, certificates.c.status.in_(("revoked", "hold")))
-        .order_by(certificates.c.serial)
-    )
-    if listed_since is not None:
-        query = query.where(certificates.c.not_after >= listed_since)
-    result = conn.execution_options(yield_per=CHUNK).execute(query)
-    for serial, revoked_at, reason, invalidity, status in result:
-        if status == "hold":
-            reason = CERTIFICATE_HOLD
-        elif reason == 0:
-            reason = None  # BR 7.2.2: unspecified is expressed by leaving reasonCode out
-        yield serial, revoked_at, reason, invalidity
+    else:
+        cursor = raw.cursor()
+        cursor.arraysize = CHUNK
+        cursor.execute(_REVOKED_SQL.format(ca="?", since="?"), (ca_id, since))
+    try:
+        while True:
+            chunk = cursor.fetchmany(CHUNK)
+            if not chunk:
+                return
+            yield from chunk
+    finally:
+        cursor.close()
 
 
 def encode_tbs(
-    ca: CARecord,
     issuer_name: bytes,
     algorithm,
     number: int,
@@ -138,7 +152,6 @@ def issue_full_crl(
             writer = crlcore.CRLEntryWriter()
             writer.add_rows(revoked_rows(conn, ca.id, listed_since))
             tbs = encode_tbs(
-                ca,
                 issuer_name,
                 algorithm,
                 number,

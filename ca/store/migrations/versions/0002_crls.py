@@ -1,4 +1,4 @@
-"""CRLs signed by each CA, with their numbers.
+"""CRLs signed by each CA, with their numbers; an index for reading revoked rows.
 
 Revision ID: 0002
 Revises: 0001
@@ -33,6 +33,23 @@ def upgrade() -> None:
         sa.UniqueConstraint("ca_id", "number", name="uq_crls_ca_id_number"),
     )
 
+    op.create_index(
+        "ix_certificates_revoked",
+        "certificates",
+        [
+            "ca_id",
+            "serial",
+            "revoked_at",
+            "revocation_reason",
+            "invalidity_date",
+            "not_after",
+            "status",
+        ],
+        sqlite_where=sa.text("status IN ('revoked', 'hold')"),
+        postgresql_where=sa.text("status IN ('revoked', 'hold')"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_certificates_revoked", "certificates")
     op.drop_table("crls")

@@ -1,0 +1,98 @@
+"""A full CRL straight from the SQL store: N revoked certificates in SQLite,
+then `issue_full_crl` (stream in serial order, encode natively, sign, store).
+Reports the time and the process's peak memory growth, to show memory follows
+the CRL's size, not a Python object per entry.
+
+    python -m benchmarks.crl_store_bench --entries 1000000
+"""
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(entries: int) -> dict:
+    from ca.crl import issue_full_crl
+    from ca.keys import PassphraseSource
+    from ca.service import CAService
+    from ca.store import Store
+    from ca.token import SoftwareToken
+    from revoca.config import load_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "pass").write_text(secrets.token_urlsafe(16))
+        passphrase = PassphraseSource(file=tmp / "pass")
+        url = f"sqlite:///{tmp / 'ca.db'}"
+        service = CAService(
+            Store.open(url),
+            SoftwareToken(tmp / "keys", passphrase),
+            load_config(None, data_dir=tmp).profiles,
+            base_url="http://x",
+            passphrase=passphrase,
+        )
+        service.init_root("root", "CN=Root")
+        service.create_sub("issuing", "root", "CN=Bench Issuing")
+        ca_id = service.get_ca("issuing").id
+        service.store.close()
+        db = sqlite3.connect(tmp / "ca.db")
+        rows = (
+            (
+                ca_id,
+                f"{(i * 0x9E3779B97F4A7C15) % (1 << 126) | 1 << 125:040x}",
+                "CN=x",
+                "[]",
+                1_700_000_000,
+                2_000_000_000,
+                "revoked",
+                1_700_000_000 + i,
+                (1, 4, 5, 0)[i % 4],
+                None,
+                "tls-server",
+                "ec-p256",
+                f"{i:064x}",
+                b"\x30",
+                None,
+                1_700_000_000,
+            )
+            for i in range(entries)
+        )
+        db.executemany(
+            "INSERT INTO certificates (ca_id, serial, subject, sans, not_before, not_after, "
+            "status, revoked_at, revocation_reason, invalidity_date, profile, key_type, "
+            "fingerprint, der, private_key, issued_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        db.commit()
+        db.close()
+        service.store = Store.open(url)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        record = issue_full_crl(service, "issuing")
+        elapsed = time.perf_counter() - started
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        service.store.close()
+    return {
+        "entries": record.entries,
+        "crl_bytes": len(record.der),
+        "seconds": round(elapsed, 3),
+        "peak_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
+        "pid": os.getpid(),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    print(json.dumps(run(parser.parse_args(argv).entries), indent=2))
+
+
+if __name__ == "__main__":
+    main()
