@@ -21,12 +21,13 @@ from ca import crlcore, der
 from ca.errors import CAError, PolicyError
 from ca.keys import signature_algorithm_for
 from ca.records import CARecord, to_epoch
-from ca.store.schema import crls
+from ca.store.schema import crls, outbox
 from ca.x509build import Extension
 
 CERTIFICATE_HOLD = 6
 MAX_VALIDITY_DAYS = 10  # BR 4.9.7 for subscriber CRLs
 DEFAULT_VALIDITY_DAYS = 7
+DELTA_VALIDITY_DAYS = 1
 CHUNK = 10_000
 
 
@@ -119,16 +120,64 @@ def encode_tbs(
     return der.sequence(*parts)
 
 
-def issue_full_crl(
+_CHANGED_SQL = (
+    "SELECT c.serial, c.status, c.revoked_at, c.revocation_reason, c.invalidity_date, "
+    "MAX(o.created_at_ms) FROM outbox o JOIN certificates c "
+    "ON c.ca_id = o.ca_id AND c.serial = o.serial "
+    "WHERE o.ca_id = {ca} AND o.id > {since} "
+    "AND o.event IN ('revoked', 'hold', 'released') "
+    "GROUP BY c.serial, c.status, c.revoked_at, c.revocation_reason, c.invalidity_date "
+    "ORDER BY c.serial"
+)
+REMOVE_FROM_CRL = 8
+
+
+def delta_rows(conn: Connection, ca_id: int, base_outbox_id: int):
+    """Entries of a delta CRL (RFC 5280 5.2.4): every certificate whose status
+    changed after the base CRL (outbox events past the last one the base
+    reflects), as it stands now; one released from hold is listed with
+    removeFromCRL."""
+    style = "%(ca)s", "%(since)s"
+    params = {"ca": ca_id, "since": base_outbox_id}
+    if conn.dialect.name != "postgresql":
+        style, params = ("?", "?"), (ca_id, base_outbox_id)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(_CHANGED_SQL.format(ca=style[0], since=style[1]), params)
+        for serial, status, revoked_at, reason, invalidity, changed_ms in cursor:
+            if status == "hold":
+                yield serial, revoked_at, CERTIFICATE_HOLD, invalidity
+            elif status == "revoked":
+                yield serial, revoked_at, None if reason == 0 else reason, invalidity
+            else:  # good again: released from hold after the base
+                yield serial, changed_ms // 1000, REMOVE_FROM_CRL, None
+    finally:
+        cursor.close()
+
+
+def issue_full_crl(service, ca_name: str, **options) -> CRLRecord:
+    return issue_crl(service, ca_name, delta=False, **options)
+
+
+def issue_crl(
     service,
     ca_name: str,
     *,
-    days: int = DEFAULT_VALIDITY_DAYS,
+    delta: bool = False,
+    days: int | None = None,
+    delta_url: str = "",
     now: datetime | None = None,
     actor: str = "system",
 ) -> CRLRecord:
-    """Sign and store the next full CRL of ``ca_name``."""
+    """Sign and store the next full CRL, or with ``delta`` the next delta CRL
+    against the latest full one. ``delta_url``: where the delta CRLs are
+    published; full CRLs then carry FreshestCRL pointing there (RFC 5280
+    5.2.6), which relying parties need before they use a delta."""
+    kind = "delta" if delta else "full"
     with service._audited(actor, "ca.crl", ca_name):
+        days = (
+            days if days is not None else (DELTA_VALIDITY_DAYS if delta else DEFAULT_VALIDITY_DAYS)
+        )
         if not 1 <= days <= MAX_VALIDITY_DAYS:
             raise PolicyError(f"CRL validity must be 1 to {MAX_VALIDITY_DAYS} days (BR 4.9.7)")
         ca = service.get_ca(ca_name)
@@ -144,13 +193,40 @@ def issue_full_crl(
                 conn.execute(select(func.max(crls.c.number)).where(crls.c.ca_id == ca.id)).scalar()
                 or 0
             ) + 1
-            listed_since = conn.execute(
-                select(func.max(crls.c.this_update)).where(
-                    crls.c.ca_id == ca.id, crls.c.kind == "full"
-                )
-            ).scalar()
+            base = conn.execute(
+                select(crls.c.number, crls.c.this_update, crls.c.outbox_id)
+                .where(crls.c.ca_id == ca.id, crls.c.kind == "full")
+                .order_by(crls.c.number.desc())
+                .limit(1)
+            ).first()
             writer = crlcore.CRLEntryWriter()
-            writer.add_rows(revoked_rows(conn, ca.id, listed_since))
+            if delta:
+                if base is None:
+                    raise PolicyError(f"CA {ca_name!r} has no full CRL yet to base a delta on")
+                writer.add_rows(delta_rows(conn, ca.id, base.outbox_id or 0))
+                # RFC 5280 5.2.4: deltaCRLIndicator is critical and names the base.
+                extra = [Extension(x509.DeltaCRLIndicator(base.number), True)]
+            else:
+                writer.add_rows(revoked_rows(conn, ca.id, base.this_update if base else None))
+                extra = (
+                    [
+                        Extension(
+                            x509.FreshestCRL(
+                                [
+                                    x509.DistributionPoint(
+                                        [x509.UniformResourceIdentifier(delta_url)],
+                                        None,
+                                        None,
+                                        None,
+                                    )
+                                ]
+                            ),
+                            False,
+                        )
+                    ]
+                    if delta_url
+                    else []
+                )
             tbs = encode_tbs(
                 issuer_name,
                 algorithm,
@@ -160,6 +236,7 @@ def issue_full_crl(
                 writer.getvalue(),
                 writer.count,
                 key_identifier,
+                extra,
             )
             signature = service.token.sign(ca.key_id, tbs, algorithm)
             crl_der = der.sequence(tbs, algorithm.algorithm_identifier, der.bit_string(signature))
@@ -168,14 +245,22 @@ def issue_full_crl(
                 insert(crls).values(
                     ca_id=ca.id,
                     number=number,
-                    kind="full",
+                    kind=kind,
                     this_update=this_update,
                     next_update=next_update,
                     entries=writer.count,
                     der=crl_der,
+                    base_number=base.number if delta else None,
+                    # Inside this transaction no writer can add events: a full
+                    # CRL reflects exactly the outbox up to here.
+                    outbox_id=None
+                    if delta
+                    else conn.execute(select(func.max(outbox.c.id))).scalar(),
                 )
             )
-            service._audit_ok(conn, actor, "ca.crl", ca_name, number=number, entries=writer.count)
+            service._audit_ok(
+                conn, actor, "ca.crl", ca_name, number=number, kind=kind, entries=writer.count
+            )
         return CRLRecord(ca.name, number, this_update, next_update, writer.count, crl_der)
 
 

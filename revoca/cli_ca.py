@@ -348,22 +348,34 @@ def profiles(ctx, as_json):
 
 @ca.command("crl")
 @click.option("--ca", "ca_name", required=True, help="The CA whose CRL to sign.")
+@click.option("--delta", is_flag=True, help="A delta CRL against the latest full CRL.")
 @click.option(
     "--days",
-    default=7,
-    show_default=True,
-    help="nextUpdate after this many days (at most 10, BR 4.9.7).",
+    type=int,
+    help="nextUpdate after this many days (default from [crl]; at most 10, BR 4.9.7).",
 )
 @click.option("--out", help="Write the CRL (DER) here (default: stdout).")
 @click.pass_context
 @handle_errors
-def crl(ctx, ca_name, days, out):
-    """Sign the next full CRL of a CA now (RFC 5280), streamed from the store."""
-    from ca.crl import issue_full_crl
+def crl(ctx, ca_name, delta, days, out):
+    """Sign the next full (or delta) CRL of a CA now, streamed from the store."""
+    from ca.crl import issue_crl
+    from revoca.config import crl_delta_url
 
-    record = issue_full_crl(_service(ctx), ca_name, days=days, actor=actor())
+    config = config_of(ctx)
+    if days is None:
+        days = config.crl["delta_validity_days" if delta else "validity_days"]
+    record = issue_crl(
+        _service(ctx),
+        ca_name,
+        delta=delta,
+        days=days,
+        delta_url=crl_delta_url(config, ca_name),
+        actor=actor(),
+    )
+    kind = "delta CRL" if delta else "CRL"
     click.echo(
-        f"CRL number {record.number} of {ca_name}: {record.entries} entries, "
+        f"{kind} number {record.number} of {ca_name}: {record.entries} entries, "
         f"{len(record.der)} bytes",
         err=True,
     )

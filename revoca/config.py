@@ -50,6 +50,7 @@ class Config:
     source: str
     va: dict
     publisher: dict
+    crl: dict
 
     @property
     def key_dir(self) -> Path:
@@ -88,6 +89,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             profiles=load_profiles(raw["profiles"]),
             source=source,
             va=_va_section(raw["va"], root),
+            crl=_crl_section(raw["crl"], raw["urls"]["base"]),
             publisher=_publisher_section(
                 raw["publisher"], raw["va"]["directory"] or str(root / "va")
             ),
@@ -151,3 +153,17 @@ def _publisher_section(table: dict, va_directory: str) -> dict:
     if not isinstance(section["batch"], int) or not 1 <= section["batch"] <= 10000:
         raise ConfigError("publisher.batch must be 1 to 10000")
     return section
+
+
+def _crl_section(table: dict, base_url: str) -> dict:
+    section = dict(table)
+    for key in ("validity_days", "delta_validity_days"):
+        if not isinstance(section[key], int) or not 1 <= section[key] <= 10:
+            raise ConfigError(f"crl.{key} must be 1 to 10 days (BR 4.9.7)")
+    section["base_url"] = base_url.rstrip("/")
+    return section
+
+
+def crl_delta_url(config: "Config", ca_name: str) -> str:
+    template = config.crl["delta_url"]
+    return template.format(base=config.crl["base_url"], ca=ca_name) if template else ""

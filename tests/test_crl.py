@@ -214,3 +214,83 @@ def test_cli_crl(tmp_path):
         text=True,
     )
     assert bad.returncode == 4 and "1 to 10 days" in bad.stderr
+
+
+def test_delta_crl(make_service, tmp_path):
+    now = [FIXED_NOW]
+    service = make_service(clock=lambda: now[0], base_url=PUBLIC_BASE_URL)
+    service.init_root("root", "CN=Delta Root,O=Revoca Tests,C=DE")
+    service.create_sub("issuing", "root", "CN=Delta Issuing CA,O=Revoca Tests,C=DE")
+    early = service.issue(
+        "issuing", make_csr("early.example.com", ["dns:early.example.com"]), "tls-server"
+    )
+    service.revoke("issuing", early.serial, RevocationReason.keyCompromise)
+    held = service.issue("issuing", make_csr("held", ["email:held@example.com"]), "tls-client")
+    service.revoke("issuing", held.serial, RevocationReason.certificateHold)
+    late = service.issue(
+        "issuing", make_csr("late.example.com", ["dns:late.example.com"]), "tls-server"
+    )
+    with pytest.raises(PolicyError, match="no full CRL yet"):
+        crl.issue_crl(service, "issuing", delta=True)
+    delta_url = f"{PUBLIC_BASE_URL}/crl/issuing-delta.crl"
+    base = crl.issue_crl(service, "issuing", delta_url=delta_url)
+    now[0] += timedelta(hours=2)
+    service.revoke("issuing", late.serial, RevocationReason.superseded)
+    service.release_hold("issuing", held.serial)
+    delta = crl.issue_crl(service, "issuing", delta=True)
+    assert delta.number == base.number + 1  # one sequence for full and delta (5.2.3)
+    parsed = x509.load_der_x509_crl(delta.der)
+    indicator = parsed.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
+    assert indicator.critical and indicator.value.crl_number == base.number
+    entries = {
+        e.serial_number: e.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        for e in parsed
+    }
+    assert entries == {
+        late.serial: x509.ReasonFlags.superseded,
+        held.serial: x509.ReasonFlags.remove_from_crl,
+    }
+    base_parsed = x509.load_der_x509_crl(base.der)
+    freshest = base_parsed.extensions.get_extension_for_class(x509.FreshestCRL).value
+    assert freshest[0].full_name[0].value == delta_url
+
+    # OpenSSL uses the delta (the base names it in FreshestCRL): "late" is
+    # revoked only according to the delta.
+    chain = service.chain("issuing")
+    (tmp_path / "chain.pem").write_bytes(pem(chain[0]) + pem(chain[1]))
+    crls_pem = b"".join(
+        x509.load_der_x509_crl(d).public_bytes(serialization.Encoding.PEM)
+        for d in (base.der, delta.der)
+    )
+    (tmp_path / "crls.pem").write_bytes(crls_pem)
+    (tmp_path / "late.pem").write_bytes(pem(late.certificate))
+    (tmp_path / "base.pem").write_bytes(base_parsed.public_bytes(serialization.Encoding.PEM))
+    for crl_file, deltas, revoked in (("base.pem", [], False), ("crls.pem", ["-use_deltas"], True)):
+        result = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-crl_check",
+                *deltas,
+                "-attime",
+                str(int((FIXED_NOW + timedelta(hours=3)).timestamp())),
+                "-CAfile",
+                tmp_path / "chain.pem",
+                "-CRLfile",
+                tmp_path / crl_file,
+                tmp_path / "late.pem",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        output = result.stdout + result.stderr
+        assert ("certificate revoked" in output) == revoked, output
+    (tmp_path / "delta.crl").write_bytes(delta.der)
+    (tmp_path / "base.crl").write_bytes(base.der)
+    for name in ("base.crl", "delta.crl"):
+        assert (
+            pkilint(
+                "lint_crl", tmp_path / name, "-t", "CRL", "-p", "PKIX", "--document-format", "DER"
+            )
+            == []
+        )

@@ -141,6 +141,7 @@ crls = Table(
     Column("number", BigInteger, nullable=False),
     Column("kind", String(16), nullable=False),  # full | delta
     Column("base_number", BigInteger),  # delta CRLs: the full CRL they extend
+    Column("outbox_id", BigInteger),  # full CRLs: the last outbox event they reflect
     Column("this_update", BigInteger, nullable=False),
     Column("next_update", BigInteger, nullable=False),
     Column("entries", BigInteger, nullable=False),

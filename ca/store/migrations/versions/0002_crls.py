@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("number", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("base_number", sa.BigInteger(), nullable=True),
+        sa.Column("outbox_id", sa.BigInteger(), nullable=True),
         sa.Column("this_update", sa.BigInteger(), nullable=False),
         sa.Column("next_update", sa.BigInteger(), nullable=False),
         sa.Column("entries", sa.BigInteger(), nullable=False),
