@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import Engine, func, select
 
-from ca.store.schema import outbox
+from ca.store.schema import cas, crls, outbox
 
 EVENT_TYPES = {"issued", "revoked", "hold", "released", "expired"}
 
@@ -43,3 +43,50 @@ class Outbox:
     def created_at_ms(self, seq: int) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(select(outbox.c.created_at_ms).where(outbox.c.id == seq)).scalar()
+
+    def latest_crls(self) -> list[dict]:
+        """The newest full and delta CRL of every CA, named as the VAs serve
+        them: <ca> and <ca>-delta (the default CRL URLs of the profiles)."""
+        newest = (
+            select(crls.c.ca_id, crls.c.kind, func.max(crls.c.number).label("number"))
+            .group_by(crls.c.ca_id, crls.c.kind)
+            .subquery()
+        )
+        query = (
+            select(
+                cas.c.name,
+                crls.c.kind,
+                crls.c.number,
+                crls.c.this_update,
+                crls.c.next_update,
+                crls.c.der,
+            )
+            .join(
+                newest,
+                (crls.c.ca_id == newest.c.ca_id)
+                & (crls.c.kind == newest.c.kind)
+                & (crls.c.number == newest.c.number),
+            )
+            .join(cas, cas.c.id == crls.c.ca_id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {
+                    "name": name if kind == "full" else f"{name}-delta",
+                    "number": number,
+                    "this_update": this_update,
+                    "next_update": next_update,
+                    "der": der,
+                }
+                for name, kind, number, this_update, next_update, der in conn.execute(query)
+            ]
+
+    def crl_numbers(self) -> dict[str, int]:
+        """Newest CRL number per served name, without loading any CRL."""
+        query = (
+            select(cas.c.name, crls.c.kind, func.max(crls.c.number))
+            .join(cas, cas.c.id == crls.c.ca_id)
+            .group_by(cas.c.name, crls.c.kind)
+        )
+        with self.engine.connect() as conn:
+            return {(n if k == "full" else f"{n}-delta"): num for n, k, num in conn.execute(query)}

@@ -67,7 +67,10 @@ class Publisher:
         self._wake.set()
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._follow(target) for target in self.targets))
+        await asyncio.gather(
+            *(self._follow(target) for target in self.targets),
+            *(self._follow_crls(target) for target in self.targets),
+        )
         for target in self.targets:
             await target.close()
 
@@ -104,6 +107,26 @@ class Publisher:
                 )
                 backoff *= 2
                 await self._sleep(delay)
+
+    async def _follow_crls(self, target, interval: float = 1.0) -> None:
+        """Push each CA's newest full and delta CRL when its number changes.
+        After a restart the newest are pushed again; the VA keeps the last."""
+        pushed: dict[str, int] = {}
+        while not self._stop.is_set():
+            try:
+                numbers = await asyncio.to_thread(self.outbox.crl_numbers)
+                if any(pushed.get(name) != number for name, number in numbers.items()):
+                    for crl in await asyncio.to_thread(self.outbox.latest_crls):
+                        if pushed.get(crl["name"]) != crl["number"]:
+                            await target.put_crl(crl)
+                            pushed[crl["name"]] = crl["number"]
+            except DeliveryError as exc:
+                self.state[target.name].last_error = str(exc)
+                log.warning(
+                    "CRL delivery failed, retrying",
+                    extra={"target": target.name, "error": str(exc)},
+                )
+            await self._sleep(interval)
 
     def _record_latency(self, state: TargetState, seq: int) -> None:
         created = self.outbox.created_at_ms(seq)

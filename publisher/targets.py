@@ -62,6 +62,25 @@ class HTTPTarget:
         except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
             raise DeliveryError(f"{self.name}: {exc!r}") from None
 
+    async def put_crl(self, crl: dict) -> None:
+        headers = {
+            "X-CRL-Number": str(crl["number"]),
+            "X-CRL-This-Update": str(crl["this_update"]),
+            "X-CRL-Next-Update": str(crl["next_update"]),
+            "Content-Type": "application/pkix-crl",
+        }
+        try:
+            async with self._client().put(
+                f"{self.base}/crls/{crl['name']}", data=crl["der"], headers=headers
+            ) as response:
+                if response.status != 200:
+                    body = await response.json(content_type=None)
+                    raise DeliveryError(
+                        f"{self.name}: HTTP {response.status}: {body.get('message', body)}"
+                    )
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise DeliveryError(f"{self.name}: {exc!r}") from None
+
     async def put_issuer(self, issuer_id: int, record: dict) -> None:
         try:
             async with self._client().put(
@@ -110,6 +129,19 @@ class LocalTarget:
         if result["applied"] and self.on_applied is not None:
             self.on_applied()
         return result["high_water"]
+
+    async def put_crl(self, crl: dict) -> None:
+        try:
+            await asyncio.to_thread(
+                self.store.put_crl,
+                crl["name"],
+                crl["this_update"],
+                crl["next_update"],
+                crl["number"],
+                crl["der"],
+            )
+        except Exception as exc:
+            raise DeliveryError(f"{self.name}: {exc}") from exc
 
     async def close(self) -> None:
         if self._owned:

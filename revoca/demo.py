@@ -98,6 +98,19 @@ def run_demo(
     )
     echo(f"  on hold         {serial_hex(issued['alice'].serial)}  certificateHold")
 
+    from ca.crl import issue_crl
+    from revoca.config import crl_delta_url
+
+    delta_url = crl_delta_url(config, "demo-issuing")
+    full_crl = issue_crl(service, "demo-issuing", delta_url=delta_url, actor=actor)
+    # A change after the full CRL, so the delta has something to say.
+    service.revoke("demo-issuing", issued["bob"].serial, RevocationReason.superseded, actor=actor)
+    delta_crl = issue_crl(service, "demo-issuing", delta=True, actor=actor)
+    echo(
+        f"  CRLs            full #{full_crl.number} ({full_crl.entries} entries), "
+        f"delta #{delta_crl.number} ({delta_crl.entries} entry: bob, superseded)"
+    )
+
     files = {
         "root.pem": _pem(root.certificate),
         "issuing.pem": _pem(issuing.certificate),
@@ -105,6 +118,8 @@ def run_demo(
         "ocsp-signer.pem": _pem(signer.certificate),
         "www.pem": _pem(issued["www.example.com"].certificate),
         "api.pem": _pem(issued["api.example.com"].certificate),
+        "issuing.crl": full_crl.der,
+        "issuing-delta.crl": delta_crl.der,
     }
     for name, data in files.items():
         (directory / name).write_bytes(data)
@@ -147,6 +162,10 @@ def run_demo(
         "--reason superseded"
     )
     echo(f"  revoca --data-dir {directory} audit verify")
+    echo(
+        f"  openssl crl -inform DER -in {directory}/issuing.crl -CAfile {directory}/issuing.pem "
+        "-noout -text"
+    )
     url = f"http://127.0.0.1:{settings.port}/ocsp"
     d = directory
     echo("")

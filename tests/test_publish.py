@@ -441,3 +441,35 @@ def test_publisher_pushes_issuers_to_http_targets(loop, tmp_path, pki):
         service.stop()
         running.result(10)
         loop.run(runner.cleanup())
+
+
+def test_crls_reach_every_va(loop, tmp_path, pki):
+    from ca import crl
+
+    local, remote = VAStore(tmp_path / "local"), VAStore(tmp_path / "remote")
+    base, runner = start_admin_server(loop, remote)
+    service = Publisher(
+        Outbox(pki.store.engine),
+        [LocalTarget("local", store=local), HTTPTarget("remote", base, TOKEN.encode())],
+        source="ca",
+    )
+    running = loop.spawn(service.run())
+    try:
+        record = pki.issue("issuing", make_csr(), "tls-server")
+        pki.revoke("issuing", record.serial, RevocationReason.keyCompromise)
+        full = crl.issue_crl(pki, "issuing")
+        delta = crl.issue_crl(pki, "issuing", delta=True)
+        for store in (local, remote):
+            assert _wait(
+                lambda s=store: (
+                    s.get_crl("issuing") is not None and s.get_crl("issuing-delta") is not None
+                )
+            )
+            assert store.get_crl("issuing").der == full.der
+            assert store.get_crl("issuing-delta").number == delta.number
+        newer = crl.issue_crl(pki, "issuing")
+        assert _wait(lambda: remote.get_crl("issuing").number == newer.number)
+    finally:
+        service.stop()
+        running.result(10)
+        loop.run(runner.cleanup())
