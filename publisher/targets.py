@@ -37,30 +37,31 @@ class HTTPTarget:
             )
         return self._session
 
-    async def high_water(self, source: str) -> int:
+    async def _request(self, method: str, path: str, **kwargs) -> dict:
+        """One admin request; any failure becomes DeliveryError (retried later)."""
         try:
-            async with self._client().get(
-                self.base + "/status", params={"source": source}
-            ) as response:
-                if response.status != 200:
-                    raise DeliveryError(f"{self.name}: status answered HTTP {response.status}")
-                return (await response.json())["high_water"]
-        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
-            raise DeliveryError(f"{self.name}: {exc!r}") from None
-
-    async def deliver(self, source: str, events: list[dict]) -> int:
-        try:
-            async with self._client().post(
-                self.base + "/events", json={"source": source, "events": events}
-            ) as response:
+            async with self._client().request(method, self.base + path, **kwargs) as response:
                 body = await response.json(content_type=None)
                 if response.status != 200:
-                    raise DeliveryError(
-                        f"{self.name}: HTTP {response.status}: {body.get('message', body)}"
-                    )
-                return body["high_water"]
-        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+                    message = body.get("message", body) if isinstance(body, dict) else body
+                    raise DeliveryError(f"{self.name}: HTTP {response.status}: {message}")
+                return body
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise DeliveryError(f"{self.name}: {exc!r}") from None
+
+    async def high_water(self, source: str) -> int:
+        body = await self._request("GET", "/status", params={"source": source})
+        try:
+            return body["high_water"]
+        except (KeyError, TypeError):
+            raise DeliveryError(f"{self.name}: status answer without high_water") from None
+
+    async def deliver(self, source: str, events: list[dict]) -> int:
+        body = await self._request("POST", "/events", json={"source": source, "events": events})
+        try:
+            return body["high_water"]
+        except (KeyError, TypeError):
+            raise DeliveryError(f"{self.name}: events answer without high_water") from None
 
     async def put_crl(self, crl: dict) -> None:
         headers = {
@@ -69,30 +70,10 @@ class HTTPTarget:
             "X-CRL-Next-Update": str(crl["next_update"]),
             "Content-Type": "application/pkix-crl",
         }
-        try:
-            async with self._client().put(
-                f"{self.base}/crls/{crl['name']}", data=crl["der"], headers=headers
-            ) as response:
-                if response.status != 200:
-                    body = await response.json(content_type=None)
-                    raise DeliveryError(
-                        f"{self.name}: HTTP {response.status}: {body.get('message', body)}"
-                    )
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise DeliveryError(f"{self.name}: {exc!r}") from None
+        await self._request("PUT", f"/crls/{crl['name']}", data=crl["der"], headers=headers)
 
     async def put_issuer(self, issuer_id: int, record: dict) -> None:
-        try:
-            async with self._client().put(
-                f"{self.base}/issuers/{issuer_id}", json=record
-            ) as response:
-                if response.status != 200:
-                    body = await response.json(content_type=None)
-                    raise DeliveryError(
-                        f"{self.name}: HTTP {response.status}: {body.get('message', body)}"
-                    )
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise DeliveryError(f"{self.name}: {exc!r}") from None
+        await self._request("PUT", f"/issuers/{issuer_id}", json=record)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -254,3 +254,25 @@ def va_env(tmp_path, service):
     env, thread = make_va(tmp_path, service)
     yield env
     thread.stop()
+
+
+def openssl_ocsp(d: Path, port: int, cert: str = "www.pem", *extra: str):
+    """`openssl ocsp` against a VA on 127.0.0.1:``port`` for a `revoca demo` directory."""
+    return subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            *extra,
+            "-issuer",
+            d / "issuing.pem",
+            "-cert",
+            d / cert,
+            "-url",
+            f"http://127.0.0.1:{port}/ocsp",
+            "-CAfile",
+            d / "chain.pem",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )

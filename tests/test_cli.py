@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PASSPHRASE, free_port, make_csr
+from tests.conftest import PASSPHRASE, free_port, make_csr, openssl_ocsp
 
 REVOCA = [sys.executable, "-m", "revoca"]
 
@@ -380,23 +380,7 @@ def test_demo_serves_ocsp(tmp_path):
         # A revocation from the CLI reaches the running VA through the
         # co-located publisher within seconds.
         def www_status():
-            out = subprocess.run(
-                [
-                    "openssl",
-                    "ocsp",
-                    "-issuer",
-                    d / "issuing.pem",
-                    "-cert",
-                    d / "www.pem",
-                    "-url",
-                    f"http://127.0.0.1:{port}/ocsp",
-                    "-CAfile",
-                    d / "chain.pem",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
+            out = openssl_ocsp(d, port, "www.pem")
             return out.stdout
 
         assert ": good" in www_status()

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import PASSPHRASE, free_port
+from tests.conftest import PASSPHRASE, free_port, openssl_ocsp
 
 
 def _children(pid: int) -> set[int]:
@@ -16,24 +16,7 @@ def _children(pid: int) -> set[int]:
 
 
 def _ocsp_ok(d: Path, port: int) -> bool:
-    result = subprocess.run(
-        [
-            "openssl",
-            "ocsp",
-            "-issuer",
-            d / "issuing.pem",
-            "-cert",
-            d / "www.pem",
-            "-url",
-            f"http://127.0.0.1:{port}/ocsp",
-            "-CAfile",
-            d / "chain.pem",
-            "-no_nonce",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
+    result = openssl_ocsp(d, port, "www.pem", "-no_nonce")
     return result.returncode == 0 and "www.pem: good" in result.stdout
 
 
