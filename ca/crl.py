@@ -28,6 +28,8 @@ CERTIFICATE_HOLD = 6
 MAX_VALIDITY_DAYS = 10  # BR 4.9.7 for subscriber CRLs
 DEFAULT_VALIDITY_DAYS = 7
 DELTA_VALIDITY_DAYS = 1
+DEFAULT_ARL_VALIDITY_DAYS = 365
+MAX_ARL_VALIDITY_DAYS = 366  # BR 4.9.7: CRLs for CA certificates, at most 12 months
 CHUNK = 10_000
 
 
@@ -59,7 +61,9 @@ _REVOKED_SQL = (
 )
 
 
-def revoked_rows(conn: Connection, ca_id: int, listed_since: int | None):
+def revoked_rows(
+    conn: Connection, ca_id: int, listed_since: int | None, profiles: tuple[str, ...] | None = None
+):
     """(serial_hex, revoked_at, reason or None, invalidity_date or None), in serial order.
 
     ``listed_since``: the previous full CRL's thisUpdate; certificates that
@@ -71,16 +75,18 @@ def revoked_rows(conn: Connection, ca_id: int, listed_since: int | None):
     """
     raw = conn.connection.dbapi_connection
     since = listed_since if listed_since is not None else -(2**62)
+    sql = _REVOKED_SQL
+    if profiles is not None:  # the ARL lists CA certificates only
+        names = ", ".join("'" + p.replace("'", "''") + "'" for p in profiles) or "''"
+        sql = sql.replace(" ORDER BY", f" AND profile IN ({names}) ORDER BY")
     if conn.dialect.name == "postgresql":
         cursor = raw.cursor(name="revoca_crl_rows")
         cursor.itersize = CHUNK
-        cursor.execute(
-            _REVOKED_SQL.format(ca="%(ca)s", since="%(since)s"), {"ca": ca_id, "since": since}
-        )
+        cursor.execute(sql.format(ca="%(ca)s", since="%(since)s"), {"ca": ca_id, "since": since})
     else:
         cursor = raw.cursor()
         cursor.arraysize = CHUNK
-        cursor.execute(_REVOKED_SQL.format(ca="?", since="?"), (ca_id, since))
+        cursor.execute(sql.format(ca="?", since="?"), (ca_id, since))
     try:
         while True:
             chunk = cursor.fetchmany(CHUNK)
@@ -164,6 +170,7 @@ def issue_crl(
     ca_name: str,
     *,
     delta: bool = False,
+    arl: bool = False,
     days: int | None = None,
     delta_url: str = "",
     now: datetime | None = None,
@@ -173,13 +180,19 @@ def issue_crl(
     against the latest full one. ``delta_url``: where the delta CRLs are
     published; full CRLs then carry FreshestCRL pointing there (RFC 5280
     5.2.6), which relying parties need before they use a delta."""
-    kind = "delta" if delta else "full"
+    if delta and arl:
+        raise PolicyError("a CRL is either a delta or an ARL, not both")
+    kind = "delta" if delta else "arl" if arl else "full"
+    limit = MAX_ARL_VALIDITY_DAYS if arl else MAX_VALIDITY_DAYS
     with service._audited(actor, "ca.crl", ca_name):
-        days = (
-            days if days is not None else (DELTA_VALIDITY_DAYS if delta else DEFAULT_VALIDITY_DAYS)
-        )
-        if not 1 <= days <= MAX_VALIDITY_DAYS:
-            raise PolicyError(f"CRL validity must be 1 to {MAX_VALIDITY_DAYS} days (BR 4.9.7)")
+        if days is None:
+            days = {"delta": DELTA_VALIDITY_DAYS, "arl": DEFAULT_ARL_VALIDITY_DAYS}.get(
+                kind, DEFAULT_VALIDITY_DAYS
+            )
+        if not 1 <= days <= limit:
+            raise PolicyError(
+                f"{'ARL' if arl else 'CRL'} validity must be 1 to {limit} days (BR 4.9.7)"
+            )
         ca = service.get_ca(ca_name)
         this_update = to_epoch(now or service.clock())
         next_update = this_update + days * 86400
@@ -195,7 +208,7 @@ def issue_crl(
             ) + 1
             base = conn.execute(
                 select(crls.c.number, crls.c.this_update, crls.c.outbox_id)
-                .where(crls.c.ca_id == ca.id, crls.c.kind == "full")
+                .where(crls.c.ca_id == ca.id, crls.c.kind == ("arl" if arl else "full"))
                 .order_by(crls.c.number.desc())
                 .limit(1)
             ).first()
@@ -206,6 +219,20 @@ def issue_crl(
                 writer.add_rows(delta_rows(conn, ca.id, base.outbox_id or 0))
                 # RFC 5280 5.2.4: deltaCRLIndicator is critical and names the base.
                 extra = [Extension(x509.DeltaCRLIndicator(base.number), True)]
+            elif arl:
+                ca_profiles = tuple(n for n, p in service.profiles.items() if p.ca)
+                writer.add_rows(
+                    revoked_rows(
+                        conn, ca.id, base.this_update if base else None, profiles=ca_profiles
+                    )
+                )
+                # RFC 5280 5.2.5: an ARL says so in a critical IssuingDistributionPoint.
+                extra = [
+                    Extension(
+                        x509.IssuingDistributionPoint(None, None, False, True, None, False, False),
+                        True,
+                    )
+                ]
             else:
                 writer.add_rows(revoked_rows(conn, ca.id, base.this_update if base else None))
                 extra = (
@@ -250,7 +277,7 @@ def issue_crl(
                     next_update=next_update,
                     entries=writer.count,
                     der=crl_der,
-                    base_number=base.number if delta else None,
+                    base_number=base.number if delta and base else None,
                     # Inside this transaction no writer can add events: a full
                     # CRL reflects exactly the outbox up to here.
                     outbox_id=None

@@ -45,8 +45,8 @@ class Outbox:
             return conn.execute(select(outbox.c.created_at_ms).where(outbox.c.id == seq)).scalar()
 
     def latest_crls(self) -> list[dict]:
-        """The newest full and delta CRL of every CA, named as the VAs serve
-        them: <ca> and <ca>-delta (the default CRL URLs of the profiles)."""
+        """The newest CRL (full or ARL) and delta CRL of every CA, named as
+        the VAs serve them: <ca> and <ca>-delta (the profiles' CRL URLs)."""
         newest = (
             select(crls.c.ca_id, crls.c.kind, func.max(crls.c.number).label("number"))
             .group_by(crls.c.ca_id, crls.c.kind)
@@ -69,17 +69,21 @@ class Outbox:
             )
             .join(cas, cas.c.id == crls.c.ca_id)
         )
+        newest_by_name: dict[str, dict] = {}
         with self.engine.connect() as conn:
-            return [
-                {
-                    "name": name if kind == "full" else f"{name}-delta",
-                    "number": number,
-                    "this_update": this_update,
-                    "next_update": next_update,
-                    "der": der,
-                }
-                for name, kind, number, this_update, next_update, der in conn.execute(query)
-            ]
+            for name, kind, number, this_update, next_update, der in conn.execute(query):
+                served = f"{name}-delta" if kind == "delta" else name
+                # A root's ARL and full CRL share <ca>.crl (its sub-CAs' CRL DP):
+                # the newest of the two is served.
+                if number > newest_by_name.get(served, {"number": -1})["number"]:
+                    newest_by_name[served] = {
+                        "name": served,
+                        "number": number,
+                        "this_update": this_update,
+                        "next_update": next_update,
+                        "der": der,
+                    }
+        return list(newest_by_name.values())
 
     def crl_numbers(self) -> dict[str, int]:
         """Newest CRL number per served name, without loading any CRL."""
@@ -89,4 +93,8 @@ class Outbox:
             .group_by(cas.c.name, crls.c.kind)
         )
         with self.engine.connect() as conn:
-            return {(n if k == "full" else f"{n}-delta"): num for n, k, num in conn.execute(query)}
+            numbers: dict[str, int] = {}
+            for n, k, num in conn.execute(query):
+                name = f"{n}-delta" if k == "delta" else n
+                numbers[name] = max(num, numbers.get(name, 0))
+            return numbers

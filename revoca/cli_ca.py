@@ -350,6 +350,9 @@ def profiles(ctx, as_json):
 @click.option("--ca", "ca_name", required=True, help="The CA whose CRL to sign.")
 @click.option("--delta", is_flag=True, help="A delta CRL against the latest full CRL.")
 @click.option(
+    "--arl", is_flag=True, help="An ARL: only CA certificates (a root's CRL), up to 12 months."
+)
+@click.option(
     "--days",
     type=int,
     help="nextUpdate after this many days (default from [crl]; at most 10, BR 4.9.7).",
@@ -357,23 +360,24 @@ def profiles(ctx, as_json):
 @click.option("--out", help="Write the CRL (DER) here (default: stdout).")
 @click.pass_context
 @handle_errors
-def crl(ctx, ca_name, delta, days, out):
+def crl(ctx, ca_name, delta, arl, days, out):
     """Sign the next full (or delta) CRL of a CA now, streamed from the store."""
     from ca.crl import issue_crl
     from revoca.config import crl_delta_url
 
     config = config_of(ctx)
-    if days is None:
+    if days is None and not arl:
         days = config.crl["delta_validity_days" if delta else "validity_days"]
     record = issue_crl(
         _service(ctx),
         ca_name,
         delta=delta,
+        arl=arl,
         days=days,
-        delta_url=crl_delta_url(config, ca_name),
+        delta_url="" if arl else crl_delta_url(config, ca_name),
         actor=actor(),
     )
-    kind = "delta CRL" if delta else "CRL"
+    kind = "delta CRL" if delta else "ARL" if arl else "CRL"
     click.echo(
         f"{kind} number {record.number} of {ca_name}: {record.entries} entries, "
         f"{len(record.der)} bytes",

@@ -294,3 +294,45 @@ def test_delta_crl(make_service, tmp_path):
             )
             == []
         )
+
+
+def test_arl_and_crl_check_all(make_service, tmp_path):
+    service = make_service(base_url=PUBLIC_BASE_URL)
+    service.init_root("root", "CN=ARL Root,O=Revoca Tests,C=DE")
+    service.create_sub("issuing", "root", "CN=ARL Issuing CA,O=Revoca Tests,C=DE")
+    service.create_sub("retired", "root", "CN=Retired Issuing CA,O=Revoca Tests,C=DE")
+    service.revoke("root", service.get_ca("retired").serial, RevocationReason.cessationOfOperation)
+    leaf = service.issue("issuing", make_csr(), "tls-server")
+    with pytest.raises(PolicyError, match="ARL validity must be 1 to 366 days"):
+        crl.issue_crl(service, "root", arl=True, days=400)
+    arl = crl.issue_crl(service, "root", arl=True)
+    assert arl.next_update - arl.this_update == 365 * 86400
+    parsed = x509.load_der_x509_crl(arl.der)
+    idp = parsed.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
+    assert idp.critical and idp.value.only_contains_ca_certs
+    assert [e.serial_number for e in parsed] == [service.get_ca("retired").serial]
+    full = crl.issue_crl(service, "issuing")
+
+    root, issuing = service.get_ca("root").certificate, service.get_ca("issuing").certificate
+    retired = service.get_ca("retired").certificate
+    (tmp_path / "root.pem").write_bytes(pem(root))
+    (tmp_path / "issuing.pem").write_bytes(pem(issuing))
+    (tmp_path / "retired.pem").write_bytes(pem(retired))
+    (tmp_path / "leaf.pem").write_bytes(pem(leaf.certificate))
+    (tmp_path / "crls.pem").write_bytes(b"".join(
+        x509.load_der_x509_crl(d).public_bytes(serialization.Encoding.PEM)
+        for d in (arl.der, full.der)))
+
+    def verify(chain_file: str, target: str):
+        return subprocess.run(
+            ["openssl", "verify", "-crl_check_all", "-CAfile", tmp_path / "root.pem",
+             "-untrusted", tmp_path / chain_file, "-CRLfile", tmp_path / "crls.pem",
+             tmp_path / target], capture_output=True, text=True)
+
+    ok = verify("issuing.pem", "leaf.pem")
+    assert ok.returncode == 0, ok.stdout + ok.stderr  # root ARL + issuing CRL both checked
+    bad = verify("retired.pem", "retired.pem")
+    assert bad.returncode != 0 and "certificate revoked" in bad.stdout + bad.stderr
+    (tmp_path / "arl.crl").write_bytes(arl.der)
+    assert pkilint("lint_crl", tmp_path / "arl.crl", "-t", "ARL", "-p", "BR",
+                   "--document-format", "DER") == []
