@@ -62,7 +62,11 @@ _REVOKED_SQL = (
 
 
 def revoked_rows(
-    conn: Connection, ca_id: int, listed_since: int | None, profiles: tuple[str, ...] | None = None
+    conn: Connection,
+    ca_id: int,
+    listed_since: int | None,
+    profiles: tuple[str, ...] | None = None,
+    shard: int | None = None,
 ):
     """(serial_hex, revoked_at, reason or None, invalidity_date or None), in serial order.
 
@@ -76,9 +80,11 @@ def revoked_rows(
     raw = conn.connection.dbapi_connection
     since = listed_since if listed_since is not None else -(2**62)
     sql = _REVOKED_SQL
-    if profiles is not None:  # the ARL lists CA certificates only
+    if profiles is not None:  # an ARL (CA profiles) or one partition (one profile)
         names = ", ".join("'" + p.replace("'", "''") + "'" for p in profiles) or "''"
         sql = sql.replace(" ORDER BY", f" AND profile IN ({names}) ORDER BY")
+    if shard is not None:
+        sql = sql.replace(" ORDER BY", f" AND crl_shard = {int(shard)} ORDER BY")
     if conn.dialect.name == "postgresql":
         cursor = raw.cursor(name="revoca_crl_rows")
         cursor.itersize = CHUNK
@@ -171,6 +177,7 @@ def issue_crl(
     *,
     delta: bool = False,
     arl: bool = False,
+    partition: tuple[str, int] | None = None,
     days: int | None = None,
     delta_url: str = "",
     now: datetime | None = None,
@@ -180,9 +187,9 @@ def issue_crl(
     against the latest full one. ``delta_url``: where the delta CRLs are
     published; full CRLs then carry FreshestCRL pointing there (RFC 5280
     5.2.6), which relying parties need before they use a delta."""
-    if delta and arl:
-        raise PolicyError("a CRL is either a delta or an ARL, not both")
-    kind = "delta" if delta else "arl" if arl else "full"
+    if sum((delta, arl, partition is not None)) > 1:
+        raise PolicyError("a CRL is one of full, delta, ARL or partition")
+    kind = "delta" if delta else "arl" if arl else "partition" if partition else "full"
     limit = MAX_ARL_VALIDITY_DAYS if arl else MAX_VALIDITY_DAYS
     with service._audited(actor, "ca.crl", ca_name):
         if days is None:
@@ -194,6 +201,18 @@ def issue_crl(
                 f"{'ARL' if arl else 'CRL'} validity must be 1 to {limit} days (BR 4.9.7)"
             )
         ca = service.get_ca(ca_name)
+        name = f"{ca.name}-delta" if delta else ca.name
+        if partition is not None:
+            profile_name, shard = partition
+            profile = service.profile(profile_name)
+            if not profile.crl_partitions or not 0 <= shard < profile.crl_partitions:
+                raise PolicyError(f"profile {profile_name!r} has no CRL partition {shard}")
+            # BR 7.2.2: the IDP URL is byte-identical to the certificates' CRL DP.
+            idp_url = profile.url(profile.crl_url, base=service.base_url, ca=ca.name, shard=shard)
+            head, _, last = idp_url.rpartition("/crl/")
+            if not head or not last.endswith(".crl") or "/" in last:
+                raise PolicyError(f"partition URL {idp_url!r} must end in /crl/<name>.crl")
+            name = last[: -len(".crl")]
         this_update = to_epoch(now or service.clock())
         next_update = this_update + days * 86400
         algorithm = signature_algorithm_for(ca.certificate.public_key())
@@ -208,7 +227,11 @@ def issue_crl(
             ) + 1
             base = conn.execute(
                 select(crls.c.number, crls.c.this_update, crls.c.outbox_id)
-                .where(crls.c.ca_id == ca.id, crls.c.kind == ("arl" if arl else "full"))
+                .where(
+                    crls.c.ca_id == ca.id,
+                    crls.c.name == (ca.name if delta else name),
+                    crls.c.kind != "delta",
+                )
                 .order_by(crls.c.number.desc())
                 .limit(1)
             ).first()
@@ -219,6 +242,30 @@ def issue_crl(
                 writer.add_rows(delta_rows(conn, ca.id, base.outbox_id or 0))
                 # RFC 5280 5.2.4: deltaCRLIndicator is critical and names the base.
                 extra = [Extension(x509.DeltaCRLIndicator(base.number), True)]
+            elif partition is not None:
+                writer.add_rows(
+                    revoked_rows(
+                        conn,
+                        ca.id,
+                        base.this_update if base else None,
+                        profiles=(profile_name,),
+                        shard=shard,
+                    )
+                )
+                extra = [
+                    Extension(
+                        x509.IssuingDistributionPoint(
+                            [x509.UniformResourceIdentifier(idp_url)],
+                            None,
+                            not profile.ca,
+                            profile.ca,
+                            None,
+                            False,
+                            False,
+                        ),
+                        True,
+                    )
+                ]
             elif arl:
                 ca_profiles = tuple(n for n, p in service.profiles.items() if p.ca)
                 writer.add_rows(
@@ -273,6 +320,7 @@ def issue_crl(
                     ca_id=ca.id,
                     number=number,
                     kind=kind,
+                    name=name,
                     this_update=this_update,
                     next_update=next_update,
                     entries=writer.count,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from ca.errors import BadInputError, PolicyError
+from ca.errors import BadInputError, CAError, PolicyError
 from ca.keys import key_spec_of
 from ca.profiles import SUBJECT_ATTRIBUTE_NAMES, Profile
 from ca.requests import CertificateRequest, format_san, san_type
@@ -134,6 +134,7 @@ def apply_profile(
     days: int | None,
     base_url: str,
     ca_name: str,
+    serial: int | None = None,
 ) -> CertificateTemplate:
     """Build the certificate template, or raise PolicyError/BadInputError.
 
@@ -194,7 +195,18 @@ def apply_profile(
             # 6.1 would reject a chain whose leaf outlives it anyway).
             not_after = issuer_cert.not_valid_after_utc
 
-    extensions = _extensions(profile, request, key_spec, sans, issuer, base_url, ca_name)
+    if profile.crl_partitions and serial is None:
+        raise CAError("internal error: a partitioned profile needs the serial first")
+    extensions = _extensions(
+        profile,
+        request,
+        key_spec,
+        sans,
+        issuer,
+        base_url,
+        ca_name,
+        profile.shard_of(serial) if serial is not None else None,
+    )
     return CertificateTemplate(
         subject=request.subject,
         public_key=request.public_key,
@@ -206,8 +218,10 @@ def apply_profile(
     )
 
 
-def _extensions(profile, request, key_spec, sans, issuer, base_url, ca_name) -> list[Extension]:
-    url = lambda template: profile.url(template, base=base_url, ca=ca_name)  # noqa: E731
+def _extensions(
+    profile, request, key_spec, sans, issuer, base_url, ca_name, shard
+) -> list[Extension]:
+    url = lambda template: profile.url(template, base=base_url, ca=ca_name, shard=shard)  # noqa: E731
     exts = [
         Extension(x509.BasicConstraints(ca=profile.ca, path_length=profile.path_length), True),
         Extension(profile.key_usage_for(key_spec), True),

@@ -68,6 +68,7 @@ class Profile:
     ocsp_url: str = ""
     ca_issuers_url: str = ""
     crl_url: str = ""
+    crl_partitions: int = 0
     delta_crl_url: str = ""
     ocsp_no_check: bool = False
     subject_key_identifier: bool = True
@@ -83,8 +84,12 @@ class Profile:
     def allowed_reasons(self) -> set[RevocationReason]:
         return {RevocationReason.parse(name) for name in self.revocation_reasons}
 
-    def url(self, template: str, *, base: str, ca: str) -> str:
-        return template.format(base=base.rstrip("/"), ca=ca)
+    def url(self, template: str, *, base: str, ca: str, shard: int | None = None) -> str:
+        return template.format(base=base.rstrip("/"), ca=ca, profile=self.name, shard=shard)
+
+    def shard_of(self, serial: int) -> int | None:
+        """The CRL partition listing ``serial`` (None: the profile is not partitioned)."""
+        return serial % self.crl_partitions if self.crl_partitions else None
 
     def key_usage_for(self, key_spec: str) -> x509.KeyUsage:
         bits = set(self.key_usage)
@@ -141,6 +146,13 @@ def profile_from_config(name: str, table: dict) -> Profile:
         )
     if profile.path_length is not None and (not profile.ca or profile.path_length < 0):
         raise ConfigError(f"profile {name!r}: path_length needs ca = true and a value >= 0")
+    if not isinstance(profile.crl_partitions, int) or not 0 <= profile.crl_partitions <= 4096:
+        raise ConfigError(f"profile {name!r}: crl_partitions must be 0 to 4096")
+    if profile.crl_partitions and "{shard}" not in profile.crl_url:
+        raise ConfigError(
+            f"profile {name!r}: a partitioned crl_url must contain {{shard}}, e.g. "
+            '"{base}/crl/{ca}-{profile}-p{shard}.crl"'
+        )
     if profile.allow_hold and "certificateHold" not in profile.revocation_reasons:
         raise ConfigError(
             f"profile {name!r}: allow_hold needs certificateHold in revocation_reasons"

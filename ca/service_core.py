@@ -314,6 +314,11 @@ class ServiceCore:
     ) -> CertificateRecord:
         if ca.not_after <= self.clock():
             raise PolicyError(f"CA {ca.name!r} expired on {ca.not_after:%Y-%m-%d}")
+        if serial is None:
+            # Chosen first: a partitioned profile's CRL DP depends on it. The
+            # unique (ca_id, serial) constraint catches the (2**-127) clash.
+            with self.store.read() as conn:
+                serial = self._unused_serial(conn, ca.id)
         template = apply_profile(
             profile,
             request,
@@ -322,11 +327,10 @@ class ServiceCore:
             days=days,
             base_url=self.base_url,
             ca_name=ca.name,
+            serial=serial,
         )
         issuer_public_key = ca.certificate.public_key()
         with self.store.transaction() as conn:
-            if serial is None:
-                serial = self._unused_serial(conn, ca.id)
             cert = self._sign(
                 ca.key_id,
                 issuer_public_key,
@@ -352,6 +356,7 @@ class ServiceCore:
                     der=der,
                     private_key=private_key,
                     issued_at=to_epoch(self.clock()),
+                    crl_shard=profile.shard_of(serial),
                 )
             )
             if on_insert is not None:

@@ -151,8 +151,29 @@ def load_private_key(data: bytes, passphrase: bytes | None, *, what: str = "priv
             return loader(data, password=None)
         raise KeyAccessError(f"{what} is encrypted and no passphrase was given") from exc
     except ValueError as exc:
-        if "password" in str(exc).lower():
-            raise KeyAccessError(f"wrong passphrase for {what}") from exc
+        # A wrong passphrase usually fails the decryption ("password" in the
+        # message), but about once in 256 tries the CBC padding happens to be
+        # valid and only the parse of the garbage fails: for an encrypted key,
+        # any failure with a passphrase given is a passphrase failure.
+        if "password" in str(exc).lower() or (passphrase is not None and _encrypted(data)):
+            raise KeyAccessError(
+                f"wrong passphrase for {what} (or the key file is damaged)"
+            ) from exc
         raise BadInputError(f"{what} is not a valid PEM or DER private key") from exc
     except UnsupportedAlgorithm as exc:
         raise BadInputError(f"{what} uses an unsupported algorithm: {exc}") from exc
+
+
+def _encrypted(data: bytes) -> bool:
+    """PKCS#8 EncryptedPrivateKeyInfo (PEM or DER) or a legacy encrypted PEM."""
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data:
+        return True
+    # DER EncryptedPrivateKeyInfo starts SEQUENCE { SEQUENCE { OID ... } }, a
+    # PrivateKeyInfo SEQUENCE { INTEGER version ... }.
+    try:
+        from asn1crypto import keys
+
+        keys.EncryptedPrivateKeyInfo.load(data).native  # noqa: B018
+        return True
+    except Exception:
+        return False

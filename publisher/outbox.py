@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import Engine, func, select
 
-from ca.store.schema import cas, crls, outbox
+from ca.store.schema import crls, outbox
 
 EVENT_TYPES = {"issued", "revoked", "hold", "released", "expired"}
 
@@ -45,56 +45,25 @@ class Outbox:
             return conn.execute(select(outbox.c.created_at_ms).where(outbox.c.id == seq)).scalar()
 
     def latest_crls(self) -> list[dict]:
-        """The newest CRL (full or ARL) and delta CRL of every CA, named as
-        the VAs serve them: <ca> and <ca>-delta (the profiles' CRL URLs)."""
+        """The newest CRL under every served name (<ca>, <ca>-delta, partition
+        names): what the VAs serve at /crl/<name>.crl. A root's ARL and full
+        CRL share <ca>: the newest of the two is served."""
         newest = (
-            select(crls.c.ca_id, crls.c.kind, func.max(crls.c.number).label("number"))
-            .group_by(crls.c.ca_id, crls.c.kind)
+            select(crls.c.name, func.max(crls.c.number).label("number"))
+            .group_by(crls.c.ca_id, crls.c.name)
             .subquery()
         )
-        query = (
-            select(
-                cas.c.name,
-                crls.c.kind,
-                crls.c.number,
-                crls.c.this_update,
-                crls.c.next_update,
-                crls.c.der,
-            )
-            .join(
-                newest,
-                (crls.c.ca_id == newest.c.ca_id)
-                & (crls.c.kind == newest.c.kind)
-                & (crls.c.number == newest.c.number),
-            )
-            .join(cas, cas.c.id == crls.c.ca_id)
-        )
-        newest_by_name: dict[str, dict] = {}
+        query = select(
+            crls.c.name, crls.c.number, crls.c.this_update, crls.c.next_update, crls.c.der
+        ).join(newest, (crls.c.name == newest.c.name) & (crls.c.number == newest.c.number))
         with self.engine.connect() as conn:
-            for name, kind, number, this_update, next_update, der in conn.execute(query):
-                served = f"{name}-delta" if kind == "delta" else name
-                # A root's ARL and full CRL share <ca>.crl (its sub-CAs' CRL DP):
-                # the newest of the two is served.
-                if number > newest_by_name.get(served, {"number": -1})["number"]:
-                    newest_by_name[served] = {
-                        "name": served,
-                        "number": number,
-                        "this_update": this_update,
-                        "next_update": next_update,
-                        "der": der,
-                    }
-        return list(newest_by_name.values())
+            return [
+                {"name": n, "number": num, "this_update": t, "next_update": nu, "der": der}
+                for n, num, t, nu, der in conn.execute(query)
+            ]
 
     def crl_numbers(self) -> dict[str, int]:
         """Newest CRL number per served name, without loading any CRL."""
-        query = (
-            select(cas.c.name, crls.c.kind, func.max(crls.c.number))
-            .join(cas, cas.c.id == crls.c.ca_id)
-            .group_by(cas.c.name, crls.c.kind)
-        )
+        query = select(crls.c.name, func.max(crls.c.number)).group_by(crls.c.name)
         with self.engine.connect() as conn:
-            numbers: dict[str, int] = {}
-            for n, k, num in conn.execute(query):
-                name = f"{n}-delta" if k == "delta" else n
-                numbers[name] = max(num, numbers.get(name, 0))
-            return numbers
+            return dict(conn.execute(query).all())

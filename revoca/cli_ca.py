@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives import serialization
 
-from ca.errors import KeyAccessError
+from ca.errors import BadInputError, KeyAccessError
 from ca.export import FORMATS
 from ca.keys import KEY_SPECS, PassphraseSource
 from ca.reasons import RevocationReason
@@ -353,6 +353,11 @@ def profiles(ctx, as_json):
     "--arl", is_flag=True, help="An ARL: only CA certificates (a root's CRL), up to 12 months."
 )
 @click.option(
+    "--partition",
+    metavar="PROFILE:SHARD",
+    help="One shard of a partitioned profile's CRL (profile setting crl_partitions).",
+)
+@click.option(
     "--days",
     type=int,
     help="nextUpdate after this many days (default from [crl]; at most 10, BR 4.9.7).",
@@ -360,12 +365,19 @@ def profiles(ctx, as_json):
 @click.option("--out", help="Write the CRL (DER) here (default: stdout).")
 @click.pass_context
 @handle_errors
-def crl(ctx, ca_name, delta, arl, days, out):
-    """Sign the next full (or delta) CRL of a CA now, streamed from the store."""
+def crl(ctx, ca_name, delta, arl, partition, days, out):
+    """Sign the next CRL of a CA now (full, delta, ARL or one partition),
+    streamed from the store."""
     from ca.crl import issue_crl
     from revoca.config import crl_delta_url
 
     config = config_of(ctx)
+    shard = None
+    if partition:
+        profile_name, _, number = partition.partition(":")
+        if not profile_name or not number.isdigit():
+            raise BadInputError(f"--partition {partition!r}: write it as PROFILE:SHARD")
+        shard = (profile_name, int(number))
     if days is None and not arl:
         days = config.crl["delta_validity_days" if delta else "validity_days"]
     record = issue_crl(
@@ -373,11 +385,12 @@ def crl(ctx, ca_name, delta, arl, days, out):
         ca_name,
         delta=delta,
         arl=arl,
+        partition=shard,
         days=days,
-        delta_url="" if arl else crl_delta_url(config, ca_name),
+        delta_url="" if arl or shard else crl_delta_url(config, ca_name),
         actor=actor(),
     )
-    kind = "delta CRL" if delta else "ARL" if arl else "CRL"
+    kind = "delta CRL" if delta else "ARL" if arl else "partition CRL" if shard else "CRL"
     click.echo(
         f"{kind} number {record.number} of {ca_name}: {record.entries} entries, "
         f"{len(record.der)} bytes",

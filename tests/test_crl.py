@@ -319,20 +319,137 @@ def test_arl_and_crl_check_all(make_service, tmp_path):
     (tmp_path / "issuing.pem").write_bytes(pem(issuing))
     (tmp_path / "retired.pem").write_bytes(pem(retired))
     (tmp_path / "leaf.pem").write_bytes(pem(leaf.certificate))
-    (tmp_path / "crls.pem").write_bytes(b"".join(
-        x509.load_der_x509_crl(d).public_bytes(serialization.Encoding.PEM)
-        for d in (arl.der, full.der)))
+    (tmp_path / "crls.pem").write_bytes(
+        b"".join(
+            x509.load_der_x509_crl(d).public_bytes(serialization.Encoding.PEM)
+            for d in (arl.der, full.der)
+        )
+    )
 
     def verify(chain_file: str, target: str):
         return subprocess.run(
-            ["openssl", "verify", "-crl_check_all", "-CAfile", tmp_path / "root.pem",
-             "-untrusted", tmp_path / chain_file, "-CRLfile", tmp_path / "crls.pem",
-             tmp_path / target], capture_output=True, text=True)
+            [
+                "openssl",
+                "verify",
+                "-crl_check_all",
+                "-CAfile",
+                tmp_path / "root.pem",
+                "-untrusted",
+                tmp_path / chain_file,
+                "-CRLfile",
+                tmp_path / "crls.pem",
+                tmp_path / target,
+            ],
+            capture_output=True,
+            text=True,
+        )
 
     ok = verify("issuing.pem", "leaf.pem")
     assert ok.returncode == 0, ok.stdout + ok.stderr  # root ARL + issuing CRL both checked
     bad = verify("retired.pem", "retired.pem")
     assert bad.returncode != 0 and "certificate revoked" in bad.stdout + bad.stderr
     (tmp_path / "arl.crl").write_bytes(arl.der)
-    assert pkilint("lint_crl", tmp_path / "arl.crl", "-t", "ARL", "-p", "BR",
-                   "--document-format", "DER") == []
+    assert (
+        pkilint(
+            "lint_crl", tmp_path / "arl.crl", "-t", "ARL", "-p", "BR", "--document-format", "DER"
+        )
+        == []
+    )
+
+
+def test_partitioned_crls_cover_every_revoked_certificate_once(make_service, tmp_path):
+    import dataclasses
+
+    service = make_service(base_url=PUBLIC_BASE_URL)
+    base_profile = service.profiles["tls-server"]
+    service.profiles["tls-sharded"] = dataclasses.replace(
+        base_profile,
+        name="tls-sharded",
+        crl_partitions=4,
+        crl_url="{base}/crl/{ca}-{profile}-p{shard}.crl",
+    )
+    service.init_root("root", "CN=Shard Root,O=Revoca Tests,C=DE")
+    service.create_sub("issuing", "root", "CN=Shard Issuing CA,O=Revoca Tests,C=DE")
+    records = [
+        service.issue(
+            "issuing", make_csr(f"h{i}.example.com", [f"dns:h{i}.example.com"]), "tls-sharded"
+        )
+        for i in range(40)
+    ]
+    revoked = {r.serial for r in records[::3]} | {r.serial for r in records[1::7]}
+    for serial in revoked:
+        service.revoke("issuing", serial, RevocationReason.keyCompromise)
+    with pytest.raises(PolicyError, match="has no CRL partition 4"):
+        crl.issue_crl(service, "issuing", partition=("tls-sharded", 4))
+
+    shards, seen = {}, []
+    for shard in range(4):
+        record = crl.issue_crl(service, "issuing", partition=("tls-sharded", shard))
+        parsed = x509.load_der_x509_crl(record.der)
+        idp = parsed.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
+        assert idp.critical and idp.value.only_contains_user_certs
+        shards[shard] = (record, parsed, idp.value.full_name[0].value)
+        seen += [e.serial_number for e in parsed]
+    assert sorted(seen) == sorted(revoked)  # the union is the revoked set, no duplicates
+    assert len(seen) == len(set(seen))
+    for record in records:
+        dp = record.certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+        url = dp.value[0].full_name[0].value
+        shard = record.serial % 4
+        assert url == shards[shard][2]  # byte-identical to the shard CRL's IDP (BR 7.2.2)
+        assert url.encode() in shards[shard][0].der and url.encode() in record.der
+        listed = any(e.serial_number == record.serial for e in shards[shard][1])
+        assert listed == (record.serial in revoked)
+
+    victim = next(r for r in records if r.serial in revoked)
+    chain = service.chain("issuing")
+    (tmp_path / "chain.pem").write_bytes(pem(chain[0]) + pem(chain[1]))
+    (tmp_path / "leaf.pem").write_bytes(pem(victim.certificate))
+    for shard, (record, parsed, _) in shards.items():
+        (tmp_path / f"p{shard}.pem").write_bytes(parsed.public_bytes(serialization.Encoding.PEM))
+        (tmp_path / f"p{shard}.crl").write_bytes(record.der)
+        assert (
+            pkilint(
+                "lint_crl",
+                tmp_path / f"p{shard}.crl",
+                "-t",
+                "CRL",
+                "-p",
+                "BR",
+                "--document-format",
+                "DER",
+            )
+            == []
+        )
+    own = victim.serial % 4
+    result = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            tmp_path / "chain.pem",
+            "-CRLfile",
+            tmp_path / f"p{own}.pem",
+            tmp_path / "leaf.pem",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "certificate revoked" in result.stdout + result.stderr
+    other = (own + 1) % 4  # another shard's CRL does not cover it: no answer, not "good"
+    result = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            tmp_path / "chain.pem",
+            "-CRLfile",
+            tmp_path / f"p{other}.pem",
+            tmp_path / "leaf.pem",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "certificate revoked" not in result.stdout + result.stderr

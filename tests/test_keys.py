@@ -104,3 +104,21 @@ def test_load_private_key_errors():
     with pytest.raises(KeyAccessError, match="wrong passphrase"):
         load_private_key(encrypted, b"other-pass")
     assert load_private_key(encrypted, b"secret-pass").public_key() == key.public_key()
+
+
+def test_wrong_passphrase_with_valid_padding_is_still_a_wrong_passphrase():
+    """About one wrong passphrase in 256 decrypts to valid padding; the error
+    must not turn into "not a valid key"."""
+    from pathlib import Path
+
+    from va.signing import ResponderKeyError, load_key
+
+    vector = (
+        Path(__file__).with_name("vectors") / "key-encrypted-wrong-passphrase-valid-padding.pem"
+    )
+    pem = vector.read_bytes()
+    with pytest.raises(KeyAccessError, match="wrong passphrase"):
+        load_private_key(pem, b"wrong-159")
+    with pytest.raises(ResponderKeyError, match="wrong passphrase"):
+        load_key(pem, b"wrong-159", "responder key")
+    assert load_private_key(pem, b"the-right-one") is not None

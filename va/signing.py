@@ -33,8 +33,13 @@ def load_key(pem: bytes, passphrase: bytes | None, what: str):
             return serialization.load_pem_private_key(pem, password=None)
         raise ResponderKeyError(f"{what} is encrypted and no passphrase was given") from None
     except ValueError as exc:
-        if "password" in str(exc).lower():
-            raise ResponderKeyError(f"wrong passphrase for {what}") from None
+        # About once in 256 wrong passphrases the CBC padding is valid and only
+        # the parse fails: for an encrypted key, any failure is the passphrase.
+        encrypted = b"ENCRYPTED" in pem
+        if "password" in str(exc).lower() or (passphrase is not None and encrypted):
+            raise ResponderKeyError(
+                f"wrong passphrase for {what} (or the key is damaged)"
+            ) from None
         raise ResponderKeyError(f"{what} is not a valid PEM private key") from None
 
 

@@ -73,6 +73,8 @@ certificates = Table(
     # Encrypted PKCS#8 PEM, only when the key was generated here (PKCS#12 export).
     Column("private_key", LargeBinary),
     Column("issued_at", BigInteger, nullable=False),
+    # Partitioned CRLs: which shard's CRL lists this certificate (migration 0002).
+    Column("crl_shard", Integer),
     UniqueConstraint("ca_id", "serial"),
     Index(None, "not_after"),
     Index(None, "ca_id", "status"),
@@ -139,7 +141,8 @@ crls = Table(
     Column("id", Id, primary_key=True),
     Column("ca_id", Id, ForeignKey("cas.id"), nullable=False),
     Column("number", BigInteger, nullable=False),
-    Column("kind", String(16), nullable=False),  # full | delta
+    Column("kind", String(16), nullable=False),  # full | delta | arl | partition
+    Column("name", String(200), nullable=False),  # served as /crl/<name>.crl
     Column("base_number", BigInteger),  # delta CRLs: the full CRL they extend
     Column("outbox_id", BigInteger),  # full CRLs: the last outbox event they reflect
     Column("this_update", BigInteger, nullable=False),

@@ -1,4 +1,5 @@
-"""CRLs signed by each CA, with their numbers; an index for reading revoked rows.
+"""CRLs signed by each CA, with their numbers and served names; each
+certificate's CRL shard; an index for reading revoked rows.
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +24,7 @@ def upgrade() -> None:
         sa.Column("ca_id", Id, nullable=False),
         sa.Column("number", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
         sa.Column("base_number", sa.BigInteger(), nullable=True),
         sa.Column("outbox_id", sa.BigInteger(), nullable=True),
         sa.Column("this_update", sa.BigInteger(), nullable=False),
@@ -34,6 +36,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("ca_id", "number", name="uq_crls_ca_id_number"),
     )
 
+    with op.batch_alter_table("certificates") as batch:
+        batch.add_column(sa.Column("crl_shard", sa.Integer(), nullable=True))
     op.create_index(
         "ix_certificates_revoked",
         "certificates",
@@ -53,4 +57,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_certificates_revoked", "certificates")
+    with op.batch_alter_table("certificates") as batch:
+        batch.drop_column("crl_shard")
     op.drop_table("crls")
