@@ -397,3 +397,36 @@ def crl(ctx, ca_name, delta, arl, partition, days, out):
         err=True,
     )
     write_output(out, record.der)
+
+
+@ca.command("crl-updater")
+@click.option("--once", is_flag=True, help="Issue what is due now, then exit.")
+@click.option("--seconds", type=float, help="Stop after this long (default: until SIGTERM).")
+@click.pass_context
+@handle_errors
+def crl_updater(ctx, once, seconds):
+    """Issue full, delta, ARL and partition CRLs on the [crl] schedule."""
+    import signal
+    import time
+
+    from ca.crl_updater import Schedule, run_once
+    from revoca.config import crl_delta_url
+
+    config = config_of(ctx)
+    service = _service(ctx)
+    schedule = Schedule(
+        full_interval=config.crl["full_interval_hours"] * 3600,
+        delta_interval=config.crl["delta_interval_minutes"] * 60,
+        deltas=bool(config.crl["delta_url"]),
+    )
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while True:
+        for name in run_once(
+            service, schedule, actor=actor(), delta_url_for=lambda ca: crl_delta_url(config, ca)
+        ):
+            click.echo(f"issued {name}.crl", err=True)
+        if once or stop["now"] or (deadline is not None and time.monotonic() >= deadline):
+            return
+        time.sleep(min(60.0, max(1.0, (deadline - time.monotonic()) if deadline else 60.0)))

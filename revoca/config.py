@@ -160,6 +160,11 @@ def _crl_section(table: dict, base_url: str) -> dict:
     for key in ("validity_days", "delta_validity_days"):
         if not isinstance(section[key], int) or not 1 <= section[key] <= 10:
             raise ConfigError(f"crl.{key} must be 1 to 10 days (BR 4.9.7)")
+    for key in ("full_interval_hours", "delta_interval_minutes"):
+        if not isinstance(section[key], int) or section[key] < 1:
+            raise ConfigError(f"crl.{key} must be a positive integer")
+    if section["full_interval_hours"] > section["validity_days"] * 24:
+        raise ConfigError("crl.full_interval_hours must not exceed crl.validity_days")
     section["base_url"] = base_url.rstrip("/")
     return section
 

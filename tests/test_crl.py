@@ -214,6 +214,18 @@ def test_cli_crl(tmp_path):
         text=True,
     )
     assert bad.returncode == 4 and "1 to 10 days" in bad.stderr
+    updater = subprocess.run(
+        [*base, "ca", "crl-updater", "--once"], env=env, capture_output=True, text=True
+    )
+    assert updater.returncode == 0, updater.stderr
+    assert "issued root.crl" in updater.stderr  # the root's ARL was never issued
+    bad_partition = subprocess.run(
+        [*base, "ca", "crl", "--ca", "issuing", "--partition", "x"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad_partition.returncode == 5 and "PROFILE:SHARD" in bad_partition.stderr
 
 
 def test_delta_crl(make_service, tmp_path):
@@ -453,3 +465,52 @@ def test_partitioned_crls_cover_every_revoked_certificate_once(make_service, tmp
         text=True,
     )
     assert result.returncode != 0 and "certificate revoked" not in result.stdout + result.stderr
+
+
+def test_crl_updater_schedule(make_service):
+    import dataclasses
+
+    from ca.crl_updater import Schedule, run_once
+
+    now = [FIXED_NOW]
+    service = make_service(clock=lambda: now[0], base_url=PUBLIC_BASE_URL)
+    service.profiles["tls-sharded"] = dataclasses.replace(
+        service.profiles["tls-server"],
+        name="tls-sharded",
+        crl_partitions=2,
+        crl_url="{base}/crl/{ca}-{profile}-p{shard}.crl",
+    )
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Issuing")
+    schedule = Schedule(full_interval=86400, delta_interval=3600)
+    url = lambda ca: f"{PUBLIC_BASE_URL}/crl/{ca}-delta.crl"  # noqa: E731
+    first = run_once(service, schedule, delta_url_for=url)
+    assert sorted(first) == ["issuing", "issuing-tls-sharded-p0", "issuing-tls-sharded-p1", "root"]
+    assert run_once(service, schedule, delta_url_for=url) == []  # nothing due
+    record = service.issue("issuing", make_csr(), "tls-server")
+    service.revoke("issuing", record.serial, RevocationReason.keyCompromise)
+    assert run_once(service, schedule, delta_url_for=url) == []  # no rebuild per revocation
+    now[0] += timedelta(hours=1)
+    assert run_once(service, schedule, delta_url_for=url) == ["issuing-delta"]
+    now[0] += timedelta(hours=23)
+    assert sorted(run_once(service, schedule, delta_url_for=url)) == [
+        "issuing",
+        "issuing-tls-sharded-p0",
+        "issuing-tls-sharded-p1",
+        "root",
+    ]
+    arl = x509.load_der_x509_crl(crl_der(service, "root"))
+    assert arl.extensions.get_extension_for_class(
+        x509.IssuingDistributionPoint
+    ).value.only_contains_ca_certs
+
+
+def crl_der(service, name: str) -> bytes:
+    from sqlalchemy import select
+
+    from ca.store.schema import crls
+
+    with service.store.read() as conn:
+        return conn.execute(
+            select(crls.c.der).where(crls.c.name == name).order_by(crls.c.number.desc()).limit(1)
+        ).scalar_one()
