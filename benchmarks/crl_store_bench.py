@@ -8,7 +8,6 @@ the CRL's size, not a Python object per entry.
 
 import argparse
 import json
-import os
 import resource
 import secrets
 import sqlite3
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 
-def run(entries: int) -> dict:
+def run(entries: int, delta_entries: int = 0) -> dict:
     from ca.crl import issue_full_crl
     from ca.keys import PassphraseSource
     from ca.service import CAService
@@ -78,20 +77,50 @@ def run(entries: int) -> dict:
         record = issue_full_crl(service, "issuing")
         elapsed = time.perf_counter() - started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result = {
+            "entries": record.entries,
+            "crl_bytes": len(record.der),
+            "seconds": round(elapsed, 3),
+            "peak_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
+        }
+        if delta_entries:
+            # Changes after the base: outbox events for delta_entries serials.
+            from ca.crl import issue_crl
+
+            service.store.close()
+            db = sqlite3.connect(tmp / "ca.db")
+            serials = [
+                r[0]
+                for r in db.execute(
+                    "SELECT serial FROM certificates WHERE ca_id = ? AND status = 'revoked' "
+                    "LIMIT ?",
+                    (ca_id, delta_entries),
+                )
+            ]
+            db.executemany(
+                "INSERT INTO outbox (ca_id, serial, event, payload, created_at_ms) "
+                "VALUES (?, ?, 'revoked', '{}', 0)",
+                [(ca_id, s) for s in serials],
+            )
+            db.commit()
+            db.close()
+            service.store = Store.open(url)
+            started = time.perf_counter()
+            delta = issue_crl(service, "issuing", delta=True)
+            result["delta_entries"] = delta.entries
+            result["delta_seconds"] = round(time.perf_counter() - started, 4)
         service.store.close()
-    return {
-        "entries": record.entries,
-        "crl_bytes": len(record.der),
-        "seconds": round(elapsed, 3),
-        "peak_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
-        "pid": os.getpid(),
-    }
+    return result
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
-    print(json.dumps(run(parser.parse_args(argv).entries), indent=2))
+    parser.add_argument(
+        "--delta", type=int, default=0, help="then time a delta CRL listing this many changes"
+    )
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.entries, args.delta), indent=2))
 
 
 if __name__ == "__main__":

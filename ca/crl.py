@@ -132,13 +132,15 @@ def encode_tbs(
     return der.sequence(*parts)
 
 
+# The outbox is read by its primary-key range first (a delta covers only
+# events after the base), grouped per serial, then joined through the
+# certificates' unique (ca_id, serial) index.
 _CHANGED_SQL = (
     "SELECT c.serial, c.status, c.revoked_at, c.revocation_reason, c.invalidity_date, "
-    "MAX(o.created_at_ms) FROM outbox o JOIN certificates c "
-    "ON c.ca_id = o.ca_id AND c.serial = o.serial "
-    "WHERE o.ca_id = {ca} AND o.id > {since} "
-    "AND o.event IN ('revoked', 'hold', 'released') "
-    "GROUP BY c.serial, c.status, c.revoked_at, c.revocation_reason, c.invalidity_date "
+    "o.changed FROM (SELECT serial, MAX(created_at_ms) AS changed FROM outbox "
+    "WHERE id > {since} AND ca_id = {ca} AND event IN ('revoked', 'hold', 'released') "
+    "GROUP BY serial) o "
+    "JOIN certificates c ON c.ca_id = {ca} AND c.serial = o.serial "
     "ORDER BY c.serial"
 )
 REMOVE_FROM_CRL = 8
@@ -149,10 +151,8 @@ def delta_rows(conn: Connection, ca_id: int, base_outbox_id: int):
     changed after the base CRL (outbox events past the last one the base
     reflects), as it stands now; one released from hold is listed with
     removeFromCRL."""
-    style = "%(ca)s", "%(since)s"
+    style = ("%(ca)s", "%(since)s") if conn.dialect.name == "postgresql" else (":ca", ":since")
     params = {"ca": ca_id, "since": base_outbox_id}
-    if conn.dialect.name != "postgresql":
-        style, params = ("?", "?"), (ca_id, base_outbox_id)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(_CHANGED_SQL.format(ca=style[0], since=style[1]), params)

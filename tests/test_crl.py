@@ -299,13 +299,18 @@ def test_delta_crl(make_service, tmp_path):
         assert ("certificate revoked" in output) == revoked, output
     (tmp_path / "delta.crl").write_bytes(delta.der)
     (tmp_path / "base.crl").write_bytes(base.der)
+    lint = ("-t", "CRL", "--document-format", "DER")
     for name in ("base.crl", "delta.crl"):
-        assert (
-            pkilint(
-                "lint_crl", tmp_path / name, "-t", "CRL", "-p", "PKIX", "--document-format", "DER"
-            )
-            == []
-        )
+        assert pkilint("lint_crl", tmp_path / name, *lint, "-p", "PKIX") == []
+    # A TLS-only delta (no hold, no removeFromCRL) also passes the BR profile.
+    crl.issue_crl(service, "issuing", delta_url=delta_url)
+    now[0] += timedelta(hours=1)
+    another = service.issue(
+        "issuing", make_csr("more.example.com", ["dns:more.example.com"]), "tls-server"
+    )
+    service.revoke("issuing", another.serial, RevocationReason.cessationOfOperation)
+    (tmp_path / "tls-delta.crl").write_bytes(crl.issue_crl(service, "issuing", delta=True).der)
+    assert pkilint("lint_crl", tmp_path / "tls-delta.crl", *lint, "-p", "BR") == []
 
 
 def test_arl_and_crl_check_all(make_service, tmp_path):
