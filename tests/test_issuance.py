@@ -88,6 +88,8 @@ def test_tls_client_and_ocsp_signer(public_pki, tmp_path):
         assert result.returncode == 0, result.stderr
         (tmp_path / "c.pem").write_bytes(pem(record.certificate))
         assert pkilint("lint_pkix_cert", tmp_path / "c.pem") == []
+    freshest = client.certificate.extensions.get_extension_for_class(x509.FreshestCRL).value
+    assert freshest[0].full_name[0].value == f"{PUBLIC_BASE_URL}/crl/issuing-delta.crl"
     cert = signer.certificate
     assert cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == (
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING])
