@@ -1,5 +1,6 @@
 """`revoca va serve --workers N`: shared port, restarts, reload, shutdown."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,5 +87,58 @@ def test_workers_restart_reload_and_stop(tmp_path):
         assert not _ocsp_ok(d, port)
     finally:
         if server.poll() is None:
-            server.kill()
-            server.wait(5)
+            server.terminate()  # the supervisor stops its workers
+            server.wait(15)
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
+    revoca = [sys.executable, "-m", "revoca"]
+    built = subprocess.run(
+        [*revoca, "demo", "--dir", "d", "--serve-seconds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    d = tmp_path / "d"
+    env["REVOCA_KEY_PASSPHRASE"] = (d / "key-passphrase").read_text().strip()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            *revoca,
+            "--data-dir",
+            str(d),
+            "va",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--admin-port",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers = set()
+    try:
+        assert _wait(lambda: len(_children(server.pid)) == 2)
+        workers = _children(server.pid)
+        assert _wait(lambda: _ocsp_ok(d, port))
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+
+        def gone(pid: int) -> bool:
+            status = Path(f"/proc/{pid}/status")
+            # Exited, or a zombie its new parent has not reaped yet.
+            return not status.exists() or "State:\tZ" in status.read_text()
+
+        assert _wait(lambda: all(gone(pid) for pid in workers), 10)
+        assert not _ocsp_ok(d, port)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

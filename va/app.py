@@ -259,6 +259,20 @@ def _connection(server: Server):
     return Connection(server)
 
 
+def _die_with(parent: int) -> None:
+    """A worker must not outlive its supervisor (even a SIGKILLed one): Linux
+    delivers SIGTERM to this process when the parent dies."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the supervisor stops us on exit
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
 def run(
     settings: VASettings, passphrase: bytes | None, stop_after: float | None = None, companion=None
 ) -> None:
@@ -283,9 +297,11 @@ def run(
 
     def spawn(slot: int) -> int:
         ready_r, ready_w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(ready_r)
+            _die_with(parent)
             try:
                 _worker(settings, passphrase, slot=slot, ready_fd=ready_w)
             finally:
