@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime
@@ -275,4 +276,33 @@ def openssl_ocsp(d: Path, port: int, cert: str = "www.pem", *extra: str):
         capture_output=True,
         text=True,
         timeout=10,
+    )
+
+
+REVOCA_CMD = [sys.executable, "-m", "revoca"]
+
+
+def demo_pki(tmp_path: Path) -> tuple[Path, dict]:
+    """Build a `revoca demo` PKI (no serving) in tmp_path/d; return the
+    directory and an environment holding its key passphrase."""
+    built = subprocess.run(
+        [*REVOCA_CMD, "demo", "--dir", "d", "--serve-seconds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    d = tmp_path / "d"
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": (d / "key-passphrase").read_text().strip()}
+    return d, env
+
+
+def start_va(d: Path, env: dict, port: int, *extra: str) -> subprocess.Popen:
+    """`revoca va serve` for a demo directory on 127.0.0.1:``port``."""
+    return subprocess.Popen(
+        [*REVOCA_CMD, "--data-dir", str(d), "va", "serve", "--port", str(port), *extra],
+        cwd=d.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )

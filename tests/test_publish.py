@@ -19,7 +19,7 @@ from ca.reasons import RevocationReason
 from publisher.outbox import Outbox
 from publisher.service import Publisher
 from publisher.targets import HTTPTarget, LocalTarget
-from tests.conftest import PASSPHRASE, free_port, make_csr
+from tests.conftest import PASSPHRASE, demo_pki, free_port, make_csr, start_va
 from va import publish
 from va.admin import TokenError, load_token, make_app, start_admin, write_token
 from va.store import GOOD, REVOKED, VAStore, serial_bytes
@@ -280,36 +280,10 @@ def test_kill_9_mid_stream_then_exactly_once(loop, tmp_path, make_service):
 
 def test_a_restarted_va_keeps_what_it_acknowledged(tmp_path):
     """kill -9 the VA right after it acknowledged: the events are on disk."""
-    d = tmp_path
-    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
-    revoca = [sys.executable, "-m", "revoca"]
-    built = subprocess.run(
-        [*revoca, "demo", "--dir", "d", "--serve-seconds", "0"],
-        cwd=d,
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr
-    env["REVOCA_KEY_PASSPHRASE"] = (d / "d" / "key-passphrase").read_text().strip()
-    token_file = d / "d" / "va" / "admin-token"
-    write_token(token_file, TOKEN)
+    d, env = demo_pki(tmp_path)
+    write_token(d / "va" / "admin-token", TOKEN)
     port, admin = free_port(), free_port()
-    va = subprocess.Popen(
-        [
-            *revoca,
-            "--data-dir",
-            str(d / "d"),
-            "va",
-            "serve",
-            "--port",
-            str(port),
-            "--admin-port",
-            str(admin),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    va = start_va(d, env, port, "--admin-port", str(admin))
     url = f"http://127.0.0.1:{admin}/publish/v1/events"
     try:
         assert _wait(lambda: _reachable(url), 20)
@@ -319,7 +293,7 @@ def test_a_restarted_va_keeps_what_it_acknowledged(tmp_path):
     finally:
         va.send_signal(signal.SIGKILL)
         va.wait(10)
-    store = VAStore(d / "d" / "va" / "lmdb")
+    store = VAStore(d / "va" / "lmdb")
     assert publish.counters(store, "ack-test") == (50, 50)
     assert all(_status(store, 2, 0x5000 + i) == REVOKED for i in range(50))
 

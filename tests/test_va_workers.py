@@ -3,12 +3,10 @@
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import PASSPHRASE, free_port, openssl_ocsp
+from tests.conftest import demo_pki, free_port, openssl_ocsp, start_va
 
 
 def _children(pid: int) -> set[int]:
@@ -31,37 +29,9 @@ def _wait(predicate, seconds=15.0) -> bool:
 
 
 def test_workers_restart_reload_and_stop(tmp_path):
-    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
-    revoca = [sys.executable, "-m", "revoca"]
-    built = subprocess.run(
-        [*revoca, "demo", "--dir", "d", "--serve-seconds", "0"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr
-    d = tmp_path / "d"
-    env["REVOCA_KEY_PASSPHRASE"] = (d / "key-passphrase").read_text().strip()
+    d, env = demo_pki(tmp_path)
     port = free_port()
-    server = subprocess.Popen(
-        [
-            *revoca,
-            "--data-dir",
-            str(d),
-            "va",
-            "serve",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            "--admin-port",
-            "0",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    server = start_va(d, env, port, "--workers", "2", "--admin-port", "0")
     try:
         assert _wait(lambda: len(_children(server.pid)) == 2)
         assert _wait(lambda: _ocsp_ok(d, port))
@@ -92,37 +62,9 @@ def test_workers_restart_reload_and_stop(tmp_path):
 
 
 def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
-    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
-    revoca = [sys.executable, "-m", "revoca"]
-    built = subprocess.run(
-        [*revoca, "demo", "--dir", "d", "--serve-seconds", "0"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr
-    d = tmp_path / "d"
-    env["REVOCA_KEY_PASSPHRASE"] = (d / "key-passphrase").read_text().strip()
+    d, env = demo_pki(tmp_path)
     port = free_port()
-    server = subprocess.Popen(
-        [
-            *revoca,
-            "--data-dir",
-            str(d),
-            "va",
-            "serve",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            "--admin-port",
-            "0",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_va(d, env, port, "--workers", "2", "--admin-port", "0")
     workers = set()
     try:
         assert _wait(lambda: len(_children(server.pid)) == 2)
