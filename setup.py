@@ -34,6 +34,15 @@ if asan:
     cflags += ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
     ldflags += ["-fsanitize=address"]
 
+def _sqlite_library() -> list[str]:
+    """The CRL core steps SQLite statements in C, against the same shared
+    library Python's sqlite3 module uses (libsqlite3-dev is not needed)."""
+    import ctypes.util
+
+    found = ctypes.util.find_library("sqlite3")
+    return [":" + found] if found and found.startswith("lib") and ".so" in found else ["sqlite3"]
+
+
 extensions = [
     Extension(
         "va._fastocsp",
@@ -45,6 +54,7 @@ extensions = [
     Extension(
         "ca._crlcore",
         ["ca/_crlcore.pyx"],
+        libraries=_sqlite_library(),
         define_macros=macros,
         extra_compile_args=cflags,
         extra_link_args=ldflags,

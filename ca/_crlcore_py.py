@@ -79,5 +79,48 @@ class CRLEntryWriter:
             added += 1
         return added
 
+    def add_from_sqlite(self, path: str, sql: str, params: tuple = ()) -> int:
+        """Run one SELECT on the SQLite database at ``path`` (a read-only
+        connection of its own) and add each row. Columns: serial as hex TEXT,
+        revocation time INTEGER, reason INTEGER or NULL, invalidity date
+        INTEGER or NULL. Returns how many rows were added."""
+        import sqlite3
+        from urllib.parse import quote
+
+        try:
+            db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=10)
+        except sqlite3.Error as exc:
+            raise OSError(f"cannot open {path}: {exc}") from exc
+        added = 0
+        try:
+            try:
+                cursor = db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise OSError(f"cannot prepare the CRL query: {exc}") from exc
+            if len(cursor.description) != 4:
+                raise ValueError("the CRL query must return 4 columns")
+            for serial, revoked_at, reason, invalidity in cursor:
+                if type(serial) is not str:
+                    raise ValueError("a revoked certificate without a hex serial")
+                if type(revoked_at) is not int:
+                    raise ValueError(f"serial {serial}: column 1 is not an integer revocation time")
+                for column, value in ((2, reason), (3, invalidity)):
+                    if value is not None and type(value) is not int:
+                        raise ValueError(
+                            f"serial {serial}: column {column} is neither NULL nor an integer"
+                        )
+                self.add(
+                    serial,
+                    revoked_at,
+                    NO_REASON if reason is None else reason,
+                    NO_DATE if invalidity is None else invalidity,
+                )
+                added += 1
+        except sqlite3.Error as exc:
+            raise OSError(f"reading revoked certificates failed: {exc}") from exc
+        finally:
+            db.close()
+        return added
+
     def getvalue(self) -> bytes:
         return bytes(self._parts)

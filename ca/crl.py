@@ -61,6 +61,60 @@ _REVOKED_SQL = (
 )
 
 
+def _revoked_query(
+    ca_id: int,
+    listed_since: int | None,
+    profiles: tuple[str, ...] | None,
+    shard: int | None,
+    placeholder: str = "?",
+) -> tuple[str, tuple[int, int]]:
+    """The revoked-entries SELECT and its parameters (ca_id, since)."""
+    since = listed_since if listed_since is not None else -(2**62)
+    sql = _REVOKED_SQL.format(ca=placeholder, since=placeholder)
+    if profiles is not None:  # an ARL (CA profiles) or one partition (one profile)
+        names = ", ".join("'" + p.replace("'", "''") + "'" for p in profiles) or "''"
+        sql = sql.replace(" ORDER BY", f" AND profile IN ({names}) ORDER BY")
+    if shard is not None:
+        sql = sql.replace(" ORDER BY", f" AND crl_shard = {int(shard)} ORDER BY")
+    return sql, (ca_id, since)
+
+
+def sqlite_file(conn: Connection) -> str | None:
+    """The database file behind ``conn`` when it is a plain SQLite file (not
+    in memory, no URI options), else None."""
+    url = conn.engine.url
+    if conn.dialect.name != "sqlite" or url.query:
+        return None
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        return None
+    return url.database
+
+
+def add_revoked(
+    writer,
+    conn: Connection,
+    ca_id: int,
+    listed_since: int | None,
+    profiles: tuple[str, ...] | None = None,
+    shard: int | None = None,
+) -> int:
+    """Add the CA's listed entries to ``writer`` in serial order; returns how many.
+
+    ``listed_since``: the previous full CRL's thisUpdate; certificates that
+    expired before it have already appeared on a CRL after expiry.
+
+    On a SQLite file the writer steps the SELECT itself (in C for the native
+    writer: no Python object per row) on a read-only connection of its own.
+    The caller holds the store's write lock, so that connection's snapshot is
+    exactly the caller's view. Elsewhere rows come from ``revoked_rows``.
+    """
+    sql, params = _revoked_query(ca_id, listed_since, profiles, shard)
+    path = sqlite_file(conn)
+    if path is not None:
+        return writer.add_from_sqlite(path, sql, params)
+    return writer.add_rows(revoked_rows(conn, ca_id, listed_since, profiles, shard))
+
+
 def revoked_rows(
     conn: Connection,
     ca_id: int,
@@ -68,31 +122,25 @@ def revoked_rows(
     profiles: tuple[str, ...] | None = None,
     shard: int | None = None,
 ):
-    """(serial_hex, revoked_at, reason or None, invalidity_date or None), in serial order.
-
-    ``listed_since``: the previous full CRL's thisUpdate; certificates that
-    expired before it have already appeared on a CRL after expiry.
+    """(serial_hex, revoked_at, reason or None, invalidity_date or None), in
+    serial order, through the caller's connection and transaction.
 
     Rows come straight from the DB-API cursor (a server-side cursor on
-    PostgreSQL) inside the caller's transaction: plain tuples, fetched in
-    chunks, never a list of them.
+    PostgreSQL): plain tuples, fetched in chunks, never a list of them.
     """
     raw = conn.connection.dbapi_connection
-    since = listed_since if listed_since is not None else -(2**62)
-    sql = _REVOKED_SQL
-    if profiles is not None:  # an ARL (CA profiles) or one partition (one profile)
-        names = ", ".join("'" + p.replace("'", "''") + "'" for p in profiles) or "''"
-        sql = sql.replace(" ORDER BY", f" AND profile IN ({names}) ORDER BY")
-    if shard is not None:
-        sql = sql.replace(" ORDER BY", f" AND crl_shard = {int(shard)} ORDER BY")
-    if conn.dialect.name == "postgresql":
+    postgres = conn.dialect.name == "postgresql"
+    sql, params = _revoked_query(
+        ca_id, listed_since, profiles, shard, placeholder="%s" if postgres else "?"
+    )
+    if postgres:
         cursor = raw.cursor(name="revoca_crl_rows")
         cursor.itersize = CHUNK
-        cursor.execute(sql.format(ca="%(ca)s", since="%(since)s"), {"ca": ca_id, "since": since})
+        cursor.execute(sql, params)
     else:
         cursor = raw.cursor()
         cursor.arraysize = CHUNK
-        cursor.execute(sql.format(ca="?", since="?"), (ca_id, since))
+        cursor.execute(sql, params)
     try:
         while True:
             chunk = cursor.fetchmany(CHUNK)
@@ -126,49 +174,45 @@ def encode_tbs(
         crlcore.encode_time(this_update),
         crlcore.encode_time(next_update),
     ]
-    if count:
-        parts.append(der.tlv(0x30, entries))  # absent, not empty, when none (5.1.2.6)
+    if count:  # absent, not empty, when none (5.1.2.6); header and body apart: no copy
+        parts += (b"\x30" + der.length(len(entries)), entries)
     parts.append(der.explicit(0, der.sequence(*(e.encode() for e in extensions))))
     return der.sequence(*parts)
 
 
-# The outbox is read by its primary-key range first (a delta covers only
-# events after the base), grouped per serial, then joined through the
-# certificates' unique (ca_id, serial) index.
+# Each row as the native writer takes it: (serial, time, reason, invalidity).
+# Revoked or held now: listed as such (reasonCode left out for unspecified,
+# BR 7.2.2). Good again: released from hold, listed with removeFromCRL (8) at
+# the time of the release. An index-only read of ix_certificates_status_seq.
 _CHANGED_SQL = (
-    # Each row as the native writer takes it: (serial, time, reason, invalidity).
-    # Revoked or held now: listed as such (reasonCode left out for unspecified,
-    # BR 7.2.2). Good again: released from hold, listed with removeFromCRL (8)
-    # at the time of the release.
-    "SELECT c.serial, "
-    "CASE WHEN c.status = 'good' THEN o.changed / 1000 ELSE c.revoked_at END, "
-    "CASE WHEN c.status = 'hold' THEN 6 WHEN c.status = 'revoked' "
-    "THEN NULLIF(c.revocation_reason, 0) ELSE 8 END, "
-    "CASE WHEN c.status = 'good' THEN NULL ELSE c.invalidity_date END "
-    "FROM (SELECT serial, MAX(created_at_ms) AS changed FROM outbox "
-    "WHERE id > {since} AND ca_id = {ca} AND event IN ('revoked', 'hold', 'released') "
-    "GROUP BY serial) o "
-    # SQLite reads CROSS JOIN as "this order": the few changed serials drive
-    # lookups into the certificates, never a scan of all of the CA's.
-    "{join} certificates c ON c.ca_id = {ca} AND c.serial = o.serial "
-    "ORDER BY c.serial"
+    "SELECT serial, "
+    "CASE WHEN status = 'good' THEN status_changed_at ELSE revoked_at END, "
+    "CASE WHEN status = 'hold' THEN 6 WHEN status = 'revoked' "
+    "THEN NULLIF(revocation_reason, 0) ELSE 8 END, "
+    "CASE WHEN status = 'good' THEN NULL ELSE invalidity_date END "
+    "FROM certificates WHERE ca_id = {p} AND status_seq > {p} ORDER BY serial"
 )
 
 
+def add_changed(writer, conn: Connection, ca_id: int, base_outbox_id: int) -> int:
+    """Add the entries of a delta CRL (RFC 5280 5.2.4) to ``writer``: every
+    certificate whose status changed after the base CRL (its last status
+    change has an outbox id past the last one the base reflects), as it
+    stands now; one released from hold is listed with removeFromCRL. Returns
+    how many."""
+    path = sqlite_file(conn)
+    if path is not None:
+        return writer.add_from_sqlite(path, _CHANGED_SQL.format(p="?"), (ca_id, base_outbox_id))
+    return writer.add_rows(delta_rows(conn, ca_id, base_outbox_id))
+
+
 def delta_rows(conn: Connection, ca_id: int, base_outbox_id: int):
-    """Entries of a delta CRL (RFC 5280 5.2.4): every certificate whose status
-    changed after the base CRL (outbox events past the last one the base
-    reflects), as it stands now; one released from hold is listed with
-    removeFromCRL. Tuples straight from the cursor, in chunks."""
+    """The rows ``add_changed`` adds, through the caller's connection: tuples
+    straight from the cursor, in chunks."""
     postgres = conn.dialect.name == "postgresql"
-    sql = _CHANGED_SQL.format(
-        ca="%(ca)s" if postgres else ":ca",
-        since="%(since)s" if postgres else ":since",
-        join="JOIN" if postgres else "CROSS JOIN",
-    )
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(sql, {"ca": ca_id, "since": base_outbox_id})
+        cursor.execute(_CHANGED_SQL.format(p="%s" if postgres else "?"), (ca_id, base_outbox_id))
         while chunk := cursor.fetchmany(CHUNK):
             yield from chunk
     finally:
@@ -247,18 +291,17 @@ def issue_crl(
             if delta:
                 if base is None:
                     raise PolicyError(f"CA {ca_name!r} has no full CRL yet to base a delta on")
-                writer.add_rows(delta_rows(conn, ca.id, base.outbox_id or 0))
+                add_changed(writer, conn, ca.id, base.outbox_id or 0)
                 # RFC 5280 5.2.4: deltaCRLIndicator is critical and names the base.
                 extra = [Extension(x509.DeltaCRLIndicator(base.number), True)]
             elif partition is not None:
-                writer.add_rows(
-                    revoked_rows(
-                        conn,
-                        ca.id,
-                        base.this_update if base else None,
-                        profiles=(profile_name,),
-                        shard=shard,
-                    )
+                add_revoked(
+                    writer,
+                    conn,
+                    ca.id,
+                    base.this_update if base else None,
+                    profiles=(profile_name,),
+                    shard=shard,
                 )
                 extra = [
                     Extension(
@@ -276,10 +319,8 @@ def issue_crl(
                 ]
             elif arl:
                 ca_profiles = tuple(n for n, p in service.profiles.items() if p.ca)
-                writer.add_rows(
-                    revoked_rows(
-                        conn, ca.id, base.this_update if base else None, profiles=ca_profiles
-                    )
+                add_revoked(
+                    writer, conn, ca.id, base.this_update if base else None, profiles=ca_profiles
                 )
                 # RFC 5280 5.2.5: an ARL says so in a critical IssuingDistributionPoint.
                 extra = [
@@ -289,7 +330,7 @@ def issue_crl(
                     )
                 ]
             else:
-                writer.add_rows(revoked_rows(conn, ca.id, base.this_update if base else None))
+                add_revoked(writer, conn, ca.id, base.this_update if base else None)
                 extra = (
                     [
                         Extension(
@@ -320,9 +361,12 @@ def issue_crl(
                 key_identifier,
                 extra,
             )
+            count = writer.count
+            del writer  # its buffer: one copy of the entries fewer in memory
             signature = service.token.sign(ca.key_id, tbs, algorithm)
             crl_der = der.sequence(tbs, algorithm.algorithm_identifier, der.bit_string(signature))
             _self_check(crl_der, ca, tbs, signature, algorithm)
+            del tbs
             conn.execute(
                 insert(crls).values(
                     ca_id=ca.id,
@@ -331,7 +375,7 @@ def issue_crl(
                     name=name,
                     this_update=this_update,
                     next_update=next_update,
-                    entries=writer.count,
+                    entries=count,
                     der=crl_der,
                     base_number=base.number if delta and base else None,
                     # Inside this transaction no writer can add events: a full
@@ -342,19 +386,20 @@ def issue_crl(
                 )
             )
             service._audit_ok(
-                conn, actor, "ca.crl", ca_name, number=number, kind=kind, entries=writer.count
+                conn, actor, "ca.crl", ca_name, number=number, kind=kind, entries=count
             )
-        return CRLRecord(ca.name, number, this_update, next_update, writer.count, crl_der)
+        return CRLRecord(ca.name, number, this_update, next_update, count, crl_der)
 
 
 def _self_check(crl_der: bytes, ca: CARecord, tbs: bytes, signature: bytes, algorithm) -> None:
-    """Let cryptography parse the result, and verify the signature over the
-    exact TBS bytes with the CA's public key, before anyone sees it (cheap:
-    no re-encoding of a million entries)."""
+    """Before anyone sees the CRL: verify the signature over the exact TBS
+    bytes with the CA's public key, and parse the envelope strictly with
+    asn1crypto (lazily: the entries, correct by construction and compared
+    with the twin in the tests, are not walked again one by one)."""
+    from asn1crypto import crl as asn1_crl
     from cryptography.hazmat.primitives.asymmetric import ec, padding
 
     try:
-        x509.load_der_x509_crl(crl_der)
         key = ca.certificate.public_key()
         if algorithm.family == "ed25519":
             key.verify(signature, tbs)
@@ -362,5 +407,14 @@ def _self_check(crl_der: bytes, ca: CARecord, tbs: bytes, signature: bytes, algo
             key.verify(signature, tbs, ec.ECDSA(algorithm.hash()))
         else:
             key.verify(signature, tbs, padding.PKCS1v15(), algorithm.hash())
+        parsed = asn1_crl.CertificateList.load(crl_der, strict=True)
+        inner = parsed["tbs_cert_list"]
+        if (
+            inner["version"].native != "v2"
+            or inner["signature"].dump() != parsed["signature_algorithm"].dump()
+            or inner["issuer"].dump() != _issuer_name_der(ca)
+            or parsed["signature"].native != signature
+        ):
+            raise ValueError("the envelope does not match what was signed")
     except (ValueError, InvalidSignature) as exc:
         raise CAError(f"internal error: the signed CRL failed its self-check: {exc}") from exc

@@ -74,10 +74,7 @@ class RevocationOperations(ServiceCore):
                     "revocation_reason": int(reason),
                     "invalidity_date": to_epoch(invalidity_date) if invalidity_date else None,
                 }
-                conn.execute(
-                    update(certificates).where(certificates.c.id == row.id).values(**values)
-                )
-                self._outbox(
+                seq = self._outbox(
                     conn,
                     ca,
                     serial,
@@ -87,6 +84,11 @@ class RevocationOperations(ServiceCore):
                     reason=int(reason),
                     invalidity_date=values["invalidity_date"],
                     not_after=row.not_after,
+                )
+                conn.execute(
+                    update(certificates)
+                    .where(certificates.c.id == row.id)
+                    .values(**values, status_seq=seq, status_changed_at=to_epoch(now))
                 )
                 self._audit_ok(
                     conn,
@@ -112,14 +114,20 @@ class RevocationOperations(ServiceCore):
                 raise ConflictError(
                     f"certificate {serial_hex(serial)} is {row.status}, not on hold"
                 )
+            seq = self._outbox(conn, ca, serial, "released", status="good", not_after=row.not_after)
             conn.execute(
                 update(certificates)
                 .where(certificates.c.id == row.id)
                 .values(
-                    status="good", revoked_at=None, revocation_reason=None, invalidity_date=None
+                    status="good",
+                    revoked_at=None,
+                    revocation_reason=None,
+                    invalidity_date=None,
+                    status_seq=seq,
+                    # removeFromCRL entries in delta CRLs carry this time.
+                    status_changed_at=to_epoch(self.clock()),
                 )
             )
-            self._outbox(conn, ca, serial, "released", status="good", not_after=row.not_after)
             self._audit_ok(conn, actor, "ca.release_hold", target)
             return certificate_from_row(
                 self._cert_row(conn, self._ca_row(conn, ca_name), serial), ca_name

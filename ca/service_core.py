@@ -378,14 +378,16 @@ class ServiceCore:
             row = self._cert_row(conn, self._ca_row(conn, ca.name), serial)
             return certificate_from_row(row, ca.name)
 
-    def _outbox(self, conn: Connection, ca: CARecord, serial: int, event: str, **payload) -> None:
+    def _outbox(self, conn: Connection, ca: CARecord, serial: int, event: str, **payload) -> int:
+        """Write the event; returns its outbox id (the certificate's status_seq
+        for status changes)."""
         if conn.dialect.name == "postgresql":
             # Ids come from a sequence before commit: two writers could make id
             # 11 visible before id 10, and a publisher past 11 would never see
             # 10. Serialising outbox writers until commit keeps ids in commit
             # order. (SQLite's BEGIN IMMEDIATE already serialises writers.)
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK})
-        conn.execute(
+        return conn.execute(
             insert(outbox).values(
                 ca_id=ca.id,
                 serial=serial_to_db(serial),
@@ -395,4 +397,4 @@ class ServiceCore:
                 ),
                 created_at_ms=self._now_ms(),
             )
-        )
+        ).inserted_primary_key[0]

@@ -87,3 +87,37 @@ def test_concurrent_issuance_keeps_the_chain_and_the_outbox(backend_service):
     assert problems == [] and count == 2 + 24  # root, sub-CA, 24 issuances
     assert len(issued) == len(set(issued)) == 24
     assert len(issued_events) == 24 + 1  # and the sub-CA's own certificate
+
+
+def test_full_and_delta_crls(backend_service):
+    """SQLite (the writer's own reader) and PostgreSQL (a server-side cursor)
+    list the same entries: revoked, held, and released from hold."""
+    from cryptography import x509
+
+    from ca.crl import issue_crl, issue_full_crl
+
+    service = backend_service
+    serials = [
+        service.issue(
+            "issuing", make_csr(f"c{i}", [f"email:c{i}@example.com"]), "tls-client"
+        ).serial
+        for i in range(4)
+    ]
+    service.revoke("issuing", serials[0], RevocationReason.keyCompromise)
+    service.revoke("issuing", serials[1], RevocationReason.certificateHold)
+    full = x509.load_der_x509_crl(issue_full_crl(service, "issuing").der)
+    assert {e.serial_number for e in full} == set(serials[:2])
+    service.release_hold("issuing", serials[1])
+    service.revoke("issuing", serials[2], RevocationReason.unspecified)
+    delta = x509.load_der_x509_crl(issue_crl(service, "issuing", delta=True).der)
+    reasons = {}
+    for entry in delta:
+        try:
+            reasons[entry.serial_number] = entry.extensions.get_extension_for_class(
+                x509.CRLReason
+            ).value.reason
+        except x509.ExtensionNotFound:
+            reasons[entry.serial_number] = None
+    assert reasons == {serials[1]: x509.ReasonFlags.remove_from_crl, serials[2]: None}
+    full = x509.load_der_x509_crl(issue_full_crl(service, "issuing").der)
+    assert sorted(e.serial_number for e in full) == sorted([serials[0], serials[2]])

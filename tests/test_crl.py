@@ -185,6 +185,78 @@ def test_writer_rejects_bad_input(impl):
     assert writer.count == 0 and writer.getvalue() == b""
 
 
+def _rows_table(path, rows) -> str:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE IF EXISTS r")
+    db.execute("CREATE TABLE r (serial, revoked_at, reason, invalidity)")  # no type affinity
+    db.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    return str(path)
+
+
+_ALL_ROWS_SQL = (
+    "SELECT serial, revoked_at, reason, invalidity FROM r WHERE rowid > ? ORDER BY rowid"
+)
+_ROWS_SQL = (
+    "SELECT serial, revoked_at, reason, invalidity FROM r WHERE revoked_at >= ? ORDER BY serial"
+)
+
+
+def test_sqlite_reader_matches_the_cursor_path(tmp_path):
+    rows = _rows(7, 5000)
+    path = _rows_table(tmp_path / "rows.db", rows)
+    expected = _crlcore_py.CRLEntryWriter()
+    expected.add_rows(r for r in rows if r[1] >= 10**9)
+    assert 0 < expected.count < 5000
+    for impl in (m for m in (_native, _crlcore_py) if m is not None):
+        writer = impl.CRLEntryWriter()
+        assert writer.add_from_sqlite(path, _ROWS_SQL, (10**9,)) == expected.count
+        assert writer.count == expected.count
+        assert writer.getvalue() == expected.getvalue()
+
+
+@pytest.mark.parametrize("impl", [m for m in (_crlcore_py, _native) if m is not None])
+def test_sqlite_reader_rejects_bad_rows_and_queries(impl, tmp_path):
+    for row, message in (
+        ((1, 0, None, None), "without a hex serial"),
+        (("zz", 0, None, None), "invalid literal"),
+        (("01", "1700000000", None, None), "column 1 is not an integer"),
+        (("01", None, None, None), "column 1 is not an integer"),
+        (("01", 0, "1", None), "column 2 is neither NULL nor an integer"),
+        (("01", 0, None, 1.5), "column 3 is neither NULL nor an integer"),
+        (("01", 0, 7, None), "invalid CRLReason 7"),
+        (("01", 0, 300, None), "invalid CRLReason 300"),
+        (("01", 0, -9, None), "invalid CRLReason -9"),
+    ):
+        path = _rows_table(tmp_path / "bad.db", [("0a", 5, None, None), row])
+        writer = impl.CRLEntryWriter()
+        with pytest.raises(ValueError, match=message):
+            writer.add_from_sqlite(path, _ALL_ROWS_SQL, (0,))
+    path = _rows_table(tmp_path / "good.db", [("0a", 5, None, None)])
+    with pytest.raises(OSError, match="cannot open"):
+        impl.CRLEntryWriter().add_from_sqlite(str(tmp_path / "missing.db"), _ROWS_SQL, (0,))
+    with pytest.raises(OSError, match="cannot prepare"):
+        impl.CRLEntryWriter().add_from_sqlite(path, "SELECT nothing FROM nowhere", ())
+    with pytest.raises(ValueError, match="4 columns"):
+        impl.CRLEntryWriter().add_from_sqlite(path, "SELECT serial, revoked_at FROM r", ())
+
+
+def test_store_reader_and_cursor_give_the_same_entries(revoked_pki):
+    """The CRL path on a SQLite file (the writer steps its own read-only
+    connection) lists exactly what the generic cursor path lists."""
+    service = revoked_pki
+    ca_id = service.get_ca("issuing").id
+    with service.store.transaction() as conn:
+        assert crl.sqlite_file(conn) is not None
+        direct, cursor = crl.crlcore.CRLEntryWriter(), crl.crlcore.CRLEntryWriter()
+        assert crl.add_revoked(direct, conn, ca_id, None) == 4
+        assert cursor.add_rows(crl.revoked_rows(conn, ca_id, None)) == 4
+        assert direct.getvalue() == cursor.getvalue()
+
+
 def test_cli_crl(tmp_path):
     import os
     import sys

@@ -16,7 +16,7 @@ from tests.conftest import counts, make_csr
 
 def test_migrations_build_exactly_the_declared_schema(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
-    assert store.current_revision() == store.head_revision() == "0002"
+    assert store.current_revision() == store.head_revision() == "0003"
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
@@ -26,7 +26,36 @@ def test_downgrade_and_upgrade_again(tmp_path):
     store.downgrade("base")
     assert store.current_revision() is None
     store.upgrade()
-    assert store.current_revision() == "0002"
+    assert store.current_revision() == "0003"
+
+
+def test_migration_0003_fills_each_certificates_last_status_change(make_service):
+    """An existing store gains status_seq/status_changed_at from its outbox:
+    the same values the service writes for new changes."""
+    from ca.reasons import RevocationReason
+    from ca.store.schema import certificates
+    from tests.conftest import FIXED_NOW
+
+    service = make_service(clock=lambda: FIXED_NOW)
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Issuing")
+    serials = [
+        service.issue("issuing", make_csr(f"m{i}", [f"dns:m{i}.example"]), "tls-client").serial
+        for i in range(4)
+    ]
+    service.revoke("issuing", serials[0], RevocationReason.keyCompromise)
+    service.revoke("issuing", serials[1], RevocationReason.certificateHold)
+    service.revoke("issuing", serials[2], RevocationReason.certificateHold)
+    service.release_hold("issuing", serials[2])
+    service.revoke("issuing", serials[1], RevocationReason.superseded)  # hold, then revoked
+    columns = (certificates.c.serial, certificates.c.status_seq, certificates.c.status_changed_at)
+    with service.store.read() as conn:
+        written = sorted(conn.execute(select(*columns)).all())
+    assert sum(seq is not None for _, seq, _ in written) == 3
+    service.store.downgrade("0002")
+    service.store.upgrade()
+    with service.store.read() as conn:
+        assert sorted(conn.execute(select(*columns)).all()) == written
 
 
 def test_refuses_an_old_schema_without_auto_migrate(tmp_path):

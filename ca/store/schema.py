@@ -75,6 +75,11 @@ certificates = Table(
     Column("issued_at", BigInteger, nullable=False),
     # Partitioned CRLs: which shard's CRL lists this certificate (migration 0002).
     Column("crl_shard", Integer),
+    # The last status change (revoked, hold, released): its outbox id and its
+    # time in epoch seconds; delta CRLs list the certificates changed after
+    # their base's outbox position (migration 0003).
+    Column("status_seq", BigInteger),
+    Column("status_changed_at", BigInteger),
     UniqueConstraint("ca_id", "serial"),
     Index(None, "not_after"),
     Index(None, "ca_id", "status"),
@@ -91,6 +96,21 @@ certificates = Table(
         "status",
         sqlite_where=text("status IN ('revoked', 'hold')"),
         postgresql_where=text("status IN ('revoked', 'hold')"),
+    ),
+    # Delta CRLs: the certificates changed after a given outbox id, with
+    # everything an entry needs (an index-only read; migration 0003).
+    Index(
+        "ix_certificates_status_seq",
+        "ca_id",
+        "status_seq",
+        "serial",
+        "status",
+        "revoked_at",
+        "revocation_reason",
+        "invalidity_date",
+        "status_changed_at",
+        sqlite_where=text("status_seq IS NOT NULL"),
+        postgresql_where=text("status_seq IS NOT NULL"),
     ),
 )
 
