@@ -34,6 +34,7 @@ if asan:
     cflags += ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
     ldflags += ["-fsanitize=address"]
 
+
 def _sqlite_library() -> list[str]:
     """The CRL core steps SQLite statements in C, against the same shared
     library Python's sqlite3 module uses (libsqlite3-dev is not needed)."""
