@@ -528,7 +528,8 @@ def measure(label, port, mode, records, expected, connections, args, core, netns
     point = Point(label, runs)
     state = "ok" if point.ok else "FAILED CHECKS"
     print(
-        f"  {label:<44} {point.median('rps'):>10,.0f} req/s  p50 {point.median('p50_us') / 1000:6.2f} ms"
+        f"  {label:<44} {point.median('rps'):>10,.0f} req/s"
+        f"  p50 {point.median('p50_us') / 1000:6.2f} ms"
         f"  p99 {point.median('p99_us') / 1000:6.2f} ms  [{state}]",
         file=sys.stderr,
         flush=True,
@@ -713,7 +714,7 @@ def main(argv=None) -> int:
                 points[label] = measure(
                     label, port, mode, records, expected, connections, args, client_core
                 )
-        workers = worker_pids(va.pid)
+        workers = worker_pids(va.pid) or [va.pid]  # one worker: the process itself
         results["revoca_memory_mb"] = {str(p): rss_mb(p) for p in workers}
 
         if "fresh" not in skip:
@@ -875,8 +876,9 @@ def report(results: dict) -> None:
     memory = results.get("revoca_memory_mb", {})
     for pid, values in memory.items():
         print(
-            f"VA worker {pid}: RSS {values.get('VmRSS', 0):.1f} MB (own {values.get('RssAnon', 0):.1f}"
-            f" MB, LMDB/file pages {values.get('RssFile', 0):.1f} MB)"
+            f"VA worker {pid}: RSS {values.get('VmRSS', 0):.1f} MB"
+            f" (own {values.get('RssAnon', 0):.1f} MB,"
+            f" LMDB/file pages {values.get('RssFile', 0):.1f} MB)"
         )
 
 

@@ -288,3 +288,42 @@ def test_crl_download_with_etag(va_env, tmp_path):
         )
     with pytest.raises(ValueError, match="invalid CRL name"):
         store.put_crl("../evil", 0, 1, 1, b"x")
+
+
+def test_cached_head_equals_the_general_response():
+    """A pre-signed answer's 200 response, built from the per-answer head
+    cache, has exactly the headers and body of the general path (RFC 5019
+    6.2), with and without keep-alive."""
+    from va.http import HTTPSettings, Server, _response
+    from va.metrics import Metrics
+    from va.responder import Answer
+
+    class NoResponder:
+        store = None
+
+    server = Server(NoResponder(), HTTPSettings(), Metrics(), {})
+    answer = Answer(
+        b"\x30\x03\x0a\x01\x00" + bytes(range(200)), "presigned", 1_800_000_000, 1_800_345_600, True
+    )
+    now = 1_800_100_000.5
+    for keep_alive in (True, False):
+        tag, before, after = server.cached_head(answer)
+        cached = b"".join(
+            (
+                before,
+                b"%d" % int(answer.next_update - now),
+                after,
+                b"\r\n" if keep_alive else b"Connection: close\r\n\r\n",
+                answer.body,
+            )
+        )
+        general = _response(b"200 OK", server.ocsp_headers(answer, now), answer.body, keep_alive)
+
+        def parts(raw):
+            head, _, body = raw.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            return lines[0], sorted(lines[1:]), body
+
+        assert parts(cached) == parts(general)
+        assert (b"ETag", tag) in server.ocsp_headers(answer, now)
+    assert len(server.heads) == 1

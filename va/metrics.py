@@ -1,6 +1,7 @@
 """Prometheus text-format metrics for one VA worker."""
 
 import bisect
+from bisect import bisect_left
 from collections import Counter
 
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
@@ -23,6 +24,14 @@ class Metrics:
         self.requests[kind] += 1
         self.latency[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum += seconds
+
+    def served(self, kind: str, seconds: float, age: float) -> None:
+        """One answer: ``observe`` and, unless an error, ``age`` in one call."""
+        self.requests[kind] += 1
+        self.latency[bisect_left(BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+        if kind != "error":
+            self.ages[bisect_left(AGE_BUCKETS, age)] += 1
 
     def age(self, seconds: float) -> None:
         self.ages[bisect.bisect_left(AGE_BUCKETS, seconds)] += 1
