@@ -519,12 +519,18 @@ class Point:
         return min(values), max(values)
 
 
-def measure(label, port, mode, records, expected, connections, args, core, netns=None) -> Point:
-    run_wrk(port, mode, records, expected, connections, args.warmup, core, netns)
-    runs = [
-        run_wrk(port, mode, records, expected, connections, args.seconds, core, netns)
-        for _ in range(args.repeat)
-    ]
+def measure(label, port, mode, records, expected, connections, args, core, fresh=None) -> Point:
+    """Warm-up, then ``args.repeat`` runs. ``fresh``: a callable that starts
+    a new server for every run and returns the pid whose network namespace
+    wrk joins (for `openssl ocsp`, which a closed idle connection stops)."""
+
+    def one(seconds):
+        return run_wrk(
+            port, mode, records, expected, connections, seconds, core, fresh() if fresh else None
+        )
+
+    one(args.warmup)
+    runs = [one(args.seconds) for _ in range(args.repeat)]
     point = Point(label, runs)
     state = "ok" if point.ok else "FAILED CHECKS"
     print(
@@ -742,20 +748,33 @@ def main(argv=None) -> int:
             processes.remove(nginx)
 
         if "openssl" not in skip:
+            # `openssl ocsp` (3.0) serves one connection at a time and spins
+            # for good on one closed before its request, which is how wrk
+            # leaves its idle connections when a run ends: each run gets a
+            # new responder process (started before the clock runs).
             port = free_port()
-            responder = start_openssl(setup, port, server_core)
-            processes.append(responder)
+            current: list[subprocess.Popen] = []
+
+            def fresh_openssl() -> int:
+                for old in current:
+                    stop(old)
+                    processes.remove(old)
+                current[:] = [start_openssl(setup, port, server_core)]
+                processes.append(current[0])
+                return current[0].pid
+
             in_netns(
-                responder.pid,
+                fresh_openssl(),
                 functools.partial(verify_server, setup, corpus, port, "openssl ocsp", get=False),
             )
             for connections in (32, 1):
                 label = f"openssl ocsp POST c{connections}"
                 points[label] = measure(
-                    label, port, "post", posts, None, connections, args, client_core, responder.pid
+                    label, port, "post", posts, None, connections, args, client_core, fresh_openssl
                 )
-            stop(responder)
-            processes.remove(responder)
+            for old in current:
+                stop(old)
+                processes.remove(old)
 
         if "workers" not in skip and cores >= 2:
             # All cores for the VA, wrk on the same cores: what N workers give

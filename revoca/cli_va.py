@@ -19,6 +19,7 @@ def va_settings(config, **overrides):
         max_body=va["max_body"],
         max_url=va["max_url"],
         fresh_signing_cap=va["fresh_signing_cap"],
+        signing_threads=va["signing_threads"],
     )
     values = {
         "directory": Path(va["directory"]),

@@ -118,6 +118,19 @@ def test_etag_and_304(va_env, tmp_path):
 
 def test_pipelined_requests_keep_their_order(va_env, tmp_path):
     """A fresh-signed answer (nonce) between two pre-signed ones stays in place."""
+    _check_order(va_env, tmp_path)
+
+
+def test_pipelined_order_with_a_signing_thread_pool(tmp_path, service):
+    """The same with fresh signatures computed in threads (signing_threads)."""
+    env, thread = make_va(tmp_path, service, http=HTTPSettings(signing_threads=2))
+    try:
+        _check_order(env, tmp_path)
+    finally:
+        thread.stop()
+
+
+def _check_order(va_env, tmp_path):
     good = _request(va_env, tmp_path, "good.pem", "-no_nonce")
     nonce = _request(va_env, tmp_path, "revoked.pem")
     payload = post_bytes(good) + post_bytes(nonce) + post_bytes(good)

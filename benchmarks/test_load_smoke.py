@@ -1,0 +1,38 @@
+"""The load benchmark in its smoke configuration (seconds), so it cannot rot:
+every server answers the whole corpus correctly under wrk. No timing is
+asserted."""
+
+import json
+import shutil
+
+import pytest
+
+from benchmarks import load_bench
+
+TOOLS = ("wrk", "nginx", "openssl", "taskset", "unshare", "ip")
+
+
+@pytest.mark.skipif(
+    any(shutil.which(tool) is None for tool in TOOLS),
+    reason=f"needs {', '.join(TOOLS)} (.ci/run installs them)",
+)
+def test_load_bench_smoke(tmp_path):
+    out = tmp_path / "load.json"
+    assert load_bench.main(["--smoke", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    points = results["points"]
+    expected = {
+        "revoca pre-signed POST c32",
+        "revoca pre-signed GET c32",
+        "revoca pre-signed POST c1",
+        "revoca pre-signed GET c1",
+        "revoca fresh (nonce) POST c32",
+        "nginx static POST c32",
+        "nginx static GET c1",
+        "openssl ocsp POST c32",
+    }
+    assert expected <= set(points)
+    for label, point in points.items():
+        assert point["ok"], label
+        assert all(run["ok"] > 0 and run["failed_checks"] == 0 for run in point["runs"]), label
+    assert results["setup"]["presigned"] == 2 * results["setup"]["certs"]
