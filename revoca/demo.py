@@ -189,7 +189,9 @@ def run_demo(
 
         async def publish_locally(server, wake):
             # The all-in-one node: CA changes flow into this VA's LMDB directly.
-            target = LocalTarget("local", store=server.responder.store, on_applied=wake.set)
+            target = LocalTarget(
+                "local", store=server.responder.store, on_applied=server.wake_after_write(wake)
+            )
             await build_publisher(config, targets=[target]).run()
 
         echo("A co-located publisher carries every CA change to it within a second.")

@@ -314,13 +314,16 @@ def test_cached_head_equals_the_general_response():
     class NoResponder:
         store = None
 
+        def generation(self):
+            return 0
+
     server = Server(NoResponder(), HTTPSettings(), Metrics(), {})
     answer = Answer(
         b"\x30\x03\x0a\x01\x00" + bytes(range(200)), "presigned", 1_800_000_000, 1_800_345_600, True
     )
     now = 1_800_100_000.5
     for keep_alive in (True, False):
-        tag, before, after = server.cached_head(answer)
+        tag, before, after, _, _ = server.cached_head(answer)
         cached = b"".join(
             (
                 before,
@@ -340,3 +343,32 @@ def test_cached_head_equals_the_general_response():
         assert parts(cached) == parts(general)
         assert (b"ETag", tag) in server.ocsp_headers(answer, now)
     assert len(server.heads) == 1
+
+
+def test_hot_answers_follow_writes_from_other_processes(tmp_path, service):
+    """A pre-signed answer served from a worker's hot answers is dropped once
+    the store commits a change, even one this process did not make (another
+    worker's admin listener, a publisher's co-located target)."""
+    import time as _time
+
+    from va.store import REVOKED, StatusRecord, serial_bytes
+
+    env, thread = make_va(tmp_path, service)
+    try:
+        request = _request(env, tmp_path, "good.pem", "-no_nonce")
+        for _ in range(3):  # the first fills the hot answers, the rest hit them
+            _, body, _ = _post(env.url, request)
+            assert ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert request in env.server.hot
+        issuer_id = next(iter(env.server.responder.issuers))
+        serial = serial_bytes(env.good)
+        env.server.responder.store.apply(
+            statuses=[(issuer_id, serial, StatusRecord(REVOKED, 1_800_000_000, 1, 2_000_000_000))],
+            responses=[(issuer_id, alg, serial, None) for alg in (1, 2, 3, 4)],
+        )
+        _time.sleep(0.01)  # past GENERATION_CHECK_SECONDS
+        _, body, _ = _post(env.url, request)
+        parsed = ocsp.load_der_ocsp_response(body)
+        assert parsed.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    finally:
+        thread.stop()

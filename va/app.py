@@ -217,7 +217,7 @@ async def _start_admin(
     if settings.admin_token_file is None:
         raise RuntimeError("va.admin_port is set but no admin token file is configured")
     token = load_token(settings.admin_token_file)
-    app = make_app(server.responder.store, token, on_applied=wake.set)
+    app = make_app(server.responder.store, token, on_applied=server.wake_after_write(wake))
     context = None
     if settings.admin_tls is not None:
         from va.admin import mutual_tls_context
@@ -245,6 +245,7 @@ async def refresh_loop(
                 ),
             )
             if signed:
+                server.invalidate()
                 log.info("refreshed pre-signed responses", extra={"signed": signed})
         except Exception:
             log.exception("refreshing pre-signed responses failed; retrying later")

@@ -50,6 +50,8 @@ def _http_date(epoch: float) -> bytes:
 # response, built once per answer and worker (RFC 5019 6.2 headers), so a hit
 # costs one dict lookup and one join. Bounded; cleared when full.
 HEAD_CACHE_ENTRIES = 16384
+HOT_ANSWER_ENTRIES = 16384
+GENERATION_CHECK_SECONDS = 0.002
 _OCSP_REQUEST = b"application/ocsp-request"
 _CACHE_SUFFIX = b", public, no-transform, must-revalidate\r\nContent-Length: "
 
@@ -87,15 +89,39 @@ class Server:
         )
         self.in_flight = 0
         self.prefix = settings.ocsp_path.rstrip("/").encode()
-        self.heads: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+        self.heads: dict[bytes, list] = {}
+        # Pre-signed answers by request DER; emptied when the LMDB environment
+        # has committed a new transaction since (checked at most every
+        # GENERATION_CHECK_SECONDS while serving), bounded, always within
+        # their validity. In-process writers call ``invalidate``.
+        self.hot: dict[bytes, Answer] = {}
+        # GET paths already decoded to their request (url-unquoting is slow).
+        self.get_paths: dict[bytes, bytes] = {}
+        self.generation = responder.generation()
+        self.checked = time.perf_counter()
         metrics.fresh_signing = lambda: self.in_flight
 
     # -- OCSP -----------------------------------------------------------------
 
     def ocsp(self, request: bytes):
-        """bytes (an error or pre-signed answer) or an awaitable of an Answer."""
+        """An Answer, or an awaitable of one when a fresh signature is needed."""
         started = time.perf_counter()
+        if started - self.checked > GENERATION_CHECK_SECONDS:
+            self.checked = started
+            generation = self.responder.generation()
+            if generation != self.generation:  # a publish or refresh committed
+                self.generation = generation
+                self.hot.clear()
+        answer = self.hot.get(request)
+        if answer is not None and answer.next_update > time.time():
+            return answer, started
         result = self.responder.answer(request)
+        if isinstance(result, Answer):
+            if result.kind == "presigned":
+                if len(self.hot) >= HOT_ANSWER_ENTRIES:
+                    self.hot.clear()
+                self.hot[request] = result
+            return result, started
         if isinstance(result, SigningJob):
             if self.in_flight >= self.settings.fresh_signing_cap:
                 self.metrics.count("try_later")
@@ -112,25 +138,43 @@ class Server:
             return future, started
         return result, started
 
+    def invalidate(self) -> None:
+        """Forget hot answers now (this process has just written the store)."""
+        self.hot.clear()
+        self.checked = 0.0
+
+    def wake_after_write(self, wake: asyncio.Event):
+        """A callback for in-process writers: drop hot answers, wake ``wake``
+        (the refresher)."""
+
+        def applied() -> None:
+            self.invalidate()
+            wake.set()
+
+        return applied
+
     def _signed(self, _future) -> None:
         self.in_flight -= 1
 
-    def cached_head(self, answer: Answer) -> tuple[bytes, bytes, bytes]:
-        """(ETag, bytes up to max-age=, bytes after it up to the blank line
-        without it) of a cacheable answer's 200 response."""
+    def cached_head(self, answer: Answer) -> list:
+        """[ETag, bytes up to max-age=, bytes after it up to the blank line,
+        max-age of the last keep-alive response built, that response] of a
+        cacheable answer's 200 response (the last two filled by the caller)."""
         head = self.heads.get(answer.body)
         if head is None:
             if len(self.heads) >= HEAD_CACHE_ENTRIES:
                 self.heads.clear()
             etag = b'"' + hashlib.sha1(answer.body).hexdigest().encode() + b'"'
-            head = (
+            head = [
                 etag,
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
                 b"Last-Modified: " + _http_date(answer.this_update) + b"\r\n"
                 b"Expires: " + _http_date(answer.next_update) + b"\r\n"
                 b"ETag: " + etag + b"\r\nCache-Control: max-age=",
                 _CACHE_SUFFIX + b"%d\r\n" % len(answer.body),
-            )
+                -1,
+                b"",
+            ]
             self.heads[answer.body] = head
         return head
 
@@ -251,7 +295,13 @@ class Connection(asyncio.Protocol):
                 if self.too_large:
                     return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
                 encoded = path[len(prefix) + 1 :]
-                request = _decode_get(encoded)
+                request = server.get_paths.get(encoded)
+                if request is None:
+                    request = _decode_get(encoded)
+                    if request is not None:
+                        if len(server.get_paths) >= HOT_ANSWER_ENTRIES:
+                            server.get_paths.clear()
+                        server.get_paths[encoded] = request
                 if request is None:
                     return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
                 return self._ocsp(request, keep_alive)
@@ -302,17 +352,23 @@ class Connection(asyncio.Protocol):
         server.metrics.served(kind, time.perf_counter() - started, now - answer.this_update)
         etag = self.headers.get(b"if-none-match")
         if answer.cacheable and kind != "error":
-            tag, before, after = server.cached_head(answer)
-            if etag != tag:
-                return b"".join(
+            head = server.cached_head(answer)
+            if etag != head[0]:
+                max_age = max(0, int(answer.next_update - now))
+                if keep_alive and head[3] == max_age:  # built within this second
+                    return head[4]
+                data = b"".join(
                     (
-                        before,
-                        b"%d" % max(0, int(answer.next_update - now)),
-                        after,
+                        head[1],
+                        b"%d" % max_age,
+                        head[2],
                         b"\r\n" if keep_alive else b"Connection: close\r\n\r\n",
                         answer.body,
                     )
                 )
+                if keep_alive:
+                    head[3], head[4] = max_age, data
+                return data
         headers = server.ocsp_headers(answer, now)
         if (
             etag is not None

@@ -145,6 +145,10 @@ class Responder:
             for algorithm, (name_hash, key_hash) in entry.hashes.items():
                 self.index[(algorithm, name_hash, key_hash)] = entry
 
+    def generation(self) -> int:
+        """The id of the store's last committed write transaction."""
+        return self.env.info()["last_txnid"]
+
     def answer(self, request: bytes) -> Answer | SigningJob:
         """A ready answer, or the signing job the caller must finish."""
         try:
