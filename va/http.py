@@ -203,7 +203,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport = None
         self.url = b""
-        self.body = bytearray()
+        self.body = b""
         self.headers: dict[bytes, bytes] = {}
         self.too_large = False
         self.pending: deque = deque()
@@ -236,7 +236,7 @@ class Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self):
         self.url = b""
-        self.body = bytearray()
+        self.body = b""
         self.headers = {}
         self.too_large = False
 
@@ -251,8 +251,8 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes):
         if len(self.body) + len(body) > self.server.settings.max_body:
             self.too_large = True
-        else:
-            self.body += body
+        else:  # usually one chunk: kept as is, no copy
+            self.body = self.body + body if self.body else body
 
     def on_message_complete(self):
         keep_alive = self.parser.should_keep_alive() and not self.too_large
@@ -290,7 +290,7 @@ class Connection(asyncio.Protocol):
                         b"POST needs Content-Type: application/ocsp-request\n",
                         keep_alive,
                     )
-                return self._ocsp(bytes(self.body), keep_alive)
+                return self._ocsp(self.body, keep_alive)
             if method == b"GET":
                 if self.too_large:
                     return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
