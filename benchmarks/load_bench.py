@@ -653,6 +653,13 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the PKI and VA here (default: temp)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--seed", type=int, default=6960)
+    parser.add_argument(
+        "--presign-workers",
+        type=int,
+        default=1,
+        help="processes for the initial pre-signing (1: timed on one core against the raw "
+        "signature; more for large --certs)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated: nginx,openssl,fresh,workers")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny and quick (CI): 2,000 certs, 1 s runs"
@@ -678,9 +685,9 @@ def main(argv=None) -> int:
     setup = None
     try:
         print(f"Building {args.certs:,} certificate statuses in {workdir}", file=sys.stderr)
-        if server_core is not None:
+        if server_core is not None and args.presign_workers == 1:
             os.sched_setaffinity(0, {int(server_core)})  # pre-signing: one core
-        setup = build(workdir, args.certs, args.seed, presign_workers=1)
+        setup = build(workdir, args.certs, args.seed, presign_workers=args.presign_workers)
         results["setup"] = {"certs": setup.certs, "revoked": setup.revoked, **setup.timings}
 
         raw = raw_signature_seconds(setup, 0.5 if args.smoke else 3.0)
@@ -690,6 +697,7 @@ def main(argv=None) -> int:
             "raw_signature_us": raw * 1e6,
             "presign_per_response_us": per_response * 1e6,
             "presign_vs_raw": per_response / raw,
+            "presign_workers": args.presign_workers,
             "cryptography_builder_us": builder * 1e6,
             "cryptography_builder_vs_presign": builder / per_response,
         }
@@ -851,7 +859,11 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
     presigned, openssl = rate("revoca pre-signed POST c32"), rate("openssl ocsp POST c32")
     if presigned and openssl:
         out["pre-signed POST / openssl ocsp"] = presigned / openssl
-    out["pre-signing per response / raw signature (target <= 1.25)"] = signing["presign_vs_raw"]
+    cores = signing.get("presign_workers", 1)
+    label = "pre-signing per response / raw signature (target <= 1.25)"
+    if cores != 1:
+        label = f"pre-signing wall time per response on {cores} processes / raw signature"
+    out[label] = signing["presign_vs_raw"]
     out["cryptography builder / our pre-signing per response"] = signing[
         "cryptography_builder_vs_presign"
     ]

@@ -107,7 +107,7 @@ def import_index(
     ``key_dir`` encrypted with ``va_passphrase`` (mode 0600). Nothing is written
     unless the whole index parses. Returns the number of statuses.
     """
-    entries = list(parse_index(index_text))
+    count = sum(1 for _ in parse_index(index_text))  # every line checked first
     private_key = load_key(
         responder_key.read_bytes(), key_passphrase, f"responder key {responder_key}"
     )
@@ -144,7 +144,22 @@ def import_index(
             "validity_seconds": policies["response_validity_hours"] * 3600,
         },
     )
-    statuses = [(issuer_id, serial_bytes(e.serial), e.record) for e in entries]
-    drops = [(issuer_id, alg, s, None) for _, s, _ in statuses for alg in (1, 2, 3, 4)]
+    # In batches, so ten million lines never become ten million objects at
+    # once; each batch is one transaction (importing again is idempotent).
+    batch: list = []
+    for entry in parse_index(index_text):
+        batch.append((issuer_id, serial_bytes(entry.serial), entry.record))
+        if len(batch) == IMPORT_BATCH:
+            _apply_batch(store, batch)
+            batch = []
+    _apply_batch(store, batch)
+    return count
+
+
+IMPORT_BATCH = 100_000
+
+
+def _apply_batch(store: VAStore, statuses: list) -> None:
+    # New statuses invalidate any pre-signed answer for those serials.
+    drops = [(issuer_id, alg, s, None) for issuer_id, s, _ in statuses for alg in (1, 2, 3, 4)]
     store.apply(statuses=statuses, responses=drops)
-    return len(statuses)
