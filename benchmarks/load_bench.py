@@ -212,6 +212,7 @@ def build(workdir: Path, certs: int, seed: int, presign_workers: int) -> Setup:
         va_passphrase=config.passphrase.get(),
         index_text=index.read_text(),
         policies=config.va,
+        progress=progress_bar("importing", certs),
     )
     timings["import_seconds"] = time.perf_counter() - started
     assert loaded == certs, (loaded, certs)

@@ -141,18 +141,22 @@ def import_index(
     text = read_input(index_path, "index").decode("utf-8", errors="strict")
     store = open_store(settings)
     try:
-        count = load(
-            store,
-            settings.key_dir,
-            name=name,
-            issuer=issuer,
-            responder=responder,
-            responder_key=responder_key,
-            key_passphrase=passphrase,
-            va_passphrase=_passphrase(config),
-            index_text=text,
-            policies=config.va,
-        )
+        with click.progressbar(
+            length=text.count("\n"), label="importing", file=click.get_text_stream("stderr")
+        ) as bar:
+            count = load(
+                store,
+                settings.key_dir,
+                name=name,
+                issuer=issuer,
+                responder=responder,
+                responder_key=responder_key,
+                key_passphrase=passphrase,
+                va_passphrase=_passphrase(config),
+                index_text=text,
+                policies=config.va,
+                progress=bar.update,
+            )
     except (IndexError_, ResponderKeyError) as exc:
         raise BadInputError(str(exc)) from None
     finally:

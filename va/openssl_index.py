@@ -10,7 +10,7 @@ import base64
 import calendar
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +100,7 @@ def import_index(
     va_passphrase: bytes,
     index_text: str,
     policies: dict,
+    progress: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Register the issuer with its responder and load every status.
 
@@ -151,8 +152,10 @@ def import_index(
         batch.append((issuer_id, serial_bytes(entry.serial), entry.record))
         if len(batch) == IMPORT_BATCH:
             _apply_batch(store, batch)
+            progress(len(batch))
             batch = []
     _apply_batch(store, batch)
+    progress(len(batch))
     return count
 
 
