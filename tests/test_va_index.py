@@ -26,12 +26,29 @@ def test_parse_index():
     assert entries[1].record.revoked_at == 1704164645  # 2024-01-02T03:04:05Z
 
 
+def test_index_times():
+    """UTCTime years 50-99 are 19xx (RFC 5280 4.1.2.5.1); GeneralizedTime from
+    2050 as OpenSSL writes it; leap days checked."""
+    from va.openssl_index import _time
+
+    assert _time("500101000000Z", 1) == -631152000  # 1950-01-01
+    assert _time("491231235959Z", 1) == 2524607999  # 2049-12-31T23:59:59
+    assert _time("20500101000000Z", 1) == 2524608000
+    assert _time("240229120000Z", 1) == 1709208000
+    with pytest.raises(IndexError_, match="line 7: '230229120000Z'"):
+        _time("230229120000Z", 7)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
         ("V\t301231235959Z\t\t1001\tunknown", "expected 6 tab-separated fields, found 5"),
         ("X\t301231235959Z\t\t1001\tunknown\t/CN=x", "unknown status 'X'"),
         ("V\tyesterday\t\t1001\tunknown\t/CN=x", "'yesterday' is not a UTCTime"),
+        ("V\t301331235959Z\t\t1001\tunknown\t/CN=x", "'301331235959Z' is not a UTCTime"),
+        ("V\t010229000000Z\t\t1001\tunknown\t/CN=x", "'010229000000Z' is not a UTCTime"),
+        ("V\t3012312359Z\t\t1001\tunknown\t/CN=x", "'3012312359Z' is not a UTCTime"),
+        ("V\t301231235959\t\t1001\tunknown\t/CN=x", "'301231235959' is not a UTCTime"),
         ("V\t301231235959Z\t\tzz\tunknown\t/CN=x", "serial 'zz' is not hexadecimal"),
         ("R\t301231235959Z\t240102030405Z,bored\t10\tunknown\t/CN=x", "unknown reason 'bored'"),
         ("V\t301231235959Z\t240102030405Z\t10\tunknown\t/CN=x", "status V with a revocation"),

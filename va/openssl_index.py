@@ -7,11 +7,11 @@ unless revoked), serial in hex, file name, subject.
 """
 
 import base64
-import calendar
+import functools
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -45,12 +45,38 @@ class IndexEntry:
 
 
 def _time(text: str, line: int) -> int:
-    for fmt in ("%y%m%d%H%M%SZ", "%Y%m%d%H%M%SZ"):
-        try:
-            return calendar.timegm(time.strptime(text, fmt))
-        except ValueError:
-            continue
-    raise IndexError_(f"line {line}: {text!r} is not a UTCTime or GeneralizedTime")
+    epoch = _epoch(text)
+    if epoch is None:
+        raise IndexError_(f"line {line}: {text!r} is not a UTCTime or GeneralizedTime")
+    return epoch
+
+
+_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
+
+
+@functools.lru_cache(maxsize=65536)  # index files repeat their times a lot
+def _epoch(text: str) -> int | None:
+    """YYMMDDHHMMSSZ (UTCTime, RFC 5280 4.1.2.5.1: 50-99 are 19xx) or
+    YYYYMMDDHHMMSSZ (GeneralizedTime), as OpenSSL writes them; None if not.
+    Digits are read directly: time.strptime cost 10-20 us a field."""
+    if not text.endswith("Z") or not text[:-1].isdigit() or not text[:-1].isascii():
+        return None
+    if len(text) == 13:
+        year = int(text[0:2])
+        year += 1900 if year >= 50 else 2000
+        rest = text[2:12]
+    elif len(text) == 15:
+        year, rest = int(text[0:4]), text[4:14]
+    else:
+        return None
+    try:
+        moment = datetime(
+            year, int(rest[0:2]), int(rest[2:4]), int(rest[4:6]), int(rest[6:8]), int(rest[8:10])
+        )
+    except ValueError:  # no such date or time
+        return None
+    return (moment - _EPOCH) // _SECOND
 
 
 def parse_index(text: str) -> Iterator[IndexEntry]:
