@@ -99,23 +99,7 @@ class CRLEntryWriter:
                 raise OSError(f"cannot prepare the CRL query: {exc}") from exc
             if len(cursor.description) != 4:
                 raise ValueError("the CRL query must return 4 columns")
-            for serial, revoked_at, reason, invalidity in cursor:
-                if type(serial) is not str:
-                    raise ValueError("a revoked certificate without a hex serial")
-                if type(revoked_at) is not int:
-                    raise ValueError(f"serial {serial}: column 1 is not an integer revocation time")
-                for column, value in ((2, reason), (3, invalidity)):
-                    if value is not None and type(value) is not int:
-                        raise ValueError(
-                            f"serial {serial}: column {column} is neither NULL nor an integer"
-                        )
-                self.add(
-                    serial,
-                    revoked_at,
-                    NO_REASON if reason is None else reason,
-                    NO_DATE if invalidity is None else invalidity,
-                )
-                added += 1
+            added = self.add_rows(_checked(cursor))
         except sqlite3.Error as exc:
             raise OSError(f"reading revoked certificates failed: {exc}") from exc
         finally:
@@ -124,3 +108,17 @@ class CRLEntryWriter:
 
     def getvalue(self) -> bytes:
         return bytes(self._parts)
+
+
+def _checked(rows):
+    """Rows from SQLite, refused unless typed as the native reader requires."""
+    for row in rows:
+        serial, revoked_at, reason, invalidity = row
+        if type(serial) is not str:
+            raise ValueError("a revoked certificate without a hex serial")
+        if type(revoked_at) is not int:
+            raise ValueError(f"serial {serial}: column 1 is not an integer revocation time")
+        for column, value in ((2, reason), (3, invalidity)):
+            if value is not None and type(value) is not int:
+                raise ValueError(f"serial {serial}: column {column} is neither NULL nor an integer")
+        yield row
