@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import collections
 import contextlib
 import logging
 import os
@@ -91,7 +92,7 @@ def presign_all(
     now: int | None = None,
     only_stale: bool = False,
     progress: Callable[[int], None] = lambda n: None,
-    chunk: int = 500,
+    chunk: int = 4000,  # serials per job and per LMDB commit (each commit is an fsync)
     workers: int = 1,
 ) -> int:
     """Sign a response for every known serial and hash algorithm.
@@ -130,11 +131,23 @@ def presign_all(
     from concurrent.futures import ProcessPoolExecutor
 
     # fork: the workers inherit the loaded keys; they never touch LMDB.
+    # At most two jobs per worker in flight (Executor.map would read every
+    # status into jobs before the first result: ten million in memory).
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for responses in pool.map(_sign_chunk, jobs(), chunksize=1):
+        in_flight: collections.deque = collections.deque()
+
+        def store_oldest() -> int:
+            responses = in_flight.popleft().result()
             store.apply(responses=responses)
-            signed += len(responses)
             progress(len(responses))
+            return len(responses)
+
+        for job in jobs():
+            in_flight.append(pool.submit(_sign_chunk, job))
+            if len(in_flight) >= 2 * workers:
+                signed += store_oldest()
+        while in_flight:
+            signed += store_oldest()
     return signed
 
 

@@ -244,8 +244,11 @@ def presign(
     single, unissued = single_response(entry, certid, record, now)
     extensions = core.EXTENDED_REVOKE_EXTENSION if unissued else b""
     tbs = core.encode_response_data(entry.responder_id, now, [single], extensions)
-    answer = SigningJob(entry, tbs, now, now + entry.validity, True).finish()
-    return StoredResponse(now, now + entry.validity, answer.body)
+    signer = entry.signer
+    body = core.encode_ocsp_response(
+        tbs, signer.algorithm_identifier, signer.sign(tbs), entry.certs
+    )
+    return StoredResponse(now, now + entry.validity, body)
 
 
 def load_issuers(store: VAStore, key_dir: Path, passphrase: bytes | None) -> list[IssuerEntry]:
