@@ -73,3 +73,21 @@ def test_another_process_reads_what_was_committed(tmp_path):
     child.start()
     child.join(30)
     assert queue.get(timeout=5) == StatusRecord(REVOKED, 1, 4, 2)
+
+
+def test_iter_status_survives_map_growth_between_items(tmp_path):
+    """Pre-signing writes while it iterates; when a write grows the LMDB map,
+    every open transaction of the process ends. The iteration must go on,
+    in order, with nothing lost or repeated."""
+    from va.store import GOOD, StatusRecord, VAStore, serial_bytes
+
+    store = VAStore(tmp_path / "lmdb", map_size=1 << 20)  # 1 MiB: grows quickly
+    serials = [serial_bytes(i) for i in range(1, 25_001)]
+    store.apply(statuses=[(1, s, StatusRecord(GOOD, 0, -1, 2_000_000_000)) for s in serials])
+    seen = []
+    for serial, _record in store.iter_status(1, batch=1000):
+        seen.append(serial)
+        if len(seen) % 5000 == 0:  # enough to force the map to double
+            store.put_crl("big", 1, 2, 3, b"\x00" * (2 << 20))
+    assert seen == sorted(serials)
+    store.close()

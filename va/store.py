@@ -216,15 +216,30 @@ class VAStore:
         this_update, next_update, number = _CRL_HEADER.unpack_from(value)
         return StoredCRL(this_update, next_update, number, value[_CRL_HEADER.size :])
 
-    def iter_status(self, issuer_id: int) -> Iterator[tuple[bytes, StatusRecord]]:
+    def iter_status(
+        self, issuer_id: int, batch: int = 10_000
+    ) -> Iterator[tuple[bytes, StatusRecord]]:
+        """(serial, status) of one issuer in serial order, read ``batch`` at
+        a time, each batch in a read transaction of its own: the caller may
+        write between items (pre-signing does), and a write that grows the
+        map ends every open transaction of this process."""
         prefix = issuer_id.to_bytes(4, "big")
-        with self.env.begin() as txn:
-            cursor = txn.cursor(db=self.status_db)
-            if cursor.set_range(prefix):
-                for key, value in cursor:
-                    if not key.startswith(prefix):
-                        break
-                    yield key[4:], StatusRecord.unpack(value)
+        start = prefix
+        while True:
+            rows = []
+            with self.env.begin() as txn:
+                cursor = txn.cursor(db=self.status_db)
+                if cursor.set_range(start):
+                    for key, value in cursor:
+                        if not key.startswith(prefix):
+                            break
+                        rows.append((key[4:], StatusRecord.unpack(value)))
+                        if len(rows) == batch:
+                            start = key + b"\x00"  # the next key after this one
+                            break
+            yield from rows
+            if len(rows) < batch:
+                return
 
     def count_status(self) -> int:
         with self.env.begin() as txn:
