@@ -70,3 +70,26 @@ def test_refresher_signs_what_is_missing(tmp_path, service):
         task.cancel()
     finally:
         thread.stop()
+
+
+def test_a_stopping_worker_ends_the_scan(tmp_path, service):
+    """``should_stop`` ends a scan early (a VA stopping must not wait for a
+    refresher walking millions of statuses); nothing half-written."""
+    env, thread = make_va(tmp_path, service, presign=False)
+    thread.stop()
+    store = env.server.responder.store
+    entry = next(iter(env.server.responder.issuers.values()))
+    store.apply(
+        statuses=[
+            (entry.id, serial_bytes(20_000 + i), StatusRecord(GOOD, 0, -1, 2_000_000_000))
+            for i in range(3000)
+        ]
+    )
+    assert presign_all(store, [entry], (1,), should_stop=lambda: True) == 0
+    serials = [s for s, _ in store.iter_status(entry.id)]
+    assert not any(_responses(store, entry.id, serials).values())
+    polls = []
+    signed = presign_all(
+        store, [entry], (1,), chunk=100, should_stop=lambda: polls.append(1) or len(polls) > 1
+    )
+    assert 0 < signed < len(serials)  # the first 1,024 scanned, then it stopped

@@ -94,20 +94,25 @@ def presign_all(
     progress: Callable[[int], None] = lambda n: None,
     chunk: int = 4000,  # serials per job and per LMDB commit (each commit is an fsync)
     workers: int = 1,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Sign a response for every known serial and hash algorithm.
 
     ``only_stale`` re-signs only what is missing or past half its validity
     (CA/B Forum BR 4.9.10 refresh point). ``workers`` > 1 signs in that many
     forked processes (keys never leave memory); this process stays the single
-    LMDB writer, one transaction per chunk. Returns how many were signed.
+    LMDB writer, one transaction per chunk. ``should_stop`` is polled while
+    scanning (a stopping worker must not wait for a scan of millions).
+    Returns how many were signed.
     """
     now = int(time.time()) if now is None else now
 
     def jobs():
         for entry in entries:
             items = []
-            for serial, record in store.iter_status(entry.id):
+            for scanned, (serial, record) in enumerate(store.iter_status(entry.id)):
+                if scanned % 1024 == 0 and should_stop():
+                    return
                 if only_stale and _fresh(store, entry.id, algorithms, serial, now):
                     continue
                 items.append((serial, record))
@@ -207,6 +212,7 @@ def _worker(
                 extra = asyncio.ensure_future(companion(server, wake))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), stop_after)
+        server.stopping.set()  # ends a refresher scan running in its thread
         if refresher is not None:
             refresher.cancel()
         if companion is not None and slot == 0:
@@ -254,7 +260,11 @@ async def refresh_loop(
             signed = await loop.run_in_executor(
                 None,
                 lambda: presign_all(
-                    responder.store, entries, settings.presign_algorithms, only_stale=True
+                    responder.store,
+                    entries,
+                    settings.presign_algorithms,
+                    only_stale=True,
+                    should_stop=server.stopping.is_set,
                 ),
             )
             if signed:

@@ -13,6 +13,7 @@ import email.utils
 import functools
 import hashlib
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,7 @@ class Server:
         # GENERATION_CHECK_SECONDS while serving), bounded, always within
         # their validity. In-process writers call ``invalidate``.
         self.hot: dict[bytes, Answer] = {}
+        self.stopping = threading.Event()  # set when the worker stops
         # GET paths already decoded to their request (url-unquoting is slow).
         self.get_paths: dict[bytes, bytes] = {}
         self.generation = responder.generation()
