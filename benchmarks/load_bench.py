@@ -35,21 +35,15 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import ctypes
 import functools
 import hashlib
 import http.client
 import json
 import os
-import pickle
 import platform
 import random
 import secrets
-import shlex
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,10 +56,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-HERE = Path(__file__).resolve().parent
-LUA = HERE / "ocsp_load.lua"
+from benchmarks.load_servers import (
+    OCSP_PATH,
+    CheckFailed,
+    free_port,
+    in_netns,
+    start_nginx,
+    start_openssl,
+    start_revoca,
+    stop,
+)
+from benchmarks.load_wrk import Point, measure, ratios, report
+
 ISSUER = "load-issuing"
-OCSP_PATH = "/ocsp"  # [va] ocsp_path in the default configuration
 
 
 @dataclass
@@ -91,38 +94,6 @@ class Setup:
     revoked: int
     timings: dict = field(default_factory=dict)
     cleanup: list[Path] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def pinned(core: str | None, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", core, *argv] if core is not None else argv
 
 
 def progress_bar(label: str, total: int):
@@ -283,142 +254,7 @@ def write_records(path: Path, records: list[bytes]) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- servers
-
-
-def start_revoca(setup: Setup, port: int, workers: int, core: str | None) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "revoca", "--data-dir", str(setup.workdir), "va", "serve"]
-    argv += ["--port", str(port), "--workers", str(workers), "--admin-port", "0"]
-    process = subprocess.Popen(
-        pinned(core, argv),
-        env=setup.env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(setup.workdir / "va.log", "ab"),  # noqa: SIM115
-    )
-    wait_port(port, process)
-    return process
-
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    keepalive_timeout 65;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    types {{ application/ocsp-response der; }}
-    server {{
-        listen 127.0.0.1:{port};
-        root {dir}/static;
-        location /r/ {{
-            # POST to a static file: answer it as a GET would (405 -> 200).
-            error_page 405 =200 $uri;
-        }}
-    }}
-}}
-"""
-
-
-def start_nginx(setup: Setup, port: int, core: str | None, answers: list[bytes]) -> tuple:
-    # Outside the private work directory: nginx's workers run as an
-    # unprivileged user and read these public bytes (mode 0755/0644).
-    directory = Path(tempfile.mkdtemp(prefix="revoca-nginx-"))
-    setup.cleanup.append(directory)
-    directory.chmod(0o755)
-    (directory / "static" / "r").mkdir(parents=True, mode=0o755)
-    (directory / "static").chmod(0o755)
-    paths = []
-    for i, answer in enumerate(answers):
-        target = directory / "static" / "r" / f"{i}.der"
-        target.write_bytes(answer)
-        target.chmod(0o644)
-        paths.append(f"/r/{i}.der")
-    conf = directory / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=directory, port=port))
-    process = subprocess.Popen(
-        pinned(core, ["nginx", "-c", str(conf), "-p", str(directory)]),
-        stdout=subprocess.DEVNULL,
-        stderr=open(directory / "stderr.log", "ab"),  # noqa: SIM115
-    )
-    wait_port(port, process)
-    return process, paths
-
-
-def start_openssl(setup: Setup, port: int, core: str | None) -> subprocess.Popen:
-    """`openssl ocsp` as a responder. It binds every interface (its -port
-    takes no address), so it runs in a network namespace of its own with only
-    a loopback; the checks and wrk join that namespace."""
-    argv = ["openssl", "ocsp", "-index", str(setup.index), "-port", str(port)]
-    argv += ["-rsigner", str(setup.workdir / "signer.pem"), "-rkey", str(setup.signer_key)]
-    argv += ["-passin", f"file:{setup.passphrase_file}", "-CA", str(setup.workdir / "issuing.pem")]
-    argv += ["-nmin", "60", "-ignore_err"]
-    script = "ip link set lo up && exec " + " ".join(shlex.quote(a) for a in pinned(core, argv))
-    log = setup.workdir / "openssl-ocsp.log"
-    log.write_bytes(b"")
-    process = subprocess.Popen(
-        ["unshare", "--net", "sh", "-c", script],
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "ab"),  # noqa: SIM115
-    )
-    # Not probed with a connection: a connect-and-close without a request
-    # leaves this single-threaded responder waiting on it for good.
-    deadline = time.monotonic() + 30
-    while b"waiting for OCSP client connections" not in log.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"openssl ocsp did not start; see {log}")
-        time.sleep(0.05)
-    return process
-
-
-CLONE_NEWNET = 0x40000000
-
-
-def in_netns(pid: int | None, function, *args):
-    """Run ``function(*args)`` in the network namespace of process ``pid``
-    (in a forked child; the result comes back pickled). None: right here."""
-    if pid is None:
-        return function(*args)
-    readable, writable = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        try:
-            os.close(readable)
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns failed")
-            result = ("ok", function(*args))
-        except BaseException as exc:
-            result = ("error", f"{type(exc).__name__}: {exc}")
-        with os.fdopen(writable, "wb") as out:
-            pickle.dump(result, out)
-        os._exit(0)
-    os.close(writable)
-    with os.fdopen(readable, "rb") as inp:
-        data = inp.read()
-    os.waitpid(child, 0)
-    kind, value = pickle.loads(data)
-    if kind == "error":
-        raise CheckFailed(value)
-    return value
-
-
 # ---------------------------------------------------------------- checks
-
-
-class CheckFailed(AssertionError):
-    pass
 
 
 def fetch(port: int, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
@@ -472,76 +308,6 @@ def verify_server(setup, corpus, port, what, *, get=True, paths=None, expect=Non
                 raise CheckFailed(f"{what}: GET and POST answers differ for request {i}")
         answers.append(body)
     return answers
-
-
-# ---------------------------------------------------------------- wrk
-
-
-def run_wrk(port, mode, records, expected, connections, seconds, core, netns=None) -> dict:
-    threads = 1
-    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
-    argv += ["--timeout", "5s", "-s", str(LUA), f"http://127.0.0.1:{port}{OCSP_PATH}", "--", mode]
-    argv += [str(records)] + ([str(expected)] if expected else [])
-    argv = pinned(core, argv)
-    if netns is not None:
-        argv = ["nsenter", f"--net=/proc/{netns}/ns/net", *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
-    line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
-    result = json.loads(line)
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    errors = (
-        sum(
-            result[k]
-            for k in ("bad_status", "bad_body", "connect_errors", "read_errors", "write_errors")
-        )
-        + result["status_errors"]
-        + result["timeouts"]
-    )
-    result["failed_checks"] = errors
-    return result
-
-
-@dataclass
-class Point:
-    label: str
-    runs: list[dict]
-
-    @property
-    def ok(self) -> bool:
-        return all(r["failed_checks"] == 0 and r["ok"] > 0 for r in self.runs)
-
-    def median(self, key: str) -> float:
-        return statistics.median(r[key] for r in self.runs)
-
-    def spread(self, key: str) -> tuple[float, float]:
-        values = [r[key] for r in self.runs]
-        return min(values), max(values)
-
-
-def measure(label, port, mode, records, expected, connections, args, core, fresh=None) -> Point:
-    """Warm-up, then ``args.repeat`` runs. ``fresh``: a callable that starts
-    a new server for every run and returns the pid whose network namespace
-    wrk joins (for `openssl ocsp`, which a closed idle connection stops)."""
-
-    def one(seconds):
-        return run_wrk(
-            port, mode, records, expected, connections, seconds, core, fresh() if fresh else None
-        )
-
-    one(args.warmup)
-    runs = [one(args.seconds) for _ in range(args.repeat)]
-    point = Point(label, runs)
-    state = "ok" if point.ok else "FAILED CHECKS"
-    print(
-        f"  {label:<44} {point.median('rps'):>10,.0f} req/s"
-        f"  p50 {point.median('p50_us') / 1000:6.2f} ms"
-        f"  p99 {point.median('p99_us') / 1000:6.2f} ms  [{state}]",
-        file=sys.stderr,
-        flush=True,
-    )
-    return point
 
 
 # ---------------------------------------------------------------- signing
@@ -827,91 +593,6 @@ def main(argv=None) -> int:
             shutil.rmtree(directory, ignore_errors=True)
         if temporary is not None:
             temporary.cleanup()
-
-
-def ratios(points: dict[str, Point], signing: dict) -> dict:
-    out = {}
-
-    def rate(label):
-        p = points.get(label)
-        return p.median("rps") if p is not None and p.ok else None
-
-    def p99(label):
-        p = points.get(label)
-        return p.median("p99_us") if p is not None and p.ok else None
-
-    for method in ("POST", "GET"):
-        ours, theirs = rate(f"revoca pre-signed {method} c32"), rate(f"nginx static {method} c32")
-        if ours and theirs:
-            out[f"pre-signed {method} c32 / nginx (target >= 0.9)"] = ours / theirs
-        ours, theirs = p99(f"revoca pre-signed {method} c32"), p99(f"nginx static {method} c32")
-        if ours and theirs:
-            out[f"pre-signed {method} c32 p99 / nginx p99 (target <= 1.5)"] = ours / theirs
-        ours, theirs = rate(f"revoca pre-signed {method} c1"), rate(f"nginx static {method} c1")
-        if ours and theirs:
-            out[f"pre-signed {method} c1 / nginx"] = ours / theirs
-    fresh, openssl = rate("revoca fresh (nonce) POST c32"), rate("openssl ocsp POST c32")
-    if fresh and openssl:
-        out["fresh (nonce) / openssl ocsp (target >= 3)"] = fresh / openssl
-    if fresh:
-        out["fresh (nonce) / raw signature rate (target >= 0.7)"] = (
-            fresh * signing["raw_signature_us"] / 1e6
-        )
-    presigned, openssl = rate("revoca pre-signed POST c32"), rate("openssl ocsp POST c32")
-    if presigned and openssl:
-        out["pre-signed POST / openssl ocsp"] = presigned / openssl
-    cores = signing.get("presign_workers", 1)
-    label = "pre-signing per response / raw signature (target <= 1.25)"
-    if cores != 1:
-        label = f"pre-signing wall time per response on {cores} processes / raw signature"
-    out[label] = signing["presign_vs_raw"]
-    out["cryptography builder / our pre-signing per response"] = signing[
-        "cryptography_builder_vs_presign"
-    ]
-    many = [label for label in points if label.endswith("workers")]
-    single = rate("revoca pre-signed POST c32, 1 worker, unpinned")
-    if many and single and rate(many[0]):
-        out[f"{many[0].rsplit(', ', 1)[1]} / 1 worker (both unpinned, wrk on the same cores)"] = (
-            rate(many[0]) / single
-        )
-    return out
-
-
-def report(results: dict) -> None:
-    print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()))
-    setup = results["setup"]
-    print(
-        f"certificates: {setup['certs']:,} ({setup['revoked']:,} revoked); import"
-        f" {setup['import_seconds']:.1f} s; pre-signing {setup['presigned']:,} responses on"
-        f" {setup['presign_workers']} core(s) {setup['presign_seconds']:.1f} s"
-    )
-    print(f"\n{'point':<48} {'req/s (min-max)':>26} {'p50 ms':>8} {'p99 ms (min-max)':>20}")
-    for label, p in results["points"].items():
-        if not p["ok"]:
-            print(f"{label:<48} {'FAILED CHECKS: no figure':>26}")
-            continue
-        low, high = p["rps_spread"]
-        p99_low, p99_high = p["p99_ms_spread"]
-        print(
-            f"{label:<48} {p['rps_median']:>9,.0f} ({low:,.0f}-{high:,.0f})"
-            f" {p['p50_ms_median']:>8.2f} {p['p99_ms_median']:>7.2f} ({p99_low:.2f}-{p99_high:.2f})"
-        )
-    print("\nratios (same run):")
-    for label, value in results["ratios"].items():
-        print(f"  {label:<72} {value:8.2f}")
-    signing = results["signing"]
-    print(
-        f"\nraw P-256 signature {signing['raw_signature_us']:.1f} us; pre-signing"
-        f" {signing['presign_per_response_us']:.1f} us per response; cryptography's"
-        f" OCSPResponseBuilder {signing['cryptography_builder_us']:.1f} us"
-    )
-    memory = results.get("revoca_memory_mb", {})
-    for pid, values in memory.items():
-        print(
-            f"VA worker {pid}: RSS {values.get('VmRSS', 0):.1f} MB"
-            f" (own {values.get('RssAnon', 0):.1f} MB,"
-            f" LMDB/file pages {values.get('RssFile', 0):.1f} MB)"
-        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,167 @@
+"""wrk runs for the load benchmark: one run, a measured point (warm-up and
+repetitions), and the ratios and table printed from the points."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.load_servers import OCSP_PATH, pinned
+
+LUA = Path(__file__).resolve().parent / "ocsp_load.lua"
+
+
+def run_wrk(port, mode, records, expected, connections, seconds, core, netns=None) -> dict:
+    threads = 1
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    argv += ["--timeout", "5s", "-s", str(LUA), f"http://127.0.0.1:{port}{OCSP_PATH}", "--", mode]
+    argv += [str(records)] + ([str(expected)] if expected else [])
+    argv = pinned(core, argv)
+    if netns is not None:
+        argv = ["nsenter", f"--net=/proc/{netns}/ns/net", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+    line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
+    result = json.loads(line)
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    errors = (
+        sum(
+            result[k]
+            for k in ("bad_status", "bad_body", "connect_errors", "read_errors", "write_errors")
+        )
+        + result["status_errors"]
+        + result["timeouts"]
+    )
+    result["failed_checks"] = errors
+    return result
+
+
+@dataclass
+class Point:
+    label: str
+    runs: list[dict]
+
+    @property
+    def ok(self) -> bool:
+        return all(r["failed_checks"] == 0 and r["ok"] > 0 for r in self.runs)
+
+    def median(self, key: str) -> float:
+        return statistics.median(r[key] for r in self.runs)
+
+    def spread(self, key: str) -> tuple[float, float]:
+        values = [r[key] for r in self.runs]
+        return min(values), max(values)
+
+
+def measure(label, port, mode, records, expected, connections, args, core, fresh=None) -> Point:
+    """Warm-up, then ``args.repeat`` runs. ``fresh``: a callable that starts
+    a new server for every run and returns the pid whose network namespace
+    wrk joins (for `openssl ocsp`, which a closed idle connection stops)."""
+
+    def one(seconds):
+        return run_wrk(
+            port, mode, records, expected, connections, seconds, core, fresh() if fresh else None
+        )
+
+    one(args.warmup)
+    runs = [one(args.seconds) for _ in range(args.repeat)]
+    point = Point(label, runs)
+    state = "ok" if point.ok else "FAILED CHECKS"
+    print(
+        f"  {label:<44} {point.median('rps'):>10,.0f} req/s"
+        f"  p50 {point.median('p50_us') / 1000:6.2f} ms"
+        f"  p99 {point.median('p99_us') / 1000:6.2f} ms  [{state}]",
+        file=sys.stderr,
+        flush=True,
+    )
+    return point
+
+
+def ratios(points: dict[str, Point], signing: dict) -> dict:
+    out = {}
+
+    def rate(label):
+        p = points.get(label)
+        return p.median("rps") if p is not None and p.ok else None
+
+    def p99(label):
+        p = points.get(label)
+        return p.median("p99_us") if p is not None and p.ok else None
+
+    for method in ("POST", "GET"):
+        ours, theirs = rate(f"revoca pre-signed {method} c32"), rate(f"nginx static {method} c32")
+        if ours and theirs:
+            out[f"pre-signed {method} c32 / nginx (target >= 0.9)"] = ours / theirs
+        ours, theirs = p99(f"revoca pre-signed {method} c32"), p99(f"nginx static {method} c32")
+        if ours and theirs:
+            out[f"pre-signed {method} c32 p99 / nginx p99 (target <= 1.5)"] = ours / theirs
+        ours, theirs = rate(f"revoca pre-signed {method} c1"), rate(f"nginx static {method} c1")
+        if ours and theirs:
+            out[f"pre-signed {method} c1 / nginx"] = ours / theirs
+    fresh, openssl = rate("revoca fresh (nonce) POST c32"), rate("openssl ocsp POST c32")
+    if fresh and openssl:
+        out["fresh (nonce) / openssl ocsp (target >= 3)"] = fresh / openssl
+    if fresh:
+        out["fresh (nonce) / raw signature rate (target >= 0.7)"] = (
+            fresh * signing["raw_signature_us"] / 1e6
+        )
+    presigned, openssl = rate("revoca pre-signed POST c32"), rate("openssl ocsp POST c32")
+    if presigned and openssl:
+        out["pre-signed POST / openssl ocsp"] = presigned / openssl
+    cores = signing.get("presign_workers", 1)
+    label = "pre-signing per response / raw signature (target <= 1.25)"
+    if cores != 1:
+        label = f"pre-signing wall time per response on {cores} processes / raw signature"
+    out[label] = signing["presign_vs_raw"]
+    out["cryptography builder / our pre-signing per response"] = signing[
+        "cryptography_builder_vs_presign"
+    ]
+    many = [label for label in points if label.endswith("workers")]
+    single = rate("revoca pre-signed POST c32, 1 worker, unpinned")
+    if many and single and rate(many[0]):
+        out[f"{many[0].rsplit(', ', 1)[1]} / 1 worker (both unpinned, wrk on the same cores)"] = (
+            rate(many[0]) / single
+        )
+    return out
+
+
+def report(results: dict) -> None:
+    print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()))
+    setup = results["setup"]
+    print(
+        f"certificates: {setup['certs']:,} ({setup['revoked']:,} revoked); import"
+        f" {setup['import_seconds']:.1f} s; pre-signing {setup['presigned']:,} responses on"
+        f" {setup['presign_workers']} core(s) {setup['presign_seconds']:.1f} s"
+    )
+    print(f"\n{'point':<48} {'req/s (min-max)':>26} {'p50 ms':>8} {'p99 ms (min-max)':>20}")
+    for label, p in results["points"].items():
+        if not p["ok"]:
+            print(f"{label:<48} {'FAILED CHECKS: no figure':>26}")
+            continue
+        low, high = p["rps_spread"]
+        p99_low, p99_high = p["p99_ms_spread"]
+        print(
+            f"{label:<48} {p['rps_median']:>9,.0f} ({low:,.0f}-{high:,.0f})"
+            f" {p['p50_ms_median']:>8.2f} {p['p99_ms_median']:>7.2f} ({p99_low:.2f}-{p99_high:.2f})"
+        )
+    print("\nratios (same run):")
+    for label, value in results["ratios"].items():
+        print(f"  {label:<72} {value:8.2f}")
+    signing = results["signing"]
+    print(
+        f"\nraw P-256 signature {signing['raw_signature_us']:.1f} us; pre-signing"
+        f" {signing['presign_per_response_us']:.1f} us per response; cryptography's"
+        f" OCSPResponseBuilder {signing['cryptography_builder_us']:.1f} us"
+    )
+    memory = results.get("revoca_memory_mb", {})
+    for pid, values in memory.items():
+        print(
+            f"VA worker {pid}: RSS {values.get('VmRSS', 0):.1f} MB"
+            f" (own {values.get('RssAnon', 0):.1f} MB,"
+            f" LMDB/file pages {values.get('RssFile', 0):.1f} MB)"
+        )
