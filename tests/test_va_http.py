@@ -372,3 +372,27 @@ def test_hot_answers_follow_writes_from_other_processes(tmp_path, service):
         assert parsed.certificate_status == ocsp.OCSPCertStatus.REVOKED
     finally:
         thread.stop()
+
+
+def test_hot_answers_keep_only_ordinary_sized_requests():
+    """A client padding valid requests (up to max_body) must not fill the hot
+    answers with large keys: only requests up to HOT_KEY_MAX are kept."""
+    from va.http import HOT_KEY_MAX, HTTPSettings, Server
+    from va.metrics import Metrics
+    from va.responder import Answer
+
+    answer = Answer(b"\x30\x03\x0a\x01\x00", "presigned", 0, 4_000_000_000, True)
+
+    class Presigned:
+        store = None
+
+        def generation(self):
+            return 0
+
+        def answer(self, request):
+            return answer
+
+    server = Server(Presigned(), HTTPSettings(), Metrics(), {})
+    assert server.ocsp(b"r" * HOT_KEY_MAX)[0] is answer
+    assert server.ocsp(b"r" * (HOT_KEY_MAX + 1))[0] is answer
+    assert list(server.hot) == [b"r" * HOT_KEY_MAX]

@@ -52,6 +52,9 @@ def _http_date(epoch: float) -> bytes:
 # costs one dict lookup and one join. Bounded; cleared when full.
 HEAD_CACHE_ENTRIES = 16384
 HOT_ANSWER_ENTRIES = 16384
+# Only ordinary requests are kept (one CertID: about 80-120 bytes), so padded
+# or signed ones of up to max_body cannot fill a worker's memory.
+HOT_KEY_MAX = 512
 GENERATION_CHECK_SECONDS = 0.002
 _OCSP_REQUEST = b"application/ocsp-request"
 _CACHE_SUFFIX = b", public, no-transform, must-revalidate\r\nContent-Length: "
@@ -119,7 +122,7 @@ class Server:
             return answer, started
         result = self.responder.answer(request)
         if isinstance(result, Answer):
-            if result.kind == "presigned":
+            if result.kind == "presigned" and len(request) <= HOT_KEY_MAX:
                 if len(self.hot) >= HOT_ANSWER_ENTRIES:
                     self.hot.clear()
                 self.hot[request] = result
@@ -300,7 +303,7 @@ class Connection(asyncio.Protocol):
                 request = server.get_paths.get(encoded)
                 if request is None:
                     request = _decode_get(encoded)
-                    if request is not None:
+                    if request is not None and len(encoded) <= 2 * HOT_KEY_MAX:
                         if len(server.get_paths) >= HOT_ANSWER_ENTRIES:
                             server.get_paths.clear()
                         server.get_paths[encoded] = request
