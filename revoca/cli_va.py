@@ -170,7 +170,8 @@ def import_index(
 @handle_errors
 def presign(ctx, stale_only):
     """Sign a response for every known serial (SHA-1 and SHA-256 CertIDs)."""
-    from va.app import open_store, presign_all
+    from va.app import open_store
+    from va.presign import presign_all
 
     config = config_of(ctx)
     settings = va_settings(config)

@@ -134,7 +134,8 @@ def run_demo(
 
     from revoca.cli_va import va_settings
     from revoca.va_import import import_from_ca
-    from va.app import open_store, presign_all
+    from va.app import open_store
+    from va.presign import presign_all
     from va.responder import load_issuers
 
     settings = va_settings(config, port=port)

@@ -6,8 +6,9 @@ import time
 from cryptography.x509 import ocsp
 
 from tests.va_fixtures import make_va
-from va.app import presign_all, refresh_loop
-from va.store import GOOD, StatusRecord, serial_bytes
+from va.app import refresh_loop
+from va.presign import presign_all, refresh
+from va.store import GOOD, REVOKED, StatusRecord, serial_bytes
 
 
 def _responses(store, entry_id, serials, algorithm=1):
@@ -93,3 +94,70 @@ def test_a_stopping_worker_ends_the_scan(tmp_path, service):
         store, [entry], (1,), chunk=100, should_stop=lambda: polls.append(1) or len(polls) > 1
     )
     assert 0 < signed < len(serials)  # the first 1,024 scanned, then it stopped
+
+
+def _no_full_scan(store, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the refresher scanned every status")
+
+    monkeypatch.setattr(store, "iter_status", refuse)
+
+
+def test_the_refresher_reads_the_schedule_not_the_store(tmp_path, service, monkeypatch):
+    """Once pre-signed, a refresh signs only the changed serial and what is
+    due: its cost follows the changes, not the store's size (10M statuses)."""
+    env, thread = make_va(tmp_path, service, presign=False)
+    thread.stop()
+    store = env.server.responder.store
+    entries = list(env.server.responder.issuers.values())
+    entry = entries[0]
+    t0 = int(time.time())
+    assert presign_all(store, entries, (1, 2), now=t0) == store.count_status() * 2
+    _no_full_scan(store, monkeypatch)
+    assert refresh(store, entries, (1, 2), now=t0 + 1) == 0
+    serial = serial_bytes(env.good)
+    store.apply(statuses=[(entry.id, serial, StatusRecord(REVOKED, t0, 1, 2_000_000_000))])
+    assert refresh(store, entries, (1, 2), now=t0 + 2) == 2
+    for algorithm in (1, 2):
+        stored = _responses(store, entry.id, [serial], algorithm)[serial]
+        response = ocsp.load_der_ocsp_response(stored.der)
+        assert response.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert store.pending() == []
+    assert refresh(store, entries, (1, 2), now=t0 + 3) == 0
+    # Half the validity later everything is due, in time order.
+    half = t0 + entry.validity // 2
+    assert refresh(store, entries, (1, 2), now=half) == (store.count_status() - 1) * 2
+    assert store.next_due() == half + 2  # the serial re-signed at t0 + 2
+
+
+def test_a_store_without_a_schedule_is_reconciled_once(tmp_path, service, monkeypatch):
+    """A store written before the schedule existed (or for other hash
+    algorithms): one full scan signs only what is missing, then the
+    schedule takes over."""
+    env, thread = make_va(tmp_path, service, presign=False)
+    thread.stop()
+    store = env.server.responder.store
+    entries = list(env.server.responder.issuers.values())
+    entry = entries[0]
+    t0 = int(time.time())
+    total = store.count_status()
+    presign_all(store, entries, (1,), now=t0)
+    missing = serial_bytes(env.revoked)
+    store.apply(responses=[(entry.id, 1, missing, None)])
+
+    def forget_schedule(txn):
+        txn.drop(store.due_db, delete=False)
+        txn.drop(store.pending_db, delete=False)
+        txn.delete(b"refresh:schedule", db=store.meta_db)
+
+    store.write(forget_schedule)
+    assert refresh(store, entries, (1,), now=t0 + 1) == 1
+    assert _responses(store, entry.id, [missing])[missing] is not None
+    assert store.schedule() == {"version": 1, "algorithms": [1]}
+    assert len(store.due(2**62)) == total
+    # SHA-256 CertIDs added to the configuration: reconciled once more,
+    # signing only what is missing.
+    assert refresh(store, entries, (1, 2), now=t0 + 2) == total
+    assert len(store.due(2**62)) == 2 * total
+    _no_full_scan(store, monkeypatch)
+    assert refresh(store, entries, (1, 2), now=t0 + 3) == 0

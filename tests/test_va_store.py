@@ -8,6 +8,7 @@ from va.store import (
     GOOD,
     HOLD,
     REVOKED,
+    Signed,
     StatusRecord,
     StoredResponse,
     StoreFullError,
@@ -91,3 +92,86 @@ def test_iter_status_survives_map_growth_between_items(tmp_path):
             store.put_crl("big", 1, 2, 3, b"\x00" * (2 << 20))
     assert seen == sorted(serials)
     store.close()
+
+
+def _schedule(store):
+    return store.pending(), [
+        (d.at, d.issuer_id, d.hash_algorithm, d.serial) for d in store.due(2**62)
+    ]
+
+
+def test_the_schedule_follows_statuses_and_responses(tmp_path):
+    """A status change leaves the serial pending and takes its responses and
+    their refresh points with it; a stored response is due at half its
+    validity; entries come out in time order."""
+    store = VAStore(tmp_path)
+    good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
+    store.apply(statuses=[(1, b"\x05", good), (1, b"\x06", good)])
+    assert _schedule(store) == ([(1, b"\x05"), (1, b"\x06")], [])
+    signed = [
+        Signed(
+            1,
+            b"\x05",
+            good,
+            [(1, StoredResponse(100, 300, b"a")), (2, StoredResponse(100, 500, b"b"))],
+        ),
+        Signed(1, b"\x06", good, [(1, StoredResponse(0, 100, b"c"))]),
+    ]
+    assert store.store_signed(signed) == 3
+    assert _schedule(store) == (
+        [],
+        [(50, 1, 1, b"\x06"), (200, 1, 1, b"\x05"), (300, 1, 2, b"\x05")],
+    )
+    assert [d.serial for d in store.due(200)] == [b"\x06", b"\x05"]
+    assert store.next_due() == 50
+    # Re-signing replaces the refresh point; it does not add one.
+    store.store_signed([Signed(1, b"\x06", good, [(1, StoredResponse(400, 600, b"d"))])])
+    assert store.next_due() == 200
+    store.apply(statuses=[(1, b"\x05", StatusRecord(REVOKED, 7, 1, 2_000_000_000))])
+    assert _schedule(store) == ([(1, b"\x05")], [(500, 1, 1, b"\x06")])
+    with store.read() as txn:
+        assert store.get_response(txn, 1, 1, b"\x05") is None
+        assert store.get_response(txn, 1, 2, b"\x05") is None
+    store.apply(responses=[(1, 1, b"\x06", None)])
+    assert _schedule(store) == ([(1, b"\x05")], [])
+
+
+def test_responses_signed_from_a_status_that_changed_are_not_stored(tmp_path):
+    """The refresher signs outside the write lock: a publish that changes the
+    status meanwhile must win, or a revoked serial would be answered good."""
+    store = VAStore(tmp_path)
+    good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
+    store.apply(statuses=[(1, b"\x05", good)])
+    signed_from_good = Signed(1, b"\x05", good, [(1, StoredResponse(0, 100, b"good"))])
+    store.apply(statuses=[(1, b"\x05", StatusRecord(REVOKED, 7, 1, 2_000_000_000))])
+    assert store.store_signed([signed_from_good]) == 0
+    with store.read() as txn:
+        assert store.get_response(txn, 1, 1, b"\x05") is None
+    assert store.pending() == [(1, b"\x05")]  # still to sign, from the new status
+    assert store.next_due() is None
+
+
+def test_a_due_entry_is_consumed_even_when_its_response_is_gone(tmp_path):
+    store = VAStore(tmp_path)
+    good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
+    store.apply(statuses=[(1, b"\x05", good)])
+    store.store_signed([Signed(1, b"\x05", good, [(1, StoredResponse(0, 100, b"r"))])])
+    (due,) = store.due(100)
+    store.apply(statuses=[(1, b"\x05", StatusRecord(HOLD, 7, -1, 2_000_000_000))])
+    assert store.store_signed([Signed(1, b"\x05", good, [], (due.key,))]) == 0
+    assert store.next_due() is None
+
+
+def test_the_schedule_is_rebuilt_from_stored_responses(tmp_path):
+    store = VAStore(tmp_path)
+    good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
+    serials = [serial_bytes(i) for i in range(1, 2001)]
+    store.apply(statuses=[(1, s, good) for s in serials])
+    store.store_signed(
+        [Signed(1, s, good, [(2, StoredResponse(i, i + 10, b"r"))]) for i, s in enumerate(serials)]
+    )
+    before = _schedule(store)
+    store.write(lambda txn: txn.drop(store.due_db, delete=False))
+    assert store.next_due() is None
+    assert store.rebuild_due(batch=300) == 2000
+    assert _schedule(store) == before

@@ -9,8 +9,9 @@ from pathlib import Path
 from ca.reasons import RevocationReason
 from revoca.va_import import import_from_ca
 from tests.conftest import PASSPHRASE, make_csr, pem
-from va.app import VASettings, build_server, open_store, presign_all
+from va.app import VASettings, build_server, open_store
 from va.http import Connection, HTTPSettings
+from va.presign import presign_all
 
 POLICIES = {"nonce_policy": "echo", "unissued": "revoked", "response_validity_hours": 96}
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import collections
 import contextlib
 import logging
 import os
@@ -10,13 +9,13 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from va.http import HTTPSettings, Server
 from va.metrics import Metrics
-from va.responder import IssuerEntry, Responder, load_issuers, presign
+from va.presign import refresh
+from va.responder import Responder, load_issuers
 from va.store import VAStore
 
 log = logging.getLogger("revoca.va")
@@ -68,101 +67,6 @@ def ca_chains(store: VAStore) -> dict[str, list[bytes]]:
         for i, (name, _) in enumerate(links):
             chains.setdefault(name, ders[i:])
     return chains
-
-
-_WORKER_ENTRIES: dict[int, IssuerEntry] = {}
-
-
-def _sign_chunk(job):
-    """In a pool worker: sign one chunk of (serial, record) for one issuer."""
-    issuer_id, algorithms, items, now = job
-    entry = _WORKER_ENTRIES[issuer_id]
-    return [
-        (issuer_id, algorithm, serial, presign(entry, algorithm, serial, record, now))
-        for serial, record in items
-        for algorithm in algorithms
-    ]
-
-
-def presign_all(
-    store: VAStore,
-    entries: list[IssuerEntry],
-    algorithms: tuple[int, ...],
-    *,
-    now: int | None = None,
-    only_stale: bool = False,
-    progress: Callable[[int], None] = lambda n: None,
-    chunk: int = 4000,  # serials per job and per LMDB commit (each commit is an fsync)
-    workers: int = 1,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> int:
-    """Sign a response for every known serial and hash algorithm.
-
-    ``only_stale`` re-signs only what is missing or past half its validity
-    (CA/B Forum BR 4.9.10 refresh point). ``workers`` > 1 signs in that many
-    forked processes (keys never leave memory); this process stays the single
-    LMDB writer, one transaction per chunk. ``should_stop`` is polled while
-    scanning (a stopping worker must not wait for a scan of millions).
-    Returns how many were signed.
-    """
-    now = int(time.time()) if now is None else now
-
-    def jobs():
-        for entry in entries:
-            items = []
-            for scanned, (serial, record) in enumerate(store.iter_status(entry.id)):
-                if scanned % 1024 == 0 and should_stop():
-                    return
-                if only_stale and _fresh(store, entry.id, algorithms, serial, now):
-                    continue
-                items.append((serial, record))
-                if len(items) == chunk:
-                    yield (entry.id, algorithms, items, now)
-                    items = []
-            if items:
-                yield (entry.id, algorithms, items, now)
-
-    _WORKER_ENTRIES.clear()
-    _WORKER_ENTRIES.update({entry.id: entry for entry in entries})
-    signed = 0
-    if workers <= 1:
-        results = map(_sign_chunk, jobs())
-        for responses in results:
-            store.apply(responses=responses)
-            signed += len(responses)
-            progress(len(responses))
-        return signed
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # fork: the workers inherit the loaded keys; they never touch LMDB.
-    # At most two jobs per worker in flight (Executor.map would read every
-    # status into jobs before the first result: ten million in memory).
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        in_flight: collections.deque = collections.deque()
-
-        def store_oldest() -> int:
-            responses = in_flight.popleft().result()
-            store.apply(responses=responses)
-            progress(len(responses))
-            return len(responses)
-
-        for job in jobs():
-            in_flight.append(pool.submit(_sign_chunk, job))
-            if len(in_flight) >= 2 * workers:
-                signed += store_oldest()
-        while in_flight:
-            signed += store_oldest()
-    return signed
-
-
-def _fresh(store: VAStore, issuer_id: int, algorithms, serial: bytes, now: int) -> bool:
-    with store.read() as txn:
-        for algorithm in algorithms:
-            stored = store.get_response(txn, issuer_id, algorithm, serial)
-            if stored is None or now >= (stored.this_update + stored.next_update) // 2:
-                return False
-    return True
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -248,32 +152,38 @@ async def _start_admin(
 async def refresh_loop(
     server: Server, settings: VASettings, wake: asyncio.Event | None = None
 ) -> None:
-    """Re-sign what is missing or past half its validity (BR 4.9.10), every
-    ``settings.refresh_seconds`` or as soon as ``wake`` is set (a publish
-    dropped responses), in a thread so answering never waits."""
+    """Sign what the schedule says is pending or due (BR 4.9.10), in a thread
+    so answering never waits; then sleep until the next refresh point, at
+    most ``settings.refresh_seconds``, or until ``wake`` is set (a publish
+    changed statuses)."""
     wake = wake or asyncio.Event()
     responder = server.responder
+    store = responder.store
     entries = list(responder.issuers.values())
     loop = asyncio.get_running_loop()
     while True:
         try:
             signed = await loop.run_in_executor(
                 None,
-                lambda: presign_all(
-                    responder.store,
+                lambda: refresh(
+                    store,
                     entries,
                     settings.presign_algorithms,
-                    only_stale=True,
                     should_stop=server.stopping.is_set,
                 ),
             )
             if signed:
                 server.invalidate()
                 log.info("refreshed pre-signed responses", extra={"signed": signed})
+            wait = settings.refresh_seconds
+            next_due = store.next_due()
+            if next_due is not None:
+                wait = min(wait, max(1.0, next_due - time.time()))
         except Exception:
             log.exception("refreshing pre-signed responses failed; retrying later")
+            wait = settings.refresh_seconds
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), settings.refresh_seconds)
+            await asyncio.wait_for(wake.wait(), wait)
         wake.clear()
 
 

@@ -189,6 +189,5 @@ IMPORT_BATCH = 100_000
 
 
 def _apply_batch(store: VAStore, statuses: list) -> None:
-    # New statuses invalidate any pre-signed answer for those serials.
-    drops = [(issuer_id, alg, s, None) for issuer_id, s, _ in statuses for alg in (1, 2, 3, 4)]
-    store.apply(statuses=statuses, responses=drops)
+    # New statuses invalidate any pre-signed answer for those serials (put_status).
+    store.apply(statuses=statuses)

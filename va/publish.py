@@ -29,7 +29,7 @@ pairs the new status with old bytes; the VA's refresher signs new ones.
 import struct
 from dataclasses import dataclass
 
-from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore, response_key, status_key
+from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 VERSION = 1
 EVENT_TYPES = ("issued", "revoked", "hold", "released", "expired")
@@ -140,13 +140,7 @@ def apply_batch(store: VAStore, source: str, events: list[Event]) -> dict:
         fresh = [e for e in events if e.seq > high_water]
         for event in fresh:
             if event.record is not None:
-                txn.put(
-                    status_key(event.issuer, event.serial), event.record.pack(), db=store.status_db
-                )
-                for algorithm in (1, 2, 3, 4):
-                    txn.delete(
-                        response_key(event.issuer, algorithm, event.serial), db=store.responses_db
-                    )
+                store.put_status(txn, event.issuer, event.serial, event.record)
         if fresh:
             high_water = fresh[-1].seq
             applied += len(fresh)

@@ -12,13 +12,22 @@ Key schema (integers big-endian):
   example ``issuing``, ``issuing-delta``, ``issuing-p3``; ASCII letters,
   digits, '.', '_', '-') -> thisUpdate i64, nextUpdate i64, CRL number u64,
   then the CRL DER. The latest CRL per name.
-- ``meta``: UTF-8 name -> small facts (per-source sequence numbers).
+- ``meta``: UTF-8 name -> small facts (per-source sequence numbers, the
+  refresh schedule's version).
+- ``pending``: issuer id (u32) + serial -> empty: the serial's status is new
+  or changed and its responses are not signed yet.
+- ``due``: refresh point u64 + issuer id (u32) + hash algorithm (u8) + serial
+  -> empty: when each stored response passes half its validity (CA/B Forum
+  BR 4.9.10), in time order. With ``pending`` this is the refresh schedule:
+  the refresher reads what is pending or due, never the whole store.
 
 The serial is stored exactly as an OCSP request carries it (the DER
 INTEGER's content octets), so a lookup needs no conversion. One writer
 applies status changes, and the pre-signed responses they replace, in a
 single write transaction: no reader sees a new status with an old response.
-Any number of processes read concurrently.
+Any number of processes read concurrently. Responses and the schedule
+change only through ``put_status``, ``put_response`` and ``drop_response``,
+which keep them in step.
 """
 
 import json
@@ -34,6 +43,10 @@ import lmdb
 GOOD, REVOKED, HOLD = 0, 1, 2
 _STATUS = struct.Struct(">Bqbq")
 _WINDOW = struct.Struct(">qq")
+_DUE = struct.Struct(">Q")
+HASH_ALGORITHMS = (1, 2, 3, 4)  # CertID hash algorithms a response may be stored under
+SCHEDULE_VERSION = 1
+_ALGORITHM_BYTE = [bytes((i,)) for i in range(256)]
 DEFAULT_MAP_SIZE = 1 << 30
 
 
@@ -67,6 +80,43 @@ def status_key(issuer_id: int, serial: bytes) -> bytes:
 
 def response_key(issuer_id: int, hash_algorithm: int, serial: bytes) -> bytes:
     return issuer_id.to_bytes(4, "big") + bytes((hash_algorithm,)) + serial
+
+
+def refresh_point(this_update: int, next_update: int) -> int:
+    """When a response should be re-signed: half its validity (BR 4.9.10)."""
+    return (this_update + next_update) // 2
+
+
+def _due_key(window, key: bytes) -> bytes:
+    this_update, next_update = _WINDOW.unpack_from(window)
+    return _DUE.pack(max(0, refresh_point(this_update, next_update))) + key
+
+
+@dataclass(frozen=True)
+class Due:
+    """One entry of the refresh schedule."""
+
+    key: bytes  # as stored in the ``due`` database
+    at: int
+    issuer_id: int
+    hash_algorithm: int
+    serial: bytes
+
+    @classmethod
+    def parse(cls, key: bytes) -> "Due":
+        (at,) = _DUE.unpack_from(key)
+        return cls(key, at, int.from_bytes(key[8:12], "big"), key[12], key[13:])
+
+
+@dataclass(frozen=True)
+class Signed:
+    """Responses signed from one status record, to store if it still holds."""
+
+    issuer_id: int
+    serial: bytes
+    record: "StatusRecord | None"
+    responses: list  # of (hash algorithm, StoredResponse)
+    due_keys: tuple = ()  # schedule entries this signing answers
 
 
 _CRL_HEADER = struct.Struct(">qqQ")
@@ -121,6 +171,15 @@ class VAStore:
         self.responses_db = self.env.open_db(b"responses", create=not readonly)
         self.crls_db = self.env.open_db(b"crls", create=not readonly)
         self.meta_db = self.env.open_db(b"meta", create=not readonly)
+        self.pending_db = self._optional_db(b"pending", readonly)
+        self.due_db = self._optional_db(b"due", readonly)
+
+    def _optional_db(self, name: bytes, readonly: bool):
+        # A read-only open of a store written before the schedule existed.
+        try:
+            return self.env.open_db(name, create=not readonly)
+        except lmdb.NotFoundError:
+            return None
 
     def close(self) -> None:
         self.env.close()
@@ -174,28 +233,153 @@ class VAStore:
         this_update, next_update = _WINDOW.unpack_from(value)
         return StoredResponse(this_update, next_update, bytes(value[_WINDOW.size :]))
 
+    # Inside a write transaction: the only ways responses and the schedule change.
+
+    def put_status(self, txn, issuer_id: int, serial: bytes, record: StatusRecord) -> None:
+        """A new or changed status: its responses go, the serial is pending."""
+        key = status_key(issuer_id, serial)
+        txn.put(key, record.pack(), db=self.status_db)
+        for algorithm in HASH_ALGORITHMS:
+            self.drop_response(txn, response_key(issuer_id, algorithm, serial))
+        txn.put(key, b"", db=self.pending_db)
+
+    def drop_response(self, txn, key: bytes) -> None:
+        old = txn.pop(key, db=self.responses_db)
+        if old is not None:
+            txn.delete(_due_key(old, key), db=self.due_db)
+
+    def put_response(self, txn, key: bytes, stored: StoredResponse) -> None:
+        this_update, next_update = stored.this_update, stored.next_update
+        window = _WINDOW.pack(this_update, next_update)
+        due = _DUE.pack(max(0, (this_update + next_update) // 2)) + key
+        old = txn.replace(key, window + stored.der, db=self.responses_db)
+        if old is not None:
+            old_due = _due_key(old, key)
+            if old_due != due:
+                txn.delete(old_due, db=self.due_db)
+        txn.put(due, b"", db=self.due_db)
+
     def apply(
         self,
         statuses: Iterable[tuple[int, bytes, StatusRecord]] = (),
         responses: Iterable[tuple[int, int, bytes, StoredResponse | None]] = (),
     ) -> None:
-        """Write status records and replace (or, with None, drop) pre-signed
-        responses, all in one transaction."""
+        """Write status records (dropping their responses), then store (or,
+        with None, drop) responses, all in one transaction."""
         statuses = list(statuses)
         responses = list(responses)
 
         def apply(txn):
             for issuer_id, serial, record in statuses:
-                txn.put(status_key(issuer_id, serial), record.pack(), db=self.status_db)
+                self.put_status(txn, issuer_id, serial, record)
             for issuer_id, algorithm, serial, stored in responses:
                 key = response_key(issuer_id, algorithm, serial)
                 if stored is None:
-                    txn.delete(key, db=self.responses_db)
+                    self.drop_response(txn, key)
                 else:
-                    value = _WINDOW.pack(stored.this_update, stored.next_update) + stored.der
-                    txn.put(key, value, db=self.responses_db)
+                    self.put_response(txn, key, stored)
 
         self.write(apply)
+
+    def store_signed(self, signed: Iterable[Signed]) -> int:
+        """Store responses signed from a status, in one transaction, only where
+        that status still holds: a publish that changed it while they were
+        being signed left the serial pending, to be signed again. Returns how
+        many responses were stored."""
+        signed = list(signed)
+        stored = 0
+
+        def apply(txn):
+            nonlocal stored
+            stored = 0
+            put_response, status_db, pending_db = self.put_response, self.status_db, self.pending_db
+            for item in signed:
+                for key in item.due_keys:  # answered, or made moot by a change
+                    txn.delete(key, db=self.due_db)
+                key = item.issuer_id.to_bytes(4, "big") + item.serial
+                current = txn.get(key, db=status_db)
+                expected = None if item.record is None else item.record.pack()
+                if current != expected:
+                    continue
+                prefix, serial = key[:4], item.serial
+                for algorithm, response in item.responses:
+                    put_response(txn, prefix + _ALGORITHM_BYTE[algorithm] + serial, response)
+                txn.delete(key, db=pending_db)
+                stored += len(item.responses)
+
+        self.write(apply)
+        return stored
+
+    # -- the refresh schedule ---------------------------------------------------------
+
+    def pending(self, start: bytes = b"", limit: int = 10_000) -> list[tuple[int, bytes]]:
+        """(issuer id, serial) pending re-signing, from key ``start`` on."""
+        keys = self._keys(self.pending_db, start, limit)
+        return [(int.from_bytes(key[:4], "big"), key[4:]) for key in keys]
+
+    def due(self, now: int, start: bytes = b"", limit: int = 10_000) -> list[Due]:
+        """Schedule entries whose refresh point is at or before ``now``."""
+        found = []
+        for key in self._keys(self.due_db, start, limit):
+            entry = Due.parse(key)
+            if entry.at > now:
+                break
+            found.append(entry)
+        return found
+
+    def next_due(self) -> int | None:
+        """The earliest refresh point in the schedule."""
+        keys = self._keys(self.due_db, b"", 1)
+        return Due.parse(keys[0]).at if keys else None
+
+    def _keys(self, db, start: bytes, limit: int) -> list[bytes]:
+        if db is None:
+            return []
+        keys = []
+        with self.env.begin() as txn:
+            cursor = txn.cursor(db=db)
+            if cursor.set_range(start):
+                for key in cursor.iternext(keys=True, values=False):
+                    keys.append(key)
+                    if len(keys) == limit:
+                        break
+        return keys
+
+    def schedule(self) -> dict | None:
+        """What the schedule was built for (its version and hash algorithms)."""
+        with self.env.begin() as txn:
+            value = txn.get(b"refresh:schedule", db=self.meta_db)
+        return None if value is None else json.loads(value)
+
+    def set_schedule(self, algorithms: Iterable[int]) -> None:
+        data = json.dumps({"version": SCHEDULE_VERSION, "algorithms": sorted(algorithms)}).encode()
+        self.write(lambda txn: txn.put(b"refresh:schedule", data, db=self.meta_db))
+
+    def rebuild_due(self, batch: int = 50_000) -> int:
+        """Rebuild the ``due`` schedule from the stored responses (a store
+        written before the schedule existed). Each batch is read and written
+        in one write transaction, so a concurrent publish keeps it exact."""
+        self.write(lambda txn: txn.drop(self.due_db, delete=False))
+        start = [b""]  # the first key of the next batch
+        scanned: list[bytes] = []
+
+        def apply(txn):
+            scanned.clear()
+            cursor = txn.cursor(db=self.responses_db)
+            if cursor.set_range(start[0]):
+                for key, value in cursor:
+                    txn.put(_due_key(value, key), b"", db=self.due_db)
+                    scanned.append(key)
+                    if len(scanned) == batch:
+                        break
+
+        total = 0
+        while True:
+            self.write(apply)
+            total += len(scanned)
+            if len(scanned) < batch:
+                return total
+            start[0] = scanned[-1] + b"\x00"  # the next key after the last one
 
     # -- CRLs ----------------------------------------------------------------------
 

@@ -1,0 +1,251 @@
+"""Pre-signed responses: signing them all, and keeping them fresh.
+
+A full pre-signing signs every known serial under each configured CertID
+hash algorithm. After that the refresher works from the store's schedule
+(``va/store.py``): serials whose status is new or changed (``pending``) and
+responses past half their validity (``due``, CA/B Forum BR 4.9.10), so its
+cost follows what changed, not the size of the store. A store whose schedule
+is missing, or was built for other hash algorithms, is reconciled once by a
+full scan.
+
+Signing runs in this process or in forked workers (the keys never leave
+memory); this process stays the single LMDB writer, one transaction per
+chunk. Each signed response is stored only if the status it was signed from
+still holds (``VAStore.store_signed``).
+"""
+
+import collections
+import time
+from collections.abc import Callable, Iterator
+
+from va.responder import IssuerEntry, presign
+from va.store import (
+    SCHEDULE_VERSION,
+    Signed,
+    StatusRecord,
+    VAStore,
+    refresh_point,
+    status_key,
+)
+
+# A job: (issuer id, [(serial, record, hash algorithms, schedule keys)], now).
+Job = tuple[int, list[tuple[bytes, StatusRecord | None, tuple[int, ...], tuple]], int]
+
+_WORKER_ENTRIES: dict[int, IssuerEntry] = {}
+
+
+def _sign_chunk(job: Job) -> list[Signed]:
+    """Sign one chunk of one issuer's serials (in this process or a worker)."""
+    issuer_id, items, now = job
+    entry = _WORKER_ENTRIES[issuer_id]
+    return [
+        Signed(
+            issuer_id,
+            serial,
+            record,
+            [(algorithm, presign(entry, algorithm, serial, record, now)) for algorithm in algs],
+            due_keys,
+        )
+        for serial, record, algs, due_keys in items
+    ]
+
+
+def _run(
+    store: VAStore,
+    entries: list[IssuerEntry],
+    jobs: Iterator[Job],
+    workers: int,
+    progress: Callable[[int], None],
+) -> int:
+    """Sign every job and store the results; return how many were stored."""
+    _WORKER_ENTRIES.clear()
+    _WORKER_ENTRIES.update({entry.id: entry for entry in entries})
+
+    def store_result(signed: list[Signed]) -> int:
+        progress(sum(len(item.responses) for item in signed))
+        return store.store_signed(signed)
+
+    if workers <= 1:
+        return sum(store_result(_sign_chunk(job)) for job in jobs)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: the workers inherit the loaded keys; they never touch LMDB.
+    # At most two jobs per worker in flight (Executor.map would read every
+    # status into jobs before the first result: ten million in memory).
+    stored = 0
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        in_flight: collections.deque = collections.deque()
+        for job in jobs:
+            in_flight.append(pool.submit(_sign_chunk, job))
+            if len(in_flight) >= 2 * workers:
+                stored += store_result(in_flight.popleft().result())
+        while in_flight:
+            stored += store_result(in_flight.popleft().result())
+    return stored
+
+
+def presign_all(
+    store: VAStore,
+    entries: list[IssuerEntry],
+    algorithms: tuple[int, ...],
+    *,
+    now: int | None = None,
+    only_stale: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+    chunk: int = 4000,  # serials per job and per LMDB commit (each commit is an fsync)
+    workers: int = 1,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Sign a response for every known serial and hash algorithm.
+
+    ``only_stale`` signs only what the schedule says is pending or due (see
+    ``refresh``). ``workers`` > 1 signs in that many forked processes.
+    ``should_stop`` is polled while scanning (a stopping worker must not wait
+    for a scan of millions). Returns how many responses were stored.
+    """
+    now = int(time.time()) if now is None else now
+    if only_stale:
+        return refresh(
+            store,
+            entries,
+            algorithms,
+            now=now,
+            progress=progress,
+            chunk=chunk,
+            workers=workers,
+            should_stop=should_stop,
+        )
+    return _full_pass(store, entries, algorithms, now, progress, chunk, workers, should_stop, False)
+
+
+def refresh(
+    store: VAStore,
+    entries: list[IssuerEntry],
+    algorithms: tuple[int, ...],
+    *,
+    now: int | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+    chunk: int = 4000,
+    workers: int = 1,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Sign what is pending (new or changed statuses, under every configured
+    hash algorithm) and what is due (past half its validity, under its own).
+    A store without a current schedule is reconciled first by one full scan.
+    Returns how many responses were stored."""
+    now = int(time.time()) if now is None else now
+    known = {entry.id for entry in entries}
+    stored = 0
+    if _schedule_stale(store, algorithms):
+        stored += _full_pass(
+            store, entries, algorithms, now, progress, chunk, workers, should_stop, True
+        )
+        if should_stop():
+            return stored
+
+    def pending_jobs() -> Iterator[Job]:
+        start = b""
+        while not should_stop():
+            keys = store.pending(start, limit=chunk)
+            if not keys:
+                return
+            start = status_key(*keys[-1]) + b"\x00"
+            yield from _jobs_for(store, now, known, ((i, s, algorithms, ()) for i, s in keys))
+            if len(keys) < chunk:
+                return
+
+    def due_jobs() -> Iterator[Job]:
+        start = b""
+        while not should_stop():
+            found = store.due(now, start, limit=chunk)
+            if not found:
+                return
+            start = found[-1].key + b"\x00"
+            by_serial: dict[tuple[int, bytes], tuple[list, list]] = {}
+            for due in found:
+                algs, keys = by_serial.setdefault((due.issuer_id, due.serial), ([], []))
+                algs.append(due.hash_algorithm)
+                keys.append(due.key)
+            yield from _jobs_for(
+                store,
+                now,
+                known,
+                ((i, s, tuple(algs), tuple(keys)) for (i, s), (algs, keys) in by_serial.items()),
+            )
+            if len(found) < chunk:
+                return
+
+    stored += _run(store, entries, pending_jobs(), workers, progress)
+    stored += _run(store, entries, due_jobs(), workers, progress)
+    return stored
+
+
+def _jobs_for(store: VAStore, now: int, known: set[int], wanted) -> Iterator[Job]:
+    """One job per issuer for (issuer, serial, algorithms, schedule keys),
+    with each serial's current status (None: not known; nothing to sign)."""
+    by_issuer: dict[int, list] = {}
+    with store.read() as txn:
+        for issuer_id, serial, algs, due_keys in wanted:
+            if issuer_id not in known:  # not served here: left as it is
+                continue
+            record = store.get_status(txn, issuer_id, serial)
+            algs = algs if record is not None else ()
+            by_issuer.setdefault(issuer_id, []).append((serial, record, algs, due_keys))
+    for issuer_id, items in by_issuer.items():
+        yield (issuer_id, items, now)
+
+
+def _schedule_stale(store: VAStore, algorithms: tuple[int, ...]) -> bool:
+    schedule = store.schedule()
+    return schedule != {"version": SCHEDULE_VERSION, "algorithms": sorted(algorithms)}
+
+
+def _ensure_schedule(store: VAStore) -> None:
+    schedule = store.schedule()
+    if schedule is None or schedule.get("version") != SCHEDULE_VERSION:
+        store.rebuild_due()
+
+
+def _full_pass(
+    store, entries, algorithms, now, progress, chunk, workers, should_stop, only_missing: bool
+) -> int:
+    """Make sure the schedule exists, then sign every serial (or, with
+    ``only_missing``, what is missing or past its refresh point) under the
+    configured hash algorithms; the schedule is current once a pass ends."""
+    _ensure_schedule(store)
+    stopped = []
+
+    def jobs() -> Iterator[Job]:
+        for entry in entries:
+            items = []
+            for scanned, (serial, record) in enumerate(store.iter_status(entry.id)):
+                if scanned % 1024 == 0 and should_stop():
+                    stopped.append(True)
+                    return
+                algs = (
+                    _stale(store, entry.id, algorithms, serial, now) if only_missing else algorithms
+                )
+                if algs:
+                    items.append((serial, record, algs, ()))
+                if len(items) == chunk:
+                    yield (entry.id, items, now)
+                    items = []
+            if items:
+                yield (entry.id, items, now)
+
+    stored = _run(store, entries, jobs(), workers, progress)
+    if not stopped:
+        store.set_schedule(algorithms)
+    return stored
+
+
+def _stale(store: VAStore, issuer_id: int, algorithms, serial: bytes, now: int) -> tuple:
+    """The hash algorithms whose response is missing or past its refresh point."""
+    with store.read() as txn:
+        return tuple(
+            algorithm
+            for algorithm in algorithms
+            if (stored := store.get_response(txn, issuer_id, algorithm, serial)) is None
+            or now >= refresh_point(stored.this_update, stored.next_update)
+        )
