@@ -410,6 +410,42 @@ def machine() -> dict:
     }
 
 
+def measure_baseline(workdir: Path, args, server_core, client_core, processes) -> dict:
+    """The same pre-signed points on a store of ``--baseline-certs`` statuses,
+    in this run: the large store's figures are read against these."""
+    base = build(
+        workdir.with_name(workdir.name + "-baseline"),
+        args.baseline_certs,
+        args.seed,
+        presign_workers=args.presign_workers,
+    )
+    corpus = make_corpus(base, args.corpus, args.seed)
+    files = base.workdir / "load"
+    files.mkdir(exist_ok=True)
+    posts = write_records(files / "posts.rec", corpus.posts)
+    gets = write_records(files / "gets.rec", [g.encode() for g in corpus.gets])
+    port = free_port()
+    va = start_revoca(base, port, 1, server_core)
+    processes.append(va)
+    try:
+        answers = verify_server(base, corpus, port, "revoca baseline")
+        expected = write_records(files / "expected.rec", answers)
+        points = {}
+        prefix = f"baseline {args.baseline_certs:,}: pre-signed"
+        for connections in (32, 1):
+            for mode, records in (("post", posts), ("get", gets)):
+                label = f"{prefix} {mode.upper()} c{connections}"
+                points[label] = measure(
+                    label, port, mode, records, expected, connections, args, client_core
+                )
+        memory = {str(p): rss_mb(p) for p in worker_pids(va.pid) or [va.pid]}
+    finally:
+        stop(va)
+        processes.remove(va)
+        shutil.rmtree(base.workdir, ignore_errors=True)
+    return {"certs": args.baseline_certs, "points": points, "memory_mb": memory}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -428,6 +464,13 @@ def main(argv=None) -> int:
         default=1,
         help="processes for the initial pre-signing (1: timed on one core against the raw "
         "signature; more for large --certs)",
+    )
+    parser.add_argument(
+        "--baseline-certs",
+        type=int,
+        default=0,
+        help="also measure the pre-signed points on a store this size, in the same run "
+        "(e.g. 100000 beside --certs 10000000)",
     )
     parser.add_argument("--skip", default="", help="comma-separated: nginx,openssl,fresh,workers")
     parser.add_argument(
@@ -499,6 +542,14 @@ def main(argv=None) -> int:
                 )
         workers = worker_pids(va.pid) or [va.pid]  # one worker: the process itself
         results["revoca_memory_mb"] = {str(p): rss_mb(p) for p in workers}
+        if args.baseline_certs:
+            stop(va)
+            processes.remove(va)
+            baseline = measure_baseline(workdir, args, server_core, client_core, processes)
+            points.update(baseline.pop("points"))
+            results["baseline"] = baseline
+            va = start_revoca(setup, port, 1, server_core)
+            processes.append(va)
 
         if "fresh" not in skip:
             nonce_corpus = make_corpus(setup, args.corpus, args.seed + 1, nonce=True)

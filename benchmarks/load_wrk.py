@@ -121,6 +121,11 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
     out["cryptography builder / our pre-signing per response"] = signing[
         "cryptography_builder_vs_presign"
     ]
+    for label in [label for label in points if label.startswith("baseline ")]:
+        size, point = label[len("baseline ") :].split(": ", 1)
+        ours, theirs = rate(f"revoca {point}"), rate(label)
+        if ours and theirs:
+            out[f"{point}: this store / {size} statuses (target >= 0.9)"] = ours / theirs
     many = [label for label in points if label.endswith("workers")]
     single = rate("revoca pre-signed POST c32, 1 worker, unpinned")
     if many and single and rate(many[0]):
@@ -158,10 +163,14 @@ def report(results: dict) -> None:
         f" {signing['presign_per_response_us']:.1f} us per response; cryptography's"
         f" OCSPResponseBuilder {signing['cryptography_builder_us']:.1f} us"
     )
-    memory = results.get("revoca_memory_mb", {})
-    for pid, values in memory.items():
-        print(
-            f"VA worker {pid}: RSS {values.get('VmRSS', 0):.1f} MB"
-            f" (own {values.get('RssAnon', 0):.1f} MB,"
-            f" LMDB/file pages {values.get('RssFile', 0):.1f} MB)"
-        )
+    memory = [("VA worker", results.get("revoca_memory_mb", {}))]
+    if "baseline" in results:
+        baseline = results["baseline"]
+        memory.append((f"baseline VA worker ({baseline['certs']:,})", baseline["memory_mb"]))
+    for what, workers in memory:
+        for pid, values in workers.items():
+            print(
+                f"{what} {pid}: RSS {values.get('VmRSS', 0):.1f} MB"
+                f" (own {values.get('RssAnon', 0):.1f} MB,"
+                f" LMDB/file pages {values.get('RssFile', 0):.1f} MB)"
+            )
