@@ -20,6 +20,12 @@ def va_settings(config, **overrides):
         max_url=va["max_url"],
         fresh_signing_cap=va["fresh_signing_cap"],
         signing_threads=va["signing_threads"],
+        request_timeout=float(va["request_timeout"]),
+        idle_timeout=float(va["idle_timeout"]),
+        max_connections=va["max_connections"],
+        max_header_bytes=va["max_header_bytes"],
+        max_headers=va["max_headers"],
+        max_pipeline=va["max_pipeline"],
     )
     values = {
         "directory": Path(va["directory"]),

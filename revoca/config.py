@@ -112,13 +112,18 @@ def _va_section(table: dict, data_dir: Path) -> dict:
         "max_url",
         "max_certids",
         "fresh_signing_cap",
+        "max_connections",
+        "max_header_bytes",
+        "max_headers",
+        "max_pipeline",
     ):
         if not isinstance(va[key], int) or va[key] < (0 if key == "port" else 1):
             raise ConfigError(f"va.{key} must be a positive integer")
     if not isinstance(va["presign_workers"], int) or va["presign_workers"] < 0:
         raise ConfigError("va.presign_workers must be 0 (one per core) or a positive integer")
-    if not isinstance(va["refresh_seconds"], int | float) or va["refresh_seconds"] <= 0:
-        raise ConfigError("va.refresh_seconds must be a positive number")
+    for key in ("refresh_seconds", "request_timeout", "idle_timeout"):
+        if not isinstance(va[key], int | float) or isinstance(va[key], bool) or va[key] <= 0:
+            raise ConfigError(f"va.{key} must be a positive number")
     tls = [va["admin_tls_cert"], va["admin_tls_key"], va["admin_tls_client_ca"]]
     if any(tls) and not all(tls):
         raise ConfigError("va.admin_tls_cert, admin_tls_key and admin_tls_client_ca go together")

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvloop
+
 from ca.reasons import RevocationReason
 from revoca.va_import import import_from_ca
 from tests.conftest import PASSPHRASE, make_csr, pem
@@ -43,7 +45,7 @@ class VAEnv:
 class ServerThread:
     def __init__(self, server):
         self.server = server
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()  # as `revoca va serve` runs
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 

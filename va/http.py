@@ -35,7 +35,19 @@ class HTTPSettings:
     max_body: int = 10 * 1024
     max_url: int = 8 * 1024
     fresh_signing_cap: int = 64
+    # Hostile clients: a request's headers and body must arrive within
+    # request_timeout seconds of its first byte (slow clients get 408); a
+    # keep-alive connection with nothing in progress, or one that stopped
+    # reading its answers, closes after idle_timeout; past max_connections
+    # per worker new connections are closed at once; header sections over
+    # max_header_bytes or max_headers get 431; past max_pipeline queued
+    # answers a connection is not read.
+    request_timeout: float = 10.0
     idle_timeout: float = 60.0
+    max_connections: int = 10_000
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_pipeline: int = 64
     # 0: fresh signatures are computed in the event loop's thread (one worker
     # per core: a thread only adds GIL hand-offs, each up to the 5 ms switch
     # interval). N: a pool of N threads, for cores beyond the workers.
@@ -56,6 +68,7 @@ HOT_ANSWER_ENTRIES = 16384
 # or signed ones of up to max_body cannot fill a worker's memory.
 HOT_KEY_MAX = 512
 GENERATION_CHECK_SECONDS = 0.002
+SWEEP_SECONDS = 1.0  # how often request and idle deadlines are checked
 _OCSP_REQUEST = b"application/ocsp-request"
 _CACHE_SUFFIX = b", public, no-transform, must-revalidate\r\nContent-Length: "
 
@@ -105,6 +118,47 @@ class Server:
         self.generation = responder.generation()
         self.checked = time.perf_counter()
         metrics.fresh_signing = lambda: self.in_flight
+        # Open connections; their request and idle deadlines are checked by
+        # ``sweep`` once a second (time.monotonic).
+        self.connections: set[Connection] = set()
+        self.sweeper: asyncio.TimerHandle | None = None
+
+    # -- connections ----------------------------------------------------------
+
+    def accept(self, connection: "Connection") -> bool:
+        """Admit a new connection unless the cap is reached."""
+        if len(self.connections) >= self.settings.max_connections:
+            self.metrics.count("connection_refused")
+            return False
+        if self.sweeper is None:
+            self.sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self.sweep)
+        self.connections.add(connection)
+        self.metrics.gauge_add("connections", 1)
+        return True
+
+    def release(self, connection: "Connection") -> None:
+        if connection in self.connections:
+            self.connections.remove(connection)
+            self.metrics.gauge_add("connections", -1)
+
+    def sweep(self) -> None:
+        """Close connections past their request or idle deadline."""
+        now = time.monotonic()
+        settings = self.settings
+        for connection in list(self.connections):
+            if connection.paused:  # its answers are not being read
+                if now - connection.last > settings.idle_timeout:
+                    self.metrics.count("idle_timeout")
+                    connection.close()
+            elif connection.started is not None:
+                if now - connection.started > settings.request_timeout:
+                    self.metrics.count("request_timeout")
+                    connection.fail(b"408 Request Timeout", b"request timeout\n")
+            elif not connection.pending and now - connection.last > settings.idle_timeout:
+                self.metrics.count("idle_timeout")
+                connection.close()
+        loop = asyncio.get_running_loop()
+        self.sweeper = loop.call_later(SWEEP_SECONDS, self.sweep) if self.connections else None
 
     # -- OCSP -----------------------------------------------------------------
 
@@ -202,6 +256,10 @@ class Server:
         return headers
 
 
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback: stops parsing this connection."""
+
+
 class Connection(asyncio.Protocol):
     def __init__(self, server: Server):
         self.server = server
@@ -213,11 +271,25 @@ class Connection(asyncio.Protocol):
         self.too_large = False
         self.pending: deque = deque()
         self.eof = False
+        # Deadlines (time.monotonic): when the request being read began (None
+        # between requests), when data last arrived.
+        self.started: float | None = None
+        self.last = time.monotonic()
+        # Header section size: bytes read since it began, in whole reads (a
+        # line httptools is still collecting counts), and the complete lines.
+        self.in_headers = False
+        self.header_bytes = 0
+        self.header_size = 0
+        self.paused = False  # reading paused: output backed up
+        self.write_blocked = False  # the transport's buffer is past its high-water mark
 
     # asyncio callbacks
     def connection_made(self, transport):
+        if not self.server.accept(self):
+            transport.abort()
+            return
         self.transport = transport
-        self.server.metrics.gauge_add("connections", 1)
+        self.last = time.monotonic()
 
     def eof_received(self):
         # The client half-closed: answer what it already sent, then close.
@@ -227,16 +299,39 @@ class Connection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc):
-        self.server.metrics.gauge_add("connections", -1)
+        self.server.release(self)
         self.transport = None
 
+    def pause_writing(self):
+        # The client is not reading its answers: stop reading its requests.
+        self.write_blocked = True
+        self._pause()
+
+    def resume_writing(self):
+        self.write_blocked = False
+        if len(self.pending) < self.server.settings.max_pipeline:
+            self._resume()
+
     def data_received(self, data: bytes):
+        self.last = time.monotonic()
+        if self.in_headers:
+            self.header_bytes += len(data)
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            self.fail(b"431 Request Header Fields Too Large", b"header section too large\n")
+            return
         except httptools.HttpParserUpgrade:
-            self._fail(b"400 Bad Request")
+            self.fail(b"400 Bad Request", b"bad request\n")
+            return
         except httptools.HttpParserError:
-            self._fail(b"400 Bad Request")
+            self.fail(b"400 Bad Request", b"bad request\n")
+            return
+        # Still within a header section (a header line httptools is still
+        # collecting counts too): bounded, whatever the client sends.
+        if self.in_headers and self.header_bytes > self.server.settings.max_header_bytes:
+            self.server.metrics.count("header_too_large")
+            self.fail(b"431 Request Header Fields Too Large", b"header section too large\n")
 
     # httptools callbacks
     def on_message_begin(self):
@@ -244,6 +339,10 @@ class Connection(asyncio.Protocol):
         self.body = b""
         self.headers = {}
         self.too_large = False
+        self.started = time.monotonic()
+        self.in_headers = True
+        self.header_bytes = 0
+        self.header_size = 0
 
     def on_url(self, url: bytes):
         self.url += url
@@ -251,7 +350,16 @@ class Connection(asyncio.Protocol):
             self.too_large = True
 
     def on_header(self, name: bytes, value: bytes):
-        self.headers[name.lower()] = value
+        headers = self.headers
+        headers[name.lower()] = value
+        self.header_size += len(name) + len(value) + 4  # ": " and CRLF
+        settings = self.server.settings
+        if len(headers) > settings.max_headers or self.header_size > settings.max_header_bytes:
+            self.server.metrics.count("header_too_large")
+            raise _HeadersTooLarge
+
+    def on_headers_complete(self):
+        self.in_headers = False
 
     def on_body(self, body: bytes):
         if len(self.body) + len(body) > self.server.settings.max_body:
@@ -260,6 +368,7 @@ class Connection(asyncio.Protocol):
             self.body = self.body + body if self.body else body
 
     def on_message_complete(self):
+        self.started = None
         keep_alive = self.parser.should_keep_alive() and not self.too_large
         try:
             self._dispatch(keep_alive)
@@ -447,6 +556,8 @@ class Connection(asyncio.Protocol):
         if isinstance(item, asyncio.Future):
             item.add_done_callback(lambda _f: self._flush())
         self._flush()
+        if len(self.pending) >= self.server.settings.max_pipeline:
+            self._pause()  # pipelined faster than answers are ready
 
     def _flush(self) -> None:
         while self.pending:
@@ -459,6 +570,9 @@ class Connection(asyncio.Protocol):
             self._write(head, keep_alive)
         if self.eof and self.transport is not None:
             self.transport.close()
+        pipeline = self.server.settings.max_pipeline
+        if self.paused and not self.write_blocked and len(self.pending) < pipeline:
+            self._resume()
 
     def _write(self, data: bytes, keep_alive: bool) -> None:
         if self.transport is None:
@@ -468,12 +582,31 @@ class Connection(asyncio.Protocol):
             self.transport.close()
             self.pending.clear()
 
-    def _fail(self, status: bytes) -> None:
+    def _pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.paused and self.transport is not None:
+            self.paused = False
+            if self.started is not None:  # time paused by us is not the client's
+                self.started = time.monotonic()
+            self.transport.resume_reading()
+
+    def fail(self, status: bytes, text: bytes) -> None:
+        """Answer ``status`` and close; answers still being signed are dropped."""
+        self.started = None
         if self.transport is not None:
-            self.transport.write(
-                _response(status, [(b"Content-Type", b"text/plain")], b"bad request\n", False)
-            )
+            self.pending.clear()
+            self.transport.write(_response(status, [(b"Content-Type", b"text/plain")], text, False))
             self.transport.close()
+        self.server.release(self)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.server.release(self)
 
 
 def _decode_get(encoded: bytes) -> bytes | None:

@@ -5,6 +5,8 @@ from bisect import bisect_left
 from collections import Counter
 
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+# Counted by the HTTP front (va/http.py) when a limit acts.
+CONNECTION_EVENTS = ("connection_refused", "request_timeout", "idle_timeout", "header_too_large")
 AGE_BUCKETS = (60, 600, 3600, 4 * 3600, 12 * 3600, 86400, 4 * 86400, 10 * 86400)
 
 
@@ -66,7 +68,13 @@ class Metrics:
             "# HELP revoca_http_connections Open HTTP connections.",
             "# TYPE revoca_http_connections gauge",
             f"revoca_http_connections {self.gauges['connections']}",
+            "# HELP revoca_http_connection_events_total Connections refused or closed by a limit.",
+            "# TYPE revoca_http_connection_events_total counter",
         ]
+        for event in CONNECTION_EVENTS:
+            out.append(
+                f'revoca_http_connection_events_total{{event="{event}"}} {self.requests[event]}'
+            )
         return "\n".join(out) + "\n"
 
 
