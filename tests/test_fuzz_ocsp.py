@@ -1,0 +1,69 @@
+"""Bounded differential fuzzing in CI: the native parser and its twin agree.
+
+The long campaign (``python -m tests.fuzz_ocsp``) and its AddressSanitizer
+run are recorded in SECURITY.md.
+"""
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import fuzz_ocsp
+from tests.test_der_reader import _native
+
+pytestmark = pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+
+SEEDS = fuzz_ocsp.seeds()
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_agree_on_arbitrary_bytes(data):
+    assert fuzz_ocsp.check(_native, data) is None
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=2**64))
+def test_agree_on_mutated_real_requests(seed):
+    data = fuzz_ocsp.mutate(random.Random(seed), SEEDS)
+    assert fuzz_ocsp.check(_native, data) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), min_size=1, max_size=4),
+)
+def test_agree_on_length_and_tag_edits(seed, edits):
+    data = bytearray(seed)
+    for position, value in edits:
+        data[position % len(data)] = value
+    assert fuzz_ocsp.check(_native, bytes(data)) is None
+
+
+def test_a_bounded_campaign_finds_no_disagreement(tmp_path):
+    executed, failures = fuzz_ocsp.campaign(20261127, 50_000, 120.0, tmp_path / "crashes")
+    assert failures == 0, sorted(p.read_text() for p in (tmp_path / "crashes").glob("*.txt"))
+    assert executed == 50_000
+
+
+def test_a_disagreement_is_reported_with_its_input(tmp_path, monkeypatch):
+    """The fuzzer can fail: a twin that answers differently is caught and saved."""
+
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(_native, name)
+
+        @staticmethod
+        def read_tlv(data, *args):
+            if len(data) > 40:
+                return (0x30, 0, 0)
+            return _native.read_tlv(data, *args)
+
+    monkeypatch.setattr(fuzz_ocsp, "native_module", Broken)
+    _executed, failures = fuzz_ocsp.campaign(1, 200, 30.0, tmp_path / "crashes")
+    assert failures > 0
+    saved = sorted((tmp_path / "crashes").glob("*.der"))
+    assert saved and fuzz_ocsp.check(Broken(), saved[0].read_bytes()).startswith("read_tlv")
