@@ -375,6 +375,87 @@ def test_kill_9_of_the_va_during_a_publish_batch(loop, tmp_path, pki):
         assert _status(store, ca.id, record.serial) == (REVOKED if i % 3 == 0 else GOOD)
 
 
+def _fill_until_refused(loop, pki, store, port):
+    """Publish into ``store`` (which cannot take the batch); wait until the
+    publisher has been refused twice; return the running publisher."""
+    records = [pki.issue("issuing", make_csr(), "tls-server") for _ in range(300)]
+    _, runner = start_admin_server(loop, store, port)
+    service = Publisher(
+        Outbox(pki.store.engine),
+        [HTTPTarget("va", f"http://127.0.0.1:{port}", TOKEN.encode())],
+        source="ca",
+        batch=1000,
+        max_backoff=0.3,
+    )
+    running = loop.spawn(service.run())
+    assert _wait(lambda: service.state["va"].failures >= 2, 20), service.state["va"]
+    return records, runner, service, running
+
+
+def test_a_full_lmdb_map_refuses_the_batch_whole_and_the_publisher_retries(loop, tmp_path, pki):
+    path, port = tmp_path / "va", free_port()
+    store = VAStore(path, map_size=64 * 1024, max_map_size=64 * 1024)  # may not grow
+    records, runner, service, running = _fill_until_refused(loop, pki, store, port)
+    try:
+        assert "507" in service.state["va"].last_error
+        assert "map full" in service.state["va"].last_error
+        assert publish.counters(store, "ca") == (0, 0)  # no partial batch
+        with store.read() as txn:
+            assert txn.stat(store.status_db)["entries"] == 0
+        loop.run(runner.cleanup())
+        store.close()
+        store = VAStore(path, max_map_size=1 << 30)  # the operator raises va.max_map_size
+        _, runner = start_admin_server(loop, store, port)
+        last = service.outbox.last_id()
+        assert _wait(lambda: publish.counters(store, "ca")[0] == last, 20)
+        ca = pki.get_ca("issuing")
+        assert all(_status(store, ca.id, r.serial) == GOOD for r in records)
+    finally:
+        service.stop()
+        running.result(10)
+        loop.run(runner.cleanup())
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_refuses_the_batch_whole_and_the_publisher_retries(loop, tmp_path, pki):
+    """A real ENOSPC: the VA's LMDB on a 2 MiB tmpfs, nearly filled."""
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "2m"):
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        store = VAStore(disk / "va")
+        filler = disk / "filler"
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * (free - 16 * 1024))  # leave 16 KiB
+        port = free_port()
+        records, runner, service, running = _fill_until_refused(loop, pki, store, port)
+        try:
+            assert "507" in service.state["va"].last_error
+            assert "LMDB write failed" in service.state["va"].last_error
+            assert "bytes free" in service.state["va"].last_error
+            assert publish.counters(store, "ca") == (0, 0)  # no partial batch
+            filler.unlink()  # space again: the publisher's next retry goes through
+            last = service.outbox.last_id()
+            assert _wait(lambda: publish.counters(store, "ca")[0] == last, 20)
+            ca = pki.get_ca("issuing")
+            assert all(_status(store, ca.id, r.serial) == GOOD for r in records)
+        finally:
+            service.stop()
+            running.result(10)
+            loop.run(runner.cleanup())
+            store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 def _reachable(url: str) -> bool:
     try:
         call(url.replace("/events", "/status"), "GET")

@@ -84,3 +84,82 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_kill_9_of_a_worker_under_load(tmp_path):
+    """Clients hammer two workers; one is killed: the other keeps answering,
+    the supervisor starts a replacement, and the LMDB environment is intact
+    (every answer after the restart is the right, verified one)."""
+    import threading
+    import urllib.request
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    from va.store import VAStore, serial_bytes
+
+    d, env = demo_pki(tmp_path)
+    port = free_port()
+    cert = x509.load_pem_x509_certificate((d / "www.pem").read_bytes())
+    issuer = x509.load_pem_x509_certificate((d / "issuing.pem").read_bytes())
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(cert, issuer, hashes.SHA1())
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+    def ask() -> bool:
+        post = urllib.request.Request(
+            f"http://127.0.0.1:{port}/ocsp",
+            data=request,
+            headers={"Content-Type": "application/ocsp-request"},
+        )
+        try:
+            with urllib.request.urlopen(post, timeout=5) as response:
+                answer = ocsp.load_der_ocsp_response(response.read())
+        except (OSError, ValueError):
+            return False
+        return answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+    server = start_va(d, env, port, "--workers", "2", "--admin-port", "0")
+    results: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def hammer():
+        deadline = time.monotonic() + 60  # bounded whatever happens
+        while not stop.is_set() and time.monotonic() < deadline:
+            results.append((time.monotonic(), ask()))
+
+    clients = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+    try:
+        assert _wait(lambda: len(_children(server.pid)) == 2 and ask())
+        for client in clients:
+            client.start()
+        time.sleep(1.0)
+        victim = min(_children(server.pid))
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        assert _wait(
+            lambda: len(_children(server.pid)) == 2 and victim not in _children(server.pid)
+        )
+        replaced_at = time.monotonic()
+        time.sleep(1.5)
+        stop.set()
+        for client in clients:
+            client.join(10)
+        during = [ok for t, ok in results if killed_at <= t < replaced_at]
+        after = [ok for t, ok in results if t >= replaced_at + 0.5]
+        # Only requests caught on the dying worker's connections may fail.
+        assert during.count(True) > during.count(False), (during.count(True), during.count(False))
+        assert after and all(after), after.count(False)
+        store = VAStore(d / "va" / "lmdb", readonly=True)
+        with store.read() as txn:
+            record = store.get_status(txn, 2, serial_bytes(cert.serial_number))
+        store.close()
+        assert record is not None  # the environment opens and reads back
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(15)

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from va import publish
-from va.store import StoreFullError, VAStore, check_crl_name
+from va.store import StoreWriteError, VAStore, check_crl_name
 
 log = logging.getLogger("revoca.va.admin")
 MAX_BODY = 16 * 1024 * 1024
@@ -79,8 +79,9 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _json_error(400, "bad_batch", str(exc))
         try:
             result = publish.apply_batch(store, source, batch)
-        except StoreFullError as exc:
-            return _json_error(507, "store_full", str(exc))
+        except StoreWriteError as exc:  # map or disk full, I/O error: nothing written
+            log.error("store write failed", extra={"error": str(exc)})
+            return _json_error(507, "store_write_failed", str(exc))
         if result["applied"]:
             on_applied()
         return web.json_response(result)
@@ -114,8 +115,9 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _json_error(400, "bad_crl", "the body is not a DER CRL")
         try:
             store.put_crl(name, numbers[0], numbers[1], numbers[2], der)
-        except StoreFullError as exc:
-            return _json_error(507, "store_full", str(exc))
+        except StoreWriteError as exc:  # map or disk full, I/O error: nothing written
+            log.error("store write failed", extra={"error": str(exc)})
+            return _json_error(507, "store_write_failed", str(exc))
         return web.json_response({"stored": name, "number": numbers[2]})
 
     async def put_issuer(request: web.Request) -> web.Response:
@@ -126,8 +128,9 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _json_error(400, "bad_issuer", str(exc))
         try:
             store.put_issuer(issuer_id, record)
-        except StoreFullError as exc:
-            return _json_error(507, "store_full", str(exc))
+        except StoreWriteError as exc:  # map or disk full, I/O error: nothing written
+            log.error("store write failed", extra={"error": str(exc)})
+            return _json_error(507, "store_write_failed", str(exc))
         return web.json_response({"stored": issuer_id, "name": record["name"]})
 
     app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)

@@ -32,6 +32,7 @@ which keep them in step.
 
 import json
 import re
+import shutil
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -50,7 +51,11 @@ _ALGORITHM_BYTE = [bytes((i,)) for i in range(256)]
 DEFAULT_MAP_SIZE = 1 << 30
 
 
-class StoreFullError(RuntimeError):
+class StoreWriteError(RuntimeError):
+    """A write transaction failed (disk full, I/O error); nothing was written."""
+
+
+class StoreFullError(StoreWriteError):
     """The LMDB map is full and may not grow further."""
 
 
@@ -205,6 +210,12 @@ class VAStore:
                         f"({self.max_map_size}) forbids growing it; nothing was written"
                     ) from None
                 self.env.set_mapsize(size * 2)
+            except (lmdb.Error, OSError) as exc:  # disk full, I/O error: rolled back
+                free = shutil.disk_usage(self.path).free
+                raise StoreWriteError(
+                    f"LMDB write failed ({exc}; {free} bytes free on the store's "
+                    "filesystem); the transaction was rolled back, nothing was written"
+                ) from None
 
     # -- issuers ---------------------------------------------------------------
 
