@@ -55,7 +55,9 @@ def main(argv=None) -> int:
     parser.add_argument("--certs", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=600, help="length of the soak")
     parser.add_argument("--sample", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--warmup", type=int, default=60, help="seconds before the baseline")
+    parser.add_argument(
+        "--warmup", type=int, default=120, help="seconds before the memory baseline"
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(

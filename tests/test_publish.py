@@ -392,6 +392,14 @@ def _fill_until_refused(loop, pki, store, port):
     return records, runner, service, running
 
 
+def _delivered_in_the_end(service, store, pki, records):
+    """The publisher's retries bring every event, and each status, to the VA."""
+    last = service.outbox.last_id()
+    assert _wait(lambda: publish.counters(store, "ca")[0] == last, 20)
+    ca = pki.get_ca("issuing")
+    assert all(_status(store, ca.id, r.serial) == GOOD for r in records)
+
+
 def test_a_full_lmdb_map_refuses_the_batch_whole_and_the_publisher_retries(loop, tmp_path, pki):
     path, port = tmp_path / "va", free_port()
     store = VAStore(path, map_size=64 * 1024, max_map_size=64 * 1024)  # may not grow
@@ -406,10 +414,7 @@ def test_a_full_lmdb_map_refuses_the_batch_whole_and_the_publisher_retries(loop,
         store.close()
         store = VAStore(path, max_map_size=1 << 30)  # the operator raises va.max_map_size
         _, runner = start_admin_server(loop, store, port)
-        last = service.outbox.last_id()
-        assert _wait(lambda: publish.counters(store, "ca")[0] == last, 20)
-        ca = pki.get_ca("issuing")
-        assert all(_status(store, ca.id, r.serial) == GOOD for r in records)
+        _delivered_in_the_end(service, store, pki, records)
     finally:
         service.stop()
         running.result(10)
@@ -443,10 +448,7 @@ def test_a_full_disk_refuses_the_batch_whole_and_the_publisher_retries(loop, tmp
             assert "bytes free" in service.state["va"].last_error
             assert publish.counters(store, "ca") == (0, 0)  # no partial batch
             filler.unlink()  # space again: the publisher's next retry goes through
-            last = service.outbox.last_id()
-            assert _wait(lambda: publish.counters(store, "ca")[0] == last, 20)
-            ca = pki.get_ca("issuing")
-            assert all(_status(store, ca.id, r.serial) == GOOD for r in records)
+            _delivered_in_the_end(service, store, pki, records)
         finally:
             service.stop()
             running.result(10)

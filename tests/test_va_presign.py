@@ -96,6 +96,13 @@ def test_a_stopping_worker_ends_the_scan(tmp_path, service):
     assert 0 < signed < len(serials)  # the first 1,024 scanned, then it stopped
 
 
+def _stopped_va(tmp_path, service):
+    """A VA with nothing pre-signed, not serving: (env, store, issuer entries)."""
+    env, thread = make_va(tmp_path, service, presign=False)
+    thread.stop()
+    return env, env.server.responder.store, list(env.server.responder.issuers.values())
+
+
 def _no_full_scan(store, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the refresher scanned every status")
@@ -106,10 +113,7 @@ def _no_full_scan(store, monkeypatch):
 def test_the_refresher_reads_the_schedule_not_the_store(tmp_path, service, monkeypatch):
     """Once pre-signed, a refresh signs only the changed serial and what is
     due: its cost follows the changes, not the store's size (10M statuses)."""
-    env, thread = make_va(tmp_path, service, presign=False)
-    thread.stop()
-    store = env.server.responder.store
-    entries = list(env.server.responder.issuers.values())
+    env, store, entries = _stopped_va(tmp_path, service)
     entry = entries[0]
     t0 = int(time.time())
     assert presign_all(store, entries, (1, 2), now=t0) == store.count_status() * 2
@@ -134,10 +138,7 @@ def test_a_store_without_a_schedule_is_reconciled_once(tmp_path, service, monkey
     """A store written before the schedule existed (or for other hash
     algorithms): one full scan signs only what is missing, then the
     schedule takes over."""
-    env, thread = make_va(tmp_path, service, presign=False)
-    thread.stop()
-    store = env.server.responder.store
-    entries = list(env.server.responder.issuers.values())
+    env, store, entries = _stopped_va(tmp_path, service)
     entry = entries[0]
     t0 = int(time.time())
     total = store.count_status()

@@ -272,14 +272,18 @@ class Connection(asyncio.Protocol):
         self.pending: deque = deque()
         self.eof = False
         # Deadlines (time.monotonic): when the request being read began (None
-        # between requests), when data last arrived.
+        # between requests), when the last one began (or the connection).
         self.started: float | None = None
         self.last = time.monotonic()
-        # Header section size: bytes read since it began, in whole reads (a
-        # line httptools is still collecting counts), and the complete lines.
-        self.in_headers = False
+        # Header section size: bytes read since the request began, in whole
+        # reads after the first (a line httptools is still collecting counts
+        # too), and the complete header lines. A request is in its header
+        # section from its first byte until its first body byte or its end.
+        self.reading_body = False
         self.header_bytes = 0
-        self.header_size = 0
+        self.max_headers = server.settings.max_headers
+        self.max_header_bytes = server.settings.max_header_bytes
+        self.header_room = self.max_header_bytes  # left for complete header lines
         self.paused = False  # reading paused: output backed up
         self.write_blocked = False  # the transport's buffer is past its high-water mark
 
@@ -313,8 +317,7 @@ class Connection(asyncio.Protocol):
             self._resume()
 
     def data_received(self, data: bytes):
-        self.last = time.monotonic()
-        if self.in_headers:
+        if self.started is not None and not self.reading_body:
             self.header_bytes += len(data)
         try:
             self.parser.feed_data(data)
@@ -329,7 +332,11 @@ class Connection(asyncio.Protocol):
             return
         # Still within a header section (a header line httptools is still
         # collecting counts too): bounded, whatever the client sends.
-        if self.in_headers and self.header_bytes > self.server.settings.max_header_bytes:
+        if (
+            self.started is not None
+            and not self.reading_body
+            and self.header_bytes > self.max_header_bytes
+        ):
             self.server.metrics.count("header_too_large")
             self.fail(b"431 Request Header Fields Too Large", b"header section too large\n")
 
@@ -339,10 +346,10 @@ class Connection(asyncio.Protocol):
         self.body = b""
         self.headers = {}
         self.too_large = False
-        self.started = time.monotonic()
-        self.in_headers = True
+        self.started = self.last = time.monotonic()
+        self.reading_body = False
         self.header_bytes = 0
-        self.header_size = 0
+        self.header_room = self.max_header_bytes
 
     def on_url(self, url: bytes):
         self.url += url
@@ -352,16 +359,13 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes):
         headers = self.headers
         headers[name.lower()] = value
-        self.header_size += len(name) + len(value) + 4  # ": " and CRLF
-        settings = self.server.settings
-        if len(headers) > settings.max_headers or self.header_size > settings.max_header_bytes:
+        self.header_room -= len(name) + len(value) + 4  # ": " and CRLF
+        if self.header_room < 0 or len(headers) > self.max_headers:
             self.server.metrics.count("header_too_large")
             raise _HeadersTooLarge
 
-    def on_headers_complete(self):
-        self.in_headers = False
-
     def on_body(self, body: bytes):
+        self.reading_body = True
         if len(self.body) + len(body) > self.server.settings.max_body:
             self.too_large = True
         else:  # usually one chunk: kept as is, no copy
