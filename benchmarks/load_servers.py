@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from benchmarks.load_bench import Setup
+    from benchmarks.load_pki import Setup
 
 OCSP_PATH = "/ocsp"  # [va] ocsp_path in the default configuration
 

@@ -22,14 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.load_bench import (
-    build,
-    make_corpus,
-    rss_mb,
-    verify_server,
-    worker_pids,
-    write_records,
-)
+from benchmarks.load_bench import rss_mb, worker_pids
+from benchmarks.load_pki import build, make_corpus, verify_server, write_records
 from benchmarks.load_servers import free_port, start_revoca, stop
 from benchmarks.load_wrk import run_wrk
 from va import fastocsp as core

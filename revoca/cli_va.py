@@ -11,7 +11,7 @@ from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
 
 def va_settings(config, **overrides):
     from va.app import VASettings
-    from va.http import HTTPSettings
+    from va.server import HTTPSettings
 
     va = config.va
     http = HTTPSettings(

@@ -15,7 +15,7 @@ from cryptography.x509 import ocsp
 from tests.test_va_http import port_of, post_bytes
 from tests.test_va_openssl import _request
 from tests.va_fixtures import make_va
-from va.http import HTTPSettings
+from va.server import HTTPSettings
 
 HOSTILE = HTTPSettings(
     request_timeout=1.0,

@@ -14,8 +14,8 @@ from cryptography.x509 import ocsp
 from tests.test_va_openssl import _post, _request
 from tests.va_fixtures import make_va
 from va import fastocsp as core
-from va.http import HTTPSettings
 from va.responder import presign
+from va.server import HTTPSettings
 from va.store import REVOKED, StatusRecord, serial_bytes
 
 VECTORS = Path(__file__).with_name("vectors")
@@ -307,9 +307,10 @@ def test_cached_head_equals_the_general_response():
     """A pre-signed answer's 200 response, built from the per-answer head
     cache, has exactly the headers and body of the general path (RFC 5019
     6.2), with and without keep-alive."""
-    from va.http import HTTPSettings, Server, _response
+    from va.http import _response
     from va.metrics import Metrics
     from va.responder import Answer
+    from va.server import HTTPSettings, Server
 
     class NoResponder:
         store = None
@@ -377,9 +378,9 @@ def test_hot_answers_follow_writes_from_other_processes(tmp_path, service):
 def test_hot_answers_keep_only_ordinary_sized_requests():
     """A client padding valid requests (up to max_body) must not fill the hot
     answers with large keys: only requests up to HOT_KEY_MAX are kept."""
-    from va.http import HOT_KEY_MAX, HTTPSettings, Server
     from va.metrics import Metrics
     from va.responder import Answer
+    from va.server import HOT_KEY_MAX, HTTPSettings, Server
 
     answer = Answer(b"\x30\x03\x0a\x01\x00", "presigned", 0, 4_000_000_000, True)
 

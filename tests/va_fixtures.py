@@ -12,8 +12,9 @@ from ca.reasons import RevocationReason
 from revoca.va_import import import_from_ca
 from tests.conftest import PASSPHRASE, make_csr, pem
 from va.app import VASettings, build_server, open_store
-from va.http import Connection, HTTPSettings
+from va.http import Connection
 from va.presign import presign_all
+from va.server import HTTPSettings
 
 POLICIES = {"nonce_policy": "echo", "unissued": "revoked", "response_validity_hours": 96}
 

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from va.http import HTTPSettings, Server
 from va.metrics import Metrics
 from va.presign import refresh
 from va.responder import Responder, load_issuers
+from va.server import HTTPSettings, Server
 from va.store import VAStore
 
 log = logging.getLogger("revoca.va")

@@ -5,7 +5,7 @@ from bisect import bisect_left
 from collections import Counter
 
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
-# Counted by the HTTP front (va/http.py) when a limit acts.
+# Counted by the HTTP front (va/http.py, va/server.py) when a limit acts.
 CONNECTION_EVENTS = ("connection_refused", "request_timeout", "idle_timeout", "header_too_large")
 AGE_BUCKETS = (60, 600, 3600, 4 * 3600, 12 * 3600, 86400, 4 * 86400, 10 * 86400)
 
