@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PASSPHRASE, free_port, make_csr, openssl_ocsp
+from tests.conftest import PASSPHRASE, REVOCA_CMD, free_port, make_csr, openssl_ocsp
 
 REVOCA = [sys.executable, "-m", "revoca"]
 
@@ -429,3 +429,30 @@ def test_demo_serves_ocsp(tmp_path):
     finally:
         demo.terminate()
         demo.wait(10)
+
+
+def test_the_demo_prints_and_logs_no_secret(tmp_path):
+    """The all-in-one demo creates keys, a passphrase and an admin token: none
+    of them appears in what it prints or in any log it leaves."""
+    done = subprocess.run(
+        [*REVOCA_CMD, "demo", "--dir", "d", "--serve-seconds", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    d = tmp_path / "d"
+    secrets = [(d / "key-passphrase").read_text().strip()]
+    secrets += [p.read_text().strip() for p in d.rglob("admin-token")]
+    keys = [p for p in d.rglob("*.pem") if p.read_bytes().startswith(b"-----BEGIN ENCRYPTED")]
+    assert keys  # the demo did write keys
+    for key in keys:  # a line from the middle of each encrypted key
+        lines = key.read_text().splitlines()
+        secrets.append(lines[len(lines) // 2])
+    logs = [p.read_text(errors="replace") for p in d.rglob("*.log")]
+    for text in (done.stdout, done.stderr, *logs):
+        for secret in secrets:
+            assert secret not in text
+    for key in keys:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
