@@ -54,6 +54,13 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+def _write_failed(exc: StoreWriteError) -> web.Response:
+    """Map or disk full, I/O error: the transaction was rolled back, nothing
+    written; 507 tells the publisher to retry later."""
+    log.error("store write failed", extra={"error": str(exc)})
+    return _json_error(507, "store_write_failed", str(exc))
+
+
 def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lambda: None):
     @web.middleware
     async def authenticate(request: web.Request, handler):
@@ -79,9 +86,8 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _json_error(400, "bad_batch", str(exc))
         try:
             result = publish.apply_batch(store, source, batch)
-        except StoreWriteError as exc:  # map or disk full, I/O error: nothing written
-            log.error("store write failed", extra={"error": str(exc)})
-            return _json_error(507, "store_write_failed", str(exc))
+        except StoreWriteError as exc:
+            return _write_failed(exc)
         if result["applied"]:
             on_applied()
         return web.json_response(result)
@@ -115,9 +121,8 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _json_error(400, "bad_crl", "the body is not a DER CRL")
         try:
             store.put_crl(name, numbers[0], numbers[1], numbers[2], der)
-        except StoreWriteError as exc:  # map or disk full, I/O error: nothing written
-            log.error("store write failed", extra={"error": str(exc)})
-            return _json_error(507, "store_write_failed", str(exc))
+        except StoreWriteError as exc:
+            return _write_failed(exc)
         return web.json_response({"stored": name, "number": numbers[2]})
 
     async def put_issuer(request: web.Request) -> web.Response:
@@ -128,9 +133,8 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _json_error(400, "bad_issuer", str(exc))
         try:
             store.put_issuer(issuer_id, record)
-        except StoreWriteError as exc:  # map or disk full, I/O error: nothing written
-            log.error("store write failed", extra={"error": str(exc)})
-            return _json_error(507, "store_write_failed", str(exc))
+        except StoreWriteError as exc:
+            return _write_failed(exc)
         return web.json_response({"stored": issuer_id, "name": record["name"]})
 
     app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)

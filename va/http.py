@@ -102,7 +102,11 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
-            self.fail(b"431 Request Header Fields Too Large", b"header section too large\n")
+            if self.header_room < 0 or len(self.headers) > self.max_headers:
+                self.fail(b"431 Request Header Fields Too Large", b"header section too large\n")
+            else:  # no other callback raises on purpose; never a traceback to the client
+                log.exception("parser callback failed")
+                self.fail(b"400 Bad Request", b"bad request\n")
             return
         except httptools.HttpParserUpgrade:
             self.fail(b"400 Bad Request", b"bad request\n")

@@ -21,7 +21,7 @@ from va.responder import Answer, Responder, SigningJob
 if TYPE_CHECKING:
     from va.http import Connection
 
-log = logging.getLogger("revoca.va.http")
+log = logging.getLogger("revoca.va.server")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,6 @@ _WINDOW = struct.Struct(">qq")
 _DUE = struct.Struct(">Q")
 HASH_ALGORITHMS = (1, 2, 3, 4)  # CertID hash algorithms a response may be stored under
 SCHEDULE_VERSION = 1
-_ALGORITHM_BYTE = [bytes((i,)) for i in range(256)]
 DEFAULT_MAP_SIZE = 1 << 30
 
 
@@ -92,9 +91,14 @@ def refresh_point(this_update: int, next_update: int) -> int:
     return (this_update + next_update) // 2
 
 
-def _due_key(window, key: bytes) -> bytes:
-    this_update, next_update = _WINDOW.unpack_from(window)
+def _due_key(this_update: int, next_update: int, key: bytes) -> bytes:
+    """The ``due`` key of the response stored under ``key``."""
     return _DUE.pack(max(0, refresh_point(this_update, next_update))) + key
+
+
+def _due_key_of(value, key: bytes) -> bytes:
+    """The ``due`` key of a stored response value (its window first)."""
+    return _due_key(*_WINDOW.unpack_from(value), key)
 
 
 @dataclass(frozen=True)
@@ -257,15 +261,14 @@ class VAStore:
     def drop_response(self, txn, key: bytes) -> None:
         old = txn.pop(key, db=self.responses_db)
         if old is not None:
-            txn.delete(_due_key(old, key), db=self.due_db)
+            txn.delete(_due_key_of(old, key), db=self.due_db)
 
     def put_response(self, txn, key: bytes, stored: StoredResponse) -> None:
-        this_update, next_update = stored.this_update, stored.next_update
-        window = _WINDOW.pack(this_update, next_update)
-        due = _DUE.pack(max(0, (this_update + next_update) // 2)) + key
+        window = _WINDOW.pack(stored.this_update, stored.next_update)
+        due = _due_key(stored.this_update, stored.next_update, key)
         old = txn.replace(key, window + stored.der, db=self.responses_db)
         if old is not None:
-            old_due = _due_key(old, key)
+            old_due = _due_key_of(old, key)
             if old_due != due:
                 txn.delete(old_due, db=self.due_db)
         txn.put(due, b"", db=self.due_db)
@@ -303,19 +306,19 @@ class VAStore:
         def apply(txn):
             nonlocal stored
             stored = 0
-            put_response, status_db, pending_db = self.put_response, self.status_db, self.pending_db
             for item in signed:
                 for key in item.due_keys:  # answered, or made moot by a change
                     txn.delete(key, db=self.due_db)
-                key = item.issuer_id.to_bytes(4, "big") + item.serial
-                current = txn.get(key, db=status_db)
+                key = status_key(item.issuer_id, item.serial)
+                current = txn.get(key, db=self.status_db)
                 expected = None if item.record is None else item.record.pack()
                 if current != expected:
                     continue
-                prefix, serial = key[:4], item.serial
                 for algorithm, response in item.responses:
-                    put_response(txn, prefix + _ALGORITHM_BYTE[algorithm] + serial, response)
-                txn.delete(key, db=pending_db)
+                    self.put_response(
+                        txn, response_key(item.issuer_id, algorithm, item.serial), response
+                    )
+                txn.delete(key, db=self.pending_db)
                 stored += len(item.responses)
 
         self.write(apply)
@@ -379,7 +382,7 @@ class VAStore:
             cursor = txn.cursor(db=self.responses_db)
             if cursor.set_range(start[0]):
                 for key, value in cursor:
-                    txn.put(_due_key(value, key), b"", db=self.due_db)
+                    txn.put(_due_key_of(value, key), b"", db=self.due_db)
                     scanned.append(key)
                     if len(scanned) == batch:
                         break
