@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from tests.test_va_openssl import _post, _request
@@ -146,6 +149,62 @@ def _check_order(va_env, tmp_path):
         ocsp.OCSPCertStatus.REVOKED,
         ocsp.OCSPCertStatus.GOOD,
     ]
+
+
+def _nonce_request(env, nonce: bytes, cert="good.pem") -> bytes:
+    leaf = x509.load_pem_x509_certificate((env.files / cert).read_bytes())
+    issuer = x509.load_pem_x509_certificate((env.files / "issuing.pem").read_bytes())
+    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA256())
+    builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _bodies(reply: bytes) -> list[bytes]:
+    bodies = []
+    for part in reply.split(b"HTTP/1.1 200 OK")[1:]:
+        head, _, rest = part.partition(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        bodies.append(rest[:length])
+    return bodies
+
+
+def _nonce_of(body: bytes) -> bytes:
+    response = ocsp.load_der_ocsp_response(body)
+    assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    return response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+
+
+def test_fresh_signatures_of_one_batch_go_to_their_own_requests(va_env):
+    """Fresh answers are signed in batches per loop iteration: 40 pipelined
+    requests (one batch) and 8 connections at once each get their own nonce
+    back, in request order, every signature valid."""
+    nonces = [b"pipelined-%04d" % i for i in range(40)]
+    payload = b"".join(post_bytes(_nonce_request(va_env, n)) for n in nonces)
+    bodies = _bodies(raw_http(port_of(va_env), payload))
+    assert [_nonce_of(b) for b in bodies] == nonces
+    responder = ocsp.load_der_ocsp_response(bodies[0]).certificates[0]
+    for body in bodies:
+        response = ocsp.load_der_ocsp_response(body)
+        responder.public_key().verify(
+            response.signature,
+            response.tbs_response_bytes,
+            ec.ECDSA(response.signature_hash_algorithm),
+        )
+
+    results: dict[int, list[bytes]] = {}
+
+    def client(n: int) -> None:
+        mine = [b"conn-%d-%02d" % (n, i) for i in range(10)]
+        payload = b"".join(post_bytes(_nonce_request(va_env, m)) for m in mine)
+        results[n] = [_nonce_of(b) for b in _bodies(raw_http(port_of(va_env), payload))]
+        assert results[n] == mine
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == list(range(8))
 
 
 def test_fresh_signing_cap_answers_try_later(tmp_path, service):

@@ -18,11 +18,16 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from va import fastocsp as core
-from va.responder import Answer
+from va.responder import Answer, SigningJob
 from va.server import HOT_ANSWER_ENTRIES, HOT_KEY_MAX, Server, http_date
 
 log = logging.getLogger("revoca.va.http")
 _OCSP_REQUEST = b"application/ocsp-request"
+# An answer that must not be cached (a nonce echoed, an error), kept alive.
+_UNCACHED_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
+    b"Cache-Control: no-cache\r\nContent-Length: "
+)
 
 
 def _response(
@@ -234,25 +239,21 @@ class Connection(asyncio.Protocol):
 
     def _ocsp(self, request: bytes, keep_alive: bool):
         result, started = self.server.ocsp(request)
+        etag = self.headers.get(b"if-none-match")
         if isinstance(result, Answer):
-            return self._queue(self._ocsp_bytes(result, started, keep_alive), keep_alive)
-        future = asyncio.ensure_future(self._await_signature(result, started, keep_alive))
-        return self._queue(future, keep_alive)
+            return self._queue(self._ocsp_bytes(result, started, keep_alive, etag), keep_alive)
+        # A fresh signature, ready later: the answer waits in line (pipelining
+        # keeps request order) and this connection is flushed when it is signed.
+        result.started, result.etag, result.waiter = started, etag, self._flush
+        return self._queue(result, keep_alive)
 
-    async def _await_signature(self, future, started, keep_alive):
-        try:
-            answer = await future
-        except Exception:
-            log.exception("signing failed")
-            answer = Answer(core.INTERNAL_ERROR, "error")
-        return self._ocsp_bytes(answer, started, keep_alive)
-
-    def _ocsp_bytes(self, answer: Answer, started: float, keep_alive: bool) -> bytes:
+    def _ocsp_bytes(
+        self, answer: Answer, started: float, keep_alive: bool, etag: bytes | None
+    ) -> bytes:
         server = self.server
         now = time.time()
         kind = answer.kind
         server.metrics.served(kind, time.perf_counter() - started, now - answer.this_update)
-        etag = self.headers.get(b"if-none-match")
         if answer.cacheable and kind != "error":
             head = server.cached_head(answer)
             if etag != head[0]:
@@ -271,6 +272,8 @@ class Connection(asyncio.Protocol):
                 if keep_alive:
                     head[3], head[4] = max_age, data
                 return data
+        elif keep_alive:  # nonce echoed, or an error: one fixed head
+            return b"%s%d\r\n\r\n%s" % (_UNCACHED_HEAD, len(answer.body), answer.body)
         headers = server.ocsp_headers(answer, now)
         if (
             etag is not None
@@ -336,13 +339,11 @@ class Connection(asyncio.Protocol):
 
     # ordered output
     def _queue(self, item, keep_alive: bool) -> None:
-        """Send ``item`` (bytes, or a future of bytes) after everything queued before it."""
+        """Send ``item`` (bytes, or a SigningJob once signed) after everything queued before it."""
         if not self.pending and isinstance(item, bytes):
             self._write(item, keep_alive)
             return
         self.pending.append((item, keep_alive))
-        if isinstance(item, asyncio.Future):
-            item.add_done_callback(lambda _f: self._flush())
         self._flush()
         if len(self.pending) >= self.server.settings.max_pipeline:
             self._pause()  # pipelined faster than answers are ready
@@ -350,10 +351,10 @@ class Connection(asyncio.Protocol):
     def _flush(self) -> None:
         while self.pending:
             head, keep_alive = self.pending[0]
-            if isinstance(head, asyncio.Future):
-                if not head.done():
-                    return
-                head = head.result()
+            if isinstance(head, SigningJob):
+                if head.answer is None:
+                    return  # still being signed; its waiter flushes again
+                head = self._ocsp_bytes(head.answer, head.started, keep_alive, head.etag)
             self.pending.popleft()
             self._write(head, keep_alive)
         if self.eof and self.transport is not None:

@@ -18,7 +18,7 @@ import collections
 import time
 from collections.abc import Callable, Iterator
 
-from va.responder import IssuerEntry, presign
+from va.responder import IssuerEntry, presign_many, response_data
 from va.store import (
     SCHEDULE_VERSION,
     Signed,
@@ -35,15 +35,22 @@ _WORKER_ENTRIES: dict[int, IssuerEntry] = {}
 
 
 def _sign_chunk(job: Job) -> list[Signed]:
-    """Sign one chunk of one issuer's serials (in this process or a worker)."""
+    """Sign one chunk of one issuer's serials (in this process or a worker):
+    every ResponseData first, then the signatures in a row (``presign_many``)."""
     issuer_id, items, now = job
     entry = _WORKER_ENTRIES[issuer_id]
+    tbs_list = [
+        response_data(entry, algorithm, serial, record, now)
+        for serial, record, algs, _ in items
+        for algorithm in algs
+    ]
+    responses = iter(presign_many(entry, tbs_list, now))
     return [
         Signed(
             issuer_id,
             serial,
             record,
-            [(algorithm, presign(entry, algorithm, serial, record, now)) for algorithm in algs],
+            [(algorithm, next(responses)) for algorithm in algs],
             due_keys,
         )
         for serial, record, algs, due_keys in items

@@ -41,6 +41,7 @@ UNISSUED_POLICIES = ("revoked", "unknown", "unauthorized")
 NONCE_POLICIES = ("echo", "ignore")
 _ALG_BYTE = [bytes((i,)) for i in range(5)]
 _WINDOW_UNPACK = struct.Struct(">qq").unpack_from  # this_update, next_update (va/store.py)
+_STATUS_UNPACK = struct.Struct(">Bqbq").unpack  # StatusRecord as packed (va/store.py)
 # CA/B Forum BR 4.9.10: OCSP responses valid at least 8 hours, at most 10 days.
 MIN_VALIDITY, MAX_VALIDITY = 8 * 3600, 10 * 86400
 
@@ -107,20 +108,39 @@ class Answer:
     cacheable: bool = False
 
 
-@dataclass
 class SigningJob:
-    """A response that needs a fresh signature; ``finish`` may run in a thread."""
+    """A response that needs a fresh signature; ``finish`` may run in a thread.
 
-    entry: IssuerEntry
-    tbs: bytes
-    this_update: int
-    next_update: int
-    cacheable: bool
+    The server fills ``answer`` once signed and then calls ``waiter`` (the
+    connection's flush); ``started`` and ``etag`` belong to the request."""
+
+    __slots__ = (
+        "answer",
+        "cacheable",
+        "entry",
+        "etag",
+        "next_update",
+        "started",
+        "tbs",
+        "this_update",
+        "waiter",
+    )
+
+    def __init__(self, entry, tbs: bytes, this_update: int, next_update: int, cacheable: bool):
+        self.entry = entry
+        self.tbs = tbs
+        self.this_update = this_update
+        self.next_update = next_update
+        self.cacheable = cacheable
+        self.answer: Answer | None = None
+        self.waiter: Callable[[], None] | None = None
+        self.started = 0.0
+        self.etag: bytes | None = None
 
     def finish(self) -> Answer:
-        signature = self.entry.signer.sign(self.tbs)
+        signer = self.entry.signer
         body = core.encode_ocsp_response(
-            self.tbs, self.entry.signer.algorithm_identifier, signature, self.entry.certs
+            self.tbs, signer.algorithm_identifier, signer.sign(self.tbs), self.entry.certs
         )
         return Answer(body, "signed", self.this_update, self.next_update, self.cacheable)
 
@@ -137,6 +157,7 @@ class Responder:
         self.store = store
         self.env = store.env
         self.responses_db = store.responses_db
+        self.status_db = store.status_db
         self.clock = clock
         self.max_certids = max_certids
         self.issuers = {entry.id: entry for entry in issuers}
@@ -185,9 +206,12 @@ class Responder:
             entry = found
         now = int(self.clock())
         echo = nonce is not None and entry.nonce_policy == "echo"
-        # The hot path: no context-manager generator, no intermediate objects.
-        with self.env.begin(buffers=True) as txn:
-            if len(certids) == 1 and not echo:
+        # No context-manager generator and no StatusRecord: the packed status
+        # is read in place (5 of a fresh answer's 14 µs before).
+        txn = self.env.begin(buffers=True)
+        try:
+            if nonce is not None and not echo and len(certids) == 1:
+                # A nonce this issuer ignores: a stored response will do.
                 algorithm, _, _, serial, _ = certids[0]
                 value = txn.get(
                     entry.key_prefix + _ALG_BYTE[algorithm] + serial, db=self.responses_db
@@ -200,14 +224,20 @@ class Responder:
                         )
             singles = []
             extensions = b""
+            status_db, prefix = self.status_db, entry.key_prefix
             for _algorithm, _, _, serial, certid_der in certids:
-                record = self.store.get_status(txn, entry.id, serial)
-                if record is None and entry.unissued == "unauthorized":
+                value = txn.get(prefix + serial, db=status_db)
+                if value is not None:
+                    status, revoked_at, reason, _ = _STATUS_UNPACK(value)
+                    singles.append(_single(entry, certid_der, status, revoked_at, reason, now))
+                elif entry.unissued == "unauthorized":
                     return Answer(core.UNAUTHORIZED, "error")
-                single, unissued = single_response(entry, certid_der, record, now)
-                singles.append(single)
-                if unissued:
-                    extensions = core.EXTENDED_REVOKE_EXTENSION
+                else:
+                    singles.append(_unissued(entry, certid_der, now))
+                    if entry.unissued != "unknown":
+                        extensions = core.EXTENDED_REVOKE_EXTENSION
+        finally:
+            txn.abort()
         if echo:
             extensions = core.encode_nonce_extension(nonce) + extensions
         tbs = core.encode_response_data(entry.responder_id, now, singles, extensions)
@@ -216,39 +246,70 @@ class Responder:
 
 def single_response(entry: IssuerEntry, certid: bytes, record: StatusRecord | None, now: int):
     """Encode one SingleResponse; returns (bytes, whether the serial is unissued)."""
-    next_update = now + entry.validity
     if record is None:
-        if entry.unissued == "unknown":
-            return core.encode_single_response(
-                certid, core.STATUS_UNKNOWN, 0, -1, now, next_update
-            ), False
+        return _unissued(entry, certid, now), entry.unissued != "unknown"
+    return _single(entry, certid, record.status, record.revoked_at, record.reason, now), False
+
+
+def _unissued(entry: IssuerEntry, certid: bytes, now: int) -> bytes:
+    """A serial the VA has no status for: unknown, or revoked with reason
+    certificateHold at the epoch (RFC 6960 2.2, with the extended revoked
+    definition extension added by the caller)."""
+    if entry.unissued == "unknown":
         return core.encode_single_response(
-            certid, core.STATUS_REVOKED, 0, CERTIFICATE_HOLD, now, next_update
-        ), True
-    if record.status == GOOD:
-        return core.encode_single_response(certid, core.STATUS_GOOD, 0, -1, now, next_update), False
-    reason = CERTIFICATE_HOLD if record.status == HOLD else record.reason
+            certid, core.STATUS_UNKNOWN, 0, -1, now, now + entry.validity
+        )
+    return core.encode_single_response(
+        certid, core.STATUS_REVOKED, 0, CERTIFICATE_HOLD, now, now + entry.validity
+    )
+
+
+def _single(
+    entry: IssuerEntry, certid: bytes, status: int, revoked_at: int, reason: int, now: int
+) -> bytes:
+    if status == GOOD:
+        return core.encode_single_response(
+            certid, core.STATUS_GOOD, 0, -1, now, now + entry.validity
+        )
+    reason = CERTIFICATE_HOLD if status == HOLD else reason
     # BR 7.2.2: unspecified (0) is expressed by leaving the reason out.
     reason = -1 if reason == 0 else reason
     return core.encode_single_response(
-        certid, core.STATUS_REVOKED, record.revoked_at, reason, now, next_update
-    ), False
+        certid, core.STATUS_REVOKED, revoked_at, reason, now, now + entry.validity
+    )
+
+
+def response_data(
+    entry: IssuerEntry, algorithm: int, serial: bytes, record: StatusRecord | None, now: int
+) -> bytes:
+    """The ResponseData (the signed part) of a pre-signed response for one serial."""
+    name_hash, key_hash = entry.hashes[algorithm]
+    certid = core.encode_certid(algorithm, name_hash, key_hash, serial)
+    single, unissued = single_response(entry, certid, record, now)
+    extensions = core.EXTENDED_REVOKE_EXTENSION if unissued else b""
+    return core.encode_response_data(entry.responder_id, now, [single], extensions)
 
 
 def presign(
     entry: IssuerEntry, algorithm: int, serial: bytes, record: StatusRecord | None, now: int
 ) -> StoredResponse:
     """A complete signed response for one serial, to store and serve as is."""
-    name_hash, key_hash = entry.hashes[algorithm]
-    certid = core.encode_certid(algorithm, name_hash, key_hash, serial)
-    single, unissued = single_response(entry, certid, record, now)
-    extensions = core.EXTENDED_REVOKE_EXTENSION if unissued else b""
-    tbs = core.encode_response_data(entry.responder_id, now, [single], extensions)
+    return presign_many(entry, [response_data(entry, algorithm, serial, record, now)], now)[0]
+
+
+def presign_many(entry: IssuerEntry, tbs_list: list[bytes], now: int) -> list[StoredResponse]:
+    """Sign ResponseData values back to back, then wrap each: in a row the
+    key's precomputed tables stay in the core's cache (a P-256 signature
+    between other work costs up to 15% more)."""
     signer = entry.signer
-    body = core.encode_ocsp_response(
-        tbs, signer.algorithm_identifier, signer.sign(tbs), entry.certs
-    )
-    return StoredResponse(now, now + entry.validity, body)
+    sign = signer.sign
+    signatures = [sign(tbs) for tbs in tbs_list]
+    encode, algorithm, certs = core.encode_ocsp_response, signer.algorithm_identifier, entry.certs
+    next_update = now + entry.validity
+    return [
+        StoredResponse(now, next_update, encode(tbs, algorithm, signature, certs))
+        for tbs, signature in zip(tbs_list, signatures, strict=True)
+    ]
 
 
 def load_issuers(store: VAStore, key_dir: Path, passphrase: bytes | None) -> list[IssuerEntry]:

@@ -88,6 +88,7 @@ class Server:
             else None
         )
         self.in_flight = 0
+        self.batch: list[SigningJob] = []  # fresh signatures for the end of this iteration
         self.prefix = settings.ocsp_path.rstrip("/").encode()
         self.heads: dict[bytes, list] = {}
         # Pre-signed answers by request DER; emptied when the LMDB environment
@@ -146,7 +147,9 @@ class Server:
     # -- OCSP -----------------------------------------------------------------
 
     def ocsp(self, request: bytes):
-        """An Answer, or an awaitable of one when a fresh signature is needed."""
+        """(answer, perf_counter at the start): an Answer, or a SigningJob whose
+        ``answer`` is filled later in this loop iteration (or by a signing
+        thread), after which its ``waiter`` is called."""
         started = time.perf_counter()
         if started - self.checked > GENERATION_CHECK_SECONDS:
             self.checked = started
@@ -168,17 +171,43 @@ class Server:
             if self.in_flight >= self.settings.fresh_signing_cap:
                 self.metrics.count("try_later")
                 return Answer(core.TRY_LATER, "error"), started
-            if self.executor is None:
-                try:
-                    return result.finish(), started
-                except Exception:
-                    log.exception("signing failed")
-                    return Answer(core.INTERNAL_ERROR, "error"), started
             self.in_flight += 1
-            future = asyncio.get_running_loop().run_in_executor(self.executor, result.finish)
-            future.add_done_callback(self._signed)
-            return future, started
+            loop = asyncio.get_running_loop()
+            if self.executor is None:
+                if not self.batch:
+                    loop.call_soon(self._sign_batch)
+                self.batch.append(result)
+            else:
+                future = loop.run_in_executor(self.executor, result.finish)
+                future.add_done_callback(functools.partial(self._signed_in_thread, result))
         return result, started
+
+    def _sign_batch(self) -> None:
+        """Sign the jobs of one event-loop iteration back to back, then hand
+        each answer to its connection. In a row, the key's precomputed tables
+        stay in the core's cache: a signature costs about what it costs alone
+        instead of 15-20% more between two requests' Python work."""
+        batch, self.batch = self.batch, []
+        for job in batch:
+            try:
+                job.answer = job.finish()
+            except Exception:
+                log.exception("signing failed")
+                job.answer = Answer(core.INTERNAL_ERROR, "error")
+        self.in_flight -= len(batch)
+        for job in batch:
+            if job.waiter is not None:
+                job.waiter()
+
+    def _signed_in_thread(self, job: SigningJob, future) -> None:
+        self.in_flight -= 1
+        try:
+            job.answer = future.result()
+        except Exception:
+            log.exception("signing failed")
+            job.answer = Answer(core.INTERNAL_ERROR, "error")
+        if job.waiter is not None:
+            job.waiter()
 
     def invalidate(self) -> None:
         """Forget hot answers now (this process has just written the store)."""
@@ -194,9 +223,6 @@ class Server:
             wake.set()
 
         return applied
-
-    def _signed(self, _future) -> None:
-        self.in_flight -= 1
 
     def cached_head(self, answer: Answer) -> list:
         """[ETag, bytes up to max-age=, bytes after it up to the blank line,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 # AlgorithmIdentifier DER per (key family, hash): RSA PKCS#1 v1.5 with NULL
 # parameters (RFC 4055), ECDSA and Ed25519 without (RFC 5758, RFC 8410).
@@ -67,17 +67,25 @@ class Signer:
         ):
             raise ResponderKeyError("the responder key does not match the responder certificate")
         self.algorithm_identifier = _ALGORITHMS[(self.family, self.hash_name)]
-        self._hash = {"sha256": hashes.SHA256, "sha384": hashes.SHA384}.get(self.hash_name)
-        # Made once: building ec.ECDSA(...) costs about 7 µs a signature.
+        # Made once: building ec.ECDSA(...) costs about 7 µs a signature. The
+        # digest is taken with hashlib and handed over prehashed: cryptography
+        # would otherwise build a Python hash object per signature (about 5 µs
+        # of a 48 µs P-256 signature); the signature is the same algorithm.
+        self._digest = {"sha256": hashlib.sha256, "sha384": hashlib.sha384}.get(self.hash_name)
         if self.family == "ec":
-            self._sign_args = (ec.ECDSA(self._hash()),)
+            prehashed = utils.Prehashed(
+                {"sha256": hashes.SHA256, "sha384": hashes.SHA384}[self.hash_name]()
+            )
+            self._sign_args = (ec.ECDSA(prehashed),)
         elif self.family == "rsa":
-            self._sign_args = (padding.PKCS1v15(), self._hash())
+            self._sign_args = (padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
         else:
             self._sign_args = ()
 
     def sign(self, data: bytes) -> bytes:
-        return self.private_key.sign(data, *self._sign_args)
+        if self._digest is None:  # Ed25519 signs the message itself
+            return self.private_key.sign(data)
+        return self.private_key.sign(self._digest(data).digest(), *self._sign_args)
 
 
 def spki_key_hash(certificate: x509.Certificate, algorithm: str = "sha1") -> bytes:
