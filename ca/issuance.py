@@ -1,5 +1,7 @@
 """Issuance: from a CSR, with a key generated here, and delegated OCSP signers."""
 
+from collections.abc import Callable
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -65,25 +67,81 @@ class IssuanceOperations(ServiceCore):
     ) -> CertificateRecord:
         """Generate the subject's key here (kept encrypted, for PKCS#12 export) and issue."""
         with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
-            profile = self._issuing_profile(profile_name)
-            check_key_spec(key_type)
-            if key_type not in profile.key_types:
-                raise PolicyError(
-                    f"profile {profile.name!r} does not allow key type {key_type}; "
-                    f"allowed: {', '.join(profile.key_types)}"
-                )
-            parsed = CertificateRequest(
+            request = CertificateRequest(
                 parse_subject(subject), None, tuple(parse_san(s) for s in sans)
             )
+            return self._issue_generated(ca_name, profile_name, request, key_type, days, actor)
+
+    def issue_request(
+        self,
+        ca_name: str,
+        profile_name: str,
+        request: CertificateRequest,
+        *,
+        generate_key: str | None = None,
+        days: int | None = None,
+        actor: str = "system",
+        on_insert: Callable | None = None,
+        keep_private_key: bytes | None = None,
+    ) -> CertificateRecord:
+        """Issue for a request the caller has already parsed and vetted (the
+        RA builds the subject from an end entity's template). With
+        ``generate_key`` (a key type), the key is made here and kept
+        encrypted; ``request.public_key`` is then ignored. A renewal for the
+        same key made here passes that key's encrypted PEM as
+        ``keep_private_key``. ``on_insert(conn, certificate, key_spec)`` runs
+        in the issuing transaction."""
+        with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
+            if generate_key is not None:
+                return self._issue_generated(
+                    ca_name, profile_name, request, generate_key, days, actor, on_insert
+                )
+            profile = self._issuing_profile(profile_name)
             ca = self.get_ca(ca_name)
-            private_key = generate_private_key(key_type)
-            encrypted = private_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.BestAvailableEncryption(self.passphrase.get()),
+            return self._issue(
+                ca,
+                profile,
+                request,
+                days=days,
+                actor=actor,
+                on_insert=on_insert,
+                private_key=keep_private_key,
             )
-            request = CertificateRequest(parsed.subject, private_key.public_key(), parsed.sans)
-            return self._issue(ca, profile, request, days=days, actor=actor, private_key=encrypted)
+
+    def _issue_generated(
+        self,
+        ca_name: str,
+        profile_name: str,
+        request: CertificateRequest,
+        key_type: str,
+        days: int | None,
+        actor: str,
+        on_insert: Callable | None = None,
+    ) -> CertificateRecord:
+        profile = self._issuing_profile(profile_name)
+        check_key_spec(key_type)
+        if key_type not in profile.key_types:
+            raise PolicyError(
+                f"profile {profile.name!r} does not allow key type {key_type}; "
+                f"allowed: {', '.join(profile.key_types)}"
+            )
+        ca = self.get_ca(ca_name)
+        private_key = generate_private_key(key_type)
+        encrypted = private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self.passphrase.get()),
+        )
+        request = CertificateRequest(request.subject, private_key.public_key(), request.sans)
+        return self._issue(
+            ca,
+            profile,
+            request,
+            days=days,
+            actor=actor,
+            private_key=encrypted,
+            on_insert=on_insert,
+        )
 
     def issue_ocsp_signer(
         self,

@@ -15,6 +15,7 @@ from ca.errors import CAError
 from revoca import __version__
 from revoca.cli_ca import ca
 from revoca.cli_publisher import publisher
+from revoca.cli_ra import ra
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
 from revoca.cli_va import va
 from revoca.config import default_text, load_config
@@ -59,6 +60,7 @@ def cli(ctx, config_path, data_dir, log_level, log_format):
 cli.add_command(ca)
 cli.add_command(va)
 cli.add_command(publisher)
+cli.add_command(ra)
 
 
 @cli.group()

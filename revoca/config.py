@@ -51,6 +51,7 @@ class Config:
     va: dict
     publisher: dict
     crl: dict
+    ra: dict
 
     @property
     def key_dir(self) -> Path:
@@ -90,6 +91,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             source=source,
             va=_va_section(raw["va"], root),
             crl=_crl_section(raw["crl"], raw["urls"]["base"]),
+            ra=_ra_section(raw["ra"]),
             publisher=_publisher_section(
                 raw["publisher"], raw["va"]["directory"] or str(root / "va")
             ),
@@ -134,6 +136,19 @@ def _va_section(table: dict, data_dir: Path) -> dict:
     if va["unissued"] not in ("revoked", "unknown", "unauthorized"):
         raise ConfigError('va.unissued must be "revoked", "unknown" or "unauthorized"')
     return va
+
+
+def _ra_section(table: dict) -> dict:
+    ra = dict(table)
+    if not isinstance(ra["port"], int) or not 0 <= ra["port"] <= 65535:
+        raise ConfigError("ra.port must be 0 to 65535")
+    if not isinstance(ra["threads"], int) or not 1 <= ra["threads"] <= 64:
+        raise ConfigError("ra.threads must be 1 to 64")
+    if bool(ra["tls_cert"]) != bool(ra["tls_key"]):
+        raise ConfigError("ra.tls_cert and ra.tls_key go together")
+    if ra["tls_client_ca"] and not ra["tls_cert"]:
+        raise ConfigError("ra.tls_client_ca needs ra.tls_cert and ra.tls_key (TLS)")
+    return ra
 
 
 def _publisher_section(table: dict, va_directory: str) -> dict:

@@ -334,3 +334,40 @@ def loop():
     thread = LoopThread()
     yield thread
     thread.stop()
+
+
+# -- the `revoca` command ---------------------------------------------------------
+
+
+def run(tmp_path, *args, env=None, input=None):
+    environment = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE, **(env or {})}
+    return subprocess.run(
+        [*REVOCA_CMD, "--data-dir", str(tmp_path / "data"), *args],
+        capture_output=True,
+        env=environment,
+        input=input,
+        cwd=tmp_path,
+    )
+
+
+@pytest.fixture
+def cli_pki(tmp_path):
+    assert (
+        run(
+            tmp_path, "ca", "init-root", "--name", "root", "--subject", "CN=CLI Root,O=Revoca Tests"
+        ).returncode
+        == 0
+    )
+    result = run(
+        tmp_path,
+        "ca",
+        "create-sub",
+        "--name",
+        "issuing",
+        "--parent",
+        "root",
+        "--subject",
+        "CN=CLI Issuing,O=Revoca Tests",
+    )
+    assert result.returncode == 0, result.stderr
+    return tmp_path

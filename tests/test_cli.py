@@ -4,47 +4,10 @@ import json
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import PASSPHRASE, REVOCA_CMD, free_port, make_csr, openssl_ocsp
-
-REVOCA = [sys.executable, "-m", "revoca"]
-
-
-def run(tmp_path, *args, env=None, input=None):
-    environment = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE, **(env or {})}
-    return subprocess.run(
-        [*REVOCA, "--data-dir", str(tmp_path / "data"), *args],
-        capture_output=True,
-        env=environment,
-        input=input,
-        cwd=tmp_path,
-    )
-
-
-@pytest.fixture
-def cli_pki(tmp_path):
-    assert (
-        run(
-            tmp_path, "ca", "init-root", "--name", "root", "--subject", "CN=CLI Root,O=Revoca Tests"
-        ).returncode
-        == 0
-    )
-    result = run(
-        tmp_path,
-        "ca",
-        "create-sub",
-        "--name",
-        "issuing",
-        "--parent",
-        "root",
-        "--subject",
-        "CN=CLI Issuing,O=Revoca Tests",
-    )
-    assert result.returncode == 0, result.stderr
-    return tmp_path
+from tests.conftest import REVOCA_CMD, free_port, make_csr, openssl_ocsp, run
 
 
 def test_issue_revoke_and_verify(cli_pki):
@@ -169,7 +132,7 @@ def test_wrong_or_missing_passphrase(cli_pki):
     assert wrong.returncode == 6 and b"wrong passphrase for key 'ca-issuing'" in wrong.stderr
     env = {k: v for k, v in os.environ.items() if k != "REVOCA_KEY_PASSPHRASE"}
     missing = subprocess.run(
-        [*REVOCA, "--data-dir", str(cli_pki / "data"), *args],
+        [*REVOCA_CMD, "--data-dir", str(cli_pki / "data"), *args],
         capture_output=True,
         env=env,
         cwd=cli_pki,
@@ -262,7 +225,7 @@ def test_help_for_every_command():
     paths = list(walk(cli, []))
     assert len(paths) > 15
     for path in paths:
-        result = subprocess.run([*REVOCA, *path, "--help"], capture_output=True, text=True)
+        result = subprocess.run([*REVOCA_CMD, *path, "--help"], capture_output=True, text=True)
         assert result.returncode == 0, (path, result.stderr)
         assert "Usage:" in result.stdout
 
@@ -288,7 +251,7 @@ def test_no_option_takes_a_secret_on_the_command_line():
 def test_bad_config_file(tmp_path):
     (tmp_path / "bad.toml").write_text("[profiles.x]\nvalidity = 1\n")
     result = subprocess.run(
-        [*REVOCA, "--config", str(tmp_path / "bad.toml"), "ca", "list"],
+        [*REVOCA_CMD, "--config", str(tmp_path / "bad.toml"), "ca", "list"],
         capture_output=True,
         text=True,
     )
@@ -297,7 +260,7 @@ def test_bad_config_file(tmp_path):
 
 def test_demo(tmp_path):
     result = subprocess.run(
-        [*REVOCA, "demo", "--dir", "d", "--serve-seconds", "0"],
+        [*REVOCA_CMD, "demo", "--dir", "d", "--serve-seconds", "0"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -318,7 +281,7 @@ def test_demo(tmp_path):
     # A second run starts afresh; a directory the demo did not make is left alone.
     assert (
         subprocess.run(
-            [*REVOCA, "demo", "--dir", "d", "--serve-seconds", "0"],
+            [*REVOCA_CMD, "demo", "--dir", "d", "--serve-seconds", "0"],
             cwd=tmp_path,
             capture_output=True,
         ).returncode
@@ -327,7 +290,7 @@ def test_demo(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("x")
     refused = subprocess.run(
-        [*REVOCA, "demo", "--dir", "mine", "--serve-seconds", "0"],
+        [*REVOCA_CMD, "demo", "--dir", "mine", "--serve-seconds", "0"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -342,7 +305,7 @@ def test_demo_serves_ocsp(tmp_path):
 
     port = free_port()
     demo = subprocess.Popen(
-        [*REVOCA, "demo", "--dir", "d", "--port", str(port), "--serve-seconds", "20"],
+        [*REVOCA_CMD, "demo", "--dir", "d", "--port", str(port), "--serve-seconds", "20"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -396,7 +359,7 @@ def test_demo_serves_ocsp(tmp_path):
         env = {**os.environ, "REVOCA_KEY_PASSPHRASE": (d / "key-passphrase").read_text()}
         revoked = subprocess.run(
             [
-                *REVOCA,
+                *REVOCA_CMD,
                 "--data-dir",
                 str(d),
                 "ca",
@@ -419,7 +382,7 @@ def test_demo_serves_ocsp(tmp_path):
         assert time.monotonic() - started < 5
 
         status = subprocess.run(
-            [*REVOCA, "--data-dir", str(d), "publisher", "status"],
+            [*REVOCA_CMD, "--data-dir", str(d), "publisher", "status"],
             capture_output=True,
             text=True,
             env=env,

@@ -80,7 +80,10 @@ certificates = Table(
     # their base's outbox position (migration 0003).
     Column("status_seq", BigInteger),
     Column("status_changed_at", BigInteger),
+    # The RA's end entity the certificate was issued to (migration 0004).
+    Column("end_entity_id", Id, ForeignKey("end_entities.id"), nullable=True),
     UniqueConstraint("ca_id", "serial"),
+    Index(None, "end_entity_id"),
     Index(None, "not_after"),
     Index(None, "ca_id", "status"),
     # CRL generation reads only revoked and held rows, in serial order: a
@@ -170,4 +173,40 @@ crls = Table(
     Column("entries", BigInteger, nullable=False),
     Column("der", LargeBinary, nullable=False),
     UniqueConstraint("ca_id", "number"),
+)
+
+
+# -- the RA (migration 0004) --------------------------------------------------
+
+# Who should hold which certificates: a name, a contact, the CA and profile
+# it may use, how its subject is built, which SANs it may have.
+end_entities = Table(
+    "end_entities",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("email", String(254), nullable=False),
+    Column("ca_id", Id, ForeignKey("cas.id"), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("subject_template", Text, nullable=False),  # e.g. "CN={name},O=Example"
+    Column("allowed_sans", Text, nullable=False),  # JSON list of "type:pattern"
+    Column("attributes", Text, nullable=False),  # JSON object of strings
+    Column("status", String(16), nullable=False),  # active | disabled
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(None, "status"),
+)
+
+# Operators of the RA API: a role each; they sign in with an API token (only
+# its SHA-256 is kept) or a TLS client certificate (its SHA-256 fingerprint).
+ra_users = Table(
+    "ra_users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("token_hash", String(64), unique=True),
+    Column("cert_fingerprint", String(64), unique=True),
+    Column("status", String(16), nullable=False),  # active | disabled
+    Column("created_at", BigInteger, nullable=False),
 )

@@ -1,0 +1,563 @@
+"""The RA's REST API (aiohttp): end entities, enrollment, renewal,
+revocation, certificates and chains, operators, the audit log.
+
+One route table drives both the router and the OpenAPI 3 document served at
+``/api/openapi.json`` (ra/openapi.py), so the two cannot drift apart.
+
+Every request but the document and ``/api/health`` must be authenticated:
+``Authorization: Bearer <token>``, or a TLS client certificate registered to
+an operator (when the listener runs TLS with a client CA). Each route names
+the operation it performs; the operator's role must allow it (ra/roles.py).
+Errors are JSON: ``{"error": {"code": ..., "message": ...}}`` with a stable
+code and an HTTP status that follows it.
+"""
+
+import asyncio
+import base64
+import functools
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from aiohttp import web
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+
+from ca.errors import BadInputError, CAError
+from ca.records import parse_serial
+from ca.store.schema import audit_log
+from ra.roles import AuthenticationError, authorize
+from ra.service import RAService
+from ra.users import User
+
+log = logging.getLogger("revoca.ra.api")
+
+MAX_BODY = 256 * 1024
+STATUS_OF_CODE = {
+    "bad_input": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "too_large": 413,
+    "policy_violation": 422,
+    "store_error": 503,
+}
+USER_KEY = web.RequestKey("user", User)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    operation_id: str
+    permission: str | None  # None: public
+    summary: str
+    request: str | None = None  # schema name in ra/openapi.py
+    response: str | None = None
+    query: tuple[str, ...] = ()
+
+
+ROUTES = (
+    Route("GET", "/api/openapi.json", "openapi", None, "This document"),
+    Route("GET", "/api/health", "health", None, "Liveness", response="Health"),
+    Route("GET", "/api/whoami", "whoami", "", "The signed-in operator", response="User"),
+    Route(
+        "GET",
+        "/api/entities",
+        "listEntities",
+        "entity.read",
+        "End entities by name, a page at a time",
+        response="EntityPage",
+        query=("name", "status", "after", "limit"),
+    ),
+    Route(
+        "POST",
+        "/api/entities",
+        "createEntity",
+        "entity.write",
+        "Create an end entity",
+        request="EntityCreate",
+        response="Entity",
+    ),
+    Route(
+        "GET",
+        "/api/entities/{name}",
+        "getEntity",
+        "entity.read",
+        "One end entity",
+        response="Entity",
+    ),
+    Route(
+        "PATCH",
+        "/api/entities/{name}",
+        "updateEntity",
+        "entity.write",
+        "Change an end entity (status 'disabled' disables it)",
+        request="EntityUpdate",
+        response="Entity",
+    ),
+    Route(
+        "GET",
+        "/api/entities/{name}/certificates",
+        "entityCertificates",
+        "certificate.read",
+        "Certificates issued to an end entity",
+        response="CertificateList",
+    ),
+    Route(
+        "POST",
+        "/api/entities/{name}/enroll",
+        "enroll",
+        "certificate.enroll",
+        "Issue to the end entity from a CSR, or with a key made here (PKCS#12)",
+        request="Enroll",
+        response="Enrollment",
+    ),
+    Route(
+        "GET",
+        "/api/certificates/{ca}/{serial}",
+        "getCertificate",
+        "certificate.read",
+        "One certificate",
+        response="CertificateWithPem",
+    ),
+    Route(
+        "GET",
+        "/api/certificates/{ca}/{serial}/chain",
+        "getChain",
+        "certificate.read",
+        "The certificate and its CA chain (PEM)",
+        response="PemChain",
+    ),
+    Route(
+        "POST",
+        "/api/certificates/{ca}/{serial}/renew",
+        "renew",
+        "certificate.renew",
+        "A new certificate for the same end entity",
+        request="Renew",
+        response="Enrollment",
+    ),
+    Route(
+        "POST",
+        "/api/certificates/{ca}/{serial}/revoke",
+        "revoke",
+        "certificate.revoke",
+        "Revoke with a reason",
+        request="Revoke",
+        response="Certificate",
+    ),
+    Route("GET", "/api/users", "listUsers", "user.manage", "RA operators", response="UserList"),
+    Route(
+        "POST",
+        "/api/users",
+        "createUser",
+        "user.manage",
+        "Add an operator; the token is shown once",
+        request="UserCreate",
+        response="UserCreated",
+    ),
+    Route(
+        "PATCH",
+        "/api/users/{name}",
+        "updateUser",
+        "user.manage",
+        "Enable or disable an operator",
+        request="UserUpdate",
+        response="User",
+    ),
+    Route(
+        "GET",
+        "/api/audit",
+        "listAudit",
+        "audit.read",
+        "The newest audit records",
+        response="AuditList",
+        query=("limit",),
+    ),
+)
+
+
+def _error(code: str, message: str, status: int | None = None) -> web.Response:
+    response = web.json_response(
+        {"error": {"code": code, "message": message}},
+        status=status or STATUS_OF_CODE.get(code, 500),
+    )
+    if code == "unauthenticated":
+        response.headers["WWW-Authenticate"] = 'Bearer realm="revoca-ra"'
+    return response
+
+
+class RAApi:
+    def __init__(self, service: RAService, *, threads: int = 4):
+        self.service = service
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="ra-api")
+        self.handlers: dict[str, Callable] = {
+            "openapi": self.openapi,
+            "health": self.health,
+            "whoami": self.whoami,
+            "listEntities": self.list_entities,
+            "createEntity": self.create_entity,
+            "getEntity": self.get_entity,
+            "updateEntity": self.update_entity,
+            "entityCertificates": self.entity_certificates,
+            "enroll": self.enroll,
+            "getCertificate": self.get_certificate,
+            "getChain": self.get_chain,
+            "renew": self.renew,
+            "revoke": self.revoke,
+            "listUsers": self.list_users,
+            "createUser": self.create_user,
+            "updateUser": self.update_user,
+            "listAudit": self.list_audit,
+        }
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=MAX_BODY, middlewares=[self._errors, self._authenticate]
+        )
+        for route in ROUTES:
+            handler = self._guarded(route, self.handlers[route.operation_id])
+            app.router.add_route(route.method, route.path, handler)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _cleanup(self, _app) -> None:
+        self.executor.shutdown(wait=False)
+
+    async def _call(self, fn, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    # -- middleware ------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):
+        try:
+            return await handler(request)
+        except CAError as exc:
+            user = request.get(USER_KEY)
+            log.info(
+                "refused",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "code": exc.code,
+                    "operator": user.name if user else None,
+                },
+            )
+            return _error(exc.code, exc.message)
+        except web.HTTPRequestEntityTooLarge:
+            return _error("too_large", f"request body over {MAX_BODY} bytes")
+        except web.HTTPNotFound:
+            return _error("not_found", f"no such resource: {request.path}")
+        except web.HTTPMethodNotAllowed as exc:
+            response = _error(
+                "method_not_allowed", f"{request.method} is not allowed on {request.path}"
+            )
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
+        except web.HTTPException:
+            raise
+        except Exception:  # never a traceback to the client
+            log.exception("internal error", extra={"path": request.path})
+            return _error("internal_error", "internal error; see the server log", 500)
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler):
+        public = request.path in ("/api/openapi.json", "/api/health")
+        if not public:
+            request[USER_KEY] = await self._user(request)
+        return await handler(request)
+
+    async def _user(self, request: web.Request) -> User:
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthenticationError("Authorization must be 'Bearer <token>'")
+            return await self._call(self.service.users.by_token, token.strip())
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der:
+            return await self._call(self.service.users.by_certificate, der)
+        raise AuthenticationError("sign in with an API token (Bearer) or a client certificate")
+
+    def _guarded(self, route: Route, handler):
+        async def guarded(request: web.Request):
+            if route.permission:
+                user = request[USER_KEY]
+                authorize(user.name, user.role, route.permission)
+            return await handler(request)
+
+        return guarded
+
+    # -- helpers ---------------------------------------------------------------
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict:
+        try:
+            data = await request.json(loads=json.loads)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadInputError("the request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadInputError("the request body must be a JSON object")
+        return data
+
+    @staticmethod
+    def _actor(request: web.Request) -> str:
+        return request[USER_KEY].actor
+
+    @staticmethod
+    def _serial(request: web.Request) -> int:
+        return parse_serial(request.match_info["serial"])
+
+    @staticmethod
+    def _limit(request: web.Request, default: int) -> int:
+        text = request.query.get("limit", str(default))
+        try:
+            return int(text)
+        except ValueError:
+            raise BadInputError(f"limit must be a whole number, not {text!r}") from None
+
+    @staticmethod
+    def _enrollment(result) -> dict:
+        out = {
+            "certificate": result.certificate.summary(),
+            "pem": result.certificate.certificate.public_bytes(Encoding.PEM).decode(),
+            "chain_pem": "".join(c.public_bytes(Encoding.PEM).decode() for c in result.chain),
+        }
+        if result.pkcs12 is not None:
+            out["pkcs12"] = base64.b64encode(result.pkcs12).decode()
+        return out
+
+    # -- handlers --------------------------------------------------------------
+
+    async def openapi(self, request):
+        from ra.openapi import document
+
+        return web.json_response(document(ROUTES))
+
+    async def health(self, request):
+        return web.json_response({"status": "ok"})
+
+    async def whoami(self, request):
+        return web.json_response(request[USER_KEY].summary())
+
+    async def list_entities(self, request):
+        q = request.query
+        entities = await self._call(
+            self.service.list_entities,
+            name_contains=q.get("name"),
+            status=q.get("status"),
+            after=q.get("after"),
+            limit=self._limit(request, 100),
+        )
+        items = [e.summary() for e in entities]
+        return web.json_response(
+            {"items": items, "next_after": items[-1]["name"] if items else None}
+        )
+
+    async def create_entity(self, request):
+        body = await self._body(request)
+        required = ("name", "email", "ca", "profile", "subject_template")
+        missing = [k for k in required if k not in body]
+        if missing:
+            raise BadInputError(f"missing field(s): {', '.join(missing)}")
+        unknown = set(body) - {*required, "allowed_sans", "attributes"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        entity = await self._call(
+            self.service.create_entity,
+            body["name"],
+            email=body["email"],
+            ca=body["ca"],
+            profile=body["profile"],
+            subject_template=body["subject_template"],
+            allowed_sans=body.get("allowed_sans", []),
+            attributes=body.get("attributes", {}),
+            actor=self._actor(request),
+        )
+        return web.json_response(entity.summary(), status=201)
+
+    async def get_entity(self, request):
+        entity = await self._call(self.service.get_entity, request.match_info["name"])
+        return web.json_response(entity.summary())
+
+    async def update_entity(self, request):
+        body = await self._body(request)
+        entity = await self._call(
+            self.service.update_entity,
+            request.match_info["name"],
+            body,
+            actor=self._actor(request),
+        )
+        return web.json_response(entity.summary())
+
+    async def entity_certificates(self, request):
+        records = await self._call(self.service.entity_certificates, request.match_info["name"])
+        return web.json_response({"items": [r.summary() for r in records]})
+
+    async def enroll(self, request):
+        body = await self._body(request)
+        unknown = set(body) - {"csr", "key_type", "passphrase", "sans", "days"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        result = await self._call(
+            self.service.enroll,
+            request.match_info["name"],
+            csr=_text(body, "csr"),
+            key_type=body.get("key_type"),
+            passphrase=_text(body, "passphrase"),
+            sans=body.get("sans"),
+            days=_days(body),
+            actor=self._actor(request),
+        )
+        return web.json_response(self._enrollment(result), status=201)
+
+    async def get_certificate(self, request):
+        record = await self._call(
+            self.service.certificate, request.match_info["ca"], self._serial(request)
+        )
+        pem = record.certificate.public_bytes(Encoding.PEM).decode()
+        return web.json_response({**record.summary(), "pem": pem})
+
+    async def get_chain(self, request):
+        data = await self._call(
+            self.service.export,
+            request.match_info["ca"],
+            self._serial(request),
+            "pem-chain",
+            actor=self._actor(request),
+        )
+        return web.Response(body=data, content_type="application/pem-certificate-chain")
+
+    async def renew(self, request):
+        body = await self._body(request) if request.can_read_body else {}
+        unknown = set(body) - {"csr", "key_type", "passphrase", "days"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        result = await self._call(
+            self.service.renew,
+            request.match_info["ca"],
+            self._serial(request),
+            csr=_text(body, "csr"),
+            key_type=body.get("key_type"),
+            passphrase=_text(body, "passphrase"),
+            days=_days(body),
+            actor=self._actor(request),
+        )
+        return web.json_response(self._enrollment(result), status=201)
+
+    async def revoke(self, request):
+        body = await self._body(request)
+        if "reason" not in body:
+            raise BadInputError("missing field: reason (e.g. keyCompromise, superseded)")
+        record = await self._call(
+            self.service.revoke,
+            request.match_info["ca"],
+            self._serial(request),
+            body["reason"],
+            actor=self._actor(request),
+        )
+        return web.json_response(record.summary())
+
+    async def list_users(self, request):
+        users = await self._call(self.service.users.list)
+        return web.json_response({"items": [u.summary() for u in users]})
+
+    async def create_user(self, request):
+        body = await self._body(request)
+        if "name" not in body or "role" not in body:
+            raise BadInputError("missing field(s): name and role")
+        certificate = _text(body, "certificate")
+        user, token = await self._call(
+            self.service.users.create,
+            body["name"],
+            body["role"],
+            with_token=bool(body.get("token", True)),
+            certificate=certificate,
+            actor=self._actor(request),
+        )
+        return web.json_response({**user.summary(), "token": token}, status=201)
+
+    async def update_user(self, request):
+        body = await self._body(request)
+        if set(body) != {"status"}:
+            raise BadInputError("only status (active or disabled) can be changed")
+        user = await self._call(
+            self.service.users.set_status,
+            request.match_info["name"],
+            body["status"],
+            actor=self._actor(request),
+        )
+        return web.json_response(user.summary())
+
+    async def list_audit(self, request):
+        limit = self._limit(request, 100)
+        if not 1 <= limit <= 1000:
+            raise BadInputError("limit must be 1 to 1000")
+
+        def read():
+            with self.service.store.read() as conn:
+                rows = conn.execute(
+                    select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+                ).all()
+            return [
+                {
+                    "seq": r.seq,
+                    "at_ms": r.at_ms,
+                    "actor": r.actor,
+                    "action": r.action,
+                    "target": r.target,
+                    "result": r.result,
+                    "detail": json.loads(r.detail),
+                }
+                for r in reversed(rows)
+            ]
+
+        return web.json_response({"items": await self._call(read)})
+
+
+def _text(body: dict, key: str) -> bytes | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadInputError(f"{key} must be a string")
+    return value.encode()
+
+
+def _days(body: dict) -> int | None:
+    days = body.get("days")
+    if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
+        raise BadInputError("days must be a positive whole number")
+    return days
+
+
+async def start(api: RAApi, host: str, port: int, ssl_context=None) -> tuple[web.AppRunner, int]:
+    """Listen on host:port (0: any free port); returns the runner and the port."""
+    runner = web.AppRunner(api.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=256)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]
+    return runner, bound
+
+
+def tls_context(cert_file: str, key_file: str, client_ca_file: str | None, passphrase=None):
+    """A TLS server context; with ``client_ca_file``, client certificates
+    issued under it are asked for (optional: tokens still work)."""
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file, password=passphrase)
+    if client_ca_file:
+        context.load_verify_locations(client_ca_file)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context

@@ -1,0 +1,272 @@
+"""The OpenAPI 3.0 document of the RA API, built from its route table
+(ra/api.py ROUTES) and the schemas below."""
+
+import re
+
+from ca.keys import KEY_SPECS
+from ca.reasons import RevocationReason
+from ra.entities import STATUSES
+from ra.roles import OPERATIONS, ROLES
+
+_STRING = {"type": "string"}
+_STRINGS = {"type": "array", "items": _STRING}
+_TIME = {"type": "string", "format": "date-time"}
+
+
+def _object(properties: dict, required=(), additional=False) -> dict:
+    out = {"type": "object", "properties": properties, "additionalProperties": additional}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+_ENTITY_FIELDS = {
+    "email": {"type": "string", "format": "email"},
+    "ca": {"type": "string", "description": "issuing CA's name"},
+    "profile": {"type": "string", "description": "certificate profile"},
+    "subject_template": {
+        "type": "string",
+        "description": "RFC 4514 subject with {name}, {email} and {attribute} placeholders",
+        "example": "CN={name},O=Example",
+    },
+    "allowed_sans": {
+        **_STRINGS,
+        "description": "patterns: dns:host, dns:*.domain, ip:address or CIDR, "
+        "email:address or *@domain, uri:prefix*",
+    },
+    "attributes": {"type": "object", "additionalProperties": _STRING},
+}
+_CERTIFICATE = _object(
+    {
+        "ca": _STRING,
+        "serial": {"type": "string", "description": "hexadecimal"},
+        "subject": _STRING,
+        "sans": _STRINGS,
+        "profile": _STRING,
+        "key_type": _STRING,
+        "not_before": _TIME,
+        "not_after": _TIME,
+        "status": {"type": "string", "enum": ["good", "revoked", "hold"]},
+        "revoked_at": {**_TIME, "nullable": True},
+        "reason": {"type": "string", "nullable": True},
+        "invalidity_date": {**_TIME, "nullable": True},
+        "fingerprint_sha256": _STRING,
+    },
+    additional=True,
+)
+_USER = _object(
+    {
+        "name": _STRING,
+        "role": {"type": "string", "enum": list(ROLES)},
+        "status": {"type": "string", "enum": ["active", "disabled"]},
+        "has_token": {"type": "boolean"},
+        "cert_fingerprint_sha256": {"type": "string", "nullable": True},
+        "created_at": {"type": "integer"},
+    }
+)
+_ENTITY = _object(
+    {
+        "name": _STRING,
+        **_ENTITY_FIELDS,
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "created_at": {"type": "integer"},
+        "updated_at": {"type": "integer"},
+    }
+)
+_KEY_TYPES = list(KEY_SPECS)
+
+SCHEMAS = {
+    "Error": _object(
+        {"error": _object({"code": _STRING, "message": _STRING}, required=("code", "message"))},
+        required=("error",),
+    ),
+    "Health": _object({"status": _STRING}),
+    "User": _USER,
+    "UserList": _object({"items": {"type": "array", "items": _USER}}),
+    "UserCreate": _object(
+        {
+            "name": _STRING,
+            "role": {"type": "string", "enum": list(ROLES)},
+            "token": {"type": "boolean", "default": True},
+            "certificate": {"type": "string", "description": "client certificate, PEM"},
+        },
+        required=("name", "role"),
+    ),
+    "UserCreated": {
+        "allOf": [
+            {"$ref": "#/components/schemas/User"},
+            _object({"token": {"type": "string", "nullable": True}}, additional=True),
+        ]
+    },
+    "UserUpdate": _object(
+        {"status": {"type": "string", "enum": ["active", "disabled"]}}, required=("status",)
+    ),
+    "Entity": _ENTITY,
+    "EntityPage": _object(
+        {
+            "items": {"type": "array", "items": _ENTITY},
+            "next_after": {"type": "string", "nullable": True},
+        }
+    ),
+    "EntityCreate": _object(
+        {"name": _STRING, **_ENTITY_FIELDS},
+        required=("name", "email", "ca", "profile", "subject_template"),
+    ),
+    "EntityUpdate": _object(
+        {**_ENTITY_FIELDS, "status": {"type": "string", "enum": list(STATUSES)}}
+    ),
+    "Enroll": _object(
+        {
+            "csr": {"type": "string", "description": "PKCS#10, PEM"},
+            "key_type": {"type": "string", "enum": _KEY_TYPES},
+            "passphrase": {"type": "string", "minLength": 8, "description": "for the PKCS#12"},
+            "sans": {**_STRINGS, "description": "type:value; default: the CSR's"},
+            "days": {"type": "integer", "minimum": 1},
+        }
+    ),
+    "Renew": _object(
+        {
+            "csr": _STRING,
+            "key_type": {"type": "string", "enum": _KEY_TYPES},
+            "passphrase": {"type": "string", "minLength": 8},
+            "days": {"type": "integer", "minimum": 1},
+        }
+    ),
+    "Revoke": _object(
+        {
+            "reason": {
+                "type": "string",
+                "enum": [r.name for r in RevocationReason if r.name != "removeFromCRL"],
+            }
+        },
+        required=("reason",),
+    ),
+    "Certificate": _CERTIFICATE,
+    "CertificateWithPem": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Certificate"},
+            _object({"pem": _STRING}, additional=True),
+        ]
+    },
+    "CertificateList": _object(
+        {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Certificate"}}}
+    ),
+    "Enrollment": _object(
+        {
+            "certificate": {"$ref": "#/components/schemas/Certificate"},
+            "pem": _STRING,
+            "chain_pem": _STRING,
+            "pkcs12": {"type": "string", "format": "byte", "description": "base64"},
+        },
+        required=("certificate", "pem", "chain_pem"),
+    ),
+    "PemChain": _STRING,
+    "AuditList": _object(
+        {
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "seq": {"type": "integer"},
+                        "at_ms": {"type": "integer"},
+                        "actor": _STRING,
+                        "action": _STRING,
+                        "target": _STRING,
+                        "result": _STRING,
+                        "detail": {"type": "object"},
+                    }
+                ),
+            }
+        }
+    ),
+}
+
+_ERRORS = {
+    "400": "bad_input: the request could not be read",
+    "401": "unauthenticated",
+    "403": "forbidden: the operator's role does not allow this",
+    "404": "not_found",
+    "409": "conflict: clashes with the current state",
+    "422": "policy_violation: well formed, but the profile or end entity forbids it",
+    "503": "store_error: the store failed; nothing was changed",
+}
+_QUERY = {
+    "name": ("substring of the end entity's name", _STRING),
+    "status": ("active or disabled", {"type": "string", "enum": list(STATUSES)}),
+    "after": ("the next_after of the previous page", _STRING),
+    "limit": ("page size, 1 to 1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
+}
+
+
+def document(routes) -> dict:
+    paths: dict = {}
+    for route in routes:
+        operation: dict = {"operationId": route.operation_id, "summary": route.summary}
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": _STRING}
+            for name in re.findall(r"\{(\w+)\}", route.path)
+        ]
+        params += [
+            {"name": q, "in": "query", "required": False, "description": d, "schema": s}
+            for q in route.query
+            for d, s in [_QUERY[q]]
+        ]
+        if params:
+            operation["parameters"] = params
+        if route.request:
+            operation["requestBody"] = {
+                "required": route.method != "POST" or route.operation_id != "renew",
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{route.request}"}
+                    }
+                },
+            }
+        ok = "201" if route.method == "POST" and route.operation_id != "revoke" else "200"
+        content_type = (
+            "application/pem-certificate-chain"
+            if route.response == "PemChain"
+            else "application/json"
+        )
+        schema = (
+            {"$ref": f"#/components/schemas/{route.response}"}
+            if route.response
+            else {"type": "object"}
+        )
+        responses = {ok: {"description": "success", "content": {content_type: {"schema": schema}}}}
+        error = {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        }
+        if route.permission is None:
+            operation["security"] = []
+        else:
+            for status, text in _ERRORS.items():
+                responses[status] = {"description": text, **error}
+            if route.permission:
+                roles = ", ".join(sorted(OPERATIONS[route.permission]))
+                operation["description"] = f"Operation {route.permission}; roles: {roles}."
+        operation["responses"] = responses
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Revoca RA API",
+            "version": "1",
+            "description": "End entities, enrollment, renewal, revocation and operators. "
+            "Errors are JSON objects with a stable code.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer"},
+                "clientCertificate": {
+                    "type": "http",
+                    "scheme": "mutual-tls",
+                    "description": "a TLS client certificate registered to an operator "
+                    "(OpenAPI 3.0 has no mutualTLS type; 3.1 does)",
+                },
+            },
+        },
+        "security": [{"token": []}, {"clientCertificate": []}],
+    }

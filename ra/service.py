@@ -1,0 +1,385 @@
+"""The RA's operations: end entities and the certificate lifecycle on their
+behalf (enroll, renew, revoke), every step checked against the end entity
+and written to the CA's audit log.
+
+Enrollment builds the request itself: the subject from the end entity's
+template, the SANs from the CSR (or the caller) after checking each against
+the entity's allowed patterns, the public key from the CSR (after its
+signature is verified) or from a key generated here. The CA then applies the
+profile as for any issuance.
+"""
+
+import json
+from dataclasses import dataclass
+
+from cryptography import x509
+from sqlalchemy import Connection, and_, insert, select, update
+
+from ca import audit
+from ca.errors import BadInputError, ConflictError, NotFoundError, PolicyError
+from ca.keys import KEY_SPECS
+from ca.reasons import RevocationReason
+from ca.records import CertificateRecord, certificate_from_row, serial_to_db
+from ca.requests import CertificateRequest, parse_csr
+from ca.service import CAService
+from ca.store.schema import cas, certificates, end_entities
+from ra.entities import (
+    STATUSES,
+    EndEntity,
+    check_attributes,
+    check_email,
+    check_name,
+    check_san_patterns,
+    check_template,
+    entity_from_row,
+    parse_sans,
+)
+from ra.users import Users
+
+MIN_EXPORT_PASSPHRASE = 8
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """An issued certificate, its chain, and (for a key made here) the PKCS#12."""
+
+    certificate: CertificateRecord
+    chain: list[x509.Certificate]
+    pkcs12: bytes | None = None
+
+
+class RAService:
+    def __init__(self, ca: CAService):
+        self.ca = ca
+        self.store = ca.store
+        self.users = Users(ca.store, ca._now_ms)
+
+    # -- helpers -------------------------------------------------------------
+
+    def _audit(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
+        audit.append(
+            conn,
+            at_ms=self.ca._now_ms(),
+            actor=actor,
+            action=action,
+            target=target,
+            result="ok",
+            detail=detail,
+        )
+
+    def _now(self) -> int:
+        return int(self.ca.clock().timestamp())
+
+    def _ca_id(self, conn: Connection, name: str) -> int:
+        if not isinstance(name, str):
+            raise BadInputError("ca must be the name of a CA")
+        row = conn.execute(select(cas.c.id).where(cas.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no CA named {name!r}")
+        return row.id
+
+    def _entity_row(self, conn: Connection, name: str):
+        row = conn.execute(
+            select(end_entities, cas.c.name.label("ca_name"))
+            .join(cas, cas.c.id == end_entities.c.ca_id)
+            .where(end_entities.c.name == name)
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no end entity named {name!r}")
+        return row
+
+    def _check_profile(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise BadInputError("profile must be the name of a profile")
+        profile = self.ca.profile(name)
+        if profile.ca or name == "ocsp-signer":
+            raise PolicyError(f"profile {name!r} is for CAs or OCSP signers, not end entities")
+        return name
+
+    # -- end entities ----------------------------------------------------------
+
+    def create_entity(
+        self,
+        name: str,
+        *,
+        email: str,
+        ca: str,
+        profile: str,
+        subject_template: str,
+        allowed_sans=(),
+        attributes=None,
+        actor: str = "system",
+    ) -> EndEntity:
+        check_name(name)
+        check_email(email)
+        attributes = check_attributes(attributes or {})
+        check_template(subject_template, {**attributes, "name": name, "email": email})
+        patterns = check_san_patterns(allowed_sans)
+        self._check_profile(profile)
+        now = self._now()
+        with self.ca._audited(actor, "ra.entity.create", name), self.store.transaction() as conn:
+            ca_id = self._ca_id(conn, ca)
+            if conn.execute(select(end_entities.c.id).where(end_entities.c.name == name)).first():
+                raise ConflictError(f"an end entity named {name!r} exists")
+            conn.execute(
+                insert(end_entities).values(
+                    name=name,
+                    email=email,
+                    ca_id=ca_id,
+                    profile=profile,
+                    subject_template=subject_template,
+                    allowed_sans=json.dumps(list(patterns)),
+                    attributes=json.dumps(attributes, sort_keys=True),
+                    status="active",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            self._audit(
+                conn,
+                actor,
+                "ra.entity.create",
+                name,
+                ca=ca,
+                profile=profile,
+                subject_template=subject_template,
+                allowed_sans=list(patterns),
+            )
+            return entity_from_row(self._entity_row(conn, name), ca)
+
+    def update_entity(self, name: str, changes: dict, *, actor: str = "system") -> EndEntity:
+        """Change any of email, ca, profile, subject_template, allowed_sans,
+        attributes, status; the result is checked as a whole."""
+        allowed = {
+            "email",
+            "ca",
+            "profile",
+            "subject_template",
+            "allowed_sans",
+            "attributes",
+            "status",
+        }
+        unknown = set(changes) - allowed
+        if unknown:
+            raise BadInputError(
+                f"unknown field(s) {', '.join(sorted(unknown))}; "
+                f"changeable: {', '.join(sorted(allowed))}"
+            )
+        with self.ca._audited(actor, "ra.entity.update", name), self.store.transaction() as conn:
+            current = entity_from_row(self._entity_row(conn, name), "")
+            row = self._entity_row(conn, name)
+            email = check_email(changes.get("email", current.email))
+            attributes = check_attributes(changes.get("attributes", current.attributes))
+            template = changes.get("subject_template", current.subject_template)
+            check_template(template, {**attributes, "name": name, "email": email})
+            patterns = check_san_patterns(changes.get("allowed_sans", list(current.allowed_sans)))
+            profile = self._check_profile(changes.get("profile", current.profile))
+            status = changes.get("status", current.status)
+            if status not in STATUSES:
+                raise BadInputError(f"status must be one of {', '.join(STATUSES)}")
+            ca_name = changes.get("ca", row.ca_name)
+            values = {
+                "email": email,
+                "ca_id": self._ca_id(conn, ca_name),
+                "profile": profile,
+                "subject_template": template,
+                "allowed_sans": json.dumps(list(patterns)),
+                "attributes": json.dumps(attributes, sort_keys=True),
+                "status": status,
+                "updated_at": self._now(),
+            }
+            conn.execute(update(end_entities).where(end_entities.c.id == row.id).values(**values))
+            self._audit(conn, actor, "ra.entity.update", name, changes=sorted(changes))
+            return entity_from_row(self._entity_row(conn, name), ca_name)
+
+    def get_entity(self, name: str) -> EndEntity:
+        with self.store.read() as conn:
+            row = self._entity_row(conn, name)
+            return entity_from_row(row, row.ca_name)
+
+    def list_entities(
+        self,
+        *,
+        name_contains: str | None = None,
+        status: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[EndEntity]:
+        """By name (stable order); ``after``: the last name of the previous page."""
+        limit = _page_size(limit)
+        query = (
+            select(end_entities, cas.c.name.label("ca_name"))
+            .join(cas, cas.c.id == end_entities.c.ca_id)
+            .order_by(end_entities.c.name)
+            .limit(limit)
+        )
+        if name_contains:
+            query = query.where(end_entities.c.name.contains(name_contains, autoescape=True))
+        if status:
+            query = query.where(end_entities.c.status == status)
+        if after:
+            query = query.where(end_entities.c.name > after)
+        with self.store.read() as conn:
+            return [entity_from_row(r, r.ca_name) for r in conn.execute(query)]
+
+    def entity_certificates(self, name: str) -> list[CertificateRecord]:
+        with self.store.read() as conn:
+            row = self._entity_row(conn, name)
+            rows = conn.execute(
+                select(certificates)
+                .where(certificates.c.end_entity_id == row.id)
+                .order_by(certificates.c.id)
+            ).all()
+            names = dict(conn.execute(select(cas.c.id, cas.c.name)).all())
+        return [certificate_from_row(r, names[r.ca_id]) for r in rows]
+
+    # -- certificates --------------------------------------------------------------
+
+    def enroll(
+        self,
+        entity_name: str,
+        *,
+        csr: bytes | None = None,
+        key_type: str | None = None,
+        passphrase: bytes | None = None,
+        sans=None,
+        days: int | None = None,
+        actor: str = "system",
+    ) -> Enrollment:
+        """Issue to an end entity from a PKCS#10 CSR, or with a key made here
+        (``key_type``; the PKCS#12 is encrypted with ``passphrase``)."""
+        with self.ca._audited(actor, "ra.enroll", entity_name):
+            entity = self.get_entity(entity_name)
+            return self._issue_to(entity, csr, key_type, passphrase, sans, days, actor, None)
+
+    def renew(
+        self,
+        ca_name: str,
+        serial: int,
+        *,
+        csr: bytes | None = None,
+        key_type: str | None = None,
+        passphrase: bytes | None = None,
+        days: int | None = None,
+        actor: str = "system",
+    ) -> Enrollment:
+        """A new certificate for the same end entity and SANs: for a new key
+        (a CSR, or ``key_type`` made here), or, with neither, for the same
+        public key (and, if it was made here, the same stored key)."""
+        target = f"{ca_name}/{serial:x}"
+        with self.ca._audited(actor, "ra.renew", target):
+            with self.store.read() as conn:
+                row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
+                if row.end_entity_id is None:
+                    raise PolicyError(
+                        f"certificate {serial:x} was not issued to an end entity; "
+                        "renew it through the CA"
+                    )
+                name = conn.execute(
+                    select(end_entities.c.name).where(end_entities.c.id == row.end_entity_id)
+                ).scalar_one()
+            old = certificate_from_row(row, ca_name)
+            if old.status == "revoked":
+                raise PolicyError(f"certificate {serial:x} is revoked; enroll a new one instead")
+            entity = self.get_entity(name)
+            sans = None if csr is not None else [*old.sans]
+            same_key = None
+            if csr is None and key_type is None:
+                same_key = (old.certificate.public_key(), row.private_key)
+            return self._issue_to(
+                entity, csr, key_type, passphrase, sans, days, actor, same_key, renews=target
+            )
+
+    def _issue_to(
+        self, entity, csr, key_type, passphrase, sans, days, actor, same_key, renews=None
+    ) -> Enrollment:
+        if entity.status != "active":
+            raise PolicyError(f"end entity {entity.name!r} is disabled")
+        if csr is not None and key_type is not None:
+            raise BadInputError("give a CSR or a key type to generate, not both")
+        if csr is None and key_type is None and same_key is None:
+            raise BadInputError("enrollment needs a CSR, or a key type to generate a key here")
+        if key_type is not None and key_type not in KEY_SPECS:
+            raise BadInputError(
+                f"unknown key type {key_type!r}; choose one of {', '.join(KEY_SPECS)}"
+            )
+        if key_type is not None and (not passphrase or len(passphrase) < MIN_EXPORT_PASSPHRASE):
+            raise BadInputError(
+                f"a key made here is handed out as PKCS#12: give a passphrase of at least "
+                f"{MIN_EXPORT_PASSPHRASE} characters"
+            )
+        public_key = None
+        requested = parse_sans(sans) if sans is not None else ()
+        if csr is not None:
+            parsed = parse_csr(csr)
+            public_key = parsed.public_key
+            if sans is None:
+                requested = parsed.sans
+        elif same_key is not None:
+            public_key = same_key[0]
+        entity.check_sans(requested)
+        request = CertificateRequest(entity.subject(), public_key, requested)
+
+        def link(conn: Connection, cert, _key_spec) -> None:
+            conn.execute(
+                update(certificates)
+                .where(
+                    and_(
+                        certificates.c.ca_id
+                        == select(cas.c.id).where(cas.c.name == entity.ca).scalar_subquery(),
+                        certificates.c.serial == serial_to_db(cert.serial_number),
+                    )
+                )
+                .values(end_entity_id=entity.id)
+            )
+            self._audit(
+                conn,
+                actor,
+                "ra.renew" if renews else "ra.enroll",
+                entity.name,
+                ca=entity.ca,
+                serial=f"{cert.serial_number:x}",
+                key="generated" if key_type else ("same" if same_key else "csr"),
+                renews=renews,
+            )
+
+        record = self.ca.issue_request(
+            entity.ca,
+            entity.profile,
+            request,
+            generate_key=key_type,
+            days=days,
+            actor=actor,
+            on_insert=link,
+            keep_private_key=same_key[1] if same_key else None,
+        )
+        chain = self.ca.chain(entity.ca)
+        pkcs12 = None
+        if key_type is not None:
+            pkcs12 = self.export(record.ca, record.serial, "p12", passphrase, actor=actor)
+        return Enrollment(record, chain, pkcs12)
+
+    def revoke(
+        self, ca_name: str, serial: int, reason: str, *, actor: str = "system"
+    ) -> CertificateRecord:
+        try:
+            value = RevocationReason[reason]
+        except (KeyError, TypeError):
+            names = ", ".join(r.name for r in RevocationReason if r.name != "removeFromCRL")
+            raise BadInputError(f"unknown revocation reason {reason!r}; reasons: {names}") from None
+        return self.ca.revoke(ca_name, serial, value, actor=actor)
+
+    def certificate(self, ca_name: str, serial: int) -> CertificateRecord:
+        return self.ca.get_certificate(ca_name, serial)
+
+    def export(
+        self, ca_name: str, serial: int, fmt: str, passphrase: bytes | None = None, *, actor: str
+    ) -> bytes:
+        return self.ca.export(ca_name, serial, fmt, export_passphrase=passphrase, actor=actor)
+
+
+def _page_size(limit) -> int:
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise BadInputError(f"limit must be 1 to {MAX_PAGE}")
+    return limit

@@ -1,0 +1,377 @@
+"""``revoca ra``: end entities, enrollment, renewal, revocation, operators,
+and the RA's REST API."""
+
+import asyncio
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca.errors import BadInputError
+from ca.keys import KEY_SPECS, PassphraseSource
+from ca.records import parse_serial
+from ra.roles import ROLES
+from revoca.cli_ca import _passphrase_option
+from revoca.cli_util import (
+    ConfiguredGroup,
+    actor,
+    config_of,
+    echo_json,
+    handle_errors,
+    read_input,
+    write_output,
+)
+
+
+def _ra(ctx: click.Context):
+    from ra.service import RAService
+    from revoca.app import build_ca_service
+
+    return RAService(build_ca_service(config_of(ctx)))
+
+
+def _attributes(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise BadInputError(f"attribute {pair!r}: write it as key=value")
+        out[key] = value
+    return out
+
+
+@click.group(cls=ConfiguredGroup)
+def ra():
+    """Registration authority: end entities, enrollment, operators, REST API."""
+
+
+# -- operators -----------------------------------------------------------------
+
+
+@ra.group(cls=ConfiguredGroup)
+def user():
+    """Operators of the RA API and their roles."""
+
+
+@user.command("add")
+@click.option("--name", required=True, help="Operator name.")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--certificate", "cert_path", help="Client certificate (PEM/DER) to sign in with.")
+@click.option("--no-token", is_flag=True, help="No API token (client certificate only).")
+@click.option("--token-out", help="Write the token to this file (0600) instead of stdout.")
+@click.pass_context
+@handle_errors
+def user_add(ctx, name, role, cert_path, no_token, token_out):
+    """Add an operator; its API token is shown this once."""
+    certificate = read_input(cert_path, "certificate") if cert_path else None
+    record, token = _ra(ctx).users.create(
+        name, role, with_token=not no_token, certificate=certificate, actor=actor()
+    )
+    click.echo(f"operator {record.name} ({record.role}) added", err=True)
+    if token:
+        write_output(token_out, (token + "\n").encode(), secret=token_out is not None)
+
+
+@user.command("list")
+@click.pass_context
+@handle_errors
+def user_list(ctx):
+    """Operators, their roles and how they sign in."""
+    echo_json([u.summary() for u in _ra(ctx).users.list()])
+
+
+@user.command("disable")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def user_disable(ctx, name):
+    """Stop an operator from signing in."""
+    echo_json(_ra(ctx).users.set_status(name, "disabled", actor=actor()).summary())
+
+
+@user.command("enable")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def user_enable(ctx, name):
+    """Let a disabled operator sign in again."""
+    echo_json(_ra(ctx).users.set_status(name, "active", actor=actor()).summary())
+
+
+# -- end entities ------------------------------------------------------------------
+
+
+@ra.group(cls=ConfiguredGroup)
+def entity():
+    """End entities: who may hold which certificates."""
+
+
+@entity.command("create")
+@click.option("--name", required=True)
+@click.option("--email", required=True, help="Contact for notices about its certificates.")
+@click.option("--ca", "ca_name", required=True, help="Issuing CA.")
+@click.option("--profile", required=True, help="Certificate profile.")
+@click.option(
+    "--subject-template",
+    required=True,
+    help="RFC 4514 subject with {name}, {email}, {attribute}: 'CN={name},O=Example'.",
+)
+@click.option(
+    "--allow-san",
+    "allowed_sans",
+    multiple=True,
+    help="dns:host, dns:*.domain, ip:addr or CIDR, email:addr or *@domain, uri:prefix* "
+    "(repeatable).",
+)
+@click.option("--attribute", "attributes", multiple=True, help="key=value (repeatable).")
+@click.pass_context
+@handle_errors
+def entity_create(ctx, name, email, ca_name, profile, subject_template, allowed_sans, attributes):
+    """Create an end entity."""
+    created = _ra(ctx).create_entity(
+        name,
+        email=email,
+        ca=ca_name,
+        profile=profile,
+        subject_template=subject_template,
+        allowed_sans=list(allowed_sans),
+        attributes=_attributes(attributes),
+        actor=actor(),
+    )
+    echo_json(created.summary())
+
+
+@entity.command("update")
+@click.argument("name")
+@click.option("--email")
+@click.option("--ca", "ca_name")
+@click.option("--profile")
+@click.option("--subject-template")
+@click.option("--allow-san", "allowed_sans", multiple=True, help="Replaces the list.")
+@click.option("--attribute", "attributes", multiple=True, help="Replaces the attributes.")
+@click.option("--status", type=click.Choice(["active", "disabled"]))
+@click.pass_context
+@handle_errors
+def entity_update(
+    ctx, name, email, ca_name, profile, subject_template, allowed_sans, attributes, status
+):
+    """Change an end entity (only the options given)."""
+    changes = {
+        key: value
+        for key, value in {
+            "email": email,
+            "ca": ca_name,
+            "profile": profile,
+            "subject_template": subject_template,
+            "status": status,
+        }.items()
+        if value is not None
+    }
+    if allowed_sans:
+        changes["allowed_sans"] = list(allowed_sans)
+    if attributes:
+        changes["attributes"] = _attributes(attributes)
+    if not changes:
+        raise click.UsageError("nothing to change")
+    echo_json(_ra(ctx).update_entity(name, changes, actor=actor()).summary())
+
+
+@entity.command("show")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def entity_show(ctx, name):
+    """One end entity and its certificates."""
+    service = _ra(ctx)
+    echo_json(
+        {
+            **service.get_entity(name).summary(),
+            "certificates": [c.summary() for c in service.entity_certificates(name)],
+        }
+    )
+
+
+@entity.command("list")
+@click.option("--name", "name_contains", help="Substring of the name.")
+@click.option("--status", type=click.Choice(["active", "disabled"]))
+@click.option("--after", help="Start after this name (the last of the previous page).")
+@click.option("--limit", default=100, show_default=True, type=int)
+@click.pass_context
+@handle_errors
+def entity_list(ctx, name_contains, status, after, limit):
+    """End entities by name."""
+    entities = _ra(ctx).list_entities(
+        name_contains=name_contains, status=status, after=after, limit=limit
+    )
+    echo_json([e.summary() for e in entities])
+
+
+# -- certificates ----------------------------------------------------------------------
+
+
+def _key_options(func):
+    func = _passphrase_option("export", "REVOCA_EXPORT_PASSPHRASE")(func)
+    func = click.option("--p12-out", help="Where the PKCS#12 goes (0600), with --generate-key.")(
+        func
+    )
+    func = click.option(
+        "--generate-key", type=click.Choice(KEY_SPECS), help="Make the key here (PKCS#12)."
+    )(func)
+    return click.option("--csr", "csr_path", help="PKCS#10 request, PEM or DER ('-': stdin).")(func)
+
+
+def _export_passphrase(generate_key, p12_out, env, file) -> bytes | None:
+    if not generate_key:
+        return None
+    if not p12_out:
+        raise click.UsageError("--generate-key needs --p12-out FILE for the PKCS#12")
+    return PassphraseSource(env=env, file=file).get()
+
+
+def _finish(result, out, p12_out) -> None:
+    record = result.certificate
+    click.echo(f"issued serial {record.summary()['serial']} ({record.subject})", err=True)
+    if result.pkcs12 is not None:
+        write_output(p12_out, result.pkcs12, secret=True)
+    write_output(out, record.certificate.public_bytes(Encoding.PEM))
+
+
+@ra.command("enroll")
+@click.option("--entity", "entity_name", required=True, help="End entity to issue to.")
+@_key_options
+@click.option("--san", "sans", multiple=True, help="type:value (default: the CSR's).")
+@click.option("--days", type=int, help="Validity in days (the profile decides the maximum).")
+@click.option("--out", help="Write the certificate (PEM) here (default: stdout).")
+@click.pass_context
+@handle_errors
+def enroll(
+    ctx,
+    entity_name,
+    csr_path,
+    generate_key,
+    p12_out,
+    export_passphrase_env,
+    export_passphrase_file,
+    sans,
+    days,
+    out,
+):
+    """Issue to an end entity from a CSR, or with a key made here."""
+    if bool(csr_path) == bool(generate_key):
+        raise click.UsageError("give exactly one of --csr or --generate-key")
+    passphrase = _export_passphrase(
+        generate_key, p12_out, export_passphrase_env, export_passphrase_file
+    )
+    result = _ra(ctx).enroll(
+        entity_name,
+        csr=read_input(csr_path, "CSR") if csr_path else None,
+        key_type=generate_key,
+        passphrase=passphrase,
+        sans=list(sans) if sans else None,
+        days=days,
+        actor=actor(),
+    )
+    _finish(result, out, p12_out)
+
+
+@ra.command("renew")
+@click.option("--ca", "ca_name", required=True)
+@click.option("--serial", required=True, help="Serial (hex) of the certificate to renew.")
+@_key_options
+@click.option("--days", type=int)
+@click.option("--out", help="Write the certificate (PEM) here (default: stdout).")
+@click.pass_context
+@handle_errors
+def renew(
+    ctx,
+    ca_name,
+    serial,
+    csr_path,
+    generate_key,
+    p12_out,
+    export_passphrase_env,
+    export_passphrase_file,
+    days,
+    out,
+):
+    """A new certificate for the same end entity: same key unless --csr or --generate-key."""
+    if csr_path and generate_key:
+        raise click.UsageError("give at most one of --csr or --generate-key")
+    passphrase = _export_passphrase(
+        generate_key, p12_out, export_passphrase_env, export_passphrase_file
+    )
+    result = _ra(ctx).renew(
+        ca_name,
+        parse_serial(serial),
+        csr=read_input(csr_path, "CSR") if csr_path else None,
+        key_type=generate_key,
+        passphrase=passphrase,
+        days=days,
+        actor=actor(),
+    )
+    _finish(result, out, p12_out)
+
+
+@ra.command("revoke")
+@click.option("--ca", "ca_name", required=True)
+@click.option("--serial", required=True)
+@click.option("--reason", required=True, help="RFC 5280 name, e.g. keyCompromise, superseded.")
+@click.pass_context
+@handle_errors
+def revoke(ctx, ca_name, serial, reason):
+    """Revoke a certificate (the profile decides which reasons are allowed)."""
+    echo_json(_ra(ctx).revoke(ca_name, parse_serial(serial), reason, actor=actor()).summary())
+
+
+# -- the API ---------------------------------------------------------------------------
+
+
+@ra.command("serve")
+@click.option("--host", help="Default: [ra] host.")
+@click.option("--port", type=int, help="Default: [ra] port.")
+@click.option("--seconds", type=float, help="Stop after this long (default: until Ctrl-C).")
+@click.pass_context
+@handle_errors
+def serve(ctx, host, port, seconds):
+    """Run the RA's REST API (OpenAPI document at /api/openapi.json)."""
+    config = config_of(ctx)
+    settings = config.ra
+    asyncio.run(
+        serve_api(
+            _ra(ctx),
+            settings,
+            host or settings["host"],
+            settings["port"] if port is None else port,
+            seconds,
+            config.passphrase,
+        )
+    )
+
+
+def ra_tls_context(settings: dict, passphrase: PassphraseSource):
+    """The API listener's TLS context, or None for plain HTTP."""
+    if not settings["tls_cert"]:
+        return None
+    from ra.api import tls_context
+
+    key_pem = Path(settings["tls_key"]).read_bytes()
+    password = passphrase.get() if b"ENCRYPTED" in key_pem else None
+    return tls_context(
+        settings["tls_cert"], settings["tls_key"], settings["tls_client_ca"] or None, password
+    )
+
+
+async def serve_api(service, settings, host, port, seconds, passphrase) -> None:
+    from ra.api import RAApi, start
+
+    api = RAApi(service, threads=settings["threads"])
+    runner, bound = await start(api, host, port, ra_tls_context(settings, passphrase))
+    scheme = "https" if settings["tls_cert"] else "http"
+    click.echo(f"RA API on {scheme}://{host}:{bound}/api/ (OpenAPI: /api/openapi.json)", err=True)
+    try:
+        if seconds is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(seconds)
+    finally:
+        await runner.cleanup()
