@@ -28,7 +28,8 @@ from sqlalchemy import select
 from ca.errors import BadInputError, CAError
 from ca.records import parse_serial
 from ca.store.schema import audit_log
-from ra.roles import AuthenticationError, authorize
+from ra.approvals import ApprovalRequest
+from ra.roles import ADMINISTRATOR, AuthenticationError, authorize
 from ra.service import RAService
 from ra.users import User
 
@@ -151,6 +152,49 @@ ROUTES = (
         request="Revoke",
         response="Certificate",
     ),
+    Route(
+        "GET",
+        "/api/requests",
+        "listRequests",
+        "request.read",
+        "Requests waiting for (or decided by) approvers",
+        response="RequestPage",
+        query=("status", "after", "limit"),
+    ),
+    Route(
+        "GET",
+        "/api/requests/{id}",
+        "getRequest",
+        "request.read",
+        "One request; once done, the certificate it issued",
+        response="RequestWithResult",
+    ),
+    Route(
+        "POST",
+        "/api/requests/{id}/approve",
+        "approveRequest",
+        "request.approve",
+        "Approve (not your own); the last approval carries the request out",
+        response="Request",
+    ),
+    Route(
+        "POST",
+        "/api/requests/{id}/reject",
+        "rejectRequest",
+        "request.approve",
+        "Reject with a reason",
+        request="Reject",
+        response="Request",
+    ),
+    Route(
+        "POST",
+        "/api/requests/{id}/pkcs12",
+        "requestPkcs12",
+        "certificate.enroll",
+        "The PKCS#12 of a key made for an approved request (its requester only)",
+        request="Pkcs12",
+        response="Pkcs12Download",
+    ),
     Route("GET", "/api/users", "listUsers", "user.manage", "RA operators", response="UserList"),
     Route(
         "POST",
@@ -210,6 +254,11 @@ class RAApi:
             "getChain": self.get_chain,
             "renew": self.renew,
             "revoke": self.revoke,
+            "listRequests": self.list_requests,
+            "getRequest": self.get_request,
+            "approveRequest": self.approve_request,
+            "rejectRequest": self.reject_request,
+            "requestPkcs12": self.request_pkcs12,
             "listUsers": self.list_users,
             "createUser": self.create_user,
             "updateUser": self.update_user,
@@ -417,7 +466,7 @@ class RAApi:
             days=_days(body),
             actor=self._actor(request),
         )
-        return web.json_response(self._enrollment(result), status=201)
+        return self._issued_or_queued(result)
 
     async def get_certificate(self, request):
         record = await self._call(
@@ -451,7 +500,7 @@ class RAApi:
             days=_days(body),
             actor=self._actor(request),
         )
-        return web.json_response(self._enrollment(result), status=201)
+        return self._issued_or_queued(result)
 
     async def revoke(self, request):
         body = await self._body(request)
@@ -464,7 +513,81 @@ class RAApi:
             body["reason"],
             actor=self._actor(request),
         )
+        if isinstance(record, ApprovalRequest):
+            return web.json_response({"request": record.summary()}, status=202)
         return web.json_response(record.summary())
+
+    # approvals
+
+    def _issued_or_queued(self, result) -> web.Response:
+        if isinstance(result, ApprovalRequest):
+            return web.json_response({"request": result.summary()}, status=202)
+        return web.json_response(self._enrollment(result), status=201)
+
+    @staticmethod
+    def _request_id(request: web.Request) -> int:
+        text = request.match_info["id"]
+        if not text.isdigit() or len(text) > 18:
+            raise BadInputError(f"request id must be a number, not {text!r}")
+        return int(text)
+
+    async def list_requests(self, request):
+        q = request.query
+        after = q.get("after")
+        if after is not None and not after.isdigit():
+            raise BadInputError("after must be a request id")
+        limit = self._limit(request, 100)
+        if not 1 <= limit <= 1000:
+            raise BadInputError("limit must be 1 to 1000")
+        found = await self._call(
+            self.service.approvals.list,
+            status=q.get("status"),
+            after=int(after) if after else None,
+            limit=limit,
+        )
+        items = [r.summary() for r in found]
+        return web.json_response(
+            {"items": items, "next_after": str(items[-1]["id"]) if items else None}
+        )
+
+    async def get_request(self, request):
+        found = await self._call(self.service.approvals.get, self._request_id(request))
+        out = found.summary()
+        if found.status == "done" and found.result_serial is not None:
+            record = await self._call(
+                self.service.certificate, found.result_ca, found.result_serial
+            )
+            out["certificate"] = record.summary()
+            out["pem"] = record.certificate.public_bytes(Encoding.PEM).decode()
+        return web.json_response(out)
+
+    async def approve_request(self, request):
+        result = await self._call(
+            self.service.approve, self._request_id(request), actor=self._actor(request)
+        )
+        return web.json_response(result.summary())
+
+    async def reject_request(self, request):
+        body = await self._body(request)
+        result = await self._call(
+            self.service.reject,
+            self._request_id(request),
+            body.get("reason"),
+            actor=self._actor(request),
+        )
+        return web.json_response(result.summary())
+
+    async def request_pkcs12(self, request):
+        body = await self._body(request)
+        user = request[USER_KEY]
+        data = await self._call(
+            self.service.request_pkcs12,
+            self._request_id(request),
+            _text(body, "passphrase"),
+            actor=user.actor,
+            administrator=user.role == ADMINISTRATOR,
+        )
+        return web.json_response({"pkcs12": base64.b64encode(data).decode()})
 
     async def list_users(self, request):
         users = await self._call(self.service.users.list)

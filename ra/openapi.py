@@ -5,6 +5,8 @@ import re
 
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
+from ra.approvals import KINDS
+from ra.approvals import STATUSES as REQUEST_STATUSES
 from ra.entities import STATUSES
 from ra.roles import OPERATIONS, ROLES
 
@@ -74,6 +76,29 @@ _ENTITY = _object(
     }
 )
 _KEY_TYPES = list(KEY_SPECS)
+_REQUEST = _object(
+    {
+        "id": {"type": "integer"},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "entity": {"type": "string", "nullable": True},
+        "what": {"type": "object", "description": "what the request does"},
+        "has_csr": {"type": "boolean"},
+        "required": {"type": "integer"},
+        "approvers": _STRINGS,
+        "requester": _STRING,
+        "status": {"type": "string", "enum": list(REQUEST_STATUSES)},
+        "created_at": {"type": "integer"},
+        "expires_at": {"type": "integer"},
+        "decided_at": {"type": "integer", "nullable": True},
+        "decided_by": {"type": "string", "nullable": True},
+        "note": {"type": "string", "nullable": True},
+        "result": {
+            "type": "object",
+            "nullable": True,
+            "properties": {"ca": _STRING, "serial": _STRING},
+        },
+    }
+)
 
 SCHEMAS = {
     "Error": _object(
@@ -161,6 +186,26 @@ SCHEMAS = {
         required=("certificate", "pem", "chain_pem"),
     ),
     "PemChain": _STRING,
+    "Request": _REQUEST,
+    "RequestPage": _object(
+        {
+            "items": {"type": "array", "items": _REQUEST},
+            "next_after": {"type": "string", "nullable": True},
+        }
+    ),
+    "RequestWithResult": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Request"},
+            _object(
+                {"certificate": {"$ref": "#/components/schemas/Certificate"}, "pem": _STRING},
+                additional=True,
+            ),
+        ]
+    },
+    "Queued": _object({"request": _REQUEST}, required=("request",)),
+    "Reject": _object({"reason": {"type": "string", "minLength": 1}}, required=("reason",)),
+    "Pkcs12": _object({"passphrase": {"type": "string", "minLength": 8}}, required=("passphrase",)),
+    "Pkcs12Download": _object({"pkcs12": {"type": "string", "format": "byte"}}),
     "AuditList": _object(
         {
             "items": {
@@ -190,9 +235,11 @@ _ERRORS = {
     "422": "policy_violation: well formed, but the profile or end entity forbids it",
     "503": "store_error: the store failed; nothing was changed",
 }
+_CREATES = {"createEntity", "enroll", "renew", "createUser"}
+_QUEUED = {"enroll", "renew", "revoke"}
 _QUERY = {
     "name": ("substring of the end entity's name", _STRING),
-    "status": ("active or disabled", {"type": "string", "enum": list(STATUSES)}),
+    "status": ("status to filter by", _STRING),
     "after": ("the next_after of the previous page", _STRING),
     "limit": ("page size, 1 to 1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
 }
@@ -222,7 +269,7 @@ def document(routes) -> dict:
                     }
                 },
             }
-        ok = "201" if route.method == "POST" and route.operation_id != "revoke" else "200"
+        ok = "201" if route.operation_id in _CREATES else "200"
         content_type = (
             "application/pem-certificate-chain"
             if route.response == "PemChain"
@@ -234,6 +281,12 @@ def document(routes) -> dict:
             else {"type": "object"}
         )
         responses = {ok: {"description": "success", "content": {content_type: {"schema": schema}}}}
+        if route.operation_id in _QUEUED:
+            queued = {"$ref": "#/components/schemas/Queued"}
+            responses["202"] = {
+                "description": "waiting for approvals (see /api/requests)",
+                "content": {"application/json": {"schema": queued}},
+            }
         error = {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         }

@@ -25,6 +25,8 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "certificate.enroll": _OFFICERS,
     "certificate.renew": _OFFICERS,
     "certificate.revoke": _OFFICERS,
+    "request.read": _READERS,
+    "request.approve": frozenset({ADMINISTRATOR, APPROVER}),
     "user.manage": frozenset({ADMINISTRATOR}),
     "audit.read": frozenset({ADMINISTRATOR, AUDITOR}),
 }

@@ -9,6 +9,7 @@ signature is verified) or from a key generated here. The CA then applies the
 profile as for any issuance.
 """
 
+import base64
 import json
 from dataclasses import dataclass
 
@@ -16,13 +17,14 @@ from cryptography import x509
 from sqlalchemy import Connection, and_, insert, select, update
 
 from ca import audit
-from ca.errors import BadInputError, ConflictError, NotFoundError, PolicyError
+from ca.errors import BadInputError, CAError, ConflictError, NotFoundError, PolicyError
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
 from ca.records import CertificateRecord, certificate_from_row, serial_to_db
 from ca.requests import CertificateRequest, parse_csr
 from ca.service import CAService
 from ca.store.schema import cas, certificates, end_entities
+from ra.approvals import ApprovalPolicy, ApprovalQueue, ApprovalRequest
 from ra.entities import (
     STATUSES,
     EndEntity,
@@ -34,6 +36,7 @@ from ra.entities import (
     entity_from_row,
     parse_sans,
 )
+from ra.roles import ForbiddenError
 from ra.users import Users
 
 MIN_EXPORT_PASSPHRASE = 8
@@ -50,10 +53,12 @@ class Enrollment:
 
 
 class RAService:
-    def __init__(self, ca: CAService):
+    def __init__(self, ca: CAService, policy: ApprovalPolicy | None = None):
         self.ca = ca
         self.store = ca.store
+        self.policy = policy or ApprovalPolicy()
         self.users = Users(ca.store, ca._now_ms)
+        self.approvals = ApprovalQueue(ca.store, self._now, ca._now_ms)
 
     # -- helpers -------------------------------------------------------------
 
@@ -246,12 +251,33 @@ class RAService:
         sans=None,
         days: int | None = None,
         actor: str = "system",
-    ) -> Enrollment:
+        approved: bool = False,
+    ) -> "Enrollment | ApprovalRequest":
         """Issue to an end entity from a PKCS#10 CSR, or with a key made here
-        (``key_type``; the PKCS#12 is encrypted with ``passphrase``)."""
+        (``key_type``; the PKCS#12 is encrypted with ``passphrase``). Where
+        the policy wants approvals, the checked request is queued instead."""
         with self.ca._audited(actor, "ra.enroll", entity_name):
             entity = self.get_entity(entity_name)
-            return self._issue_to(entity, csr, key_type, passphrase, sans, days, actor, None)
+            needed = 0 if approved else self.policy.for_issue(entity.profile)
+            payload = {
+                "entity": entity.name,
+                "csr": _b64(csr),
+                "key_type": key_type,
+                "sans": sans,
+                "days": days,
+            }
+            return self._issue_to(
+                entity,
+                csr,
+                key_type,
+                passphrase,
+                sans,
+                days,
+                actor,
+                None,
+                approval=("enroll", payload, needed),
+                executing=approved,
+            )
 
     def renew(
         self,
@@ -263,7 +289,8 @@ class RAService:
         passphrase: bytes | None = None,
         days: int | None = None,
         actor: str = "system",
-    ) -> Enrollment:
+        approved: bool = False,
+    ) -> "Enrollment | ApprovalRequest":
         """A new certificate for the same end entity and SANs: for a new key
         (a CSR, or ``key_type`` made here), or, with neither, for the same
         public key (and, if it was made here, the same stored key)."""
@@ -287,13 +314,43 @@ class RAService:
             same_key = None
             if csr is None and key_type is None:
                 same_key = (old.certificate.public_key(), row.private_key)
+            needed = 0 if approved else self.policy.for_issue(entity.profile)
+            payload = {
+                "ca": ca_name,
+                "serial": f"{serial:x}",
+                "csr": _b64(csr),
+                "key_type": key_type,
+                "days": days,
+            }
             return self._issue_to(
-                entity, csr, key_type, passphrase, sans, days, actor, same_key, renews=target
+                entity,
+                csr,
+                key_type,
+                passphrase,
+                sans,
+                days,
+                actor,
+                same_key,
+                renews=target,
+                approval=("renew", payload, needed),
+                executing=approved,
             )
 
     def _issue_to(
-        self, entity, csr, key_type, passphrase, sans, days, actor, same_key, renews=None
-    ) -> Enrollment:
+        self,
+        entity,
+        csr,
+        key_type,
+        passphrase,
+        sans,
+        days,
+        actor,
+        same_key,
+        renews=None,
+        approval=None,
+        executing=False,
+    ) -> "Enrollment | ApprovalRequest":
+        kind, payload, needed = approval
         if entity.status != "active":
             raise PolicyError(f"end entity {entity.name!r} is disabled")
         if csr is not None and key_type is not None:
@@ -304,11 +361,10 @@ class RAService:
             raise BadInputError(
                 f"unknown key type {key_type!r}; choose one of {', '.join(KEY_SPECS)}"
             )
-        if key_type is not None and (not passphrase or len(passphrase) < MIN_EXPORT_PASSPHRASE):
-            raise BadInputError(
-                f"a key made here is handed out as PKCS#12: give a passphrase of at least "
-                f"{MIN_EXPORT_PASSPHRASE} characters"
-            )
+        # A key made at once is handed out now; one made after approvals is
+        # fetched later with a passphrase given then (none is stored).
+        if key_type is not None and not needed and not executing:
+            _check_export_passphrase(passphrase)
         public_key = None
         requested = parse_sans(sans) if sans is not None else ()
         if csr is not None:
@@ -320,6 +376,10 @@ class RAService:
             public_key = same_key[0]
         entity.check_sans(requested)
         request = CertificateRequest(entity.subject(), public_key, requested)
+        if needed:
+            return self.approvals.submit(
+                kind, entity.id, payload, needed, actor, self.policy.expiry_seconds
+            )
 
         def link(conn: Connection, cert, _key_spec) -> None:
             conn.execute(
@@ -356,19 +416,96 @@ class RAService:
         )
         chain = self.ca.chain(entity.ca)
         pkcs12 = None
-        if key_type is not None:
+        if key_type is not None and passphrase is not None:
             pkcs12 = self.export(record.ca, record.serial, "p12", passphrase, actor=actor)
         return Enrollment(record, chain, pkcs12)
 
     def revoke(
-        self, ca_name: str, serial: int, reason: str, *, actor: str = "system"
-    ) -> CertificateRecord:
+        self,
+        ca_name: str,
+        serial: int,
+        reason: str,
+        *,
+        actor: str = "system",
+        approved: bool = False,
+    ) -> "CertificateRecord | ApprovalRequest":
         try:
             value = RevocationReason[reason]
         except (KeyError, TypeError):
             names = ", ".join(r.name for r in RevocationReason if r.name != "removeFromCRL")
             raise BadInputError(f"unknown revocation reason {reason!r}; reasons: {names}") from None
+        needed = 0 if approved else self.policy.revoke
+        if needed:
+            with self.ca._audited(actor, "ra.revoke", f"{ca_name}/{serial:x}"):
+                with self.store.read() as conn:
+                    row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
+                if row.status == "revoked":
+                    raise ConflictError(f"certificate {serial:x} is already revoked")
+                payload = {"ca": ca_name, "serial": f"{serial:x}", "reason": value.name}
+                return self.approvals.submit(
+                    "revoke",
+                    row.end_entity_id,
+                    payload,
+                    needed,
+                    actor,
+                    self.policy.expiry_seconds,
+                )
         return self.ca.revoke(ca_name, serial, value, actor=actor)
+
+    # -- approvals -------------------------------------------------------------------
+
+    def approve(self, request_id: int, *, actor: str) -> ApprovalRequest:
+        """Approve; the approval that completes the count carries the request
+        out as its requester."""
+        request, claimed = self.approvals.approve(request_id, actor)
+        if not claimed:
+            return request
+        p = request.payload
+        try:
+            if request.kind == "revoke":
+                record = self.revoke(
+                    p["ca"],
+                    int(p["serial"], 16),
+                    p["reason"],
+                    actor=request.requester,
+                    approved=True,
+                )
+            else:
+                common = {
+                    "csr": _unb64(p.get("csr")),
+                    "key_type": p.get("key_type"),
+                    "days": p.get("days"),
+                    "actor": request.requester,
+                    "approved": True,
+                }
+                if request.kind == "enroll":
+                    result = self.enroll(p["entity"], sans=p.get("sans"), **common)
+                else:
+                    result = self.renew(p["ca"], int(p["serial"], 16), **common)
+                record = result.certificate
+        except CAError as exc:
+            return self.approvals.finish(request.id, error=exc.message)
+        return self.approvals.finish(request.id, ca=record.ca, serial=record.serial)
+
+    def reject(self, request_id: int, reason: str, *, actor: str) -> ApprovalRequest:
+        return self.approvals.reject(request_id, actor, reason)
+
+    def request_pkcs12(
+        self, request_id: int, passphrase: bytes | None, *, actor: str, administrator: bool
+    ) -> bytes:
+        """The PKCS#12 of a key made for an approved request: for its
+        requester (or an administrator), encrypted with ``passphrase``."""
+        request = self.approvals.get(request_id)
+        if request.requester != actor and not administrator:
+            raise ForbiddenError("only the requester (or an administrator) may fetch this key")
+        if request.status != "done" or request.kind == "revoke":
+            raise ConflictError(
+                f"request {request_id} has issued no certificate ({request.status})"
+            )
+        if not request.payload.get("key_type"):
+            raise PolicyError("this request's key came from a CSR: there is no PKCS#12")
+        _check_export_passphrase(passphrase)
+        return self.export(request.result_ca, request.result_serial, "p12", passphrase, actor=actor)
 
     def certificate(self, ca_name: str, serial: int) -> CertificateRecord:
         return self.ca.get_certificate(ca_name, serial)
@@ -377,6 +514,22 @@ class RAService:
         self, ca_name: str, serial: int, fmt: str, passphrase: bytes | None = None, *, actor: str
     ) -> bytes:
         return self.ca.export(ca_name, serial, fmt, export_passphrase=passphrase, actor=actor)
+
+
+def _check_export_passphrase(passphrase: bytes | None) -> None:
+    if not passphrase or len(passphrase) < MIN_EXPORT_PASSPHRASE:
+        raise BadInputError(
+            f"a key made here is handed out as PKCS#12: give a passphrase of at least "
+            f"{MIN_EXPORT_PASSPHRASE} characters"
+        )
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
 
 
 def _page_size(limit) -> int:

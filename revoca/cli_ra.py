@@ -24,10 +24,12 @@ from revoca.cli_util import (
 
 
 def _ra(ctx: click.Context):
+    from ra.approvals import ApprovalPolicy
     from ra.service import RAService
     from revoca.app import build_ca_service
 
-    return RAService(build_ca_service(config_of(ctx)))
+    config = config_of(ctx)
+    return RAService(build_ca_service(config), ApprovalPolicy.from_config(config.ra))
 
 
 def _attributes(pairs) -> dict:
@@ -229,6 +231,16 @@ def _export_passphrase(generate_key, p12_out, env, file) -> bytes | None:
 
 
 def _finish(result, out, p12_out) -> None:
+    from ra.approvals import ApprovalRequest
+
+    if isinstance(result, ApprovalRequest):
+        click.echo(
+            f"request {result.id} waits for {result.required} approval(s): "
+            f"`revoca ra request approve {result.id}`",
+            err=True,
+        )
+        echo_json(result.summary())
+        return
     record = result.certificate
     click.echo(f"issued serial {record.summary()['serial']} ({record.subject})", err=True)
     if result.pkcs12 is not None:
@@ -321,6 +333,57 @@ def renew(
 def revoke(ctx, ca_name, serial, reason):
     """Revoke a certificate (the profile decides which reasons are allowed)."""
     echo_json(_ra(ctx).revoke(ca_name, parse_serial(serial), reason, actor=actor()).summary())
+
+
+# -- approvals -----------------------------------------------------------------------
+
+
+@ra.group(cls=ConfiguredGroup)
+def request():
+    """Requests waiting for approvers."""
+
+
+@request.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "approved", "done", "rejected", "expired", "failed"]),
+)
+@click.option("--after", type=int, help="Start after this request id.")
+@click.option("--limit", default=100, show_default=True, type=int)
+@click.pass_context
+@handle_errors
+def request_list(ctx, status, after, limit):
+    """Requests, oldest first."""
+    found = _ra(ctx).approvals.list(status=status, after=after, limit=limit)
+    echo_json([r.summary() for r in found])
+
+
+@request.command("show")
+@click.argument("request_id", type=int)
+@click.pass_context
+@handle_errors
+def request_show(ctx, request_id):
+    """One request and its approvals."""
+    echo_json(_ra(ctx).approvals.get(request_id).summary())
+
+
+@request.command("approve")
+@click.argument("request_id", type=int)
+@click.pass_context
+@handle_errors
+def request_approve(ctx, request_id):
+    """Approve as the user running the command (not your own request)."""
+    echo_json(_ra(ctx).approve(request_id, actor=actor()).summary())
+
+
+@request.command("reject")
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True)
+@click.pass_context
+@handle_errors
+def request_reject(ctx, request_id, reason):
+    """Reject with a reason."""
+    echo_json(_ra(ctx).reject(request_id, reason, actor=actor()).summary())
 
 
 # -- the API ---------------------------------------------------------------------------

@@ -148,6 +148,14 @@ def _ra_section(table: dict) -> dict:
         raise ConfigError("ra.tls_cert and ra.tls_key go together")
     if ra["tls_client_ca"] and not ra["tls_cert"]:
         raise ConfigError("ra.tls_client_ca needs ra.tls_cert and ra.tls_key (TLS)")
+    counts = {"approvals_issue": ra["approvals_issue"], "approvals_revoke": ra["approvals_revoke"]}
+    counts.update({f"approvals_by_profile.{k}": v for k, v in ra["approvals_by_profile"].items()})
+    for key, value in counts.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+            raise ConfigError(f"ra.{key} must be 0 to 10")
+    hours = ra["request_expiry_hours"]
+    if not isinstance(hours, int | float) or isinstance(hours, bool) or not 0 < hours <= 24 * 90:
+        raise ConfigError("ra.request_expiry_hours must be more than 0 and at most 2160")
     return ra
 
 

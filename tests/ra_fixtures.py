@@ -62,10 +62,14 @@ class RAEnv:
         return Reply(response.status, parsed, dict(response.getheaders()), payload)
 
 
-def start_ra(loop, pki) -> tuple[RAEnv, object]:
-    service = RAService(pki)
+def start_ra(loop, pki, policy=None, extra_users=()) -> tuple[RAEnv, object]:
+    """The API with one operator per role (token in env.tokens[role]) and
+    ``extra_users`` as (name, role) pairs (tokens under their names)."""
+    service = RAService(pki, policy)
     env = RAEnv(service, 0)
     for role in ROLES:
         _, env.tokens[role] = service.users.create(f"{role}-user", role)
+    for name, role in extra_users:
+        _, env.tokens[name] = service.users.create(name, role)
     runner, env.port = loop.run(start(RAApi(service), "127.0.0.1", 0))
     return env, runner

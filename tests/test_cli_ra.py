@@ -186,3 +186,23 @@ def test_serve_answers_with_a_token(cli_pki):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_approvals_from_the_command_line(cli_pki):
+    """With [ra] approvals_issue = 1 an enrollment is queued; the same Unix
+    user may not approve it (the requester never counts)."""
+    tmp = cli_pki
+    (tmp / "ra.toml").write_text("[ra]\napprovals_issue = 1\n")
+    _entity(tmp)
+    (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
+    queued = run(tmp, "--config", "ra.toml", "ra", "enroll", "--entity", "web", "--csr", "req.pem")
+    assert queued.returncode == 0, queued.stderr
+    assert b"waits for 1 approval" in queued.stderr
+    request = json.loads(queued.stdout)
+    assert request["status"] == "pending"
+    own = run(tmp, "--config", "ra.toml", "ra", "request", "approve", str(request["id"]))
+    assert own.returncode == 11 and b"own request" in own.stderr
+    listed = json.loads(run(tmp, "--config", "ra.toml", "ra", "request", "list").stdout)
+    assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "pending")]
+    bad = run(tmp, "--config", "ra.toml", "ra", "request", "reject", "99", "--reason", "x")
+    assert bad.returncode == 3  # not found

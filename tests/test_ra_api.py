@@ -72,7 +72,10 @@ def test_a_disabled_operator_is_refused(ra):
 
 def _sample_path(route) -> str:
     return (
-        route.path.replace("{name}", "nobody").replace("{ca}", "issuing").replace("{serial}", "01")
+        route.path.replace("{name}", "nobody")
+        .replace("{ca}", "issuing")
+        .replace("{serial}", "01")
+        .replace("{id}", "1")
     )
 
 

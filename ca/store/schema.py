@@ -210,3 +210,34 @@ ra_users = Table(
     Column("status", String(16), nullable=False),  # active | disabled
     Column("created_at", BigInteger, nullable=False),
 )
+
+# Requests that wait for approvers (migration 0005): an enrollment, renewal
+# or revocation, what it needs, who asked, and how it ended.
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("kind", String(16), nullable=False),  # enroll | renew | revoke
+    Column("end_entity_id", Id, ForeignKey("end_entities.id"), nullable=True),
+    Column("payload", Text, nullable=False),  # JSON: what to do (never a passphrase)
+    Column("required", Integer, nullable=False),  # distinct approvals needed
+    Column("requester", String(160), nullable=False),
+    # pending | done | rejected | expired | failed
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger),
+    Column("decided_by", String(160)),
+    Column("note", Text),  # the rejection reason, or why it failed
+    Column("result_ca", String(64)),
+    Column("result_serial", String(40)),
+    Index(None, "status", "id"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("request_id", Id, ForeignKey("approval_requests.id"), primary_key=True),
+    Column("approver", String(160), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)

@@ -1,0 +1,197 @@
+"""Approvals through the RA API: N distinct approvers, never the requester,
+rejections with a reason, expiry, keys handed out after approval, approved
+revocations, and exactly one issuance when the last approvals race."""
+
+import base64
+import copy
+import threading
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from ra.approvals import ApprovalPolicy
+from tests.conftest import FIXED_NOW, counts, make_csr
+from tests.ra_fixtures import OFFICER_ENTITY, start_ra
+
+EXPIRY = 3600
+
+
+@pytest.fixture
+def clock():
+    now = [FIXED_NOW]
+    return now
+
+
+@pytest.fixture
+def ra(loop, make_service, clock):
+    pki = make_service(base_url="http://pki.example.com", clock=lambda: clock[0])
+    pki.init_root("root", "CN=Approvals Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    pki.create_sub("issuing", "root", "CN=Approvals CA,O=Revoca Tests,C=DE")
+    policy = ApprovalPolicy(issue=0, revoke=1, profiles={"tls-server": 2}, expiry_seconds=EXPIRY)
+    env, runner = start_ra(
+        loop, pki, policy, extra_users=[("approver-2", "approver"), ("officer-2", "ra-officer")]
+    )
+    reply = env.call("POST", "/api/entities", copy.deepcopy(OFFICER_ENTITY), role="ra-officer")
+    assert reply.status == 201
+    yield env
+    loop.run(runner.cleanup())
+
+
+def _enroll(ra, **body):
+    body = body or {"csr": make_csr("x", ("dns:web-1.example.com",)).decode()}
+    return ra.call("POST", "/api/entities/web-1/enroll", body, role="ra-officer")
+
+
+def _approve(ra, request_id, who):
+    return ra.call("POST", f"/api/requests/{request_id}/approve", {}, token=ra.tokens[who])
+
+
+def test_issuance_waits_for_two_distinct_approvers(ra):
+    before = counts(ra.service.ca)
+    queued = _enroll(ra)
+    assert queued.status == 202, queued.body
+    request = queued.body["request"]
+    assert (request["status"], request["required"]) == ("pending", 2)
+    assert request["requester"] == "ra:ra-officer-user"
+    assert counts(ra.service.ca) == before  # nothing issued yet
+
+    own = _approve(ra, request["id"], "ra-officer")
+    assert own.status == 403  # an RA officer may not approve at all
+    first = _approve(ra, request["id"], "approver")
+    assert first.status == 200 and first.body["status"] == "pending"
+    assert first.body["approvers"] == ["ra:approver-user"]
+    again = _approve(ra, request["id"], "approver")
+    assert (again.status, again.body["error"]["code"]) == (409, "conflict")
+    assert counts(ra.service.ca) == before
+
+    last = _approve(ra, request["id"], "administrator")
+    assert last.status == 200 and last.body["status"] == "done", last.body
+    assert counts(ra.service.ca)["certificates"] == before["certificates"] + 1
+    fetched = ra.call("GET", f"/api/requests/{request['id']}", role="ra-officer").body
+    assert fetched["certificate"]["serial"] == fetched["result"]["serial"]
+    assert "BEGIN CERTIFICATE" in fetched["pem"]
+    issued = ra.call("GET", "/api/entities/web-1/certificates", role="auditor").body["items"]
+    assert [c["serial"] for c in issued] == [fetched["result"]["serial"]]
+    actions = [r["action"] for r in ra.call("GET", "/api/audit", role="auditor").body["items"]]
+    tail = actions[actions.index("ra.request.create") :]
+    assert tail.count("ra.request.approve") == 2 and "ra.enroll" in tail and "ca.issue" in tail
+
+
+def test_the_requester_cannot_approve_their_own_request(ra):
+    # An administrator asks; approval needs two others, never the requester.
+    body = {"csr": make_csr("x", ("dns:web-1.example.com",)).decode()}
+    queued = ra.call("POST", "/api/entities/web-1/enroll", body, role="administrator")
+    request_id = queued.body["request"]["id"]
+    own = _approve(ra, request_id, "administrator")
+    assert (own.status, own.body["error"]["code"]) == (403, "forbidden")
+    assert "own request" in own.body["error"]["message"]
+    own = ra.call(
+        "POST", f"/api/requests/{request_id}/reject", {"reason": "x"}, role="administrator"
+    )
+    assert own.status == 403
+
+
+def test_rejection_needs_a_reason_and_ends_the_request(ra):
+    before = counts(ra.service.ca)
+    request_id = _enroll(ra).body["request"]["id"]
+    path = f"/api/requests/{request_id}/reject"
+    assert ra.call("POST", path, {}, role="approver").status == 400
+    assert ra.call("POST", path, {"reason": "  "}, role="approver").status == 400
+    rejected = ra.call("POST", path, {"reason": "not our host"}, role="approver")
+    assert rejected.status == 200
+    assert (rejected.body["status"], rejected.body["note"]) == ("rejected", "not our host")
+    late = _approve(ra, request_id, "approver-2")
+    assert (late.status, late.body["error"]["code"]) == (409, "conflict")
+    assert counts(ra.service.ca) == before
+    listed = ra.call("GET", "/api/requests?status=rejected", role="auditor").body["items"]
+    assert [r["id"] for r in listed] == [request_id]
+
+
+def test_requests_expire(ra, clock):
+    request_id = _enroll(ra).body["request"]["id"]
+    assert _approve(ra, request_id, "approver").status == 200
+    clock[0] = FIXED_NOW + timedelta(seconds=EXPIRY + 1)
+    late = _approve(ra, request_id, "approver-2")
+    assert (late.status, late.body["error"]["code"]) == (409, "conflict")
+    assert "expired" in late.body["error"]["message"]
+    assert ra.call("GET", f"/api/requests/{request_id}", role="auditor").body["status"] == "expired"
+
+
+def test_a_key_made_after_approval_is_fetched_by_its_requester(ra):
+    queued = _enroll(ra, key_type="ec-p256", sans=["dns:web-1.example.com"])
+    assert queued.status == 202, queued.body  # no passphrase needed to ask
+    request_id = queued.body["request"]["id"]
+    early = ra.call(
+        "POST", f"/api/requests/{request_id}/pkcs12", {"passphrase": "x" * 10}, role="ra-officer"
+    )
+    assert (early.status, early.body["error"]["code"]) == (409, "conflict")
+    _approve(ra, request_id, "approver")
+    assert _approve(ra, request_id, "approver-2").body["status"] == "done"
+    path = f"/api/requests/{request_id}/pkcs12"
+    other = ra.call("POST", path, {"passphrase": "long enough"}, token=ra.tokens["officer-2"])
+    assert (other.status, other.body["error"]["code"]) == (403, "forbidden")
+    short = ra.call("POST", path, {"passphrase": "short"}, role="ra-officer")
+    assert short.status == 400
+    mine = ra.call("POST", path, {"passphrase": "long enough"}, role="ra-officer")
+    assert mine.status == 200
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        base64.b64decode(mine.body["pkcs12"]), b"long enough"
+    )
+    assert key is not None and cert.subject.rfc4514_string() == "CN=web-1.example.com"
+
+
+def test_revocation_waits_for_one_approval(ra):
+    ra.service.policy = ApprovalPolicy(issue=0, revoke=1, profiles={}, expiry_seconds=EXPIRY)
+    issued = _enroll(ra)
+    assert issued.status == 201
+    serial = issued.body["certificate"]["serial"]
+    queued = ra.call(
+        "POST",
+        f"/api/certificates/issuing/{serial}/revoke",
+        {"reason": "keyCompromise"},
+        role="ra-officer",
+    )
+    assert queued.status == 202
+    status = ra.call("GET", f"/api/certificates/issuing/{serial}", role="auditor").body["status"]
+    assert status == "good"
+    done = _approve(ra, queued.body["request"]["id"], "approver")
+    assert done.body["status"] == "done"
+    after = ra.call("GET", f"/api/certificates/issuing/{serial}", role="auditor").body
+    assert (after["status"], after["reason"]) == ("revoked", "keyCompromise")
+    bad = ra.call(
+        "POST",
+        f"/api/certificates/issuing/{serial}/revoke",
+        {"reason": "superseded"},
+        role="ra-officer",
+    )
+    assert bad.status == 409  # already revoked: refused before any request is made
+
+
+def test_a_request_that_can_no_longer_be_carried_out_fails_clearly(ra):
+    request_id = _enroll(ra).body["request"]["id"]
+    ra.call("PATCH", "/api/entities/web-1", {"status": "disabled"}, role="ra-officer")
+    _approve(ra, request_id, "approver")
+    result = _approve(ra, request_id, "approver-2")
+    assert result.status == 200
+    assert result.body["status"] == "failed" and "disabled" in result.body["note"]
+
+
+def test_racing_last_approvals_issue_exactly_once(ra):
+    before = counts(ra.service.ca)
+    request_id = _enroll(ra).body["request"]["id"]
+    assert _approve(ra, request_id, "approver").status == 200
+    replies = []
+    threads = [
+        threading.Thread(target=lambda who=who: replies.append(_approve(ra, request_id, who)))
+        for who in ("approver-2", "administrator")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(replies) == 2
+    assert counts(ra.service.ca)["certificates"] == before["certificates"] + 1
+    final = ra.call("GET", f"/api/requests/{request_id}", role="auditor").body
+    assert final["status"] == "done"
+    assert sorted(r.status for r in replies) in ([200, 200], [200, 409])
