@@ -31,6 +31,17 @@ metadata = MetaData(
     }
 )
 
+# Database objects the search migration (0006) makes outside this metadata:
+# the SQLite FTS5 table (and its shadow tables) and PostgreSQL trigram indexes.
+SEARCH_OBJECTS = ("certificates_fts", "ix_certificates_subject_trgm", "ix_certificates_sans_trgm")
+# ... and the triggers that keep certificate_names and certificate_counts.
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """For alembic comparisons: leave the search objects alone."""
+    return not (reflected and name and name.startswith(SEARCH_OBJECTS))
+
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -84,6 +95,16 @@ certificates = Table(
     Column("end_entity_id", Id, ForeignKey("end_entities.id"), nullable=True),
     UniqueConstraint("ca_id", "serial"),
     Index(None, "end_entity_id"),
+    # Search and reports (migration 0006): a serial without its CA, issuance
+    # time, counts by CA/profile/status from the index alone, and each end
+    # entity's valid certificates per profile. Subject and SAN substrings go
+    # through a trigram index: FTS5 on SQLite, pg_trgm GIN on PostgreSQL
+    # (made by the migration; see SEARCH_OBJECTS).
+    Index(None, "serial"),
+    Index(None, "issued_at"),
+    Index(None, "ca_id", "profile", "status"),
+    Index(None, "end_entity_id", "profile", "status", "not_after"),
+    Index(None, "status", "not_after"),
     Index(None, "not_after"),
     Index(None, "ca_id", "status"),
     # CRL generation reads only revoked and held rows, in serial order: a
@@ -211,6 +232,28 @@ ra_users = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# Search (migration 0006), kept by triggers on ``certificates`` so every way
+# in (issuance, imports, bulk loads) is covered: each DNS and IP SAN as its
+# own lowercased row, for host name lookups through a B-tree; and the number
+# of certificates per CA, profile and status, for the counts report.
+certificate_names = Table(
+    "certificate_names",
+    metadata,
+    Column("certificate_id", Id, ForeignKey("certificates.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Index(None, "name"),
+    Index(None, "certificate_id"),
+)
+
+certificate_counts = Table(
+    "certificate_counts",
+    metadata,
+    Column("ca_id", Id, ForeignKey("cas.id"), primary_key=True),
+    Column("profile", String(64), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
 # Requests that wait for approvers (migration 0005): an enrollment, renewal
 # or revocation, what it needs, who asked, and how it ended.
 approval_requests = Table(
@@ -239,5 +282,22 @@ approvals = Table(
     metadata,
     Column("request_id", Id, ForeignKey("approval_requests.id"), primary_key=True),
     Column("approver", String(160), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)
+
+# Expiry notices sent (migration 0007): one per certificate and threshold,
+# so a restart never sends one twice. status: sending | sent.
+expiry_notices = Table(
+    "expiry_notices",
+    metadata,
+    Column(
+        "certificate_id",
+        Id,
+        ForeignKey("certificates.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("threshold_days", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("recipients", Text, nullable=False),  # JSON list
     Column("at", BigInteger, nullable=False),
 )

@@ -2,9 +2,14 @@
 
 from alembic import context
 
-from ca.store.schema import metadata
+from ca.store.schema import include_object, metadata
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=True,
+    include_object=include_object,
+)
 with context.begin_transaction():
     context.run_migrations()
