@@ -1,0 +1,302 @@
+"""Expiry notices by email.
+
+For every valid certificate, at each configured threshold before notAfter
+(e.g. 30, 14, 7 and 1 days) one message goes to its end entity's contact
+and/or the administrators, through an SMTP server. What was sent is recorded
+per certificate and threshold (``expiry_notices``), so a restart never
+sends a notice twice; a certificate first seen past several thresholds gets
+one message, for the nearest. A threshold is claimed (status "sending")
+before the message leaves and marked "sent" after; if the SMTP server
+refuses or is unreachable the claim is dropped and the next run tries again.
+A process killed between the two leaves the claim: that notice is not sent
+again (at most once, never a flood).
+"""
+
+import contextlib
+import json
+import logging
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from ca.errors import CAError, ConfigError
+from ca.records import from_epoch, serial_hex
+from ca.store import Store
+from ca.store.schema import cas, certificates, end_entities, expiry_notices
+
+log = logging.getLogger("revoca.ra.notify")
+DAY = 86400
+
+
+class NotifyError(CAError):
+    """The SMTP server could not take the messages; nothing was marked sent."""
+
+    code = "smtp_error"
+    exit_code = 12
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    sender: str = "revoca@localhost"
+    thresholds_days: tuple[int, ...] = (30, 14, 7, 1)
+    notify_entity: bool = True
+    admin_emails: tuple[str, ...] = ()
+    timeout: float = 30.0
+
+    @classmethod
+    def from_config(cls, table: dict, password: str = "") -> "NotifySettings":
+        thresholds = tuple(sorted({int(t) for t in table["thresholds_days"]}, reverse=True))
+        if not thresholds or thresholds[-1] < 1 or thresholds[0] > 366:
+            raise ConfigError("notify.thresholds_days must hold days from 1 to 366")
+        return cls(
+            smtp_host=table["smtp_host"],
+            smtp_port=int(table["smtp_port"]),
+            starttls=bool(table["starttls"]),
+            username=table["username"],
+            password=password,
+            sender=table["sender"],
+            thresholds_days=thresholds,
+            notify_entity=bool(table["notify_entity"]),
+            admin_emails=tuple(table["admin_emails"]),
+        )
+
+
+@dataclass
+class Notice:
+    certificate_id: int
+    threshold_days: int
+    covers: list[int]  # thresholds this notice settles (it and any passed ones)
+    recipients: list[str]
+    ca: str
+    serial: int
+    subject: str
+    sans: list[str]
+    not_after: int
+    entity: str | None
+    days_left: int
+
+    def summary(self) -> dict:
+        return {
+            "ca": self.ca,
+            "serial": serial_hex(self.serial),
+            "subject": self.subject,
+            "not_after": from_epoch(self.not_after).isoformat(),
+            "days_left": self.days_left,
+            "threshold_days": self.threshold_days,
+            "entity": self.entity,
+            "recipients": self.recipients,
+        }
+
+
+@dataclass
+class RunResult:
+    sent: list[Notice] = field(default_factory=list)
+    due: list[Notice] = field(default_factory=list)  # dry run: what would be sent
+    skipped_no_recipient: int = 0
+
+
+def due_notices(store: Store, settings: NotifySettings, now: int) -> tuple[list[Notice], int]:
+    """Notices owed now, and how many certificates had nobody to tell."""
+    horizon = now + max(settings.thresholds_days) * DAY
+    query = (
+        select(
+            certificates.c.id,
+            certificates.c.serial,
+            certificates.c.subject,
+            certificates.c.sans,
+            certificates.c.not_after,
+            cas.c.name.label("ca_name"),
+            end_entities.c.name.label("entity_name"),
+            end_entities.c.email,
+        )
+        .select_from(
+            certificates.join(cas, cas.c.id == certificates.c.ca_id).outerjoin(
+                end_entities, end_entities.c.id == certificates.c.end_entity_id
+            )
+        )
+        .where(
+            and_(
+                certificates.c.status == "good",
+                certificates.c.not_after > now,
+                certificates.c.not_after <= horizon,
+            )
+        )
+        .order_by(certificates.c.not_after, certificates.c.id)
+    )
+    notices, nobody = [], 0
+    with store.read() as conn:
+        rows = conn.execute(query).all()
+        done: dict[int, set[int]] = {}
+        if rows:
+            ids = [r.id for r in rows]
+            for chunk in range(0, len(ids), 500):
+                for cid, threshold in conn.execute(
+                    select(expiry_notices.c.certificate_id, expiry_notices.c.threshold_days).where(
+                        expiry_notices.c.certificate_id.in_(ids[chunk : chunk + 500])
+                    )
+                ):
+                    done.setdefault(cid, set()).add(threshold)
+    for row in rows:
+        left = row.not_after - now
+        crossed = [t for t in settings.thresholds_days if left <= t * DAY]
+        open_ = [t for t in crossed if t not in done.get(row.id, set())]
+        if not open_:
+            continue
+        recipients = []
+        if settings.notify_entity and row.email:
+            recipients.append(row.email)
+        recipients += [a for a in settings.admin_emails if a not in recipients]
+        if not recipients:
+            nobody += 1
+            continue
+        notices.append(
+            Notice(
+                certificate_id=row.id,
+                threshold_days=min(open_),
+                covers=open_,
+                recipients=recipients,
+                ca=row.ca_name,
+                serial=int(row.serial, 16),
+                subject=row.subject,
+                sans=json.loads(row.sans),
+                not_after=row.not_after,
+                entity=row.entity_name,
+                days_left=max(0, left // DAY),
+            )
+        )
+    return notices, nobody
+
+
+def message(notice: Notice, settings: NotifySettings) -> EmailMessage:
+    msg = EmailMessage()
+    who = notice.subject or ", ".join(notice.sans) or serial_hex(notice.serial)
+    msg["Subject"] = f"Certificate expires in {notice.days_left} days: {who}"
+    msg["From"] = settings.sender
+    msg["To"] = ", ".join(notice.recipients)
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or "localhost")
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    lines = [
+        f"The certificate below expires on {from_epoch(notice.not_after):%Y-%m-%d %H:%M} UTC,",
+        f"in {notice.days_left} days.",
+        "",
+        f"  Subject:      {notice.subject}",
+        f"  SANs:         {', '.join(notice.sans) or '-'}",
+        f"  Issuing CA:   {notice.ca}",
+        f"  Serial:       {serial_hex(notice.serial)}",
+        f"  End entity:   {notice.entity or '-'}",
+        "",
+        "Renew it before then, e.g.:",
+        f"  revoca ra renew --ca {notice.ca} --serial {serial_hex(notice.serial)}"
+        if notice.entity
+        else "  (not issued to an end entity: renew it where it was issued)",
+        "",
+        f"This is the {notice.threshold_days}-day notice; each threshold is sent once.",
+    ]
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def run(
+    store: Store,
+    settings: NotifySettings,
+    now: int,
+    *,
+    dry_run: bool = False,
+    send: Callable[[list[tuple[Notice, EmailMessage]]], list[Exception | None]] | None = None,
+) -> RunResult:
+    """Send what is owed (or, with ``dry_run``, only list it)."""
+    notices, nobody = due_notices(store, settings, now)
+    result = RunResult(skipped_no_recipient=nobody)
+    if dry_run:
+        result.due = notices
+        return result
+    claimed = []
+    for notice in notices:
+        try:
+            with store.transaction() as conn:
+                for threshold in notice.covers:
+                    conn.execute(
+                        insert(expiry_notices).values(
+                            certificate_id=notice.certificate_id,
+                            threshold_days=threshold,
+                            status="sending",
+                            recipients=json.dumps(notice.recipients),
+                            at=now,
+                        )
+                    )
+            claimed.append(notice)
+        except CAError as exc:  # another notifier claimed it first
+            log.info(
+                "notice already claimed",
+                extra={"serial": serial_hex(notice.serial), "reason": exc.message},
+            )
+    outcomes = (send or (lambda batch: smtp_send(batch, settings)))(
+        [(n, message(n, settings)) for n in claimed]
+    )
+    failures = []
+    for notice, error in zip(claimed, outcomes, strict=True):
+        where = and_(
+            expiry_notices.c.certificate_id == notice.certificate_id,
+            expiry_notices.c.threshold_days.in_(notice.covers),
+        )
+        with store.transaction() as conn:
+            if error is None:
+                conn.execute(update(expiry_notices).where(where).values(status="sent"))
+            else:
+                conn.execute(delete(expiry_notices).where(where))
+        if error is None:
+            result.sent.append(notice)
+            log.info("expiry notice sent", extra=notice.summary())
+        else:
+            failures.append(f"{serial_hex(notice.serial)}: {error}")
+    if failures:
+        raise NotifyError(
+            f"{len(failures)} of {len(claimed)} notices could not be sent (they will be tried "
+            f"again): {'; '.join(failures[:3])}"
+        )
+    return result
+
+
+def smtp_send(batch, settings: NotifySettings) -> list[Exception | None]:
+    """One SMTP session for the batch; per-message outcomes."""
+    if not batch:
+        return []
+    try:
+        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
+    except OSError as exc:
+        error = NotifyError(
+            f"cannot reach SMTP server {settings.smtp_host}:{settings.smtp_port}: "
+            f"{exc.strerror or exc}"
+        )
+        return [error] * len(batch)
+    outcomes: list[Exception | None] = []
+    try:
+        client.ehlo()
+        if settings.starttls:
+            client.starttls(context=ssl.create_default_context())
+            client.ehlo()
+        if settings.username:
+            client.login(settings.username, settings.password)
+        for _notice, msg in batch:
+            try:
+                client.send_message(msg)
+                outcomes.append(None)
+            except smtplib.SMTPException as exc:
+                outcomes.append(exc)
+    except (smtplib.SMTPException, OSError) as exc:
+        outcomes += [exc] * (len(batch) - len(outcomes))
+    finally:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            client.quit()
+    return outcomes
