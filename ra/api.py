@@ -17,9 +17,11 @@ import base64
 import functools
 import json
 import logging
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -29,13 +31,28 @@ from ca.errors import BadInputError, CAError
 from ca.records import parse_serial
 from ca.store.schema import audit_log
 from ra.approvals import ApprovalRequest
+from ra.export import export_zip
 from ra.roles import ADMINISTRATOR, AuthenticationError, authorize
+from ra.search import CertificateQuery, to_csv
 from ra.service import RAService
 from ra.users import User
 
 log = logging.getLogger("revoca.ra.api")
 
 MAX_BODY = 256 * 1024
+SEARCH_FIELDS = (
+    "text",
+    "hostname",
+    "serial",
+    "issuer",
+    "entity",
+    "profile",
+    "status",
+    "issued_after",
+    "issued_before",
+    "expires_after",
+    "expires_before",
+)
 STATUS_OF_CODE = {
     "bad_input": 400,
     "unauthenticated": 401,
@@ -117,6 +134,34 @@ ROUTES = (
         "Issue to the end entity from a CSR, or with a key made here (PKCS#12)",
         request="Enroll",
         response="Enrollment",
+    ),
+    Route(
+        "GET",
+        "/api/certificates",
+        "searchCertificates",
+        "certificate.read",
+        "Search certificates (filters combine); a page at a time in id order",
+        response="CertificatePage",
+        query=(*SEARCH_FIELDS, "after", "limit"),
+    ),
+    Route(
+        "GET",
+        "/api/export",
+        "export",
+        "certificate.read",
+        "Issued certificates as a zip: CA/status/SERIAL.pem and manifest.csv",
+        response="Zip",
+        query=("issuer", "issued_after", "issued_before"),
+    ),
+    Route(
+        "GET",
+        "/api/reports/{report}",
+        "report",
+        "report.read",
+        "counts (by CA, profile, status), expiring (per week), duplicates "
+        "(end entities with more than one valid certificate of a profile); JSON or CSV",
+        response="Report",
+        query=("weeks", "format"),
     ),
     Route(
         "GET",
@@ -250,6 +295,9 @@ class RAApi:
             "updateEntity": self.update_entity,
             "entityCertificates": self.entity_certificates,
             "enroll": self.enroll,
+            "searchCertificates": self.search_certificates,
+            "report": self.report,
+            "export": self.export,
             "getCertificate": self.get_certificate,
             "getChain": self.get_chain,
             "renew": self.renew,
@@ -468,6 +516,85 @@ class RAApi:
         )
         return self._issued_or_queued(result)
 
+    async def search_certificates(self, request):
+        q = request.query
+        unknown = set(q) - {*SEARCH_FIELDS, "after", "limit"}
+        if unknown:
+            raise BadInputError(f"unknown search field(s): {', '.join(sorted(unknown))}")
+        after = q.get("after")
+        if after is not None and not after.isdigit():
+            raise BadInputError("after must be the next_after of the previous page")
+        query = CertificateQuery(
+            text=q.get("text"),
+            hostname=q.get("hostname"),
+            serial=q.get("serial"),
+            issuer=q.get("issuer"),
+            entity=q.get("entity"),
+            profile=q.get("profile"),
+            status=q.get("status"),
+            issued_after=_time(q, "issued_after"),
+            issued_before=_time(q, "issued_before"),
+            expires_after=_time(q, "expires_after"),
+            expires_before=_time(q, "expires_before"),
+            after=int(after) if after else None,
+            limit=self._limit(request, 100),
+        )
+        found = await self._call(self.service.search, query)
+        return web.json_response(
+            {
+                "items": [record.summary() for _, record in found],
+                "next_after": str(found[-1][0]) if found else None,
+            }
+        )
+
+    async def report(self, request):
+        weeks = _int(request.query, "weeks", 12)
+        fmt = request.query.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise BadInputError("format must be json or csv")
+        rows = await self._call(self.service.report, request.match_info["report"], weeks=weeks)
+        if fmt == "csv":
+            return web.Response(text=to_csv(rows), content_type="text/csv", charset="utf-8")
+        return web.json_response({"items": rows})
+
+    async def export(self, request):
+        q = request.query
+        unknown = set(q) - {"issuer", "issued_after", "issued_before"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+
+        def build():
+            handle = tempfile.TemporaryFile()  # noqa: SIM115 (closed after streaming)
+            try:
+                export_zip(
+                    self.service.store,
+                    handle,
+                    ca=q.get("issuer"),
+                    issued_after=_time(q, "issued_after"),
+                    issued_before=_time(q, "issued_before"),
+                )
+            except BaseException:
+                handle.close()
+                raise
+            handle.seek(0)
+            return handle
+
+        handle = await self._call(build)
+        try:
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "application/zip",
+                    "Content-Disposition": 'attachment; filename="certificates.zip"',
+                }
+            )
+            await response.prepare(request)
+            while chunk := await self._call(handle.read, 1 << 16):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            handle.close()
+
     async def get_certificate(self, request):
         record = await self._call(
             self.service.certificate, request.match_info["ca"], self._serial(request)
@@ -644,6 +771,31 @@ class RAApi:
             ]
 
         return web.json_response({"items": await self._call(read)})
+
+
+def _int(query, key: str, default: int) -> int:
+    text = query.get(key)
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise BadInputError(f"{key} must be a whole number")
+    return int(text)
+
+
+def _time(query, key: str) -> int | None:
+    """An ISO 8601 time (or epoch seconds) from the query string."""
+    text = query.get(key)
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInputError(f"{key} must be an ISO 8601 time or epoch seconds") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
 
 
 def _text(body: dict, key: str) -> bytes | None:

@@ -10,7 +10,8 @@ Subject templates are RFC 4514 strings with ``{name}``, ``{email}`` and
 per RFC 4514 2.4). SAN patterns are ``type:pattern``:
 
 - ``dns:www.example.com`` exactly; ``dns:*.example.com`` one label in place
-  of ``*`` (not ``example.com`` itself, not ``a.b.example.com``); case-blind;
+  of ``*`` (not ``example.com`` itself, not ``a.b.example.com``), or the
+  wildcard name ``*.example.com``, which covers the same names; case-blind;
 - ``ip:192.0.2.10`` or ``ip:192.0.2.0/24`` (any address in the network);
 - ``email:alice@example.com`` or ``email:*@example.com`` (any local part);
 - ``uri:https://example.com/x`` exactly, or ``uri:https://example.com/*``
@@ -194,6 +195,8 @@ def san_matches(pattern: str, san: x509.GeneralName) -> bool:
     kind, _, value = pattern.partition(":")
     if kind == "dns" and isinstance(san, x509.DNSName):
         host, want = san.value.lower().rstrip("."), value.lower()
+        if host == want:  # also a wildcard SAN under the same wildcard pattern
+            return True
         if want.startswith("*."):
             label, _, rest = host.partition(".")
             return bool(label) and label != "*" and rest == want[2:]

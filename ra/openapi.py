@@ -186,6 +186,14 @@ SCHEMAS = {
         required=("certificate", "pem", "chain_pem"),
     ),
     "PemChain": _STRING,
+    "Zip": {"type": "string", "format": "binary"},
+    "CertificatePage": _object(
+        {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Certificate"}},
+            "next_after": {"type": "string", "nullable": True},
+        }
+    ),
+    "Report": _object({"items": {"type": "array", "items": {"type": "object"}}}),
     "Request": _REQUEST,
     "RequestPage": _object(
         {
@@ -240,6 +248,18 @@ _QUEUED = {"enroll", "renew", "revoke"}
 _QUERY = {
     "name": ("substring of the end entity's name", _STRING),
     "status": ("status to filter by", _STRING),
+    "text": ("substring of the subject or a SAN (at least 3 characters)", _STRING),
+    "hostname": ("a host name the certificate covers (exactly or by a wildcard)", _STRING),
+    "serial": ("serial, hexadecimal", _STRING),
+    "issuer": ("issuing CA's name", _STRING),
+    "entity": ("end entity's name", _STRING),
+    "profile": ("certificate profile", _STRING),
+    "issued_after": ("ISO 8601 time or epoch seconds", _STRING),
+    "issued_before": ("ISO 8601 time or epoch seconds", _STRING),
+    "expires_after": ("ISO 8601 time or epoch seconds", _STRING),
+    "expires_before": ("ISO 8601 time or epoch seconds", _STRING),
+    "weeks": ("expiring report: weeks ahead (1-520)", {"type": "integer", "minimum": 1}),
+    "format": ("json or csv", {"type": "string", "enum": ["json", "csv"]}),
     "after": ("the next_after of the previous page", _STRING),
     "limit": ("page size, 1 to 1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
 }
@@ -270,17 +290,18 @@ def document(routes) -> dict:
                 },
             }
         ok = "201" if route.operation_id in _CREATES else "200"
-        content_type = (
-            "application/pem-certificate-chain"
-            if route.response == "PemChain"
-            else "application/json"
-        )
+        content_type = {
+            "PemChain": "application/pem-certificate-chain",
+            "Zip": "application/zip",
+        }.get(route.response, "application/json")
         schema = (
             {"$ref": f"#/components/schemas/{route.response}"}
             if route.response
             else {"type": "object"}
         )
         responses = {ok: {"description": "success", "content": {content_type: {"schema": schema}}}}
+        if route.operation_id == "report":
+            responses[ok]["content"]["text/csv"] = {"schema": _STRING}
         if route.operation_id in _QUEUED:
             queued = {"$ref": "#/components/schemas/Queued"}
             responses["202"] = {

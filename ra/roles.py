@@ -26,6 +26,7 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "certificate.renew": _OFFICERS,
     "certificate.revoke": _OFFICERS,
     "request.read": _READERS,
+    "report.read": _READERS,
     "request.approve": frozenset({ADMINISTRATOR, APPROVER}),
     "user.manage": frozenset({ADMINISTRATOR}),
     "audit.read": frozenset({ADMINISTRATOR, AUDITOR}),

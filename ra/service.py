@@ -24,6 +24,7 @@ from ca.records import CertificateRecord, certificate_from_row, serial_to_db
 from ca.requests import CertificateRequest, parse_csr
 from ca.service import CAService
 from ca.store.schema import cas, certificates, end_entities
+from ra import search
 from ra.approvals import ApprovalPolicy, ApprovalQueue, ApprovalRequest
 from ra.entities import (
     STATUSES,
@@ -37,9 +38,11 @@ from ra.entities import (
     parse_sans,
 )
 from ra.roles import ForbiddenError
+from ra.search import CertificateQuery
 from ra.users import Users
 
 MIN_EXPORT_PASSPHRASE = 8
+REPORTS = ("counts", "expiring", "duplicates")
 MAX_PAGE = 1000
 
 
@@ -451,6 +454,23 @@ class RAService:
                     self.policy.expiry_seconds,
                 )
         return self.ca.revoke(ca_name, serial, value, actor=actor)
+
+    # -- search and reports ------------------------------------------------------------
+
+    def search(self, query: CertificateQuery) -> list[tuple[int, CertificateRecord]]:
+        with self.store.read() as conn:
+            return search.search(conn, query)
+
+    def report(self, name: str, *, weeks: int = 12) -> list[dict]:
+        now = self._now()
+        with self.store.read() as conn:
+            if name == "counts":
+                return search.counts(conn)
+            if name == "expiring":
+                return search.expiring(conn, now, weeks)
+            if name == "duplicates":
+                return search.duplicates(conn, now)
+        raise NotFoundError(f"no report {name!r}; reports: {', '.join(REPORTS)}")
 
     # -- approvals -------------------------------------------------------------------
 

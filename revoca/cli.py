@@ -16,6 +16,7 @@ from revoca import __version__
 from revoca.cli_ca import ca
 from revoca.cli_publisher import publisher
 from revoca.cli_ra import ra
+from revoca.cli_serve import serve
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
 from revoca.cli_va import va
 from revoca.config import default_text, load_config
@@ -61,6 +62,7 @@ cli.add_command(ca)
 cli.add_command(va)
 cli.add_command(publisher)
 cli.add_command(ra)
+cli.add_command(serve)
 
 
 @cli.group()

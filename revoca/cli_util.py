@@ -51,16 +51,21 @@ class ConfiguredGroup(click.Group):
     (and checked) when a command runs, not for --help."""
 
     def invoke(self, ctx):
-        from revoca.config import load_config
-
-        root = ctx.find_root().obj
-        if "config" not in root:
-            try:
-                root["config"] = load_config(root["config_path"], data_dir=root["data_dir"])
-            except CAError as exc:
-                click.echo(f"error: {exc.message}", err=True)
-                sys.exit(exc.exit_code)
+        ensure_config(ctx)
         return super().invoke(ctx)
+
+
+def ensure_config(ctx: click.Context) -> None:
+    """Load (and check) the configuration once per command line."""
+    from revoca.config import load_config
+
+    root = ctx.find_root().obj
+    if "config" not in root:
+        try:
+            root["config"] = load_config(root["config_path"], data_dir=root["data_dir"])
+        except CAError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
 
 
 def config_of(ctx: click.Context):

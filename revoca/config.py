@@ -52,6 +52,7 @@ class Config:
     publisher: dict
     crl: dict
     ra: dict
+    notify: dict
 
     @property
     def key_dir(self) -> Path:
@@ -92,6 +93,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             va=_va_section(raw["va"], root),
             crl=_crl_section(raw["crl"], raw["urls"]["base"]),
             ra=_ra_section(raw["ra"]),
+            notify=_notify_section(raw["notify"]),
             publisher=_publisher_section(
                 raw["publisher"], raw["va"]["directory"] or str(root / "va")
             ),
@@ -119,7 +121,8 @@ def _va_section(table: dict, data_dir: Path) -> dict:
         "max_headers",
         "max_pipeline",
     ):
-        if not isinstance(va[key], int) or va[key] < (0 if key == "port" else 1):
+        # port 0: any free port; admin_port 0: no admin listener.
+        if not isinstance(va[key], int) or va[key] < (0 if key in ("port", "admin_port") else 1):
             raise ConfigError(f"va.{key} must be a positive integer")
     if not isinstance(va["presign_workers"], int) or va["presign_workers"] < 0:
         raise ConfigError("va.presign_workers must be 0 (one per core) or a positive integer")
@@ -157,6 +160,24 @@ def _ra_section(table: dict) -> dict:
     if not isinstance(hours, int | float) or isinstance(hours, bool) or not 0 < hours <= 24 * 90:
         raise ConfigError("ra.request_expiry_hours must be more than 0 and at most 2160")
     return ra
+
+
+def _notify_section(table: dict) -> dict:
+    notify = dict(table)
+    days = notify["thresholds_days"]
+    if (
+        not isinstance(days, list)
+        or not days
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 366 for d in days)
+    ):
+        raise ConfigError("notify.thresholds_days must be a list of days from 1 to 366")
+    if not isinstance(notify["smtp_port"], int) or not 1 <= notify["smtp_port"] <= 65535:
+        raise ConfigError("notify.smtp_port must be 1 to 65535")
+    if not isinstance(notify["admin_emails"], list):
+        raise ConfigError("notify.admin_emails must be a list of addresses")
+    if not isinstance(notify["interval"], int | float) or notify["interval"] <= 0:
+        raise ConfigError("notify.interval must be a positive number of seconds")
+    return notify
 
 
 def _publisher_section(table: dict, va_directory: str) -> dict:

@@ -206,3 +206,163 @@ def test_approvals_from_the_command_line(cli_pki):
     assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "pending")]
     bad = run(tmp, "--config", "ra.toml", "ra", "request", "reject", "99", "--reason", "x")
     assert bad.returncode == 3  # not found
+
+
+def test_search_and_reports_from_the_command_line(cli_pki):
+    tmp = cli_pki
+    _entity(tmp)
+    (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com", "dns:a.web.example.com")))
+    run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--out", "a.pem")
+    run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--out", "b.pem")
+    found = json.loads(run(tmp, "ra", "search", "--hostname", "a.web.example.com").stdout)
+    assert len(found) == 2 and found[0]["id"] < found[1]["id"]
+    page = json.loads(
+        run(tmp, "ra", "search", "--text", "web.example", "--after", str(found[0]["id"])).stdout
+    )
+    assert [c["serial"] for c in page] == [found[1]["serial"]]
+    text = run(tmp, "ra", "search", "--entity", "web", "--csv").stdout.decode()
+    assert text.splitlines()[0].startswith("id,ca,serial") and len(text.splitlines()) == 3
+    dup = json.loads(run(tmp, "ra", "report", "duplicates").stdout)
+    assert dup == [{"entity": "web", "profile": "tls-server", "valid_certificates": 2}]
+    counts = run(tmp, "ra", "report", "counts", "--csv").stdout.decode().splitlines()
+    assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,good,2" in counts
+    bad = run(tmp, "ra", "search", "--text", "ab")
+    assert bad.returncode == 5 and b"at least 3" in bad.stderr
+
+
+def test_notify_from_the_command_line(cli_pki):
+    from aiosmtpd.controller import Controller
+
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope.rcpt_tos)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        tmp = cli_pki
+        (tmp / "n.toml").write_text(
+            f"[notify]\nsmtp_port = {controller.port}\nadmin_emails = ['pki@example.com']\n"
+        )
+        _entity(tmp)
+        (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
+        run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--days", "5")
+        due = run(tmp, "--config", "n.toml", "ra", "notify", "--dry-run")
+        assert due.returncode == 0, due.stderr
+        assert [n["recipients"] for n in json.loads(due.stdout)] == [
+            ["ops@example.com", "pki@example.com"]
+        ]
+        assert received == []
+        sent = run(tmp, "--config", "n.toml", "ra", "notify")
+        assert sent.returncode == 0 and b"sent 1 notice" in sent.stderr
+        again = run(tmp, "--config", "n.toml", "ra", "notify")
+        assert b"sent 0 notice" in again.stderr
+        assert len(received) == 1
+    finally:
+        controller.stop()
+
+
+def test_revoca_serve_runs_va_ra_and_publisher_together(tmp_path):
+    """All in one: enroll through the RA API, the co-located publisher
+    carries it to the VA, `openssl ocsp` sees good, then revoked."""
+    from tests.conftest import openssl_ocsp
+
+    built = subprocess.run(
+        [*REVOCA_CMD, "demo", "--dir", "d", "--serve-seconds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    d = tmp_path / "d"
+    env = {**os.environ, "REVOCA_KEY_PASSPHRASE": (d / "key-passphrase").read_text()}
+
+    def revoca(*args, **kw):
+        return subprocess.run(
+            [*REVOCA_CMD, "--data-dir", str(d), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            env=env,
+            timeout=60,
+            **kw,
+        )
+
+    assert (
+        revoca(
+            "ra", "user", "add", "--name", "ops", "--role", "administrator", "--token-out", "tok"
+        ).returncode
+        == 0
+    )
+    token = (tmp_path / "tok").read_text().strip()
+    va_port, ra_port = free_port(), free_port()
+    (tmp_path / "all.toml").write_text(
+        f"[va]\nport = {va_port}\nadmin_port = 0\n[ra]\nport = {ra_port}\n"
+    )
+    server = subprocess.Popen(
+        [*REVOCA_CMD, "--config", "all.toml", "--data-dir", str(d), "serve", "--seconds", "40"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    def api(method, path, body=None):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ra_port}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                api("GET", "/api/health")
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        api(
+            "POST",
+            "/api/entities",
+            {
+                "name": "shop",
+                "email": "ops@example.com",
+                "ca": "demo-issuing",
+                "profile": "tls-server",
+                "subject_template": "CN=shop.example.com",
+                "allowed_sans": ["dns:shop.example.com"],
+            },
+        )
+        issued = api(
+            "POST",
+            "/api/entities/shop/enroll",
+            {"csr": make_csr("x", ("dns:shop.example.com",)).decode()},
+        )
+        (d / "shop.pem").write_text(issued["pem"])
+
+        def status():
+            return openssl_ocsp(d, va_port, "shop.pem").stdout
+
+        for expected in (": good", ": revoked"):
+            started = time.monotonic()
+            while expected not in status() and time.monotonic() - started < 10:
+                time.sleep(0.2)
+            assert expected in status()
+            if expected == ": good":
+                serial = issued["certificate"]["serial"]
+                api(
+                    "POST",
+                    f"/api/certificates/demo-issuing/{serial}/revoke",
+                    {"reason": "superseded"},
+                )
+    finally:
+        server.terminate()
+        server.wait(15)

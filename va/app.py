@@ -237,7 +237,13 @@ def run(
             os.close(ready_r)
             _die_with(parent)
             try:
-                _worker(settings, passphrase, slot=slot, ready_fd=ready_w)
+                _worker(
+                    settings,
+                    passphrase,
+                    slot=slot,
+                    ready_fd=ready_w,
+                    companion=companion if slot == 0 else None,
+                )
             finally:
                 os._exit(0)
         os.close(ready_w)
