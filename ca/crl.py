@@ -252,7 +252,7 @@ def issue_crl(
             raise PolicyError(
                 f"{'ARL' if arl else 'CRL'} validity must be 1 to {limit} days (BR 4.9.7)"
             )
-        ca = service.get_ca(ca_name)
+        ca = service._own(service.get_ca(ca_name))
         name = f"{ca.name}-delta" if delta else ca.name
         if partition is not None:
             profile_name, shard = partition

@@ -21,7 +21,7 @@ from ca.records import (
     to_epoch,
 )
 from ca.requests import CertificateRequest, parse_subject
-from ca.service_core import ServiceCore, check_ca_name, load_certificate, public_key_der
+from ca.service_core import EXTERNAL, ServiceCore, check_ca_name, load_certificate, public_key_der
 from ca.store.schema import cas
 from ca.token import load_private_key
 from ca.x509build import new_serial
@@ -105,7 +105,7 @@ class HierarchyOperations(ServiceCore):
             parsed_subject = parse_subject(subject)
             self._ensure_name_free(name)
             with self.store.transaction() as conn:
-                parent_ca = self._ca_record(conn, self._ca_row(conn, parent))
+                parent_ca = self._own(self._ca_record(conn, self._ca_row(conn, parent)))
             check_key_spec(key_type)
             if key_type not in profile.key_types:
                 raise PolicyError(f"profile 'sub-ca' does not allow key type {key_type}")
@@ -184,7 +184,7 @@ class HierarchyOperations(ServiceCore):
                 raise BadInputError(
                     "the self-issued CA certificate's signature does not verify"
                 ) from None
-        for row in conn.execute(select(cas.c.id, cas.c.cert_der)):
+        for row in conn.execute(select(cas.c.id, cas.c.cert_der).where(cas.c.origin != EXTERNAL)):
             candidate = x509.load_der_x509_certificate(row.cert_der)
             try:
                 cert.verify_directly_issued_by(candidate)

@@ -50,7 +50,7 @@ class RevocationOperations(ServiceCore):
                     "to take a certificate off hold"
                 )
             with self.store.transaction() as conn:
-                ca = self._ca_record(conn, self._ca_row(conn, ca_name))
+                ca = self._own(self._ca_record(conn, self._ca_row(conn, ca_name)))
                 row = self._cert_row(conn, self._ca_row(conn, ca_name), serial)
                 profile = self.profiles.get(row.profile)
                 if profile is not None and reason not in profile.allowed_reasons():
@@ -108,7 +108,7 @@ class RevocationOperations(ServiceCore):
     ) -> CertificateRecord:
         target = f"{ca_name}/{serial_hex(serial)}"
         with self._audited(actor, "ca.release_hold", target), self.store.transaction() as conn:
-            ca = self._ca_record(conn, self._ca_row(conn, ca_name))
+            ca = self._own(self._ca_record(conn, self._ca_row(conn, ca_name)))
             row = self._cert_row(conn, self._ca_row(conn, ca_name), serial)
             if row.status != "hold":
                 raise ConflictError(

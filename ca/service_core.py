@@ -49,6 +49,7 @@ from ca.store.schema import cas, certificates, outbox
 from ca.token import CryptoToken
 from ca.x509build import encode_tbs, new_serial, sign_certificate
 
+EXTERNAL = "external"  # cas.origin of an inventory certificate's issuer
 log = logging.getLogger("revoca.ca")
 
 OUTBOX_LOCK = 0x7265766F  # pg_advisory_xact_lock key for outbox writers ("revo")
@@ -149,6 +150,16 @@ class ServiceCore:
     def _audit_ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
         self._audit(conn, actor, action, target, "ok", **detail)
 
+    @staticmethod
+    def _own(ca: CARecord) -> CARecord:
+        """Refuse to sign, revoke or publish for an external issuer."""
+        if ca.origin == EXTERNAL:
+            raise PolicyError(
+                f"{ca.name!r} is the issuer of inventory certificates: its key is not "
+                "here, so nothing is issued, revoked or published under it"
+            )
+        return ca
+
     def _ca_row(self, conn: Connection, name: str):
         row = conn.execute(select(cas).where(cas.c.name == name)).one_or_none()
         if row is None:
@@ -214,9 +225,14 @@ class ServiceCore:
         with self.store.read() as conn:
             return self._ca_record(conn, self._ca_row(conn, name))
 
-    def list_cas(self) -> list[CARecord]:
+    def list_cas(self, *, external: bool = False) -> list[CARecord]:
+        """The CAs held here (with ``external``, also the issuers of
+        inventory certificates, which have no key here)."""
         with self.store.read() as conn:
-            rows = conn.execute(select(cas).order_by(cas.c.id)).all()
+            query = select(cas).order_by(cas.c.id)
+            if not external:
+                query = query.where(cas.c.origin != EXTERNAL)
+            rows = conn.execute(query).all()
             return [self._ca_record(conn, row) for row in rows]
 
     def chain(self, name: str) -> list[x509.Certificate]:
@@ -312,6 +328,7 @@ class ServiceCore:
         on_insert=None,
         extra_audit: dict | None = None,
     ) -> CertificateRecord:
+        self._own(ca)
         if ca.not_after <= self.clock():
             raise PolicyError(f"CA {ca.name!r} expired on {ca.not_after:%Y-%m-%d}")
         if serial is None:

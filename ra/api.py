@@ -90,7 +90,7 @@ ROUTES = (
         "entity.read",
         "End entities by name, a page at a time",
         response="EntityPage",
-        query=("name", "status", "after", "limit"),
+        query=("name", "status", "email", "ca", "profile", "attribute", "after", "limit"),
     ),
     Route(
         "POST",
@@ -447,10 +447,20 @@ class RAApi:
 
     async def list_entities(self, request):
         q = request.query
+        attributes = {}
+        for pair in q.getall("attribute", []):
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise BadInputError(f"attribute {pair!r}: write it as key=value")
+            attributes[key] = value
         entities = await self._call(
             self.service.list_entities,
             name_contains=q.get("name"),
             status=q.get("status"),
+            email=q.get("email"),
+            ca=q.get("ca"),
+            profile=q.get("profile"),
+            attributes=attributes,
             after=q.get("after"),
             limit=self._limit(request, 100),
         )

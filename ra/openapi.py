@@ -248,6 +248,9 @@ _QUEUED = {"enroll", "renew", "revoke"}
 _QUERY = {
     "name": ("substring of the end entity's name", _STRING),
     "status": ("status to filter by", _STRING),
+    "email": ("contact email, exact and case-blind", _STRING),
+    "ca": ("issuing CA's name", _STRING),
+    "attribute": ("key=value; repeat to require several", _STRING),
     "text": ("substring of the subject or a SAN (at least 3 characters)", _STRING),
     "hostname": ("a host name the certificate covers (exactly or by a wildcard)", _STRING),
     "serial": ("serial, hexadecimal", _STRING),

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 
 from cryptography import x509
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 
 from ca import audit
 from ca.errors import BadInputError, CAError, ConflictError, NotFoundError, PolicyError
@@ -211,10 +211,16 @@ class RAService:
         *,
         name_contains: str | None = None,
         status: str | None = None,
+        email: str | None = None,
+        ca: str | None = None,
+        profile: str | None = None,
+        attributes: dict | None = None,
         after: str | None = None,
         limit: int = 100,
     ) -> list[EndEntity]:
-        """By name (stable order); ``after``: the last name of the previous page."""
+        """By name (stable order); ``after``: the last name of the previous page.
+        Filters combine: name substring, status, contact email (case-blind,
+        exact), CA, profile, and attributes (each key equal to its value)."""
         limit = _page_size(limit)
         query = (
             select(end_entities, cas.c.name.label("ca_name"))
@@ -226,6 +232,16 @@ class RAService:
             query = query.where(end_entities.c.name.contains(name_contains, autoescape=True))
         if status:
             query = query.where(end_entities.c.status == status)
+        if email:
+            query = query.where(func.lower(end_entities.c.email) == email.lower())
+        if ca:
+            query = query.where(cas.c.name == ca)
+        if profile:
+            query = query.where(end_entities.c.profile == profile)
+        for key, value in check_attributes(attributes or {}).items():
+            # Stored as json.dumps(sort_keys=True): each pair reads '"key": "value"'.
+            pair = json.dumps({key: value})[1:-1]
+            query = query.where(end_entities.c.attributes.contains(pair, autoescape=True))
         if after:
             query = query.where(end_entities.c.name > after)
         with self.store.read() as conn:

@@ -197,14 +197,25 @@ def entity_show(ctx, name):
 @entity.command("list")
 @click.option("--name", "name_contains", help="Substring of the name.")
 @click.option("--status", type=click.Choice(["active", "disabled"]))
+@click.option("--email", help="Contact email (exact, case-blind).")
+@click.option("--ca", "ca_name", help="Issuing CA.")
+@click.option("--profile")
+@click.option("--attribute", "attributes", multiple=True, help="key=value (repeatable).")
 @click.option("--after", help="Start after this name (the last of the previous page).")
 @click.option("--limit", default=100, show_default=True, type=int)
 @click.pass_context
 @handle_errors
-def entity_list(ctx, name_contains, status, after, limit):
-    """End entities by name."""
+def entity_list(ctx, name_contains, status, email, ca_name, profile, attributes, after, limit):
+    """End entities by name; filters combine."""
     entities = _ra(ctx).list_entities(
-        name_contains=name_contains, status=status, after=after, limit=limit
+        name_contains=name_contains,
+        status=status,
+        email=email,
+        ca=ca_name,
+        profile=profile,
+        attributes=_attributes(attributes),
+        after=after,
+        limit=limit,
     )
     echo_json([e.summary() for e in entities])
 
@@ -334,6 +345,21 @@ def renew(
 def revoke(ctx, ca_name, serial, reason):
     """Revoke a certificate (the profile decides which reasons are allowed)."""
     echo_json(_ra(ctx).revoke(ca_name, parse_serial(serial), reason, actor=actor()).summary())
+
+
+@ra.command("cert")
+@click.option("--ca", "ca_name", required=True)
+@click.option("--serial", required=True)
+@click.option("--chain", is_flag=True, help="The certificate followed by its CA chain (PEM).")
+@click.option("--out", help="Write it here (default: stdout).")
+@click.pass_context
+@handle_errors
+def cert_command(ctx, ca_name, serial, chain, out):
+    """Fetch a certificate (PEM), or with --chain its chain too."""
+    data = _ra(ctx).export(
+        ca_name, parse_serial(serial), "pem-chain" if chain else "pem", actor=actor()
+    )
+    write_output(out, data)
 
 
 # -- search and reports ------------------------------------------------------------------
@@ -471,6 +497,35 @@ def export_command(ctx, out, ca_name, issued_after, issued_before):
     click.echo(f"\r  exported {count:,} certificates to {out}", err=True)
 
 
+@ra.command("import")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--entity",
+    help="Tie the imported certificates to this end entity (its contact "
+    "gets their expiry notices).",
+)
+@click.pass_context
+@handle_errors
+def import_command(ctx, sources, entity):
+    """Import certificates issued by other CAs (PEM/DER files, folders, zips)
+    into the inventory; their issuers' certificates must be among them or
+    imported before."""
+    from ra.inventory import import_certificates
+
+    service = _ra(ctx)
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        if done[0] % 10_000 == 0:
+            click.echo(f"\r  imported {done[0]:,}", err=True, nl=False)
+
+    result = import_certificates(
+        service.ca, list(sources), entity=entity, actor=actor(), progress=progress
+    )
+    echo_json(result.summary())
+
+
 # -- expiry notices ----------------------------------------------------------------------
 
 
@@ -555,6 +610,19 @@ def request_show(ctx, request_id):
 def request_approve(ctx, request_id):
     """Approve as the user running the command (not your own request)."""
     echo_json(_ra(ctx).approve(request_id, actor=actor()).summary())
+
+
+@request.command("pkcs12")
+@click.argument("request_id", type=int)
+@click.option("--out", required=True, help="Where the PKCS#12 goes (0600).")
+@_passphrase_option("export", "REVOCA_EXPORT_PASSPHRASE")
+@click.pass_context
+@handle_errors
+def request_pkcs12(ctx, request_id, out, export_passphrase_env, export_passphrase_file):
+    """The key made for an approved request, as PKCS#12 (its requester only)."""
+    passphrase = PassphraseSource(env=export_passphrase_env, file=export_passphrase_file).get()
+    data = _ra(ctx).request_pkcs12(request_id, passphrase, actor=actor(), administrator=False)
+    write_output(out, data, secret=True)
 
 
 @request.command("reject")

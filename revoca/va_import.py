@@ -97,7 +97,8 @@ def issuer_records(
     all CAs skips those without a signer; naming one that has none is an error.
     """
     now = now or datetime.now(UTC)
-    cas = [service.get_ca(n) for n in ca_names] if ca_names else service.list_cas()
+    # Issuers of inventory certificates have no key here: never published.
+    cas = [service._own(service.get_ca(n)) for n in ca_names] if ca_names else service.list_cas()
     for ca in cas:
         signers = [
             r

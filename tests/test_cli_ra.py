@@ -83,6 +83,9 @@ def test_entity_enroll_renew_revoke(cli_pki):
     renewed = x509.load_pem_x509_certificate((tmp / "renewed.pem").read_bytes())
     assert renewed.public_key() == cert.public_key() and renewed.serial_number != cert.serial_number
 
+    fetched = run(tmp, "ra", "cert", "--ca", "issuing", "--serial", serial, "--chain")
+    chain = x509.load_pem_x509_certificates(fetched.stdout)
+    assert len(chain) == 3 and chain[0] == cert
     shown = json.loads(run(tmp, "ra", "entity", "show", "web").stdout)
     assert len(shown["certificates"]) == 2
     result = run(
@@ -206,6 +209,42 @@ def test_approvals_from_the_command_line(cli_pki):
     assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "pending")]
     bad = run(tmp, "--config", "ra.toml", "ra", "request", "reject", "99", "--reason", "x")
     assert bad.returncode == 3  # not found
+
+    # A key made after approval: queued without a passphrase, approved by
+    # someone else, then fetched by its requester as PKCS#12.
+    env = {"REVOCA_EXPORT_PASSPHRASE": "p12 passphrase"}
+    keyed = run(
+        tmp,
+        "--config",
+        "ra.toml",
+        "ra",
+        "enroll",
+        "--entity",
+        "web",
+        "--generate-key",
+        "ec-p256",
+        "--p12-out",
+        "k.p12",
+        "--san",
+        "dns:web.example.com",
+        env=env,
+    )
+    request_id = json.loads(keyed.stdout)["id"]
+    assert not (tmp / "k.p12").exists()
+    from ra.approvals import ApprovalPolicy
+    from ra.service import RAService
+    from revoca.app import build_ca_service
+    from revoca.config import load_config
+
+    config = load_config(tmp / "ra.toml", data_dir=tmp / "data")
+    service = RAService(build_ca_service(config), ApprovalPolicy.from_config(config.ra))
+    assert service.approve(request_id, actor="ra:alice").status == "done"
+    service.store.close()
+    fetched = run(tmp, "ra", "request", "pkcs12", str(request_id), "--out", "k.p12", env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    assert stat.S_IMODE((tmp / "k.p12").stat().st_mode) == 0o600
+    key, cert, _ = pkcs12.load_key_and_certificates((tmp / "k.p12").read_bytes(), b"p12 passphrase")
+    assert key is not None and cert.subject.rfc4514_string() == "CN=web.example.com"
 
 
 def test_search_and_reports_from_the_command_line(cli_pki):
@@ -366,3 +405,24 @@ def test_revoca_serve_runs_va_ra_and_publisher_together(tmp_path):
     finally:
         server.terminate()
         server.wait(15)
+
+
+def test_import_from_the_command_line(cli_pki):
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.test_ra_inventory import _cert, new_key
+
+    tmp = cli_pki
+    key = new_key()
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Elsewhere CA")])
+    ca = _cert("Elsewhere CA", key, name, key, ca=True, days=3000)
+    leaf = _cert("db.elsewhere.example", new_key(), name, key, sans=["db.elsewhere.example"])
+    (tmp / "in.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in (leaf, ca)))
+    result = run(tmp, "ra", "import", "in.pem")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["imported"] == 1
+    found = json.loads(run(tmp, "ra", "search", "--hostname", "db.elsewhere.example").stdout)
+    assert [c["profile"] for c in found] == ["external"]
+    (tmp / "cut.pem").write_bytes((tmp / "in.pem").read_bytes()[:300])
+    refused = run(tmp, "ra", "import", "cut.pem")
+    assert refused.returncode == 5 and b"truncated" in refused.stderr

@@ -145,6 +145,34 @@ def test_bad_end_entities_are_refused_clearly(ra, changes, status, code, words):
     assert ra.call("GET", "/api/entities", role="auditor").body["items"] == []
 
 
+def test_end_entities_by_attributes_email_and_profile(ra):
+    _entity(ra, name="a", attributes={"team": "web", "site": "ber"})
+    _entity(ra, name="b", attributes={"team": "web", "site": "muc"})
+    _entity(
+        ra,
+        name="c",
+        email="Sec@Example.com",
+        profile="tls-client",
+        allowed_sans=[],
+        subject_template="CN={name}",
+        attributes={"team": "sec"},
+    )
+
+    def names(query):
+        reply = ra.call("GET", "/api/entities?" + query, role="auditor")
+        assert reply.status == 200, reply.body
+        return [e["name"] for e in reply.body["items"]]
+
+    assert names("attribute=team=web") == ["a", "b"]
+    assert names("attribute=team=web&attribute=site=muc") == ["b"]
+    assert names("attribute=team=we") == []  # whole values only
+    assert names("email=sec@example.com") == ["c"]
+    assert names("profile=tls-client") == ["c"]
+    assert names("ca=issuing&profile=tls-server") == ["a", "b"]
+    bad = ra.call("GET", "/api/entities?attribute=novalue", role="auditor")
+    assert (bad.status, bad.body["error"]["code"]) == (400, "bad_input")
+
+
 def test_duplicate_names_conflict(ra):
     _entity(ra)
     reply = ra.call("POST", "/api/entities", OFFICER_ENTITY, role="ra-officer")
