@@ -20,8 +20,6 @@ import logging
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -32,7 +30,9 @@ from ca.records import parse_serial
 from ca.store.schema import audit_log
 from ra.approvals import ApprovalRequest
 from ra.export import export_zip
+from ra.params import days_field, int_param, text_field, time_param
 from ra.roles import ADMINISTRATOR, AuthenticationError, authorize
+from ra.routes import ROUTES, SEARCH_FIELDS, Route
 from ra.search import CertificateQuery, to_csv
 from ra.service import RAService
 from ra.users import User
@@ -40,19 +40,6 @@ from ra.users import User
 log = logging.getLogger("revoca.ra.api")
 
 MAX_BODY = 256 * 1024
-SEARCH_FIELDS = (
-    "text",
-    "hostname",
-    "serial",
-    "issuer",
-    "entity",
-    "profile",
-    "status",
-    "issued_after",
-    "issued_before",
-    "expires_after",
-    "expires_before",
-)
 STATUS_OF_CODE = {
     "bad_input": 400,
     "unauthenticated": 401,
@@ -65,210 +52,6 @@ STATUS_OF_CODE = {
     "store_error": 503,
 }
 USER_KEY = web.RequestKey("user", User)
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    operation_id: str
-    permission: str | None  # None: public
-    summary: str
-    request: str | None = None  # schema name in ra/openapi.py
-    response: str | None = None
-    query: tuple[str, ...] = ()
-
-
-ROUTES = (
-    Route("GET", "/api/openapi.json", "openapi", None, "This document"),
-    Route("GET", "/api/health", "health", None, "Liveness", response="Health"),
-    Route("GET", "/api/whoami", "whoami", "", "The signed-in operator", response="User"),
-    Route(
-        "GET",
-        "/api/entities",
-        "listEntities",
-        "entity.read",
-        "End entities by name, a page at a time",
-        response="EntityPage",
-        query=("name", "status", "email", "ca", "profile", "attribute", "after", "limit"),
-    ),
-    Route(
-        "POST",
-        "/api/entities",
-        "createEntity",
-        "entity.write",
-        "Create an end entity",
-        request="EntityCreate",
-        response="Entity",
-    ),
-    Route(
-        "GET",
-        "/api/entities/{name}",
-        "getEntity",
-        "entity.read",
-        "One end entity",
-        response="Entity",
-    ),
-    Route(
-        "PATCH",
-        "/api/entities/{name}",
-        "updateEntity",
-        "entity.write",
-        "Change an end entity (status 'disabled' disables it)",
-        request="EntityUpdate",
-        response="Entity",
-    ),
-    Route(
-        "GET",
-        "/api/entities/{name}/certificates",
-        "entityCertificates",
-        "certificate.read",
-        "Certificates issued to an end entity",
-        response="CertificateList",
-    ),
-    Route(
-        "POST",
-        "/api/entities/{name}/enroll",
-        "enroll",
-        "certificate.enroll",
-        "Issue to the end entity from a CSR, or with a key made here (PKCS#12)",
-        request="Enroll",
-        response="Enrollment",
-    ),
-    Route(
-        "GET",
-        "/api/certificates",
-        "searchCertificates",
-        "certificate.read",
-        "Search certificates (filters combine); a page at a time in id order",
-        response="CertificatePage",
-        query=(*SEARCH_FIELDS, "after", "limit"),
-    ),
-    Route(
-        "GET",
-        "/api/export",
-        "export",
-        "certificate.read",
-        "Issued certificates as a zip: CA/status/SERIAL.pem and manifest.csv",
-        response="Zip",
-        query=("issuer", "issued_after", "issued_before"),
-    ),
-    Route(
-        "GET",
-        "/api/reports/{report}",
-        "report",
-        "report.read",
-        "counts (by CA, profile, status), expiring (per week), duplicates "
-        "(end entities with more than one valid certificate of a profile); JSON or CSV",
-        response="Report",
-        query=("weeks", "format"),
-    ),
-    Route(
-        "GET",
-        "/api/certificates/{ca}/{serial}",
-        "getCertificate",
-        "certificate.read",
-        "One certificate",
-        response="CertificateWithPem",
-    ),
-    Route(
-        "GET",
-        "/api/certificates/{ca}/{serial}/chain",
-        "getChain",
-        "certificate.read",
-        "The certificate and its CA chain (PEM)",
-        response="PemChain",
-    ),
-    Route(
-        "POST",
-        "/api/certificates/{ca}/{serial}/renew",
-        "renew",
-        "certificate.renew",
-        "A new certificate for the same end entity",
-        request="Renew",
-        response="Enrollment",
-    ),
-    Route(
-        "POST",
-        "/api/certificates/{ca}/{serial}/revoke",
-        "revoke",
-        "certificate.revoke",
-        "Revoke with a reason",
-        request="Revoke",
-        response="Certificate",
-    ),
-    Route(
-        "GET",
-        "/api/requests",
-        "listRequests",
-        "request.read",
-        "Requests waiting for (or decided by) approvers",
-        response="RequestPage",
-        query=("status", "after", "limit"),
-    ),
-    Route(
-        "GET",
-        "/api/requests/{id}",
-        "getRequest",
-        "request.read",
-        "One request; once done, the certificate it issued",
-        response="RequestWithResult",
-    ),
-    Route(
-        "POST",
-        "/api/requests/{id}/approve",
-        "approveRequest",
-        "request.approve",
-        "Approve (not your own); the last approval carries the request out",
-        response="Request",
-    ),
-    Route(
-        "POST",
-        "/api/requests/{id}/reject",
-        "rejectRequest",
-        "request.approve",
-        "Reject with a reason",
-        request="Reject",
-        response="Request",
-    ),
-    Route(
-        "POST",
-        "/api/requests/{id}/pkcs12",
-        "requestPkcs12",
-        "certificate.enroll",
-        "The PKCS#12 of a key made for an approved request (its requester only)",
-        request="Pkcs12",
-        response="Pkcs12Download",
-    ),
-    Route("GET", "/api/users", "listUsers", "user.manage", "RA operators", response="UserList"),
-    Route(
-        "POST",
-        "/api/users",
-        "createUser",
-        "user.manage",
-        "Add an operator; the token is shown once",
-        request="UserCreate",
-        response="UserCreated",
-    ),
-    Route(
-        "PATCH",
-        "/api/users/{name}",
-        "updateUser",
-        "user.manage",
-        "Enable or disable an operator",
-        request="UserUpdate",
-        response="User",
-    ),
-    Route(
-        "GET",
-        "/api/audit",
-        "listAudit",
-        "audit.read",
-        "The newest audit records",
-        response="AuditList",
-        query=("limit",),
-    ),
-)
 
 
 def _error(code: str, message: str, status: int | None = None) -> web.Response:
@@ -517,11 +300,11 @@ class RAApi:
         result = await self._call(
             self.service.enroll,
             request.match_info["name"],
-            csr=_text(body, "csr"),
+            csr=text_field(body, "csr"),
             key_type=body.get("key_type"),
-            passphrase=_text(body, "passphrase"),
+            passphrase=text_field(body, "passphrase"),
             sans=body.get("sans"),
-            days=_days(body),
+            days=days_field(body),
             actor=self._actor(request),
         )
         return self._issued_or_queued(result)
@@ -542,10 +325,10 @@ class RAApi:
             entity=q.get("entity"),
             profile=q.get("profile"),
             status=q.get("status"),
-            issued_after=_time(q, "issued_after"),
-            issued_before=_time(q, "issued_before"),
-            expires_after=_time(q, "expires_after"),
-            expires_before=_time(q, "expires_before"),
+            issued_after=time_param(q, "issued_after"),
+            issued_before=time_param(q, "issued_before"),
+            expires_after=time_param(q, "expires_after"),
+            expires_before=time_param(q, "expires_before"),
             after=int(after) if after else None,
             limit=self._limit(request, 100),
         )
@@ -558,7 +341,7 @@ class RAApi:
         )
 
     async def report(self, request):
-        weeks = _int(request.query, "weeks", 12)
+        weeks = int_param(request.query, "weeks", 12)
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "csv"):
             raise BadInputError("format must be json or csv")
@@ -580,8 +363,8 @@ class RAApi:
                     self.service.store,
                     handle,
                     ca=q.get("issuer"),
-                    issued_after=_time(q, "issued_after"),
-                    issued_before=_time(q, "issued_before"),
+                    issued_after=time_param(q, "issued_after"),
+                    issued_before=time_param(q, "issued_before"),
                 )
             except BaseException:
                 handle.close()
@@ -631,10 +414,10 @@ class RAApi:
             self.service.renew,
             request.match_info["ca"],
             self._serial(request),
-            csr=_text(body, "csr"),
+            csr=text_field(body, "csr"),
             key_type=body.get("key_type"),
-            passphrase=_text(body, "passphrase"),
-            days=_days(body),
+            passphrase=text_field(body, "passphrase"),
+            days=days_field(body),
             actor=self._actor(request),
         )
         return self._issued_or_queued(result)
@@ -720,7 +503,7 @@ class RAApi:
         data = await self._call(
             self.service.request_pkcs12,
             self._request_id(request),
-            _text(body, "passphrase"),
+            text_field(body, "passphrase"),
             actor=user.actor,
             administrator=user.role == ADMINISTRATOR,
         )
@@ -734,7 +517,7 @@ class RAApi:
         body = await self._body(request)
         if "name" not in body or "role" not in body:
             raise BadInputError("missing field(s): name and role")
-        certificate = _text(body, "certificate")
+        certificate = text_field(body, "certificate")
         user, token = await self._call(
             self.service.users.create,
             body["name"],
@@ -781,68 +564,3 @@ class RAApi:
             ]
 
         return web.json_response({"items": await self._call(read)})
-
-
-def _int(query, key: str, default: int) -> int:
-    text = query.get(key)
-    if text is None:
-        return default
-    if not text.isdigit():
-        raise BadInputError(f"{key} must be a whole number")
-    return int(text)
-
-
-def _time(query, key: str) -> int | None:
-    """An ISO 8601 time (or epoch seconds) from the query string."""
-    text = query.get(key)
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInputError(f"{key} must be an ISO 8601 time or epoch seconds") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
-
-
-def _text(body: dict, key: str) -> bytes | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadInputError(f"{key} must be a string")
-    return value.encode()
-
-
-def _days(body: dict) -> int | None:
-    days = body.get("days")
-    if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
-        raise BadInputError("days must be a positive whole number")
-    return days
-
-
-async def start(api: RAApi, host: str, port: int, ssl_context=None) -> tuple[web.AppRunner, int]:
-    """Listen on host:port (0: any free port); returns the runner and the port."""
-    runner = web.AppRunner(api.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=256)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]
-    return runner, bound
-
-
-def tls_context(cert_file: str, key_file: str, client_ca_file: str | None, passphrase=None):
-    """A TLS server context; with ``client_ca_file``, client certificates
-    issued under it are asked for (optional: tokens still work)."""
-    import ssl
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file, password=passphrase)
-    if client_ca_file:
-        context.load_verify_locations(client_ca_file)
-        context.verify_mode = ssl.CERT_OPTIONAL
-    return context

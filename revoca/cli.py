@@ -12,7 +12,10 @@ from pathlib import Path
 import click
 
 from ca.errors import CAError
-from revoca import __version__
+from revoca import (
+    __version__,
+    cli_ra_inventory,  # noqa: F401 (adds its commands to `ra`)
+)
 from revoca.cli_ca import ca
 from revoca.cli_publisher import publisher
 from revoca.cli_ra import ra

@@ -4,7 +4,8 @@ import http.client
 import json
 from dataclasses import dataclass, field
 
-from ra.api import RAApi, start
+from ra.api import RAApi
+from ra.listen import start
 from ra.roles import ROLES
 from ra.service import RAService
 

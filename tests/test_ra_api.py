@@ -10,8 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from ra.api import ROUTES
 from ra.roles import OPERATIONS, ROLES
+from ra.routes import ROUTES
 from tests.conftest import PASSPHRASE, counts, make_csr, new_key, openssl_verify, pkilint
 from tests.ra_fixtures import OFFICER_ENTITY, start_ra
 
@@ -413,7 +413,8 @@ def test_client_certificate_sign_in_over_tls(loop, make_service, tmp_path):
     import json
     import ssl
 
-    from ra.api import RAApi, start, tls_context
+    from ra.api import RAApi
+    from ra.listen import start, tls_context
     from ra.service import RAService
 
     pki = make_service()
