@@ -385,7 +385,7 @@ def issue_crl(
                     else conn.execute(select(func.max(outbox.c.id))).scalar(),
                 )
             )
-            service._audit_ok(
+            service.audit_ok(
                 conn, actor, "ca.crl", ca_name, number=number, kind=kind, entries=count
             )
         return CRLRecord(ca.name, number, this_update, next_update, count, crl_der)

@@ -75,7 +75,7 @@ class HierarchyOperations(ServiceCore):
                 cert = self._sign(key_id, public_key, template, serial, template.subject, None)
                 with self.store.transaction() as conn:
                     self._insert_ca(conn, name, cert, key_id, template.key_spec, None, "created")
-                    self._audit_ok(
+                    self.audit_ok(
                         conn,
                         actor,
                         "ca.init_root",
@@ -162,7 +162,7 @@ class HierarchyOperations(ServiceCore):
             try:
                 with self.store.transaction() as conn:
                     self._insert_ca(conn, name, cert, key_id, key_spec, parent_id, "imported")
-                    self._audit_ok(
+                    self.audit_ok(
                         conn,
                         actor,
                         "ca.import",

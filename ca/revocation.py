@@ -90,7 +90,7 @@ class RevocationOperations(ServiceCore):
                     .where(certificates.c.id == row.id)
                     .values(**values, status_seq=seq, status_changed_at=to_epoch(now))
                 )
-                self._audit_ok(
+                self.audit_ok(
                     conn,
                     actor,
                     "ca.revoke",
@@ -128,7 +128,7 @@ class RevocationOperations(ServiceCore):
                     status_changed_at=to_epoch(self.clock()),
                 )
             )
-            self._audit_ok(conn, actor, "ca.release_hold", target)
+            self.audit_ok(conn, actor, "ca.release_hold", target)
             return certificate_from_row(
                 self._cert_row(conn, self._ca_row(conn, ca_name), serial), ca_name
             )

@@ -147,7 +147,9 @@ class ServiceCore:
             detail=detail,
         )
 
-    def _audit_ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
+    def audit_ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
+        """Record a completed operation in the audit log, inside ``conn``'s
+        transaction (the RA records its own operations through this too)."""
         self._audit(conn, actor, action, target, "ok", **detail)
 
     @staticmethod
@@ -283,7 +285,7 @@ class ServiceCore:
             )
             # Handing out a private key is worth an audit record of its own.
             with self.store.transaction() as conn:
-                self._audit_ok(
+                self.audit_ok(
                     conn, actor, "ca.export", f"{ca_name}/{serial_hex(serial)}", format=fmt
                 )
             return data
@@ -381,7 +383,7 @@ class ServiceCore:
             self._outbox(
                 conn, ca, serial, "issued", status="good", not_after=to_epoch(template.not_after)
             )
-            self._audit_ok(
+            self.audit_ok(
                 conn,
                 actor,
                 action,

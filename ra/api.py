@@ -30,7 +30,7 @@ from ca.records import parse_serial
 from ca.store.schema import audit_log
 from ra.approvals import ApprovalRequest
 from ra.export import export_zip
-from ra.params import days_field, int_param, text_field, time_param
+from ra.params import days_field, id_param, id_text, int_param, text_field, time_param
 from ra.roles import ADMINISTRATOR, AuthenticationError, authorize
 from ra.routes import ROUTES, SEARCH_FIELDS, Route
 from ra.search import CertificateQuery, to_csv
@@ -198,11 +198,7 @@ class RAApi:
 
     @staticmethod
     def _limit(request: web.Request, default: int) -> int:
-        text = request.query.get("limit", str(default))
-        try:
-            return int(text)
-        except ValueError:
-            raise BadInputError(f"limit must be a whole number, not {text!r}") from None
+        return int_param(request.query, "limit", default)
 
     @staticmethod
     def _enrollment(result) -> dict:
@@ -314,9 +310,6 @@ class RAApi:
         unknown = set(q) - {*SEARCH_FIELDS, "after", "limit"}
         if unknown:
             raise BadInputError(f"unknown search field(s): {', '.join(sorted(unknown))}")
-        after = q.get("after")
-        if after is not None and not after.isdigit():
-            raise BadInputError("after must be the next_after of the previous page")
         query = CertificateQuery(
             text=q.get("text"),
             hostname=q.get("hostname"),
@@ -329,7 +322,7 @@ class RAApi:
             issued_before=time_param(q, "issued_before"),
             expires_after=time_param(q, "expires_after"),
             expires_before=time_param(q, "expires_before"),
-            after=int(after) if after else None,
+            after=id_param(q, "after"),
             limit=self._limit(request, 100),
         )
         found = await self._call(self.service.search, query)
@@ -446,23 +439,17 @@ class RAApi:
 
     @staticmethod
     def _request_id(request: web.Request) -> int:
-        text = request.match_info["id"]
-        if not text.isdigit() or len(text) > 18:
-            raise BadInputError(f"request id must be a number, not {text!r}")
-        return int(text)
+        return id_text(request.match_info["id"], "request id")
 
     async def list_requests(self, request):
         q = request.query
-        after = q.get("after")
-        if after is not None and not after.isdigit():
-            raise BadInputError("after must be a request id")
         limit = self._limit(request, 100)
         if not 1 <= limit <= 1000:
             raise BadInputError("limit must be 1 to 1000")
         found = await self._call(
             self.service.approvals.list,
             status=q.get("status"),
-            after=int(after) if after else None,
+            after=id_param(q, "after"),
             limit=limit,
         )
         items = [r.summary() for r in found]

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from ca import audit
 from ca.errors import BadInputError, ConflictError, NotFoundError
+from ca.records import serial_hex
 from ca.store import Store
 from ca.store.schema import approval_requests, approvals, end_entities
 from ra.roles import ForbiddenError
@@ -84,7 +84,7 @@ class ApprovalRequest:
             "decided_by": self.decided_by,
             "note": self.note,
             "result": (
-                {"ca": self.result_ca, "serial": f"{self.result_serial:x}"}
+                {"ca": self.result_ca, "serial": serial_hex(self.result_serial)}
                 if self.result_serial is not None
                 else None
             ),
@@ -92,21 +92,14 @@ class ApprovalRequest:
 
 
 class ApprovalQueue:
-    def __init__(self, store: Store, now, now_ms):
+    def __init__(self, store: Store, now, record):
+        """``now()``: epoch seconds; ``record``: the CA service's audit writer."""
         self.store = store
-        self.now = now  # epoch seconds
-        self.now_ms = now_ms
+        self.now = now
+        self.record = record
 
     def _audit(self, conn, actor: str, action: str, target: str, result="ok", **detail):
-        audit.append(
-            conn,
-            at_ms=self.now_ms(),
-            actor=actor,
-            action=action,
-            target=target,
-            result=result,
-            detail=detail,
-        )
+        self.record(conn, actor, action, target, result, **detail)
 
     def submit(
         self,

@@ -25,7 +25,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import insert, select, update
 
-from ca import audit
 from ca.errors import BadInputError, PolicyError
 from ca.keys import key_spec_of
 from ca.records import serial_to_db, to_epoch
@@ -256,13 +255,12 @@ def import_certificates(
             result.imported += 1
             if progress is not None:
                 progress(1)
-        audit.append(
+        service.audit_ok(
             conn,
-            at_ms=now * 1000,
-            actor=actor,
-            action="ra.inventory.import",
-            target=",".join(str(p) for p in paths)[:500],
-            result="ok",
-            detail={**result.summary(), "entity": entity},
+            actor,
+            "ra.inventory.import",
+            ",".join(str(p) for p in paths)[:500],
+            **result.summary(),
+            entity=entity,
         )
     return result

@@ -6,13 +6,27 @@ from datetime import UTC, datetime
 from ca.errors import BadInputError
 
 
+def _whole(text: str, what: str, digits: int) -> int:
+    """ASCII digits only (``isdigit`` alone takes '²'), and few enough that
+    the value fits the store's 64-bit integers."""
+    if not (text.isascii() and text.isdigit()) or len(text) > digits:
+        raise BadInputError(f"{what} must be a whole number of at most {digits} digits")
+    return int(text)
+
+
 def int_param(query, key: str, default: int) -> int:
     text = query.get(key)
-    if text is None:
-        return default
-    if not text.isdigit():
-        raise BadInputError(f"{key} must be a whole number")
-    return int(text)
+    return default if text is None else _whole(text, key, 9)
+
+
+def id_param(query, key: str) -> int | None:
+    """A row id (a page's ``after``); None when absent."""
+    text = query.get(key)
+    return None if not text else _whole(text, key, 18)
+
+
+def id_text(text: str, what: str) -> int:
+    return _whole(text, what, 18)
 
 
 def time_param(query, key: str) -> int | None:
@@ -20,8 +34,8 @@ def time_param(query, key: str) -> int | None:
     text = query.get(key)
     if text is None:
         return None
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        return _whole(text, key, 12)  # epoch seconds; 12 digits reach year 33658
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

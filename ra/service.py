@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from cryptography import x509
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from ca import audit
 from ca.errors import BadInputError, CAError, ConflictError, NotFoundError, PolicyError
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
-from ca.records import CertificateRecord, certificate_from_row, serial_to_db
+from ca.records import CertificateRecord, certificate_from_row, serial_hex, serial_to_db
 from ca.requests import CertificateRequest, parse_csr
 from ca.service import CAService
 from ca.store.schema import cas, certificates, end_entities
@@ -60,21 +59,10 @@ class RAService:
         self.ca = ca
         self.store = ca.store
         self.policy = policy or ApprovalPolicy()
-        self.users = Users(ca.store, ca._now_ms)
-        self.approvals = ApprovalQueue(ca.store, self._now, ca._now_ms)
+        self.users = Users(ca.store, ca._now_ms, ca._audit)
+        self.approvals = ApprovalQueue(ca.store, self._now, ca._audit)
 
     # -- helpers -------------------------------------------------------------
-
-    def _audit(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
-        audit.append(
-            conn,
-            at_ms=self.ca._now_ms(),
-            actor=actor,
-            action=action,
-            target=target,
-            result="ok",
-            detail=detail,
-        )
 
     def _now(self) -> int:
         return int(self.ca.clock().timestamp())
@@ -144,7 +132,7 @@ class RAService:
                     updated_at=now,
                 )
             )
-            self._audit(
+            self.ca.audit_ok(
                 conn,
                 actor,
                 "ra.entity.create",
@@ -198,7 +186,7 @@ class RAService:
                 "updated_at": self._now(),
             }
             conn.execute(update(end_entities).where(end_entities.c.id == row.id).values(**values))
-            self._audit(conn, actor, "ra.entity.update", name, changes=sorted(changes))
+            self.ca.audit_ok(conn, actor, "ra.entity.update", name, changes=sorted(changes))
             return entity_from_row(self._entity_row(conn, name), ca_name)
 
     def get_entity(self, name: str) -> EndEntity:
@@ -277,7 +265,6 @@ class RAService:
         the policy wants approvals, the checked request is queued instead."""
         with self.ca._audited(actor, "ra.enroll", entity_name):
             entity = self.get_entity(entity_name)
-            needed = 0 if approved else self.policy.for_issue(entity.profile)
             payload = {
                 "entity": entity.name,
                 "csr": _b64(csr),
@@ -294,7 +281,7 @@ class RAService:
                 days,
                 actor,
                 None,
-                approval=("enroll", payload, needed),
+                approval=("enroll", payload),
                 executing=approved,
             )
 
@@ -313,13 +300,13 @@ class RAService:
         """A new certificate for the same end entity and SANs: for a new key
         (a CSR, or ``key_type`` made here), or, with neither, for the same
         public key (and, if it was made here, the same stored key)."""
-        target = f"{ca_name}/{serial:x}"
+        target = f"{ca_name}/{serial_hex(serial)}"
         with self.ca._audited(actor, "ra.renew", target):
             with self.store.read() as conn:
                 row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
                 if row.end_entity_id is None:
                     raise PolicyError(
-                        f"certificate {serial:x} was not issued to an end entity; "
+                        f"certificate {serial_hex(serial)} was not issued to an end entity; "
                         "renew it through the CA"
                     )
                 name = conn.execute(
@@ -327,16 +314,17 @@ class RAService:
                 ).scalar_one()
             old = certificate_from_row(row, ca_name)
             if old.status == "revoked":
-                raise PolicyError(f"certificate {serial:x} is revoked; enroll a new one instead")
+                raise PolicyError(
+                    f"certificate {serial_hex(serial)} is revoked; enroll a new one instead"
+                )
             entity = self.get_entity(name)
             sans = None if csr is not None else [*old.sans]
             same_key = None
             if csr is None and key_type is None:
                 same_key = (old.certificate.public_key(), row.private_key)
-            needed = 0 if approved else self.policy.for_issue(entity.profile)
             payload = {
                 "ca": ca_name,
-                "serial": f"{serial:x}",
+                "serial": serial_hex(serial),
                 "csr": _b64(csr),
                 "key_type": key_type,
                 "days": days,
@@ -351,7 +339,7 @@ class RAService:
                 actor,
                 same_key,
                 renews=target,
-                approval=("renew", payload, needed),
+                approval=("renew", payload),
                 executing=approved,
             )
 
@@ -365,11 +353,16 @@ class RAService:
         days,
         actor,
         same_key,
-        renews=None,
-        approval=None,
-        executing=False,
+        *,
+        approval: tuple[str, dict],
+        executing: bool,
+        renews: str | None = None,
     ) -> "Enrollment | ApprovalRequest":
-        kind, payload, needed = approval
+        """``approval``: (kind, what to record) should the policy want
+        approvals; ``executing``: carrying out an approved request."""
+        # Approvals apply to requests, not to carrying out an approved one.
+        kind, payload = approval
+        needed = 0 if executing else self.policy.for_issue(entity.profile)
         if entity.status != "active":
             raise PolicyError(f"end entity {entity.name!r} is disabled")
         if csr is not None and key_type is not None:
@@ -412,13 +405,13 @@ class RAService:
                 )
                 .values(end_entity_id=entity.id)
             )
-            self._audit(
+            self.ca.audit_ok(
                 conn,
                 actor,
                 "ra.renew" if renews else "ra.enroll",
                 entity.name,
                 ca=entity.ca,
-                serial=f"{cert.serial_number:x}",
+                serial=serial_hex(cert.serial_number),
                 key="generated" if key_type else ("same" if same_key else "csr"),
                 renews=renews,
             )
@@ -455,12 +448,12 @@ class RAService:
             raise BadInputError(f"unknown revocation reason {reason!r}; reasons: {names}") from None
         needed = 0 if approved else self.policy.revoke
         if needed:
-            with self.ca._audited(actor, "ra.revoke", f"{ca_name}/{serial:x}"):
+            with self.ca._audited(actor, "ra.revoke", f"{ca_name}/{serial_hex(serial)}"):
                 with self.store.read() as conn:
                     row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
                 if row.status == "revoked":
-                    raise ConflictError(f"certificate {serial:x} is already revoked")
-                payload = {"ca": ca_name, "serial": f"{serial:x}", "reason": value.name}
+                    raise ConflictError(f"certificate {serial_hex(serial)} is already revoked")
+                payload = {"ca": ca_name, "serial": serial_hex(serial), "reason": value.name}
                 return self.approvals.submit(
                     "revoke",
                     row.end_entity_id,

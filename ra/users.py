@@ -18,7 +18,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection, insert, select, update
 
-from ca import audit
 from ca.errors import BadInputError, ConflictError, NotFoundError
 from ca.store import Store
 from ca.store.schema import ra_users
@@ -83,20 +82,15 @@ def certificate_fingerprint(pem_or_der: bytes) -> str:
 
 
 class Users:
-    def __init__(self, store: Store, now_ms):
+    def __init__(self, store: Store, now_ms, record):
+        """``record(conn, actor, action, target, result, **detail)`` writes
+        an audit record (the CA service's)."""
         self.store = store
         self.now_ms = now_ms
+        self.record = record
 
     def _audit(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
-        audit.append(
-            conn,
-            at_ms=self.now_ms(),
-            actor=actor,
-            action=action,
-            target=target,
-            result="ok",
-            detail=detail,
-        )
+        self.record(conn, actor, action, target, "ok", **detail)
 
     def create(
         self,

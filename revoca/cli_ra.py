@@ -375,7 +375,7 @@ def request():
     "--status",
     type=click.Choice(["pending", "approved", "done", "rejected", "expired", "failed"]),
 )
-@click.option("--after", type=int, help="Start after this request id.")
+@click.option("--after", type=click.IntRange(0, 2**62), help="Start after this request id.")
 @click.option("--limit", default=100, show_default=True, type=int)
 @click.pass_context
 @handle_errors

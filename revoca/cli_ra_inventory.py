@@ -25,7 +25,9 @@ from revoca.cli_util import actor, config_of, echo_json, handle_errors, parse_ti
 @click.option("--issued-before", help="ISO 8601 time.")
 @click.option("--expires-after", help="ISO 8601 time.")
 @click.option("--expires-before", help="ISO 8601 time.")
-@click.option("--after", type=int, help="Continue after this id (the last line's id).")
+@click.option(
+    "--after", type=click.IntRange(0, 2**62), help="Continue after this id (the last line's id)."
+)
 @click.option("--limit", default=100, show_default=True, type=int)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
 @click.pass_context

@@ -173,8 +173,11 @@ def _notify_section(table: dict) -> dict:
         raise ConfigError("notify.thresholds_days must be a list of days from 1 to 366")
     if not isinstance(notify["smtp_port"], int) or not 1 <= notify["smtp_port"] <= 65535:
         raise ConfigError("notify.smtp_port must be 1 to 65535")
-    if not isinstance(notify["admin_emails"], list):
-        raise ConfigError("notify.admin_emails must be a list of addresses")
+    emails = notify["admin_emails"]
+    if not isinstance(emails, list) or not all(
+        isinstance(e, str) and "@" in e and not any(c in e for c in "\r\n,") for e in emails
+    ):
+        raise ConfigError("notify.admin_emails must be a list of email addresses")
     if not isinstance(notify["interval"], int | float) or notify["interval"] <= 0:
         raise ConfigError("notify.interval must be a positive number of seconds")
     return notify

@@ -108,6 +108,14 @@ def test_rejection_needs_a_reason_and_ends_the_request(ra):
     assert [r["id"] for r in listed] == [request_id]
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/requests/%C2%B2", "/api/requests/" + "9" * 40, "/api/requests?after=" + "9" * 40]
+)
+def test_bad_request_ids_are_refused_clearly(ra, path):
+    reply = ra.call("GET", path, role="auditor")
+    assert (reply.status, reply.body["error"]["code"]) == (400, "bad_input")
+
+
 def test_requests_expire(ra, clock):
     request_id = _enroll(ra).body["request"]["id"]
     assert _approve(ra, request_id, "approver").status == 200
@@ -195,3 +203,27 @@ def test_racing_last_approvals_issue_exactly_once(ra):
     final = ra.call("GET", f"/api/requests/{request_id}", role="auditor").body
     assert final["status"] == "done"
     assert sorted(r.status for r in replies) in ([200, 200], [200, 409])
+
+
+def test_a_result_serial_is_written_as_certificates_write_it():
+    """Even digits, as openssl prints serials and certificate summaries do."""
+    from ra.approvals import ApprovalRequest
+
+    request = ApprovalRequest(
+        id=1,
+        kind="enroll",
+        entity="e",
+        payload={},
+        required=1,
+        approvers=(),
+        requester="r",
+        status="done",
+        created_at=0,
+        expires_at=1,
+        decided_at=1,
+        decided_by="a",
+        note=None,
+        result_ca="issuing",
+        result_serial=0xABC,
+    )
+    assert request.summary()["result"] == {"ca": "issuing", "serial": "0abc"}

@@ -136,6 +136,10 @@ def test_pages_are_stable_while_certificates_are_added(ra, issued):
         "limit=0",
         "limit=5000",
         "after=x",
+        "after=%C2%B2",  # a Unicode digit ('²'): isdigit() alone would take it
+        "after=" + "9" * 30,  # past the store's 64-bit integers
+        "issued_after=" + "9" * 30,
+        "limit=" + "9" * 5000,
         "colour=red",
     ],
 )
