@@ -191,7 +191,15 @@ def measure_baseline(workdir: Path, args, server_core, client_core, processes) -
             for mode, records in (("post", posts), ("get", gets)):
                 label = f"{prefix} {mode.upper()} c{connections}"
                 points[label] = measure(
-                    label, port, mode, records, expected, connections, args, client_core
+                    label,
+                    port,
+                    mode,
+                    records,
+                    expected,
+                    connections,
+                    args,
+                    client_core,
+                    server=va.pid,
                 )
         memory = {str(p): rss_mb(p) for p in worker_pids(va.pid) or [va.pid]}
     finally:
@@ -293,7 +301,15 @@ def main(argv=None) -> int:
             for mode, records in (("post", posts), ("get", gets)):
                 label = f"revoca pre-signed {mode.upper()} c{connections}"
                 points[label] = measure(
-                    label, port, mode, records, expected, connections, args, client_core
+                    label,
+                    port,
+                    mode,
+                    records,
+                    expected,
+                    connections,
+                    args,
+                    client_core,
+                    server=va.pid,
                 )
         workers = worker_pids(va.pid) or [va.pid]  # one worker: the process itself
         results["revoca_memory_mb"] = {str(p): rss_mb(p) for p in workers}
@@ -311,7 +327,9 @@ def main(argv=None) -> int:
             verify_server(setup, nonce_corpus, port, "revoca fresh", get=False)
             nonce_posts = write_records(files / "nonce-posts.rec", nonce_corpus.posts)
             label = "revoca fresh (nonce) POST c32"
-            points[label] = measure(label, port, "post", nonce_posts, None, 32, args, client_core)
+            points[label] = measure(
+                label, port, "post", nonce_posts, None, 32, args, client_core, server=va.pid
+            )
         stop(va)
         processes.remove(va)
 
@@ -325,7 +343,15 @@ def main(argv=None) -> int:
                 for mode in ("static-post", "static-get"):
                     label = f"nginx static {mode.split('-')[1].upper()} c{connections}"
                     points[label] = measure(
-                        label, port, mode, static, expected, connections, args, client_core
+                        label,
+                        port,
+                        mode,
+                        static,
+                        expected,
+                        connections,
+                        args,
+                        client_core,
+                        server=nginx.pid,
                     )
             stop(nginx)
             processes.remove(nginx)
@@ -367,13 +393,17 @@ def main(argv=None) -> int:
             processes.append(va)
             verify_server(setup, corpus, port, f"revoca {cores} workers", get=False)
             label = f"revoca pre-signed POST c32, {cores} workers"
-            points[label] = measure(label, port, "post", posts, expected, 32, args, None)
+            points[label] = measure(
+                label, port, "post", posts, expected, 32, args, None, server=va.pid
+            )
             label = "revoca pre-signed POST c32, 1 worker, unpinned"
             stop(va)
             processes.remove(va)
             va = start_revoca(setup, port, 1, None)
             processes.append(va)
-            points[label] = measure(label, port, "post", posts, expected, 32, args, None)
+            points[label] = measure(
+                label, port, "post", posts, expected, 32, args, None, server=va.pid
+            )
             stop(va)
             processes.remove(va)
 
@@ -385,6 +415,7 @@ def main(argv=None) -> int:
                 "p50_ms_median": p.median("p50_us") / 1000,
                 "p99_ms_median": p.median("p99_us") / 1000,
                 "p99_ms_spread": [v / 1000 for v in p.spread("p99_us")],
+                "server_cpu_us_median": p.median("server_cpu_us") if p.cpu_text() else None,
                 "runs": p.runs,
             }
             for label, p in points.items()

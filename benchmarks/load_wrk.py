@@ -4,6 +4,7 @@ repetitions), and the ratios and table printed from the points."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -15,7 +16,38 @@ from benchmarks.load_servers import OCSP_PATH, pinned
 LUA = Path(__file__).resolve().parent / "ocsp_load.lua"
 
 
-def run_wrk(port, mode, records, expected, connections, seconds, core, netns=None) -> dict:
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(p) for p in task.read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its descendants (all threads)."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        todo += _children(current)
+    return total
+
+
+def run_wrk(
+    port, mode, records, expected, connections, seconds, core, netns=None, server=None
+) -> dict:
+    """One wrk run. ``server``: the responder's pid, whose CPU time (with its
+    workers') is read around the run: CPU per request says what the server
+    spends, whether or not it or wrk set the pace."""
     threads = 1
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     argv += ["--timeout", "5s", "-s", str(LUA), f"http://127.0.0.1:{port}{OCSP_PATH}", "--", mode]
@@ -23,12 +55,17 @@ def run_wrk(port, mode, records, expected, connections, seconds, core, netns=Non
     argv = pinned(core, argv)
     if netns is not None:
         argv = ["nsenter", f"--net=/proc/{netns}/ns/net", *argv]
+    cpu_before = cpu_seconds(server) if server else None
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = cpu_seconds(server) - cpu_before if server else None
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
     line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
     result = json.loads(line)
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    if cpu is not None and result["requests"]:
+        result["server_cpu_us"] = cpu / result["requests"] * 1e6
+        result["server_busy"] = cpu / (result["duration_us"] / 1e6)
     errors = (
         sum(
             result[k]
@@ -53,19 +90,31 @@ class Point:
     def median(self, key: str) -> float:
         return statistics.median(r[key] for r in self.runs)
 
+    def cpu_text(self) -> str:
+        if not all("server_cpu_us" in r for r in self.runs):
+            return ""
+        return (
+            f"  server {self.median('server_cpu_us'):5.1f} us CPU/request"
+            f" ({self.median('server_busy'):.0%} busy)"
+        )
+
     def spread(self, key: str) -> tuple[float, float]:
         values = [r[key] for r in self.runs]
         return min(values), max(values)
 
 
-def measure(label, port, mode, records, expected, connections, args, core, fresh=None) -> Point:
+def measure(
+    label, port, mode, records, expected, connections, args, core, fresh=None, server=None
+) -> Point:
     """Warm-up, then ``args.repeat`` runs. ``fresh``: a callable that starts
     a new server for every run and returns the pid whose network namespace
-    wrk joins (for `openssl ocsp`, which a closed idle connection stops)."""
+    wrk joins (for `openssl ocsp`, which a closed idle connection stops).
+    ``server``: the responder's pid, for its CPU time per request."""
 
     def one(seconds):
+        netns = fresh() if fresh else None
         return run_wrk(
-            port, mode, records, expected, connections, seconds, core, fresh() if fresh else None
+            port, mode, records, expected, connections, seconds, core, netns, server or netns
         )
 
     one(args.warmup)
@@ -75,7 +124,7 @@ def measure(label, port, mode, records, expected, connections, args, core, fresh
     print(
         f"  {label:<44} {point.median('rps'):>10,.0f} req/s"
         f"  p50 {point.median('p50_us') / 1000:6.2f} ms"
-        f"  p99 {point.median('p99_us') / 1000:6.2f} ms  [{state}]",
+        f"  p99 {point.median('p99_us') / 1000:6.2f} ms{point.cpu_text()}  [{state}]",
         file=sys.stderr,
         flush=True,
     )
@@ -143,7 +192,10 @@ def report(results: dict) -> None:
         f" {setup['import_seconds']:.1f} s; pre-signing {setup['presigned']:,} responses on"
         f" {setup['presign_workers']} core(s) {setup['presign_seconds']:.1f} s"
     )
-    print(f"\n{'point':<48} {'req/s (min-max)':>26} {'p50 ms':>8} {'p99 ms (min-max)':>20}")
+    print(
+        f"\n{'point':<48} {'req/s (min-max)':>26} {'p50 ms':>8} {'p99 ms (min-max)':>20}"
+        f" {'server CPU us/req':>18}"
+    )
     for label, p in results["points"].items():
         if not p["ok"]:
             print(f"{label:<48} {'FAILED CHECKS: no figure':>26}")
@@ -153,6 +205,7 @@ def report(results: dict) -> None:
         print(
             f"{label:<48} {p['rps_median']:>9,.0f} ({low:,.0f}-{high:,.0f})"
             f" {p['p50_ms_median']:>8.2f} {p['p99_ms_median']:>7.2f} ({p99_low:.2f}-{p99_high:.2f})"
+            + (f" {cpu:>18.1f}" if (cpu := p.get("server_cpu_us_median")) is not None else "")
         )
     print("\nratios (same run):")
     for label, value in results["ratios"].items():

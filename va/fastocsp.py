@@ -32,6 +32,7 @@ API = (
     "MALFORMED_REQUEST",
     "NO_REASON",
     "SIG_REQUIRED",
+    "SIMPLE_MAX",
     "STATUS_GOOD",
     "STATUS_REVOKED",
     "STATUS_UNKNOWN",
@@ -46,6 +47,7 @@ API = (
     "parse_der",
     "parse_ocsp_request",
     "read_tlv",
+    "simple_request",
 )
 globals().update({name: getattr(_impl, name) for name in API})
 

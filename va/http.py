@@ -102,6 +102,20 @@ class Connection(asyncio.Protocol):
             self._resume()
 
     def data_received(self, data: bytes):
+        if self.started is None:
+            # The fast lane: one whole, plain OCSP request (core.simple_request
+            # says which; everything else goes to httptools below).
+            simple = core.simple_request(data, self.server.prefix)
+            if simple is not None:
+                self.last = time.monotonic()
+                try:
+                    if simple[0]:
+                        self._ocsp(simple[1], True, None)
+                    else:
+                        self._ocsp_get(simple[1], True, None)
+                except Exception:  # never a traceback to the client
+                    self._internal_error()
+                return
         if self.started is not None and not self.reading_body:
             self.header_bytes += len(data)
         try:
@@ -166,17 +180,20 @@ class Connection(asyncio.Protocol):
         try:
             self._dispatch(keep_alive)
         except Exception:  # never a traceback to the client
-            log.exception("internal error while answering")
-            self.server.metrics.count("internal_error")
-            self._queue(
-                _response(
-                    b"500 Internal Server Error",
-                    [(b"Content-Type", b"text/plain")],
-                    b"internal error\n",
-                    False,
-                ),
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        log.exception("internal error while answering")
+        self.server.metrics.count("internal_error")
+        self._queue(
+            _response(
+                b"500 Internal Server Error",
+                [(b"Content-Type", b"text/plain")],
+                b"internal error\n",
                 False,
-            )
+            ),
+            False,
+        )
 
     # request handling
     def _dispatch(self, keep_alive: bool):
@@ -197,21 +214,12 @@ class Connection(asyncio.Protocol):
                         b"POST needs Content-Type: application/ocsp-request\n",
                         keep_alive,
                     )
-                return self._ocsp(self.body, keep_alive)
+                return self._ocsp(self.body, keep_alive, self.headers.get(b"if-none-match"))
             if method == b"GET":
                 if self.too_large:
                     return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
-                encoded = path[len(prefix) + 1 :]
-                request = server.get_paths.get(encoded)
-                if request is None:
-                    request = _decode_get(encoded)
-                    if request is not None and len(encoded) <= 2 * HOT_KEY_MAX:
-                        if len(server.get_paths) >= HOT_ANSWER_ENTRIES:
-                            server.get_paths.clear()
-                        server.get_paths[encoded] = request
-                if request is None:
-                    return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
-                return self._ocsp(request, keep_alive)
+                etag = self.headers.get(b"if-none-match")
+                return self._ocsp_get(path[len(prefix) + 1 :], keep_alive, etag)
             return self._plain(
                 b"405 Method Not Allowed",
                 b"use GET or POST\n",
@@ -237,9 +245,22 @@ class Connection(asyncio.Protocol):
             return self._crl(path[5:-4].decode("latin-1"), keep_alive)
         return self._plain(b"404 Not Found", b"not found\n", keep_alive)
 
-    def _ocsp(self, request: bytes, keep_alive: bool):
+    def _ocsp_get(self, encoded: bytes, keep_alive: bool, etag: bytes | None):
+        """RFC 6960 A.1 GET: ``encoded`` is the path after the OCSP prefix."""
+        server = self.server
+        request = server.get_paths.get(encoded)
+        if request is None:
+            request = _decode_get(encoded)
+            if request is not None and len(encoded) <= 2 * HOT_KEY_MAX:
+                if len(server.get_paths) >= HOT_ANSWER_ENTRIES:
+                    server.get_paths.clear()
+                server.get_paths[encoded] = request
+        if request is None:
+            return self._ocsp_error(core.MALFORMED_REQUEST, "malformed", keep_alive)
+        return self._ocsp(request, keep_alive, etag)
+
+    def _ocsp(self, request: bytes, keep_alive: bool, etag: bytes | None):
         result, started = self.server.ocsp(request)
-        etag = self.headers.get(b"if-none-match")
         if isinstance(result, Answer):
             return self._queue(self._ocsp_bytes(result, started, keep_alive, etag), keep_alive)
         # A fresh signature, ready later: the answer waits in line (pipelining
