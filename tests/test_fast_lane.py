@@ -289,3 +289,21 @@ def test_lane_and_full_path_give_the_same_bytes(va_env, tmp_path):
     full = broken.replace(b"Host: x\r\n", b"Host: x\r\nX-Trace: 1\r\n")
     assert raw_http(port, broken) == raw_http(port, full)
     assert b"\r\n\r\n\x30\x03\x0a\x01\x01" in raw_http(port, broken)  # malformedRequest
+
+
+def test_tighter_limits_turn_the_lane_off():
+    """Limits below what the lane accepts: every request goes through the
+    path that enforces them."""
+    from va.metrics import Metrics
+    from va.server import HTTPSettings, Server
+
+    class NoResponder:
+        store = None
+
+        def generation(self):
+            return 0
+
+    assert Server(NoResponder(), HTTPSettings(), Metrics(), {}).fast_lane
+    for tight in ({"max_headers": 10}, {"max_header_bytes": 4096}, {"max_url": 1024}):
+        server = Server(NoResponder(), HTTPSettings(**tight), Metrics(), {})
+        assert not server.fast_lane, tight

@@ -102,7 +102,7 @@ class Connection(asyncio.Protocol):
             self._resume()
 
     def data_received(self, data: bytes):
-        if self.started is None:
+        if self.started is None and self.server.fast_lane:
             # The fast lane: one whole, plain OCSP request (core.simple_request
             # says which; everything else goes to httptools below).
             simple = core.simple_request(data, self.server.prefix)

@@ -90,6 +90,13 @@ class Server:
         self.in_flight = 0
         self.batch: list[SigningJob] = []  # fresh signatures for the end of this iteration
         self.prefix = settings.ocsp_path.rstrip("/").encode()
+        # The fast lane (core.simple_request) takes requests up to SIMPLE_MAX
+        # bytes and 32 headers; with tighter limits configured, httptools'
+        # path (which enforces them) takes every request.
+        self.fast_lane = (
+            min(settings.max_header_bytes, settings.max_url, settings.max_body) >= core.SIMPLE_MAX
+            and settings.max_headers >= 32
+        )
         self.heads: dict[bytes, list] = {}
         # Pre-signed answers by request DER; emptied when the LMDB environment
         # has committed a new transaction since (checked at most every
