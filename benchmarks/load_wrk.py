@@ -181,6 +181,15 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
         out[f"{many[0].rsplit(', ', 1)[1]} / 1 worker (both unpinned, wrk on the same cores)"] = (
             rate(many[0]) / single
         )
+        # Where wrk, not the workers, sets the pace: CPU per request with N
+        # workers against one (1.0: each core serves as much as one worker's).
+        cpu = points[many[0]].runs, points["revoca pre-signed POST c32, 1 worker, unpinned"].runs
+        if all("server_cpu_us" in r for runs in cpu for r in runs):
+            n_cpu = statistics.median(r["server_cpu_us"] for r in cpu[0])
+            one_cpu = statistics.median(r["server_cpu_us"] for r in cpu[1])
+            out[f"1 worker's CPU per request / {many[0].rsplit(', ', 1)[1]}' (1.0: linear)"] = (
+                one_cpu / n_cpu
+            )
     return out
 
 

@@ -77,6 +77,29 @@ def test_native_and_python_build_identical_bytes():
         assert _build(_native, seed) == _build(py, seed), seed
 
 
+@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+def test_response_wrapping_at_every_length_boundary():
+    """The native encoder computes every nested length up front and writes
+    once: each element crossing a length-octet boundary (short form, 0x81,
+    0x82, 0x83) must still give the twin's bytes, and an element past 2**24
+    octets the same error."""
+    algorithm = bytes.fromhex("300a06082a8648ce3d040302")
+    sizes = (0, 1, 100, 0x7F - 40, 0x80, 0xF0, 0xFF, 0x100, 0x1F0, 0xFFFF - 400, 0x10000, 70000)
+    for data_n in sizes:
+        for certs_n in (0, 1, 0x7D, 0xFD, 0xFFFB, 0x10000):
+            for sig_n in (64, 71, 72, 0x7F, 0x80, 512):
+                args = (b"\x30" * data_n, algorithm, b"\x01" * sig_n, b"\x02" * certs_n)
+                assert _native.encode_ocsp_response(*args) == py.encode_ocsp_response(*args), (
+                    data_n,
+                    certs_n,
+                    sig_n,
+                )
+    huge = (b"\x30" * (1 << 24), algorithm, b"\x01" * 72, b"")
+    for impl in (_native, py):
+        with pytest.raises(ValueError, match="too large"):
+            impl.encode_ocsp_response(*huge)
+
+
 def test_cryptography_reads_what_we_build(impl):
     """Structure check by a parser we did not write (signature is random here)."""
 

@@ -388,34 +388,47 @@ cdef bytes _BASIC_RESPONSE_TYPE = b"\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x01
 cdef bytes _NONCE_EXTENSION_OID = b"\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x02"
 
 
+cdef inline Py_ssize_t _head_len(Py_ssize_t n) noexcept nogil:
+    """Octets of a DER tag and length for ``n`` content octets (n < 2**24)."""
+    if n < 0x80:
+        return 2
+    if n < 0x100:
+        return 3
+    if n < 0x10000:
+        return 4
+    return 5
+
+
+cdef inline Py_ssize_t _put_head(char* dst, unsigned char tag, Py_ssize_t n) noexcept nogil:
+    """Write a tag and the length ``n`` (n < 2**24); returns octets written."""
+    dst[0] = <char>tag
+    if n < 0x80:
+        dst[1] = <char>n
+        return 2
+    if n < 0x100:
+        dst[1] = <char>0x81
+        dst[2] = <char>n
+        return 3
+    if n < 0x10000:
+        dst[1] = <char>0x82
+        dst[2] = <char>(n >> 8)
+        dst[3] = <char>n
+        return 4
+    dst[1] = <char>0x83
+    dst[2] = <char>(n >> 16)
+    dst[3] = <char>(n >> 8)
+    dst[4] = <char>n
+    return 5
+
+
 cdef bytes _tlv(unsigned char tag, bytes content):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(content)
-    cdef unsigned char head[6]
-    cdef Py_ssize_t head_len
-    head[0] = tag
-    if n < 0x80:
-        head[1] = <unsigned char>n
-        head_len = 2
-    elif n < 0x100:
-        head[1] = 0x81
-        head[2] = <unsigned char>n
-        head_len = 3
-    elif n < 0x10000:
-        head[1] = 0x82
-        head[2] = <unsigned char>(n >> 8)
-        head[3] = <unsigned char>n
-        head_len = 4
-    elif n < 0x1000000:
-        head[1] = 0x83
-        head[2] = <unsigned char>(n >> 16)
-        head[3] = <unsigned char>(n >> 8)
-        head[4] = <unsigned char>n
-        head_len = 5
-    else:
+    if n >= 0x1000000:
         raise ValueError("element too large")
+    cdef Py_ssize_t head_len = _head_len(n)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, head_len + n)
     cdef char* dst = PyBytes_AS_STRING(out)
-    memcpy(dst, head, head_len)
+    _put_head(dst, tag, n)
     memcpy(dst + head_len, PyBytes_AS_STRING(content), n)
     return out
 
@@ -495,12 +508,55 @@ def encode_response_data(bytes responder_id, long long produced_at, responses, b
 
 def encode_ocsp_response(bytes response_data, bytes signature_algorithm, bytes signature,
                          bytes certs):
-    """A successful OCSPResponse around a signed BasicOCSPResponse."""
-    cdef bytes basic = response_data + signature_algorithm + _tlv(0x03, b"\x00" + signature)
-    if certs:
-        basic += _tlv(0xA0, _tlv(0x30, certs))
-    cdef bytes response_bytes = _tlv(0x30, _BASIC_RESPONSE_TYPE + _tlv(0x04, _tlv(0x30, basic)))
-    return _tlv(0x30, b"\x0a\x01\x00" + _tlv(0xA0, response_bytes))
+    """A successful OCSPResponse around a signed BasicOCSPResponse; see
+    va._fastocsp_py.encode_ocsp_response. Every length is computed first and
+    the response written into one allocation (the twin nests six copies)."""
+    cdef Py_ssize_t data_n = PyBytes_GET_SIZE(response_data)
+    cdef Py_ssize_t alg_n = PyBytes_GET_SIZE(signature_algorithm)
+    cdef Py_ssize_t sig_n = PyBytes_GET_SIZE(signature)
+    cdef Py_ssize_t certs_n = PyBytes_GET_SIZE(certs)
+    cdef Py_ssize_t type_n = PyBytes_GET_SIZE(_BASIC_RESPONSE_TYPE)
+    cdef Py_ssize_t bits = 1 + sig_n
+    cdef Py_ssize_t certs_seq = 0, certs_tagged = 0
+    if certs_n:
+        certs_seq = _head_len(certs_n) + certs_n
+        certs_tagged = _head_len(certs_seq) + certs_seq
+    cdef Py_ssize_t basic = data_n + alg_n + _head_len(bits) + bits + certs_tagged
+    cdef Py_ssize_t basic_seq = _head_len(basic) + basic
+    cdef Py_ssize_t response_bytes = type_n + _head_len(basic_seq) + basic_seq
+    cdef Py_ssize_t response_bytes_seq = _head_len(response_bytes) + response_bytes
+    cdef Py_ssize_t outer = 3 + _head_len(response_bytes_seq) + response_bytes_seq
+    if outer >= 0x1000000:  # every inner element is smaller
+        raise ValueError("element too large")
+    cdef Py_ssize_t total = _head_len(outer) + outer
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    cdef Py_ssize_t pos = _put_head(dst, 0x30, outer)
+    memcpy(dst + pos, b"\x0a\x01\x00", 3)  # responseStatus successful
+    pos += 3
+    pos += _put_head(dst + pos, 0xA0, response_bytes_seq)
+    pos += _put_head(dst + pos, 0x30, response_bytes)
+    memcpy(dst + pos, PyBytes_AS_STRING(_BASIC_RESPONSE_TYPE), type_n)
+    pos += type_n
+    pos += _put_head(dst + pos, 0x04, basic_seq)
+    pos += _put_head(dst + pos, 0x30, basic)
+    memcpy(dst + pos, PyBytes_AS_STRING(response_data), data_n)
+    pos += data_n
+    memcpy(dst + pos, PyBytes_AS_STRING(signature_algorithm), alg_n)
+    pos += alg_n
+    pos += _put_head(dst + pos, 0x03, bits)
+    dst[pos] = 0  # no unused bits
+    pos += 1
+    memcpy(dst + pos, PyBytes_AS_STRING(signature), sig_n)
+    pos += sig_n
+    if certs_n:
+        pos += _put_head(dst + pos, 0xA0, certs_seq)
+        pos += _put_head(dst + pos, 0x30, certs_n)
+        memcpy(dst + pos, PyBytes_AS_STRING(certs), certs_n)
+        pos += certs_n
+    if pos != total:  # cannot happen: the lengths above are the layout
+        raise AssertionError("OCSPResponse layout mismatch")
+    return out
 
 
 # -- the fast lane: the simplest complete OCSP HTTP requests ----------------

@@ -295,6 +295,8 @@ def _tlv(tag: int, content: bytes) -> bytes:
     n = len(content)
     if n < 0x80:
         return bytes((tag, n)) + content
+    if n >= 0x1000000:  # as the native encoder: up to three length octets
+        raise ValueError("element too large")
     body = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return bytes((tag, 0x80 | len(body))) + body + content
 

@@ -365,7 +365,8 @@ class Connection(asyncio.Protocol):
             self._write(item, keep_alive)
             return
         self.pending.append((item, keep_alive))
-        self._flush()
+        if len(self.pending) > 1 or isinstance(item, bytes) or item.answer is not None:
+            self._flush()  # (a job alone still being signed: nothing to send yet)
         if len(self.pending) >= self.server.settings.max_pipeline:
             self._pause()  # pipelined faster than answers are ready
 

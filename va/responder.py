@@ -96,7 +96,7 @@ class IssuerEntry:
         self.key_prefix = self.id.to_bytes(4, "big")  # LMDB key prefix (va/store.py)
 
 
-@dataclass
+@dataclass(slots=True)
 class Answer:
     """What to send: ``body`` always; the validity window for caching headers
     when the response is cacheable (no nonce, successful)."""
