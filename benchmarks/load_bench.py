@@ -165,6 +165,18 @@ def machine() -> dict:
     }
 
 
+def presigned_points(prefix, port, posts, gets, expected, args, core, pid) -> dict:
+    """The pre-signed points: POST and GET, 32 connections and 1."""
+    points = {}
+    for connections in (32, 1):
+        for mode, records in (("post", posts), ("get", gets)):
+            label = f"{prefix} {mode.upper()} c{connections}"
+            points[label] = measure(
+                label, port, mode, records, expected, connections, args, core, server=pid
+            )
+    return points
+
+
 def measure_baseline(workdir: Path, args, server_core, client_core, processes) -> dict:
     """The same pre-signed points on a store of ``--baseline-certs`` statuses,
     in this run: the large store's figures are read against these."""
@@ -185,22 +197,8 @@ def measure_baseline(workdir: Path, args, server_core, client_core, processes) -
     try:
         answers = verify_server(base, corpus, port, "revoca baseline")
         expected = write_records(files / "expected.rec", answers)
-        points = {}
         prefix = f"baseline {args.baseline_certs:,}: pre-signed"
-        for connections in (32, 1):
-            for mode, records in (("post", posts), ("get", gets)):
-                label = f"{prefix} {mode.upper()} c{connections}"
-                points[label] = measure(
-                    label,
-                    port,
-                    mode,
-                    records,
-                    expected,
-                    connections,
-                    args,
-                    client_core,
-                    server=va.pid,
-                )
+        points = presigned_points(prefix, port, posts, gets, expected, args, client_core, va.pid)
         memory = {str(p): rss_mb(p) for p in worker_pids(va.pid) or [va.pid]}
     finally:
         stop(va)
@@ -297,20 +295,11 @@ def main(argv=None) -> int:
         answers = verify_server(setup, corpus, port, "revoca")
         expected = write_records(files / "expected.rec", answers)
         print(f"  verified {len(answers)} VA answers (POST and GET)", file=sys.stderr)
-        for connections in (32, 1):
-            for mode, records in (("post", posts), ("get", gets)):
-                label = f"revoca pre-signed {mode.upper()} c{connections}"
-                points[label] = measure(
-                    label,
-                    port,
-                    mode,
-                    records,
-                    expected,
-                    connections,
-                    args,
-                    client_core,
-                    server=va.pid,
-                )
+        points.update(
+            presigned_points(
+                "revoca pre-signed", port, posts, gets, expected, args, client_core, va.pid
+            )
+        )
         workers = worker_pids(va.pid) or [va.pid]  # one worker: the process itself
         results["revoca_memory_mb"] = {str(p): rss_mb(p) for p in workers}
         if args.baseline_certs:

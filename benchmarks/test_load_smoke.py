@@ -35,4 +35,36 @@ def test_load_bench_smoke(tmp_path):
     for label, point in points.items():
         assert point["ok"], label
         assert all(run["ok"] > 0 and run["failed_checks"] == 0 for run in point["runs"]), label
+        # every server's CPU time was read around every run
+        assert all(run["server_cpu_us"] > 0 for run in point["runs"]), label
     assert results["setup"]["presigned"] == 2 * results["setup"]["certs"]
+
+
+def test_cpu_seconds_counts_a_process_tree():
+    """The CPU column reads user and system time of a process and its
+    descendants: a child spinning for 0.4 s shows up under its parent."""
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.load_wrk import cpu_seconds
+
+    spin = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}])",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        seen = 0.0
+        while parent.poll() is None and time.monotonic() < deadline:
+            seen = max(seen, cpu_seconds(parent.pid))
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert seen >= 0.25
+    assert cpu_seconds(2**22 + 12345) == 0.0  # no such process: nothing, no error

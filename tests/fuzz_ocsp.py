@@ -1,4 +1,5 @@
-"""Differential fuzzer for the native OCSP request parser and DER reader.
+"""Differential fuzzer for the native OCSP request parser and DER reader
+(and the HTTP fast lane's recognizer, on requests wrapped around them).
 
 Every input goes to the Cython core (``va._fastocsp``) and to its
 pure-Python twin (``va._fastocsp_py``); both must give the same result or
@@ -16,6 +17,7 @@ runs a bounded campaign in CI.
 """
 
 import argparse
+import base64
 import multiprocessing
 import os
 import random
@@ -86,6 +88,33 @@ def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
     return bytes(data)
 
 
+def http_envelope(rng: random.Random, der: bytes) -> bytes:
+    """An HTTP request around ``der`` (POST, or GET with its base64), with up
+    to three byte edits: input for the fast lane's ``simple_request``."""
+    if rng.random() < 0.5:
+        data = bytearray(
+            b"POST /ocsp HTTP/1.1\r\nHost: a\r\nContent-Type: application/ocsp-request\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(der) + der
+        )
+    else:
+        encoded = base64.b64encode(der)[:300]
+        data = bytearray(b"GET /ocsp/" + encoded + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+    for _ in range(rng.randint(0, 3)):
+        pos = rng.randrange(len(data)) if data else 0
+        op = rng.randrange(5)
+        if op == 0 and data:
+            data[pos] = rng.choice(b"\r\n :/\t0aA\x00\x7f\xff")
+        elif op == 1 and data:
+            data[pos] = rng.randrange(256)
+        elif op == 2:
+            data[pos:pos] = rng.randbytes(rng.randint(1, 3))
+        elif op == 3 and data:
+            del data[pos : pos + rng.randint(1, 4)]
+        elif data:
+            del data[pos:]
+    return bytes(data)
+
+
 def outcome(func, *args):
     try:
         return ("ok", func(*args))
@@ -93,8 +122,11 @@ def outcome(func, *args):
         return (type(exc).__name__, exc.code, exc.offset, str(exc))
 
 
-def check(native, data: bytes, max_certids: int = 8, depth: int = 32) -> str | None:
-    """None when both agree on every entry point; otherwise what differed."""
+def check(
+    native, data: bytes, max_certids: int = 8, depth: int = 32, http: bytes | None = None
+) -> str | None:
+    """None when both agree on every entry point (and, given ``http``, on the
+    fast lane's recognizer); otherwise what differed."""
     a = outcome(native.parse_ocsp_request, data, max_certids)
     b = outcome(twin.parse_ocsp_request, data, max_certids)
     if a != b:
@@ -105,6 +137,10 @@ def check(native, data: bytes, max_certids: int = 8, depth: int = 32) -> str | N
     a, b = outcome(native.read_tlv, data), outcome(twin.read_tlv, data)
     if a != b:
         return f"read_tlv: native {a!r} twin {b!r}"
+    if http is not None:
+        a, b = native.simple_request(http, b"/ocsp"), twin.simple_request(http, b"/ocsp")
+        if a != b:
+            return f"simple_request({http!r}): native {a!r} twin {b!r}"
     return None
 
 
@@ -121,7 +157,8 @@ def campaign(seed: int, executions: int, seconds: float, crashes: Path) -> tuple
         # Limits drawn per input: the defaults mostly, tight ones sometimes.
         max_certids = 8 if rng.random() < 0.8 else rng.randint(1, 3)
         depth = 32 if rng.random() < 0.8 else rng.randint(1, 4)
-        problem = check(native, data, max_certids, depth)
+        http = http_envelope(rng, data) if rng.random() < 0.3 else None
+        problem = check(native, data, max_certids, depth, http)
         done += 1
         if problem is not None:
             failures += 1
@@ -131,6 +168,8 @@ def campaign(seed: int, executions: int, seconds: float, crashes: Path) -> tuple
             name.with_suffix(".txt").write_text(
                 f"{problem}\nmax_certids={max_certids} depth={depth}\n"
             )
+            if http is not None:
+                name.with_suffix(".http").write_bytes(http)
         if done % 4096 == 0 and time.monotonic() > deadline:
             break
     return done, failures

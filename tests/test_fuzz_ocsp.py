@@ -67,3 +67,29 @@ def test_a_disagreement_is_reported_with_its_input(tmp_path, monkeypatch):
     assert failures > 0
     saved = sorted((tmp_path / "crashes").glob("*.der"))
     assert saved and fuzz_ocsp.check(Broken(), saved[0].read_bytes()).startswith("read_tlv")
+
+
+def test_a_fast_lane_disagreement_is_reported(tmp_path, monkeypatch):
+    """A recognizer that takes HTTP/1.0 too: caught on the wrapped inputs."""
+
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(_native, name)
+
+        @staticmethod
+        def simple_request(data, prefix):
+            return _native.simple_request(data.replace(b"HTTP/1.0", b"HTTP/1.1"), prefix)
+
+    monkeypatch.setattr(fuzz_ocsp, "native_module", Broken)
+    monkeypatch.setattr(
+        fuzz_ocsp,
+        "http_envelope",
+        lambda rng, der: (
+            b"POST /ocsp HTTP/1.0\r\nHost: a\r\nContent-Type: "
+            b"application/ocsp-request\r\nContent-Length: %d\r\n\r\n" % len(der) + der
+        ),
+    )
+    _executed, failures = fuzz_ocsp.campaign(1, 300, 30.0, tmp_path / "crashes")
+    assert failures > 0
+    saved = sorted((tmp_path / "crashes").glob("*.http"))
+    assert saved and b"HTTP/1.0" in saved[0].read_bytes()
