@@ -289,6 +289,14 @@ def test_lane_and_full_path_give_the_same_bytes(va_env, tmp_path):
     full = broken.replace(b"Host: x\r\n", b"Host: x\r\nX-Trace: 1\r\n")
     assert raw_http(port, broken) == raw_http(port, full)
     assert b"\r\n\r\n\x30\x03\x0a\x01\x01" in raw_http(port, broken)  # malformedRequest
+    # The lane's requests are counted for operators (Prometheus).
+    metrics = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Trace: 1\r\n\r\n")
+    line = next(
+        line
+        for line in metrics.split(b"\n")
+        if line.startswith(b"revoca_http_fast_lane_requests_total ")
+    )
+    assert int(line.split()[1]) >= 6  # the plain requests above (4 + 2 malformed)
 
 
 def test_tighter_limits_turn_the_lane_off():

@@ -108,6 +108,7 @@ class Connection(asyncio.Protocol):
             simple = core.simple_request(data, self.server.prefix)
             if simple is not None:
                 self.last = time.monotonic()
+                self.server.lane_requests += 1
                 try:
                     if simple[0]:
                         self._ocsp(simple[1], True, None)

@@ -18,6 +18,7 @@ class Metrics:
         self.ages = [0] * (len(AGE_BUCKETS) + 1)
         self.gauges: Counter[str] = Counter()
         self.fresh_signing = lambda: 0
+        self.fast_lane = lambda: 0
 
     def count(self, kind: str) -> None:
         self.requests[kind] += 1
@@ -65,6 +66,10 @@ class Metrics:
             "# HELP revoca_ocsp_fresh_signing_in_flight Fresh signatures being computed.",
             "# TYPE revoca_ocsp_fresh_signing_in_flight gauge",
             f"revoca_ocsp_fresh_signing_in_flight {self.fresh_signing()}",
+            "# HELP revoca_http_fast_lane_requests_total Requests recognised whole and plain"
+            " (va/http.py), answered without the general HTTP parser.",
+            "# TYPE revoca_http_fast_lane_requests_total counter",
+            f"revoca_http_fast_lane_requests_total {self.fast_lane()}",
             "# HELP revoca_http_connections Open HTTP connections.",
             "# TYPE revoca_http_connections gauge",
             f"revoca_http_connections {self.gauges['connections']}",

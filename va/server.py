@@ -109,6 +109,8 @@ class Server:
         self.generation = responder.generation()
         self.checked = time.perf_counter()
         metrics.fresh_signing = lambda: self.in_flight
+        self.lane_requests = 0  # answered through the fast lane (a counter)
+        metrics.fast_lane = lambda: self.lane_requests
         # Open connections; their request and idle deadlines are checked by
         # ``sweep`` once a second (time.monotonic).
         self.connections: set[Connection] = set()
