@@ -24,7 +24,7 @@ from va import fastocsp as core
 from va._fastocsp_py import _tlv  # DER TLV; used once per issuer at start-up
 from va.errors import OCSPCoreError
 from va.signing import Signer, load_key, spki_key_hash, subject_der
-from va.store import GOOD, HOLD, StatusRecord, StoredResponse, VAStore
+from va.store import ALGORITHM_BYTES, GOOD, HOLD, StatusRecord, StoredResponse, VAStore
 
 HASH_NAMES = {
     core.HASH_SHA1: "sha1",
@@ -39,7 +39,6 @@ CERTIFICATE_HOLD = 6
 # "good" for unissued serials; this is the default.
 UNISSUED_POLICIES = ("revoked", "unknown", "unauthorized")
 NONCE_POLICIES = ("echo", "ignore")
-_ALG_BYTE = [bytes((i,)) for i in range(5)]
 _WINDOW_UNPACK = struct.Struct(">qq").unpack_from  # this_update, next_update (va/store.py)
 _STATUS_UNPACK = struct.Struct(">Bqbq").unpack  # StatusRecord as packed (va/store.py)
 # CA/B Forum BR 4.9.10: OCSP responses valid at least 8 hours, at most 10 days.
@@ -186,7 +185,7 @@ class Responder:
             txn = self.env.begin(buffers=True)
             try:
                 value = txn.get(
-                    entry.key_prefix + _ALG_BYTE[algorithm] + serial, db=self.responses_db
+                    entry.key_prefix + ALGORITHM_BYTES[algorithm] + serial, db=self.responses_db
                 )
                 if value is not None:
                     this_update, next_update = _WINDOW_UNPACK(value)
@@ -214,7 +213,7 @@ class Responder:
                 # A nonce this issuer ignores: a stored response will do.
                 algorithm, _, _, serial, _ = certids[0]
                 value = txn.get(
-                    entry.key_prefix + _ALG_BYTE[algorithm] + serial, db=self.responses_db
+                    entry.key_prefix + ALGORITHM_BYTES[algorithm] + serial, db=self.responses_db
                 )
                 if value is not None:
                     this_update, next_update = _WINDOW_UNPACK(value)

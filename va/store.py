@@ -84,7 +84,7 @@ def status_key(issuer_id: int, serial: bytes) -> bytes:
 
 
 def response_key(issuer_id: int, hash_algorithm: int, serial: bytes) -> bytes:
-    return issuer_id.to_bytes(4, "big") + bytes((hash_algorithm,)) + serial
+    return issuer_id.to_bytes(4, "big") + ALGORITHM_BYTES[hash_algorithm] + serial
 
 
 def refresh_point(this_update: int, next_update: int) -> int:
@@ -130,7 +130,8 @@ class Signed(NamedTuple):
     due_keys: tuple = ()  # schedule entries this signing answers
 
 
-_ALGORITHM_BYTES = {algorithm: bytes((algorithm,)) for algorithm in range(256)}
+# The hash algorithm octet of a ``responses`` key, prebuilt (hot paths).
+ALGORITHM_BYTES = tuple(bytes((algorithm,)) for algorithm in range(256))
 
 
 class _ResponseWriter:
@@ -349,7 +350,7 @@ class VAStore:
                 if statuses.get(key) != expected:
                     continue
                 for algorithm, response in item.responses:
-                    put(issuer + _ALGORITHM_BYTES[algorithm] + item.serial, response)
+                    put(issuer + ALGORITHM_BYTES[algorithm] + item.serial, response)
                 if pending.set_key(key):
                     pending.delete()
                 stored += len(item.responses)
