@@ -159,6 +159,21 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
         out["fresh (nonce) / raw signature rate (target >= 0.7)"] = (
             fresh * signing["raw_signature_us"] / 1e6
         )
+    # The ceiling for signing every request on one core: the raw signature
+    # plus the cheapest HTTP front measured (server CPU per pre-signed or
+    # static answer), before any OCSP work.
+    fronts = [
+        statistics.median(r["server_cpu_us"] for r in points[label].runs)
+        for label in ("revoca pre-signed POST c32", "nginx static POST c32")
+        if label in points and all("server_cpu_us" in r for r in points[label].runs)
+    ]
+    if fresh and fronts:
+        ceiling = 1e6 / (signing["raw_signature_us"] + min(fronts))
+        out["ceiling for fresh: raw signature + cheapest front, / raw rate"] = (
+            ceiling * signing["raw_signature_us"] / 1e6
+        )
+        if openssl:
+            out["ceiling for fresh / openssl ocsp"] = ceiling / openssl
     presigned, openssl = rate("revoca pre-signed POST c32"), rate("openssl ocsp POST c32")
     if presigned and openssl:
         out["pre-signed POST / openssl ocsp"] = presigned / openssl
