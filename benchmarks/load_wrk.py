@@ -90,13 +90,17 @@ class Point:
     def median(self, key: str) -> float:
         return statistics.median(r[key] for r in self.runs)
 
-    def cpu_text(self) -> str:
+    @property
+    def cpu(self) -> float | None:
+        """Median server CPU µs per request, if every run read it."""
         if not all("server_cpu_us" in r for r in self.runs):
+            return None
+        return self.median("server_cpu_us")
+
+    def cpu_text(self) -> str:
+        if self.cpu is None:
             return ""
-        return (
-            f"  server {self.median('server_cpu_us'):5.1f} us CPU/request"
-            f" ({self.median('server_busy'):.0%} busy)"
-        )
+        return f"  server {self.cpu:5.1f} us CPU/request ({self.median('server_busy'):.0%} busy)"
 
     def spread(self, key: str) -> tuple[float, float]:
         values = [r[key] for r in self.runs]
@@ -163,9 +167,9 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
     # plus the cheapest HTTP front measured (server CPU per pre-signed or
     # static answer), before any OCSP work.
     fronts = [
-        statistics.median(r["server_cpu_us"] for r in points[label].runs)
+        points[label].cpu
         for label in ("revoca pre-signed POST c32", "nginx static POST c32")
-        if label in points and all("server_cpu_us" in r for r in points[label].runs)
+        if label in points and points[label].cpu is not None
     ]
     if fresh and fronts:
         ceiling = 1e6 / (signing["raw_signature_us"] + min(fronts))
@@ -198,10 +202,9 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
         )
         # Where wrk, not the workers, sets the pace: CPU per request with N
         # workers against one (1.0: each core serves as much as one worker's).
-        cpu = points[many[0]].runs, points["revoca pre-signed POST c32, 1 worker, unpinned"].runs
-        if all("server_cpu_us" in r for runs in cpu for r in runs):
-            n_cpu = statistics.median(r["server_cpu_us"] for r in cpu[0])
-            one_cpu = statistics.median(r["server_cpu_us"] for r in cpu[1])
+        n_cpu = points[many[0]].cpu
+        one_cpu = points["revoca pre-signed POST c32, 1 worker, unpinned"].cpu
+        if n_cpu and one_cpu:
             out[f"1 worker's CPU per request / {many[0].rsplit(', ', 1)[1]}' (1.0: linear)"] = (
                 one_cpu / n_cpu
             )

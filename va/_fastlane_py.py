@@ -28,11 +28,11 @@ _IGNORED_HEADERS = frozenset(
 )
 
 
+_LOWER = bytes(c + 0x20 if 0x41 <= c <= 0x5A else c for c in range(256))
+
+
 def _ascii_lower(value: bytes) -> bytes:
     return value.translate(_LOWER)
-
-
-_LOWER = bytes(c + 0x20 if 0x41 <= c <= 0x5A else c for c in range(256))
 
 
 def _run(data: bytes, pos: int, allowed) -> int:

@@ -92,9 +92,14 @@ def refresh_point(this_update: int, next_update: int) -> int:
     return (this_update + next_update) // 2
 
 
+def _due_prefix(this_update: int, next_update: int) -> bytes:
+    """The refresh point that opens the ``due`` key of a response with this window."""
+    return _DUE.pack(max(0, refresh_point(this_update, next_update)))
+
+
 def _due_key(this_update: int, next_update: int, key: bytes) -> bytes:
     """The ``due`` key of the response stored under ``key``."""
-    return _DUE.pack(max(0, refresh_point(this_update, next_update))) + key
+    return _due_prefix(this_update, next_update) + key
 
 
 def _due_key_of(value, key: bytes) -> bytes:
@@ -148,7 +153,7 @@ class _ResponseWriter:
         span = (stored.this_update, stored.next_update)
         encoded = self.windows.get(span)
         if encoded is None:
-            encoded = (_WINDOW.pack(*span), _DUE.pack(max(0, refresh_point(*span))))
+            encoded = (_WINDOW.pack(*span), _due_prefix(*span))
             self.windows[span] = encoded
         window, due_prefix = encoded
         due_key = due_prefix + key
