@@ -5,10 +5,14 @@ import random
 
 import pytest
 from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import self_signed
 from tests.test_der_reader import IMPLEMENTATIONS, _native
 from va import _fastocsp_py as py
+
+EXTENDED_REVOKE = py.EXTENDED_REVOKE_EXTENSION
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -126,3 +130,128 @@ def test_error_constants(impl):
     ):
         response = ocsp.load_der_ocsp_response(getattr(impl, name))
         assert response.response_status.value == status
+
+
+def _one_by_one(impl, args):
+    """What encode_response_data_many must equal, from the single-item encoders."""
+    (
+        responder_id,
+        produced_at,
+        algorithm,
+        name_hash,
+        key_hash,
+        serials,
+        statuses,
+        this,
+        next_,
+        extensions,
+    ) = args
+    out = []
+    for serial, status, extension in zip(serials, statuses, extensions, strict=True):
+        certid = impl.encode_certid(algorithm, name_hash, key_hash, serial)
+        validity = impl.generalized_time(this)
+        if next_ != -1:
+            validity += b"\xa0\x11" + impl.generalized_time(next_)
+        single = certid + status + validity
+        head = (
+            bytes((0x30, len(single)))
+            if len(single) < 0x80
+            else b"\x30\x81" + bytes((len(single),))
+        )
+        out.append(impl.encode_response_data(responder_id, produced_at, [head + single], extension))
+    return out
+
+
+_statuses = st.one_of(
+    st.just((0, 0, -1)),
+    st.just((2, 0, -1)),
+    st.tuples(
+        st.just(1),
+        st.integers(0, 253402300799),
+        st.sampled_from([-1, 0, 1, 2, 3, 4, 5, 6, 8, 9, 10]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    algorithm=st.sampled_from([1, 2, 3, 4]),
+    items=st.lists(
+        st.tuples(
+            st.binary(min_size=1, max_size=21),
+            _statuses,
+            st.sampled_from([b"", EXTENDED_REVOKE, b"\x30\x03\x06\x01\x00" * 30]),
+        ),
+        max_size=6,
+    ),
+    produced_at=st.integers(0, 253402300799),
+    this=st.integers(0, 253402300799),
+    next_=st.one_of(st.just(-1), st.integers(0, 253402300799)),
+    responder_id=st.binary(max_size=200),
+)
+def test_response_data_many_is_the_single_encoders_per_serial(
+    algorithm, items, produced_at, this, next_, responder_id
+):
+    """Pre-signing's batch encoder gives, for every serial, exactly the bytes
+    of encode_certid + encode_cert_status + encode_response_data, in both
+    implementations (every length crosses its short/long form boundary in
+    some example: serials, extensions and responder ids vary in size)."""
+    size = {1: 20, 2: 32, 3: 48, 4: 64}[algorithm]
+    name_hash, key_hash = b"\x01" * size, b"\x02" * size
+    results = []
+    for impl in [py] if _native is None else [py, _native]:
+        statuses = [impl.encode_cert_status(*status) for _, status, _ in items]
+        args = (
+            responder_id,
+            produced_at,
+            algorithm,
+            name_hash,
+            key_hash,
+            [serial for serial, _, _ in items],
+            statuses,
+            this,
+            next_,
+            [extension for _, _, extension in items],
+        )
+        many = impl.encode_response_data_many(*args)
+        assert many == _one_by_one(impl, args)
+        results.append(many)
+    assert all(result == results[0] for result in results)
+
+
+def test_response_data_many_refuses_what_it_cannot_encode(impl):
+    ok = (b"\xa2\x02\x04\x00", 0, 1, b"\x01" * 20, b"\x02" * 20)
+    good = impl.encode_cert_status(0, 0, -1)
+    with pytest.raises(ValueError, match="differ in length"):
+        impl.encode_response_data_many(*ok, [b"\x01"], [], 0, 1, [b""])
+    with pytest.raises(TypeError, match="must be lists"):
+        impl.encode_response_data_many(*ok, (b"\x01",), [good], 0, 1, [b""])
+    with pytest.raises(TypeError, match="must be bytes"):
+        impl.encode_response_data_many(*ok, [1], [good], 0, 1, [b""])
+    with pytest.raises(TypeError, match="must be bytes"):
+        impl.encode_response_data_many(*ok, [b"\x01"], [good], 0, 1, [None])
+    with pytest.raises(ValueError, match="unsupported hash algorithm 9"):
+        impl.encode_response_data_many(b"", 0, 9, b"", b"", [], [], 0, 1, [])
+    with pytest.raises(ValueError, match="time outside"):
+        impl.encode_response_data_many(*ok, [b"\x01"], [good], -5, 1, [b""])
+    assert impl.encode_response_data_many(*ok, [], [], 0, 1, []) == []
+
+
+def test_encoders_refuse_none_for_bytes(impl):
+    """None where bytes belong is a TypeError in both implementations (the
+    native module must never read it as a bytes object)."""
+    calls = [
+        (impl.encode_certid, (1, None, b"", b"\x01")),
+        (impl.encode_certid, (1, b"", b"", None)),
+        (impl.encode_single_response, (None, 0, 0, -1, 0, 1)),
+        (impl.encode_nonce_extension, (None,)),
+        (impl.encode_response_data, (None, 0, [], b"")),
+        (impl.encode_response_data, (b"", 0, [], None)),
+        (impl.encode_ocsp_response, (b"", None, b"", b"")),
+        (impl.encode_ocsp_response, (b"", b"", b"", None)),
+        (impl.encode_response_data_many, (None, 0, 1, b"", b"", [], [], 0, 1, [])),
+        (impl.simple_request, (b"GET / HTTP/1.1\r\n\r\n", None)),
+    ]
+    for function, args in calls:
+        with pytest.raises(TypeError):
+            function(*args)

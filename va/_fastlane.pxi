@@ -81,7 +81,7 @@ cdef int _header_kind(const unsigned char* name, Py_ssize_t length) noexcept nog
     return H_OTHER
 
 
-def simple_request(data, bytes prefix):
+def simple_request(data, bytes prefix not None):
     """``(is_post, value)`` for the simplest complete OCSP request, else None.
 
     See va._fastocsp_py.simple_request; both must agree on every input.

@@ -60,6 +60,8 @@ def simple_request(data: bytes, prefix: bytes):
     """
     if type(data) is not bytes:
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    if type(prefix) is not bytes:
+        raise TypeError(f"prefix must be bytes, not {type(prefix).__name__}")
     size = len(data)
     if size > SIMPLE_MAX:
         return None

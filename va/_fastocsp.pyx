@@ -462,43 +462,132 @@ def generalized_time(long long epoch):
     return PyBytes_FromStringAndSize(text, 17)
 
 
-def encode_certid(int hash_algorithm, bytes name_hash, bytes key_hash, bytes serial):
+def encode_certid(int hash_algorithm, bytes name_hash not None, bytes key_hash not None,
+                  bytes serial not None):
     """CertID with ``serial`` given as the INTEGER's content octets."""
-    if hash_algorithm not in _HASH_ALGORITHM_IDS:
-        raise ValueError(f"unsupported hash algorithm {hash_algorithm}")
-    return _tlv(0x30, _HASH_ALGORITHM_IDS[hash_algorithm] + _tlv(0x04, name_hash)
-                + _tlv(0x04, key_hash) + _tlv(0x02, serial))
+    return _tlv(0x30, _certid_head(hash_algorithm, name_hash, key_hash) + _tlv(0x02, serial))
 
 
-def encode_single_response(bytes certid, int status, long long revocation_time, int reason,
-                           long long this_update, long long next_update):
-    """SingleResponse; see va._fastocsp_py.encode_single_response."""
-    cdef bytes cert_status, info, body
+def encode_cert_status(int status, long long revocation_time, int reason):
+    """CertStatus; see va._fastocsp_py.encode_cert_status."""
+    cdef bytes info
     if status == 0:
-        cert_status = b"\x80\x00"
-    elif status == 2:
-        cert_status = b"\x82\x00"
-    elif status == 1:
+        return b"\x80\x00"
+    if status == 2:
+        return b"\x82\x00"
+    if status == 1:
         info = generalized_time(revocation_time)
         if reason != -1:
             if not 0 <= reason <= 10 or reason == 7:
                 raise ValueError(f"invalid CRLReason {reason}")
             info += _tlv(0xA0, bytes((0x0A, 0x01, reason)))
-        cert_status = _tlv(0xA1, info)
-    else:
-        raise ValueError(f"invalid certificate status {status}")
-    body = certid + cert_status + generalized_time(this_update)
-    if next_update != -1:
-        body += _tlv(0xA0, generalized_time(next_update))
-    return _tlv(0x30, body)
+        return _tlv(0xA1, info)
+    raise ValueError(f"invalid certificate status {status}")
 
 
-def encode_nonce_extension(bytes nonce):
+cdef bytes _validity(long long this_update, long long next_update):
+    if next_update == -1:
+        return generalized_time(this_update)
+    return generalized_time(this_update) + _tlv(0xA0, generalized_time(next_update))
+
+
+def encode_single_response(bytes certid not None, int status, long long revocation_time, int reason,
+                           long long this_update, long long next_update):
+    """SingleResponse; see va._fastocsp_py.encode_single_response."""
+    return _tlv(0x30, certid + encode_cert_status(status, revocation_time, reason)
+                + _validity(this_update, next_update))
+
+
+cdef bytes _certid_head(int hash_algorithm, bytes name_hash, bytes key_hash):
+    if hash_algorithm not in _HASH_ALGORITHM_IDS:
+        raise ValueError(f"unsupported hash algorithm {hash_algorithm}")
+    return _HASH_ALGORITHM_IDS[hash_algorithm] + _tlv(0x04, name_hash) + _tlv(0x04, key_hash)
+
+
+def encode_response_data_many(bytes responder_id not None, long long produced_at,
+                              int hash_algorithm, bytes name_hash not None,
+                              bytes key_hash not None, serials, cert_statuses,
+                              long long this_update, long long next_update, extensions):
+    """One single-serial ResponseData per serial; see
+    va._fastocsp_py.encode_response_data_many. The shared parts are encoded
+    once, and each ResponseData is written into one allocation."""
+    if not (type(serials) is type(cert_statuses) is type(extensions) is list):
+        raise TypeError("serials, cert_statuses and extensions must be lists")
+    cdef list serial_list = <list>serials, status_list = <list>cert_statuses
+    cdef list extension_list = <list>extensions
+    cdef Py_ssize_t count = len(serial_list)
+    if len(status_list) != count or len(extension_list) != count:
+        raise ValueError("serials, cert_statuses and extensions differ in length")
+    cdef bytes certid_head = _certid_head(hash_algorithm, name_hash, key_hash)
+    cdef bytes head = responder_id + generalized_time(produced_at)
+    cdef bytes tail = _validity(this_update, next_update)
+    cdef Py_ssize_t certid_head_n = PyBytes_GET_SIZE(certid_head)
+    cdef Py_ssize_t head_n = PyBytes_GET_SIZE(head), tail_n = PyBytes_GET_SIZE(tail)
+    cdef Py_ssize_t i, serial_n, status_n, extension_n, certid, single, responses
+    cdef Py_ssize_t extension_seq, body, total, pos
+    cdef object serial, cert_status, extension
+    cdef bytes item
+    cdef char* dst
+    cdef list out = []
+    for i in range(count):
+        serial = serial_list[i]
+        cert_status = status_list[i]
+        extension = extension_list[i]
+        if type(serial) is not bytes or type(cert_status) is not bytes:
+            raise TypeError("serials and cert_statuses must be bytes")
+        if type(extension) is not bytes:
+            raise TypeError("extensions must be bytes")
+        serial_n = PyBytes_GET_SIZE(serial)
+        status_n = PyBytes_GET_SIZE(cert_status)
+        extension_n = PyBytes_GET_SIZE(extension)
+        if serial_n >= 0x10000 or status_n >= 0x10000 or extension_n >= 0x10000:
+            raise ValueError("element too large")
+        certid = certid_head_n + _head_len(serial_n) + serial_n
+        single = _head_len(certid) + certid + status_n + tail_n
+        responses = _head_len(single) + single
+        body = head_n + _head_len(responses) + responses
+        extension_seq = 0
+        if extension_n:
+            extension_seq = _head_len(extension_n) + extension_n
+            body += _head_len(extension_seq) + extension_seq
+        if body >= 0x1000000:
+            raise ValueError("element too large")
+        total = _head_len(body) + body
+        item = PyBytes_FromStringAndSize(NULL, total)
+        dst = PyBytes_AS_STRING(item)
+        pos = _put_head(dst, 0x30, body)
+        memcpy(dst + pos, PyBytes_AS_STRING(head), head_n)
+        pos += head_n
+        pos += _put_head(dst + pos, 0x30, responses)
+        pos += _put_head(dst + pos, 0x30, single)
+        pos += _put_head(dst + pos, 0x30, certid)
+        memcpy(dst + pos, PyBytes_AS_STRING(certid_head), certid_head_n)
+        pos += certid_head_n
+        pos += _put_head(dst + pos, 0x02, serial_n)
+        memcpy(dst + pos, PyBytes_AS_STRING(serial), serial_n)
+        pos += serial_n
+        memcpy(dst + pos, PyBytes_AS_STRING(cert_status), status_n)
+        pos += status_n
+        memcpy(dst + pos, PyBytes_AS_STRING(tail), tail_n)
+        pos += tail_n
+        if extension_n:
+            pos += _put_head(dst + pos, 0xA1, extension_seq)
+            pos += _put_head(dst + pos, 0x30, extension_n)
+            memcpy(dst + pos, PyBytes_AS_STRING(extension), extension_n)
+            pos += extension_n
+        if pos != total:  # cannot happen: the lengths above are the layout
+            raise AssertionError("ResponseData layout mismatch")
+        out.append(item)
+    return out
+
+
+def encode_nonce_extension(bytes nonce not None):
     """The response's nonce Extension, echoing the request's extnValue content."""
     return _tlv(0x30, _NONCE_EXTENSION_OID + _tlv(0x04, nonce))
 
 
-def encode_response_data(bytes responder_id, long long produced_at, responses, bytes extensions):
+def encode_response_data(bytes responder_id not None, long long produced_at, responses,
+                         bytes extensions not None):
     """ResponseData; see va._fastocsp_py.encode_response_data."""
     cdef bytes body = responder_id + generalized_time(produced_at) + _tlv(0x30, b"".join(responses))
     if extensions:
@@ -506,8 +595,8 @@ def encode_response_data(bytes responder_id, long long produced_at, responses, b
     return _tlv(0x30, body)
 
 
-def encode_ocsp_response(bytes response_data, bytes signature_algorithm, bytes signature,
-                         bytes certs):
+def encode_ocsp_response(bytes response_data not None, bytes signature_algorithm not None,
+                         bytes signature not None, bytes certs not None):
     """A successful OCSPResponse around a signed BasicOCSPResponse; see
     va._fastocsp_py.encode_ocsp_response. Every length is computed first and
     the response written into one allocation (the twin nests six copies)."""

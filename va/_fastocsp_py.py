@@ -311,15 +311,32 @@ def generalized_time(epoch: int) -> bytes:
 
 def encode_certid(hash_algorithm: int, name_hash: bytes, key_hash: bytes, serial: bytes) -> bytes:
     """CertID with ``serial`` given as the INTEGER's content octets."""
+    return _tlv(0x30, _certid_head(hash_algorithm, name_hash, key_hash) + _tlv(0x02, serial))
+
+
+def _certid_head(hash_algorithm: int, name_hash: bytes, key_hash: bytes) -> bytes:
+    """A CertID's content before serialNumber."""
     if hash_algorithm not in _HASH_ALGORITHM_IDS:
         raise ValueError(f"unsupported hash algorithm {hash_algorithm}")
-    return _tlv(
-        0x30,
-        _HASH_ALGORITHM_IDS[hash_algorithm]
-        + _tlv(0x04, name_hash)
-        + _tlv(0x04, key_hash)
-        + _tlv(0x02, serial),
-    )
+    return _HASH_ALGORITHM_IDS[hash_algorithm] + _tlv(0x04, name_hash) + _tlv(0x04, key_hash)
+
+
+def encode_cert_status(status: int, revocation_time: int, reason: int) -> bytes:
+    """CertStatus: good, unknown, or revoked at ``revocation_time``;
+    ``reason`` NO_REASON leaves revocationReason out (BR 7.2.2: unspecified
+    is never encoded)."""
+    if status == STATUS_GOOD:
+        return b"\x80\x00"
+    if status == STATUS_UNKNOWN:
+        return b"\x82\x00"
+    if status == STATUS_REVOKED:
+        info = generalized_time(revocation_time)
+        if reason != NO_REASON:
+            if not 0 <= reason <= 10 or reason == 7:
+                raise ValueError(f"invalid CRLReason {reason}")
+            info += _tlv(0xA0, bytes((0x0A, 0x01, reason)))
+        return _tlv(0xA1, info)
+    raise ValueError(f"invalid certificate status {status}")
 
 
 def encode_single_response(
@@ -330,25 +347,60 @@ def encode_single_response(
     this_update: int,
     next_update: int,
 ) -> bytes:
-    """SingleResponse. ``reason`` NO_REASON leaves revocationReason out
-    (BR 7.2.2: unspecified is never encoded); ``next_update`` -1 leaves it out."""
-    if status == STATUS_GOOD:
-        cert_status = b"\x80\x00"
-    elif status == STATUS_UNKNOWN:
-        cert_status = b"\x82\x00"
-    elif status == STATUS_REVOKED:
-        info = generalized_time(revocation_time)
-        if reason != NO_REASON:
-            if not 0 <= reason <= 10 or reason == 7:
-                raise ValueError(f"invalid CRLReason {reason}")
-            info += _tlv(0xA0, bytes((0x0A, 0x01, reason)))
-        cert_status = _tlv(0xA1, info)
-    else:
-        raise ValueError(f"invalid certificate status {status}")
-    body = certid + cert_status + generalized_time(this_update)
-    if next_update != -1:
-        body += _tlv(0xA0, generalized_time(next_update))
+    """SingleResponse (see ``encode_cert_status``); ``next_update`` -1 leaves
+    it out."""
+    body = (
+        certid
+        + encode_cert_status(status, revocation_time, reason)
+        + _validity(this_update, next_update)
+    )
     return _tlv(0x30, body)
+
+
+def _validity(this_update: int, next_update: int) -> bytes:
+    """A SingleResponse's thisUpdate and (unless -1) [0] nextUpdate."""
+    if next_update == -1:
+        return generalized_time(this_update)
+    return generalized_time(this_update) + _tlv(0xA0, generalized_time(next_update))
+
+
+def encode_response_data_many(
+    responder_id: bytes,
+    produced_at: int,
+    hash_algorithm: int,
+    name_hash: bytes,
+    key_hash: bytes,
+    serials: list,
+    cert_statuses: list,
+    this_update: int,
+    next_update: int,
+    extensions: list,
+) -> list:
+    """One ResponseData per serial, each answering that serial alone (what
+    pre-signing stores): item i is ``encode_response_data(responder_id,
+    produced_at, [SingleResponse(CertID(hash_algorithm, name_hash, key_hash,
+    serials[i]), cert_statuses[i], this_update, next_update)],
+    extensions[i])``, with ``cert_statuses[i]`` from ``encode_cert_status``.
+    The shared parts are encoded once."""
+    if not (type(serials) is type(cert_statuses) is type(extensions) is list):
+        raise TypeError("serials, cert_statuses and extensions must be lists")
+    if not len(serials) == len(cert_statuses) == len(extensions):
+        raise ValueError("serials, cert_statuses and extensions differ in length")
+    certid_head = _certid_head(hash_algorithm, name_hash, key_hash)
+    head = responder_id + generalized_time(produced_at)
+    tail = _validity(this_update, next_update)
+    out = []
+    for serial, cert_status, extension in zip(serials, cert_statuses, extensions, strict=True):
+        if type(serial) is not bytes or type(cert_status) is not bytes:
+            raise TypeError("serials and cert_statuses must be bytes")
+        if type(extension) is not bytes:
+            raise TypeError("extensions must be bytes")
+        certid = _tlv(0x30, certid_head + _tlv(0x02, serial))
+        body = head + _tlv(0x30, _tlv(0x30, certid + cert_status + tail))
+        if extension:
+            body += _tlv(0xA1, _tlv(0x30, extension))
+        out.append(_tlv(0x30, body))
+    return out
 
 
 def encode_nonce_extension(nonce: bytes) -> bytes:
@@ -362,6 +414,8 @@ def encode_response_data(
     """ResponseData (v1, so no version field). ``responder_id`` is the encoded
     ResponderID choice, ``responses`` the encoded SingleResponses,
     ``extensions`` the encoded Extension elements (b"" for none)."""
+    if type(extensions) is not bytes:
+        raise TypeError(f"extensions must be bytes, not {type(extensions).__name__}")
     body = responder_id + generalized_time(produced_at) + _tlv(0x30, b"".join(responses))
     if extensions:
         body += _tlv(0xA1, _tlv(0x30, extensions))
@@ -373,6 +427,8 @@ def encode_ocsp_response(
 ) -> bytes:
     """A successful OCSPResponse around a signed BasicOCSPResponse;
     ``certs`` is the concatenated certificates to include (b"" for none)."""
+    if type(certs) is not bytes:
+        raise TypeError(f"certs must be bytes, not {type(certs).__name__}")
     basic = response_data + signature_algorithm + _tlv(0x03, b"\x00" + signature)
     if certs:
         basic += _tlv(0xA0, _tlv(0x30, certs))

@@ -17,8 +17,9 @@ still holds (``VAStore.store_signed``).
 import collections
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from va.responder import IssuerEntry, presign_many, response_data
+from va.responder import IssuerEntry, presign_many, response_data_many
 from va.store import (
     SCHEDULE_VERSION,
     Signed,
@@ -36,24 +37,27 @@ _WORKER_ENTRIES: dict[int, IssuerEntry] = {}
 
 def _sign_chunk(job: Job) -> list[Signed]:
     """Sign one chunk of one issuer's serials (in this process or a worker):
-    every ResponseData first, then the signatures in a row (``presign_many``)."""
+    every ResponseData first (one native call per hash algorithm), then the
+    signatures in a row (``presign_many``)."""
     issuer_id, items, now = job
     entry = _WORKER_ENTRIES[issuer_id]
-    tbs_list = [
-        response_data(entry, algorithm, serial, record, now)
-        for serial, record, algs, _ in items
-        for algorithm in algs
-    ]
+    by_algorithm: dict[int, list[int]] = {}  # item indexes per hash algorithm
+    for index, (_, _, algs, _) in enumerate(items):
+        for algorithm in algs:
+            by_algorithm.setdefault(algorithm, []).append(index)
+    tbs_list: list[bytes] = []
+    for algorithm, indexes in by_algorithm.items():
+        serials = [items[index][0] for index in indexes]
+        records = [items[index][1] for index in indexes]
+        tbs_list += response_data_many(entry, algorithm, serials, records, now)
     responses = iter(presign_many(entry, tbs_list, now))
+    signed: list[list] = [[] for _ in items]
+    for algorithm, indexes in by_algorithm.items():
+        for index in indexes:
+            signed[index].append((algorithm, next(responses)))
     return [
-        Signed(
-            issuer_id,
-            serial,
-            record,
-            [(algorithm, next(responses)) for algorithm in algs],
-            due_keys,
-        )
-        for serial, record, algs, due_keys in items
+        Signed(issuer_id, serial, record, pairs, due_keys)
+        for (serial, record, _, due_keys), pairs in zip(items, signed, strict=True)
     ]
 
 
@@ -64,32 +68,47 @@ def _run(
     workers: int,
     progress: Callable[[int], None],
 ) -> int:
-    """Sign every job and store the results; return how many were stored."""
+    """Sign every job and store the results; return how many were stored.
+
+    Signing and storing overlap: one writer thread stores a chunk (one
+    transaction) while the next chunk is signed. LMDB releases the GIL
+    while a commit writes its pages and syncs, so on one core the disk's
+    time hides behind the signatures; at most one chunk waits to be stored.
+    """
     _WORKER_ENTRIES.clear()
     _WORKER_ENTRIES.update({entry.id: entry for entry in entries})
+    stored = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="revoca-presign-store") as writer:
+        storing: Future | None = None
+        for signed in _signed_chunks(jobs, workers):
+            if storing is not None:
+                stored += storing.result()
+            progress(sum(len(item.responses) for item in signed))
+            storing = writer.submit(store.store_signed, signed)
+        if storing is not None:
+            stored += storing.result()
+    return stored
 
-    def store_result(signed: list[Signed]) -> int:
-        progress(sum(len(item.responses) for item in signed))
-        return store.store_signed(signed)
 
+def _signed_chunks(jobs: Iterator[Job], workers: int) -> Iterator[list[Signed]]:
+    """Each job signed, in order: in this process, or in forked workers."""
     if workers <= 1:
-        return sum(store_result(_sign_chunk(job)) for job in jobs)
+        yield from map(_sign_chunk, jobs)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # fork: the workers inherit the loaded keys; they never touch LMDB.
     # At most two jobs per worker in flight (Executor.map would read every
     # status into jobs before the first result: ten million in memory).
-    stored = 0
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         in_flight: collections.deque = collections.deque()
         for job in jobs:
             in_flight.append(pool.submit(_sign_chunk, job))
             if len(in_flight) >= 2 * workers:
-                stored += store_result(in_flight.popleft().result())
+                yield in_flight.popleft().result()
         while in_flight:
-            stored += store_result(in_flight.popleft().result())
-    return stored
+            yield in_flight.popleft().result()
 
 
 def presign_all(

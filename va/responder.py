@@ -254,39 +254,77 @@ def _unissued(entry: IssuerEntry, certid: bytes, now: int) -> bytes:
     """A serial the VA has no status for: unknown, or revoked with reason
     certificateHold at the epoch (RFC 6960 2.2, with the extended revoked
     definition extension added by the caller)."""
-    if entry.unissued == "unknown":
-        return core.encode_single_response(
-            certid, core.STATUS_UNKNOWN, 0, -1, now, now + entry.validity
-        )
-    return core.encode_single_response(
-        certid, core.STATUS_REVOKED, 0, CERTIFICATE_HOLD, now, now + entry.validity
-    )
+    return core.encode_single_response(certid, *_unissued_status(entry), now, now + entry.validity)
 
 
 def _single(
     entry: IssuerEntry, certid: bytes, status: int, revoked_at: int, reason: int, now: int
 ) -> bytes:
+    return core.encode_single_response(
+        certid, *_cert_status(status, revoked_at, reason), now, now + entry.validity
+    )
+
+
+def _unissued_status(entry: IssuerEntry) -> tuple[int, int, int]:
+    if entry.unissued == "unknown":
+        return core.STATUS_UNKNOWN, 0, core.NO_REASON
+    return core.STATUS_REVOKED, 0, CERTIFICATE_HOLD
+
+
+def _cert_status(status: int, revoked_at: int, reason: int) -> tuple[int, int, int]:
+    """(certStatus, revocationTime, revocationReason) of a stored status."""
     if status == GOOD:
-        return core.encode_single_response(
-            certid, core.STATUS_GOOD, 0, -1, now, now + entry.validity
-        )
+        return core.STATUS_GOOD, 0, core.NO_REASON
     reason = CERTIFICATE_HOLD if status == HOLD else reason
     # BR 7.2.2: unspecified (0) is expressed by leaving the reason out.
-    reason = -1 if reason == 0 else reason
-    return core.encode_single_response(
-        certid, core.STATUS_REVOKED, revoked_at, reason, now, now + entry.validity
-    )
+    return core.STATUS_REVOKED, revoked_at, core.NO_REASON if reason == 0 else reason
+
+
+_GOOD_STATUS = core.encode_cert_status(core.STATUS_GOOD, 0, core.NO_REASON)
 
 
 def response_data(
     entry: IssuerEntry, algorithm: int, serial: bytes, record: StatusRecord | None, now: int
 ) -> bytes:
     """The ResponseData (the signed part) of a pre-signed response for one serial."""
+    return response_data_many(entry, algorithm, [serial], [record], now)[0]
+
+
+def response_data_many(
+    entry: IssuerEntry,
+    algorithm: int,
+    serials: list[bytes],
+    records: list[StatusRecord | None],
+    now: int,
+) -> list[bytes]:
+    """The ResponseData of a pre-signed response for each serial (record:
+    its status, None for a serial the VA does not know), one native call."""
+    cert_statuses, extensions = [], []
+    for record in records:
+        if record is None:
+            cert_statuses.append(core.encode_cert_status(*_unissued_status(entry)))
+            unissued = entry.unissued != "unknown"
+            extensions.append(core.EXTENDED_REVOKE_EXTENSION if unissued else b"")
+            continue
+        if record.status == GOOD:
+            cert_statuses.append(_GOOD_STATUS)
+        else:
+            status = _cert_status(record.status, record.revoked_at, record.reason)
+            cert_statuses.append(core.encode_cert_status(*status))
+        extensions.append(b"")
     name_hash, key_hash = entry.hashes[algorithm]
-    certid = core.encode_certid(algorithm, name_hash, key_hash, serial)
-    single, unissued = single_response(entry, certid, record, now)
-    extensions = core.EXTENDED_REVOKE_EXTENSION if unissued else b""
-    return core.encode_response_data(entry.responder_id, now, [single], extensions)
+    return core.encode_response_data_many(
+        entry.responder_id,
+        now,
+        algorithm,
+        name_hash,
+        key_hash,
+        serials,
+        cert_statuses,
+        now,
+        now + entry.validity,
+        extensions,
+    )
 
 
 def presign(
@@ -301,8 +339,7 @@ def presign_many(entry: IssuerEntry, tbs_list: list[bytes], now: int) -> list[St
     key's precomputed tables stay in the core's cache (a P-256 signature
     between other work costs up to 15% more)."""
     signer = entry.signer
-    sign = signer.sign
-    signatures = [sign(tbs) for tbs in tbs_list]
+    signatures = signer.sign_many(tbs_list)
     encode, algorithm, certs = core.encode_ocsp_response, signer.algorithm_identifier, entry.certs
     next_update = now + entry.validity
     return [

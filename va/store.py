@@ -141,13 +141,15 @@ ALGORITHM_BYTES = tuple(bytes((algorithm,)) for algorithm in range(256))
 
 class _ResponseWriter:
     """Stores responses with their ``due`` entries inside one write
-    transaction (cursors and the encoded validity windows kept across calls:
-    bulk pre-signing stores thousands per transaction)."""
+    transaction. ``put`` gathers; ``flush`` writes in key order: keys not yet
+    stored (bulk pre-signing into an empty store) in one ``putmulti``, keys
+    already stored replaced one by one, each old ``due`` entry retired."""
 
     def __init__(self, store: "VAStore", txn):
         self.responses = txn.cursor(db=store.responses_db)
         self.due = txn.cursor(db=store.due_db)
         self.windows: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        self.gathered: dict[bytes, tuple[bytes, bytes]] = {}  # key: (value, due key)
 
     def put(self, key: bytes, stored: "StoredResponse") -> None:
         span = (stored.this_update, stored.next_update)
@@ -156,13 +158,27 @@ class _ResponseWriter:
             encoded = (_WINDOW.pack(*span), _due_prefix(*span))
             self.windows[span] = encoded
         window, due_prefix = encoded
-        due_key = due_prefix + key
-        old = self.responses.replace(key, window + stored.der)
-        if old is not None:
-            old_due = _due_key_of(old, key)
-            if old_due != due_key and self.due.set_key(old_due):
-                self.due.delete()
-        self.due.put(due_key, b"")
+        self.gathered[key] = (window + stored.der, due_prefix + key)
+
+    def flush(self) -> None:
+        if not self.gathered:
+            return
+        writes = sorted(self.gathered.items())
+        self.gathered = {}
+        responses, due = self.responses, self.due
+        added = 0
+        if not responses.set_key(writes[0][0]) and not responses.set_key(writes[-1][0]):
+            added = responses.putmulti(
+                [(key, value) for key, (value, _) in writes], overwrite=False
+            )[1]
+        if added != len(writes):  # some were stored before: replace those
+            for key, (value, due_key) in writes:
+                old = responses.replace(key, value)
+                if old is not None and old != value:
+                    old_due = _due_key_of(old, key)
+                    if old_due != due_key and due.set_key(old_due):
+                        due.delete()
+        due.putmulti([(due_key, b"") for _, (_, due_key) in writes])
 
 
 _CRL_HEADER = struct.Struct(">qqQ")
@@ -302,7 +318,9 @@ class VAStore:
             txn.delete(_due_key_of(old, key), db=self.due_db)
 
     def put_response(self, txn, key: bytes, stored: StoredResponse) -> None:
-        _ResponseWriter(self, txn).put(key, stored)
+        writer = _ResponseWriter(self, txn)
+        writer.put(key, stored)
+        writer.flush()
 
     def apply(
         self,
@@ -317,13 +335,15 @@ class VAStore:
         def apply(txn):
             for issuer_id, serial, record in statuses:
                 self.put_status(txn, issuer_id, serial, record)
-            writer = _ResponseWriter(self, txn) if responses else None
+            writer = _ResponseWriter(self, txn)
             for issuer_id, algorithm, serial, stored in responses:
                 key = response_key(issuer_id, algorithm, serial)
                 if stored is None:
+                    writer.flush()  # in the order given
                     self.drop_response(txn, key)
                 else:
                     writer.put(key, stored)
+            writer.flush()
 
         self.write(apply)
 
@@ -359,6 +379,7 @@ class VAStore:
                 if pending.set_key(key):
                     pending.delete()
                 stored += len(item.responses)
+            writer.flush()
 
         self.write(apply)
         return stored
