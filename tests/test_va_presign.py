@@ -1,14 +1,16 @@
 """Bulk pre-signing on several cores, and the refresher's BR 4.9.10 timing."""
 
 import asyncio
+import gc
 import time
 
+import pytest
 from cryptography.x509 import ocsp
 
 from tests.va_fixtures import make_va
 from va.app import refresh_loop
 from va.presign import presign_all, refresh
-from va.store import GOOD, REVOKED, StatusRecord, serial_bytes
+from va.store import GOOD, REVOKED, StatusRecord, StoreFullError, serial_bytes
 
 
 def _responses(store, entry_id, serials, algorithm=1):
@@ -162,3 +164,34 @@ def test_a_store_without_a_schedule_is_reconciled_once(tmp_path, service, monkey
     assert len(store.due(2**62)) == 2 * total
     _no_full_scan(store, monkeypatch)
     assert refresh(store, entries, (1, 2), now=t0 + 3) == 0
+
+
+def test_a_failed_store_ends_the_pass_and_restores_the_collector(tmp_path, service, monkeypatch):
+    """Chunks are stored by a writer thread while the next is signed: a store
+    that fails (a full map) ends the pass with that error, chunks stored
+    before it stay, none after it is written, and the cycle collector's
+    thresholds come back as they were."""
+    env, thread = make_va(tmp_path, service, presign=False)
+    thread.stop()
+    store = env.server.responder.store
+    entry = next(iter(env.server.responder.issuers.values()))
+    good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
+    store.apply(statuses=[(entry.id, serial_bytes(20_000 + i), good) for i in range(40)])
+    thresholds = gc.get_threshold()
+    seen, real = [], store.store_signed
+
+    def store_signed(signed):
+        seen.append(gc.get_threshold())
+        if len(seen) == 3:
+            raise StoreFullError("LMDB map full; nothing was written")
+        return real(signed)
+
+    monkeypatch.setattr(store, "store_signed", store_signed)
+    with pytest.raises(StoreFullError, match="nothing was written"):
+        presign_all(store, [entry], (1,), chunk=10)
+    assert gc.get_threshold() == thresholds
+    assert seen[0][0] >= 50_000  # collections were rarer during the pass
+    assert len(seen) == 3  # the pass ended at the failed chunk
+    serials = [s for s, _ in store.iter_status(entry.id)]
+    stored = [s for s, r in _responses(store, entry.id, serials).items() if r is not None]
+    assert stored == serials[:20]  # the first two chunks, in serial order

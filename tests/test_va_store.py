@@ -175,3 +175,39 @@ def test_the_schedule_is_rebuilt_from_stored_responses(tmp_path):
     assert store.next_due() is None
     assert store.rebuild_due(batch=300) == 2000
     assert _schedule(store) == before
+
+
+@pytest.mark.parametrize(
+    "stored_before",
+    [(), (0,), (9,), (4,), (0, 9), (3, 4, 5), tuple(range(10))],
+    ids=["none", "first", "last", "middle", "ends", "run", "all"],
+)
+def test_a_batch_of_new_and_stored_responses(tmp_path, stored_before):
+    """Responses are written in key order, new keys in one putmulti; keys
+    stored before (wherever they fall in the batch) are replaced and their
+    old refresh points retired, and keys given twice keep the last."""
+    store = VAStore(tmp_path)
+    good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
+    serials = [serial_bytes(100 + i) for i in range(10)]
+    store.apply(statuses=[(1, serial, good) for serial in serials])
+    store.store_signed(
+        [Signed(1, serials[i], good, ((1, StoredResponse(0, 100, b"old")),)) for i in stored_before]
+    )
+    batch = [
+        Signed(1, serial, good, ((1, StoredResponse(200, 400, b"new")),)) for serial in serials
+    ]
+    batch[5] = batch[5]._replace(
+        responses=(
+            (1, StoredResponse(200, 400, b"first")),
+            (1, StoredResponse(200, 600, b"second")),
+        )
+    )
+    assert store.store_signed(batch) == 11
+    with store.read() as txn:
+        found = {s: store.get_response(txn, 1, 1, s) for s in serials}
+    assert {s: (r.this_update, r.next_update, r.der) for s, r in found.items()} == {
+        s: (200, 600, b"second") if i == 5 else (200, 400, b"new") for i, s in enumerate(serials)
+    }
+    assert sorted(_schedule(store)[1]) == sorted(
+        (400 if i == 5 else 300, 1, 1, s) for i, s in enumerate(serials)
+    )

@@ -15,6 +15,8 @@ still holds (``VAStore.store_signed``).
 """
 
 import collections
+import contextlib
+import gc
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,7 +58,7 @@ def _sign_chunk(job: Job) -> list[Signed]:
         for index in indexes:
             signed[index].append((algorithm, next(responses)))
     return [
-        Signed(issuer_id, serial, record, pairs, due_keys)
+        Signed(issuer_id, serial, record, tuple(pairs), due_keys)
         for (serial, record, _, due_keys), pairs in zip(items, signed, strict=True)
     ]
 
@@ -78,7 +80,10 @@ def _run(
     _WORKER_ENTRIES.clear()
     _WORKER_ENTRIES.update({entry.id: entry for entry in entries})
     stored = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="revoca-presign-store") as writer:
+    with (
+        _rarer_collections(),
+        ThreadPoolExecutor(1, thread_name_prefix="revoca-presign-store") as writer,
+    ):
         storing: Future | None = None
         for signed in _signed_chunks(jobs, workers):
             if storing is not None:
@@ -88,6 +93,22 @@ def _run(
         if storing is not None:
             stored += storing.result()
     return stored
+
+
+@contextlib.contextmanager
+def _rarer_collections(young: int = 50_000) -> Iterator[None]:
+    """Run with the cycle collector's youngest generation collected every
+    ``young`` container allocations instead of every 700. Signing makes a few
+    tuples per response, none in a cycle, and a chunk lives until it is
+    stored: every collection walks it for nothing (about 1.5 µs a response,
+    measured in-process). Cycles elsewhere are still collected, later; the
+    thresholds are restored when the pass ends."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(young, thresholds[0]), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _signed_chunks(jobs: Iterator[Job], workers: int) -> Iterator[list[Signed]]:
