@@ -38,6 +38,11 @@ def test_load_bench_smoke(tmp_path):
         # every server's CPU time was read around every run
         assert all(run["server_cpu_us"] > 0 for run in point["runs"]), label
     assert results["setup"]["presigned"] == 2 * results["setup"]["certs"]
+    # the raw signature baseline is the fastest of its three samples
+    signing = results["signing"]
+    samples = signing["raw_signature_samples_us"]
+    assert len(samples) == 3 and all(sample > 0 for sample in samples)
+    assert signing["raw_signature_us"] == min(samples)
 
 
 def test_cpu_seconds_counts_a_process_tree():

@@ -9,9 +9,10 @@ is missing, or was built for other hash algorithms, is reconciled once by a
 full scan.
 
 Signing runs in this process or in forked workers (the keys never leave
-memory); this process stays the single LMDB writer, one transaction per
-chunk. Each signed response is stored only if the status it was signed from
-still holds (``VAStore.store_signed``).
+memory); one thread of this process is the single LMDB writer, one
+transaction per chunk, storing a chunk while the next is signed. Each signed
+response is stored only if the status it was signed from still holds
+(``VAStore.store_signed``).
 """
 
 import collections
