@@ -195,3 +195,46 @@ def test_a_failed_store_ends_the_pass_and_restores_the_collector(tmp_path, servi
     serials = [s for s, _ in store.iter_status(entry.id)]
     stored = [s for s, r in _responses(store, entry.id, serials).items() if r is not None]
     assert stored == serials[:20]  # the first two chunks, in serial order
+
+
+def test_a_chunk_signs_each_serial_under_its_own_algorithms(tmp_path, service):
+    """A refresh chunk may ask different hash algorithms per serial (due
+    entries) or none (a status gone since it was scheduled); a full pass asks
+    the same for all. Either way each serial gets a verified response for
+    exactly its algorithms, in a chunk of its own or among others."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from va import presign
+
+    env, thread = make_va(tmp_path, service, presign=False)
+    thread.stop()
+    store = env.server.responder.store
+    entry = next(iter(env.server.responder.issuers.values()))
+    serials = [s for s, _ in store.iter_status(entry.id)][:3]
+    with store.read() as txn:
+        records = [store.get_status(txn, entry.id, s) for s in serials]
+    items = [
+        (serials[0], records[0], (1, 2), ()),
+        (serials[1], records[1], (2,), (b"due key",)),
+        (serials[2], None, (), ()),
+        (serials[2], records[2], (1,), ()),
+    ]
+    presign._WORKER_ENTRIES[entry.id] = entry
+    public_key = entry.signer.certificate.public_key()
+    now = int(time.time())
+    for chunk in (items, [items[0]] * 3, [items[2]] * 2, items[1:2], []):
+        signed = presign._sign_chunk((entry.id, chunk, now))
+        assert [(s.serial, s.record, s.due_keys) for s in signed] == [
+            (serial, record, due_keys) for serial, record, _, due_keys in chunk
+        ]
+        for item, result in zip(chunk, signed, strict=True):
+            assert sorted(algorithm for algorithm, _ in result.responses) == sorted(item[2])
+            for algorithm, stored in result.responses:
+                response = ocsp.load_der_ocsp_response(stored.der)
+                assert response.serial_number == int.from_bytes(item[0], "big", signed=True)
+                assert response.hash_algorithm.name == {1: "sha1", 2: "sha256"}[algorithm]
+                assert stored.this_update == now
+                public_key.verify(
+                    response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA256())
+                )

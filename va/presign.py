@@ -18,6 +18,7 @@ response is stored only if the status it was signed from still holds
 import collections
 import contextlib
 import gc
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,20 +45,39 @@ def _sign_chunk(job: Job) -> list[Signed]:
     signatures in a row (``presign_many``)."""
     issuer_id, items, now = job
     entry = _WORKER_ENTRIES[issuer_id]
-    by_algorithm: dict[int, list[int]] = {}  # item indexes per hash algorithm
-    for index, (_, _, algs, _) in enumerate(items):
+    algs = items[0][2] if items else ()
+    if all(item[2] == algs for item in items):  # a full pass, or pending serials
+        serials = [item[0] for item in items]
+        records = [item[1] for item in items]
+        tbs_list: list[bytes] = []
         for algorithm in algs:
+            tbs_list += response_data_many(entry, algorithm, serials, records, now)
+        responses = presign_many(entry, tbs_list, now)
+        count = len(items)
+        # One column of (algorithm, response) per algorithm; a row per serial.
+        columns = [
+            zip(itertools.repeat(algorithm), responses[offset * count : (offset + 1) * count])
+            for offset, algorithm in enumerate(algs)
+        ]
+        rows = zip(*columns, strict=True) if columns else itertools.repeat((), count)
+        return [
+            Signed(issuer_id, serial, record, pairs, due_keys)
+            for (serial, record, _, due_keys), pairs in zip(items, rows, strict=True)
+        ]
+    by_algorithm: dict[int, list[int]] = {}  # item indexes per hash algorithm
+    for index, (_, _, item_algs, _) in enumerate(items):
+        for algorithm in item_algs:
             by_algorithm.setdefault(algorithm, []).append(index)
-    tbs_list: list[bytes] = []
+    tbs_list = []
     for algorithm, indexes in by_algorithm.items():
         serials = [items[index][0] for index in indexes]
         records = [items[index][1] for index in indexes]
         tbs_list += response_data_many(entry, algorithm, serials, records, now)
-    responses = iter(presign_many(entry, tbs_list, now))
+    stream = iter(presign_many(entry, tbs_list, now))
     signed: list[list] = [[] for _ in items]
     for algorithm, indexes in by_algorithm.items():
         for index in indexes:
-            signed[index].append((algorithm, next(responses)))
+            signed[index].append((algorithm, next(stream)))
     return [
         Signed(issuer_id, serial, record, tuple(pairs), due_keys)
         for (serial, record, _, due_keys), pairs in zip(items, signed, strict=True)

@@ -30,6 +30,7 @@ change only through ``put_status``, ``put_response`` and ``drop_response``,
 which keep them in step.
 """
 
+import functools
 import itertools
 import json
 import re
@@ -75,7 +76,11 @@ class StatusRecord(NamedTuple):
 
     @classmethod
     def unpack(cls, data) -> "StatusRecord":
-        return cls._make(_STATUS.unpack(data))
+        return _record(_STATUS.unpack(data))
+
+
+# StatusRecord from a tuple of its fields without a Python frame (bulk reads).
+_record = functools.partial(tuple.__new__, StatusRecord)
 
 
 def serial_bytes(serial: int) -> bytes:
@@ -488,6 +493,7 @@ class VAStore:
         map ends every open transaction of this process."""
         prefix = issuer_id.to_bytes(4, "big")
         start = prefix
+        unpack = _STATUS.unpack
         while True:
             rows = []
             with self.env.begin() as txn:
@@ -496,7 +502,7 @@ class VAStore:
                     for key, value in cursor:
                         if not key.startswith(prefix):
                             break
-                        rows.append((key[4:], StatusRecord.unpack(value)))
+                        rows.append((key[4:], _record(unpack(value))))
                         if len(rows) == batch:
                             start = key + b"\x00"  # the next key after this one
                             break
