@@ -243,13 +243,6 @@ class Responder:
         return SigningJob(entry, tbs, now, now + entry.validity, not echo)
 
 
-def single_response(entry: IssuerEntry, certid: bytes, record: StatusRecord | None, now: int):
-    """Encode one SingleResponse; returns (bytes, whether the serial is unissued)."""
-    if record is None:
-        return _unissued(entry, certid, now), entry.unissued != "unknown"
-    return _single(entry, certid, record.status, record.revoked_at, record.reason, now), False
-
-
 def _unissued(entry: IssuerEntry, certid: bytes, now: int) -> bytes:
     """A serial the VA has no status for: unknown, or revoked with reason
     certificateHold at the epoch (RFC 6960 2.2, with the extended revoked
