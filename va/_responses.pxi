@@ -1,0 +1,292 @@
+# OCSP response encoding (RFC 6960 4.2.1), compiled into va._fastocsp by an
+# ``include`` in _fastocsp.pyx: every length computed first and each element
+# written into one allocation where it matters. The twin is
+# va/_fastocsp_py.py; both must produce the same bytes for every input.
+
+# -- OCSP responses (RFC 6960 4.2.1) -----------------------------------------
+
+from libc.string cimport memcpy
+from libc.time cimport time_t, tm
+
+cdef extern from "<time.h>" nogil:
+    tm* gmtime_r(const time_t* timep, tm* result)
+
+STATUS_GOOD = 0
+STATUS_REVOKED = 1
+STATUS_UNKNOWN = 2
+NO_REASON = -1
+EXTENDED_REVOKE_EXTENSION = b"\x30\x0f\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x09\x04\x02\x05\x00"
+MALFORMED_REQUEST = b"\x30\x03\x0a\x01\x01"
+INTERNAL_ERROR = b"\x30\x03\x0a\x01\x02"
+TRY_LATER = b"\x30\x03\x0a\x01\x03"
+SIG_REQUIRED = b"\x30\x03\x0a\x01\x05"
+UNAUTHORIZED = b"\x30\x03\x0a\x01\x06"
+
+_HASH_ALGORITHM_IDS = {
+    1: b"\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00",
+    2: b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00",
+    3: b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02\x05\x00",
+    4: b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00",
+}
+cdef bytes _BASIC_RESPONSE_TYPE = b"\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x01"
+cdef bytes _NONCE_EXTENSION_OID = b"\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x02"
+
+
+cdef inline Py_ssize_t _head_len(Py_ssize_t n) noexcept nogil:
+    """Octets of a DER tag and length for ``n`` content octets (n < 2**24)."""
+    if n < 0x80:
+        return 2
+    if n < 0x100:
+        return 3
+    if n < 0x10000:
+        return 4
+    return 5
+
+
+cdef inline Py_ssize_t _put_head(char* dst, unsigned char tag, Py_ssize_t n) noexcept nogil:
+    """Write a tag and the length ``n`` (n < 2**24); returns octets written."""
+    dst[0] = <char>tag
+    if n < 0x80:
+        dst[1] = <char>n
+        return 2
+    if n < 0x100:
+        dst[1] = <char>0x81
+        dst[2] = <char>n
+        return 3
+    if n < 0x10000:
+        dst[1] = <char>0x82
+        dst[2] = <char>(n >> 8)
+        dst[3] = <char>n
+        return 4
+    dst[1] = <char>0x83
+    dst[2] = <char>(n >> 16)
+    dst[3] = <char>(n >> 8)
+    dst[4] = <char>n
+    return 5
+
+
+cdef bytes _tlv(unsigned char tag, bytes content):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(content)
+    if n >= 0x1000000:
+        raise ValueError("element too large")
+    cdef Py_ssize_t head_len = _head_len(n)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, head_len + n)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    _put_head(dst, tag, n)
+    memcpy(dst + head_len, PyBytes_AS_STRING(content), n)
+    return out
+
+
+cdef inline void _digits(char* dst, int value, int width) noexcept nogil:
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        dst[i] = <char>(48 + value % 10)
+        value //= 10
+
+
+def generalized_time(long long epoch):
+    """GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 4.1.2.5.2), from 1970 to 9999."""
+    cdef time_t t
+    cdef tm parts
+    cdef char text[17]
+    if not 0 <= epoch <= 253402300799:
+        raise ValueError("time outside 1970-01-01..9999-12-31")
+    t = <time_t>epoch
+    if gmtime_r(&t, &parts) == NULL:
+        raise ValueError("time outside 1970-01-01..9999-12-31")
+    text[0] = 0x18
+    text[1] = 15
+    _digits(text + 2, parts.tm_year + 1900, 4)
+    _digits(text + 6, parts.tm_mon + 1, 2)
+    _digits(text + 8, parts.tm_mday, 2)
+    _digits(text + 10, parts.tm_hour, 2)
+    _digits(text + 12, parts.tm_min, 2)
+    _digits(text + 14, parts.tm_sec, 2)
+    text[16] = b"Z"
+    return PyBytes_FromStringAndSize(text, 17)
+
+
+def encode_certid(int hash_algorithm, bytes name_hash not None, bytes key_hash not None,
+                  bytes serial not None):
+    """CertID with ``serial`` given as the INTEGER's content octets."""
+    return _tlv(0x30, _certid_head(hash_algorithm, name_hash, key_hash) + _tlv(0x02, serial))
+
+
+def encode_cert_status(int status, long long revocation_time, int reason):
+    """CertStatus; see va._fastocsp_py.encode_cert_status."""
+    cdef bytes info
+    if status == 0:
+        return b"\x80\x00"
+    if status == 2:
+        return b"\x82\x00"
+    if status == 1:
+        info = generalized_time(revocation_time)
+        if reason != -1:
+            if not 0 <= reason <= 10 or reason == 7:
+                raise ValueError(f"invalid CRLReason {reason}")
+            info += _tlv(0xA0, bytes((0x0A, 0x01, reason)))
+        return _tlv(0xA1, info)
+    raise ValueError(f"invalid certificate status {status}")
+
+
+cdef bytes _validity(long long this_update, long long next_update):
+    if next_update == -1:
+        return generalized_time(this_update)
+    return generalized_time(this_update) + _tlv(0xA0, generalized_time(next_update))
+
+
+def encode_single_response(bytes certid not None, int status, long long revocation_time, int reason,
+                           long long this_update, long long next_update):
+    """SingleResponse; see va._fastocsp_py.encode_single_response."""
+    return _tlv(0x30, certid + encode_cert_status(status, revocation_time, reason)
+                + _validity(this_update, next_update))
+
+
+cdef bytes _certid_head(int hash_algorithm, bytes name_hash, bytes key_hash):
+    if hash_algorithm not in _HASH_ALGORITHM_IDS:
+        raise ValueError(f"unsupported hash algorithm {hash_algorithm}")
+    return _HASH_ALGORITHM_IDS[hash_algorithm] + _tlv(0x04, name_hash) + _tlv(0x04, key_hash)
+
+
+def encode_response_data_many(bytes responder_id not None, long long produced_at,
+                              int hash_algorithm, bytes name_hash not None,
+                              bytes key_hash not None, serials, cert_statuses,
+                              long long this_update, long long next_update, extensions):
+    """One single-serial ResponseData per serial; see
+    va._fastocsp_py.encode_response_data_many. The shared parts are encoded
+    once, and each ResponseData is written into one allocation."""
+    if not (type(serials) is type(cert_statuses) is type(extensions) is list):
+        raise TypeError("serials, cert_statuses and extensions must be lists")
+    cdef list serial_list = <list>serials, status_list = <list>cert_statuses
+    cdef list extension_list = <list>extensions
+    cdef Py_ssize_t count = len(serial_list)
+    if len(status_list) != count or len(extension_list) != count:
+        raise ValueError("serials, cert_statuses and extensions differ in length")
+    cdef bytes certid_head = _certid_head(hash_algorithm, name_hash, key_hash)
+    cdef bytes head = responder_id + generalized_time(produced_at)
+    cdef bytes tail = _validity(this_update, next_update)
+    cdef Py_ssize_t certid_head_n = PyBytes_GET_SIZE(certid_head)
+    cdef Py_ssize_t head_n = PyBytes_GET_SIZE(head), tail_n = PyBytes_GET_SIZE(tail)
+    cdef Py_ssize_t i, serial_n, status_n, extension_n, certid, single, responses
+    cdef Py_ssize_t extension_seq, body, total, pos
+    cdef object serial, cert_status, extension
+    cdef bytes item
+    cdef char* dst
+    cdef list out = []
+    for i in range(count):
+        serial = serial_list[i]
+        cert_status = status_list[i]
+        extension = extension_list[i]
+        if type(serial) is not bytes or type(cert_status) is not bytes:
+            raise TypeError("serials and cert_statuses must be bytes")
+        if type(extension) is not bytes:
+            raise TypeError("extensions must be bytes")
+        serial_n = PyBytes_GET_SIZE(serial)
+        status_n = PyBytes_GET_SIZE(cert_status)
+        extension_n = PyBytes_GET_SIZE(extension)
+        if serial_n >= 0x10000 or status_n >= 0x10000 or extension_n >= 0x10000:
+            raise ValueError("element too large")
+        certid = certid_head_n + _head_len(serial_n) + serial_n
+        single = _head_len(certid) + certid + status_n + tail_n
+        responses = _head_len(single) + single
+        body = head_n + _head_len(responses) + responses
+        extension_seq = 0
+        if extension_n:
+            extension_seq = _head_len(extension_n) + extension_n
+            body += _head_len(extension_seq) + extension_seq
+        if body >= 0x1000000:
+            raise ValueError("element too large")
+        total = _head_len(body) + body
+        item = PyBytes_FromStringAndSize(NULL, total)
+        dst = PyBytes_AS_STRING(item)
+        pos = _put_head(dst, 0x30, body)
+        memcpy(dst + pos, PyBytes_AS_STRING(head), head_n)
+        pos += head_n
+        pos += _put_head(dst + pos, 0x30, responses)
+        pos += _put_head(dst + pos, 0x30, single)
+        pos += _put_head(dst + pos, 0x30, certid)
+        memcpy(dst + pos, PyBytes_AS_STRING(certid_head), certid_head_n)
+        pos += certid_head_n
+        pos += _put_head(dst + pos, 0x02, serial_n)
+        memcpy(dst + pos, PyBytes_AS_STRING(serial), serial_n)
+        pos += serial_n
+        memcpy(dst + pos, PyBytes_AS_STRING(cert_status), status_n)
+        pos += status_n
+        memcpy(dst + pos, PyBytes_AS_STRING(tail), tail_n)
+        pos += tail_n
+        if extension_n:
+            pos += _put_head(dst + pos, 0xA1, extension_seq)
+            pos += _put_head(dst + pos, 0x30, extension_n)
+            memcpy(dst + pos, PyBytes_AS_STRING(extension), extension_n)
+            pos += extension_n
+        if pos != total:  # cannot happen: the lengths above are the layout
+            raise AssertionError("ResponseData layout mismatch")
+        out.append(item)
+    return out
+
+
+def encode_nonce_extension(bytes nonce not None):
+    """The response's nonce Extension, echoing the request's extnValue content."""
+    return _tlv(0x30, _NONCE_EXTENSION_OID + _tlv(0x04, nonce))
+
+
+def encode_response_data(bytes responder_id not None, long long produced_at, responses,
+                         bytes extensions not None):
+    """ResponseData; see va._fastocsp_py.encode_response_data."""
+    cdef bytes body = responder_id + generalized_time(produced_at) + _tlv(0x30, b"".join(responses))
+    if extensions:
+        body += _tlv(0xA1, _tlv(0x30, extensions))
+    return _tlv(0x30, body)
+
+
+def encode_ocsp_response(bytes response_data not None, bytes signature_algorithm not None,
+                         bytes signature not None, bytes certs not None):
+    """A successful OCSPResponse around a signed BasicOCSPResponse; see
+    va._fastocsp_py.encode_ocsp_response. Every length is computed first and
+    the response written into one allocation (the twin nests six copies)."""
+    cdef Py_ssize_t data_n = PyBytes_GET_SIZE(response_data)
+    cdef Py_ssize_t alg_n = PyBytes_GET_SIZE(signature_algorithm)
+    cdef Py_ssize_t sig_n = PyBytes_GET_SIZE(signature)
+    cdef Py_ssize_t certs_n = PyBytes_GET_SIZE(certs)
+    cdef Py_ssize_t type_n = PyBytes_GET_SIZE(_BASIC_RESPONSE_TYPE)
+    cdef Py_ssize_t bits = 1 + sig_n
+    cdef Py_ssize_t certs_seq = 0, certs_tagged = 0
+    if certs_n:
+        certs_seq = _head_len(certs_n) + certs_n
+        certs_tagged = _head_len(certs_seq) + certs_seq
+    cdef Py_ssize_t basic = data_n + alg_n + _head_len(bits) + bits + certs_tagged
+    cdef Py_ssize_t basic_seq = _head_len(basic) + basic
+    cdef Py_ssize_t response_bytes = type_n + _head_len(basic_seq) + basic_seq
+    cdef Py_ssize_t response_bytes_seq = _head_len(response_bytes) + response_bytes
+    cdef Py_ssize_t outer = 3 + _head_len(response_bytes_seq) + response_bytes_seq
+    if outer >= 0x1000000:  # every inner element is smaller
+        raise ValueError("element too large")
+    cdef Py_ssize_t total = _head_len(outer) + outer
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    cdef Py_ssize_t pos = _put_head(dst, 0x30, outer)
+    memcpy(dst + pos, b"\x0a\x01\x00", 3)  # responseStatus successful
+    pos += 3
+    pos += _put_head(dst + pos, 0xA0, response_bytes_seq)
+    pos += _put_head(dst + pos, 0x30, response_bytes)
+    memcpy(dst + pos, PyBytes_AS_STRING(_BASIC_RESPONSE_TYPE), type_n)
+    pos += type_n
+    pos += _put_head(dst + pos, 0x04, basic_seq)
+    pos += _put_head(dst + pos, 0x30, basic)
+    memcpy(dst + pos, PyBytes_AS_STRING(response_data), data_n)
+    pos += data_n
+    memcpy(dst + pos, PyBytes_AS_STRING(signature_algorithm), alg_n)
+    pos += alg_n
+    pos += _put_head(dst + pos, 0x03, bits)
+    dst[pos] = 0  # no unused bits
+    pos += 1
+    memcpy(dst + pos, PyBytes_AS_STRING(signature), sig_n)
+    pos += sig_n
+    if certs_n:
+        pos += _put_head(dst + pos, 0xA0, certs_seq)
+        pos += _put_head(dst + pos, 0x30, certs_n)
+        memcpy(dst + pos, PyBytes_AS_STRING(certs), certs_n)
+        pos += certs_n
+    if pos != total:  # cannot happen: the lengths above are the layout
+        raise AssertionError("OCSPResponse layout mismatch")
+    return out
