@@ -40,47 +40,45 @@ _WORKER_ENTRIES: dict[int, IssuerEntry] = {}
 
 
 def _sign_chunk(job: Job) -> list[Signed]:
-    """Sign one chunk of one issuer's serials (in this process or a worker):
-    every ResponseData first (one native call per hash algorithm), then the
-    signatures in a row (``presign_many``)."""
+    """Sign one chunk of one issuer's serials (in this process or a worker).
+    Serials asking the same hash algorithms (all of them in a full pass or
+    for pending serials; due entries may differ) are signed together."""
     issuer_id, items, now = job
     entry = _WORKER_ENTRIES[issuer_id]
+    if all(item[2] == items[0][2] for item in items):
+        return _sign_alike(entry, items, now)
+    groups: dict[tuple[int, ...], list[int]] = {}  # item indexes per algorithms
+    for index, item in enumerate(items):
+        groups.setdefault(item[2], []).append(index)
+    signed: list = [None] * len(items)
+    for indexes in groups.values():
+        alike = _sign_alike(entry, [items[index] for index in indexes], now)
+        for index, result in zip(indexes, alike, strict=True):
+            signed[index] = result
+    return signed
+
+
+def _sign_alike(entry: IssuerEntry, items: list, now: int) -> list[Signed]:
+    """Sign serials that all ask the same hash algorithms: every ResponseData
+    first (one native call per algorithm), then the signatures in a row
+    (``presign_many``), assembled by column."""
     algs = items[0][2] if items else ()
-    if all(item[2] == algs for item in items):  # a full pass, or pending serials
-        serials = [item[0] for item in items]
-        records = [item[1] for item in items]
-        tbs_list: list[bytes] = []
-        for algorithm in algs:
-            tbs_list += response_data_many(entry, algorithm, serials, records, now)
-        responses = presign_many(entry, tbs_list, now)
-        count = len(items)
-        # One column of (algorithm, response) per algorithm; a row per serial.
-        columns = [
-            zip(itertools.repeat(algorithm), responses[offset * count : (offset + 1) * count])
-            for offset, algorithm in enumerate(algs)
-        ]
-        rows = zip(*columns, strict=True) if columns else itertools.repeat((), count)
-        return [
-            Signed(issuer_id, serial, record, pairs, due_keys)
-            for (serial, record, _, due_keys), pairs in zip(items, rows, strict=True)
-        ]
-    by_algorithm: dict[int, list[int]] = {}  # item indexes per hash algorithm
-    for index, (_, _, item_algs, _) in enumerate(items):
-        for algorithm in item_algs:
-            by_algorithm.setdefault(algorithm, []).append(index)
-    tbs_list = []
-    for algorithm, indexes in by_algorithm.items():
-        serials = [items[index][0] for index in indexes]
-        records = [items[index][1] for index in indexes]
+    serials = [item[0] for item in items]
+    records = [item[1] for item in items]
+    tbs_list: list[bytes] = []
+    for algorithm in algs:
         tbs_list += response_data_many(entry, algorithm, serials, records, now)
-    stream = iter(presign_many(entry, tbs_list, now))
-    signed: list[list] = [[] for _ in items]
-    for algorithm, indexes in by_algorithm.items():
-        for index in indexes:
-            signed[index].append((algorithm, next(stream)))
+    responses = presign_many(entry, tbs_list, now)
+    count = len(items)
+    # One column of (algorithm, response) per algorithm; a row per serial.
+    columns = [
+        zip(itertools.repeat(algorithm), responses[offset * count : (offset + 1) * count])
+        for offset, algorithm in enumerate(algs)
+    ]
+    rows = zip(*columns, strict=True) if columns else itertools.repeat((), count)
     return [
-        Signed(issuer_id, serial, record, tuple(pairs), due_keys)
-        for (serial, record, _, due_keys), pairs in zip(items, signed, strict=True)
+        Signed(entry.id, serial, record, pairs, due_keys)
+        for (serial, record, _, due_keys), pairs in zip(items, rows, strict=True)
     ]
 
 
