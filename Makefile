@@ -30,4 +30,4 @@ demo:
 	revoca demo
 
 clean:
-	rm -rf build *.egg-info va/_fastocsp.c va/*.so va/*.html
+	rm -rf build *.egg-info va/_fastocsp.c va/_evpsign.c va/*.so va/*.html

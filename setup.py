@@ -44,10 +44,27 @@ def _sqlite_library() -> list[str]:
     return [":" + found] if found and found.startswith("lib") and ".so" in found else ["sqlite3"]
 
 
+def _crypto_library() -> list[str]:
+    """The responder's signer (va/_evpsign.pyx) calls the libcrypto.so.3
+    Python's hashlib loads (libssl-dev is not needed)."""
+    import ctypes.util
+
+    found = ctypes.util.find_library("crypto")
+    return [":" + found] if found and found.startswith("lib") and ".so" in found else ["crypto"]
+
+
 extensions = [
     Extension(
         "va._fastocsp",
         ["va/_fastocsp.pyx"],
+        define_macros=macros,
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+    ),
+    Extension(
+        "va._evpsign",
+        ["va/_evpsign.pyx"],
+        libraries=_crypto_library(),
         define_macros=macros,
         extra_compile_args=cflags,
         extra_link_args=ldflags,
