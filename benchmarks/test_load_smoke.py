@@ -43,6 +43,14 @@ def test_load_bench_smoke(tmp_path):
     samples = signing["raw_signature_samples_us"]
     assert len(samples) == 3 and all(sample > 0 for sample in samples)
     assert signing["raw_signature_us"] == min(samples)
+    # and so is the libcrypto baseline (the VA's own signer in a loop)
+    from va.signing import EVPSigner
+
+    floors = signing["floor_signature_samples_us"]
+    if EVPSigner is not None:
+        assert len(floors) == 3 and all(sample > 0 for sample in floors)
+        assert signing["floor_signature_us"] == min(floors)
+        assert signing["presign_vs_floor"] > 0
 
 
 def test_cpu_seconds_counts_a_process_tree():
