@@ -200,7 +200,7 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
         label = f"pre-signing wall time per response on {cores} processes / raw signature"
     out[label] = signing["presign_vs_raw"]
     if signing.get("presign_vs_floor"):
-        out[label.split(" (target")[0] + " / libcrypto signature, context kept"] = signing[
+        out[label.split(" / raw signature")[0] + " / libcrypto signature, context kept"] = signing[
             "presign_vs_floor"
         ]
     out["cryptography builder / our pre-signing per response"] = signing[

@@ -54,6 +54,15 @@ def build_server(settings: VASettings, passphrase: bytes | None) -> Server:
     entries = load_issuers(store, settings.key_dir, passphrase)
     if not entries:
         raise RuntimeError(f"no issuers in {settings.lmdb_dir}: run `revoca va import` first")
+    for entry in entries:
+        log.info(
+            "responder key loaded",
+            extra={
+                "issuer": entry.name,
+                "key": entry.signer.family,
+                "signer": "libcrypto" if entry.signer.native is not None else "cryptography",
+            },
+        )
     return Server(Responder(store, entries), settings.http, Metrics(), ca_chains(store))
 
 

@@ -10,6 +10,7 @@ Sources, in the order a request meets them (after Boulder's responder):
 """
 
 import base64
+import functools
 import hashlib
 import struct
 import time
@@ -331,8 +332,10 @@ def presign_many(entry: IssuerEntry, tbs_list: list[bytes], now: int) -> list[St
     signatures = signer.sign_many(tbs_list)
     encode, algorithm, certs = core.encode_ocsp_response, signer.algorithm_identifier, entry.certs
     next_update = now + entry.validity
+    # tuple.__new__ without the NamedTuple's Python-level __new__ (0.3 µs each)
+    stored = functools.partial(tuple.__new__, StoredResponse)
     return [
-        StoredResponse(now, next_update, encode(tbs, algorithm, signature, certs))
+        stored((now, next_update, encode(tbs, algorithm, signature, certs)))
         for tbs, signature in zip(tbs_list, signatures, strict=True)
     ]
 
