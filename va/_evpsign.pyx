@@ -123,6 +123,8 @@ cdef class EVPSigner:
         self.ctx = NULL
         if b"\x00" in passphrase:
             raise ValueError("the passphrase must not contain NUL")
+        if PyBytes_GET_SIZE(encrypted_pkcs8) > 0x7FFFFFFF:  # BIO_new_mem_buf takes an int
+            raise ValueError("the key is too large")
         if digest == "sha256":
             self.md, self.digest_size = EVP_sha256(), 32
         elif digest == "sha384":
