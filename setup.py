@@ -35,51 +35,36 @@ if asan:
     ldflags += ["-fsanitize=address"]
 
 
-def _sqlite_library() -> list[str]:
-    """The CRL core steps SQLite statements in C, against the same shared
-    library Python's sqlite3 module uses (libsqlite3-dev is not needed)."""
+def _system_library(name: str) -> list[str]:
+    """Link against the shared library Python itself loads, by its soname,
+    so no -dev package is needed: libsqlite3.so.0 (sqlite3; the CRL core
+    steps SQLite statements in C) and libcrypto.so.3 (hashlib; the
+    responder's signer, va/_evpsign.pyx)."""
     import ctypes.util
 
-    found = ctypes.util.find_library("sqlite3")
-    return [":" + found] if found and found.startswith("lib") and ".so" in found else ["sqlite3"]
+    found = ctypes.util.find_library(name)
+    return [":" + found] if found and found.startswith("lib") and ".so" in found else [name]
 
 
-def _crypto_library() -> list[str]:
-    """The responder's signer (va/_evpsign.pyx) calls the libcrypto.so.3
-    Python's hashlib loads (libssl-dev is not needed)."""
-    import ctypes.util
-
-    found = ctypes.util.find_library("crypto")
-    return [":" + found] if found and found.startswith("lib") and ".so" in found else ["crypto"]
+def _extension(name: str, source: str, **options) -> Extension:
+    return Extension(
+        name,
+        [source],
+        define_macros=macros,
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+        **options,
+    )
 
 
 extensions = [
-    Extension(
-        "va._fastocsp",
-        ["va/_fastocsp.pyx"],
-        define_macros=macros,
-        extra_compile_args=cflags,
-        extra_link_args=ldflags,
+    _extension("va._fastocsp", "va/_fastocsp.pyx"),
+    # Optional: without it cryptography signs (va/signing.py), slower, the
+    # same responses; a machine without libcrypto.so.3 still installs.
+    _extension(
+        "va._evpsign", "va/_evpsign.pyx", libraries=_system_library("crypto"), optional=True
     ),
-    Extension(
-        "va._evpsign",
-        ["va/_evpsign.pyx"],
-        libraries=_crypto_library(),
-        # Without it cryptography signs (va/signing.py): slower, the same
-        # responses; a machine without libcrypto.so.3 still installs.
-        optional=True,
-        define_macros=macros,
-        extra_compile_args=cflags,
-        extra_link_args=ldflags,
-    ),
-    Extension(
-        "ca._crlcore",
-        ["ca/_crlcore.pyx"],
-        libraries=_sqlite_library(),
-        define_macros=macros,
-        extra_compile_args=cflags,
-        extra_link_args=ldflags,
-    ),
+    _extension("ca._crlcore", "ca/_crlcore.pyx", libraries=_system_library("sqlite3")),
 ]
 
 setup(
