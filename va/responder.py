@@ -203,7 +203,7 @@ class Responder:
             certids, nonce = core.parse_ocsp_request(request, self.max_certids)
         except OCSPCoreError:
             return Answer(core.MALFORMED_REQUEST, "error")
-        algorithm, name_hash, key_hash, serial, certid_der = certids[0]
+        algorithm, name_hash, key_hash, serial, _ = certids[0]
         entry = self.index.get((algorithm, name_hash, key_hash))
         if entry is None:
             return Answer(core.UNAUTHORIZED, "error")
@@ -255,6 +255,10 @@ class Responder:
 
 
 def _unissued_status(entry: IssuerEntry) -> tuple[int, int, int]:
+    """(certStatus, revocationTime, revocationReason) for a serial the VA has
+    no status for: unknown, or revoked with reason certificateHold at the
+    epoch (RFC 6960 2.2; the caller adds the extended revoked definition
+    extension)."""
     if entry.unissued == "unknown":
         return core.STATUS_UNKNOWN, 0, core.NO_REASON
     return core.STATUS_REVOKED, 0, CERTIFICATE_HOLD
