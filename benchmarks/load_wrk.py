@@ -211,20 +211,24 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
         ours, theirs = rate(f"revoca {point}"), rate(label)
         if ours and theirs:
             out[f"{point}: this store / {size} statuses (target >= 0.9)"] = ours / theirs
-    many = [label for label in points if label.endswith("workers")]
-    single = rate("revoca pre-signed POST c32, 1 worker, unpinned")
-    if many and single and rate(many[0]):
-        out[f"{many[0].rsplit(', ', 1)[1]} / 1 worker (both unpinned, wrk on the same cores)"] = (
-            rate(many[0]) / single
-        )
+    for kind in ("pre-signed", "fresh (nonce)"):
+        many = [
+            label
+            for label in points
+            if label.startswith(f"revoca {kind} POST c32, ") and label.endswith(" workers")
+        ]
+        single = f"revoca {kind} POST c32, 1 worker, unpinned"
+        if not many or not rate(single) or not rate(many[0]):
+            continue
+        workers = many[0].rsplit(", ", 1)[1]
+        out[f"{kind}: {workers} / 1 worker (both unpinned, wrk on the same cores)"] = rate(
+            many[0]
+        ) / rate(single)
         # Where wrk, not the workers, sets the pace: CPU per request with N
         # workers against one (1.0: each core serves as much as one worker's).
-        n_cpu = points[many[0]].cpu
-        one_cpu = points["revoca pre-signed POST c32, 1 worker, unpinned"].cpu
+        n_cpu, one_cpu = points[many[0]].cpu, points[single].cpu
         if n_cpu and one_cpu:
-            out[f"1 worker's CPU per request / {many[0].rsplit(', ', 1)[1]}' (1.0: linear)"] = (
-                one_cpu / n_cpu
-            )
+            out[f"{kind}: 1 worker's CPU per request / {workers}' (1.0: linear)"] = one_cpu / n_cpu
     return out
 
 

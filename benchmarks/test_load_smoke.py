@@ -3,6 +3,7 @@ every server answers the whole corpus correctly under wrk. No timing is
 asserted."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -31,6 +32,12 @@ def test_load_bench_smoke(tmp_path):
         "nginx static GET c1",
         "openssl ocsp POST c32",
     }
+    if os.cpu_count() >= 2:  # N workers against 1, pre-signed and fresh
+        expected |= {
+            f"revoca {kind} POST c32, {suffix}"
+            for kind in ("pre-signed", "fresh (nonce)")
+            for suffix in (f"{os.cpu_count()} workers", "1 worker, unpinned")
+        }
     assert expected <= set(points)
     for label, point in points.items():
         assert point["ok"], label
