@@ -3,6 +3,8 @@ path, each beside its baseline in cryptography (measured in the same run):
 
 - parse:  va parse_ocsp_request            vs  ocsp.load_der_ocsp_request
 - build:  va encoders + the same signature  vs  ocsp.OCSPResponseBuilder.sign
+- signature: the VA's signer (libcrypto, context kept)  vs  the same key
+          through cryptography
 - answer: Responder.answer (pre-signed hit) and (fresh, nonce echoed)
           vs  load_der_ocsp_request + OCSPResponseBuilder.sign
 
@@ -187,6 +189,40 @@ def test_raw_signature_only(benchmark, pki):
     data = b"\x30\x81\xdf" + b"\x00" * 223
     key = pki["responder_key"]
     benchmark(key.sign, data, ec.ECDSA(hashes.SHA256()))
+
+
+# -- the responder's signature: libcrypto with the context kept vs cryptography ----
+
+
+def _signers(pki) -> tuple[Signer, Signer]:
+    """(the VA's signer, the same key through cryptography: the twin)."""
+    import va.signing
+
+    entry = pki["entry"]
+    saved, va.signing.EVPSigner = va.signing.EVPSigner, None
+    try:
+        twin = Signer(pki["responder_key"], entry.signer.certificate)
+    finally:
+        va.signing.EVPSigner = saved
+    return entry.signer, twin
+
+
+@pytest.mark.benchmark(group="ocsp-signature")
+def test_signer_native(benchmark, pki):
+    """The VA's signer (va/_evpsign.pyx when built): digest and signature."""
+    signer, _ = _signers(pki)
+    data = b"\x30\x81\xdf" + b"\x00" * 223
+    signature = benchmark(signer.sign, data)
+    pki["responder_key"].public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.mark.benchmark(group="ocsp-signature")
+def test_signer_baseline_cryptography(benchmark, pki):
+    """The same key and message through cryptography (a new context per call)."""
+    _, twin = _signers(pki)
+    data = b"\x30\x81\xdf" + b"\x00" * 223
+    signature = benchmark(twin.sign, data)
+    pki["responder_key"].public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))
 
 
 # -- the whole path: request bytes in, response bytes out -------------------------
