@@ -133,7 +133,15 @@ def test_threads_never_share_a_signing_context():
             with lock:
                 results.append((message, signature))
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    def work_many(seed: int) -> None:  # a list at a time: one GIL release each
+        for i in range(10):
+            messages = [b"%d-%d-%d" % (seed, i, n) for n in range(15)]
+            signatures = signer.sign_many(messages)
+            with lock:
+                results.extend(zip(messages, signatures, strict=True))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    threads += [threading.Thread(target=work_many, args=(n,)) for n in range(2, 4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -175,6 +183,9 @@ def test_signer_refusals():
         signer.sign("text")
     with pytest.raises(TypeError, match="must be bytes"):
         signer.sign_many([b"a", None])
+    with pytest.raises(TypeError):
+        signer.sign_many((b"a",))  # a list, not any sequence
+    assert signer.sign_many([]) == []
     _verify(key, signer.sign(b"still works"), b"still works")
 
 

@@ -133,6 +133,33 @@ def test_pipelined_order_with_a_signing_thread_pool(tmp_path, service):
         thread.stop()
 
 
+@pytest.mark.parametrize("threads", [0, 2])
+def test_a_failing_signer_answers_internal_error_and_the_server_goes_on(
+    tmp_path, service, threads
+):
+    """In the loop's batch or in a signing thread: a signer that fails
+    answers internalError (no traceback, no hang); once it works again, the
+    next fresh request is signed."""
+    env, thread = make_va(tmp_path, service, http=HTTPSettings(signing_threads=threads))
+    try:
+        signer = next(iter(env.server.responder.issuers.values())).signer
+        working = signer.sign_many
+
+        def broken(messages):
+            raise RuntimeError("token unavailable")
+
+        signer.sign_many = broken
+        status, body, _ = _post(env.url, _nonce_request(env, b"n" * 16))
+        assert status == 200 and body == core.INTERNAL_ERROR
+        signer.sign_many = working
+        status, body, _ = _post(env.url, _nonce_request(env, b"m" * 16))
+        response = ocsp.load_der_ocsp_response(body)
+        assert status == 200 and response.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert env.server.in_flight == 0
+    finally:
+        thread.stop()
+
+
 def _check_order(va_env, tmp_path):
     good = _request(va_env, tmp_path, "good.pem", "-no_nonce")
     nonce = _request(va_env, tmp_path, "revoked.pem")

@@ -20,6 +20,7 @@ declared here, so the OpenSSL headers (libssl-dev) are not needed.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdlib cimport free, malloc
 
 cdef extern from *:
     """
@@ -213,11 +214,70 @@ cdef class EVPSigner:
             self.busy = False
 
     def sign_many(self, list messages not None) -> list:
-        """``sign`` each message, back to back (bulk pre-signing)."""
-        cdef list out = []
+        """``sign`` each message, back to back, with the GIL released once for
+        the whole list (bulk pre-signing, and a loop iteration's fresh
+        answers). A thread finding the shared context busy makes one context
+        for its list."""
+        cdef list held = list(messages)  # ours alone: no other thread can drop an item
+        cdef Py_ssize_t count = len(held), i
         cdef object message
-        for message in messages:
+        for message in held:
             if type(message) is not bytes:
                 raise TypeError("every message must be bytes")
-            out.append(self.sign(message))
-        return out
+        if count == 0:
+            return []
+        cdef list out = [PyBytes_FromStringAndSize(NULL, self.max_signature)
+                         for i in range(count)]
+        cdef const unsigned char** data = <const unsigned char**>malloc(count * sizeof(void*))
+        cdef unsigned char** targets = <unsigned char**>malloc(count * sizeof(void*))
+        cdef size_t* sizes = <size_t*>malloc(count * sizeof(size_t))
+        cdef size_t* lengths = <size_t*>malloc(count * sizeof(size_t))
+        cdef EVP_PKEY_CTX* ctx = NULL
+        cdef bint own = False
+        cdef Py_ssize_t failed = -1
+        cdef unsigned char digest[MAX_DIGEST]
+        cdef bint sha384 = self.digest_size == 48
+        cdef size_t digest_size = <size_t>self.digest_size
+        try:
+            if data == NULL or targets == NULL or sizes == NULL or lengths == NULL:
+                raise MemoryError()
+            for i in range(count):
+                data[i] = <const unsigned char*>PyBytes_AS_STRING(held[i])
+                sizes[i] = <size_t>PyBytes_GET_SIZE(held[i])
+                targets[i] = <unsigned char*>PyBytes_AS_STRING(out[i])
+                lengths[i] = <size_t>self.max_signature
+            if self.busy:
+                ctx, own = self._new_context(), True
+            else:
+                ctx, self.busy = self.ctx, True
+            try:
+                # ``held`` and ``out`` keep every buffer alive; Python does
+                # not touch them while the GIL is released.
+                with nogil:
+                    for i in range(count):
+                        if sha384:
+                            SHA384(data[i], sizes[i], digest)
+                        else:
+                            SHA256(data[i], sizes[i], digest)
+                        if EVP_PKEY_sign(ctx, targets[i], &lengths[i], digest,
+                                         digest_size) != 1:
+                            failed = i
+                            break
+            finally:
+                if own:
+                    EVP_PKEY_CTX_free(ctx)
+                else:
+                    self.busy = False
+            if failed >= 0:
+                raise SigningError(_openssl_error("libcrypto could not sign"))
+            for i in range(count):
+                if lengths[i] > <size_t>self.max_signature:
+                    raise SigningError("libcrypto returned an oversized signature")
+                if lengths[i] != <size_t>self.max_signature:
+                    out[i] = out[i][:lengths[i]]  # DER ECDSA-Sig-Value is often shorter
+            return out
+        finally:
+            free(data)
+            free(targets)
+            free(sizes)
+            free(lengths)
