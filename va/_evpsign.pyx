@@ -104,9 +104,9 @@ cdef class EVPSigner:
     """One private key (EC with SHA-256/384, or RSA PKCS#1 v1.5 with SHA-256)
     and one signing context for it.
 
-    ``sign`` is safe from several threads: a call that finds the context in
-    use by another thread signs with a context of its own (made and freed for
-    that call), so signing threads never share one.
+    Safe from several threads: a call that finds the context in use by
+    another thread signs with a context of its own (made and freed for that
+    call), so signing threads never share one.
     """
 
     cdef EVP_PKEY* pkey
@@ -174,50 +174,14 @@ cdef class EVPSigner:
             raise SigningError(_openssl_error("libcrypto could not set up signing"))
         return ctx
 
-    cdef bytes _sign(self, EVP_PKEY_CTX* ctx, bytes message):
-        cdef unsigned char digest[MAX_DIGEST]
-        cdef const unsigned char* data = <const unsigned char*>PyBytes_AS_STRING(message)
-        cdef size_t size = <size_t>PyBytes_GET_SIZE(message)
-        cdef size_t length = <size_t>self.max_signature
-        cdef int ok
-        cdef bint sha384 = self.digest_size == 48
-        cdef bytes signature = PyBytes_FromStringAndSize(NULL, self.max_signature)
-        cdef unsigned char* out = <unsigned char*>PyBytes_AS_STRING(signature)
-        cdef size_t digest_size = <size_t>self.digest_size
-        # ``message`` and ``signature`` are kept alive by this frame; neither
-        # is touched by Python while the GIL is released.
-        with nogil:
-            if sha384:
-                SHA384(data, size, digest)
-            else:
-                SHA256(data, size, digest)
-            ok = EVP_PKEY_sign(ctx, out, &length, digest, digest_size)
-        if ok != 1 or length > <size_t>self.max_signature:
-            raise SigningError(_openssl_error("libcrypto could not sign"))
-        if length == <size_t>self.max_signature:
-            return signature
-        return signature[:length]  # ECDSA-Sig-Value DER is often shorter than the maximum
-
     def sign(self, bytes message not None) -> bytes:
         """The signature of ``message`` (hashed here with the key's digest)."""
-        cdef EVP_PKEY_CTX* ctx
-        if self.busy:  # another thread is signing with the shared context
-            ctx = self._new_context()
-            try:
-                return self._sign(ctx, message)
-            finally:
-                EVP_PKEY_CTX_free(ctx)
-        self.busy = True
-        try:
-            return self._sign(self.ctx, message)
-        finally:
-            self.busy = False
+        return self.sign_many([message])[0]
 
     def sign_many(self, list messages not None) -> list:
-        """``sign`` each message, back to back, with the GIL released once for
-        the whole list (bulk pre-signing, and a loop iteration's fresh
-        answers). A thread finding the shared context busy makes one context
-        for its list."""
+        """The signature of each message, back to back, with the GIL released
+        once for the whole list (bulk pre-signing, a loop iteration's fresh
+        answers)."""
         cdef list held = list(messages)  # ours alone: no other thread can drop an item
         cdef Py_ssize_t count = len(held), i
         cdef object message
