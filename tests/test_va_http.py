@@ -134,9 +134,7 @@ def test_pipelined_order_with_a_signing_thread_pool(tmp_path, service):
 
 
 @pytest.mark.parametrize("threads", [0, 2])
-def test_a_failing_signer_answers_internal_error_and_the_server_goes_on(
-    tmp_path, service, threads
-):
+def test_a_failing_signer_answers_internal_error_then_recovers(tmp_path, service, threads):
     """In the loop's batch or in a signing thread: a signer that fails
     answers internalError (no traceback, no hang); once it works again, the
     next fresh request is signed."""
