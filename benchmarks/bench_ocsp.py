@@ -196,14 +196,8 @@ def test_raw_signature_only(benchmark, pki):
 
 def _signers(pki) -> tuple[Signer, Signer]:
     """(the VA's signer, the same key through cryptography: the twin)."""
-    import va.signing
-
     entry = pki["entry"]
-    saved, va.signing.EVPSigner = va.signing.EVPSigner, None
-    try:
-        twin = Signer(pki["responder_key"], entry.signer.certificate)
-    finally:
-        va.signing.EVPSigner = saved
+    twin = Signer(pki["responder_key"], entry.signer.certificate, native_allowed=False)
     return entry.signer, twin
 
 

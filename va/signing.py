@@ -86,6 +86,8 @@ class Signer:
 
     private_key: object
     certificate: x509.Certificate
+    # False: always the cryptography path (the twin; tests and benchmarks).
+    native_allowed: bool = True
 
     def __post_init__(self):
         key = self.private_key
@@ -108,7 +110,9 @@ class Signer:
         # once (va/_evpsign.pyx): cryptography makes one per signature, about
         # 9 µs of a 49 µs P-256 signature. Ed25519, and builds without the
         # extension, sign through cryptography (the twin).
-        self.native = native_signer(key, self.family, self.hash_name)
+        self.native = (
+            native_signer(key, self.family, self.hash_name) if self.native_allowed else None
+        )
         if self.native is not None:
             self.sign = self.native.sign
             self.sign_many = self.native.sign_many
