@@ -83,7 +83,7 @@ def raw_signature_seconds(key, budget: float) -> float:
     with ``key`` (cryptography, the digest included), on the calling core."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    algorithm = ec.ECDSA(hashes.SHA256())  # made once, as the VA's signer does
+    algorithm = ec.ECDSA(hashes.SHA256())  # made once, as the cryptography path (the twin) does
     return _seconds_per_call(lambda message: key.sign(message, algorithm), budget)
 
 
