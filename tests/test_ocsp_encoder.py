@@ -219,6 +219,58 @@ def test_response_data_many_is_the_single_encoders_per_serial(
     assert all(result == results[0] for result in results)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    certid=st.binary(max_size=300),
+    status=_statuses,
+    produced_at=st.integers(0, 253402300799),
+    next_=st.integers(0, 253402300799),
+    nonce=st.one_of(st.none(), st.binary(max_size=300)),
+    extensions=st.sampled_from([b"", EXTENDED_REVOKE, b"\x30\x03\x06\x01\x00" * 30]),
+    responder_id=st.binary(max_size=200),
+)
+def test_fresh_response_data_is_the_single_encoders(
+    certid, status, produced_at, next_, nonce, extensions, responder_id
+):
+    """A fresh answer's fused encoder gives exactly the bytes of
+    encode_single_response + encode_nonce_extension + encode_response_data,
+    in both implementations, across every short/long length boundary."""
+    results = []
+    for impl in [py] if _native is None else [py, _native]:
+        cert_status = impl.encode_cert_status(*status)
+        fused = impl.encode_fresh_response_data(
+            responder_id, produced_at, certid, cert_status, next_, nonce, extensions
+        )
+        single = impl.encode_single_response(certid, *status, produced_at, next_)
+        all_extensions = extensions
+        if nonce is not None:
+            all_extensions = impl.encode_nonce_extension(nonce) + extensions
+        assert fused == impl.encode_response_data(
+            responder_id, produced_at, [single], all_extensions
+        )
+        results.append(fused)
+    assert all(result == results[0] for result in results)
+
+
+def test_fresh_response_data_refuses_what_it_cannot_encode(impl):
+    args = [b"\xa2\x02\x04\x00", 0, b"\x30\x00", b"\x80\x00", 1, None, b""]
+    for index, bad in ((5, "nonce"), (5, 1), (2, None), (3, None), (6, None), (0, None)):
+        wrong = list(args)
+        wrong[index] = bad
+        with pytest.raises(TypeError):
+            impl.encode_fresh_response_data(*wrong)
+    for index in (0, 2, 3, 5, 6):
+        large = list(args)
+        large[index] = b"\x00" * 0x10000
+        with pytest.raises(ValueError, match="element too large"):
+            impl.encode_fresh_response_data(*large)
+    for index in (1, 4):
+        late = list(args)
+        late[index] = 253402300800
+        with pytest.raises(ValueError, match="time outside"):
+            impl.encode_fresh_response_data(*late)
+
+
 def test_response_data_many_refuses_what_it_cannot_encode(impl):
     ok = (b"\xa2\x02\x04\x00", 0, 1, b"\x01" * 20, b"\x02" * 20)
     good = impl.encode_cert_status(0, 0, -1)

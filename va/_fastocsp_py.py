@@ -408,6 +408,39 @@ def encode_nonce_extension(nonce: bytes) -> bytes:
     return _tlv(0x30, _NONCE_EXTENSION_OID + _tlv(0x04, nonce))
 
 
+def encode_fresh_response_data(
+    responder_id: bytes,
+    produced_at: int,
+    certid: bytes,
+    cert_status: bytes,
+    next_update: int,
+    nonce: bytes | None,
+    extensions: bytes,
+) -> bytes:
+    """The ResponseData of a fresh answer for one CertID: ``encode_response_data(
+    responder_id, produced_at, [SingleResponse(certid, cert_status, thisUpdate
+    produced_at, next_update)], nonce Extension (unless ``nonce`` is None) +
+    extensions)``, with ``cert_status`` from ``encode_cert_status``."""
+    for name, value in (
+        ("responder_id", responder_id),
+        ("certid", certid),
+        ("cert_status", cert_status),
+        ("extensions", extensions),
+    ):
+        if type(value) is not bytes:
+            raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
+    if nonce is not None and type(nonce) is not bytes:
+        raise TypeError("nonce must be bytes or None")
+    if max(len(responder_id), len(certid), len(cert_status), len(extensions)) >= 0x10000 or (
+        nonce is not None and len(nonce) >= 0x10000
+    ):
+        raise ValueError("element too large")
+    single = _tlv(0x30, certid + cert_status + _validity(produced_at, next_update))
+    if nonce is not None:
+        extensions = encode_nonce_extension(nonce) + extensions
+    return encode_response_data(responder_id, produced_at, [single], extensions)
+
+
 def encode_response_data(
     responder_id: bytes, produced_at: int, responses, extensions: bytes
 ) -> bytes:

@@ -84,26 +84,36 @@ cdef inline void _digits(char* dst, int value, int width) noexcept nogil:
         value //= 10
 
 
-def generalized_time(long long epoch):
-    """GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 4.1.2.5.2), from 1970 to 9999."""
+cdef enum:
+    TIME_N = 17  # a GeneralizedTime TLV: tag, length, YYYYMMDDHHMMSSZ
+
+
+cdef int _put_time(char* dst, long long epoch) except -1:
+    """Write the GeneralizedTime TLV of ``epoch`` (TIME_N octets)."""
     cdef time_t t
     cdef tm parts
-    cdef char text[17]
     if not 0 <= epoch <= 253402300799:
         raise ValueError("time outside 1970-01-01..9999-12-31")
     t = <time_t>epoch
     if gmtime_r(&t, &parts) == NULL:
         raise ValueError("time outside 1970-01-01..9999-12-31")
-    text[0] = 0x18
-    text[1] = 15
-    _digits(text + 2, parts.tm_year + 1900, 4)
-    _digits(text + 6, parts.tm_mon + 1, 2)
-    _digits(text + 8, parts.tm_mday, 2)
-    _digits(text + 10, parts.tm_hour, 2)
-    _digits(text + 12, parts.tm_min, 2)
-    _digits(text + 14, parts.tm_sec, 2)
-    text[16] = b"Z"
-    return PyBytes_FromStringAndSize(text, 17)
+    dst[0] = 0x18
+    dst[1] = 15
+    _digits(dst + 2, parts.tm_year + 1900, 4)
+    _digits(dst + 6, parts.tm_mon + 1, 2)
+    _digits(dst + 8, parts.tm_mday, 2)
+    _digits(dst + 10, parts.tm_hour, 2)
+    _digits(dst + 12, parts.tm_min, 2)
+    _digits(dst + 14, parts.tm_sec, 2)
+    dst[16] = b"Z"
+    return 0
+
+
+def generalized_time(long long epoch):
+    """GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 4.1.2.5.2), from 1970 to 9999."""
+    cdef char text[TIME_N]
+    _put_time(text, epoch)
+    return PyBytes_FromStringAndSize(text, TIME_N)
 
 
 def encode_certid(int hash_algorithm, bytes name_hash not None, bytes key_hash not None,
@@ -228,6 +238,73 @@ def encode_response_data_many(bytes responder_id not None, long long produced_at
 def encode_nonce_extension(bytes nonce not None):
     """The response's nonce Extension, echoing the request's extnValue content."""
     return _tlv(0x30, _NONCE_EXTENSION_OID + _tlv(0x04, nonce))
+
+
+def encode_fresh_response_data(bytes responder_id not None, long long produced_at,
+                                bytes certid not None, bytes cert_status not None,
+                                long long next_update, nonce, bytes extensions not None):
+    """The ResponseData of a fresh answer for one CertID; see
+    va._fastocsp_py.encode_fresh_response_data. Written into one allocation."""
+    cdef Py_ssize_t rid_n = PyBytes_GET_SIZE(responder_id)
+    cdef Py_ssize_t certid_n = PyBytes_GET_SIZE(certid)
+    cdef Py_ssize_t status_n = PyBytes_GET_SIZE(cert_status)
+    cdef Py_ssize_t ext_n = PyBytes_GET_SIZE(extensions)
+    cdef Py_ssize_t nonce_n = 0, nonce_ext = 0, nonce_ext_n = 0, all_ext = 0, ext_seq = 0
+    cdef Py_ssize_t single, responses, body, total, pos
+    cdef const char* nonce_buf = NULL
+    if nonce is not None:
+        if type(nonce) is not bytes:
+            raise TypeError("nonce must be bytes or None")
+        nonce_n = PyBytes_GET_SIZE(nonce)
+        nonce_buf = PyBytes_AS_STRING(nonce)
+    if (rid_n >= 0x10000 or certid_n >= 0x10000 or status_n >= 0x10000
+            or ext_n >= 0x10000 or nonce_n >= 0x10000):
+        raise ValueError("element too large")
+    single = certid_n + status_n + TIME_N + 2 + TIME_N  # thisUpdate, [0] nextUpdate
+    responses = _head_len(single) + single
+    body = rid_n + TIME_N + _head_len(responses) + responses
+    if nonce is not None:
+        nonce_ext_n = PyBytes_GET_SIZE(_NONCE_EXTENSION_OID) + _head_len(nonce_n) + nonce_n
+        nonce_ext = _head_len(nonce_ext_n) + nonce_ext_n
+    all_ext = nonce_ext + ext_n
+    if all_ext:
+        ext_seq = _head_len(all_ext) + all_ext
+        body += _head_len(ext_seq) + ext_seq
+    total = _head_len(body) + body
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    pos = _put_head(dst, 0x30, body)
+    memcpy(dst + pos, PyBytes_AS_STRING(responder_id), rid_n)
+    pos += rid_n
+    _put_time(dst + pos, produced_at)
+    pos += TIME_N
+    pos += _put_head(dst + pos, 0x30, responses)
+    pos += _put_head(dst + pos, 0x30, single)
+    memcpy(dst + pos, PyBytes_AS_STRING(certid), certid_n)
+    pos += certid_n
+    memcpy(dst + pos, PyBytes_AS_STRING(cert_status), status_n)
+    pos += status_n
+    _put_time(dst + pos, produced_at)
+    pos += TIME_N
+    pos += _put_head(dst + pos, 0xA0, TIME_N)
+    _put_time(dst + pos, next_update)
+    pos += TIME_N
+    if all_ext:
+        pos += _put_head(dst + pos, 0xA1, ext_seq)
+        pos += _put_head(dst + pos, 0x30, all_ext)
+        if nonce is not None:
+            pos += _put_head(dst + pos, 0x30, nonce_ext_n)
+            memcpy(dst + pos, PyBytes_AS_STRING(_NONCE_EXTENSION_OID),
+                   PyBytes_GET_SIZE(_NONCE_EXTENSION_OID))
+            pos += PyBytes_GET_SIZE(_NONCE_EXTENSION_OID)
+            pos += _put_head(dst + pos, 0x04, nonce_n)
+            memcpy(dst + pos, nonce_buf, nonce_n)
+            pos += nonce_n
+        memcpy(dst + pos, PyBytes_AS_STRING(extensions), ext_n)
+        pos += ext_n
+    if pos != total:  # cannot happen: the lengths above are the layout
+        raise AssertionError("ResponseData layout mismatch")
+    return out
 
 
 def encode_response_data(bytes responder_id not None, long long produced_at, responses,

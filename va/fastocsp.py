@@ -41,6 +41,7 @@ API = (
     "encode_cert_status",
     "encode_certid",
     "encode_nonce_extension",
+    "encode_fresh_response_data",
     "encode_ocsp_response",
     "encode_response_data",
     "encode_response_data_many",

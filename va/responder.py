@@ -67,6 +67,8 @@ class IssuerEntry:
     responder_id: bytes = b""
     certs: bytes = b""
     key_prefix: bytes = b""
+    # (encoded CertStatus, extensions) answered for a serial the VA has no status for
+    unissued_status: tuple[bytes, bytes] = (b"", b"")
 
     def __post_init__(self):
         if self.nonce_policy not in NONCE_POLICIES:
@@ -94,6 +96,10 @@ class IssuerEntry:
         # (RFC 6960 4.2.2.2); a CA signing for itself needs none.
         self.certs = _der(responder) if self.delegated else b""
         self.key_prefix = self.id.to_bytes(4, "big")  # LMDB key prefix (va/store.py)
+        self.unissued_status = (
+            core.encode_cert_status(*_unissued_status(self)),
+            b"" if self.unissued == "unknown" else core.EXTENDED_REVOKE_EXTENSION,
+        )
 
 
 @dataclass(slots=True)
@@ -203,36 +209,60 @@ class Responder:
             certids, nonce = core.parse_ocsp_request(request, self.max_certids)
         except OCSPCoreError:
             return Answer(core.MALFORMED_REQUEST, "error")
-        algorithm, name_hash, key_hash, serial, _ = certids[0]
+        algorithm, name_hash, key_hash, serial, certid_der = certids[0]
         entry = self.index.get((algorithm, name_hash, key_hash))
         if entry is None:
             return Answer(core.UNAUTHORIZED, "error")
-        for other in certids[1:]:
-            if self.index.get(other[:3]) is not entry:
-                # Unknown issuer, or CertIDs of several issuers in one request.
-                return Answer(core.UNAUTHORIZED, "error")
-        echo = nonce is not None and entry.nonce_policy == "echo"
+        if len(certids) > 1:
+            for other in certids[1:]:
+                if self.index.get(other[:3]) is not entry:
+                    # Unknown issuer, or CertIDs of several issuers in one request.
+                    return Answer(core.UNAUTHORIZED, "error")
+        if nonce is not None and entry.nonce_policy != "echo":
+            nonce = None
         now = int(self.clock())
+        next_update = now + entry.validity
         # No context-manager generator and no StatusRecord: the packed values
         # are read in place.
         txn = self.env.begin(buffers=True)
         try:
-            if not echo and len(certids) == 1:
-                # The hot path, a pre-signed answer (no nonce, or one this
-                # issuer ignores): one read, its bytes untouched.
-                value = txn.get(
-                    entry.key_prefix + ALGORITHM_BYTES[algorithm] + serial, db=self.responses_db
-                )
+            if len(certids) == 1:
+                if nonce is None:
+                    # The hot path, a pre-signed answer (no nonce, or one this
+                    # issuer ignores): one read, its bytes untouched.
+                    value = txn.get(
+                        entry.key_prefix + ALGORITHM_BYTES[algorithm] + serial,
+                        db=self.responses_db,
+                    )
+                    if value is not None:
+                        this_update, valid_until = _WINDOW_UNPACK(value)
+                        if this_update <= now < valid_until:
+                            return Answer(
+                                bytes(value[16:]), "presigned", this_update, valid_until, True
+                            )
+                # One CertID signed fresh (a nonce to echo, or nothing stored):
+                # its ResponseData in one native call.
+                value = txn.get(entry.key_prefix + serial, db=self.status_db)
+                extensions = b""
                 if value is not None:
-                    this_update, next_update = _WINDOW_UNPACK(value)
-                    if this_update <= now < next_update:
-                        return Answer(
-                            bytes(value[16:]), "presigned", this_update, next_update, True
-                        )
+                    cert_status = _encoded_status(value)
+                elif entry.unissued == "unauthorized":
+                    return Answer(core.UNAUTHORIZED, "error")
+                else:
+                    cert_status, extensions = entry.unissued_status
+                tbs = core.encode_fresh_response_data(
+                    entry.responder_id,
+                    now,
+                    certid_der,
+                    cert_status,
+                    next_update,
+                    nonce,
+                    extensions,
+                )
+                return SigningJob(entry, tbs, now, next_update, nonce is None)
             singles = []
             extensions = b""
             status_db, prefix = self.status_db, entry.key_prefix
-            next_update = now + entry.validity
             encode_single = core.encode_single_response
             for _algorithm, _, _, serial, certid_der in certids:
                 value = txn.get(prefix + serial, db=status_db)
@@ -248,10 +278,18 @@ class Responder:
                 singles.append(encode_single(certid_der, *cert_status, now, next_update))
         finally:
             txn.abort()
-        if echo:
+        if nonce is not None:
             extensions = core.encode_nonce_extension(nonce) + extensions
         tbs = core.encode_response_data(entry.responder_id, now, singles, extensions)
-        return SigningJob(entry, tbs, now, next_update, not echo)
+        return SigningJob(entry, tbs, now, next_update, nonce is None)
+
+
+def _encoded_status(value) -> bytes:
+    """The encoded CertStatus of a packed status record (va/store.py)."""
+    status, when, reason, _ = _STATUS_UNPACK(value)
+    if status == GOOD:
+        return _GOOD_STATUS
+    return core.encode_cert_status(*_cert_status(status, when, reason))
 
 
 def _unissued_status(entry: IssuerEntry) -> tuple[int, int, int]:
@@ -296,9 +334,8 @@ def response_data_many(
     cert_statuses, extensions = [], []
     for record in records:
         if record is None:
-            cert_statuses.append(core.encode_cert_status(*_unissued_status(entry)))
-            unissued = entry.unissued != "unknown"
-            extensions.append(core.EXTENDED_REVOKE_EXTENSION if unissued else b"")
+            cert_statuses.append(entry.unissued_status[0])
+            extensions.append(entry.unissued_status[1])
             continue
         if record.status == GOOD:
             cert_statuses.append(_GOOD_STATUS)
