@@ -459,6 +459,40 @@ def test_hot_answers_follow_writes_from_other_processes(tmp_path, service):
         thread.stop()
 
 
+def test_fresh_answers_follow_writes_from_other_processes(tmp_path, service):
+    """A status kept for fresh (nonce) answers is forgotten once the store
+    commits a change this process did not make, as hot answers are; and an
+    in-process write forgets it at once."""
+    import time as _time
+
+    from va.store import REVOKED, StatusRecord, serial_bytes
+
+    env, thread = make_va(tmp_path, service)
+    try:
+        request = _request(env, tmp_path, "good.pem")  # with a nonce: signed fresh
+        for _ in range(2):  # the first reads the store, the second the kept status
+            _, body, _ = _post(env.url, request)
+            parsed = ocsp.load_der_ocsp_response(body)
+            assert parsed.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert env.server.responder.status_cache
+        issuer_id = next(iter(env.server.responder.issuers))
+        serial = serial_bytes(env.good)
+        env.server.responder.store.apply(
+            statuses=[(issuer_id, serial, StatusRecord(REVOKED, 1_800_000_000, 1, 2_000_000_000))],
+            responses=[(issuer_id, alg, serial, None) for alg in (1, 2, 3, 4)],
+        )
+        _time.sleep(0.01)  # past GENERATION_CHECK_SECONDS
+        _, body, _ = _post(env.url, request)
+        parsed = ocsp.load_der_ocsp_response(body)
+        assert parsed.certificate_status == ocsp.OCSPCertStatus.REVOKED
+        assert parsed.revocation_reason == x509.ReasonFlags.key_compromise
+        assert env.server.responder.status_cache
+        env.server.invalidate()  # what an in-process writer calls
+        assert not env.server.responder.status_cache
+    finally:
+        thread.stop()
+
+
 def test_hot_answers_keep_only_ordinary_sized_requests():
     """A client padding valid requests (up to max_body) must not fill the hot
     answers with large keys: only requests up to HOT_KEY_MAX are kept."""

@@ -265,9 +265,15 @@ class Connection(asyncio.Protocol):
         if isinstance(result, Answer):
             return self._queue(self._ocsp_bytes(result, started, keep_alive, etag), keep_alive)
         # A fresh signature, ready later: the answer waits in line (pipelining
-        # keeps request order) and this connection is flushed when it is signed.
+        # keeps request order) and this connection is flushed when it is
+        # signed. Whatever was queued before it is already sent or waits for
+        # an earlier job, so there is nothing to flush now.
         result.started, result.etag, result.waiter = started, etag, self._flush
-        return self._queue(result, keep_alive)
+        result.keep_alive = keep_alive
+        pending = self.pending
+        pending.append(result)
+        if len(pending) >= self.server.settings.max_pipeline:
+            self._pause()  # pipelined faster than answers are ready
 
     def _ocsp_bytes(
         self, answer: Answer, started: float, keep_alive: bool, etag: bytes | None
@@ -360,30 +366,35 @@ class Connection(asyncio.Protocol):
         return self._queue(_response(status, headers, body, keep_alive), keep_alive)
 
     # ordered output
-    def _queue(self, item, keep_alive: bool) -> None:
-        """Send ``item`` (bytes, or a SigningJob once signed) after everything queued before it."""
-        if not self.pending and isinstance(item, bytes):
-            self._write(item, keep_alive)
+    def _queue(self, data: bytes, keep_alive: bool) -> None:
+        """Send ``data`` after everything queued before it (``pending``: the
+        fresh answers still being signed, each a SigningJob, and what was
+        queued behind them as (bytes, keep_alive))."""
+        if not self.pending:
+            self._write(data, keep_alive)
             return
-        self.pending.append((item, keep_alive))
-        if len(self.pending) > 1 or isinstance(item, bytes) or item.answer is not None:
-            self._flush()  # (a job alone still being signed: nothing to send yet)
+        self.pending.append((data, keep_alive))
+        self._flush()
         if len(self.pending) >= self.server.settings.max_pipeline:
             self._pause()  # pipelined faster than answers are ready
 
     def _flush(self) -> None:
-        while self.pending:
-            head, keep_alive = self.pending[0]
-            if isinstance(head, SigningJob):
+        pending = self.pending
+        while pending:
+            head = pending[0]
+            if type(head) is SigningJob:
                 if head.answer is None:
                     return  # still being signed; its waiter flushes again
-                head = self._ocsp_bytes(head.answer, head.started, keep_alive, head.etag)
-            self.pending.popleft()
-            self._write(head, keep_alive)
+                keep_alive = head.keep_alive
+                data = self._ocsp_bytes(head.answer, head.started, keep_alive, head.etag)
+            else:
+                data, keep_alive = head
+            pending.popleft()
+            self._write(data, keep_alive)
         if self.eof and self.transport is not None:
             self.transport.close()
         pipeline = self.server.settings.max_pipeline
-        if self.paused and not self.write_blocked and len(self.pending) < pipeline:
+        if self.paused and not self.write_blocked and len(pending) < pipeline:
             self._resume()
 
     def _write(self, data: bytes, keep_alive: bool) -> None:

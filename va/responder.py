@@ -44,6 +44,7 @@ _WINDOW_UNPACK = struct.Struct(">qq").unpack_from  # this_update, next_update (v
 _STATUS_UNPACK = struct.Struct(">Bqbq").unpack  # StatusRecord as packed (va/store.py)
 # CA/B Forum BR 4.9.10: OCSP responses valid at least 8 hours, at most 10 days.
 MIN_VALIDITY, MAX_VALIDITY = 8 * 3600, 10 * 86400
+STATUS_CACHE_ENTRIES = 65536  # about 150 bytes each; emptied when full
 
 
 def _der(cert: x509.Certificate) -> bytes:
@@ -118,13 +119,15 @@ class SigningJob:
     """A response that needs a fresh signature; ``finish`` may run in a thread.
 
     The server fills ``answer`` once signed and then calls ``waiter`` (the
-    connection's flush); ``started`` and ``etag`` belong to the request."""
+    connection's flush); ``started``, ``etag`` and ``keep_alive`` belong to
+    the request."""
 
     __slots__ = (
         "answer",
         "cacheable",
         "entry",
         "etag",
+        "keep_alive",
         "next_update",
         "started",
         "tbs",
@@ -142,15 +145,15 @@ class SigningJob:
         self.waiter: Callable[[], None] | None = None
         self.started = 0.0
         self.etag: bytes | None = None
+        self.keep_alive = True
 
     def finish(self) -> Answer:
         return self.wrap(self.entry.signer.sign(self.tbs))
 
     def wrap(self, signature: bytes) -> Answer:
         """The answer around this job's signature (``finish`` without signing)."""
-        signer = self.entry.signer
         body = core.encode_ocsp_response(
-            self.tbs, signer.algorithm_identifier, signature, self.entry.certs
+            self.tbs, self.entry.signer.algorithm_identifier, signature, self.entry.certs
         )
         return Answer(body, "signed", self.this_update, self.next_update, self.cacheable)
 
@@ -162,13 +165,26 @@ def finish_all(jobs: list[SigningJob]) -> None:
     is raised after every job has an answer."""
     by_signer: dict[int, list[SigningJob]] = {}
     for job in jobs:
-        by_signer.setdefault(id(job.entry.signer), []).append(job)
+        group = by_signer.get(id(job.entry.signer))
+        if group is None:
+            by_signer[id(job.entry.signer)] = [job]
+        else:
+            group.append(job)
     failure = None
+    encode = core.encode_ocsp_response
     for group in by_signer.values():
         try:
-            signatures = group[0].entry.signer.sign_many([job.tbs for job in group])
+            signer = group[0].entry.signer
+            signatures = signer.sign_many([job.tbs for job in group])
+            algorithm = signer.algorithm_identifier
             for job, signature in zip(group, signatures, strict=True):
-                job.answer = job.wrap(signature)
+                job.answer = Answer(
+                    encode(job.tbs, algorithm, signature, job.entry.certs),
+                    "signed",
+                    job.this_update,
+                    job.next_update,
+                    job.cacheable,
+                )
         except Exception as exc:
             failure = exc
             for job in group:
@@ -193,6 +209,10 @@ class Responder:
         self.status_db = store.status_db
         self.clock = clock
         self.max_certids = max_certids
+        # Encoded statuses by LMDB key, for fresh answers: None (every answer
+        # reads the store) unless the owner empties it on every committed
+        # write, as va.server.Server does.
+        self.status_cache: dict[bytes, tuple[bytes, bytes] | tuple[()]] | None = None
         self.issuers = {entry.id: entry for entry in issuers}
         self.index: dict[tuple[int, bytes, bytes], IssuerEntry] = {}
         for entry in issuers:
@@ -202,6 +222,50 @@ class Responder:
     def generation(self) -> int:
         """The id of the store's last committed write transaction."""
         return self.env.info()["last_txnid"]
+
+    def _presigned(self, entry: IssuerEntry, algorithm: int, serial: bytes, now: int):
+        """The pre-signed Answer for one serial, if one is stored and valid:
+        one read, its bytes untouched (the hot path)."""
+        txn = self.env.begin(buffers=True)
+        try:
+            value = txn.get(
+                entry.key_prefix + ALGORITHM_BYTES[algorithm] + serial, db=self.responses_db
+            )
+            if value is not None:
+                this_update, next_update = _WINDOW_UNPACK(value)
+                if this_update <= now < next_update:
+                    return Answer(bytes(value[16:]), "presigned", this_update, next_update, True)
+            return None
+        finally:
+            txn.abort()
+
+    def _status(self, entry: IssuerEntry, serial: bytes) -> tuple[bytes, bytes] | None:
+        """(encoded CertStatus, response extensions) for one serial; None when
+        its issuer answers unauthorized for serials it does not know. Kept in
+        ``status_cache`` when the server gives the responder one (the server
+        empties it whenever the store commits a write)."""
+        key = entry.key_prefix + serial
+        cache = self.status_cache
+        if cache is not None:
+            found = cache.get(key)
+            if found is not None:
+                return found or None
+        txn = self.env.begin(buffers=True)
+        try:
+            value = txn.get(key, db=self.status_db)
+            if value is not None:
+                found = (_encoded_status(value), b"")
+            elif entry.unissued == "unauthorized":
+                found = ()
+            else:
+                found = entry.unissued_status
+        finally:
+            txn.abort()
+        if cache is not None:
+            if len(cache) >= STATUS_CACHE_ENTRIES:
+                cache.clear()
+            cache[key] = found
+        return found or None
 
     def answer(self, request: bytes) -> Answer | SigningJob:
         """A ready answer, or the signing job the caller must finish."""
@@ -222,44 +286,24 @@ class Responder:
             nonce = None
         now = int(self.clock())
         next_update = now + entry.validity
+        if len(certids) == 1:
+            if nonce is None:
+                stored = self._presigned(entry, algorithm, serial, now)
+                if stored is not None:
+                    return stored
+            # One CertID signed fresh (a nonce to echo, or nothing stored):
+            # its ResponseData in one native call.
+            status = self._status(entry, serial)
+            if status is None:
+                return Answer(core.UNAUTHORIZED, "error")
+            tbs = core.encode_fresh_response_data(
+                entry.responder_id, now, certid_der, status[0], next_update, nonce, status[1]
+            )
+            return SigningJob(entry, tbs, now, next_update, nonce is None)
         # No context-manager generator and no StatusRecord: the packed values
         # are read in place.
         txn = self.env.begin(buffers=True)
         try:
-            if len(certids) == 1:
-                if nonce is None:
-                    # The hot path, a pre-signed answer (no nonce, or one this
-                    # issuer ignores): one read, its bytes untouched.
-                    value = txn.get(
-                        entry.key_prefix + ALGORITHM_BYTES[algorithm] + serial,
-                        db=self.responses_db,
-                    )
-                    if value is not None:
-                        this_update, valid_until = _WINDOW_UNPACK(value)
-                        if this_update <= now < valid_until:
-                            return Answer(
-                                bytes(value[16:]), "presigned", this_update, valid_until, True
-                            )
-                # One CertID signed fresh (a nonce to echo, or nothing stored):
-                # its ResponseData in one native call.
-                value = txn.get(entry.key_prefix + serial, db=self.status_db)
-                extensions = b""
-                if value is not None:
-                    cert_status = _encoded_status(value)
-                elif entry.unissued == "unauthorized":
-                    return Answer(core.UNAUTHORIZED, "error")
-                else:
-                    cert_status, extensions = entry.unissued_status
-                tbs = core.encode_fresh_response_data(
-                    entry.responder_id,
-                    now,
-                    certid_der,
-                    cert_status,
-                    next_update,
-                    nonce,
-                    extensions,
-                )
-                return SigningJob(entry, tbs, now, next_update, nonce is None)
             singles = []
             extensions = b""
             status_db, prefix = self.status_db, entry.key_prefix

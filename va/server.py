@@ -104,6 +104,8 @@ class Server:
         # GENERATION_CHECK_SECONDS while serving), bounded, always within
         # their validity. In-process writers call ``invalidate``.
         self.hot: dict[bytes, Answer] = {}
+        # Statuses read for fresh answers, emptied with ``hot``.
+        responder.status_cache = {}
         self.stopping = threading.Event()  # set when the worker stops
         # GET paths already decoded to their request (url-unquoting is slow).
         self.get_paths: dict[bytes, bytes] = {}
@@ -167,6 +169,7 @@ class Server:
             if generation != self.generation:  # a publish or refresh committed
                 self.generation = generation
                 self.hot.clear()
+                self.responder.status_cache.clear()
         answer = self.hot.get(request)
         if answer is not None and answer.next_update > time.time():
             return answer, started
@@ -206,23 +209,25 @@ class Server:
         future.add_done_callback(functools.partial(self._signed_in_thread, batch))
 
     def _signed_in_thread(self, batch: list[SigningJob], future) -> None:
-        if future.cancelled() or future.exception() is not None:
-            if not future.cancelled():
-                log.error("signing failed", exc_info=future.exception())
-            for job in batch:
-                if job.answer is None:
-                    job.answer = Answer(core.INTERNAL_ERROR, "error")
+        if not future.cancelled() and future.exception() is not None:
+            log.error("signing failed", exc_info=future.exception())
         self._answered(batch)
 
     def _answered(self, batch: list[SigningJob]) -> None:
+        """Hand each job's answer to its connection; a job left without one
+        (its signing failed) answers internalError."""
         self.in_flight -= len(batch)
         for job in batch:
+            if job.answer is None:
+                job.answer = Answer(core.INTERNAL_ERROR, "error")
             if job.waiter is not None:
                 job.waiter()
 
     def invalidate(self) -> None:
-        """Forget hot answers now (this process has just written the store)."""
+        """Forget hot answers and statuses now (this process has just written
+        the store)."""
         self.hot.clear()
+        self.responder.status_cache.clear()
         self.checked = 0.0
 
     def wake_after_write(self, wake: asyncio.Event):
