@@ -31,6 +31,24 @@ def test_generalized_time(impl):
             impl.generalized_time(bad)
 
 
+def test_generalized_time_across_calendar_edges(impl):
+    """Leap days, century and 400-year rules, ends of months and years,
+    against the standard library's calendar."""
+    import datetime
+
+    utc = datetime.UTC
+    days = [
+        datetime.datetime(year, month, day, tzinfo=utc)
+        for year in (1970, 1972, 1999, 2000, 2024, 2038, 2100, 2400, 9999)
+        for month, day in ((1, 1), (2, 28), (3, 1), (12, 31))
+    ] + [datetime.datetime(year, 2, 29, tzinfo=utc) for year in (1972, 2000, 2024, 2400, 9996)]
+    for moment in days:
+        for seconds in (0, 1, 3599, 43200, 86399):
+            epoch = int(moment.timestamp()) + seconds
+            expected = datetime.datetime.fromtimestamp(epoch, utc).strftime("%Y%m%d%H%M%SZ")
+            assert impl.generalized_time(epoch) == b"\x18\x0f" + expected.encode(), epoch
+
+
 def test_single_response_validation(impl):
     certid = impl.encode_certid(1, b"\x01" * 20, b"\x02" * 20, b"\x05")
     with pytest.raises(ValueError, match="invalid certificate status 3"):

@@ -6,10 +6,6 @@
 # -- OCSP responses (RFC 6960 4.2.1) -----------------------------------------
 
 from libc.string cimport memcpy
-from libc.time cimport time_t, tm
-
-cdef extern from "<time.h>" nogil:
-    tm* gmtime_r(const time_t* timep, tm* result)
 
 STATUS_GOOD = 0
 STATUS_REVOKED = 1
@@ -89,22 +85,32 @@ cdef enum:
 
 
 cdef int _put_time(char* dst, long long epoch) except -1:
-    """Write the GeneralizedTime TLV of ``epoch`` (TIME_N octets)."""
-    cdef time_t t
-    cdef tm parts
+    """Write the GeneralizedTime TLV of ``epoch`` (TIME_N octets). The civil
+    date is computed here (days to year/month/day, proleptic Gregorian, as in
+    Howard Hinnant's civil_from_days): glibc's gmtime_r takes the time zone
+    lock on every call, three times per fresh answer."""
+    cdef long long days, seconds, era, doe, yoe, doy, mp, year, month, day
     if not 0 <= epoch <= 253402300799:
         raise ValueError("time outside 1970-01-01..9999-12-31")
-    t = <time_t>epoch
-    if gmtime_r(&t, &parts) == NULL:
-        raise ValueError("time outside 1970-01-01..9999-12-31")
+    days = epoch // 86400
+    seconds = epoch - days * 86400
+    days += 719468  # days from 0000-03-01 to 1970-01-01
+    era = days // 146097
+    doe = days - era * 146097  # day of the 400-year era [0, 146096]
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)  # day of the March-based year
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
     dst[0] = 0x18
     dst[1] = 15
-    _digits(dst + 2, parts.tm_year + 1900, 4)
-    _digits(dst + 6, parts.tm_mon + 1, 2)
-    _digits(dst + 8, parts.tm_mday, 2)
-    _digits(dst + 10, parts.tm_hour, 2)
-    _digits(dst + 12, parts.tm_min, 2)
-    _digits(dst + 14, parts.tm_sec, 2)
+    _digits(dst + 2, <int>year, 4)
+    _digits(dst + 6, <int>month, 2)
+    _digits(dst + 8, <int>day, 2)
+    _digits(dst + 10, <int>(seconds // 3600), 2)
+    _digits(dst + 12, <int>(seconds // 60 % 60), 2)
+    _digits(dst + 14, <int>(seconds % 60), 2)
     dst[16] = b"Z"
     return 0
 
@@ -277,6 +283,7 @@ def encode_fresh_response_data(bytes responder_id not None, long long produced_a
     memcpy(dst + pos, PyBytes_AS_STRING(responder_id), rid_n)
     pos += rid_n
     _put_time(dst + pos, produced_at)
+    cdef Py_ssize_t produced = pos
     pos += TIME_N
     pos += _put_head(dst + pos, 0x30, responses)
     pos += _put_head(dst + pos, 0x30, single)
@@ -284,7 +291,7 @@ def encode_fresh_response_data(bytes responder_id not None, long long produced_a
     pos += certid_n
     memcpy(dst + pos, PyBytes_AS_STRING(cert_status), status_n)
     pos += status_n
-    _put_time(dst + pos, produced_at)
+    memcpy(dst + pos, dst + produced, TIME_N)  # thisUpdate is producedAt
     pos += TIME_N
     pos += _put_head(dst + pos, 0xA0, TIME_N)
     _put_time(dst + pos, next_update)
