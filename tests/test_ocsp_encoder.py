@@ -307,6 +307,32 @@ def test_response_data_many_refuses_what_it_cannot_encode(impl):
     assert impl.encode_response_data_many(*ok, [], [], 0, 1, []) == []
 
 
+def test_ocsp_responses_is_ocsp_response_per_item(impl):
+    """The batch wrapper gives encode_ocsp_response's bytes for each item
+    (certificates or none, every length form), and refuses what it cannot
+    encode."""
+    rng = random.Random(5)
+    algorithm = bytes.fromhex("300a06082a8648ce3d040302")
+    for certs in (b"", rng.randbytes(300), rng.randbytes(70000)):
+        tbs = [rng.randbytes(rng.choice([10, 200, 300, 70000])) for _ in range(5)]
+        signatures = [rng.randbytes(rng.choice([64, 72, 512])) for _ in tbs]
+        assert impl.encode_ocsp_responses(tbs, algorithm, signatures, certs) == [
+            impl.encode_ocsp_response(data, algorithm, signature, certs)
+            for data, signature in zip(tbs, signatures, strict=True)
+        ]
+    assert impl.encode_ocsp_responses([], algorithm, [], b"") == []
+    with pytest.raises(ValueError, match="differ in length"):
+        impl.encode_ocsp_responses([b"\x30\x00"], algorithm, [], b"")
+    with pytest.raises(TypeError, match="must be lists"):
+        impl.encode_ocsp_responses((b"\x30\x00",), algorithm, [b"\x01"], b"")
+    with pytest.raises(TypeError, match="must be bytes"):
+        impl.encode_ocsp_responses([b"\x30\x00"], algorithm, [None], b"")
+    with pytest.raises(TypeError):
+        impl.encode_ocsp_responses([b"\x30\x00"], None, [b"\x01"], b"")
+    with pytest.raises(TypeError):
+        impl.encode_ocsp_responses([b"\x30\x00"], algorithm, [b"\x01"], None)
+
+
 def test_encoders_refuse_none_for_bytes(impl):
     """None where bytes belong is a TypeError in both implementations (the
     native module must never read it as a bytes object)."""

@@ -206,12 +206,18 @@ def test_a_forked_child_signs_with_the_inherited_context():
     _verify(key, signature, b"from the child")
 
 
+_ENTRIES: dict = {}
+
+
 def _job(signer, tbs: bytes):
+    """A job of the issuer ``signer`` signs for (one entry per signer, as
+    load_issuers builds them)."""
     from types import SimpleNamespace
 
     from va.responder import SigningJob
 
-    return SigningJob(SimpleNamespace(signer=signer, certs=b""), tbs, 100, 200, False)
+    entry = _ENTRIES.setdefault(id(signer), SimpleNamespace(signer=signer, certs=b""))
+    return SigningJob(entry, tbs, 100, 200, False)
 
 
 def _response_data(serial: int) -> bytes:
@@ -227,7 +233,8 @@ def _response_data(serial: int) -> bytes:
 
 def test_a_batch_is_signed_per_signer_and_each_job_answered():
     """The server signs one loop iteration's jobs with ``finish_all``: each
-    signer's messages in one call, every job wrapped around its own signature."""
+    issuer's messages in one call to its signer, every job wrapped around its
+    own signature."""
     from cryptography.x509 import ocsp
 
     from va.responder import finish_all

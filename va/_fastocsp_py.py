@@ -467,3 +467,20 @@ def encode_ocsp_response(
         basic += _tlv(0xA0, _tlv(0x30, certs))
     response_bytes = _tlv(0x30, _BASIC_RESPONSE_TYPE + _tlv(0x04, _tlv(0x30, basic)))
     return _tlv(0x30, b"\x0a\x01\x00" + _tlv(0xA0, response_bytes))
+
+
+def encode_ocsp_responses(
+    response_data: list, signature_algorithm: bytes, signatures: list, certs: bytes
+) -> list:
+    """``encode_ocsp_response`` for each ResponseData and its signature (one
+    signer's batch)."""
+    if type(response_data) is not list or type(signatures) is not list:
+        raise TypeError("response_data and signatures must be lists")
+    if len(response_data) != len(signatures):
+        raise ValueError("response_data and signatures differ in length")
+    out = []
+    for data, signature in zip(response_data, signatures, strict=True):
+        if type(data) is not bytes or type(signature) is not bytes:
+            raise TypeError("response_data and signatures must be bytes")
+        out.append(encode_ocsp_response(data, signature_algorithm, signature, certs))
+    return out

@@ -328,6 +328,32 @@ def encode_ocsp_response(bytes response_data not None, bytes signature_algorithm
     """A successful OCSPResponse around a signed BasicOCSPResponse; see
     va._fastocsp_py.encode_ocsp_response. Every length is computed first and
     the response written into one allocation (the twin nests six copies)."""
+    return _ocsp_response(response_data, signature_algorithm, signature, certs)
+
+
+def encode_ocsp_responses(response_data, bytes signature_algorithm not None, signatures,
+                          bytes certs not None):
+    """``encode_ocsp_response`` for each ResponseData and its signature (one
+    signer's batch), in one call; see va._fastocsp_py.encode_ocsp_responses."""
+    if type(response_data) is not list or type(signatures) is not list:
+        raise TypeError("response_data and signatures must be lists")
+    cdef list data_list = <list>response_data, signature_list = <list>signatures
+    cdef Py_ssize_t i, count = len(data_list)
+    if len(signature_list) != count:
+        raise ValueError("response_data and signatures differ in length")
+    cdef list out = []
+    cdef object data, signature
+    for i in range(count):
+        data = data_list[i]
+        signature = signature_list[i]
+        if type(data) is not bytes or type(signature) is not bytes:
+            raise TypeError("response_data and signatures must be bytes")
+        out.append(_ocsp_response(data, signature_algorithm, signature, certs))
+    return out
+
+
+cdef bytes _ocsp_response(bytes response_data, bytes signature_algorithm, bytes signature,
+                          bytes certs):
     cdef Py_ssize_t data_n = PyBytes_GET_SIZE(response_data)
     cdef Py_ssize_t alg_n = PyBytes_GET_SIZE(signature_algorithm)
     cdef Py_ssize_t sig_n = PyBytes_GET_SIZE(signature)

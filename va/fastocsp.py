@@ -43,6 +43,7 @@ API = (
     "encode_nonce_extension",
     "encode_fresh_response_data",
     "encode_ocsp_response",
+    "encode_ocsp_responses",
     "encode_response_data",
     "encode_response_data_many",
     "encode_single_response",

@@ -159,32 +159,28 @@ class SigningJob:
 
 
 def finish_all(jobs: list[SigningJob]) -> None:
-    """Fill each job's ``answer``: the signatures of one signer made in one
-    call, back to back (the key's tables stay in the core's cache), then
+    """Fill each job's ``answer``: the signatures of one issuer's signer made
+    in one call, back to back (the key's tables stay in the core's cache), then
     wrapped. A job whose signer fails gets INTERNAL_ERROR, and the failure
     is raised after every job has an answer."""
-    by_signer: dict[int, list[SigningJob]] = {}
+    by_issuer: dict[int, list[SigningJob]] = {}
     for job in jobs:
-        group = by_signer.get(id(job.entry.signer))
+        group = by_issuer.get(id(job.entry))
         if group is None:
-            by_signer[id(job.entry.signer)] = [job]
+            by_issuer[id(job.entry)] = [job]
         else:
             group.append(job)
     failure = None
-    encode = core.encode_ocsp_response
-    for group in by_signer.values():
+    for group in by_issuer.values():
         try:
-            signer = group[0].entry.signer
-            signatures = signer.sign_many([job.tbs for job in group])
-            algorithm = signer.algorithm_identifier
-            for job, signature in zip(group, signatures, strict=True):
-                job.answer = Answer(
-                    encode(job.tbs, algorithm, signature, job.entry.certs),
-                    "signed",
-                    job.this_update,
-                    job.next_update,
-                    job.cacheable,
-                )
+            entry = group[0].entry
+            tbs_list = [job.tbs for job in group]
+            signatures = entry.signer.sign_many(tbs_list)
+            bodies = core.encode_ocsp_responses(
+                tbs_list, entry.signer.algorithm_identifier, signatures, entry.certs
+            )
+            for job, body in zip(group, bodies, strict=True):
+                job.answer = Answer(body, "signed", job.this_update, job.next_update, job.cacheable)
         except Exception as exc:
             failure = exc
             for job in group:
@@ -415,14 +411,13 @@ def presign_many(entry: IssuerEntry, tbs_list: list[bytes], now: int) -> list[St
     between other work costs up to 15% more)."""
     signer = entry.signer
     signatures = signer.sign_many(tbs_list)
-    encode, algorithm, certs = core.encode_ocsp_response, signer.algorithm_identifier, entry.certs
+    bodies = core.encode_ocsp_responses(
+        tbs_list, signer.algorithm_identifier, signatures, entry.certs
+    )
     next_update = now + entry.validity
     # tuple.__new__ without the NamedTuple's Python-level __new__ (0.3 µs each)
     stored = functools.partial(tuple.__new__, StoredResponse)
-    return [
-        stored((now, next_update, encode(tbs, algorithm, signature, certs)))
-        for tbs, signature in zip(tbs_list, signatures, strict=True)
-    ]
+    return [stored((now, next_update, body)) for body in bodies]
 
 
 def load_issuers(store: VAStore, key_dir: Path, passphrase: bytes | None) -> list[IssuerEntry]:
