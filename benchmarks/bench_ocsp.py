@@ -7,10 +7,16 @@ path, each beside its baseline in cryptography (measured in the same run):
           through cryptography
 - answer: Responder.answer (pre-signed hit) and (fresh, nonce echoed)
           vs  load_der_ocsp_request + OCSPResponseBuilder.sign
+- connection: one worker's HTTP side (va/http.py, va/server.py) without
+          sockets: 32 keep-alive requests, one per connection, answered in
+          one event-loop round, pre-signed and fresh (nonce echoed); beside
+          the signer's 32 signatures, the part of a fresh answer that is
+          not its signature
 
 Run: pytest benchmarks/bench_ocsp.py --benchmark-enable
 """
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -248,3 +254,96 @@ def test_answer_baseline_cryptography(benchmark, pki):
         return builder.sign(pki["responder_key"], hashes.SHA256()).public_bytes(Encoding.DER)
 
     assert benchmark(answer, pki["requests"][True])
+
+
+# -- one worker's HTTP side, without sockets -----------------------------------
+
+ROUND = 32  # connections, one request each per event-loop round
+
+
+class _Transport:
+    """Keeps the last response written; counts them."""
+
+    def __init__(self):
+        self.written = 0
+        self.last = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += 1
+        self.last = data
+
+    def close(self) -> None:  # pragma: no cover - keep-alive throughout
+        raise AssertionError("closed")
+
+
+@pytest.fixture(scope="module")
+def worker(pki):
+    """A Server and ROUND connections on an event loop of their own (the
+    server's responder is its own: the server gives it a status cache)."""
+    from va.http import Connection
+    from va.metrics import Metrics
+    from va.server import HTTPSettings, Server
+
+    loop = asyncio.new_event_loop()
+    server = Server(Responder(pki["store"], [pki["entry"]]), HTTPSettings(), Metrics(), {})
+    transports = [_Transport() for _ in range(ROUND)]
+    connections = [Connection(server) for _ in range(ROUND)]
+
+    async def open_all():
+        for connection, transport in zip(connections, transports, strict=True):
+            connection.connection_made(transport)
+
+    loop.run_until_complete(open_all())
+    yield loop, connections, transports
+    loop.close()
+
+
+def _round(worker, request: bytes):
+    """One round: each connection's request read, answered, written."""
+    loop, connections, transports = worker
+    data = (
+        b"POST /ocsp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(request), request)
+    )
+
+    async def serve():
+        for connection in connections:
+            connection.data_received(data)
+        await asyncio.sleep(0)  # the round's fresh signatures (one batch)
+
+    def run():
+        before = sum(t.written for t in transports)
+        loop.run_until_complete(serve())
+        assert sum(t.written for t in transports) == before + ROUND
+
+    return run
+
+
+def _answered(transport) -> ocsp.OCSPResponse:
+    head, _, body = transport.last.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    return ocsp.load_der_ocsp_response(body)
+
+
+@pytest.mark.benchmark(group="ocsp-connection")
+def test_connection_presigned(benchmark, pki, worker):
+    benchmark(_round(worker, pki["requests"][False]))
+    response = _answered(worker[2][0])
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+@pytest.mark.benchmark(group="ocsp-connection")
+def test_connection_fresh_with_nonce(benchmark, pki, worker):
+    benchmark(_round(worker, pki["requests"][True]))
+    response = _answered(worker[2][-1])
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"\x42" * 16
+
+
+@pytest.mark.benchmark(group="ocsp-connection")
+def test_connection_signatures_only(benchmark, pki):
+    """The signer's part of a fresh round: ROUND signatures in one call."""
+    signer = pki["entry"].signer
+    messages = [b"\x30\x81\xdf" + bytes([i]) * 223 for i in range(ROUND)]
+    signatures = benchmark(signer.sign_many, messages)
+    assert len(signatures) == ROUND

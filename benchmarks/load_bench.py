@@ -144,7 +144,10 @@ def machine() -> dict:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
-        "python": platform.python_version(),
+        # The VA runs on this interpreter: how it was built matters (a
+        # distribution's PGO/LTO build runs the VA's Python parts about a
+        # quarter faster than a plain source build).
+        "python": f"{platform.python_version()} ({os.path.realpath(sys.executable)})",
         "wrk": wrk.strip(),
         "nginx": nginx,
         "openssl": openssl,
