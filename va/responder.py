@@ -148,14 +148,10 @@ class SigningJob:
         self.keep_alive = True
 
     def finish(self) -> Answer:
-        return self.wrap(self.entry.signer.sign(self.tbs))
-
-    def wrap(self, signature: bytes) -> Answer:
-        """The answer around this job's signature (``finish`` without signing)."""
-        body = core.encode_ocsp_response(
-            self.tbs, self.entry.signer.algorithm_identifier, signature, self.entry.certs
-        )
-        return Answer(body, "signed", self.this_update, self.next_update, self.cacheable)
+        """Sign this job alone (``finish_all`` of one) and return its answer;
+        a signer's failure is raised."""
+        finish_all([self])
+        return self.answer
 
 
 def finish_all(jobs: list[SigningJob]) -> None:
