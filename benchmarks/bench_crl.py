@@ -16,9 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca import _crlcore_py, crl, der
+from ca import _crlcore_py, crl
 from ca.keys import signature_algorithm_for
 from ca.token import sign_with
+from common import der
 
 try:
     from ca import _crlcore

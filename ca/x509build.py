@@ -14,9 +14,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from ca import der
 from ca.errors import CAError
 from ca.keys import SignatureAlgorithm
+from common import der
 
 # CA/B Forum BR 7.1: at least 64 bits of CSPRNG output. We use 127 bits and
 # keep the top bit clear, so the DER INTEGER is positive and at most 16 octets.

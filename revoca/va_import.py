@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from ca.errors import NotFoundError, PolicyError
 from ca.issuance import ocsp_signer_key_id
 from ca.service import CAService
-from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore, serial_bytes
+from common.der import integer_content
+from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 _STATUS = {"good": GOOD, "revoked": REVOKED, "hold": HOLD}
 
@@ -60,7 +61,7 @@ def import_from_ca(
             batch.append(
                 (
                     ca.id,
-                    serial_bytes(record.serial),
+                    integer_content(record.serial),
                     StatusRecord(status, revoked_at, reason, int(record.not_after.timestamp())),
                 )
             )

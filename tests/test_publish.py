@@ -9,13 +9,14 @@ import urllib.request
 import pytest
 
 from ca.reasons import RevocationReason
+from common.der import integer_content
 from publisher.outbox import Outbox
 from publisher.service import Publisher
 from publisher.targets import HTTPTarget, LocalTarget
 from tests.conftest import PASSPHRASE, free_port, make_csr
 from va import publish
 from va.admin import TokenError, load_token, make_app, start_admin, write_token
-from va.store import GOOD, REVOKED, VAStore, serial_bytes
+from va.store import GOOD, REVOKED, VAStore
 
 TOKEN = "t" * 43
 
@@ -148,7 +149,7 @@ def _wait(predicate, seconds=15.0):
 
 def _status(store, issuer, serial):
     with store.read() as txn:
-        record = store.get_status(txn, issuer, serial_bytes(serial))
+        record = store.get_status(txn, issuer, integer_content(serial))
     return record.status if record else None
 
 

@@ -14,12 +14,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
+from common.der import integer_content
 from tests.test_va_openssl import _post, _request
 from tests.va_fixtures import make_va
 from va import fastocsp as core
 from va.responder import presign
 from va.server import HTTPSettings
-from va.store import REVOKED, StatusRecord, serial_bytes
+from va.store import REVOKED, StatusRecord
 
 VECTORS = Path(__file__).with_name("vectors")
 
@@ -266,7 +267,7 @@ def test_revocation_is_never_followed_by_good(va_env, tmp_path):
     store = server.responder.store
     entry = next(iter(server.responder.issuers.values()))
     request = _request(va_env, tmp_path, "good.pem", "-no_nonce")
-    serial = serial_bytes(va_env.good)
+    serial = integer_content(va_env.good)
     deadline = time.monotonic() + 2.5
     observations: list[list[tuple[float, object]]] = [[] for _ in range(3)]
 
@@ -439,7 +440,7 @@ def test_kept_answers_follow_writes_from_other_processes(tmp_path, service, kind
     ``invalidate`` drops both at once."""
     import time as _time
 
-    from va.store import REVOKED, StatusRecord, serial_bytes
+    from va.store import REVOKED, StatusRecord
 
     env, thread = make_va(tmp_path, service)
     server = env.server
@@ -456,7 +457,7 @@ def test_kept_answers_follow_writes_from_other_processes(tmp_path, service, kind
         else:
             assert server.responder.status_cache
         issuer_id = next(iter(server.responder.issuers))
-        serial = serial_bytes(env.good)
+        serial = integer_content(env.good)
         server.responder.store.apply(
             statuses=[(issuer_id, serial, StatusRecord(REVOKED, 1_800_000_000, 1, 2_000_000_000))],
             responses=[(issuer_id, alg, serial, None) for alg in (1, 2, 3, 4)],

@@ -7,10 +7,11 @@ import time
 import pytest
 from cryptography.x509 import ocsp
 
+from common.der import integer_content
 from tests.va_fixtures import make_va
 from va.app import refresh_loop
 from va.presign import presign_all, refresh
-from va.store import GOOD, REVOKED, StatusRecord, StoreFullError, serial_bytes
+from va.store import GOOD, REVOKED, StatusRecord, StoreFullError
 
 
 def _responses(store, entry_id, serials, algorithm=1):
@@ -24,7 +25,7 @@ def test_presign_with_several_workers(tmp_path, service):
     store = env.server.responder.store
     entry = next(iter(env.server.responder.issuers.values()))
     extra = [
-        (entry.id, serial_bytes(10_000 + i), StatusRecord(GOOD, 0, -1, 2_000_000_000))
+        (entry.id, integer_content(10_000 + i), StatusRecord(GOOD, 0, -1, 2_000_000_000))
         for i in range(300)
     ]
     store.apply(statuses=extra)
@@ -63,7 +64,7 @@ def test_refresher_signs_what_is_missing(tmp_path, service):
         task = asyncio.run_coroutine_threadsafe(refresh_loop(env.server, settings), thread.loop)
         store = env.server.responder.store
         entry = next(iter(env.server.responder.issuers.values()))
-        serial = serial_bytes(env.good)
+        serial = integer_content(env.good)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(
             _responses(store, entry.id, [serial]).values()
@@ -84,7 +85,7 @@ def test_a_stopping_worker_ends_the_scan(tmp_path, service):
     entry = next(iter(env.server.responder.issuers.values()))
     store.apply(
         statuses=[
-            (entry.id, serial_bytes(20_000 + i), StatusRecord(GOOD, 0, -1, 2_000_000_000))
+            (entry.id, integer_content(20_000 + i), StatusRecord(GOOD, 0, -1, 2_000_000_000))
             for i in range(3000)
         ]
     )
@@ -121,7 +122,7 @@ def test_the_refresher_reads_the_schedule_not_the_store(tmp_path, service, monke
     assert presign_all(store, entries, (1, 2), now=t0) == store.count_status() * 2
     _no_full_scan(store, monkeypatch)
     assert refresh(store, entries, (1, 2), now=t0 + 1) == 0
-    serial = serial_bytes(env.good)
+    serial = integer_content(env.good)
     store.apply(statuses=[(entry.id, serial, StatusRecord(REVOKED, t0, 1, 2_000_000_000))])
     assert refresh(store, entries, (1, 2), now=t0 + 2) == 2
     for algorithm in (1, 2):
@@ -145,7 +146,7 @@ def test_a_store_without_a_schedule_is_reconciled_once(tmp_path, service, monkey
     t0 = int(time.time())
     total = store.count_status()
     presign_all(store, entries, (1,), now=t0)
-    missing = serial_bytes(env.revoked)
+    missing = integer_content(env.revoked)
     store.apply(responses=[(entry.id, 1, missing, None)])
 
     def forget_schedule(txn):
@@ -176,7 +177,7 @@ def test_a_failed_store_ends_the_pass_and_restores_the_collector(tmp_path, servi
     store = env.server.responder.store
     entry = next(iter(env.server.responder.issuers.values()))
     good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
-    store.apply(statuses=[(entry.id, serial_bytes(20_000 + i), good) for i in range(40)])
+    store.apply(statuses=[(entry.id, integer_content(20_000 + i), good) for i in range(40)])
     thresholds = gc.get_threshold()
     seen, real = [], store.store_signed
 

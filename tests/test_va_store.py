@@ -4,6 +4,7 @@ import multiprocessing
 
 import pytest
 
+from common.der import integer_content
 from va.store import (
     GOOD,
     HOLD,
@@ -13,15 +14,14 @@ from va.store import (
     StoredResponse,
     StoreFullError,
     VAStore,
-    serial_bytes,
 )
 
 
-def test_serial_bytes_are_der_integer_content():
-    assert serial_bytes(1) == b"\x01"
-    assert serial_bytes(0x80) == b"\x00\x80"  # positive: a leading zero octet
-    assert serial_bytes(0x7F) == b"\x7f"
-    assert serial_bytes(2**127 - 1) == b"\x7f" + b"\xff" * 15
+def test_serials_are_der_integer_content():
+    assert integer_content(1) == b"\x01"
+    assert integer_content(0x80) == b"\x00\x80"  # positive: a leading zero octet
+    assert integer_content(0x7F) == b"\x7f"
+    assert integer_content(2**127 - 1) == b"\x7f" + b"\xff" * 15
 
 
 def test_status_and_response_round_trip(tmp_path):
@@ -43,7 +43,7 @@ def test_status_and_response_round_trip(tmp_path):
 
 def test_map_grows_when_full(tmp_path):
     store = VAStore(tmp_path, map_size=256 * 1024, max_map_size=64 << 20)
-    records = [(1, serial_bytes(i), StatusRecord(GOOD, 0, -1, i)) for i in range(1, 20001)]
+    records = [(1, integer_content(i), StatusRecord(GOOD, 0, -1, i)) for i in range(1, 20001)]
     store.apply(statuses=records)
     assert store.count_status() == 20000
     assert store.env.info()["map_size"] > 256 * 1024
@@ -52,7 +52,7 @@ def test_map_grows_when_full(tmp_path):
 def test_full_map_beyond_the_cap_writes_nothing(tmp_path):
     store = VAStore(tmp_path, map_size=128 * 1024, max_map_size=128 * 1024)
     store.apply(statuses=[(1, b"\x01", StatusRecord(HOLD, 5, 6, 7))])
-    big = [(1, serial_bytes(i), StatusRecord(GOOD, 0, -1, i)) for i in range(2, 30000)]
+    big = [(1, integer_content(i), StatusRecord(GOOD, 0, -1, i)) for i in range(2, 30000)]
     with pytest.raises(StoreFullError, match="nothing was written"):
         store.apply(statuses=big)
     assert store.count_status() == 1  # the failed batch left no trace
@@ -80,10 +80,10 @@ def test_iter_status_survives_map_growth_between_items(tmp_path):
     """Pre-signing writes while it iterates; when a write grows the LMDB map,
     every open transaction of the process ends. The iteration must go on,
     in order, with nothing lost or repeated."""
-    from va.store import GOOD, StatusRecord, VAStore, serial_bytes
+    from va.store import GOOD, StatusRecord, VAStore
 
     store = VAStore(tmp_path / "lmdb", map_size=1 << 20)  # 1 MiB: grows quickly
-    serials = [serial_bytes(i) for i in range(1, 25_001)]
+    serials = [integer_content(i) for i in range(1, 25_001)]
     store.apply(statuses=[(1, s, StatusRecord(GOOD, 0, -1, 2_000_000_000)) for s in serials])
     seen = []
     for serial, _record in store.iter_status(1, batch=1000):
@@ -165,7 +165,7 @@ def test_a_due_entry_is_consumed_even_when_its_response_is_gone(tmp_path):
 def test_the_schedule_is_rebuilt_from_stored_responses(tmp_path):
     store = VAStore(tmp_path)
     good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
-    serials = [serial_bytes(i) for i in range(1, 2001)]
+    serials = [integer_content(i) for i in range(1, 2001)]
     store.apply(statuses=[(1, s, good) for s in serials])
     store.store_signed(
         [Signed(1, s, good, [(2, StoredResponse(i, i + 10, b"r"))]) for i, s in enumerate(serials)]
@@ -188,7 +188,7 @@ def test_a_batch_of_new_and_stored_responses(tmp_path, stored_before):
     old refresh points retired, and keys given twice keep the last."""
     store = VAStore(tmp_path)
     good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
-    serials = [serial_bytes(100 + i) for i in range(10)]
+    serials = [integer_content(100 + i) for i in range(10)]
     store.apply(statuses=[(1, serial, good) for serial in serials])
     store.store_signed(
         [Signed(1, serials[i], good, ((1, StoredResponse(0, 100, b"old")),)) for i in stored_before]

@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+from common.der import integer_content
 from tests.conftest import demo_pki, free_port, openssl_ocsp, start_va
 
 
@@ -97,7 +98,7 @@ def test_kill_9_of_a_worker_under_load(tmp_path):
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509 import ocsp
 
-    from va.store import VAStore, serial_bytes
+    from va.store import VAStore
 
     d, env = demo_pki(tmp_path)
     port = free_port()
@@ -156,7 +157,7 @@ def test_kill_9_of_a_worker_under_load(tmp_path):
         assert after and all(after), after.count(False)
         store = VAStore(d / "va" / "lmdb", readonly=True)
         with store.read() as txn:
-            record = store.get_status(txn, 2, serial_bytes(cert.serial_number))
+            record = store.get_status(txn, 2, integer_content(cert.serial_number))
         store.close()
         assert record is not None  # the environment opens and reads back
     finally:

@@ -17,8 +17,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from common.der import integer_content
 from va.signing import Signer, load_key
-from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore, serial_bytes
+from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 # OpenSSL's names (crypto/x509/v3_crld.c reason strings as apps/ca.c writes them).
 REASONS = {
@@ -175,7 +176,7 @@ def import_index(
     # once; each batch is one transaction (importing again is idempotent).
     batch: list = []
     for entry in parse_index(index_text):
-        batch.append((issuer_id, serial_bytes(entry.serial), entry.record))
+        batch.append((issuer_id, integer_content(entry.serial), entry.record))
         if len(batch) == IMPORT_BATCH:
             _apply_batch(store, batch)
             progress(len(batch))

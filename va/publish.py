@@ -29,6 +29,7 @@ pairs the new status with old bytes; the VA's refresher signs new ones.
 import struct
 from dataclasses import dataclass
 
+from common.der import integer_content
 from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 VERSION = 1
@@ -87,7 +88,7 @@ def parse_batch(body: object) -> tuple[str, list[Event]]:
             raise ProtocolError(f"event {index}: serial must be hexadecimal") from None
         if serial <= 0 or serial.bit_length() > 159:
             raise ProtocolError(f"event {index}: serial must be positive and at most 20 octets")
-        serial_der = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+        serial_der = integer_content(serial)
         not_after = _int(item, "not_after", index, default=0)
         if kind in ("issued", "released"):
             record = StatusRecord(GOOD, 0, -1, not_after)

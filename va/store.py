@@ -83,11 +83,6 @@ class StatusRecord(NamedTuple):
 _record = functools.partial(tuple.__new__, StatusRecord)
 
 
-def serial_bytes(serial: int) -> bytes:
-    """The DER INTEGER content octets of a serial (two's complement, minimal)."""
-    return serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
-
-
 def status_key(issuer_id: int, serial: bytes) -> bytes:
     return issuer_id.to_bytes(4, "big") + serial
 

@@ -1,4 +1,5 @@
-"""Minimal DER encoding (X.690 section 10) for the structures the CA signs."""
+"""Minimal DER encoding (X.690 section 10): the one Python writer of DER
+lengths and TLVs, used by what the CA signs and by the OCSP and CRL twins."""
 
 from datetime import UTC, datetime
 
@@ -19,10 +20,16 @@ def sequence(*items: bytes) -> bytes:
     return b"".join((b"\x30", length(sum(map(len, items))), *items))
 
 
-def integer(value: int) -> bytes:
-    # Two's complement in the fewest octets (X.690 8.3.2).
+def integer_content(value: int) -> bytes:
+    """The content octets of a DER INTEGER: two's complement in the fewest
+    octets (X.690 8.3.2). A certificate serial as OCSP CertIDs, CRL entries
+    and the VA's store carry it."""
     size = (value.bit_length() + 8) // 8 if value >= 0 else ((-value - 1).bit_length() + 8) // 8
-    return tlv(0x02, value.to_bytes(max(size, 1), "big", signed=True))
+    return value.to_bytes(size, "big", signed=True)
+
+
+def integer(value: int) -> bytes:
+    return tlv(0x02, integer_content(value))
 
 
 def boolean(value: bool) -> bytes:
