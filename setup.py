@@ -67,9 +67,14 @@ extensions = [
     _extension("ca._crlcore", "ca/_crlcore.pyx", libraries=_system_library("sqlite3")),
 ]
 
+# The project root, so `cimport common._dertime` (a .pxd shared by the native
+# modules of several roles) is found wherever the build runs from.
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
 setup(
     ext_modules=cythonize(
         extensions,
+        include_path=[ROOT],
         compiler_directives=directives,
         annotate=os.environ.get("REVOCA_ANNOTATE") == "1",
     ),

@@ -7,6 +7,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
+from common._dertime cimport DER_TIME_MAX, der_time
+
 cdef extern from *:
     """
     /* SQLite's C interface (https://sqlite.org/c3ref/intro.html), stable since
@@ -73,55 +75,6 @@ NO_DATE = -1
 DEF MAX_ENTRY = 96
 
 
-cdef inline void _digits(unsigned char* dst, int value, int width) noexcept nogil:
-    cdef int i
-    for i in range(width - 1, -1, -1):
-        dst[i] = <unsigned char>(48 + value % 10)
-        value //= 10
-
-
-cdef int _time(unsigned char* dst, long long epoch, bint generalized_always) except -1:
-    """Write UTCTime (before 2050) or GeneralizedTime; return the bytes written.
-
-    The civil date comes from arithmetic on the day number (proleptic
-    Gregorian, as in H. Hinnant's civil_from_days): no gmtime_r, which takes
-    glibc's time-zone lock for every entry."""
-    cdef long long days, seconds, z, era, doe, yoe, doy, mp
-    cdef int year, month, day, written
-    if not 0 <= epoch <= 253402300799:
-        raise ValueError("time outside 1970-01-01..9999-12-31")
-    days = epoch // 86400
-    seconds = epoch - days * 86400
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = <int>(doy - (153 * mp + 2) // 5 + 1)
-    month = <int>(mp + 3 if mp < 10 else mp - 9)
-    year = <int>(yoe + era * 400 + (1 if month <= 2 else 0))
-    if year < 2050 and not generalized_always:
-        dst[0] = 0x17
-        dst[1] = 13
-        _digits(dst + 2, year % 100, 2)
-        dst += 4
-        written = 15
-    else:
-        dst[0] = 0x18
-        dst[1] = 15
-        _digits(dst + 2, year, 4)
-        dst += 6
-        written = 17
-    _digits(dst, month, 2)
-    _digits(dst + 2, day, 2)
-    _digits(dst + 4, <int>(seconds // 3600), 2)
-    _digits(dst + 6, <int>(seconds // 60 % 60), 2)
-    _digits(dst + 8, <int>(seconds % 60), 2)
-    dst[10] = 90  # 'Z'
-    return written
-
-
 cdef signed char _HEX[256]
 
 
@@ -145,8 +98,8 @@ cdef inline int _hex(unsigned char c) noexcept nogil:
 
 def encode_time(long long epoch):
     """RFC 5280 5.1.2.4/5.1.2.6: UTCTime through 2049, GeneralizedTime from 2050."""
-    cdef unsigned char out[17]
-    cdef int n = _time(out, epoch, False)
+    cdef unsigned char out[DER_TIME_MAX]
+    cdef int n = der_time(out, epoch, False)
     return PyBytes_FromStringAndSize(<char*>out, n)
 
 
@@ -264,7 +217,7 @@ cdef class CRLEntryWriter:
         p[0] = 0x02
         p[1] = <unsigned char>n
         p += 2 + n
-        p += _time(p, revocation_time, False)
+        p += der_time(p, revocation_time, False)
         if reason != -1 or invalidity_date != -1:
             ext = p
             p += 2
@@ -275,7 +228,7 @@ cdef class CRLEntryWriter:
             if invalidity_date != -1:
                 memcpy(p, b"\x30\x18\x06\x03\x55\x1d\x18\x04\x11", 9)  # 5 + 2 + 17 octets
                 p += 9
-                p += _time(p, invalidity_date, True)
+                p += der_time(p, invalidity_date, True)
             ext[0] = 0x30
             ext[1] = <unsigned char>(p - ext - 2)
         entry[0] = 0x30

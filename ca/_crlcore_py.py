@@ -4,7 +4,7 @@ encoded while revoked rows stream from the store, in serial order.
 Same names, same bytes as the native module; the tests compare them.
 """
 
-import time as _time
+from common._dertime_py import der_time
 
 NO_REASON = -1
 NO_DATE = -1
@@ -23,12 +23,7 @@ def _tlv(tag: int, content: bytes) -> bytes:
 
 def encode_time(epoch: int) -> bytes:
     """RFC 5280 5.1.2.4/5.1.2.6: UTCTime through 2049, GeneralizedTime from 2050."""
-    if not 0 <= epoch <= 253402300799:
-        raise ValueError("time outside 1970-01-01..9999-12-31")
-    parts = _time.gmtime(epoch)
-    if parts.tm_year < 2050:
-        return _tlv(0x17, _time.strftime("%y%m%d%H%M%SZ", parts).encode())
-    return _tlv(0x18, _time.strftime("%Y%m%d%H%M%SZ", parts).encode())
+    return der_time(epoch, False)
 
 
 def serial_content(serial_hex: str) -> bytes:
@@ -55,10 +50,8 @@ class CRLEntryWriter:
             extensions += b"\x30\x0a\x06\x03\x55\x1d\x15\x04\x03\x0a\x01" + bytes((reason,))
         if invalidity_date != NO_DATE:
             # invalidityDate (2.5.29.24): always GeneralizedTime (RFC 5280 5.3.2)
-            if not 0 <= invalidity_date <= 253402300799:
-                raise ValueError("time outside 1970-01-01..9999-12-31")
-            stamp = _time.strftime("%Y%m%d%H%M%SZ", _time.gmtime(invalidity_date)).encode()
-            extensions += _tlv(0x30, b"\x06\x03\x55\x1d\x18" + _tlv(0x04, _tlv(0x18, stamp)))
+            stamp = der_time(invalidity_date, True)
+            extensions += _tlv(0x30, b"\x06\x03\x55\x1d\x18" + _tlv(0x04, stamp))
         body = _tlv(0x02, serial_content(serial_hex)) + encode_time(revocation_time)
         if extensions:
             body += _tlv(0x30, extensions)

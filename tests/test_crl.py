@@ -3,7 +3,7 @@ pure-Python encoders give the same bytes."""
 
 import random
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -158,6 +158,40 @@ def _rows(seed: int, count: int):
             )
         )
     return sorted(rows)
+
+
+IMPLEMENTATIONS = [m for m in (_crlcore_py, _native) if m is not None]
+
+
+def _name(impl) -> str:
+    return "python" if impl is _crlcore_py else "native"
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=_name)
+def test_encode_time_is_utctime_through_2049_then_generalized(impl):
+    """RFC 5280 5.1.2.4: the C day-number arithmetic (common/_dertime.pxd)
+    and the twin's gmtime both against datetime's calendar."""
+    fixed = {
+        0: b"\x17\x0d700101000000Z",
+        951782400: b"\x17\x0d000229000000Z",  # a leap day of a century leap year
+        2524607999: b"\x17\x0d491231235959Z",  # last UTCTime second
+        2524608000: b"\x18\x0f20500101000000Z",
+        4107542400: b"\x18\x0f21000301000000Z",  # 2100 is no leap year
+        253402300799: b"\x18\x0f99991231235959Z",
+    }
+    for epoch, expected in fixed.items():
+        assert impl.encode_time(epoch) == expected
+    rng = random.Random(3)
+    for epoch in [rng.randrange(253402300800) for _ in range(3000)]:
+        when = datetime.fromtimestamp(epoch, UTC)
+        if when.year < 2050:
+            expected = b"\x17\x0d" + when.strftime("%y%m%d%H%M%SZ").encode()
+        else:
+            expected = b"\x18\x0f" + when.strftime("%Y%m%d%H%M%SZ").encode()
+        assert impl.encode_time(epoch) == expected, epoch
+    for epoch in (-1, 253402300800, -(2**62)):
+        with pytest.raises(ValueError, match=r"^time outside 1970-01-01\.\.9999-12-31$"):
+            impl.encode_time(epoch)
 
 
 @pytest.mark.skipif(_native is None, reason="needs the native module to compare")
