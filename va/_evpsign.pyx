@@ -25,6 +25,8 @@ declared here, so the OpenSSL headers (libssl-dev) are not needed.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdlib cimport free, malloc
 
+from va.errors import SigningError
+
 cdef extern from *:
     """
     typedef struct evp_pkey_st EVP_PKEY;
@@ -95,10 +97,6 @@ cdef extern from *:
 
 cdef enum:
     MAX_DIGEST = 48
-
-
-class SigningError(Exception):
-    """libcrypto refused to load a key or to sign; the message is libcrypto's."""
 
 
 cdef str _openssl_error(str what):

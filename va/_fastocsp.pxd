@@ -1,4 +1,5 @@
-# Declarations shared by the native OCSP core's modules.
+# Declarations of the native OCSP core (va/_fastocsp.pyx); the status codes
+# are va.errors.DERErrorCode's and RequestErrorCode's values.
 
 cdef enum DerStatus:
     DER_OK = 0
@@ -14,6 +15,22 @@ cdef enum DerStatus:
     DER_TOO_DEEP = 10
     DER_TRAILING_DATA = 11
     DER_BAD_BOUNDS = 12
+
+# Why a well-formed DER is not an acceptable OCSPRequest (va.errors.RequestErrorCode).
+cdef enum RequestStatus:
+    REQ_WRONG_TAG = 20
+    REQ_BAD_VERSION = 21
+    REQ_EMPTY_REQUEST_LIST = 22
+    REQ_TOO_MANY_CERTIDS = 23
+    REQ_BAD_HASH_LENGTH = 24
+    REQ_BAD_ALGORITHM = 25
+    REQ_BAD_SERIAL = 26
+    REQ_SERIAL_TOO_LONG = 27
+    REQ_BAD_NONCE = 28
+    REQ_DUPLICATE_EXTENSION = 29
+    REQ_UNSUPPORTED_CRITICAL_EXTENSION = 30
+    REQ_BAD_BOOLEAN = 31
+    REQ_TRAILING_DATA = 32
 
 # One element's header: tag octet, and the content window [start, end).
 cdef struct Tlv:

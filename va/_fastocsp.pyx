@@ -11,7 +11,9 @@ results and raise the same :class:`va.errors.DERError` for every input.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-from va.errors import DERError
+from va.errors import OCSPCoreError
+
+_core_error = OCSPCoreError.from_code
 
 DEFAULT_MAX_DEPTH = 32
 # Lengths up to 2**32 - 1: nothing OCSP carries comes near that.
@@ -66,9 +68,10 @@ cdef DerStatus der_read_header(const unsigned char* buf, Py_ssize_t pos,
     return DER_OK
 
 
-cdef inline int _raise(DerStatus status, Py_ssize_t offset) except -1:
-    # The one place native status codes become Python exceptions.
-    raise DERError(<int>status, offset)
+cdef int _raise(int code, Py_ssize_t offset) except -1:
+    # The one place native status codes (DerStatus, RequestStatus) become
+    # Python exceptions: DERError or RequestError, by the code's range.
+    raise _core_error(code, offset)
 
 
 cdef inline void _check_bytes(object data) except *:
@@ -134,23 +137,6 @@ def parse_der(data, int max_depth=DEFAULT_MAX_DEPTH):
 
 # -- OCSP requests (RFC 6960 4.1.1) ------------------------------------------
 
-from va.errors import RequestError
-
-cdef enum:
-    REQ_WRONG_TAG = 20
-    REQ_BAD_VERSION = 21
-    REQ_EMPTY_REQUEST_LIST = 22
-    REQ_TOO_MANY_CERTIDS = 23
-    REQ_BAD_HASH_LENGTH = 24
-    REQ_BAD_ALGORITHM = 25
-    REQ_BAD_SERIAL = 26
-    REQ_SERIAL_TOO_LONG = 27
-    REQ_BAD_NONCE = 28
-    REQ_DUPLICATE_EXTENSION = 29
-    REQ_UNSUPPORTED_CRITICAL_EXTENSION = 30
-    REQ_BAD_BOOLEAN = 31
-    REQ_TRAILING_DATA = 32
-
 HASH_UNKNOWN = 0
 HASH_SHA1 = 1
 HASH_SHA256 = 2
@@ -167,10 +153,6 @@ cdef const unsigned char* OID_SHA2_PREFIX = b"\x60\x86\x48\x01\x65\x03\x04\x02"
 cdef const unsigned char* OID_NONCE = b"\x2b\x06\x01\x05\x05\x07\x30\x01\x02"
 
 
-cdef inline int _req_raise(int code, Py_ssize_t offset) except -1:
-    raise RequestError(code, offset)
-
-
 cdef inline int _header(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
                         Tlv* out) except -1:
     cdef DerStatus status = der_read_header(buf, pos, end, out)
@@ -183,7 +165,7 @@ cdef inline int _expect(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end
                         unsigned char tag, Tlv* out) except -1:
     _header(buf, pos, end, out)
     if out.tag != tag:
-        _req_raise(REQ_WRONG_TAG, pos)
+        _raise(REQ_WRONG_TAG, pos)
     return 0
 
 
@@ -230,14 +212,14 @@ cdef object _parse_certid(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t e
     if oid.end != alg.end:
         _expect(buf, oid.end, alg.end, 0x05, &null)
         if null.start != null.end or null.end != alg.end:
-            _req_raise(REQ_BAD_ALGORITHM, oid.end)
+            _raise(REQ_BAD_ALGORITHM, oid.end)
     algorithm = _hash_algorithm(buf + oid.start, oid.end - oid.start)
     _expect(buf, alg.end, seq.end, 0x04, &name)
     _expect(buf, name.end, seq.end, 0x04, &key)
     if algorithm != 0:
         hash_len = _hash_length(algorithm)
         if not (name.end - name.start == hash_len and key.end - key.start == hash_len):
-            _req_raise(REQ_BAD_HASH_LENGTH, name.end)
+            _raise(REQ_BAD_HASH_LENGTH, name.end)
     _expect(buf, key.end, seq.end, 0x02, &serial)
     length = serial.end - serial.start
     if length == 0 or (
@@ -245,11 +227,11 @@ cdef object _parse_certid(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t e
         and ((buf[serial.start] == 0 and buf[serial.start + 1] < 0x80)
              or (buf[serial.start] == 0xFF and buf[serial.start + 1] >= 0x80))
     ):
-        _req_raise(REQ_BAD_SERIAL, key.end)
+        _raise(REQ_BAD_SERIAL, key.end)
     if length > MAX_SERIAL_OCTETS:
-        _req_raise(REQ_SERIAL_TOO_LONG, key.end)
+        _raise(REQ_SERIAL_TOO_LONG, key.end)
     if serial.end != seq.end:
-        _req_raise(REQ_TRAILING_DATA, serial.end)
+        _raise(REQ_TRAILING_DATA, serial.end)
     stop_out[0] = seq.end
     return (
         algorithm,
@@ -278,10 +260,10 @@ cdef object _parse_extensions(const unsigned char* buf, Py_ssize_t pos, Py_ssize
     nonce = None
     _expect(buf, pos, end, wrapper, &outer)
     if outer.end != end:
-        _req_raise(REQ_TRAILING_DATA, outer.end)
+        _raise(REQ_TRAILING_DATA, outer.end)
     _expect(buf, outer.start, outer.end, 0x30, &seq)
     if seq.end != outer.end:
-        _req_raise(REQ_TRAILING_DATA, seq.end)
+        _raise(REQ_TRAILING_DATA, seq.end)
     cursor = seq.start
     while cursor < seq.end:
         _expect(buf, cursor, seq.end, 0x30, &ext)
@@ -291,23 +273,23 @@ cdef object _parse_extensions(const unsigned char* buf, Py_ssize_t pos, Py_ssize
         _header(buf, value_pos, ext.end, &tlv)
         if tlv.tag == 0x01:
             if tlv.end - tlv.start != 1 or (buf[tlv.start] != 0x00 and buf[tlv.start] != 0xFF):
-                _req_raise(REQ_BAD_BOOLEAN, value_pos)
+                _raise(REQ_BAD_BOOLEAN, value_pos)
             critical = buf[tlv.start] == 0xFF
             value_pos = tlv.end
         _expect(buf, value_pos, ext.end, 0x04, &value)
         if value.end != ext.end:
-            _req_raise(REQ_TRAILING_DATA, value.end)
+            _raise(REQ_TRAILING_DATA, value.end)
         if nonce_allowed and _is_nonce(buf + oid.start, oid.end - oid.start):
             if nonce is not None:
-                _req_raise(REQ_DUPLICATE_EXTENSION, cursor)
+                _raise(REQ_DUPLICATE_EXTENSION, cursor)
             # RFC 8954 2.1: Nonce ::= OCTET STRING (SIZE(1..32)).
             _header(buf, value.start, value.end, &inner)
             if (inner.tag != 0x04 or inner.end != value.end
                     or not (1 <= inner.end - inner.start <= MAX_NONCE_OCTETS)):
-                _req_raise(REQ_BAD_NONCE, cursor)
+                _raise(REQ_BAD_NONCE, cursor)
             nonce = _slice(buf, value.start, value.end)
         elif critical:
-            _req_raise(REQ_UNSUPPORTED_CRITICAL_EXTENSION, cursor)
+            _raise(REQ_UNSUPPORTED_CRITICAL_EXTENSION, cursor)
         cursor = ext.end
     return nonce
 
@@ -326,27 +308,27 @@ def parse_ocsp_request(data, Py_ssize_t max_certids=DEFAULT_MAX_CERTIDS):
     if tbs.end != top.end:
         _expect(buf, tbs.end, top.end, 0xA0, &sig)
         if sig.end != top.end:
-            _req_raise(REQ_TRAILING_DATA, sig.end)
+            _raise(REQ_TRAILING_DATA, sig.end)
     cursor = tbs.start
     _header(buf, cursor, tbs.end, &tlv)
     if tlv.tag == 0xA0:
         _expect(buf, tlv.start, tlv.end, 0x02, &version)
         if version.end != tlv.end or version.end - version.start != 1 or buf[version.start] != 0:
-            _req_raise(REQ_BAD_VERSION, cursor)
+            _raise(REQ_BAD_VERSION, cursor)
         cursor = tlv.end
         _header(buf, cursor, tbs.end, &tlv)
     if tlv.tag == 0xA1:
         cursor = tlv.end
         _header(buf, cursor, tbs.end, &tlv)
     if tlv.tag != 0x30:
-        _req_raise(REQ_WRONG_TAG, cursor)
+        _raise(REQ_WRONG_TAG, cursor)
     if tlv.start == tlv.end:
-        _req_raise(REQ_EMPTY_REQUEST_LIST, cursor)
+        _raise(REQ_EMPTY_REQUEST_LIST, cursor)
     certids = []
     item = tlv.start
     while item < tlv.end:
         if len(certids) == max_certids:
-            _req_raise(REQ_TOO_MANY_CERTIDS, item)
+            _raise(REQ_TOO_MANY_CERTIDS, item)
         _expect(buf, item, tlv.end, 0x30, &req)
         certid = _parse_certid(buf, req.start, req.end, &certid_stop)
         if certid_stop != req.end:

@@ -19,14 +19,11 @@ from pathlib import Path
 from aiohttp import web
 
 from va import publish
-from va.store import StoreWriteError, VAStore, check_crl_name
+from va.errors import StoreWriteError, TokenError
+from va.store import VAStore, check_crl_name
 
 log = logging.getLogger("revoca.va.admin")
 MAX_BODY = 16 * 1024 * 1024
-
-
-class TokenError(ValueError):
-    pass
 
 
 def load_token(path: Path) -> bytes:

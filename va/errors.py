@@ -1,14 +1,21 @@
-"""Exceptions raised by the OCSP core, native and pure-Python alike.
+"""Every exception the VA raises, in one plain module that imports nothing
+else of the VA (as uvloop's and asyncpg's ``exceptions``), so the native
+modules and their pure-Python twins raise the very same classes.
 
-Both implementations raise :class:`DERError` with the same code, offset and
-message for the same input; the tests compare them.
+The OCSP core (``va._fastocsp``, its twin ``va._fastocsp_py``) refuses input
+with a :class:`DERError` (the DER itself) or a :class:`RequestError` (well-formed
+DER that is not an acceptable OCSPRequest): a code, the offset of the element
+that was refused, and a message; both implementations raise the same code,
+offset and message for the same input, and the tests compare them.
 """
 
 from enum import IntEnum
+from typing import ClassVar
 
 
 class DERErrorCode(IntEnum):
-    """Why a DER encoding was refused. Values are shared with the native core."""
+    """Why a DER encoding was refused. Values are shared with the native core
+    (``DerStatus`` in va/_fastocsp.pxd)."""
 
     TRUNCATED_TAG = 1
     TRUNCATED_LENGTH = 2
@@ -24,47 +31,10 @@ class DERErrorCode(IntEnum):
     BAD_BOUNDS = 12
 
 
-_MESSAGES = {
-    DERErrorCode.TRUNCATED_TAG: "truncated: expected a tag",
-    DERErrorCode.TRUNCATED_LENGTH: "truncated: the length field runs past the end",
-    DERErrorCode.TRUNCATED_CONTENT: "truncated: the content is longer than the data left",
-    DERErrorCode.HIGH_TAG_NUMBER: "high tag number form is not used by OCSP and is refused",
-    DERErrorCode.END_OF_CONTENTS_TAG: "end-of-contents tag (0x00) is not allowed in DER",
-    DERErrorCode.INDEFINITE_LENGTH: "indefinite length is not allowed in DER",
-    DERErrorCode.RESERVED_LENGTH: "length octet 0xff is reserved (X.690 8.1.3.5)",
-    DERErrorCode.LENGTH_TOO_LARGE: "length field longer than 4 octets",
-    DERErrorCode.NON_MINIMAL_LENGTH: "length is not minimally encoded (X.690 10.1)",
-    DERErrorCode.TOO_DEEP: "nesting deeper than the allowed maximum",
-    DERErrorCode.TRAILING_DATA: "trailing data after the outermost element",
-    DERErrorCode.BAD_BOUNDS: "offset/end outside the data",
-}
-
-
-class OCSPCoreError(ValueError):
-    """Base class for input the OCSP core refuses."""
-
-
-class DERError(OCSPCoreError):
-    """Malformed DER. ``code`` is a :class:`DERErrorCode`, ``offset`` the byte
-    offset of the element (tag octet) that could not be read."""
-
-    def __init__(self, code: int, offset: int):
-        self.code = DERErrorCode(code)
-        self.offset = offset
-        super().__init__(f"{_MESSAGES[self.code]} (element at offset {offset})")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, DERError) and (self.code, self.offset) == (
-            other.code,
-            other.offset,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.code, self.offset))
-
-
 class RequestErrorCode(IntEnum):
-    """Why an OCSPRequest was refused (all answered with malformedRequest)."""
+    """Why an OCSPRequest was refused (all answered with malformedRequest).
+    Values are shared with the native core (``RequestStatus`` in
+    va/_fastocsp.pxd); they start at 20, apart from the DER codes."""
 
     WRONG_TAG = 20
     BAD_VERSION = 21
@@ -81,7 +51,19 @@ class RequestErrorCode(IntEnum):
     TRAILING_DATA = 32
 
 
-_REQUEST_MESSAGES = {
+_MESSAGES = {
+    DERErrorCode.TRUNCATED_TAG: "truncated: expected a tag",
+    DERErrorCode.TRUNCATED_LENGTH: "truncated: the length field runs past the end",
+    DERErrorCode.TRUNCATED_CONTENT: "truncated: the content is longer than the data left",
+    DERErrorCode.HIGH_TAG_NUMBER: "high tag number form is not used by OCSP and is refused",
+    DERErrorCode.END_OF_CONTENTS_TAG: "end-of-contents tag (0x00) is not allowed in DER",
+    DERErrorCode.INDEFINITE_LENGTH: "indefinite length is not allowed in DER",
+    DERErrorCode.RESERVED_LENGTH: "length octet 0xff is reserved (X.690 8.1.3.5)",
+    DERErrorCode.LENGTH_TOO_LARGE: "length field longer than 4 octets",
+    DERErrorCode.NON_MINIMAL_LENGTH: "length is not minimally encoded (X.690 10.1)",
+    DERErrorCode.TOO_DEEP: "nesting deeper than the allowed maximum",
+    DERErrorCode.TRAILING_DATA: "trailing data after the outermost element",
+    DERErrorCode.BAD_BOUNDS: "offset/end outside the data",
     RequestErrorCode.WRONG_TAG: "unexpected element",
     RequestErrorCode.BAD_VERSION: "unsupported request version (only v1)",
     RequestErrorCode.EMPTY_REQUEST_LIST: "the request list is empty",
@@ -98,19 +80,87 @@ _REQUEST_MESSAGES = {
 }
 
 
-class RequestError(OCSPCoreError):
-    """A well-formed DER that is not an acceptable OCSPRequest."""
+class OCSPCoreError(ValueError):
+    """Input the OCSP core refuses. ``code`` is one of the subclass's codes,
+    ``offset`` the byte offset of the element (tag octet) that was refused.
+    Two errors are equal when their class, code and offset are."""
+
+    codes: ClassVar[type[IntEnum]]
 
     def __init__(self, code: int, offset: int):
-        self.code = RequestErrorCode(code)
+        self.code = self.codes(code)
         self.offset = offset
-        super().__init__(f"{_REQUEST_MESSAGES[self.code]} (element at offset {offset})")
+        super().__init__(f"{_MESSAGES[self.code]} (element at offset {offset})")
+
+    @staticmethod
+    def from_code(code: int, offset: int) -> "OCSPCoreError":
+        """The error for a native status code: a DER code (below 20) is a
+        :class:`DERError`, any other a :class:`RequestError` (the one mapping
+        va/_fastocsp.pyx uses)."""
+        if code < RequestErrorCode.WRONG_TAG:
+            return DERError(code, offset)
+        return RequestError(code, offset)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RequestError) and (self.code, self.offset) == (
+        return type(other) is type(self) and (self.code, self.offset) == (
             other.code,
             other.offset,
         )
 
     def __hash__(self) -> int:
         return hash((self.code, self.offset))
+
+
+class DERError(OCSPCoreError):
+    """Malformed DER (X.690 section 10); ``code`` is a :class:`DERErrorCode`."""
+
+    codes = DERErrorCode
+
+
+class RequestError(OCSPCoreError):
+    """A well-formed DER that is not an acceptable OCSPRequest (RFC 6960
+    4.1.1); ``code`` is a :class:`RequestErrorCode`."""
+
+    codes = RequestErrorCode
+
+
+# -- keys and signing (va/signing.py, va/_evpsign.pyx) -----------------------
+
+
+class SigningError(Exception):
+    """libcrypto refused to load a key or to sign; the message is libcrypto's
+    (va/_evpsign.pyx)."""
+
+
+class ResponderKeyError(ValueError):
+    """A responder key could not be loaded, or does not fit its certificate."""
+
+
+# -- the status store (va/store.py) ------------------------------------------
+
+
+class StoreWriteError(RuntimeError):
+    """A write transaction failed (disk full, I/O error); nothing was written."""
+
+
+class StoreFullError(StoreWriteError):
+    """The LMDB map is full and may not grow further."""
+
+
+# -- the publisher's interface and the admin listener ------------------------
+
+
+class ProtocolError(ValueError):
+    """A request the VA refuses (HTTP 400): nothing of it was applied (va/publish.py)."""
+
+
+class TokenError(ValueError):
+    """The admin token file cannot be used: unreadable, readable by others,
+    or too short (va/admin.py)."""
+
+
+# -- OpenSSL's index.txt (va/openssl_index.py) -------------------------------
+
+
+class IndexError_(ValueError):  # the trailing underscore: not the builtin IndexError
+    """A line of an OpenSSL CA database (index.txt) that cannot be read."""

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from common.der import integer_content
+from va.errors import IndexError_
 from va.signing import Signer, load_key
 from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
@@ -32,10 +33,6 @@ REASONS = {
     "certificatehold": 6,
     "removefromcrl": 8,
 }
-
-
-class IndexError_(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import struct
 from dataclasses import dataclass
 
 from common.der import integer_content
+from va.errors import ProtocolError
 from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 VERSION = 1
@@ -37,10 +38,6 @@ EVENT_TYPES = ("issued", "revoked", "hold", "released", "expired")
 MAX_EVENTS_PER_BATCH = 10_000
 _COUNTERS = struct.Struct(">QQ")  # high-water seq, applied count
 CERTIFICATE_HOLD = 6
-
-
-class ProtocolError(ValueError):
-    """A request the VA refuses (HTTP 400): nothing of it was applied."""
 
 
 @dataclass(frozen=True)

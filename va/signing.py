@@ -6,7 +6,6 @@ encrypted, the passphrase handed in by whoever starts the VA.
 
 import hashlib
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 
@@ -14,18 +13,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
+from common import native
+from va.errors import ResponderKeyError, SigningError
+
 log = logging.getLogger(__name__)
 
-try:
-    if os.environ.get("REVOCA_NO_EXTENSIONS"):
-        raise ImportError("REVOCA_NO_EXTENSIONS is set")
-    from va._evpsign import EVPSigner, SigningError
-except ImportError:  # not compiled, or the twin forced: cryptography signs
-    EVPSigner = None
-
-    class SigningError(Exception):
-        """libcrypto refused to load a key or to sign (va/_evpsign.pyx)."""
-
+# The native signer, or None where cryptography signs (its twin, below): not
+# built (the extension is optional), or REVOCA_NO_EXTENSIONS=1.
+_evpsign = native.load("va._evpsign")
+EVPSigner = _evpsign.EVPSigner if _evpsign is not None else None
+IMPLEMENTATION = "native" if EVPSigner is not None else "python"
 
 # AlgorithmIdentifier DER per (key family, hash): RSA PKCS#1 v1.5 with NULL
 # parameters (RFC 4055), ECDSA and Ed25519 without (RFC 5758, RFC 8410).
@@ -35,10 +32,6 @@ _ALGORITHMS = {
     ("rsa", "sha256"): bytes.fromhex("300d06092a864886f70d01010b0500"),
     ("ed25519", None): bytes.fromhex("300506032b6570"),
 }
-
-
-class ResponderKeyError(ValueError):
-    """A responder key could not be loaded."""
 
 
 def load_key(pem: bytes, passphrase: bytes | None, what: str):

@@ -44,6 +44,8 @@ from typing import NamedTuple
 
 import lmdb
 
+from va.errors import StoreFullError, StoreWriteError
+
 GOOD, REVOKED, HOLD = 0, 1, 2
 _STATUS = struct.Struct(">Bqbq")
 _WINDOW = struct.Struct(">qq")
@@ -51,14 +53,6 @@ _DUE = struct.Struct(">Q")
 HASH_ALGORITHMS = (1, 2, 3, 4)  # CertID hash algorithms a response may be stored under
 SCHEDULE_VERSION = 1
 DEFAULT_MAP_SIZE = 1 << 30
-
-
-class StoreWriteError(RuntimeError):
-    """A write transaction failed (disk full, I/O error); nothing was written."""
-
-
-class StoreFullError(StoreWriteError):
-    """The LMDB map is full and may not grow further."""
 
 
 class StatusRecord(NamedTuple):
