@@ -7,7 +7,7 @@ path, each beside its baseline in cryptography (measured in the same run):
           through cryptography
 - answer: Responder.answer (pre-signed hit) and (fresh, nonce echoed)
           vs  load_der_ocsp_request + OCSPResponseBuilder.sign
-- connection: one worker's HTTP side (va/http.py, va/server.py) without
+- connection: one worker's HTTP side (va/http.py, va/worker.py) without
           sockets: 32 keep-alive requests, one per connection, answered in
           one event-loop round, pre-signed and fresh (nonce echoed); beside
           the signer's 32 signatures, the part of a fresh answer that is
@@ -31,7 +31,9 @@ from cryptography.x509 import ocsp
 from common.der import integer_content
 from va import _fastocsp_py
 from va import fastocsp as core
-from va.responder import IssuerEntry, Responder, SigningJob, presign
+from va.issuers import IssuerEntry
+from va.presign import presign
+from va.responder import Responder, SigningJob, finish_all
 from va.signing import Signer
 from va.store import GOOD, StatusRecord, VAStore
 
@@ -98,7 +100,7 @@ def pki(tmp_path_factory):
         "entry": entry,
         "store": store,
         "requests": requests,
-        "responder_obj": Responder(store, [entry]),
+        "responder_obj": Responder(store.reader(), [entry]),
     }
     store.close()
 
@@ -225,7 +227,9 @@ def test_signer(benchmark, pki, which):
 @pytest.mark.benchmark(group="ocsp-answer")
 def test_answer_presigned(benchmark, pki):
     responder = pki["responder_obj"]
-    answer = benchmark(responder.answer, pki["requests"][False])
+    answer = benchmark(
+        lambda data: responder.answer(data, int(time.time())), pki["requests"][False]
+    )
     assert answer.kind == "presigned"
 
 
@@ -234,8 +238,11 @@ def test_answer_fresh_with_nonce(benchmark, pki):
     responder = pki["responder_obj"]
 
     def answer(data):
-        result = responder.answer(data)
-        return result.finish() if isinstance(result, SigningJob) else result
+        result = responder.answer(data, int(time.time()))
+        if isinstance(result, SigningJob):
+            finish_all([result])
+            return result.answer
+        return result
 
     result = benchmark(answer, pki["requests"][True])
     assert result.kind == "signed"
@@ -279,16 +286,19 @@ class _Transport:
 
 @pytest.fixture(scope="module")
 def worker(pki):
-    """A Server and ROUND connections on an event loop of their own (the
-    server's responder is its own: the server gives it a status cache)."""
-    from va.http import Connection
+    """A worker with its HTTP front and ROUND connections on an event loop of
+    their own (the worker's responder is its own: it keeps statuses)."""
+    from va.http import Front
     from va.metrics import Metrics
-    from va.server import HTTPSettings, Server
+    from va.settings import HTTPSettings
+    from va.worker import Worker
 
     loop = asyncio.new_event_loop()
-    server = Server(Responder(pki["store"], [pki["entry"]]), HTTPSettings(), Metrics(), {})
+    metrics = Metrics()
+    responder = Responder(pki["store"].reader(), [pki["entry"]], keep_statuses=True)
+    front = Front(Worker(responder, HTTPSettings(), metrics), HTTPSettings(), metrics, {}, None)
     transports = [_Transport() for _ in range(ROUND)]
-    connections = [Connection(server) for _ in range(ROUND)]
+    connections = [front.connection() for _ in range(ROUND)]
 
     async def open_all():
         for connection, transport in zip(connections, transports, strict=True):

@@ -121,9 +121,9 @@ def build(
     from revoca.cli_va import va_settings
     from revoca.config import load_config
     from va.app import open_store
+    from va.issuers import load_issuers
     from va.openssl_index import import_index
     from va.presign import presign_all
-    from va.responder import load_issuers
 
     ensure_private_dir(workdir)
     passphrase_file = workdir / "key-passphrase"
@@ -174,7 +174,7 @@ def build(
         key_passphrase=config.passphrase.get(),
         va_passphrase=config.passphrase.get(),
         index_text=index.read_text(),
-        policies=config.va,
+        policy=config.va.policy,
         progress=progress_bar("importing", certs),
     )
     timings["import_seconds"] = time.perf_counter() - started
@@ -187,7 +187,12 @@ def build(
     advance = progress_bar("pre-signing", total)
     started = time.perf_counter()
     signed = presign_all(
-        store, entries, settings.presign_algorithms, progress=advance, workers=presign_workers
+        store,
+        entries,
+        settings.algorithm_codes,
+        now=int(time.time()),
+        progress=advance,
+        workers=presign_workers,
     )
     timings["presign_seconds"] = time.perf_counter() - started
     timings["raw_signature_after_seconds"] = raw_signature_seconds(key, raw_budget)

@@ -165,7 +165,7 @@ def latency(vas: int, revocations: int, seconds: float) -> dict:
             directory = work / f"va{n}"
             store = VAStore(directory / "lmdb")
             import_from_ca(
-                service, store, directory / "keys", policies=config.va, ca_names=["issuing"]
+                service, store, directory / "keys", policy=config.va.policy, ca_names=["issuing"]
             )
             store.close()
             write_token(directory / "admin-token", token)

@@ -47,7 +47,7 @@ def build_publisher(config, targets=None):
         service = build_ca_service(config)
         issuers = [
             (ca.id, record)
-            for ca, record, _ in issuer_records(service, config.va)
+            for ca, record, _ in issuer_records(service, config.va.policy)
             if record is not None
         ]
     return Publisher(

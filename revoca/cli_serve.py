@@ -29,19 +29,16 @@ def serve(ctx, seconds):
     ensure_config(ctx)
     config = config_of(ctx)
     settings = va_settings(config)
-    if settings.admin_port:
-        # This node's publisher writes the LMDB directly; other publishers
-        # may still use the admin listener if its token file exists.
-        from pathlib import Path
+    # This node's publisher writes the LMDB directly; other publishers may
+    # still use the admin listener if its token file exists.
+    if settings.admin.port and not settings.admin.token_file.exists():
+        settings = replace(settings, admin=replace(settings.admin, port=0))
 
-        if not Path(settings.admin_token_file).exists():
-            settings = replace(settings, admin_port=0)
-
-    async def companion(server, wake):
+    async def companion(serving, wake):
         import asyncio
 
         target = LocalTarget(
-            "local", store=server.responder.store, on_applied=server.wake_after_write(wake)
+            "local", store=serving.store, on_applied=serving.worker.after_write(wake)
         )
         service = RAService(build_ca_service(config), ApprovalPolicy.from_config(config.ra))
         ra = config.ra

@@ -1,6 +1,7 @@
 """``revoca va``: load, pre-sign and serve the validation authority."""
 
 import os
+import time
 from pathlib import Path
 
 import click
@@ -9,43 +10,19 @@ from ca.errors import BadInputError, CAError
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
 
 
-def va_settings(config, **overrides):
-    from va.app import VASettings
-    from va.server import HTTPSettings
+def va_settings(config, *, host=None, port=None, workers=None, admin_port=None):
+    """The configuration's VA settings with the command line's overrides."""
+    from dataclasses import replace
 
-    va = config.va
-    http = HTTPSettings(
-        ocsp_path=va["ocsp_path"],
-        max_body=va["max_body"],
-        max_url=va["max_url"],
-        fresh_signing_cap=va["fresh_signing_cap"],
-        signing_threads=va["signing_threads"],
-        request_timeout=float(va["request_timeout"]),
-        idle_timeout=float(va["idle_timeout"]),
-        max_connections=va["max_connections"],
-        max_header_bytes=va["max_header_bytes"],
-        max_headers=va["max_headers"],
-        max_pipeline=va["max_pipeline"],
-    )
-    values = {
-        "directory": Path(va["directory"]),
-        "host": va["host"],
-        "port": va["port"],
-        "workers": va["workers"],
-        "http": http,
-        "map_size": va["map_size"],
-        "refresh_seconds": float(va["refresh_seconds"]),
-        "admin_host": va["admin_host"],
-        "admin_port": va["admin_port"],
-        "admin_token_file": Path(va["admin_token_file"]),
-        "admin_tls": (
-            (Path(va["admin_tls_cert"]), Path(va["admin_tls_key"]), Path(va["admin_tls_client_ca"]))
-            if va["admin_tls_cert"]
-            else None
-        ),
+    settings = config.va
+    changes = {
+        name: value
+        for name, value in (("host", host), ("port", port), ("workers", workers))
+        if value is not None
     }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return VASettings(**values)
+    if admin_port is not None:
+        changes["admin"] = replace(settings.admin, port=admin_port)
+    return replace(settings, **changes) if changes else settings
 
 
 def _passphrase(config) -> bytes:
@@ -81,7 +58,7 @@ def import_(ctx, ca_names, sign_with_ca_key):
             service,
             store,
             settings.key_dir,
-            policies=config.va,
+            policy=settings.policy,
             ca_names=list(ca_names) or None,
             sign_with_ca_key=sign_with_ca_key,
         )
@@ -160,7 +137,7 @@ def import_index(
                 key_passphrase=passphrase,
                 va_passphrase=_passphrase(config),
                 index_text=text,
-                policies=config.va,
+                policy=settings.policy,
                 progress=bar.update,
             )
     except (IndexError_, ResponderKeyError) as exc:
@@ -191,10 +168,11 @@ def presign(ctx, stale_only):
             signed = presign_all(
                 store,
                 entries,
-                settings.presign_algorithms,
+                settings.algorithm_codes,
+                now=int(time.time()),
                 only_stale=stale_only,
                 progress=bar.update,
-                workers=config.va["presign_workers"] or os.cpu_count() or 1,
+                workers=settings.presign_workers or os.cpu_count() or 1,
             )
 
     finally:
@@ -203,7 +181,7 @@ def presign(ctx, stale_only):
 
 
 def _load(store, settings, config):
-    from va.responder import load_issuers
+    from va.issuers import load_issuers
     from va.signing import ResponderKeyError
 
     try:
@@ -223,7 +201,7 @@ def admin_token(ctx, rotate):
 
     from va.admin import write_token
 
-    path = Path(config_of(ctx).va["admin_token_file"])
+    path = config_of(ctx).va.admin.token_file
     if path.exists() and not rotate:
         click.echo(f"{path} exists (use --rotate to replace it)")
         return
@@ -233,9 +211,17 @@ def admin_token(ctx, rotate):
 
 @va.command("serve")
 @click.option("--host", help="Listen address (default from the configuration).")
-@click.option("--port", type=int, help="Listen port.")
-@click.option("--workers", type=int, help="Worker processes sharing the port (one per core).")
-@click.option("--admin-port", type=int, help="Admin (publish) listener port; 0 turns it off.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Listen port.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Worker processes sharing the port (one per core).",
+)
+@click.option(
+    "--admin-port",
+    type=click.IntRange(0, 65535),
+    help="Admin (publish) listener port; 0 turns it off.",
+)
 @click.pass_context
 @handle_errors
 def serve(ctx, host, port, workers, admin_port):

@@ -11,6 +11,8 @@ from pathlib import Path
 from ca.errors import ConfigError
 from ca.keys import PassphraseSource
 from ca.profiles import Profile, load_profiles
+from common.settings import SettingsError
+from va.settings import VASettings
 
 CONFIG_ENV = "REVOCA_CONFIG"
 
@@ -48,7 +50,7 @@ class Config:
     base_url: str
     profiles: dict[str, Profile]
     source: str
-    va: dict
+    va: VASettings
     publisher: dict
     crl: dict
     ra: dict
@@ -77,6 +79,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
         source = str(path)
     try:
         root = Path(data_dir or raw["paths"]["data_dir"])
+        va = VASettings.from_table(raw["va"], root)
         url = raw["store"]["url"] or f"sqlite:///{root / 'revoca.db'}"
         passphrase_file = raw["keys"]["passphrase_file"]
         return Config(
@@ -90,55 +93,16 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             base_url=raw["urls"]["base"],
             profiles=load_profiles(raw["profiles"]),
             source=source,
-            va=_va_section(raw["va"], root),
+            va=va,
             crl=_crl_section(raw["crl"], raw["urls"]["base"]),
             ra=_ra_section(raw["ra"]),
             notify=_notify_section(raw["notify"]),
-            publisher=_publisher_section(
-                raw["publisher"], raw["va"]["directory"] or str(root / "va")
-            ),
+            publisher=_publisher_section(raw["publisher"], str(va.directory)),
         )
+    except SettingsError as exc:
+        raise ConfigError(exc.message) from None
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"configuration is incomplete or mistyped: {exc}") from None
-
-
-def _va_section(table: dict, data_dir: Path) -> dict:
-    va = dict(table)
-    va["directory"] = va["directory"] or str(data_dir / "va")
-    va["admin_token_file"] = va["admin_token_file"] or str(Path(va["directory"]) / "admin-token")
-    if not 8 <= va["response_validity_hours"] <= 240:
-        raise ConfigError("va.response_validity_hours must be 8 to 240 (BR 4.9.10)")
-    for key in (
-        "port",
-        "admin_port",
-        "workers",
-        "max_body",
-        "max_url",
-        "max_certids",
-        "fresh_signing_cap",
-        "max_connections",
-        "max_header_bytes",
-        "max_headers",
-        "max_pipeline",
-    ):
-        # port 0: any free port; admin_port 0: no admin listener.
-        if not isinstance(va[key], int) or va[key] < (0 if key in ("port", "admin_port") else 1):
-            raise ConfigError(f"va.{key} must be a positive integer")
-    if not isinstance(va["presign_workers"], int) or va["presign_workers"] < 0:
-        raise ConfigError("va.presign_workers must be 0 (one per core) or a positive integer")
-    for key in ("refresh_seconds", "request_timeout", "idle_timeout"):
-        if not isinstance(va[key], int | float) or isinstance(va[key], bool) or va[key] <= 0:
-            raise ConfigError(f"va.{key} must be a positive number")
-    tls = [va["admin_tls_cert"], va["admin_tls_key"], va["admin_tls_client_ca"]]
-    if any(tls) and not all(tls):
-        raise ConfigError("va.admin_tls_cert, admin_tls_key and admin_tls_client_ca go together")
-    if va["responder_id"] not in ("key", "name"):
-        raise ConfigError('va.responder_id must be "key" or "name"')
-    if va["nonce_policy"] not in ("echo", "ignore"):
-        raise ConfigError('va.nonce_policy must be "echo" or "ignore"')
-    if va["unissued"] not in ("revoked", "unknown", "unauthorized"):
-        raise ConfigError('va.unissued must be "revoked", "unknown" or "unauthorized"')
-    return va
 
 
 def _ra_section(table: dict) -> dict:

@@ -3,6 +3,7 @@
 import dataclasses
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -135,14 +136,16 @@ def run_demo(
     from revoca.cli_va import va_settings
     from revoca.va_import import import_from_ca
     from va.app import open_store
+    from va.issuers import load_issuers
     from va.presign import presign_all
-    from va.responder import load_issuers
 
     settings = va_settings(config, port=port)
     store = open_store(settings)
-    import_from_ca(service, store, settings.key_dir, policies=config.va, ca_names=["demo-issuing"])
+    import_from_ca(
+        service, store, settings.key_dir, policy=settings.policy, ca_names=["demo-issuing"]
+    )
     entries = load_issuers(store, settings.key_dir, config.passphrase.get())
-    signed = presign_all(store, entries, settings.presign_algorithms)
+    signed = presign_all(store, entries, settings.algorithm_codes, now=int(time.time()))
     store.close()
     echo(f"  VA loaded       {settings.directory} ({signed} pre-signed responses)")
 
@@ -188,16 +191,16 @@ def run_demo(
         from publisher.targets import LocalTarget
         from revoca.cli_publisher import build_publisher
 
-        async def publish_locally(server, wake):
+        async def publish_locally(serving, wake):
             # The all-in-one node: CA changes flow into this VA's LMDB directly.
             target = LocalTarget(
-                "local", store=server.responder.store, on_applied=server.wake_after_write(wake)
+                "local", store=serving.store, on_applied=serving.worker.after_write(wake)
             )
             await build_publisher(config, targets=[target]).run()
 
         echo("A co-located publisher carries every CA change to it within a second.")
         run(
-            replace(settings, admin_port=0),
+            replace(settings, admin=replace(settings.admin, port=0)),
             config.passphrase.get(),
             stop_after=serve_seconds,
             companion=publish_locally,

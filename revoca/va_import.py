@@ -11,6 +11,7 @@ from ca.errors import NotFoundError, PolicyError
 from ca.issuance import ocsp_signer_key_id
 from ca.service import CAService
 from common.der import integer_content
+from va.policy import IssuerPolicy
 from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 _STATUS = {"good": GOOD, "revoked": REVOKED, "hold": HOLD}
@@ -25,7 +26,7 @@ def import_from_ca(
     store: VAStore,
     va_key_dir,
     *,
-    policies: dict,
+    policy: IssuerPolicy,
     ca_names: list[str] | None = None,
     sign_with_ca_key: bool = False,
     progress: Callable[[int], None] = lambda n: None,
@@ -43,7 +44,7 @@ def import_from_ca(
     va_key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     imported = {}
     for ca, record, key_file in issuer_records(
-        service, policies, ca_names=ca_names, sign_with_ca_key=sign_with_ca_key, now=now
+        service, policy, ca_names=ca_names, sign_with_ca_key=sign_with_ca_key, now=now
     ):
         if record is None:
             imported[ca.name] = -1
@@ -85,7 +86,7 @@ def _parents(service: CAService, ca) -> list[dict]:
 
 def issuer_records(
     service: CAService,
-    policies: dict,
+    policy: IssuerPolicy,
     *,
     ca_names: list[str] | None = None,
     sign_with_ca_key: bool = False,
@@ -133,10 +134,7 @@ def issuer_records(
                 "certificate": _der(ca.certificate),
                 "responder_certificate": responder_cert,
                 "responder_key": key_file.name,
-                "responder_id": policies.get("responder_id", "key"),
-                "nonce_policy": policies["nonce_policy"],
-                "unissued": policies["unissued"],
-                "validity_seconds": policies["response_validity_hours"] * 3600,
+                **policy.record(),
                 "parents": _parents(service, ca),
             },
             key_file,

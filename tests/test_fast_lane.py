@@ -302,16 +302,13 @@ def test_lane_and_full_path_give_the_same_bytes(va_env, tmp_path):
 def test_tighter_limits_turn_the_lane_off():
     """Limits below what the lane accepts: every request goes through the
     path that enforces them."""
+    from va.http import Front
     from va.metrics import Metrics
-    from va.server import HTTPSettings, Server
+    from va.settings import HTTPSettings
 
-    class NoResponder:
-        store = None
+    def front(settings):
+        return Front(None, settings, Metrics(), {}, None)
 
-        def generation(self):
-            return 0
-
-    assert Server(NoResponder(), HTTPSettings(), Metrics(), {}).fast_lane
+    assert front(HTTPSettings()).fast_lane
     for tight in ({"max_headers": 10}, {"max_header_bytes": 4096}, {"max_url": 1024}):
-        server = Server(NoResponder(), HTTPSettings(**tight), Metrics(), {})
-        assert not server.fast_lane, tight
+        assert not front(HTTPSettings(**tight)).fast_lane, tight

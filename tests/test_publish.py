@@ -299,7 +299,9 @@ def test_issuer_configuration_over_the_protocol(loop, tmp_path, pki):
         ({**record, "certificate": "AAAA"}, "base64 DER certificate"),
         ({**record, "responder_key": "../../etc/x"}, "responder_key"),
         ({**record, "unissued": "good"}, "unissued must be"),
-        ({**record, "validity_seconds": 60}, "8 hours to 10 days"),
+        ({**record, "response_validity_hours": 2}, "response_validity_hours must be an integer"),
+        ({**record, "response_validity_hours": True}, "response_validity_hours must be an integer"),
+        ({**record, "validity_seconds": 60}, "whole number of hours"),
     ):
         status, body = call(f"{base}/publish/v1/issuers/8", "PUT", bad)
         assert status == 400 and message in body["message"]
@@ -312,8 +314,10 @@ def test_publisher_pushes_issuers_to_http_targets(loop, tmp_path, pki):
     from revoca.va_import import issuer_records
 
     pki.issue_ocsp_signer("issuing")
-    policies = {"nonce_policy": "echo", "unissued": "revoked", "response_validity_hours": 96}
-    issuers = [(ca.id, rec) for ca, rec, _ in issuer_records(pki, policies) if rec is not None]
+    from va.policy import IssuerPolicy
+
+    records = issuer_records(pki, IssuerPolicy())
+    issuers = [(ca.id, rec) for ca, rec, _ in records if rec is not None]
     assert [rec["name"] for _, rec in issuers] == ["issuing"]
     store = VAStore(tmp_path / "lmdb")
     base, runner = start_admin_server(loop, store)

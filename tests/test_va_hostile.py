@@ -15,7 +15,7 @@ from cryptography.x509 import ocsp
 from tests.test_va_http import port_of, post_bytes
 from tests.test_va_openssl import _request
 from tests.va_fixtures import make_va
-from va.server import HTTPSettings
+from va.settings import HTTPSettings
 
 HOSTILE = HTTPSettings(
     request_timeout=1.0,
@@ -110,7 +110,7 @@ def test_a_slow_client_gets_408_and_others_are_served_meanwhile(hostile):
         stop.set()
         sender.join(5)
         slow.close()
-    metrics = hostile.server.metrics.render()
+    metrics = hostile.serving.metrics.render()
     assert 'revoca_http_connection_events_total{event="request_timeout"} 1' in metrics
 
 
@@ -166,17 +166,17 @@ def test_connections_past_the_cap_are_closed_and_the_cap_frees_up(hostile):
     held = [socket.create_connection(("127.0.0.1", hostile.port), timeout=5) for _ in range(64)]
     try:
         deadline = time.monotonic() + 5
-        while len(hostile.server.connections) < 64 and time.monotonic() < deadline:
+        while len(hostile.serving.front.connections) < 64 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert len(hostile.server.connections) == 64
+        assert len(hostile.serving.front.connections) == 64
         with socket.create_connection(("127.0.0.1", hostile.port), timeout=5) as extra:
             assert closed_within(extra, 2.0) == b""
-        assert hostile.server.metrics.requests["connection_refused"] >= 1
+        assert hostile.serving.metrics.requests["connection_refused"] >= 1
     finally:
         for sock in held:
             sock.close()
     deadline = time.monotonic() + 5
-    while hostile.server.connections and time.monotonic() < deadline:
+    while hostile.serving.front.connections and time.monotonic() < deadline:
         time.sleep(0.01)
     good_client_round_trips(hostile, 3)
 
@@ -196,10 +196,10 @@ def test_thousands_of_idle_connections_neither_block_nor_leak(tmp_path, service)
             idle.append(socket.create_connection(("127.0.0.1", env.port), timeout=5))
         assert good_client_round_trips(env, 20) < 1.0
         deadline = time.monotonic() + 10
-        while env.server.connections and time.monotonic() < deadline:
+        while env.serving.front.connections and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not env.server.connections  # every idle one closed by the server
-        assert env.server.metrics.requests["idle_timeout"] >= 3000
+        assert not env.serving.front.connections  # every idle one closed by the server
+        assert env.serving.metrics.requests["idle_timeout"] >= 3000
     finally:
         for sock in idle:
             sock.close()
@@ -241,8 +241,8 @@ def test_a_pipelined_flood_from_a_client_that_does_not_read_is_throttled(patient
         except TimeoutError:
             pass  # the server stopped reading: the flood is held back
         assert sent < len(requests)
-        assert len(hostile.server.connections) == 1
-        (connection,) = hostile.server.connections
+        assert len(hostile.serving.front.connections) == 1
+        (connection,) = hostile.serving.front.connections
         assert connection.paused
         assert len(connection.pending) <= HOSTILE.max_pipeline
         # What the server holds for this client: one read's worth of answers.
@@ -268,7 +268,7 @@ def test_a_pipelined_flood_from_a_client_that_does_not_read_is_throttled(patient
             chunks.append(chunk)
             size += len(chunk)
         writer.join(5)
-    assert size == len(answer) * total, hostile.server.metrics.requests
+    assert size == len(answer) * total, hostile.serving.metrics.requests
     assert b"".join(chunks) == answer * total  # every answer, in order, nothing else
 
 
@@ -280,19 +280,19 @@ def test_a_client_that_stops_reading_is_dropped_after_the_idle_timeout(hostile):
         with contextlib.suppress(TimeoutError, ConnectionResetError, BrokenPipeError):
             sock.sendall(requests)
         deadline = time.monotonic() + 10
-        while hostile.server.connections and time.monotonic() < deadline:
+        while hostile.serving.front.connections and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not hostile.server.connections
-    assert hostile.server.metrics.requests["idle_timeout"] >= 1
+        assert not hostile.serving.front.connections
+    assert hostile.serving.metrics.requests["idle_timeout"] >= 1
 
 
 def test_connect_and_close_leaves_nothing_behind(hostile):
     for _ in range(200):
         socket.create_connection(("127.0.0.1", hostile.port), timeout=5).close()
     deadline = time.monotonic() + 5
-    while hostile.server.connections and time.monotonic() < deadline:
+    while hostile.serving.front.connections and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not hostile.server.connections
+    assert not hostile.serving.front.connections
     good_client_round_trips(hostile, 3)
 
 

@@ -18,8 +18,8 @@ from common.der import integer_content
 from tests.test_va_openssl import _post, _request
 from tests.va_fixtures import make_va
 from va import fastocsp as core
-from va.responder import presign
-from va.server import HTTPSettings
+from va.presign import presign
+from va.settings import HTTPSettings
 from va.store import REVOKED, StatusRecord
 
 VECTORS = Path(__file__).with_name("vectors")
@@ -141,7 +141,7 @@ def test_a_failing_signer_answers_internal_error_then_recovers(tmp_path, service
     next fresh request is signed."""
     env, thread = make_va(tmp_path, service, http=HTTPSettings(signing_threads=threads))
     try:
-        signer = next(iter(env.server.responder.issuers.values())).signer
+        signer = env.serving.entries[0].signer
         working = signer.sign_many
 
         def broken(messages):
@@ -154,7 +154,7 @@ def test_a_failing_signer_answers_internal_error_then_recovers(tmp_path, service
         status, body, _ = _post(env.url, _nonce_request(env, b"m" * 16))
         response = ocsp.load_der_ocsp_response(body)
         assert status == 200 and response.certificate_status == ocsp.OCSPCertStatus.GOOD
-        assert env.server.in_flight == 0
+        assert env.serving.worker.in_flight == 0
     finally:
         thread.stop()
 
@@ -261,11 +261,11 @@ def test_revocation_is_never_followed_by_good(va_env, tmp_path):
     """Readers hammer the pre-signed path while the status changes. Every
     request begun after the write committed answers revoked, and no reader
     sees good again once it has seen revoked."""
-    from va.responder import SigningJob
+    from va.responder import SigningJob, finish_all
 
-    server = va_env.server
-    store = server.responder.store
-    entry = next(iter(server.responder.issuers.values()))
+    serving = va_env.serving
+    store = serving.store
+    entry = serving.entries[0]
     request = _request(va_env, tmp_path, "good.pem", "-no_nonce")
     serial = integer_content(va_env.good)
     deadline = time.monotonic() + 2.5
@@ -274,9 +274,10 @@ def test_revocation_is_never_followed_by_good(va_env, tmp_path):
     def reader(out):
         while time.monotonic() < deadline:
             started = time.monotonic()
-            answer = server.responder.answer(request)
+            answer = serving.responder.answer(request, int(time.time()))
             if isinstance(answer, SigningJob):
-                answer = answer.finish()
+                finish_all([answer])
+                answer = answer.answer
             out.append((started, ocsp.load_der_ocsp_response(answer.body).certificate_status))
 
     threads = [threading.Thread(target=reader, args=(out,)) for out in observations]
@@ -350,7 +351,7 @@ def test_crl_download_with_etag(va_env, tmp_path):
         .sign(key, hashes.SHA256())
     )
     der = crl.public_bytes(Encoding.DER)
-    store = va_env.server.responder.store
+    store = va_env.serving.store
     store.put_crl("issuing", int(now.timestamp()), int(now.timestamp()) + 7 * 86400, 1, der)
     port = port_of(va_env)
     reply = raw_http(port, b"GET /crl/issuing.crl HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -388,47 +389,54 @@ def test_crl_download_with_etag(va_env, tmp_path):
         store.put_crl("../evil", 0, 1, 1, b"x")
 
 
-def test_cached_head_equals_the_general_response():
-    """A pre-signed answer's 200 response, built from the per-answer head
-    cache, has exactly the headers and body of the general path (RFC 5019
-    6.2), with and without keep-alive."""
-    from va.http import _response
-    from va.metrics import Metrics
+def test_ocsp_heads_carry_the_caching_headers():
+    """A pre-signed answer's 200 response carries the caching headers of
+    RFC 9919 (RFC 5019 6.2) from its validity window, with and without
+    keep-alive; built again within the second it is the same bytes; an
+    If-None-Match with its ETag gets 304 without a body, a Content-Type or a
+    Content-Length (RFC 9110 8.6, 15.4.5)."""
+    import hashlib
+
+    from va.headers import OCSPHeads, http_date
     from va.responder import Answer
-    from va.server import HTTPSettings, Server
 
-    class NoResponder:
-        store = None
-
-        def generation(self):
-            return 0
-
-    server = Server(NoResponder(), HTTPSettings(), Metrics(), {})
-    answer = Answer(
-        b"\x30\x03\x0a\x01\x00" + bytes(range(200)), "presigned", 1_800_000_000, 1_800_345_600, True
-    )
+    heads = OCSPHeads()
+    body = b"\x30\x03\x0a\x01\x00" + bytes(range(200))
+    answer = Answer(body, "presigned", 1_800_000_000, 1_800_345_600, True)
     now = 1_800_100_000.5
+    tag = b'"' + hashlib.sha1(body).hexdigest().encode() + b'"'
+
+    def parts(raw):
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        return lines[0], dict(line.split(b": ", 1) for line in lines[1:]), rest
+
     for keep_alive in (True, False):
-        tag, before, after, _, _ = server.cached_head(answer)
-        cached = b"".join(
-            (
-                before,
-                b"%d" % int(answer.next_update - now),
-                after,
-                b"\r\n" if keep_alive else b"Connection: close\r\n\r\n",
-                answer.body,
-            )
+        first = heads.response(answer, now, keep_alive, None)
+        assert heads.response(answer, now + 0.2, keep_alive, None) == first
+        status, fields, rest = parts(first)
+        assert status == b"HTTP/1.1 200 OK" and rest == body
+        assert fields.pop(b"Connection", b"keep-alive") == (
+            b"keep-alive" if keep_alive else b"close"
         )
-        general = _response(b"200 OK", server.ocsp_headers(answer, now), answer.body, keep_alive)
-
-        def parts(raw):
-            head, _, body = raw.partition(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            return lines[0], sorted(lines[1:]), body
-
-        assert parts(cached) == parts(general)
-        assert (b"ETag", tag) in server.ocsp_headers(answer, now)
-    assert len(server.heads) == 1
+        assert fields == {
+            b"Content-Type": b"application/ocsp-response",
+            b"Last-Modified": http_date(answer.this_update),
+            b"Expires": http_date(answer.next_update),
+            b"ETag": tag,
+            b"Cache-Control": b"max-age=245599, public, no-transform, must-revalidate",
+            b"Content-Length": b"%d" % len(body),
+        }
+        status, fields, rest = parts(heads.response(answer, now, keep_alive, tag))
+        assert status == b"HTTP/1.1 304 Not Modified" and rest == b""
+        assert b"Content-Type" not in fields and b"Content-Length" not in fields
+        assert fields[b"ETag"] == tag and fields[b"Expires"] == http_date(answer.next_update)
+        assert parts(heads.response(answer, now, keep_alive, b'"other"'))[0].endswith(b"200 OK")
+    assert len(heads.heads) == 1
+    fresh = Answer(body, "signed", 1_800_000_000, 1_800_345_600, False)  # a nonce echoed
+    status, fields, rest = parts(heads.response(fresh, now, True, tag))
+    assert status == b"HTTP/1.1 200 OK" and fields[b"Cache-Control"] == b"no-cache"
+    assert b"ETag" not in fields and rest == body
 
 
 @pytest.mark.parametrize("kind", ["presigned", "fresh"])
@@ -443,7 +451,7 @@ def test_kept_answers_follow_writes_from_other_processes(tmp_path, service, kind
     from va.store import REVOKED, StatusRecord
 
     env, thread = make_va(tmp_path, service)
-    server = env.server
+    worker = env.serving.worker
     try:
         if kind == "presigned":
             request = _request(env, tmp_path, "good.pem", "-no_nonce")
@@ -452,13 +460,14 @@ def test_kept_answers_follow_writes_from_other_processes(tmp_path, service, kind
         for _ in range(3):  # the first reads the store, the rest what the worker kept
             _, body, _ = _post(env.url, request)
             assert ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+        statuses = env.serving.responder.live.statuses
         if kind == "presigned":
-            assert request in server.hot
+            assert request in worker.hot
         else:
-            assert server.responder.status_cache
-        issuer_id = next(iter(server.responder.issuers))
+            assert statuses
+        issuer_id = env.serving.entries[0].id
         serial = integer_content(env.good)
-        server.responder.store.apply(
+        env.serving.store.apply(
             statuses=[(issuer_id, serial, StatusRecord(REVOKED, 1_800_000_000, 1, 2_000_000_000))],
             responses=[(issuer_id, alg, serial, None) for alg in (1, 2, 3, 4)],
         )
@@ -467,9 +476,9 @@ def test_kept_answers_follow_writes_from_other_processes(tmp_path, service, kind
         parsed = ocsp.load_der_ocsp_response(body)
         assert parsed.certificate_status == ocsp.OCSPCertStatus.REVOKED
         assert parsed.revocation_reason == x509.ReasonFlags.key_compromise
-        assert server.hot or server.responder.status_cache
-        server.invalidate()
-        assert not server.hot and not server.responder.status_cache
+        assert worker.hot or statuses
+        worker.invalidate()
+        assert not worker.hot and not statuses
     finally:
         thread.stop()
 
@@ -479,20 +488,22 @@ def test_hot_answers_keep_only_ordinary_sized_requests():
     answers with large keys: only requests up to HOT_KEY_MAX are kept."""
     from va.metrics import Metrics
     from va.responder import Answer
-    from va.server import HOT_KEY_MAX, HTTPSettings, Server
+    from va.worker import HOT_KEY_MAX, Worker
 
     answer = Answer(b"\x30\x03\x0a\x01\x00", "presigned", 0, 4_000_000_000, True)
 
     class Presigned:
-        store = None
+        class reader:
+            generation = staticmethod(lambda: 0)
 
-        def generation(self):
-            return 0
-
-        def answer(self, request):
+        def answer(self, request, now):
             return answer
 
-    server = Server(Presigned(), HTTPSettings(), Metrics(), {})
-    assert server.ocsp(b"r" * HOT_KEY_MAX)[0] is answer
-    assert server.ocsp(b"r" * (HOT_KEY_MAX + 1))[0] is answer
-    assert list(server.hot) == [b"r" * HOT_KEY_MAX]
+        def forget(self):
+            pass
+
+    worker = Worker(Presigned(), HTTPSettings(), Metrics())
+    now = time.time()
+    assert worker.ocsp(b"r" * HOT_KEY_MAX, 0.0, now, None) is answer
+    assert worker.ocsp(b"r" * (HOT_KEY_MAX + 1), 0.0, now, None) is answer
+    assert list(worker.hot) == [b"r" * HOT_KEY_MAX]

@@ -11,7 +11,8 @@ from tests.test_va_http import port_of, raw_http
 from tests.test_va_openssl import _post, _request
 from tests.va_fixtures import make_va
 from va import fastocsp as core
-from va.responder import IssuerEntry, presign
+from va.issuers import IssuerEntry
+from va.presign import presign
 from va.signing import Signer
 from va.store import GOOD, StatusRecord
 

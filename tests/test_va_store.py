@@ -95,8 +95,8 @@ def test_iter_status_survives_map_growth_between_items(tmp_path):
 
 
 def _schedule(store):
-    return store.pending(), [
-        (d.at, d.issuer_id, d.hash_algorithm, d.serial) for d in store.due(2**62)
+    return store.schedule.pending(), [
+        (d.at, d.issuer_id, d.hash_algorithm, d.serial) for d in store.schedule.due(2**62)
     ]
 
 
@@ -122,11 +122,11 @@ def test_the_schedule_follows_statuses_and_responses(tmp_path):
         [],
         [(50, 1, 1, b"\x06"), (200, 1, 1, b"\x05"), (300, 1, 2, b"\x05")],
     )
-    assert [d.serial for d in store.due(200)] == [b"\x06", b"\x05"]
-    assert store.next_due() == 50
+    assert [d.serial for d in store.schedule.due(200)] == [b"\x06", b"\x05"]
+    assert store.schedule.next_due() == 50
     # Re-signing replaces the refresh point; it does not add one.
     store.store_signed([Signed(1, b"\x06", good, [(1, StoredResponse(400, 600, b"d"))])])
-    assert store.next_due() == 200
+    assert store.schedule.next_due() == 200
     store.apply(statuses=[(1, b"\x05", StatusRecord(REVOKED, 7, 1, 2_000_000_000))])
     assert _schedule(store) == ([(1, b"\x05")], [(500, 1, 1, b"\x06")])
     with store.read() as txn:
@@ -147,8 +147,8 @@ def test_responses_signed_from_a_status_that_changed_are_not_stored(tmp_path):
     assert store.store_signed([signed_from_good]) == 0
     with store.read() as txn:
         assert store.get_response(txn, 1, 1, b"\x05") is None
-    assert store.pending() == [(1, b"\x05")]  # still to sign, from the new status
-    assert store.next_due() is None
+    assert store.schedule.pending() == [(1, b"\x05")]  # still to sign, from the new status
+    assert store.schedule.next_due() is None
 
 
 def test_a_due_entry_is_consumed_even_when_its_response_is_gone(tmp_path):
@@ -156,10 +156,10 @@ def test_a_due_entry_is_consumed_even_when_its_response_is_gone(tmp_path):
     good = StatusRecord(GOOD, 0, -1, 2_000_000_000)
     store.apply(statuses=[(1, b"\x05", good)])
     store.store_signed([Signed(1, b"\x05", good, [(1, StoredResponse(0, 100, b"r"))])])
-    (due,) = store.due(100)
+    (due,) = store.schedule.due(100)
     store.apply(statuses=[(1, b"\x05", StatusRecord(HOLD, 7, -1, 2_000_000_000))])
     assert store.store_signed([Signed(1, b"\x05", good, [], (due.key,))]) == 0
-    assert store.next_due() is None
+    assert store.schedule.next_due() is None
 
 
 def test_the_schedule_is_rebuilt_from_stored_responses(tmp_path):
@@ -172,7 +172,7 @@ def test_the_schedule_is_rebuilt_from_stored_responses(tmp_path):
     )
     before = _schedule(store)
     store.write(lambda txn: txn.drop(store.due_db, delete=False))
-    assert store.next_due() is None
+    assert store.schedule.next_due() is None
     assert store.rebuild_due(batch=300) == 2000
     assert _schedule(store) == before
 

@@ -3,6 +3,7 @@
 import asyncio
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import uvloop
 from ca.reasons import RevocationReason
 from revoca.va_import import import_from_ca
 from tests.conftest import PASSPHRASE, make_csr, pem
-from va.app import VASettings, build_server, open_store
-from va.http import Connection
+from va.app import build, open_store
+from va.policy import IssuerPolicy
 from va.presign import presign_all
-from va.server import HTTPSettings
+from va.settings import HTTPSettings, VASettings
 
 POLICIES = {"nonce_policy": "echo", "unissued": "revoked", "response_validity_hours": 96}
 
@@ -23,7 +24,7 @@ POLICIES = {"nonce_policy": "echo", "unissued": "revoked", "response_validity_ho
 class VAEnv:
     url: str
     files: Path
-    server: object
+    serving: object  # va.app.Serving
     good: int
     revoked: int
     held: int
@@ -44,8 +45,8 @@ class VAEnv:
 
 
 class ServerThread:
-    def __init__(self, server):
-        self.server = server
+    def __init__(self, serving):
+        self.serving = serving
         self.loop = uvloop.new_event_loop()  # as `revoca va serve` runs
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -55,7 +56,7 @@ class ServerThread:
 
         async def start():
             self.listener = await self.loop.create_server(
-                lambda: Connection(self.server), "127.0.0.1", 0
+                self.serving.front.connection, "127.0.0.1", 0
             )
             self.port = self.listener.sockets[0].getsockname()[1]
             self.ready.set()
@@ -111,20 +112,20 @@ def make_va(
         service,
         store,
         settings.key_dir,
-        policies={**POLICIES, **(policies or {})},
+        policy=IssuerPolicy.of_record({**POLICIES, **(policies or {})}, "test"),
         ca_names=["issuing"],
         sign_with_ca_key=sign_with_ca_key,
     )
     store.close()
-    server = build_server(settings, PASSPHRASE.encode())
+    serving = build(settings, PASSPHRASE.encode())
     if presign:
-        presign_all(server.responder.store, list(server.responder.issuers.values()), (1, 2))
-    thread = ServerThread(server)
+        presign_all(serving.store, serving.entries, (1, 2), now=int(time.time()))
+    thread = ServerThread(serving)
     port = thread.start()
     env = VAEnv(
         f"http://127.0.0.1:{port}/ocsp",
         files,
-        server,
+        serving,
         good.serial,
         revoked.serial,
         held.serial,

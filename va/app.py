@@ -1,81 +1,91 @@
-"""Running a VA: load issuers and keys, pre-sign, serve with N workers."""
+"""Running a VA: its parts built from the settings, worker processes
+sharing one port, the refresher, the admin listener, the supervisor."""
 
 import asyncio
-import base64
 import contextlib
+import functools
 import logging
 import os
 import select
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
+from common.clock import SYSTEM, Clock
+from va.downloads import CRLs, ca_chains, ca_downloads
+from va.http import Front
+from va.issuers import IssuerEntry, load_issuers
 from va.metrics import Metrics
 from va.presign import refresh
-from va.responder import Responder, load_issuers
-from va.server import HTTPSettings, Server
+from va.responder import Responder
+from va.settings import VASettings
 from va.store import VAStore
+from va.worker import Worker
 
 log = logging.getLogger("revoca.va")
 
 
-@dataclass(frozen=True)
-class VASettings:
-    directory: Path
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
-    http: HTTPSettings = field(default_factory=HTTPSettings)
-    map_size: int = 1 << 30
-    presign_algorithms: tuple[int, ...] = (1, 2)  # SHA-1 and SHA-256 CertIDs
-    refresh_seconds: float = 300.0
-    admin_host: str = "127.0.0.1"
-    admin_port: int = 0  # 0: no admin listener (publish protocol off)
-    admin_token_file: Path | None = None
-    admin_tls: tuple[Path, Path, Path] | None = None  # cert, key, client CA
-
-    @property
-    def lmdb_dir(self) -> Path:
-        return self.directory / "lmdb"
-
-    @property
-    def key_dir(self) -> Path:
-        return self.directory / "keys"
-
-
 def open_store(settings: VASettings, readonly: bool = False) -> VAStore:
-    return VAStore(settings.lmdb_dir, map_size=settings.map_size, readonly=readonly)
+    return VAStore(
+        settings.lmdb_dir,
+        map_size=settings.map_size,
+        max_map_size=settings.max_map_size,
+        readonly=readonly,
+    )
 
 
-def build_server(settings: VASettings, passphrase: bytes | None) -> Server:
+@dataclass
+class Serving:
+    """One worker process's parts, from the store up to the HTTP front."""
+
+    settings: VASettings
+    store: VAStore
+    entries: list[IssuerEntry]
+    metrics: Metrics
+    responder: Responder
+    worker: Worker
+    front: Front
+
+    def close(self) -> None:
+        self.worker.close()
+        self.store.close()
+
+
+def build(settings: VASettings, passphrase: bytes | None, *, clock: Clock = SYSTEM) -> Serving:
+    """A worker's parts: the store, the issuers with their keys loaded, the
+    responder, the worker in front of it and the HTTP front."""
     store = open_store(settings)
-    entries = load_issuers(store, settings.key_dir, passphrase)
-    if not entries:
-        raise RuntimeError(f"no issuers in {settings.lmdb_dir}: run `revoca va import` first")
-    for entry in entries:
-        log.info(
-            "responder key loaded",
-            extra={
-                "issuer": entry.name,
-                "key": entry.signer.family,
-                "signer": "libcrypto" if entry.signer.native is not None else "cryptography",
-            },
+    try:
+        entries = load_issuers(store, settings.key_dir, passphrase)
+        if not entries:
+            raise RuntimeError(f"no issuers in {settings.lmdb_dir}: there is nothing to answer for")
+        for entry in entries:
+            log.info(
+                "responder key loaded",
+                extra={
+                    "issuer": entry.name,
+                    "key": entry.signer.family,
+                    "signer": "libcrypto" if entry.signer.native is not None else "cryptography",
+                },
+            )
+        metrics = Metrics()
+        responder = Responder(
+            store.reader(), entries, max_certids=settings.max_certids, keep_statuses=True
         )
-    return Server(Responder(store, entries), settings.http, Metrics(), ca_chains(store))
-
-
-def ca_chains(store: VAStore) -> dict[str, list[bytes]]:
-    """Each issuer and each of its parents by name, with the parents after it."""
-    chains: dict[str, list[bytes]] = {}
-    for record in store.issuers().values():
-        links = [(record["name"], record["certificate"])]
-        links += [(p["name"], p["certificate"]) for p in record.get("parents", [])]
-        ders = [base64.b64decode(der) for _, der in links]
-        for i, (name, _) in enumerate(links):
-            chains.setdefault(name, ders[i:])
-    return chains
+        worker = Worker(responder, settings.http, metrics, clock=clock)
+        front = Front(
+            worker,
+            settings.http,
+            metrics,
+            ca_downloads(ca_chains(store)),
+            CRLs(store.reader()),
+            clock=clock,
+        )
+    except BaseException:
+        store.close()
+        raise
+    return Serving(settings, store, entries, metrics, responder, worker, front)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -95,12 +105,13 @@ def _worker(
     slot: int = 0,
     ready_fd: int | None = None,
     companion=None,
+    clock: Clock = SYSTEM,
 ):
-    """One serving process. ``companion(server, wake)``, if given, is a coroutine
-    run alongside (the all-in-one demo runs its publisher there)."""
+    """One serving process. ``companion(serving, wake)``, if given, is a
+    coroutine run alongside (the all-in-one node runs its publisher there)."""
     import uvloop
 
-    server = build_server(settings, passphrase)
+    serving = build(settings, passphrase, clock=clock)
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -108,7 +119,7 @@ def _worker(
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         sock = _listen(settings.host, settings.port)
-        listener = await loop.create_server(lambda: _connection(server), sock=sock)
+        listener = await loop.create_server(serving.front.connection, sock=sock)
         log.info("worker serving", extra={"pid": os.getpid(), "port": settings.port})
         if ready_fd is not None:  # tell the supervisor this worker is listening
             os.write(ready_fd, b"1")
@@ -118,14 +129,14 @@ def _worker(
         refresher = admin = None
         if slot == 0:
             wake = asyncio.Event()
-            refresher = asyncio.ensure_future(refresh_loop(server, settings, wake))
-            if settings.admin_port:
-                admin = await _start_admin(server, settings, wake, passphrase)
+            refresher = asyncio.ensure_future(refresh_loop(serving, wake, clock))
+            if settings.admin.port:
+                admin = await _start_admin(serving, wake, passphrase)
             if companion is not None:
-                extra = asyncio.ensure_future(companion(server, wake))
+                extra = asyncio.ensure_future(companion(serving, wake))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), stop_after)
-        server.stopping.set()  # ends a refresher scan running in its thread
+        serving.worker.stopping.set()  # ends a refresher scan running in its thread
         if refresher is not None:
             refresher.cancel()
         if companion is not None and slot == 0:
@@ -135,71 +146,60 @@ def _worker(
         listener.close()  # stop accepting; let in-flight answers finish
         await asyncio.sleep(0.2)
 
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    finally:
+        serving.close()
 
 
-async def _start_admin(
-    server: Server,
-    settings: VASettings,
-    wake: asyncio.Event,
-    server_passphrase: bytes | None = None,
-):
-    from va.admin import load_token, make_app, start_admin
+async def _start_admin(serving: Serving, wake: asyncio.Event, passphrase: bytes | None = None):
+    from va.admin import load_token, make_app, mutual_tls_context, start_admin
 
-    if settings.admin_token_file is None:
-        raise RuntimeError("va.admin_port is set but no admin token file is configured")
-    token = load_token(settings.admin_token_file)
-    app = make_app(server.responder.store, token, on_applied=server.wake_after_write(wake))
+    admin = serving.settings.admin
+    token = load_token(admin.token_file)
+    app = make_app(serving.store, token, on_applied=serving.worker.after_write(wake))
     context = None
-    if settings.admin_tls is not None:
-        from va.admin import mutual_tls_context
-
-        context = mutual_tls_context(*settings.admin_tls, key_passphrase=server_passphrase)
-    return await start_admin(app, settings.admin_host, settings.admin_port, context)
+    if admin.tls is not None:
+        context = mutual_tls_context(*admin.tls, key_passphrase=passphrase)
+    return await start_admin(app, admin.host, admin.port, context)
 
 
-async def refresh_loop(
-    server: Server, settings: VASettings, wake: asyncio.Event | None = None
-) -> None:
+async def refresh_loop(serving: Serving, wake: asyncio.Event | None = None, clock: Clock = SYSTEM):
     """Sign what the schedule says is pending or due (BR 4.9.10), in a thread
     so answering never waits; then sleep until the next refresh point, at
-    most ``settings.refresh_seconds``, or until ``wake`` is set (a publish
-    changed statuses)."""
+    most ``refresh_seconds``, or until ``wake`` is set (a publish changed
+    statuses)."""
     wake = wake or asyncio.Event()
-    responder = server.responder
-    store = responder.store
-    entries = list(responder.issuers.values())
+    settings = serving.settings
+    store, worker = serving.store, serving.worker
+    algorithms = settings.algorithm_codes
     loop = asyncio.get_running_loop()
     while True:
         try:
             signed = await loop.run_in_executor(
                 None,
-                lambda: refresh(
+                functools.partial(
+                    refresh,
                     store,
-                    entries,
-                    settings.presign_algorithms,
-                    should_stop=server.stopping.is_set,
+                    serving.entries,
+                    algorithms,
+                    now=int(clock.wall()),
+                    should_stop=worker.stopping.is_set,
                 ),
             )
             if signed:
-                server.invalidate()
+                worker.invalidate()
                 log.info("refreshed pre-signed responses", extra={"signed": signed})
             wait = settings.refresh_seconds
-            next_due = store.next_due()
+            next_due = store.schedule.next_due()
             if next_due is not None:
-                wait = min(wait, max(1.0, next_due - time.time()))
+                wait = min(wait, max(1.0, next_due - clock.wall()))
         except Exception:
             log.exception("refreshing pre-signed responses failed; retrying later")
             wait = settings.refresh_seconds
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), wait)
         wake.clear()
-
-
-def _connection(server: Server):
-    from va.http import Connection
-
-    return Connection(server)
 
 
 def _die_with(parent: int) -> None:
@@ -217,7 +217,11 @@ def _die_with(parent: int) -> None:
 
 
 def run(
-    settings: VASettings, passphrase: bytes | None, stop_after: float | None = None, companion=None
+    settings: VASettings,
+    passphrase: bytes | None,
+    stop_after: float | None = None,
+    companion=None,
+    clock: Clock = SYSTEM,
 ) -> None:
     """Serve with ``settings.workers`` processes sharing the port (SO_REUSEPORT).
 
@@ -226,13 +230,13 @@ def run(
     and keys), each replacement listening before its predecessor stops, so
     the port never goes unanswered.
     """
-    build_server(settings, passphrase).responder.store.close()  # fail early, in the parent
-    if settings.admin_port:
+    build(settings, passphrase, clock=clock).close()  # fail early, in the parent
+    if settings.admin.port:
         from va.admin import load_token
 
-        load_token(settings.admin_token_file)  # a missing or open token file stops us here
+        load_token(settings.admin.token_file)  # a missing or open token file stops us here
     if settings.workers == 1:
-        _worker(settings, passphrase, stop_after, companion=companion)
+        _worker(settings, passphrase, stop_after, companion=companion, clock=clock)
         return
     children: dict[int, int] = {}  # pid -> slot
     stopping = False
@@ -252,6 +256,7 @@ def run(
                     slot=slot,
                     ready_fd=ready_w,
                     companion=companion if slot == 0 else None,
+                    clock=clock,
                 )
             finally:
                 os._exit(0)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from common.der import integer_content
 from va.errors import IndexError_
+from va.policy import IssuerPolicy
 from va.signing import Signer, load_key
 from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
@@ -123,7 +124,7 @@ def import_index(
     key_passphrase: bytes | None,
     va_passphrase: bytes,
     index_text: str,
-    policies: dict,
+    policy: IssuerPolicy,
     progress: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Register the issuer with its responder and load every status.
@@ -163,10 +164,7 @@ def import_index(
             "certificate": der(issuer),
             "responder_certificate": der(responder) if delegated else None,
             "responder_key": key_file,
-            "responder_id": policies.get("responder_id", "key"),
-            "nonce_policy": policies["nonce_policy"],
-            "unissued": policies["unissued"],
-            "validity_seconds": policies["response_validity_hours"] * 3600,
+            **policy.record(),
         },
     )
     # In batches, so ten million lines never become ten million objects at

@@ -14,7 +14,9 @@ Owned by the VA (``publisher`` speaks it; ``va`` never imports ``publisher``).
     PUT  /publish/v1/issuers/<id>  {"name", "certificate" (base64 DER),
                                     "responder_certificate" (base64 DER or null),
                                     "responder_key" (a key file already on the VA),
-                                    "parents": [{"name", "certificate"}], policies...}
+                                    "parents": [{"name", "certificate"}],
+                                    the policies of va/policy.py: nonce_policy,
+                                    unissued, responder_id, response_validity_hours}
                                    Private keys never travel over this protocol.
                                    Takes effect at the VA's next reload (SIGHUP).
 
@@ -30,7 +32,9 @@ import struct
 from dataclasses import dataclass
 
 from common.der import integer_content
+from common.settings import SettingsError
 from va.errors import ProtocolError
+from va.policy import IssuerPolicy
 from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 VERSION = 1
@@ -154,13 +158,6 @@ def apply_batch(store: VAStore, source: str, events: list[Event]) -> dict:
     return result
 
 
-ISSUER_POLICIES = {
-    "responder_id": ("key", "name"),
-    "nonce_policy": ("echo", "ignore"),
-    "unissued": ("revoked", "unknown", "unauthorized"),
-}
-
-
 def parse_issuer(issuer_id: int, body: object) -> dict:
     """Validate an issuer record completely before it is stored."""
     import base64
@@ -197,17 +194,12 @@ def parse_issuer(issuer_id: int, body: object) -> dict:
             else None
         ),
         "responder_key": key,
-        "validity_seconds": body.get("validity_seconds", 4 * 86400),
         "parents": [],
     }
-    for field, allowed in ISSUER_POLICIES.items():
-        value = body.get(field, allowed[0])
-        if value not in allowed:
-            raise ProtocolError(f"{field} must be one of {', '.join(allowed)}")
-        record[field] = value
-    validity = record["validity_seconds"]
-    if not isinstance(validity, int) or not 8 * 3600 <= validity <= 10 * 86400:
-        raise ProtocolError("validity_seconds must be 8 hours to 10 days (BR 4.9.10)")
+    try:
+        record.update(IssuerPolicy.of_record(body, "issuer").record())
+    except SettingsError as exc:
+        raise ProtocolError(exc.message) from None
     for index, parent in enumerate(body.get("parents") or []):
         if not isinstance(parent, dict) or not isinstance(parent.get("name"), str):
             raise ProtocolError(f"parents[{index}] needs a name and a certificate")

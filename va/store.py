@@ -14,20 +14,17 @@ Key schema (integers big-endian):
   then the CRL DER. The latest CRL per name.
 - ``meta``: UTF-8 name -> small facts (per-source sequence numbers, the
   refresh schedule's version).
-- ``pending``: issuer id (u32) + serial -> empty: the serial's status is new
-  or changed and its responses are not signed yet.
-- ``due``: refresh point u64 + issuer id (u32) + hash algorithm (u8) + serial
-  -> empty: when each stored response passes half its validity (CA/B Forum
-  BR 4.9.10), in time order. With ``pending`` this is the refresh schedule:
-  the refresher reads what is pending or due, never the whole store.
+- ``pending`` and ``due``: the refresh schedule (va/schedule.py holds its
+  layout and policy; the write paths here keep it in step).
 
 The serial is stored exactly as an OCSP request carries it (the DER
 INTEGER's content octets), so a lookup needs no conversion. One writer
 applies status changes, and the pre-signed responses they replace, in a
 single write transaction: no reader sees a new status with an old response.
-Any number of processes read concurrently. Responses and the schedule
-change only through ``put_status``, ``put_response`` and ``drop_response``,
-which keep them in step.
+Any number of processes read concurrently; ``StoreReader`` holds the
+zero-copy reads that answer requests. Responses and the schedule change only
+through ``put_status``, ``put_response`` and ``drop_response``, which keep
+them in step.
 """
 
 import functools
@@ -45,13 +42,13 @@ from typing import NamedTuple
 import lmdb
 
 from va.errors import StoreFullError, StoreWriteError
+from va.schedule import Schedule, due_key, due_prefix
 
 GOOD, REVOKED, HOLD = 0, 1, 2
 _STATUS = struct.Struct(">Bqbq")
 _WINDOW = struct.Struct(">qq")
 _DUE = struct.Struct(">Q")
 HASH_ALGORITHMS = (1, 2, 3, 4)  # CertID hash algorithms a response may be stored under
-SCHEDULE_VERSION = 1
 DEFAULT_MAP_SIZE = 1 << 30
 
 
@@ -77,48 +74,22 @@ class StatusRecord(NamedTuple):
 _record = functools.partial(tuple.__new__, StatusRecord)
 
 
+def issuer_prefix(issuer_id: int) -> bytes:
+    """What every ``status`` and ``responses`` key of an issuer starts with."""
+    return issuer_id.to_bytes(4, "big")
+
+
 def status_key(issuer_id: int, serial: bytes) -> bytes:
-    return issuer_id.to_bytes(4, "big") + serial
+    return issuer_prefix(issuer_id) + serial
 
 
 def response_key(issuer_id: int, hash_algorithm: int, serial: bytes) -> bytes:
-    return issuer_id.to_bytes(4, "big") + ALGORITHM_BYTES[hash_algorithm] + serial
-
-
-def refresh_point(this_update: int, next_update: int) -> int:
-    """When a response should be re-signed: half its validity (BR 4.9.10)."""
-    return (this_update + next_update) // 2
-
-
-def _due_prefix(this_update: int, next_update: int) -> bytes:
-    """The refresh point that opens the ``due`` key of a response with this window."""
-    return _DUE.pack(max(0, refresh_point(this_update, next_update)))
-
-
-def _due_key(this_update: int, next_update: int, key: bytes) -> bytes:
-    """The ``due`` key of the response stored under ``key``."""
-    return _due_prefix(this_update, next_update) + key
+    return issuer_prefix(issuer_id) + ALGORITHM_BYTES[hash_algorithm] + serial
 
 
 def _due_key_of(value, key: bytes) -> bytes:
     """The ``due`` key of a stored response value (its window first)."""
-    return _due_key(*_WINDOW.unpack_from(value), key)
-
-
-@dataclass(frozen=True)
-class Due:
-    """One entry of the refresh schedule."""
-
-    key: bytes  # as stored in the ``due`` database
-    at: int
-    issuer_id: int
-    hash_algorithm: int
-    serial: bytes
-
-    @classmethod
-    def parse(cls, key: bytes) -> "Due":
-        (at,) = _DUE.unpack_from(key)
-        return cls(key, at, int.from_bytes(key[8:12], "big"), key[12], key[13:])
+    return due_key(*_WINDOW.unpack_from(value), key)
 
 
 class Signed(NamedTuple):
@@ -154,7 +125,7 @@ class _ResponseWriter:
         span = (stored.this_update, stored.next_update)
         encoded = self.windows.get(span)
         if encoded is None:
-            encoded = (_WINDOW.pack(*span), _due_prefix(*span))
+            encoded = (_WINDOW.pack(*span), due_prefix(*span))
             self.windows[span] = encoded
         self.values[key] = encoded[0] + stored.der
         self.due_keys[key] = encoded[1] + key
@@ -234,6 +205,12 @@ class VAStore:
         self.meta_db = self.env.open_db(b"meta", create=not readonly)
         self.pending_db = self._optional_db(b"pending", readonly)
         self.due_db = self._optional_db(b"due", readonly)
+        self.schedule = Schedule(self)
+
+    unpack_status = staticmethod(StatusRecord.unpack)
+
+    def reader(self) -> "StoreReader":
+        return StoreReader(self)
 
     def _optional_db(self, name: bytes, readonly: bool):
         # A read-only open of a store written before the schedule existed.
@@ -383,50 +360,7 @@ class VAStore:
         self.write(apply)
         return stored
 
-    # -- the refresh schedule ---------------------------------------------------------
-
-    def pending(self, start: bytes = b"", limit: int = 10_000) -> list[tuple[int, bytes]]:
-        """(issuer id, serial) pending re-signing, from key ``start`` on."""
-        keys = self._keys(self.pending_db, start, limit)
-        return [(int.from_bytes(key[:4], "big"), key[4:]) for key in keys]
-
-    def due(self, now: int, start: bytes = b"", limit: int = 10_000) -> list[Due]:
-        """Schedule entries whose refresh point is at or before ``now``."""
-        found = []
-        for key in self._keys(self.due_db, start, limit):
-            entry = Due.parse(key)
-            if entry.at > now:
-                break
-            found.append(entry)
-        return found
-
-    def next_due(self) -> int | None:
-        """The earliest refresh point in the schedule."""
-        keys = self._keys(self.due_db, b"", 1)
-        return Due.parse(keys[0]).at if keys else None
-
-    def _keys(self, db, start: bytes, limit: int) -> list[bytes]:
-        if db is None:
-            return []
-        keys = []
-        with self.env.begin() as txn:
-            cursor = txn.cursor(db=db)
-            if cursor.set_range(start):
-                for key in cursor.iternext(keys=True, values=False):
-                    keys.append(key)
-                    if len(keys) == limit:
-                        break
-        return keys
-
-    def schedule(self) -> dict | None:
-        """What the schedule was built for (its version and hash algorithms)."""
-        with self.env.begin() as txn:
-            value = txn.get(b"refresh:schedule", db=self.meta_db)
-        return None if value is None else json.loads(value)
-
-    def set_schedule(self, algorithms: Iterable[int]) -> None:
-        data = json.dumps({"version": SCHEDULE_VERSION, "algorithms": sorted(algorithms)}).encode()
-        self.write(lambda txn: txn.put(b"refresh:schedule", data, db=self.meta_db))
+    # -- the refresh schedule's data ---------------------------------------------------
 
     def rebuild_due(self, batch: int = 50_000) -> int:
         """Rebuild the ``due`` schedule from the stored responses (a store
@@ -464,14 +398,7 @@ class VAStore:
         self.write(lambda txn: txn.put(key, value, db=self.crls_db))
 
     def get_crl(self, name: str) -> StoredCRL | None:
-        if not _CRL_NAME.match(name) or ".." in name:
-            return None
-        with self.env.begin() as txn:
-            value = txn.get(name.encode(), db=self.crls_db)
-        if value is None:
-            return None
-        this_update, next_update, number = _CRL_HEADER.unpack_from(value)
-        return StoredCRL(this_update, next_update, number, value[_CRL_HEADER.size :])
+        return StoreReader(self).crl(name)
 
     def iter_status(
         self, issuer_id: int, batch: int = 10_000
@@ -502,3 +429,77 @@ class VAStore:
     def count_status(self) -> int:
         with self.env.begin() as txn:
             return txn.stat(self.status_db)["entries"]
+
+
+class StoreReader:
+    """The reads that answer requests, each in one read transaction with the
+    values read in place (``buffers=True``: LMDB hands out its memory map,
+    nothing is copied until a response's bytes leave the transaction). The
+    key layout and record formats are this module's; callers pass an issuer's
+    ``issuer_prefix`` and a serial's DER INTEGER content."""
+
+    __slots__ = ("_crls", "_env", "_responses", "_status")
+
+    def __init__(self, store: VAStore):
+        self._env = store.env
+        self._responses = store.responses_db
+        self._status = store.status_db
+        self._crls = store.crls_db
+
+    def generation(self) -> int:
+        """The id of the store's last committed write transaction: it changes
+        whenever any process commits a write (a publish, a refresh)."""
+        return self._env.info()["last_txnid"]
+
+    def presigned(
+        self, prefix: bytes, algorithm: int, serial: bytes, now: int
+    ) -> tuple[int, int, bytes] | None:
+        """(thisUpdate, nextUpdate, response DER) of the stored response for one
+        serial under one CertID hash algorithm, if it is valid at ``now``."""
+        txn = self._env.begin(buffers=True)
+        try:
+            value = txn.get(prefix + ALGORITHM_BYTES[algorithm] + serial, db=self._responses)
+            if value is not None:
+                this_update, next_update = _WINDOW_UNPACK(value)
+                if this_update <= now < next_update:
+                    return this_update, next_update, bytes(value[16:])
+            return None
+        finally:
+            txn.abort()
+
+    def status(self, prefix: bytes, serial: bytes) -> tuple[int, int, int, int] | None:
+        """(status, revoked_at, reason, not_after) of one serial, or None."""
+        txn = self._env.begin(buffers=True)
+        try:
+            value = txn.get(prefix + serial, db=self._status)
+            return None if value is None else _STATUS_UNPACK(value)
+        finally:
+            txn.abort()
+
+    def statuses(self, prefix: bytes, serials) -> list[tuple[int, int, int, int] | None]:
+        """``status`` of several serials of one issuer, in one transaction."""
+        txn = self._env.begin(buffers=True)
+        try:
+            get, db = txn.get, self._status
+            return [
+                None if (value := get(prefix + serial, db=db)) is None else _STATUS_UNPACK(value)
+                for serial in serials
+            ]
+        finally:
+            txn.abort()
+
+    def crl(self, name: str) -> StoredCRL | None:
+        """The latest CRL stored under ``name``; None for no such CRL or a
+        name that cannot be one (CRL names are one flat namespace)."""
+        if not _CRL_NAME.match(name) or ".." in name:
+            return None
+        with self._env.begin() as txn:
+            value = txn.get(name.encode(), db=self._crls)
+        if value is None:
+            return None
+        this_update, next_update, number = _CRL_HEADER.unpack_from(value)
+        return StoredCRL(this_update, next_update, number, value[_CRL_HEADER.size :])
+
+
+_WINDOW_UNPACK = _WINDOW.unpack_from
+_STATUS_UNPACK = _STATUS.unpack
