@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from common.der import tlv
 from common.settings import SettingsError
 from va import fastocsp as core
+from va.errors import ResponderKeyError
 from va.policy import IssuerPolicy, NoncePolicy, ResponderIdBy, UnissuedPolicy
-from va.signing import ResponderKeyError, Signer, load_key, spki_key_hash, subject_der
+from va.signing import Signer, load_key, spki_key_hash, subject_der
 from va.store import VAStore, issuer_prefix
 
 HASH_NAMES = {
