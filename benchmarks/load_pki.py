@@ -24,6 +24,7 @@ from cryptography.x509 import ocsp
 from benchmarks.load_servers import (
     OCSP_PATH,
     CheckFailed,
+    Setup,
 )
 
 ISSUER = "load-issuing"
@@ -37,21 +38,6 @@ class Corpus:
     gets: list[str] = field(default_factory=list)
     serials: list[int] = field(default_factory=list)
     revoked: list[bool] = field(default_factory=list)
-
-
-@dataclass
-class Setup:
-    workdir: Path
-    env: dict
-    issuer: x509.Certificate
-    signer: x509.Certificate
-    signer_key: Path
-    passphrase_file: Path
-    index: Path
-    certs: int
-    revoked: int
-    timings: dict = field(default_factory=dict)
-    cleanup: list[Path] = field(default_factory=list)
 
 
 def progress_bar(label: str, total: int):

@@ -15,13 +15,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from benchmarks.load_pki import Setup
+from cryptography import x509
 
 OCSP_PATH = "/ocsp"  # [va] ocsp_path in the default configuration
+
+
+@dataclass
+class Setup:
+    """A load-test PKI (benchmarks/load_pki.py builds it), what the servers start from."""
+
+    workdir: Path
+    env: dict
+    issuer: x509.Certificate
+    signer: x509.Certificate
+    signer_key: Path
+    passphrase_file: Path
+    index: Path
+    certs: int
+    revoked: int
+    timings: dict = field(default_factory=dict)
+    cleanup: list[Path] = field(default_factory=list)
 
 
 class CheckFailed(AssertionError):
