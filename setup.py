@@ -59,6 +59,7 @@ def _extension(name: str, source: str, **options) -> Extension:
 
 extensions = [
     _extension("va._fastocsp", "va/_fastocsp.pyx"),
+    _extension("va._fastlane", "va/_fastlane.pyx"),
     # Optional: without it cryptography signs (va/signing.py), slower, the
     # same responses; a machine without libcrypto.so.3 still installs.
     _extension(

@@ -1,8 +1,10 @@
-"""Shared fixtures: a CA service on a temporary store, and helpers to make
-requests and to run the third-party validators (openssl, pkilint)."""
+"""Shared fixtures: a CA service on a temporary store, helpers to make
+requests and to run the third-party validators (openssl, pkilint), and the
+one way a test runs on both implementations of a native module."""
 
 import asyncio
 import glob
+import importlib
 import os
 import shutil
 import socket
@@ -25,6 +27,7 @@ from ca.service import CAService
 from ca.store import Store
 from ca.store.schema import audit_log, certificates, outbox
 from ca.token import SoftwareToken
+from common import native
 from revoca.config import load_config
 
 PASSPHRASE = "correct horse battery staple"
@@ -37,6 +40,58 @@ PUBLIC_BASE_URL = "http://pki.example.com"
 def key_passphrase(monkeypatch):
     monkeypatch.setenv("REVOCA_KEY_PASSPHRASE", PASSPHRASE)
     return PASSPHRASE
+
+
+# -- native modules and their pure-Python twins --------------------------------
+#
+# A codec-level test takes ``impl`` (or ``implementation``) and runs once per
+# implementation, as aiohttp runs its parser tests over [Py, C]. A test that
+# goes through a façade (va.fastocsp, va.fastlane, ca.crlcore, va.signing)
+# is marked ``twin``: `make test-python` runs every ``twin`` test (the
+# ``python`` runs of ``impl`` included) with REVOCA_NO_EXTENSIONS=1, so the
+# twin's set is defined here and by the markers alone. A test that needs the
+# native module itself is marked ``needs_native`` and skips under the twin.
+
+TWIN_ONLY = "REVOCA_NO_EXTENSIONS=1: the native modules are switched off"
+
+needs_native = pytest.mark.skipif(
+    not native.extensions_allowed(), reason=f"needs the native module; {TWIN_ONLY}"
+)
+
+
+def native_module(name: str):
+    """The native module ``name`` for a test that needs it: a failure, not a
+    skip, when it is not built (the build must provide it)."""
+    if not native.extensions_allowed():
+        pytest.skip(f"needs {name}; {TWIN_ONLY}")
+    module = native.load(name)
+    if module is None:
+        pytest.fail(f"{name} is not built: run `make compile` (or `pip install -e .`)")
+    return module
+
+
+@pytest.fixture(
+    params=[pytest.param("python", marks=pytest.mark.twin), pytest.param("native")],
+)
+def implementation(request) -> str:
+    """ "python" (the twin) or "native": the test runs once with each."""
+    if request.param == "native" and not native.extensions_allowed():
+        pytest.skip(f"the native run; {TWIN_ONLY}")
+    return request.param
+
+
+@pytest.fixture
+def impl(request, implementation):
+    """The module under test in each implementation, named by the closest
+    ``codec`` marker: ``pytestmark = pytest.mark.codec("va._fastocsp",
+    "va._fastocsp_py")`` gives the native module, then its twin."""
+    marker = request.node.get_closest_marker("codec")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: impl needs a codec(native, twin) marker")
+    native_name, twin_name = marker.args
+    if implementation == "python":
+        return importlib.import_module(twin_name)
+    return native_module(native_name)
 
 
 @pytest.fixture

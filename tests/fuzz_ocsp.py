@@ -2,7 +2,8 @@
 (and the HTTP fast lane's recognizer, on requests wrapped around them).
 
 Every input goes to the Cython core (``va._fastocsp``) and to its
-pure-Python twin (``va._fastocsp_py``); both must give the same result or
+pure-Python twin (``va._fastocsp_py``), and, wrapped in HTTP, to the fast
+lane (``va._fastlane`` and ``va._fastlane_py``); both must give the same result or
 the same error (type, code, offset, message), and neither may crash. Inputs
 are real requests (``tests/vectors``) mutated with DER-aware operators:
 byte flips, inserts and deletes, interesting length octets (0x00, 0x7f,
@@ -25,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from va import _fastlane_py as twin_lane
 from va import _fastocsp_py as twin
 from va.errors import DERError, RequestError
 
@@ -38,10 +40,16 @@ def seeds() -> list[bytes]:
     return [data for data in found if data]
 
 
-def native_module():
+def native_core():
     from va import _fastocsp
 
     return _fastocsp
+
+
+def native_lane():
+    from va import _fastlane
+
+    return _fastlane
 
 
 def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
@@ -123,10 +131,16 @@ def outcome(func, *args):
 
 
 def check(
-    native, data: bytes, max_certids: int = 8, depth: int = 32, http: bytes | None = None
+    native,
+    data: bytes,
+    max_certids: int = 8,
+    depth: int = 32,
+    http: bytes | None = None,
+    lane=None,
 ) -> str | None:
-    """None when both agree on every entry point (and, given ``http``, on the
-    fast lane's recognizer); otherwise what differed."""
+    """None when both agree on every entry point of the OCSP core ``native``
+    (and, given ``http``, on the fast lane's recognizer ``lane``); otherwise
+    what differed."""
     a = outcome(native.parse_ocsp_request, data, max_certids)
     b = outcome(twin.parse_ocsp_request, data, max_certids)
     if a != b:
@@ -138,7 +152,7 @@ def check(
     if a != b:
         return f"read_tlv: native {a!r} twin {b!r}"
     if http is not None:
-        a, b = native.simple_request(http, b"/ocsp"), twin.simple_request(http, b"/ocsp")
+        a, b = lane.simple_request(http, b"/ocsp"), twin_lane.simple_request(http, b"/ocsp")
         if a != b:
             return f"simple_request({http!r}): native {a!r} twin {b!r}"
     return None
@@ -146,7 +160,7 @@ def check(
 
 def campaign(seed: int, executions: int, seconds: float, crashes: Path) -> tuple[int, int]:
     """Run up to ``executions`` inputs or ``seconds``; return (executed, disagreements)."""
-    native = native_module()
+    native, lane = native_core(), native_lane()
     rng = random.Random(seed)
     corpus = seeds()
     deadline = time.monotonic() + seconds
@@ -158,7 +172,7 @@ def campaign(seed: int, executions: int, seconds: float, crashes: Path) -> tuple
         max_certids = 8 if rng.random() < 0.8 else rng.randint(1, 3)
         depth = 32 if rng.random() < 0.8 else rng.randint(1, 4)
         http = http_envelope(rng, data) if rng.random() < 0.3 else None
-        problem = check(native, data, max_certids, depth, http)
+        problem = check(native, data, max_certids, depth, http, lane)
         done += 1
         if problem is not None:
             failures += 1
@@ -217,7 +231,7 @@ def main(argv=None) -> int:
     print(
         f"executions {executed:,} in {elapsed:.1f} s ({executed / elapsed:,.0f}/s) on"
         f" {args.workers} process(es), seed {args.seed}: {failures} disagreement(s);"
-        f" native module {native_module().__file__}; pid {os.getpid()}"
+        f" native modules {native_core().__file__}, {native_lane().__file__}; pid {os.getpid()}"
     )
     return 1 if failures else 0
 

@@ -1,46 +1,15 @@
 """The native DER reader and its pure-Python twin: same results, same errors."""
 
-import os
 import random
 from pathlib import Path
 
 import pytest
 
-from va import _fastocsp_py, fastocsp
+from tests.conftest import native_module, needs_native
+from va import _fastocsp_py
 from va.errors import DERError, DERErrorCode
 
-try:
-    from va import _fastocsp as _native
-except ImportError:  # pragma: no cover - the build must provide it
-    _native = None
-
-IMPLEMENTATIONS = [pytest.param(_fastocsp_py, id="python")]
-if not os.environ.get("REVOCA_NO_EXTENSIONS"):
-    IMPLEMENTATIONS.append(pytest.param(_native, id="native"))
-
-
-@pytest.fixture(params=IMPLEMENTATIONS)
-def impl(request):
-    if request.param is None:
-        pytest.fail("va._fastocsp is not built: run `pip install -e .` (it compiles the module)")
-    return request.param
-
-
-def test_native_module_is_used_by_default():
-    if os.environ.get("REVOCA_NO_EXTENSIONS"):
-        assert fastocsp.IMPLEMENTATION == "python"
-    else:
-        assert _native is not None, "native core missing"
-        assert fastocsp.IMPLEMENTATION == "native"
-
-
-def test_both_export_the_same_names():
-    public = lambda m: {n for n in dir(m) if not n.startswith("_") and n.isidentifier()}  # noqa: E731
-    wanted = set(fastocsp.API)
-    assert wanted <= public(_fastocsp_py)
-    if _native is not None:
-        assert wanted <= public(_native)
-        assert _native.DEFAULT_MAX_DEPTH == _fastocsp_py.DEFAULT_MAX_DEPTH
+pytestmark = pytest.mark.codec("va._fastocsp", "va._fastocsp_py")
 
 
 def test_parse_nested(impl):
@@ -139,9 +108,10 @@ def test_real_requests_parse(impl):
         assert tag == 0x30 and children[0][0] == 0x30  # OCSPRequest { TBSRequest ... }
 
 
-@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+@needs_native
 def test_native_and_python_agree_on_mutations():
-    """Bounded differential run; the long fuzzing campaign lives in benchmarks/."""
+    """Bounded differential run; the long campaign is tests/fuzz_ocsp.py."""
+    _native = native_module("va._fastocsp")
     rng = random.Random(20261126)
     checked = 0
     for seed in SEEDS:

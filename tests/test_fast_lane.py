@@ -2,7 +2,6 @@
 twin agree on every input, whatever it accepts httptools reads the same
 way, and a request answered through it gets the bytes the full path gives."""
 
-import os
 import random
 
 import httptools
@@ -10,24 +9,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common import native
+from tests.conftest import native_module
 from tests.test_va_http import port_of, post_bytes, raw_http
 from tests.test_va_openssl import _request
-from va import _fastocsp_py, fastocsp
+from va import _fastlane_py, fastlane
 
-try:
-    from va import _fastocsp as _native
-except ImportError:  # pragma: no cover - the build must provide it
-    _native = None
-
-NATIVE = _native is not None and not os.environ.get("REVOCA_NO_EXTENSIONS")
+# Every test here checks the twin (against httptools, and against the native
+# recognizer unless it is switched off) or goes through the façade.
+pytestmark = [pytest.mark.twin, pytest.mark.codec("va._fastlane", "va._fastlane_py")]
 PREFIX = b"/ocsp"
 
 
 def both(data: bytes, prefix: bytes = PREFIX):
     """The twin's answer, checked against the native one's."""
-    expected = _fastocsp_py.simple_request(data, prefix)
-    if NATIVE:
-        assert _native.simple_request(data, prefix) == expected, data
+    expected = _fastlane_py.simple_request(data, prefix)
+    if native.extensions_allowed():
+        assert native_module("va._fastlane").simple_request(data, prefix) == expected, data
     return expected
 
 
@@ -154,10 +152,13 @@ def test_leaves_everything_else_to_httptools(data):
     agrees_with_httptools(data)
 
 
-def test_rejects_non_bytes():
-    for impl in [_fastocsp_py] + ([_native] if NATIVE else []):
-        with pytest.raises(TypeError):
-            impl.simple_request(bytearray(get_bytes(b"MEM=")), PREFIX)
+def test_rejects_non_bytes(impl):
+    with pytest.raises(TypeError, match="data must be bytes, not bytearray"):
+        impl.simple_request(bytearray(get_bytes(b"MEM=")), PREFIX)
+    with pytest.raises(TypeError):
+        impl.simple_request(get_bytes(b"MEM="), None)
+    with pytest.raises(TypeError):
+        impl.simple_request(get_bytes(b"MEM="), PREFIX.decode())
 
 
 # -- every input: twin agreement and httptools agreement ---------------------
@@ -276,16 +277,16 @@ def test_lane_and_full_path_give_the_same_bytes(va_env, tmp_path):
         request = _request(va_env, tmp_path, cert, "-no_nonce")
         encoded = quote(base64.b64encode(request).decode(), safe="").encode()
         for plain in (post_bytes(request), get_bytes(encoded)):
-            assert fastocsp.simple_request(plain, PREFIX) is not None
+            assert fastlane.simple_request(plain, PREFIX) is not None
             # One header more sends the same request through httptools.
             full = plain.replace(b"Host: x\r\n", b"Host: x\r\nX-Trace: 1\r\n")
-            assert fastocsp.simple_request(full, PREFIX) is None
+            assert fastlane.simple_request(full, PREFIX) is None
             fast, slow = raw_http(port, plain), raw_http(port, full)
             assert fast.startswith(b"HTTP/1.1 200 OK\r\n")
             assert _strip_max_age(fast) == _strip_max_age(slow)
     # A malformed request through the lane: the same error answer as the full path.
     broken = post_bytes(b"\x30\x03\x02\x01")
-    assert fastocsp.simple_request(broken, PREFIX) is not None
+    assert fastlane.simple_request(broken, PREFIX) is not None
     full = broken.replace(b"Host: x\r\n", b"Host: x\r\nX-Trace: 1\r\n")
     assert raw_http(port, broken) == raw_http(port, full)
     assert b"\r\n\r\n\x30\x03\x0a\x01\x01" in raw_http(port, broken)  # malformedRequest

@@ -8,18 +8,20 @@ from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import self_signed
-from tests.test_der_reader import IMPLEMENTATIONS, _native
+from common import native
+from tests.conftest import native_module, needs_native, self_signed
 from va import _fastocsp_py as py
 
 EXTENDED_REVOKE = py.EXTENDED_REVOKE_EXTENSION
+pytestmark = pytest.mark.codec("va._fastocsp", "va._fastocsp_py")
 
 
-@pytest.fixture(params=IMPLEMENTATIONS)
-def impl(request):
-    if request.param is None:
-        pytest.fail("va._fastocsp is not built")
-    return request.param
+def _implementations() -> list:
+    """The twin, and the native module unless switched off: for the
+    property tests, which compare the two on each example."""
+    if not native.extensions_allowed():
+        return [py]
+    return [py, native_module("va._fastocsp")]
 
 
 def test_generalized_time(impl):
@@ -93,18 +95,20 @@ def _build(impl, rng_seed: int, certs: bytes | None = None) -> bytes:
     )
 
 
-@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+@needs_native
 def test_native_and_python_build_identical_bytes():
+    _native = native_module("va._fastocsp")
     for seed in range(300):
         assert _build(_native, seed) == _build(py, seed), seed
 
 
-@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+@needs_native
 def test_response_wrapping_at_every_length_boundary():
     """The native encoder computes every nested length up front and writes
     once: each element crossing a length-octet boundary (short form, 0x81,
     0x82, 0x83) must still give the twin's bytes, and an element past 2**24
     octets the same error."""
+    _native = native_module("va._fastocsp")
     algorithm = bytes.fromhex("300a06082a8648ce3d040302")
     sizes = (0, 1, 100, 0x7F - 40, 0x80, 0xF0, 0xFF, 0x100, 0x1F0, 0xFFFF - 400, 0x10000, 70000)
     for data_n in sizes:
@@ -191,6 +195,7 @@ _statuses = st.one_of(
 )
 
 
+@pytest.mark.twin
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     algorithm=st.sampled_from([1, 2, 3, 4]),
@@ -217,7 +222,7 @@ def test_response_data_many_is_the_single_encoders_per_serial(
     size = {1: 20, 2: 32, 3: 48, 4: 64}[algorithm]
     name_hash, key_hash = b"\x01" * size, b"\x02" * size
     results = []
-    for impl in [py] if _native is None else [py, _native]:
+    for impl in _implementations():
         statuses = [impl.encode_cert_status(*status) for _, status, _ in items]
         args = (
             responder_id,
@@ -237,6 +242,7 @@ def test_response_data_many_is_the_single_encoders_per_serial(
     assert all(result == results[0] for result in results)
 
 
+@pytest.mark.twin
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     certid=st.binary(max_size=300),
@@ -254,7 +260,7 @@ def test_fresh_response_data_is_the_single_encoders(
     encode_single_response + encode_nonce_extension + encode_response_data,
     in both implementations, across every short/long length boundary."""
     results = []
-    for impl in [py] if _native is None else [py, _native]:
+    for impl in _implementations():
         cert_status = impl.encode_cert_status(*status)
         fused = impl.encode_fresh_response_data(
             responder_id, produced_at, certid, cert_status, next_, nonce, extensions
@@ -346,7 +352,6 @@ def test_encoders_refuse_none_for_bytes(impl):
         (impl.encode_ocsp_response, (b"", None, b"", b"")),
         (impl.encode_ocsp_response, (b"", b"", b"", None)),
         (impl.encode_response_data_many, (None, 0, 1, b"", b"", [], [], 0, 1, [])),
-        (impl.simple_request, (b"GET / HTTP/1.1\r\n\r\n", None)),
     ]
     for function, args in calls:
         with pytest.raises(TypeError):

@@ -6,18 +6,12 @@ from pathlib import Path
 import pytest
 from cryptography.x509 import ocsp
 
-from tests.test_der_reader import IMPLEMENTATIONS, _native
+from tests.conftest import native_module, needs_native
 from va import _fastocsp_py
 from va.errors import DERError, DERErrorCode, RequestError, RequestErrorCode
 
 VECTORS = Path(__file__).with_name("vectors")
-
-
-@pytest.fixture(params=IMPLEMENTATIONS)
-def impl(request):
-    if request.param is None:
-        pytest.fail("va._fastocsp is not built")
-    return request.param
+pytestmark = pytest.mark.codec("va._fastocsp", "va._fastocsp_py")
 
 
 @pytest.mark.parametrize(
@@ -117,8 +111,9 @@ def _outcome(func, data):
         return (type(exc).__name__, exc.code, exc.offset, str(exc))
 
 
-@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+@needs_native
 def test_native_and_python_agree_on_mutated_requests():
+    _native = native_module("va._fastocsp")
     seeds = [p.read_bytes() for p in sorted(VECTORS.glob("req-*.der")) if p.stat().st_size < 600]
     rng = random.Random(6960)
     for _ in range(20000):

@@ -1,8 +1,8 @@
-"""The HTTP fast lane's recognizer, pure Python: the twin of
-``va/_fastlane.pxi`` (compiled into ``va._fastocsp``), part of
-``va._fastocsp_py``'s API."""
+"""The HTTP fast lane's recognizer of the simplest complete OCSP requests,
+pure Python: the twin of ``va._fastlane`` (va/_fastlane.pyx). Both must
+return the same answer for every input."""
 
-# -- the fast lane: the simplest complete OCSP HTTP requests ----------------
+__all__ = ("SIMPLE_MAX", "simple_request")
 
 SIMPLE_MAX = 8192
 _SIMPLE_MAX_HEADERS = 32

@@ -1,19 +1,59 @@
 # cython: language_level=3
 """Native OCSP core: a bounds-checked DER reader (X.690 DER subset), the
-OCSP request parser, the response encoder (``_responses.pxi``), and the
-HTTP fast lane's recognizer of the simplest complete OCSP requests
-(``simple_request``, ``_fastlane.pxi``).
+OCSP request parser, and the response encoder (``_responses.pxi``,
+compiled into this module).
 
 Bytes in, bytes or tuples out: no sockets, no asyncio, no key material.
-``va._fastocsp_py`` is the pure-Python twin; both must return the same
-results and raise the same :class:`va.errors.DERError` for every input.
+``va._fastocsp_py`` is the pure-Python twin (and ``va._responses_py`` the
+encoder's); both must return the same results and raise the same
+:class:`va.errors.DERError` or :class:`va.errors.RequestError` for every input.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-from va.errors import OCSPCoreError
+from va._bytes cimport bytes_slice, check_bytes
 
-_core_error = OCSPCoreError.from_code
+from va.errors import OCSPCoreError as _OCSPCoreError
+
+__all__ = (
+    "DEFAULT_MAX_CERTIDS",
+    "DEFAULT_MAX_DEPTH",
+    "EXTENDED_REVOKE_EXTENSION",
+    "HASH_LENGTHS",
+    "HASH_SHA1",
+    "HASH_SHA256",
+    "HASH_SHA384",
+    "HASH_SHA512",
+    "HASH_UNKNOWN",
+    "INTERNAL_ERROR",
+    "MALFORMED_REQUEST",
+    "MAX_LENGTH_OCTETS",
+    "MAX_NONCE_OCTETS",
+    "MAX_SERIAL_OCTETS",
+    "NONCE_OID",
+    "NO_REASON",
+    "SIG_REQUIRED",
+    "STATUS_GOOD",
+    "STATUS_REVOKED",
+    "STATUS_UNKNOWN",
+    "TRY_LATER",
+    "UNAUTHORIZED",
+    "encode_cert_status",
+    "encode_certid",
+    "encode_fresh_response_data",
+    "encode_nonce_extension",
+    "encode_ocsp_response",
+    "encode_ocsp_responses",
+    "encode_response_data",
+    "encode_response_data_many",
+    "encode_single_response",
+    "generalized_time",
+    "parse_der",
+    "parse_ocsp_request",
+    "read_tlv",
+)
+
+_core_error = _OCSPCoreError.from_code
 
 DEFAULT_MAX_DEPTH = 32
 # Lengths up to 2**32 - 1: nothing OCSP carries comes near that.
@@ -74,18 +114,13 @@ cdef int _raise(int code, Py_ssize_t offset) except -1:
     raise _core_error(code, offset)
 
 
-cdef inline void _check_bytes(object data) except *:
-    if type(data) is not bytes:
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
-
-
 def read_tlv(data, Py_ssize_t offset=0, Py_ssize_t end=-1):
     """Read the header of one DER element inside ``data[offset:end]``.
 
     Returns ``(tag, content_start, content_end)``; ``end=-1`` means the end
     of ``data``. The element's content is guaranteed to lie inside the window.
     """
-    _check_bytes(data)
+    check_bytes(data)
     cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
     cdef Tlv tlv
     cdef DerStatus status
@@ -115,7 +150,7 @@ cdef object _parse(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
         while child < tlv.end:
             children.append(_parse(buf, child, tlv.end, depth + 1, max_depth, &child))
         return (tlv.tag, tuple(children))
-    return (tlv.tag, PyBytes_FromStringAndSize(<const char*>buf + tlv.start, tlv.end - tlv.start))
+    return (tlv.tag, bytes_slice(buf, tlv.start, tlv.end))
 
 
 def parse_der(data, int max_depth=DEFAULT_MAX_DEPTH):
@@ -124,7 +159,7 @@ def parse_der(data, int max_depth=DEFAULT_MAX_DEPTH):
     A constructed element becomes ``(tag, (child, ...))``, a primitive one
     ``(tag, content_bytes)``. Trailing bytes after the element are refused.
     """
-    _check_bytes(data)
+    check_bytes(data)
     if max_depth < 1:
         raise ValueError("max_depth must be at least 1")
     cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
@@ -197,10 +232,6 @@ cdef Py_ssize_t _hash_length(int algorithm) noexcept nogil:
     return -1
 
 
-cdef object _slice(const unsigned char* buf, Py_ssize_t start, Py_ssize_t stop):
-    return PyBytes_FromStringAndSize(<const char*>buf + start, stop - start)
-
-
 cdef object _parse_certid(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
                           Py_ssize_t* stop_out):
     cdef Tlv seq, alg, oid, null, name, key, serial
@@ -235,10 +266,10 @@ cdef object _parse_certid(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t e
     stop_out[0] = seq.end
     return (
         algorithm,
-        _slice(buf, name.start, name.end),
-        _slice(buf, key.start, key.end),
-        _slice(buf, serial.start, serial.end),
-        _slice(buf, pos, seq.end),
+        bytes_slice(buf, name.start, name.end),
+        bytes_slice(buf, key.start, key.end),
+        bytes_slice(buf, serial.start, serial.end),
+        bytes_slice(buf, pos, seq.end),
     )
 
 
@@ -287,7 +318,7 @@ cdef object _parse_extensions(const unsigned char* buf, Py_ssize_t pos, Py_ssize
             if (inner.tag != 0x04 or inner.end != value.end
                     or not (1 <= inner.end - inner.start <= MAX_NONCE_OCTETS)):
                 _raise(REQ_BAD_NONCE, cursor)
-            nonce = _slice(buf, value.start, value.end)
+            nonce = bytes_slice(buf, value.start, value.end)
         elif critical:
             _raise(REQ_UNSUPPORTED_CRITICAL_EXTENSION, cursor)
         cursor = ext.end
@@ -296,7 +327,7 @@ cdef object _parse_extensions(const unsigned char* buf, Py_ssize_t pos, Py_ssize
 
 def parse_ocsp_request(data, Py_ssize_t max_certids=DEFAULT_MAX_CERTIDS):
     """Parse a DER OCSPRequest; see va._fastocsp_py.parse_ocsp_request."""
-    _check_bytes(data)
+    check_bytes(data)
     cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
     cdef Tlv top, tbs, sig, tlv, version, req
@@ -344,8 +375,3 @@ def parse_ocsp_request(data, Py_ssize_t max_certids=DEFAULT_MAX_CERTIDS):
 
 # The response encoder lives in its own file, compiled into this module.
 include "_responses.pxi"
-
-
-# The HTTP fast lane's recognizer lives in its own file, compiled into this
-# module (it shares the byte helpers above).
-include "_fastlane.pxi"

@@ -1,9 +1,8 @@
 # OCSP response encoding (RFC 6960 4.2.1), compiled into va._fastocsp by an
 # ``include`` in _fastocsp.pyx: every length computed first and each element
 # written into one allocation where it matters. The twin is
-# va/_fastocsp_py.py; both must produce the same bytes for every input.
-
-# -- OCSP responses (RFC 6960 4.2.1) -----------------------------------------
+# va/_responses_py.py (re-exported by va/_fastocsp_py.py, as this file's
+# names are va._fastocsp's); both must produce the same bytes for every input.
 
 from libc.string cimport memcpy
 

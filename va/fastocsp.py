@@ -1,28 +1,58 @@
-"""The OCSP core's public face: the native module, or its pure-Python twin.
+"""The OCSP core's public face: the native module ``va._fastocsp``, or its
+pure-Python twin ``va._fastocsp_py`` (same names, same results, same errors).
 
-Set ``REVOCA_NO_EXTENSIONS=1`` to force the twin (as aiohttp does with
-``AIOHTTP_NO_EXTENSIONS``). ``IMPLEMENTATION`` says which one is in use.
+Every name is bound explicitly, from the twin and then, where
+``common.native`` allows the native module and it is built, from it
+(aiohttp's ``_http_parser`` imports are the model), so tools and readers see
+what this module holds. ``REVOCA_NO_EXTENSIONS=1`` forces the twin;
+``IMPLEMENTATION`` says which one is in use ("native" or "python").
+Types and docstrings: va/_fastocsp.pyi.
 """
 
-import os
+from common import native
+from va._fastocsp_py import (
+    DEFAULT_MAX_CERTIDS,
+    DEFAULT_MAX_DEPTH,
+    EXTENDED_REVOKE_EXTENSION,
+    HASH_LENGTHS,
+    HASH_SHA1,
+    HASH_SHA256,
+    HASH_SHA384,
+    HASH_SHA512,
+    HASH_UNKNOWN,
+    INTERNAL_ERROR,
+    MALFORMED_REQUEST,
+    MAX_LENGTH_OCTETS,
+    MAX_NONCE_OCTETS,
+    MAX_SERIAL_OCTETS,
+    NO_REASON,
+    NONCE_OID,
+    SIG_REQUIRED,
+    STATUS_GOOD,
+    STATUS_REVOKED,
+    STATUS_UNKNOWN,
+    TRY_LATER,
+    UNAUTHORIZED,
+    encode_cert_status,
+    encode_certid,
+    encode_fresh_response_data,
+    encode_nonce_extension,
+    encode_ocsp_response,
+    encode_ocsp_responses,
+    encode_response_data,
+    encode_response_data_many,
+    encode_single_response,
+    generalized_time,
+    parse_der,
+    parse_ocsp_request,
+    read_tlv,
+)
 
-from va import _fastocsp_py
-
-if os.environ.get("REVOCA_NO_EXTENSIONS"):
-    _impl = _fastocsp_py
-else:
-    try:
-        from va import _fastocsp as _impl
-    except ImportError:  # not compiled (e.g. a source checkout without build_ext)
-        _impl = _fastocsp_py
-
-IMPLEMENTATION = "native" if _impl is not _fastocsp_py else "python"
-
-# The API both implementations provide (tests check they agree on it).
-API = (
+__all__ = (
     "DEFAULT_MAX_CERTIDS",
     "DEFAULT_MAX_DEPTH",
     "EXTENDED_REVOKE_EXTENSION",
+    "HASH_LENGTHS",
     "HASH_SHA1",
     "HASH_SHA256",
     "HASH_SHA384",
@@ -30,9 +60,12 @@ API = (
     "HASH_UNKNOWN",
     "INTERNAL_ERROR",
     "MALFORMED_REQUEST",
+    "MAX_LENGTH_OCTETS",
+    "MAX_NONCE_OCTETS",
+    "MAX_SERIAL_OCTETS",
+    "NONCE_OID",
     "NO_REASON",
     "SIG_REQUIRED",
-    "SIMPLE_MAX",
     "STATUS_GOOD",
     "STATUS_REVOKED",
     "STATUS_UNKNOWN",
@@ -40,8 +73,8 @@ API = (
     "UNAUTHORIZED",
     "encode_cert_status",
     "encode_certid",
-    "encode_nonce_extension",
     "encode_fresh_response_data",
+    "encode_nonce_extension",
     "encode_ocsp_response",
     "encode_ocsp_responses",
     "encode_response_data",
@@ -51,8 +84,46 @@ API = (
     "parse_der",
     "parse_ocsp_request",
     "read_tlv",
-    "simple_request",
 )
-globals().update({name: getattr(_impl, name) for name in API})
 
-__all__ = ["API", "IMPLEMENTATION", *API]
+_native = native.load("va._fastocsp")
+if _native is not None:
+    from va._fastocsp import (
+        DEFAULT_MAX_CERTIDS,
+        DEFAULT_MAX_DEPTH,
+        EXTENDED_REVOKE_EXTENSION,
+        HASH_LENGTHS,
+        HASH_SHA1,
+        HASH_SHA256,
+        HASH_SHA384,
+        HASH_SHA512,
+        HASH_UNKNOWN,
+        INTERNAL_ERROR,
+        MALFORMED_REQUEST,
+        MAX_LENGTH_OCTETS,
+        MAX_NONCE_OCTETS,
+        MAX_SERIAL_OCTETS,
+        NO_REASON,
+        NONCE_OID,
+        SIG_REQUIRED,
+        STATUS_GOOD,
+        STATUS_REVOKED,
+        STATUS_UNKNOWN,
+        TRY_LATER,
+        UNAUTHORIZED,
+        encode_cert_status,
+        encode_certid,
+        encode_fresh_response_data,
+        encode_nonce_extension,
+        encode_ocsp_response,
+        encode_ocsp_responses,
+        encode_response_data,
+        encode_response_data_many,
+        encode_single_response,
+        generalized_time,
+        parse_der,
+        parse_ocsp_request,
+        read_tlv,
+    )
+
+IMPLEMENTATION = "python" if _native is None else "native"

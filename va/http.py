@@ -23,7 +23,7 @@ import httptools
 
 from common import prometheus
 from common.clock import SYSTEM, Clock
-from va import fastocsp as lane
+from va import fastlane as lane
 from va import headers
 from va.downloads import CRLs, Download
 from va.metrics import Metrics

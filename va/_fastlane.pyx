@@ -1,9 +1,17 @@
-# Included by va/_fastocsp.pyx (one native module): the HTTP fast lane.
-# -- the fast lane: the simplest complete OCSP HTTP requests ----------------
-#
-# See va._fastocsp_py.simple_request for the rules. Everything here only
-# says yes to a strict subset of what httptools (llhttp) parses, with the
-# same meaning; anything else is None and goes to httptools.
+# cython: language_level=3
+"""The HTTP fast lane's recognizer of the simplest complete OCSP requests.
+
+See va._fastlane_py.simple_request (the pure-Python twin) for the rules.
+Everything here only says yes to a strict subset of what httptools (llhttp)
+parses, with the same meaning; anything else is None and goes to httptools.
+Bytes in, a tuple or None out; bounds-checked like the OCSP core.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from va._bytes cimport bytes_slice, check_bytes
+
+__all__ = ("SIMPLE_MAX", "simple_request")
 
 SIMPLE_MAX = 8192
 cdef enum:
@@ -84,9 +92,9 @@ cdef int _header_kind(const unsigned char* name, Py_ssize_t length) noexcept nog
 def simple_request(data, bytes prefix not None):
     """``(is_post, value)`` for the simplest complete OCSP request, else None.
 
-    See va._fastocsp_py.simple_request; both must agree on every input.
+    See va._fastlane_py.simple_request; both must agree on every input.
     """
-    _check_bytes(data)
+    check_bytes(data)
     cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
     cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef const unsigned char* pre = <const unsigned char*>PyBytes_AS_STRING(prefix)
@@ -179,8 +187,7 @@ def simple_request(data, bytes prefix not None):
     if not post:
         if pos != size:
             return None
-        return (False, PyBytes_FromStringAndSize(<const char*>buf + target + plen + 1,
-                                                 target_end - target - plen - 1))
+        return (False, bytes_slice(buf, target + plen + 1, target_end))
     if not typed or content_length <= 0 or size - pos != content_length:
         return None
-    return (True, PyBytes_FromStringAndSize(<const char*>buf + pos, content_length))
+    return (True, bytes_slice(buf, pos, pos + content_length))
