@@ -51,6 +51,20 @@ def test_generalized_time_across_calendar_edges(impl):
             assert impl.generalized_time(epoch) == b"\x18\x0f" + expected.encode(), epoch
 
 
+@pytest.mark.twin
+@settings(max_examples=3000, deadline=None)
+@given(epoch=st.integers(0, 253402300799))
+def test_generalized_time_agrees_from_1970_to_9999(epoch):
+    """Both implementations (the native one through common/_dertime.pxd)
+    against the standard library's calendar, on any second of 1970..9999."""
+    import datetime
+
+    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=epoch)
+    expected = b"\x18\x0f" + moment.strftime("%Y%m%d%H%M%SZ").encode()
+    for impl in _implementations():
+        assert impl.generalized_time(epoch) == expected
+
+
 def test_single_response_validation(impl):
     certid = impl.encode_certid(1, b"\x01" * 20, b"\x02" * 20, b"\x05")
     with pytest.raises(ValueError, match="invalid certificate status 3"):

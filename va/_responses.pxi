@@ -6,6 +6,8 @@
 
 from libc.string cimport memcpy
 
+from common._dertime cimport DER_TIME_MAX, der_time
+
 STATUS_GOOD = 0
 STATUS_REVOKED = 1
 STATUS_UNKNOWN = 2
@@ -72,53 +74,17 @@ cdef bytes _tlv(unsigned char tag, bytes content):
     return out
 
 
-cdef inline void _digits(char* dst, int value, int width) noexcept nogil:
-    cdef int i
-    for i in range(width - 1, -1, -1):
-        dst[i] = <char>(48 + value % 10)
-        value //= 10
-
-
+# RFC 6960 writes every time as GeneralizedTime: der_time(..., True) writes
+# TIME_N octets (tag, length, YYYYMMDDHHMMSSZ).
 cdef enum:
-    TIME_N = 17  # a GeneralizedTime TLV: tag, length, YYYYMMDDHHMMSSZ
-
-
-cdef int _put_time(char* dst, long long epoch) except -1:
-    """Write the GeneralizedTime TLV of ``epoch`` (TIME_N octets). The civil
-    date is computed here (days to year/month/day, proleptic Gregorian, as in
-    Howard Hinnant's civil_from_days): glibc's gmtime_r takes the time zone
-    lock on every call, three times per fresh answer."""
-    cdef long long days, seconds, era, doe, yoe, doy, mp, year, month, day
-    if not 0 <= epoch <= 253402300799:
-        raise ValueError("time outside 1970-01-01..9999-12-31")
-    days = epoch // 86400
-    seconds = epoch - days * 86400
-    days += 719468  # days from 0000-03-01 to 1970-01-01
-    era = days // 146097
-    doe = days - era * 146097  # day of the 400-year era [0, 146096]
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)  # day of the March-based year
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
-    dst[0] = 0x18
-    dst[1] = 15
-    _digits(dst + 2, <int>year, 4)
-    _digits(dst + 6, <int>month, 2)
-    _digits(dst + 8, <int>day, 2)
-    _digits(dst + 10, <int>(seconds // 3600), 2)
-    _digits(dst + 12, <int>(seconds // 60 % 60), 2)
-    _digits(dst + 14, <int>(seconds % 60), 2)
-    dst[16] = b"Z"
-    return 0
+    TIME_N = DER_TIME_MAX
 
 
 def generalized_time(long long epoch):
     """GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 4.1.2.5.2), from 1970 to 9999."""
-    cdef char text[TIME_N]
-    _put_time(text, epoch)
-    return PyBytes_FromStringAndSize(text, TIME_N)
+    cdef unsigned char text[TIME_N]
+    der_time(text, epoch, True)
+    return PyBytes_FromStringAndSize(<const char*>text, TIME_N)
 
 
 def encode_certid(int hash_algorithm, bytes name_hash not None, bytes key_hash not None,
@@ -281,7 +247,7 @@ def encode_fresh_response_data(bytes responder_id not None, long long produced_a
     pos = _put_head(dst, 0x30, body)
     memcpy(dst + pos, PyBytes_AS_STRING(responder_id), rid_n)
     pos += rid_n
-    _put_time(dst + pos, produced_at)
+    der_time(<unsigned char*>dst + pos, produced_at, True)
     cdef Py_ssize_t produced = pos
     pos += TIME_N
     pos += _put_head(dst + pos, 0x30, responses)
@@ -293,7 +259,7 @@ def encode_fresh_response_data(bytes responder_id not None, long long produced_a
     memcpy(dst + pos, dst + produced, TIME_N)  # thisUpdate is producedAt
     pos += TIME_N
     pos += _put_head(dst + pos, 0xA0, TIME_N)
-    _put_time(dst + pos, next_update)
+    der_time(<unsigned char*>dst + pos, next_update, True)
     pos += TIME_N
     if all_ext:
         pos += _put_head(dst + pos, 0xA1, ext_seq)

@@ -2,29 +2,18 @@
 
 Each is built from the parts of a valid request so that exactly one thing is
 wrong with it, the thing its name says. Run from the repository root:
-    python tests/vectors/make_malformed.py
+    python -m tests.vectors.make_malformed
 """
 
 from pathlib import Path
+
+from common.der import sequence as seq
+from common.der import tlv
 
 HERE = Path(__file__).resolve().parent
 SHA1_ALG = bytes.fromhex("300906052b0e03021a0500")
 SHA256_ALG = bytes.fromhex("300d06096086480165030402010500")
 NONCE_OID = bytes.fromhex("06092b0601050507300102")
-
-
-def tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        head = bytes((n,))
-    else:
-        body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        head = bytes((0x80 | len(body),)) + body
-    return bytes((tag,)) + head + content
-
-
-def seq(*parts: bytes) -> bytes:
-    return tlv(0x30, b"".join(parts))
 
 
 def certid(serial: bytes = b"\x01\x02\x03", alg: bytes = SHA1_ALG, hash_len: int = 20) -> bytes:
