@@ -1,4 +1,6 @@
 PYTHON ?= python3
+# Extra pytest options for the test targets, e.g. PYTEST_ARGS="-q -p no:cacheprovider".
+PYTEST_ARGS ?=
 
 .PHONY: compile debug annotate test test-python lint format bench demo clean
 
@@ -11,11 +13,14 @@ debug:              ## native core with line tracing and C assertions
 annotate:           ## Cython's annotated HTML (va/_fastocsp.html)
 	REVOCA_ANNOTATE=1 $(PYTHON) setup.py build_ext --inplace --force
 
-test: compile
-	$(PYTHON) -m pytest
+test: compile       ## the whole suite: every codec test on both implementations
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-test-python:        ## the whole suite on the pure-Python twin
-	REVOCA_NO_EXTENSIONS=1 $(PYTHON) -m pytest
+# The twins' set is the tests marked `twin` (tests/conftest.py): those through
+# a native module's façade, and the Python run of every codec test. CI runs
+# this target, so the set is defined once.
+test-python:        ## the twins alone: the `twin` tests with every native module off
+	REVOCA_NO_EXTENSIONS=1 $(PYTHON) -m pytest -m twin $(PYTEST_ARGS)
 
 lint:
 	ruff check . && ruff format --check .
@@ -30,4 +35,4 @@ demo:
 	revoca demo
 
 clean:
-	rm -rf build *.egg-info va/_fastocsp.c va/_evpsign.c va/*.so va/*.html
+	rm -rf build *.egg-info va/_fastocsp.c va/_fastlane.c va/_evpsign.c va/*.so va/*.html

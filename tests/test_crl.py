@@ -12,12 +12,19 @@ from cryptography.hazmat.primitives import serialization
 from ca import _crlcore_py, crl
 from ca.errors import PolicyError
 from ca.reasons import RevocationReason
-from tests.conftest import FIXED_NOW, PUBLIC_BASE_URL, make_csr, pem, pkilint
+from common import native
+from tests.conftest import (
+    FIXED_NOW,
+    PUBLIC_BASE_URL,
+    make_csr,
+    native_module,
+    needs_native,
+    pem,
+    pkilint,
+)
 
-try:
-    from ca import _crlcore as _native
-except ImportError:  # pragma: no cover
-    _native = None
+# CRLs are issued through ca.crlcore, the encoder tests take `impl`.
+pytestmark = [pytest.mark.twin, pytest.mark.codec("ca._crlcore", "ca._crlcore_py")]
 
 
 @pytest.fixture
@@ -160,14 +167,6 @@ def _rows(seed: int, count: int):
     return sorted(rows)
 
 
-IMPLEMENTATIONS = [m for m in (_crlcore_py, _native) if m is not None]
-
-
-def _name(impl) -> str:
-    return "python" if impl is _crlcore_py else "native"
-
-
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=_name)
 def test_encode_time_is_utctime_through_2049_then_generalized(impl):
     """RFC 5280 5.1.2.4: the C day-number arithmetic (common/_dertime.pxd)
     and the twin's gmtime both against datetime's calendar."""
@@ -194,8 +193,9 @@ def test_encode_time_is_utctime_through_2049_then_generalized(impl):
             impl.encode_time(epoch)
 
 
-@pytest.mark.skipif(_native is None, reason="needs the native module to compare")
+@needs_native
 def test_native_and_python_entries_are_identical():
+    _native = native_module("ca._crlcore")
     for seed in range(5):
         native, python = _native.CRLEntryWriter(), _crlcore_py.CRLEntryWriter()
         rows = _rows(seed, 3000)
@@ -203,7 +203,6 @@ def test_native_and_python_entries_are_identical():
         assert native.getvalue() == python.getvalue()
 
 
-@pytest.mark.parametrize("impl", [m for m in (_crlcore_py, _native) if m is not None])
 def test_writer_rejects_bad_input(impl):
     writer = impl.CRLEntryWriter()
     for args, message in (
@@ -245,14 +244,14 @@ def test_sqlite_reader_matches_the_cursor_path(tmp_path):
     expected = _crlcore_py.CRLEntryWriter()
     expected.add_rows(r for r in rows if r[1] >= 10**9)
     assert 0 < expected.count < 5000
-    for impl in (m for m in (_native, _crlcore_py) if m is not None):
+    native_run = [native_module("ca._crlcore")] if native.extensions_allowed() else []
+    for impl in [*native_run, _crlcore_py]:
         writer = impl.CRLEntryWriter()
         assert writer.add_from_sqlite(path, _ROWS_SQL, (10**9,)) == expected.count
         assert writer.count == expected.count
         assert writer.getvalue() == expected.getvalue()
 
 
-@pytest.mark.parametrize("impl", [m for m in (_crlcore_py, _native) if m is not None])
 def test_sqlite_reader_rejects_bad_rows_and_queries(impl, tmp_path):
     for row, message in (
         ((1, 0, None, None), "without a hex serial"),

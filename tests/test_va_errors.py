@@ -9,6 +9,8 @@ import pytest
 from va import errors
 from va.errors import DERError, DERErrorCode, OCSPCoreError, RequestError, RequestErrorCode
 
+pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
+
 VA = Path(errors.__file__).parent
 
 

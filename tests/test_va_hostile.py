@@ -17,6 +17,8 @@ from tests.test_va_openssl import _request
 from tests.va_fixtures import make_va
 from va.settings import HTTPSettings
 
+pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
+
 HOSTILE = HTTPSettings(
     request_timeout=1.0,
     idle_timeout=1.5,

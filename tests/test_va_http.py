@@ -23,6 +23,7 @@ from va.settings import HTTPSettings
 from va.store import REVOKED, StatusRecord
 
 VECTORS = Path(__file__).with_name("vectors")
+pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
 
 
 def raw_http(port: int, payload: bytes, timeout: float = 5.0) -> bytes:

@@ -12,6 +12,8 @@ from cryptography.x509 import ocsp
 from tests.conftest import pkilint
 from tests.va_fixtures import make_va
 
+pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
+
 
 def status_line(result, name="good.pem") -> str:
     assert result.returncode == 0, result.stderr

@@ -16,6 +16,8 @@ from va.presign import presign
 from va.signing import Signer
 from va.store import GOOD, StatusRecord
 
+pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
+
 
 @pytest.fixture
 def make(tmp_path, service):

@@ -15,6 +15,7 @@ from va.schedule import Item
 from va.store import GOOD, REVOKED, StatusRecord, StoreFullError
 
 NOW = 1_900_000_000
+pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
 
 
 def _responses(store, entry_id, serials, algorithm=1):

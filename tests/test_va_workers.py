@@ -6,8 +6,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from common.der import integer_content
 from tests.conftest import demo_pki, free_port, openssl_ocsp, start_va
+
+pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
 
 
 def _children(pid: int) -> set[int]:
