@@ -24,9 +24,9 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
     from ca.crl import issue_full_crl
     from ca.keys import PassphraseSource
     from ca.service import CAService
-    from ca.store import Store
     from ca.token import SoftwareToken
     from revoca.config import load_config
+    from store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

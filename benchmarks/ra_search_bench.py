@@ -53,7 +53,7 @@ def _rows(ca_id: int, start: int, count: int, entities: int):
 
 
 def build(path: Path, certs: int) -> dict:
-    from ca.store import Store
+    from store import Store
 
     store = Store.open(f"sqlite:///{path}")  # migrations, FTS5 triggers included
     store.close()
@@ -102,8 +102,8 @@ def _median_ms(fn, repeat: int) -> float:
 
 
 def measure(path: Path, certs: int, repeat: int) -> dict:
-    from ca.store import Store
     from ra.search import CertificateQuery, counts, duplicates, expiring, search
+    from store import Store
 
     store = Store.open(f"sqlite:///{path}")
     raw = sqlite3.connect(path)
@@ -229,8 +229,8 @@ def export(path: Path, out: Path) -> dict:
     """Time the zip export of every row and the process's peak memory growth."""
     import resource
 
-    from ca.store import Store
     from ra.export import export_zip
+    from store import Store
 
     store = Store.open(f"sqlite:///{path}")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

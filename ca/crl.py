@@ -21,9 +21,10 @@ from ca import crlcore
 from ca.errors import CAError, PolicyError
 from ca.keys import signature_algorithm_for
 from ca.records import CARecord, to_epoch
-from ca.store.schema import crls, outbox
 from ca.x509build import Extension
 from common import der
+from store.tables.ca import crls
+from store.tables.outbox import outbox
 
 CERTIFICATE_HOLD = 6
 MAX_VALIDITY_DAYS = 10  # BR 4.9.7 for subscriber CRLs

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ca.crl import issue_crl
-from ca.store.schema import crls
+from store.tables.ca import crls
 
 log = logging.getLogger("revoca.ca.crl")
 

@@ -2,16 +2,14 @@
 
 Each class has a stable ``code`` (for JSON APIs and logs) and an ``exit_code``
 (for the CLI, so scripts can tell a refusal from a missing object).
+``CAError`` is the project's error base (common/errors.py); the store's
+errors (``ConflictError``, ``StoreError``) are among its subclasses.
 """
 
+from common.errors import RevocaError
+from store.errors import ConflictError, StoreError
 
-class CAError(Exception):
-    code = "ca_error"
-    exit_code = 1
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+CAError = RevocaError
 
 
 class ConfigError(CAError):
@@ -30,6 +28,7 @@ class PolicyError(CAError):
     """The request is well formed, but the profile or the CA does not allow it."""
 
     code = "policy_violation"
+    refused = True
     exit_code = 4
 
 
@@ -37,6 +36,7 @@ class BadInputError(CAError):
     """The input could not be parsed or verified (CSR, certificate, key file)."""
 
     code = "bad_input"
+    refused = True
     exit_code = 5
 
 
@@ -47,15 +47,13 @@ class KeyAccessError(CAError):
     exit_code = 6
 
 
-class ConflictError(CAError):
-    """The operation clashes with the current state (name taken, already revoked)."""
-
-    code = "conflict"
-    exit_code = 7
-
-
-class StoreError(CAError):
-    """The SQL store failed (disk full, locked, unreachable); nothing was changed."""
-
-    code = "store_error"
-    exit_code = 8
+__all__ = [
+    "BadInputError",
+    "CAError",
+    "ConfigError",
+    "ConflictError",
+    "KeyAccessError",
+    "NotFoundError",
+    "PolicyError",
+    "StoreError",
+]

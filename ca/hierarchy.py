@@ -22,9 +22,9 @@ from ca.records import (
 )
 from ca.requests import CertificateRequest, parse_subject
 from ca.service_core import EXTERNAL, ServiceCore, check_ca_name, load_certificate, public_key_der
-from ca.store.schema import cas
 from ca.token import load_private_key
 from ca.x509build import new_serial
+from store.tables.ca import cas
 
 
 class HierarchyOperations(ServiceCore):

@@ -18,7 +18,7 @@ from ca.records import (
     to_epoch,
 )
 from ca.service_core import ServiceCore
-from ca.store.schema import certificates
+from store.tables.ca import certificates
 
 # A revocation time a little ahead of our clock is tolerated (clock skew between nodes).
 MAX_FUTURE_SKEW = timedelta(minutes=5)

@@ -9,21 +9,17 @@ and leave certificates and outbox untouched.
 
 import hashlib
 import json
-import logging
 import re
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, insert, select, text
 
-from ca import audit
 from ca.errors import (
     BadInputError,
-    CAError,
     NotFoundError,
     PolicyError,
 )
@@ -44,13 +40,14 @@ from ca.records import (
     to_epoch,
 )
 from ca.requests import CertificateRequest, format_san
-from ca.store import Store
-from ca.store.schema import cas, certificates, outbox
 from ca.token import CryptoToken
 from ca.x509build import encode_tbs, new_serial, sign_certificate
+from store import Store
+from store.audit import AuditLog
+from store.tables.ca import cas, certificates
+from store.tables.outbox import outbox
 
 EXTERNAL = "external"  # cas.origin of an inventory certificate's issuer
-log = logging.getLogger("revoca.ca")
 
 OUTBOX_LOCK = 0x7265766F  # pg_advisory_xact_lock key for outbox writers ("revo")
 
@@ -104,6 +101,9 @@ class ServiceCore:
         self.passphrase = passphrase
         self.clock = clock
         self.random_bytes = random_bytes
+        # The audit writer, shared with the RA: its records go into the
+        # caller's transaction, timed by this service's clock.
+        self.audit = AuditLog(store, self._now_ms)
 
     # -- helpers -----------------------------------------------------------
 
@@ -118,39 +118,13 @@ class ServiceCore:
     def _now_ms(self) -> int:
         return int(self.clock().timestamp() * 1000)
 
-    @contextmanager
-    def _audited(self, actor: str, action: str, target: str) -> Iterator[None]:
+    def _audited(self, actor: str, action: str, target: str):
         """Record a refused or failed operation in the audit log, then re-raise."""
-        try:
-            yield
-        except CAError as exc:
-            result = "refused" if isinstance(exc, PolicyError | BadInputError) else "error"
-            try:
-                with self.store.transaction() as conn:
-                    self._audit(
-                        conn, actor, action, target, result, error=exc.code, message=exc.message
-                    )
-            except CAError as audit_exc:
-                log.error("could not audit a failed %s: %s", action, audit_exc.message)
-            raise
-
-    def _audit(
-        self, conn: Connection, actor: str, action: str, target: str, result: str, **detail
-    ) -> None:
-        audit.append(
-            conn,
-            at_ms=self._now_ms(),
-            actor=actor,
-            action=action,
-            target=target,
-            result=result,
-            detail=detail,
-        )
+        return self.audit.failures(actor, action, target)
 
     def audit_ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> None:
-        """Record a completed operation in the audit log, inside ``conn``'s
-        transaction (the RA records its own operations through this too)."""
-        self._audit(conn, actor, action, target, "ok", **detail)
+        """Record a completed operation in the audit log, inside ``conn``'s transaction."""
+        self.audit.ok(conn, actor, action, target, **detail)
 
     @staticmethod
     def _own(ca: CARecord) -> CARecord:

@@ -7,7 +7,8 @@ import json
 
 from sqlalchemy import Engine, func, select
 
-from ca.store.schema import crls, outbox
+from store.tables.ca import crls
+from store.tables.outbox import outbox
 
 EVENT_TYPES = {"issued", "revoked", "hold", "released", "expired"}
 

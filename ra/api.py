@@ -27,7 +27,6 @@ from sqlalchemy import select
 
 from ca.errors import BadInputError, CAError
 from ca.records import parse_serial
-from ca.store.schema import audit_log
 from ra.approvals import ApprovalRequest
 from ra.export import export_zip
 from ra.params import days_field, id_param, id_text, int_param, text_field, time_param
@@ -36,6 +35,7 @@ from ra.routes import ROUTES, SEARCH_FIELDS, Route
 from ra.search import CertificateQuery, to_csv
 from ra.service import RAService
 from ra.users import User
+from store.tables.audit import audit_log
 
 log = logging.getLogger("revoca.ra.api")
 

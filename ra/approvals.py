@@ -19,9 +19,9 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 
 from ca.errors import BadInputError, ConflictError, NotFoundError
 from ca.records import serial_hex
-from ca.store import Store
-from ca.store.schema import approval_requests, approvals, end_entities
 from ra.roles import ForbiddenError
+from store import Store
+from store.tables.ra import approval_requests, approvals, end_entities
 
 KINDS = ("enroll", "renew", "revoke")
 STATUSES = ("pending", "approved", "done", "rejected", "expired", "failed")
@@ -93,7 +93,7 @@ class ApprovalRequest:
 
 class ApprovalQueue:
     def __init__(self, store: Store, now, record):
-        """``now()``: epoch seconds; ``record``: the CA service's audit writer."""
+        """``now()``: epoch seconds; ``record``: ``store.audit.AuditLog.record``."""
         self.store = store
         self.now = now
         self.record = record

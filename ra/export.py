@@ -19,9 +19,10 @@ from sqlalchemy import and_, select
 
 from ca.errors import BadInputError, NotFoundError
 from ca.records import from_epoch, serial_hex
-from ca.store import Store
-from ca.store.schema import cas, certificates, end_entities
 from ra.zipstream import ZipStreamWriter
+from store import Store
+from store.tables.ca import cas, certificates
+from store.tables.ra import end_entities
 
 FOLDERS = {"good": "active", "revoked": "revoked", "hold": "hold"}
 MANIFEST_FIELDS = (

@@ -30,7 +30,8 @@ from ca.keys import key_spec_of
 from ca.records import serial_to_db, to_epoch
 from ca.requests import format_san
 from ca.service_core import EXTERNAL
-from ca.store.schema import cas, certificates, end_entities
+from store.tables.ca import cas, certificates
+from store.tables.ra import end_entities
 
 SUFFIXES = (".pem", ".crt", ".cer", ".der")
 MAX_FILE = 4 * 1024 * 1024  # a certificate file (or zip member) larger than this is refused

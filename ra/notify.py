@@ -26,8 +26,9 @@ from sqlalchemy import and_, delete, insert, select, update
 
 from ca.errors import CAError, ConfigError
 from ca.records import from_epoch, serial_hex
-from ca.store import Store
-from ca.store.schema import cas, certificates, end_entities, expiry_notices
+from store import Store
+from store.tables.ca import cas, certificates
+from store.tables.ra import end_entities, expiry_notices
 
 log = logging.getLogger("revoca.ra.notify")
 DAY = 86400

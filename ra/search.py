@@ -21,13 +21,8 @@ from sqlalchemy import Connection, and_, func, or_, select, text
 
 from ca.errors import BadInputError, NotFoundError
 from ca.records import CertificateRecord, certificate_from_row, parse_serial, serial_to_db
-from ca.store.schema import (
-    cas,
-    certificate_counts,
-    certificate_names,
-    certificates,
-    end_entities,
-)
+from store.tables.ca import cas, certificate_counts, certificate_names, certificates
+from store.tables.ra import end_entities
 
 MIN_SUBSTRING = 3
 MAX_PAGE = 1000

@@ -22,7 +22,6 @@ from ca.reasons import RevocationReason
 from ca.records import CertificateRecord, certificate_from_row, serial_hex, serial_to_db
 from ca.requests import CertificateRequest, parse_csr
 from ca.service import CAService
-from ca.store.schema import cas, certificates, end_entities
 from ra import search
 from ra.approvals import ApprovalPolicy, ApprovalQueue, ApprovalRequest
 from ra.entities import (
@@ -39,6 +38,8 @@ from ra.entities import (
 from ra.roles import ForbiddenError
 from ra.search import CertificateQuery
 from ra.users import Users
+from store.tables.ca import cas, certificates
+from store.tables.ra import end_entities
 
 MIN_EXPORT_PASSPHRASE = 8
 REPORTS = ("counts", "expiring", "duplicates")
@@ -58,9 +59,10 @@ class RAService:
     def __init__(self, ca: CAService, policy: ApprovalPolicy | None = None):
         self.ca = ca
         self.store = ca.store
+        self.audit = ca.audit  # the CA's audit writer: one chain, one clock
         self.policy = policy or ApprovalPolicy()
-        self.users = Users(ca.store, ca._now_ms, ca._audit)
-        self.approvals = ApprovalQueue(ca.store, self._now, ca._audit)
+        self.users = Users(ca.store, self.audit.now_ms, self.audit.record)
+        self.approvals = ApprovalQueue(ca.store, self._now, self.audit.record)
 
     # -- helpers -------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class RAService:
         patterns = check_san_patterns(allowed_sans)
         self._check_profile(profile)
         now = self._now()
-        with self.ca._audited(actor, "ra.entity.create", name), self.store.transaction() as conn:
+        with self.audit.failures(actor, "ra.entity.create", name), self.store.transaction() as conn:
             ca_id = self._ca_id(conn, ca)
             if conn.execute(select(end_entities.c.id).where(end_entities.c.name == name)).first():
                 raise ConflictError(f"an end entity named {name!r} exists")
@@ -132,7 +134,7 @@ class RAService:
                     updated_at=now,
                 )
             )
-            self.ca.audit_ok(
+            self.audit.ok(
                 conn,
                 actor,
                 "ra.entity.create",
@@ -162,7 +164,7 @@ class RAService:
                 f"unknown field(s) {', '.join(sorted(unknown))}; "
                 f"changeable: {', '.join(sorted(allowed))}"
             )
-        with self.ca._audited(actor, "ra.entity.update", name), self.store.transaction() as conn:
+        with self.audit.failures(actor, "ra.entity.update", name), self.store.transaction() as conn:
             current = entity_from_row(self._entity_row(conn, name), "")
             row = self._entity_row(conn, name)
             email = check_email(changes.get("email", current.email))
@@ -186,7 +188,7 @@ class RAService:
                 "updated_at": self._now(),
             }
             conn.execute(update(end_entities).where(end_entities.c.id == row.id).values(**values))
-            self.ca.audit_ok(conn, actor, "ra.entity.update", name, changes=sorted(changes))
+            self.audit.ok(conn, actor, "ra.entity.update", name, changes=sorted(changes))
             return entity_from_row(self._entity_row(conn, name), ca_name)
 
     def get_entity(self, name: str) -> EndEntity:
@@ -263,7 +265,7 @@ class RAService:
         """Issue to an end entity from a PKCS#10 CSR, or with a key made here
         (``key_type``; the PKCS#12 is encrypted with ``passphrase``). Where
         the policy wants approvals, the checked request is queued instead."""
-        with self.ca._audited(actor, "ra.enroll", entity_name):
+        with self.audit.failures(actor, "ra.enroll", entity_name):
             entity = self.get_entity(entity_name)
             payload = {
                 "entity": entity.name,
@@ -301,7 +303,7 @@ class RAService:
         (a CSR, or ``key_type`` made here), or, with neither, for the same
         public key (and, if it was made here, the same stored key)."""
         target = f"{ca_name}/{serial_hex(serial)}"
-        with self.ca._audited(actor, "ra.renew", target):
+        with self.audit.failures(actor, "ra.renew", target):
             with self.store.read() as conn:
                 row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
                 if row.end_entity_id is None:
@@ -405,7 +407,7 @@ class RAService:
                 )
                 .values(end_entity_id=entity.id)
             )
-            self.ca.audit_ok(
+            self.audit.ok(
                 conn,
                 actor,
                 "ra.renew" if renews else "ra.enroll",
@@ -448,7 +450,7 @@ class RAService:
             raise BadInputError(f"unknown revocation reason {reason!r}; reasons: {names}") from None
         needed = 0 if approved else self.policy.revoke
         if needed:
-            with self.ca._audited(actor, "ra.revoke", f"{ca_name}/{serial_hex(serial)}"):
+            with self.audit.failures(actor, "ra.revoke", f"{ca_name}/{serial_hex(serial)}"):
                 with self.store.read() as conn:
                     row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
                 if row.status == "revoked":

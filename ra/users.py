@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection, insert, select, update
 
 from ca.errors import BadInputError, ConflictError, NotFoundError
-from ca.store import Store
-from ca.store.schema import ra_users
 from ra.roles import AuthenticationError, check_role
+from store import Store
+from store.tables.ra import ra_users
 
 TOKEN_PREFIX = "rra_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -84,7 +84,7 @@ def certificate_fingerprint(pem_or_der: bytes) -> str:
 class Users:
     def __init__(self, store: Store, now_ms, record):
         """``record(conn, actor, action, target, result, **detail)`` writes
-        an audit record (the CA service's)."""
+        an audit record (``store.audit.AuditLog.record``)."""
         self.store = store
         self.now_ms = now_ms
         self.record = record

@@ -1,9 +1,9 @@
 """Wiring: build the CA service from a configuration."""
 
 from ca.service import CAService
-from ca.store import Store
 from ca.token import SoftwareToken
 from revoca.config import Config
+from store import Store
 
 
 def open_store(config: Config) -> Store:

@@ -111,7 +111,7 @@ def db():
 @handle_errors
 def db_upgrade(ctx):
     """Apply all pending migrations."""
-    from ca.store import Store
+    from store import Store
 
     store = Store.open(config_of(ctx).store_url, auto_migrate=True)
     click.echo(f"store at revision {store.current_revision()}")
@@ -124,7 +124,7 @@ def db_current(ctx):
     """Show the schema revision of the store and the one the code needs."""
     from sqlalchemy import create_engine
 
-    from ca.store import Store
+    from store import Store
 
     store = Store(create_engine(config_of(ctx).store_url))
     click.echo(f"store: {store.current_revision()}  code: {store.head_revision()}")
@@ -140,8 +140,8 @@ def audit():
 @handle_errors
 def audit_verify(ctx):
     """Check the hash chain; exit 9 if a record was edited, removed or reordered."""
-    from ca import audit as audit_log
     from revoca.app import open_store
+    from store import audit as audit_log
 
     with open_store(config_of(ctx)).transaction() as conn:
         count, problems = audit_log.verify(conn)
@@ -160,8 +160,8 @@ def audit_list(ctx, limit):
     """Show the newest audit records, oldest first."""
     from sqlalchemy import select
 
-    from ca.store.schema import audit_log
     from revoca.app import open_store
+    from store.tables.audit import audit_log
 
     with open_store(config_of(ctx)).transaction() as conn:
         query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)

@@ -24,11 +24,13 @@ from sqlalchemy import func, select
 
 from ca.keys import PassphraseSource, generate_private_key
 from ca.service import CAService
-from ca.store import Store
-from ca.store.schema import audit_log, certificates, outbox
 from ca.token import SoftwareToken
 from common import native
 from revoca.config import load_config
+from store import Store
+from store.tables.audit import audit_log
+from store.tables.ca import certificates
+from store.tables.outbox import outbox
 
 PASSPHRASE = "correct horse battery staple"
 # pkilint's CA/B Forum lints refuse internal names (127.0.0.1) in AIA and CRL

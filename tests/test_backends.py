@@ -8,10 +8,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
-from ca import audit
 from ca.errors import PolicyError
 from ca.reasons import RevocationReason
-from ca.store.schema import certificates, include_object, metadata, outbox
+from store import audit
+from store.tables import include_object, metadata
+from store.tables.ca import certificates
+from store.tables.outbox import outbox
 from tests.conftest import counts, make_csr
 
 

@@ -618,7 +618,7 @@ def test_crl_updater_schedule(make_service):
 def crl_der(service, name: str) -> bytes:
     from sqlalchemy import select
 
-    from ca.store.schema import crls
+    from store.tables.ca import crls
 
     with service.store.read() as conn:
         return conn.execute(

@@ -7,7 +7,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from ca.records import serial_to_db
-from ca.store.schema import outbox
+from store.tables.outbox import outbox
 from tests.conftest import (
     FIXED_NOW,
     PUBLIC_BASE_URL,

@@ -108,3 +108,13 @@ def test_common_imports_no_other_package():
     for path in (ROOT / "common").rglob("*.py"):
         bad = imported_packages(path) & (set(PACKAGES) - {"common"})
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_store_imports_no_role():
+    """The store (tables, migrations, audit writer) sits below every role."""
+    roles = {"ca", "ra", "va", "publisher", "revoca"}
+    files = list((ROOT / "store").rglob("*.py"))
+    assert files
+    for path in files:
+        bad = imported_packages(path) & roles
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"

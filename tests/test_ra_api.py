@@ -387,7 +387,7 @@ def test_operators_and_their_tokens(ra):
     # Only the token's hash is stored.
     from sqlalchemy import select
 
-    from ca.store.schema import ra_users
+    from store.tables.ra import ra_users
 
     with ra.service.store.read() as conn:
         stored = conn.execute(select(ra_users.c.token_hash).where(ra_users.c.name == "carol"))

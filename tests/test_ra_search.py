@@ -152,7 +152,7 @@ def test_bad_queries_are_refused_clearly(ra, query):
 def test_substring_index_follows_updates_and_deletes(ra, issued):
     from sqlalchemy import delete, update
 
-    from ca.store.schema import certificates
+    from store.tables.ca import certificates
 
     service = ra.service
     with service.store.transaction() as conn:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ca.errors import BadInputError, ConflictError, PolicyError
 from ca.reasons import RevocationReason
-from ca.store.schema import outbox
+from store.tables.outbox import outbox
 from tests.conftest import FIXED_NOW, counts, make_csr
 
 

@@ -7,10 +7,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, select, text, update
 
-from ca import audit
 from ca.errors import StoreError
-from ca.store import Store
-from ca.store.schema import audit_log, include_object, metadata
+from store import Store, audit
+from store.tables import include_object, metadata
+from store.tables.audit import audit_log
 from tests.conftest import counts, make_csr
 
 
@@ -34,7 +34,7 @@ def test_migration_0003_fills_each_certificates_last_status_change(make_service)
     """An existing store gains status_seq/status_changed_at from its outbox:
     the same values the service writes for new changes."""
     from ca.reasons import RevocationReason
-    from ca.store.schema import certificates
+    from store.tables.ca import certificates
     from tests.conftest import FIXED_NOW
 
     service = make_service(clock=lambda: FIXED_NOW)

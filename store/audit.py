@@ -1,19 +1,31 @@
-"""Append-only, hash-chained audit log of every CA operation.
+"""The append-only, hash-chained audit log: its one writer, shared by the
+CA and the RA, and its verifier.
 
 Each record's hash is SHA-256 over the previous record's hash and the
 record's own canonical JSON, so editing, removing or reordering a record
 breaks the chain from that point on; ``verify`` reports where.
+
+A completed operation writes its record inside the transaction that makes
+the change (``AuditLog.ok``), so neither exists without the other. A refused
+or failed one is recorded by ``AuditLog.failures`` in a transaction of its
+own, after the operation's transaction has rolled back.
 """
 
 import hashlib
 import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
 
-from ca.store.schema import audit_head, audit_log
+from common.errors import RevocaError
+from store.store import Store
+from store.tables.audit import audit_head, audit_log
 
 GENESIS_HASH = "0" * 64
+log = logging.getLogger("revoca.audit")
 
 
 def _digest(prev_hash: str, seq, at_ms, actor, action, target, result, detail: str) -> str:
@@ -58,6 +70,50 @@ def append(
     )
     conn.execute(update(audit_head).where(audit_head.c.id == 1).values(hash=digest))
     return seq
+
+
+class AuditLog:
+    """The audit writer of one node: records carry the time of ``now_ms``
+    (milliseconds since the epoch; the CA's clock, so tests can pin it)."""
+
+    def __init__(self, store: Store, now_ms: Callable[[], int]):
+        self.store = store
+        self.now_ms = now_ms
+
+    def record(
+        self, conn: Connection, actor: str, action: str, target: str, result: str, **detail
+    ) -> int:
+        """Add a record inside ``conn``'s transaction; returns its sequence number."""
+        return append(
+            conn,
+            at_ms=self.now_ms(),
+            actor=actor,
+            action=action,
+            target=target,
+            result=result,
+            detail=detail,
+        )
+
+    def ok(self, conn: Connection, actor: str, action: str, target: str, **detail) -> int:
+        """Record a completed operation inside the transaction that made it."""
+        return self.record(conn, actor, action, target, "ok", **detail)
+
+    @contextmanager
+    def failures(self, actor: str, action: str, target: str) -> Iterator[None]:
+        """Record an operation the block refuses or fails (any RevocaError),
+        in a transaction of its own, then re-raise."""
+        try:
+            yield
+        except RevocaError as exc:
+            result = "refused" if exc.refused else "error"
+            try:
+                with self.store.transaction() as conn:
+                    self.record(
+                        conn, actor, action, target, result, error=exc.code, message=exc.message
+                    )
+            except RevocaError as audit_exc:
+                log.error("could not audit a failed %s: %s", action, audit_exc.message)
+            raise
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from ca.store.schema import include_object, metadata
+from store.tables import include_object, metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

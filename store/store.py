@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ca.errors import ConflictError, StoreError
+from store.errors import ConflictError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
