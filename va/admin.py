@@ -89,6 +89,24 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             on_applied()
         return web.json_response(result)
 
+    async def snapshot(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _json_error(400, "bad_json", "the body is not JSON")
+        try:
+            source, chunk = publish.parse_snapshot(
+                request.match_info["snapshot"], request.match_info["chunk"], body
+            )
+            result = publish.apply_snapshot(store, source, chunk)
+        except publish.ProtocolError as exc:
+            return _json_error(400, "bad_snapshot", str(exc))
+        except StoreWriteError as exc:
+            return _write_failed(exc)
+        if result["applied"]:
+            on_applied()
+        return web.json_response(result)
+
     async def status(request: web.Request) -> web.Response:
         source = request.query.get("source")
         if source:
@@ -138,6 +156,7 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
     app.router.add_put(f"/publish/v{publish.VERSION}/issuers/{{issuer_id}}", put_issuer)
     app.router.add_post(f"/publish/v{publish.VERSION}/events", events)
     app.router.add_get(f"/publish/v{publish.VERSION}/status", status)
+    app.router.add_put(f"/publish/v{publish.VERSION}/snapshots/{{snapshot}}/{{chunk}}", snapshot)
     app.router.add_put(f"/publish/v{publish.VERSION}/crls/{{name}}", put_crl)
     return app
 

@@ -20,14 +20,39 @@ Owned by the VA (``publisher`` speaks it; ``va`` never imports ``publisher``).
                                    Private keys never travel over this protocol.
                                    Takes effect at the VA's next reload (SIGHUP).
 
+    PUT  /publish/v1/snapshots/<id>/<chunk>
+      {"source": "<publisher id>", "position": 19, "last": false, "complete": true,
+       "statuses": [{"issuer": 2, "serial": "0a1b...", "seq": 17, "status": "revoked",
+                     "not_after": 1893456000, "revoked_at": 1767225600, "reason": 1}, ...]}
+      -> {"snapshot": "<id>", "chunk": 0, "applied": 2, "kept": 1, "high_water": 19}
+
 ``type`` is one of issued, revoked, hold, released, expired. ``seq`` strictly
 increases per source. A batch is applied in one LMDB write transaction that
 also records the source's highest applied ``seq`` and a running count, and
 ignores events at or below it: delivery may repeat, the effect happens once.
 The same transaction drops the serial's pre-signed responses, so no reader
 pairs the new status with old bytes; the VA's refresher signs new ones.
+
+Ordering holds per serial as well: each status record keeps the ``seq`` of
+the change it holds, and a change replaces it only when newer
+(``StatusRecord.replaces``). So an event older than what a serial holds
+(delivered again after a snapshot overtook it) changes nothing.
+
+A snapshot is every status of a source's CA store as of one outbox
+``position`` (its highest event id), read in one transaction and sent in
+chunks of at most ``MAX_STATUSES_PER_CHUNK``: ``<id>`` is 32 lowercase hex
+digits chosen by the sender, ``<chunk>`` counts from 0, and each chunk is
+applied in its own write transaction by the same rule as events, each status
+with the ``seq`` of its last change (0: none since issuance). Chunks are
+taken in order (a chunk may be sent again); chunk 0 starts a snapshot anew.
+The ``last`` chunk of a ``complete`` snapshot (one holding every status the
+source publishes) lifts the source's high-water to max(high-water,
+position): every event at or below it is in the snapshot or superseded. A
+partial snapshot (some CAs only) leaves the high-water alone; its events
+are delivered again and change nothing older.
 """
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -39,8 +64,13 @@ from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
 VERSION = 1
 EVENT_TYPES = ("issued", "revoked", "hold", "released", "expired")
+SNAPSHOT_STATUSES = ("good", "revoked", "hold")
 MAX_EVENTS_PER_BATCH = 10_000
+MAX_STATUSES_PER_CHUNK = 10_000
 _COUNTERS = struct.Struct(">QQ")  # high-water seq, applied count
+# A source's snapshot in progress: its id, position, and the next chunk expected.
+_SNAPSHOT = struct.Struct(">16sQI")
+_SNAPSHOT_ID = re.compile(r"[0-9a-f]{32}")
 CERTIFICATE_HOLD = 6
 
 
@@ -53,20 +83,59 @@ class Event:
     record: StatusRecord | None  # None: no status change (expired)
 
 
-def _int(event: dict, key: str, index: int, default=None, minimum=0) -> int:
-    value = event.get(key, default)
-    if value is None or isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ProtocolError(f"event {index}: {key} must be an integer >= {minimum}")
+_INT64 = 2**63 - 1  # the store keeps times and seq as signed 64-bit integers
+
+
+def _int(item: dict, key: str, index: int | None, default=None, minimum=0, what="event") -> int:
+    value = item.get(key, default)
+    if (
+        value is None
+        or isinstance(value, bool)
+        or not isinstance(value, int)
+        or not minimum <= value <= _INT64
+    ):
+        where = what if index is None else f"{what} {index}"
+        raise ProtocolError(f"{where}: {key} must be an integer >= {minimum}")
     return value
+
+
+def _serial(item: dict, what: str) -> bytes:
+    try:
+        serial = int(item.get("serial"), 16)
+    except (TypeError, ValueError):
+        raise ProtocolError(f"{what}: serial must be hexadecimal") from None
+    if serial <= 0 or serial.bit_length() > 159:
+        raise ProtocolError(f"{what}: serial must be positive and at most 20 octets")
+    return integer_content(serial)
+
+
+def _record(kind: str, item: dict, index: int, seq: int, what: str = "event") -> StatusRecord:
+    """The status record an event (issued, released, revoked, hold) or a
+    snapshot's status (good, revoked, hold) sets, holding ``seq``."""
+    not_after = _int(item, "not_after", index, default=0, what=what)
+    if kind in ("issued", "released", "good"):
+        return StatusRecord(GOOD, 0, -1, not_after, seq)
+    revoked_at = _int(item, "revoked_at", index, what=what)
+    reason = _int(item, "reason", index, default=-1, minimum=-1, what=what)
+    if reason > 10 or reason == 7:
+        raise ProtocolError(f"{what} {index}: reason {reason} is not a CRLReason")
+    if kind == "hold":
+        return StatusRecord(HOLD, revoked_at, CERTIFICATE_HOLD, not_after, seq)
+    return StatusRecord(REVOKED, revoked_at, reason, not_after, seq)
+
+
+def _source(body: dict) -> str:
+    source = body.get("source")
+    if not isinstance(source, str) or not 1 <= len(source) <= 128 or not source.isprintable():
+        raise ProtocolError("source must be a printable string of 1 to 128 characters")
+    return source
 
 
 def parse_batch(body: object) -> tuple[str, list[Event]]:
     """Validate a decoded JSON batch completely before anything is applied."""
     if not isinstance(body, dict):
         raise ProtocolError("the body must be a JSON object")
-    source = body.get("source")
-    if not isinstance(source, str) or not 1 <= len(source) <= 128 or not source.isprintable():
-        raise ProtocolError("source must be a printable string of 1 to 128 characters")
+    source = _source(body)
     raw = body.get("events")
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_EVENTS_PER_BATCH:
         raise ProtocolError(f"events must be a list of 1 to {MAX_EVENTS_PER_BATCH} events")
@@ -82,28 +151,8 @@ def parse_batch(body: object) -> tuple[str, list[Event]]:
         if kind not in EVENT_TYPES:
             raise ProtocolError(f"event {index}: type must be one of {', '.join(EVENT_TYPES)}")
         issuer = _int(item, "issuer", index, minimum=1)
-        serial_hex = item.get("serial")
-        try:
-            serial = int(serial_hex, 16)
-        except (TypeError, ValueError):
-            raise ProtocolError(f"event {index}: serial must be hexadecimal") from None
-        if serial <= 0 or serial.bit_length() > 159:
-            raise ProtocolError(f"event {index}: serial must be positive and at most 20 octets")
-        serial_der = integer_content(serial)
-        not_after = _int(item, "not_after", index, default=0)
-        if kind in ("issued", "released"):
-            record = StatusRecord(GOOD, 0, -1, not_after)
-        elif kind in ("revoked", "hold"):
-            revoked_at = _int(item, "revoked_at", index)
-            reason = _int(item, "reason", index, default=-1, minimum=-1)
-            if reason > 10 or reason == 7:
-                raise ProtocolError(f"event {index}: reason {reason} is not a CRLReason")
-            if kind == "hold":
-                record = StatusRecord(HOLD, revoked_at, CERTIFICATE_HOLD, not_after)
-            else:
-                record = StatusRecord(REVOKED, revoked_at, reason, not_after)
-        else:
-            record = None
+        serial_der = _serial(item, f"event {index}")
+        record = None if kind == "expired" else _record(kind, item, index, seq)
         events.append(Event(seq, kind, issuer, serial_der, record))
     return source, events
 
@@ -140,9 +189,13 @@ def apply_batch(store: VAStore, source: str, events: list[Event]) -> dict:
         value = txn.get(key, db=store.meta_db)
         high_water, applied = _COUNTERS.unpack(value) if value else (0, 0)
         fresh = [e for e in events if e.seq > high_water]
+        superseded = 0
+        put_newer = store.put_newer
         for event in fresh:
-            if event.record is not None:
-                store.put_status(txn, event.issuer, event.serial, event.record)
+            if event.record is not None and not put_newer(
+                txn, event.issuer, event.serial, event.record
+            ):
+                superseded += 1  # the serial holds a newer change (from a snapshot)
         if fresh:
             high_water = fresh[-1].seq
             applied += len(fresh)
@@ -150,8 +203,119 @@ def apply_batch(store: VAStore, source: str, events: list[Event]) -> dict:
         result.update(
             applied=len(fresh),
             skipped=len(events) - len(fresh),
+            superseded=superseded,
             high_water=high_water,
             total_applied=applied,
+        )
+
+    store.write(apply)
+    return result
+
+
+@dataclass(frozen=True)
+class SnapshotChunk:
+    """One chunk of a snapshot, checked whole (see the module's docstring)."""
+
+    snapshot: str  # the sender's id of the snapshot: 32 lowercase hex digits
+    chunk: int  # its place, from 0
+    position: int  # the source's outbox position the snapshot was read at
+    last: bool
+    complete: bool  # the snapshot holds every status the source publishes
+    statuses: tuple  # of (issuer id, serial DER content, StatusRecord)
+
+
+def parse_snapshot(snapshot: str, chunk: str, body: object) -> tuple[str, SnapshotChunk]:
+    """Validate a snapshot chunk (the path's id and chunk number, the decoded
+    JSON body) completely before anything of it is applied."""
+    if not isinstance(snapshot, str) or not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ProtocolError("the snapshot id must be 32 lowercase hexadecimal digits")
+    if not isinstance(chunk, str) or not chunk.isdigit() or len(chunk) > 9:
+        raise ProtocolError("the chunk number must be a decimal integer from 0")
+    if not isinstance(body, dict):
+        raise ProtocolError("the body must be a JSON object")
+    source = _source(body)
+    position = _int(body, "position", None, what="snapshot")
+    flags = {}
+    for key in ("last", "complete"):
+        if not isinstance(body.get(key), bool):
+            raise ProtocolError(f"snapshot: {key} must be true or false")
+        flags[key] = body[key]
+    raw = body.get("statuses")
+    if not isinstance(raw, list) or len(raw) > MAX_STATUSES_PER_CHUNK:
+        raise ProtocolError(f"statuses must be a list of at most {MAX_STATUSES_PER_CHUNK}")
+    statuses = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ProtocolError(f"status {index}: must be an object")
+        kind = item.get("status")
+        if kind not in SNAPSHOT_STATUSES:
+            raise ProtocolError(
+                f"status {index}: status must be one of {', '.join(SNAPSHOT_STATUSES)}"
+            )
+        seq = _int(item, "seq", index, what="status")
+        if seq > position:
+            raise ProtocolError(
+                f"status {index}: seq {seq} is past the snapshot's position {position}"
+            )
+        issuer = _int(item, "issuer", index, minimum=1, what="status")
+        if issuer >= 2**32:
+            raise ProtocolError(f"status {index}: issuer must be below 2**32")
+        serial = _serial(item, f"status {index}")
+        statuses.append((issuer, serial, _record(kind, item, index, seq, what="status")))
+    return source, SnapshotChunk(
+        snapshot, int(chunk), position, flags["last"], flags["complete"], tuple(statuses)
+    )
+
+
+def _snapshot_key(source: str) -> bytes:
+    return b"snapshot:" + source.encode()
+
+
+def apply_snapshot(store: VAStore, source: str, chunk: SnapshotChunk) -> dict:
+    """Apply one snapshot chunk in one write transaction: each status only
+    where it is newer than what the serial holds; the last chunk of a
+    complete snapshot lifts the source's high-water to its position. A chunk
+    that does not follow the ones applied raises ProtocolError and changes
+    nothing."""
+    result = {}
+    ident = bytes.fromhex(chunk.snapshot)
+
+    def apply(txn):
+        key = _snapshot_key(source)
+        value = txn.get(key, db=store.meta_db)
+        if chunk.chunk == 0:
+            next_chunk = 0
+        else:
+            held, position, next_chunk = _SNAPSHOT.unpack(value) if value else (b"", 0, 0)
+            if held != ident or position != chunk.position:
+                raise ProtocolError(
+                    f"snapshot {chunk.snapshot} at position {chunk.position} is not the one in "
+                    "progress here (its chunk 0 was not applied, or another snapshot followed): "
+                    "send it again from chunk 0"
+                )
+            if chunk.chunk > next_chunk:
+                raise ProtocolError(
+                    f"snapshot {chunk.snapshot}: chunk {chunk.chunk} does not follow chunk "
+                    f"{next_chunk - 1}"
+                )
+        applied = 0
+        put_newer = store.put_newer
+        for issuer, serial, record in chunk.statuses:
+            applied += put_newer(txn, issuer, serial, record)
+        next_chunk = max(next_chunk, chunk.chunk + 1)
+        txn.put(key, _SNAPSHOT.pack(ident, chunk.position, next_chunk), db=store.meta_db)
+        meta = _meta_key(source)
+        counters_value = txn.get(meta, db=store.meta_db)
+        high_water, events = _COUNTERS.unpack(counters_value) if counters_value else (0, 0)
+        if chunk.last and chunk.complete and chunk.position > high_water:
+            high_water = chunk.position
+            txn.put(meta, _COUNTERS.pack(high_water, events), db=store.meta_db)
+        result.update(
+            snapshot=chunk.snapshot,
+            chunk=chunk.chunk,
+            applied=applied,
+            kept=len(chunk.statuses) - applied,
+            high_water=high_water,
         )
 
     store.write(apply)

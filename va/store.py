@@ -5,7 +5,11 @@ Key schema (integers big-endian):
 - ``issuers``: issuer id (u32) -> JSON: name, certificate, responder
   certificate and key file, policies (nonce, unissued serials, validity).
 - ``status``: issuer id (u32) + serial -> status u8 (0 good, 1 revoked,
-  2 hold), revoked_at i64, reason i8 (-1 none), not_after i64.
+  2 hold), revoked_at i64, reason i8 (-1 none), not_after i64, then seq
+  i64: the source's sequence number of the change the record holds (the
+  certificate's outbox id). A record without seq (18 bytes: written before
+  sequences were kept, or seq 0 = not known) reads as seq 0. Status changes
+  replace a record only with a newer one (``put_newer``).
 - ``responses``: issuer id (u32) + hash algorithm (u8) + serial ->
   this_update i64, next_update i64, then the signed OCSPResponse DER.
 - ``crls``: the CRL's file name as the URLs in certificates carry it (for
@@ -45,7 +49,13 @@ from va.errors import StoreFullError, StoreWriteError
 from va.schedule import Schedule, due_key, due_prefix
 
 GOOD, REVOKED, HOLD = 0, 1, 2
+# A status record: the four fields every reader answers from, then the seq
+# of the change it holds. Records of seq 0 keep the 18-byte form, so stores
+# written before seq existed are read as they are, and a record's bytes are a
+# function of its fields (``store_signed`` compares bytes). Readers of the
+# hot path unpack the first 18 bytes in place, whatever the length.
 _STATUS = struct.Struct(">Bqbq")
+_STATUS_SEQ = struct.Struct(">Bqbqq")
 _WINDOW = struct.Struct(">qq")
 _DUE = struct.Struct(">Q")
 HASH_ALGORITHMS = (1, 2, 3, 4)  # CertID hash algorithms a response may be stored under
@@ -61,17 +71,45 @@ class StatusRecord(NamedTuple):
     revoked_at: int = 0
     reason: int = -1
     not_after: int = 0
+    # The source's sequence number of the change this record holds (the
+    # certificate's outbox id); 0 when not known (an old record, an OpenSSL
+    # index import, a certificate whose status never changed since issuance
+    # read from a snapshot).
+    seq: int = 0
 
     def pack(self) -> bytes:
-        return _STATUS.pack(*self)
+        if self.seq:
+            return _STATUS_SEQ.pack(*self)
+        return _STATUS.pack(self[0], self[1], self[2], self[3])
 
     @classmethod
     def unpack(cls, data) -> "StatusRecord":
-        return _record(_STATUS.unpack(data))
+        return _unpack_record(data)
+
+    def replaces(self, old: "StatusRecord | None") -> bool:
+        """Whether this record may replace ``old`` (the apply rule of every
+        status change, events and snapshots alike): only a newer change does,
+        so a delivery that arrives late, twice, or from an older snapshot
+        never moves a serial back. Between two records of unknown order (both
+        seq 0) the one written last wins, as before sequences were kept."""
+        if old is None:
+            return True
+        if self.seq != old.seq:
+            return self.seq > old.seq
+        return self.seq == 0 and self[:4] != old[:4]
 
 
 # StatusRecord from a tuple of its fields without a Python frame (bulk reads).
 _record = functools.partial(tuple.__new__, StatusRecord)
+
+
+def _unpack_record(
+    value, _old=_STATUS.unpack, _new=_STATUS_SEQ.unpack, _old_size=_STATUS.size
+) -> StatusRecord:
+    """A stored record of either length (bulk reads: no method lookups)."""
+    if len(value) == _old_size:
+        return _record((*_old(value), 0))
+    return _record(_new(value))
 
 
 def issuer_prefix(issuer_id: int) -> bytes:
@@ -287,6 +325,16 @@ class VAStore:
             self.drop_response(txn, response_key(issuer_id, algorithm, serial))
         txn.put(key, b"", db=self.pending_db)
 
+    def put_newer(self, txn, issuer_id: int, serial: bytes, record: StatusRecord) -> bool:
+        """``put_status`` if ``record`` replaces what is stored
+        (``StatusRecord.replaces``); returns whether it did. The one apply
+        rule of published events and snapshots."""
+        old = txn.get(status_key(issuer_id, serial), db=self.status_db)
+        if not record.replaces(None if old is None else _unpack_record(old)):
+            return False
+        self.put_status(txn, issuer_id, serial, record)
+        return True
+
     def drop_response(self, txn, key: bytes) -> None:
         old = txn.pop(key, db=self.responses_db)
         if old is not None:
@@ -409,7 +457,7 @@ class VAStore:
         map ends every open transaction of this process."""
         prefix = issuer_id.to_bytes(4, "big")
         start = prefix
-        unpack = _STATUS.unpack
+        unpack = _unpack_record
         while True:
             rows = []
             with self.env.begin() as txn:
@@ -418,7 +466,7 @@ class VAStore:
                     for key, value in cursor:
                         if not key.startswith(prefix):
                             break
-                        rows.append((key[4:], _record(unpack(value))))
+                        rows.append((key[4:], unpack(value)))
                         if len(rows) == batch:
                             start = key + b"\x00"  # the next key after this one
                             break
@@ -468,7 +516,8 @@ class StoreReader:
             txn.abort()
 
     def status(self, prefix: bytes, serial: bytes) -> tuple[int, int, int, int] | None:
-        """(status, revoked_at, reason, not_after) of one serial, or None."""
+        """(status, revoked_at, reason, not_after) of one serial, or None
+        (the record's first 18 bytes, unpacked in place; its seq is not read)."""
         txn = self._env.begin(buffers=True)
         try:
             value = txn.get(prefix + serial, db=self._status)
@@ -502,4 +551,4 @@ class StoreReader:
 
 
 _WINDOW_UNPACK = _WINDOW.unpack_from
-_STATUS_UNPACK = _STATUS.unpack
+_STATUS_UNPACK = _STATUS.unpack_from  # the answering fields of either record length
