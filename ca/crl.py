@@ -245,7 +245,7 @@ def issue_crl(
         raise PolicyError("a CRL is one of full, delta, ARL or partition")
     kind = "delta" if delta else "arl" if arl else "partition" if partition else "full"
     limit = MAX_ARL_VALIDITY_DAYS if arl else MAX_VALIDITY_DAYS
-    with service._audited(actor, "ca.crl", ca_name):
+    with service.audit.failures(actor, "ca.crl", ca_name):
         if days is None:
             days = {"delta": DELTA_VALIDITY_DAYS, "arl": DEFAULT_ARL_VALIDITY_DAYS}.get(
                 kind, DEFAULT_VALIDITY_DAYS
@@ -254,7 +254,7 @@ def issue_crl(
             raise PolicyError(
                 f"{'ARL' if arl else 'CRL'} validity must be 1 to {limit} days (BR 4.9.7)"
             )
-        ca = service._own(service.get_ca(ca_name))
+        ca = service.get_own_ca(ca_name)
         name = f"{ca.name}-delta" if delta else ca.name
         if partition is not None:
             profile_name, shard = partition
@@ -387,7 +387,7 @@ def issue_crl(
                     else conn.execute(select(func.max(outbox.c.id))).scalar(),
                 )
             )
-            service.audit_ok(
+            service.audit.ok(
                 conn, actor, "ca.crl", ca_name, number=number, kind=kind, entries=count
             )
         return CRLRecord(ca.name, number, this_update, next_update, count, crl_der)

@@ -9,6 +9,7 @@ from ca.errors import (
     ConflictError,
     PolicyError,
 )
+from ca.inventory import EXTERNAL
 from ca.keys import (
     check_key_spec,
     key_spec_of,
@@ -21,7 +22,7 @@ from ca.records import (
     to_epoch,
 )
 from ca.requests import CertificateRequest, parse_subject
-from ca.service_core import EXTERNAL, ServiceCore, check_ca_name, load_certificate, public_key_der
+from ca.service_core import ServiceCore, check_ca_name, load_certificate, public_key_der
 from ca.token import load_private_key
 from ca.x509build import new_serial
 from store.tables.ca import cas

@@ -83,18 +83,27 @@ class IssuanceOperations(ServiceCore):
         actor: str = "system",
         on_insert: Callable | None = None,
         keep_private_key: bytes | None = None,
+        end_entity_id: int | None = None,
     ) -> CertificateRecord:
         """Issue for a request the caller has already parsed and vetted (the
         RA builds the subject from an end entity's template). With
         ``generate_key`` (a key type), the key is made here and kept
         encrypted; ``request.public_key`` is then ignored. A renewal for the
         same key made here passes that key's encrypted PEM as
-        ``keep_private_key``. ``on_insert(conn, certificate, key_spec)`` runs
-        in the issuing transaction."""
+        ``keep_private_key``. ``end_entity_id`` records the RA's end entity
+        the certificate is issued to. ``on_insert(conn, certificate,
+        key_spec)`` runs in the issuing transaction (the RA audits there)."""
         with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
             if generate_key is not None:
                 return self._issue_generated(
-                    ca_name, profile_name, request, generate_key, days, actor, on_insert
+                    ca_name,
+                    profile_name,
+                    request,
+                    generate_key,
+                    days,
+                    actor,
+                    on_insert,
+                    end_entity_id,
                 )
             profile = self._issuing_profile(profile_name)
             ca = self.get_ca(ca_name)
@@ -106,6 +115,7 @@ class IssuanceOperations(ServiceCore):
                 actor=actor,
                 on_insert=on_insert,
                 private_key=keep_private_key,
+                end_entity_id=end_entity_id,
             )
 
     def _issue_generated(
@@ -117,6 +127,7 @@ class IssuanceOperations(ServiceCore):
         days: int | None,
         actor: str,
         on_insert: Callable | None = None,
+        end_entity_id: int | None = None,
     ) -> CertificateRecord:
         profile = self._issuing_profile(profile_name)
         check_key_spec(key_type)
@@ -141,6 +152,7 @@ class IssuanceOperations(ServiceCore):
             actor=actor,
             private_key=encrypted,
             on_insert=on_insert,
+            end_entity_id=end_entity_id,
         )
 
     def issue_ocsp_signer(

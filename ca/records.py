@@ -79,6 +79,8 @@ class CertificateRecord:
     der: bytes
     has_private_key: bool
     issued_at: datetime
+    # The RA's end entity the certificate was issued or assigned to.
+    end_entity_id: int | None = None
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -120,4 +122,5 @@ def certificate_from_row(row, ca_name: str) -> CertificateRecord:
         der=row.der,
         has_private_key=row.private_key is not None,
         issued_at=from_epoch(row.issued_at),
+        end_entity_id=row.end_entity_id,
     )

@@ -24,6 +24,7 @@ from ca.errors import (
     PolicyError,
 )
 from ca.export import export_certificate
+from ca.inventory import EXTERNAL
 from ca.keys import (
     PassphraseSource,
     signature_algorithm_for,
@@ -46,8 +47,6 @@ from store import Store
 from store.audit import AuditLog
 from store.tables.ca import cas, certificates
 from store.tables.outbox import outbox
-
-EXTERNAL = "external"  # cas.origin of an inventory certificate's issuer
 
 OUTBOX_LOCK = 0x7265766F  # pg_advisory_xact_lock key for outbox writers ("revo")
 
@@ -201,6 +200,11 @@ class ServiceCore:
         with self.store.read() as conn:
             return self._ca_record(conn, self._ca_row(conn, name))
 
+    def get_own_ca(self, name: str) -> CARecord:
+        """A CA whose key is held here: PolicyError for an issuer of
+        inventory certificates (nothing is signed or published under it)."""
+        return self._own(self.get_ca(name))
+
     def list_cas(self, *, external: bool = False) -> list[CARecord]:
         """The CAs held here (with ``external``, also the issuers of
         inventory certificates, which have no key here)."""
@@ -303,6 +307,7 @@ class ServiceCore:
         action: str = "ca.issue",
         on_insert=None,
         extra_audit: dict | None = None,
+        end_entity_id: int | None = None,
     ) -> CertificateRecord:
         self._own(ca)
         if ca.not_after <= self.clock():
@@ -350,6 +355,7 @@ class ServiceCore:
                     private_key=private_key,
                     issued_at=to_epoch(self.clock()),
                     crl_shard=profile.shard_of(serial),
+                    end_entity_id=end_entity_id,
                 )
             )
             if on_insert is not None:

@@ -2,10 +2,10 @@
 (``active``, ``revoked``, and ``hold`` when any are on hold), one PEM per
 certificate named by its serial, and ``manifest.csv`` with a line each.
 
-Rows are read from the store a batch at a time and written straight into
-the archive (ra/zipstream.py spools the zip's central directory to a
-temporary file too); the manifest goes to a temporary file meanwhile and
-into the archive last. Memory stays flat whatever the count.
+Rows are read through the CA's catalog (ca/catalog.py) a batch at a time
+and written straight into the archive (ra/zipstream.py spools the zip's
+central directory to a temporary file too); the manifest goes to a
+temporary file meanwhile and into the archive last. Memory stays flat whatever the count.
 """
 
 import csv
@@ -15,14 +15,12 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-from sqlalchemy import and_, select
-
-from ca.errors import BadInputError, NotFoundError
+from ca import catalog
+from ca.errors import BadInputError
 from ca.records import from_epoch, serial_hex
+from ra.search import entity_names
 from ra.zipstream import ZipStreamWriter
 from store import Store
-from store.tables.ca import cas, certificates
-from store.tables.ra import end_entities
 
 FOLDERS = {"good": "active", "revoked": "revoked", "hold": "hold"}
 MANIFEST_FIELDS = (
@@ -54,43 +52,10 @@ def export_zip(
     """Write the archive to ``out``; returns how many certificates it holds."""
     if issued_after is not None and issued_before is not None and issued_after >= issued_before:
         raise BadInputError("the issuance window is empty (after must be before before)")
-    where = []
-    with store.read() as conn:
-        if ca is not None:
-            ca_id = conn.execute(select(cas.c.id).where(cas.c.name == ca)).scalar()
-            if ca_id is None:
-                raise NotFoundError(f"no CA named {ca!r}")
-            where.append(certificates.c.ca_id == ca_id)
-    if issued_after is not None:
-        where.append(certificates.c.issued_at >= issued_after)
-    if issued_before is not None:
-        where.append(certificates.c.issued_at < issued_before)
-    query = (
-        select(
-            certificates.c.id,
-            certificates.c.serial,
-            certificates.c.status,
-            certificates.c.subject,
-            certificates.c.sans,
-            certificates.c.not_before,
-            certificates.c.not_after,
-            certificates.c.revoked_at,
-            certificates.c.profile,
-            certificates.c.fingerprint,
-            certificates.c.der,
-            cas.c.name.label("ca_name"),
-            end_entities.c.name.label("entity_name"),
-        )
-        .select_from(
-            certificates.join(cas, cas.c.id == certificates.c.ca_id).outerjoin(
-                end_entities, end_entities.c.id == certificates.c.end_entity_id
-            )
-        )
-        .order_by(certificates.c.id)
-        .limit(BATCH)
-    )
-    if where:
-        query = query.where(and_(*where))
+    ca_id = None
+    if ca is not None:
+        with store.read() as conn:
+            ca_id = catalog.ca_id(conn, ca)
     count = 0
     with (
         tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as manifest,
@@ -102,17 +67,25 @@ def export_zip(
         while True:
             # Keyset batches, each its own short read: no long-held snapshot.
             with store.read() as conn:
-                rows = conn.execute(query.where(certificates.c.id > last_id)).all()
+                rows = catalog.listing(
+                    conn,
+                    after_id=last_id,
+                    limit=BATCH,
+                    ca_id=ca_id,
+                    issued_after=issued_after,
+                    issued_before=issued_before,
+                )
+                entities = entity_names(conn, (row.end_entity_id for row in rows))
             if not rows:
                 break
             for row in rows:
                 serial = serial_hex(int(row.serial, 16))
-                path = f"{row.ca_name}/{FOLDERS.get(row.status, row.status)}/{serial}.pem"
+                path = f"{row.ca}/{FOLDERS.get(row.status, row.status)}/{serial}.pem"
                 archive.add(path, ssl.DER_cert_to_PEM_cert(row.der).encode())
                 writer.writerow(
                     (
                         path,
-                        row.ca_name,
+                        row.ca,
                         serial,
                         row.status,
                         row.subject,
@@ -121,7 +94,7 @@ def export_zip(
                         from_epoch(row.not_after).isoformat(),
                         from_epoch(row.revoked_at).isoformat() if row.revoked_at else "",
                         row.profile,
-                        row.entity_name or "",
+                        entities.get(row.end_entity_id, ""),
                         row.fingerprint,
                     )
                 )

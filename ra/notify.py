@@ -24,10 +24,10 @@ from email.utils import formatdate, make_msgid
 
 from sqlalchemy import and_, delete, insert, select, update
 
+from ca import catalog
 from ca.errors import CAError, ConfigError
 from ca.records import from_epoch, serial_hex
 from store import Store
-from store.tables.ca import cas, certificates
 from store.tables.ra import end_entities, expiry_notices
 
 log = logging.getLogger("revoca.ra.notify")
@@ -109,53 +109,37 @@ class RunResult:
 def due_notices(store: Store, settings: NotifySettings, now: int) -> tuple[list[Notice], int]:
     """Notices owed now, and how many certificates had nobody to tell."""
     horizon = now + max(settings.thresholds_days) * DAY
-    query = (
-        select(
-            certificates.c.id,
-            certificates.c.serial,
-            certificates.c.subject,
-            certificates.c.sans,
-            certificates.c.not_after,
-            cas.c.name.label("ca_name"),
-            end_entities.c.name.label("entity_name"),
-            end_entities.c.email,
-        )
-        .select_from(
-            certificates.join(cas, cas.c.id == certificates.c.ca_id).outerjoin(
-                end_entities, end_entities.c.id == certificates.c.end_entity_id
-            )
-        )
-        .where(
-            and_(
-                certificates.c.status == "good",
-                certificates.c.not_after > now,
-                certificates.c.not_after <= horizon,
-            )
-        )
-        .order_by(certificates.c.not_after, certificates.c.id)
-    )
-    notices, nobody = [], 0
     with store.read() as conn:
-        rows = conn.execute(query).all()
+        rows = catalog.expiring(conn, now, horizon)
         done: dict[int, set[int]] = {}
-        if rows:
-            ids = [r.id for r in rows]
-            for chunk in range(0, len(ids), 500):
-                for cid, threshold in conn.execute(
-                    select(expiry_notices.c.certificate_id, expiry_notices.c.threshold_days).where(
-                        expiry_notices.c.certificate_id.in_(ids[chunk : chunk + 500])
-                    )
-                ):
-                    done.setdefault(cid, set()).add(threshold)
+        contacts: dict[int, tuple[str, str]] = {}
+        ids = [r.id for r in rows]
+        for chunk in range(0, len(ids), 500):
+            for cid, threshold in conn.execute(
+                select(expiry_notices.c.certificate_id, expiry_notices.c.threshold_days).where(
+                    expiry_notices.c.certificate_id.in_(ids[chunk : chunk + 500])
+                )
+            ):
+                done.setdefault(cid, set()).add(threshold)
+        owners = sorted({r.end_entity_id for r in rows if r.end_entity_id is not None})
+        for chunk in range(0, len(owners), 500):
+            for eid, name, email in conn.execute(
+                select(end_entities.c.id, end_entities.c.name, end_entities.c.email).where(
+                    end_entities.c.id.in_(owners[chunk : chunk + 500])
+                )
+            ):
+                contacts[eid] = (name, email)
+    notices, nobody = [], 0
     for row in rows:
         left = row.not_after - now
         crossed = [t for t in settings.thresholds_days if left <= t * DAY]
         open_ = [t for t in crossed if t not in done.get(row.id, set())]
         if not open_:
             continue
+        entity_name, email = contacts.get(row.end_entity_id, (None, None))
         recipients = []
-        if settings.notify_entity and row.email:
-            recipients.append(row.email)
+        if settings.notify_entity and email:
+            recipients.append(email)
         recipients += [a for a in settings.admin_emails if a not in recipients]
         if not recipients:
             nobody += 1
@@ -166,12 +150,12 @@ def due_notices(store: Store, settings: NotifySettings, now: int) -> tuple[list[
                 threshold_days=min(open_),
                 covers=open_,
                 recipients=recipients,
-                ca=row.ca_name,
+                ca=row.ca,
                 serial=int(row.serial, 16),
                 subject=row.subject,
                 sans=json.loads(row.sans),
                 not_after=row.not_after,
-                entity=row.entity_name,
+                entity=entity_name,
                 days_left=max(0, left // DAY),
             )
         )

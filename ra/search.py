@@ -1,4 +1,5 @@
-"""Certificate search and reports over the CA store.
+"""Certificate search and reports, built on the CA's read-only catalog
+(ca/catalog.py).
 
 Search filters combine (AND): subject or SAN substring (``text``, at least
 3 characters: it goes through the trigram index), a hostname (the SANs that
@@ -17,17 +18,17 @@ import io
 import ipaddress
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, func, or_, select, text
+from sqlalchemy import Connection, select
 
+from ca import catalog
 from ca.errors import BadInputError, NotFoundError
-from ca.records import CertificateRecord, certificate_from_row, parse_serial, serial_to_db
-from store.tables.ca import cas, certificate_counts, certificate_names, certificates
+from ca.records import CertificateRecord, parse_serial
 from store.tables.ra import end_entities
 
-MIN_SUBSTRING = 3
+MIN_SUBSTRING = catalog.MIN_SUBSTRING
 MAX_PAGE = 1000
 WEEK = 7 * 86400
-STATUSES = ("good", "revoked", "hold")
+STATUSES = catalog.STATUSES
 
 
 @dataclass(frozen=True)
@@ -47,24 +48,12 @@ class CertificateQuery:
     limit: int = 100
 
 
-def _contains(conn: Connection, needle: str):
-    """Rows whose subject or SAN list contains ``needle`` (case-blind)."""
-    if conn.dialect.name == "sqlite":
-        phrase = '"' + needle.replace('"', '""') + '"'
-        match = text("certificates_fts MATCH :phrase").bindparams(phrase=phrase)
-        return certificates.c.id.in_(
-            select(text("rowid")).select_from(text("certificates_fts")).where(match)
-        )
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return or_(certificates.c.subject.ilike(pattern), certificates.c.sans.ilike(pattern))
-
-
-def _hostname_names(hostname: str) -> list[str]:
+def _hostname_names(hostname: str) -> tuple[str, ...]:
     """The SAN values (as in certificate_names) that cover ``hostname``:
     itself, and the wildcard one label up."""
     host = hostname.strip().lower().rstrip(".")
     try:
-        return [str(ipaddress.ip_address(host))]
+        return (str(ipaddress.ip_address(host)),)
     except ValueError:
         pass
     if not host or len(host) > 253 or " " in host or "*" in host:
@@ -72,6 +61,27 @@ def _hostname_names(hostname: str) -> list[str]:
     names = [host]
     if "." in host:
         names.append("*." + host.split(".", 1)[1])
+    return tuple(names)
+
+
+def entity_id(conn: Connection, name: str) -> int:
+    found = conn.execute(select(end_entities.c.id).where(end_entities.c.name == name)).scalar()
+    if found is None:
+        raise NotFoundError(f"no end entity named {name!r}")
+    return found
+
+
+def entity_names(conn: Connection, ids) -> dict[int, str]:
+    """The names of the end entities with these ids (in chunks: the list may be long)."""
+    wanted = sorted({i for i in ids if i is not None})
+    names: dict[int, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        names.update(
+            conn.execute(
+                select(end_entities.c.id, end_entities.c.name).where(end_entities.c.id.in_(chunk))
+            ).all()
+        )
     return names
 
 
@@ -79,54 +89,24 @@ def search(conn: Connection, q: CertificateQuery) -> list[tuple[int, Certificate
     """(id, record) pairs, in id order."""
     if not isinstance(q.limit, int) or not 1 <= q.limit <= MAX_PAGE:
         raise BadInputError(f"limit must be 1 to {MAX_PAGE}")
-    where = []
-    if q.text is not None:
-        if len(q.text) < MIN_SUBSTRING:
-            raise BadInputError(f"a substring search needs at least {MIN_SUBSTRING} characters")
-        where.append(_contains(conn, q.text))
-    if q.hostname is not None:
-        where.append(
-            certificates.c.id.in_(
-                select(certificate_names.c.certificate_id).where(
-                    certificate_names.c.name.in_(_hostname_names(q.hostname))
-                )
-            )
-        )
-    if q.serial is not None:
-        where.append(certificates.c.serial == serial_to_db(parse_serial(q.serial)))
-    if q.issuer is not None:
-        ca_id = conn.execute(select(cas.c.id).where(cas.c.name == q.issuer)).scalar()
-        if ca_id is None:
-            raise NotFoundError(f"no CA named {q.issuer!r}")
-        where.append(certificates.c.ca_id == ca_id)
-    if q.entity is not None:
-        entity_id = conn.execute(
-            select(end_entities.c.id).where(end_entities.c.name == q.entity)
-        ).scalar()
-        if entity_id is None:
-            raise NotFoundError(f"no end entity named {q.entity!r}")
-        where.append(certificates.c.end_entity_id == entity_id)
-    if q.profile is not None:
-        where.append(certificates.c.profile == q.profile)
-    if q.status is not None:
-        if q.status not in STATUSES:
-            raise BadInputError(f"status must be one of {', '.join(STATUSES)}")
-        where.append(certificates.c.status == q.status)
-    for value, clause in (
-        (q.issued_after, lambda v: certificates.c.issued_at >= v),
-        (q.issued_before, lambda v: certificates.c.issued_at < v),
-        (q.expires_after, lambda v: certificates.c.not_after >= v),
-        (q.expires_before, lambda v: certificates.c.not_after < v),
-        (q.after, lambda v: certificates.c.id > v),
-    ):
-        if value is not None:
-            where.append(clause(value))
-    query = select(certificates).order_by(certificates.c.id).limit(q.limit)
-    if where:
-        query = query.where(and_(*where))
-    rows = conn.execute(query).all()
-    names = dict(conn.execute(select(cas.c.id, cas.c.name)).all())
-    return [(row.id, certificate_from_row(row, names[row.ca_id])) for row in rows]
+    return catalog.find(
+        conn,
+        catalog.CertificateFilter(
+            text=q.text,
+            names=_hostname_names(q.hostname) if q.hostname is not None else None,
+            serial=parse_serial(q.serial) if q.serial is not None else None,
+            ca=q.issuer,
+            end_entity_id=entity_id(conn, q.entity) if q.entity is not None else None,
+            profile=q.profile,
+            status=q.status,
+            issued_after=q.issued_after,
+            issued_before=q.issued_before,
+            expires_after=q.expires_after,
+            expires_before=q.expires_before,
+            after_id=q.after,
+            limit=q.limit,
+        ),
+    )
 
 
 # -- reports --------------------------------------------------------------------------
@@ -134,14 +114,10 @@ def search(conn: Connection, q: CertificateQuery) -> list[tuple[int, Certificate
 
 def counts(conn: Connection) -> list[dict]:
     """Certificates by CA, profile and status (kept by triggers: no scan)."""
-    c = certificate_counts.c
-    rows = conn.execute(
-        select(cas.c.name, c.profile, c.status, c.n)
-        .select_from(certificate_counts.join(cas, cas.c.id == c.ca_id))
-        .where(c.n > 0)
-        .order_by(cas.c.name, c.profile, c.status)
-    ).all()
-    return [{"ca": r.name, "profile": r.profile, "status": r.status, "count": r.n} for r in rows]
+    return [
+        {"ca": ca, "profile": profile, "status": status, "count": n}
+        for ca, profile, status, n in catalog.counts(conn)
+    ]
 
 
 def expiring(conn: Connection, now: int, weeks: int) -> list[dict]:
@@ -149,19 +125,7 @@ def expiring(conn: Connection, now: int, weeks: int) -> list[dict]:
     (week 0 starts now); every week is listed, empty ones with 0."""
     if not isinstance(weeks, int) or not 1 <= weeks <= 520:
         raise BadInputError("weeks must be 1 to 520")
-    week = ((certificates.c.not_after - now) // WEEK).label("week")  # integer division
-    rows = conn.execute(
-        select(week, func.count().label("n"))
-        .where(
-            and_(
-                certificates.c.status == "good",
-                certificates.c.not_after >= now,
-                certificates.c.not_after < now + weeks * WEEK,
-            )
-        )
-        .group_by(text("week"))
-    ).all()
-    found = {int(r.week): r.n for r in rows}
+    found = catalog.expiring_per_period(conn, now, WEEK, weeks)
     return [
         {"week": i, "from": now + i * WEEK, "to": now + (i + 1) * WEEK, "count": found.get(i, 0)}
         for i in range(weeks)
@@ -170,21 +134,12 @@ def expiring(conn: Connection, now: int, weeks: int) -> list[dict]:
 
 def duplicates(conn: Connection, now: int) -> list[dict]:
     """End entities with more than one valid certificate of one profile."""
-    rows = conn.execute(
-        select(
-            end_entities.c.name,
-            certificates.c.profile,
-            func.count().label("n"),
-        )
-        .select_from(
-            certificates.join(end_entities, end_entities.c.id == certificates.c.end_entity_id)
-        )
-        .where(and_(certificates.c.status == "good", certificates.c.not_after > now))
-        .group_by(end_entities.c.name, certificates.c.profile)
-        .having(func.count() > 1)
-        .order_by(end_entities.c.name, certificates.c.profile)
-    ).all()
-    return [{"entity": r.name, "profile": r.profile, "valid_certificates": r.n} for r in rows]
+    rows = catalog.valid_per_end_entity(conn, now, more_than=1)
+    names = entity_names(conn, (r.end_entity_id for r in rows))
+    found = sorted((names[r.end_entity_id], r.profile, r.n) for r in rows)
+    return [
+        {"entity": name, "profile": profile, "valid_certificates": n} for name, profile, n in found
+    ]
 
 
 def to_csv(rows: list[dict]) -> str:

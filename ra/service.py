@@ -14,12 +14,13 @@ import json
 from dataclasses import dataclass
 
 from cryptography import x509
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
+from ca import catalog
 from ca.errors import BadInputError, CAError, ConflictError, NotFoundError, PolicyError
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
-from ca.records import CertificateRecord, certificate_from_row, serial_hex, serial_to_db
+from ca.records import CertificateRecord, serial_hex
 from ca.requests import CertificateRequest, parse_csr
 from ca.service import CAService
 from ra import search
@@ -38,7 +39,6 @@ from ra.entities import (
 from ra.roles import ForbiddenError
 from ra.search import CertificateQuery
 from ra.users import Users
-from store.tables.ca import cas, certificates
 from store.tables.ra import end_entities
 
 MIN_EXPORT_PASSPHRASE = 8
@@ -72,20 +72,17 @@ class RAService:
     def _ca_id(self, conn: Connection, name: str) -> int:
         if not isinstance(name, str):
             raise BadInputError("ca must be the name of a CA")
-        row = conn.execute(select(cas.c.id).where(cas.c.name == name)).one_or_none()
-        if row is None:
-            raise NotFoundError(f"no CA named {name!r}")
-        return row.id
+        return catalog.ca_id(conn, name)
 
     def _entity_row(self, conn: Connection, name: str):
-        row = conn.execute(
-            select(end_entities, cas.c.name.label("ca_name"))
-            .join(cas, cas.c.id == end_entities.c.ca_id)
-            .where(end_entities.c.name == name)
-        ).one_or_none()
+        row = conn.execute(select(end_entities).where(end_entities.c.name == name)).one_or_none()
         if row is None:
             raise NotFoundError(f"no end entity named {name!r}")
         return row
+
+    def _entity(self, conn: Connection, name: str) -> EndEntity:
+        row = self._entity_row(conn, name)
+        return entity_from_row(row, catalog.ca_name(conn, row.ca_id))
 
     def _check_profile(self, name: str) -> str:
         if not isinstance(name, str):
@@ -144,7 +141,7 @@ class RAService:
                 subject_template=subject_template,
                 allowed_sans=list(patterns),
             )
-            return entity_from_row(self._entity_row(conn, name), ca)
+            return self._entity(conn, name)
 
     def update_entity(self, name: str, changes: dict, *, actor: str = "system") -> EndEntity:
         """Change any of email, ca, profile, subject_template, allowed_sans,
@@ -165,8 +162,8 @@ class RAService:
                 f"changeable: {', '.join(sorted(allowed))}"
             )
         with self.audit.failures(actor, "ra.entity.update", name), self.store.transaction() as conn:
-            current = entity_from_row(self._entity_row(conn, name), "")
             row = self._entity_row(conn, name)
+            current = entity_from_row(row, catalog.ca_name(conn, row.ca_id))
             email = check_email(changes.get("email", current.email))
             attributes = check_attributes(changes.get("attributes", current.attributes))
             template = changes.get("subject_template", current.subject_template)
@@ -176,7 +173,7 @@ class RAService:
             status = changes.get("status", current.status)
             if status not in STATUSES:
                 raise BadInputError(f"status must be one of {', '.join(STATUSES)}")
-            ca_name = changes.get("ca", row.ca_name)
+            ca_name = changes.get("ca", current.ca)
             values = {
                 "email": email,
                 "ca_id": self._ca_id(conn, ca_name),
@@ -189,12 +186,11 @@ class RAService:
             }
             conn.execute(update(end_entities).where(end_entities.c.id == row.id).values(**values))
             self.audit.ok(conn, actor, "ra.entity.update", name, changes=sorted(changes))
-            return entity_from_row(self._entity_row(conn, name), ca_name)
+            return self._entity(conn, name)
 
     def get_entity(self, name: str) -> EndEntity:
         with self.store.read() as conn:
-            row = self._entity_row(conn, name)
-            return entity_from_row(row, row.ca_name)
+            return self._entity(conn, name)
 
     def list_entities(
         self,
@@ -212,20 +208,13 @@ class RAService:
         Filters combine: name substring, status, contact email (case-blind,
         exact), CA, profile, and attributes (each key equal to its value)."""
         limit = _page_size(limit)
-        query = (
-            select(end_entities, cas.c.name.label("ca_name"))
-            .join(cas, cas.c.id == end_entities.c.ca_id)
-            .order_by(end_entities.c.name)
-            .limit(limit)
-        )
+        query = select(end_entities).order_by(end_entities.c.name).limit(limit)
         if name_contains:
             query = query.where(end_entities.c.name.contains(name_contains, autoescape=True))
         if status:
             query = query.where(end_entities.c.status == status)
         if email:
             query = query.where(func.lower(end_entities.c.email) == email.lower())
-        if ca:
-            query = query.where(cas.c.name == ca)
         if profile:
             query = query.where(end_entities.c.profile == profile)
         for key, value in check_attributes(attributes or {}).items():
@@ -235,18 +224,20 @@ class RAService:
         if after:
             query = query.where(end_entities.c.name > after)
         with self.store.read() as conn:
-            return [entity_from_row(r, r.ca_name) for r in conn.execute(query)]
+            if ca:
+                try:
+                    query = query.where(end_entities.c.ca_id == catalog.ca_id(conn, ca))
+                except NotFoundError:
+                    return []  # no such CA: no entity uses it
+            rows = conn.execute(query).all()
+            names = catalog.ca_names(conn) if rows else {}
+        return [entity_from_row(r, names[r.ca_id]) for r in rows]
 
     def entity_certificates(self, name: str) -> list[CertificateRecord]:
         with self.store.read() as conn:
             row = self._entity_row(conn, name)
-            rows = conn.execute(
-                select(certificates)
-                .where(certificates.c.end_entity_id == row.id)
-                .order_by(certificates.c.id)
-            ).all()
-            names = dict(conn.execute(select(cas.c.id, cas.c.name)).all())
-        return [certificate_from_row(r, names[r.ca_id]) for r in rows]
+            found = catalog.find(conn, catalog.CertificateFilter(end_entity_id=row.id))
+        return [record for _, record in found]
 
     # -- certificates --------------------------------------------------------------
 
@@ -305,16 +296,15 @@ class RAService:
         target = f"{ca_name}/{serial_hex(serial)}"
         with self.audit.failures(actor, "ra.renew", target):
             with self.store.read() as conn:
-                row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
-                if row.end_entity_id is None:
+                old = catalog.certificate(conn, ca_name, serial)
+                if old.end_entity_id is None:
                     raise PolicyError(
                         f"certificate {serial_hex(serial)} was not issued to an end entity; "
                         "renew it through the CA"
                     )
                 name = conn.execute(
-                    select(end_entities.c.name).where(end_entities.c.id == row.end_entity_id)
+                    select(end_entities.c.name).where(end_entities.c.id == old.end_entity_id)
                 ).scalar_one()
-            old = certificate_from_row(row, ca_name)
             if old.status == "revoked":
                 raise PolicyError(
                     f"certificate {serial_hex(serial)} is revoked; enroll a new one instead"
@@ -323,7 +313,7 @@ class RAService:
             sans = None if csr is not None else [*old.sans]
             same_key = None
             if csr is None and key_type is None:
-                same_key = (old.certificate.public_key(), row.private_key)
+                same_key = (old.certificate.public_key(), self.ca.private_key_pem(ca_name, serial))
             payload = {
                 "ca": ca_name,
                 "serial": serial_hex(serial),
@@ -395,18 +385,8 @@ class RAService:
                 kind, entity.id, payload, needed, actor, self.policy.expiry_seconds
             )
 
-        def link(conn: Connection, cert, _key_spec) -> None:
-            conn.execute(
-                update(certificates)
-                .where(
-                    and_(
-                        certificates.c.ca_id
-                        == select(cas.c.id).where(cas.c.name == entity.ca).scalar_subquery(),
-                        certificates.c.serial == serial_to_db(cert.serial_number),
-                    )
-                )
-                .values(end_entity_id=entity.id)
-            )
+        def audit_enrollment(conn: Connection, cert, _key_spec) -> None:
+            # In the issuing transaction: the RA's record goes with the CA's.
             self.audit.ok(
                 conn,
                 actor,
@@ -425,7 +405,8 @@ class RAService:
             generate_key=key_type,
             days=days,
             actor=actor,
-            on_insert=link,
+            end_entity_id=entity.id,
+            on_insert=audit_enrollment,
             keep_private_key=same_key[1] if same_key else None,
         )
         chain = self.ca.chain(entity.ca)
@@ -452,7 +433,7 @@ class RAService:
         if needed:
             with self.audit.failures(actor, "ra.revoke", f"{ca_name}/{serial_hex(serial)}"):
                 with self.store.read() as conn:
-                    row = self.ca._cert_row(conn, self.ca._ca_row(conn, ca_name), serial)
+                    row = catalog.certificate(conn, ca_name, serial)
                 if row.status == "revoked":
                     raise ConflictError(f"certificate {serial_hex(serial)} is already revoked")
                 payload = {"ca": ca_name, "serial": serial_hex(serial), "reason": value.name}

@@ -100,7 +100,7 @@ def issuer_records(
     """
     now = now or datetime.now(UTC)
     # Issuers of inventory certificates have no key here: never published.
-    cas = [service._own(service.get_ca(n)) for n in ca_names] if ca_names else service.list_cas()
+    cas = [service.get_own_ca(n) for n in ca_names] if ca_names else service.list_cas()
     for ca in cas:
         signers = [
             r

@@ -1,6 +1,8 @@
 """The dependency rules of ARCHITECTURE.md, checked on the source."""
 
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,133 @@ def test_store_imports_no_role():
     for path in files:
         bad = imported_packages(path) & roles
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+# The CA's tables that only ``ca`` writes (store/tables/ca.py).
+CA_WRITTEN = {"certificates", "cas"}
+_SQL_WRITE = re.compile(
+    r"\b(?:insert\s+into|delete\s+from|update)\s+[\"`]?(certificates|cas)\b[\"`]?\s",
+    re.IGNORECASE,
+)
+
+
+def _table_name(node: ast.AST) -> str | None:
+    """``certificates`` for ``certificates`` or ``tables.certificates``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def table_writes(path: Path) -> list[str]:
+    """Where ``path`` inserts into, updates or deletes from a CA table:
+    insert(t) / update(t) / delete(t), t.insert() / t.update() / t.delete(),
+    and SQL text doing the same."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            verb = _table_name(func)
+            if verb in ("insert", "update", "delete") and node.args:
+                target = _table_name(node.args[0])
+                if target in CA_WRITTEN:
+                    found.append(f"line {node.lineno}: {verb}({target})")
+            if isinstance(func, ast.Attribute) and func.attr in ("insert", "update", "delete"):
+                target = _table_name(func.value)
+                if target in CA_WRITTEN:
+                    found.append(f"line {node.lineno}: {target}.{func.attr}()")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            match = _SQL_WRITE.search(node.value + " ")
+            if match:
+                found.append(f"line {node.lineno}: SQL writing {match.group(1)}")
+    return found
+
+
+def test_table_writes_finds_every_form(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "insert(certificates).values(x=1)\n"
+        "update(tables.cas).values(x=1)\n"
+        "certificates.delete()\n"
+        "text('UPDATE certificates SET status = 1')\n"
+        "insert(end_entities)\n"
+        "'update the certificates of an entity'\n"
+    )
+    assert sorted(w.split(":")[0] for w in table_writes(sample)) == [
+        "line 1",
+        "line 2",
+        "line 3",
+        "line 4",
+    ]
+
+
+def test_only_ca_writes_the_certificates_and_cas_tables():
+    """The CA is the only writer of its certificates and CAs: the RA records
+    inventory certificates through the CA's API. The deployed packages are
+    checked (and store/migrations, which builds the tables, is exempt);
+    tests and benchmarks fill stores directly to set up their cases."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        packages = tomllib.load(f)["tool"]["setuptools"]["packages"]
+    roots = {name.split(".")[0] for name in packages} - {"ca"}
+    assert "ra" in roots and "store" in roots
+    for package in sorted(roots):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.is_relative_to(ROOT / "store" / "migrations"):
+                continue
+            writes = table_writes(path)
+            assert not writes, f"{path.relative_to(ROOT)} writes a CA table: {writes}"
+
+
+def ca_private_names() -> set[str]:
+    """Every underscore name the ``ca`` package defines: module-level names,
+    functions, methods, class attributes and ``self._x`` attributes."""
+    names = set()
+    for path in (ROOT / "ca").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def _private_uses_of_ca(path: Path, private: set[str]) -> list[str]:
+    """Private names of ``ca`` that ``path`` imports (from ca._x, or _name
+    from ca.x), and the CA's underscore attributes it reads off objects
+    other than its own (``service._own``, ``self.ca._cert_row``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            parts = node.module.split(".")
+            if parts[0] == "ca":
+                bad = [p for p in parts if p.startswith("_")]
+                bad += [a.name for a in node.names if a.name.startswith("_")]
+                if bad:
+                    found.append(f"line {node.lineno}: from {node.module} import {bad}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "ca" and any(p.startswith("_") for p in parts):
+                    found.append(f"line {node.lineno}: import {alias.name}")
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in private
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            found.append(f"line {node.lineno}: .{node.attr}")
+    return found
+
+
+def test_ra_uses_no_private_name_of_ca():
+    """The RA reaches the CA through its public API (ca/catalog.py for
+    reads, CAService's methods and its audit writer for the rest)."""
+    private = ca_private_names()
+    assert {"_issue", "_own"} <= private  # the check sees the CA's private methods
+    files = list((ROOT / "ra").rglob("*.py"))
+    assert files
+    for path in files:
+        uses = _private_uses_of_ca(path, private)
+        assert not uses, f"{path.relative_to(ROOT)} uses private names: {uses}"

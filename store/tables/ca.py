@@ -5,9 +5,9 @@ and the certificate search indexes.
 Owner and only writer: ``ca`` (CAService and ca/crl.py; tests/test_layout.py
 checks that nothing else writes ``cas`` or ``certificates``). The search
 indexes are written by database triggers on ``certificates`` (migration 0006),
-so every way a certificate comes in is covered. Readers: the RA (search,
-reports, export, expiry notices), the publisher (``crls``, to serve the
-newest CRLs), ``revoca`` through the CA service.
+so every way a certificate comes in is covered. Readers: the RA through
+``ca.catalog`` (search, reports, export, expiry notices), the publisher
+(``crls``, to serve the newest CRLs), ``revoca`` through the CA service.
 ``certificates.end_entity_id`` names the RA's end entity a certificate was
 issued (or assigned) to; the CA writes it when the RA asks.
 """
