@@ -79,10 +79,8 @@ class RevocationOperations(ServiceCore):
                     ca,
                     serial,
                     "hold" if hold else "revoked",
-                    status=status,
                     revoked_at=values["revoked_at"],
                     reason=int(reason),
-                    invalidity_date=values["invalidity_date"],
                     not_after=row.not_after,
                 )
                 conn.execute(
@@ -114,7 +112,7 @@ class RevocationOperations(ServiceCore):
                 raise ConflictError(
                     f"certificate {serial_hex(serial)} is {row.status}, not on hold"
                 )
-            seq = self._outbox(conn, ca, serial, "released", status="good", not_after=row.not_after)
+            seq = self._outbox(conn, ca, serial, "released", not_after=row.not_after)
             conn.execute(
                 update(certificates)
                 .where(certificates.c.id == row.id)

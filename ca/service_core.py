@@ -45,6 +45,7 @@ from ca.token import CryptoToken
 from ca.x509build import encode_tbs, new_serial, sign_certificate
 from store import Store
 from store.audit import AuditLog
+from store.events import encode_payload
 from store.tables.ca import cas, certificates
 from store.tables.outbox import outbox
 
@@ -360,9 +361,7 @@ class ServiceCore:
             )
             if on_insert is not None:
                 on_insert(conn, cert, template.key_spec)
-            self._outbox(
-                conn, ca, serial, "issued", status="good", not_after=to_epoch(template.not_after)
-            )
+            self._outbox(conn, ca, serial, "issued", not_after=to_epoch(template.not_after))
             self.audit_ok(
                 conn,
                 actor,
@@ -391,9 +390,7 @@ class ServiceCore:
                 ca_id=ca.id,
                 serial=serial_to_db(serial),
                 event=event,
-                payload=json.dumps(
-                    {"ca": ca.name, "serial": serial_hex(serial), **payload}, sort_keys=True
-                ),
+                payload=encode_payload(event, **payload),
                 created_at_ms=self._now_ms(),
             )
         ).inserted_primary_key[0]

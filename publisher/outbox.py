@@ -1,31 +1,37 @@
 """Reading the CA store's outbox: the publisher's only view of the CA.
 
 Rows are read in id order; the id is the sequence number the VAs track.
+Each row is decoded by the store's event contract (store/events.py) and
+mapped to an event of the VA's publish protocol (va/publish.py): the
+outbox's event words are the protocol's (a test holds them together), the
+CA id is the VA's issuer id, a missing reason is -1.
 """
-
-import json
 
 from sqlalchemy import Engine, func, select
 
+from store.events import OutboxEvent, decode
 from store.tables.ca import crls
 from store.tables.outbox import outbox
 
-EVENT_TYPES = {"issued", "revoked", "hold", "released", "expired"}
+
+def to_protocol(event: OutboxEvent) -> dict:
+    """One outbox event as the publish protocol carries it."""
+    out = {
+        "seq": event.seq,
+        "type": event.type.value,
+        "issuer": event.ca_id,
+        "serial": f"{event.serial:x}",
+        "not_after": event.not_after,
+    }
+    if event.type.revocation:
+        out["revoked_at"] = event.revoked_at
+        out["reason"] = -1 if event.reason is None else event.reason
+    return out
 
 
 def to_event(row) -> dict:
-    payload = json.loads(row.payload)
-    event = {
-        "seq": row.id,
-        "type": row.event,
-        "issuer": row.ca_id,
-        "serial": payload["serial"],
-        "not_after": payload.get("not_after") or 0,
-    }
-    if row.event in ("revoked", "hold"):
-        event["revoked_at"] = payload["revoked_at"]
-        event["reason"] = payload["reason"] if payload.get("reason") is not None else -1
-    return event
+    """An outbox row as a publish protocol event (EventError for a bad row)."""
+    return to_protocol(decode(row))
 
 
 class Outbox:

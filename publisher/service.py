@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from publisher.outbox import Outbox
 from publisher.targets import DeliveryError
+from store.events import EventError
 
 log = logging.getLogger("revoca.publisher")
 
@@ -96,7 +97,9 @@ class Publisher:
                 state.last_success = time.time()
                 self._record_latency(state, events[-1]["seq"])
                 backoff = 0.5
-            except DeliveryError as exc:
+            except (DeliveryError, EventError) as exc:
+                # A row the event contract refuses is never skipped: this VA
+                # waits at it (and says why) until the row or the code is fixed.
                 cursor = None  # ask the VA where it stands before trying again
                 state.failures += 1
                 state.last_error = str(exc)

@@ -1,6 +1,5 @@
 """The same store behaviour on SQLite and on a real PostgreSQL server."""
 
-import json
 import threading
 
 import pytest
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from ca.errors import PolicyError
 from ca.reasons import RevocationReason
 from store import audit
+from store.events import decode
 from store.tables import include_object, metadata
 from store.tables.ca import certificates
 from store.tables.outbox import outbox
@@ -84,8 +84,7 @@ def test_concurrent_issuance_keeps_the_chain_and_the_outbox(backend_service):
             .all()
         )
         issued_events = [
-            json.loads(r.payload)["serial"]
-            for r in conn.execute(select(outbox).where(outbox.c.event == "issued"))
+            decode(r).serial for r in conn.execute(select(outbox).where(outbox.c.event == "issued"))
         ]
     assert problems == [] and count == 2 + 24  # root, sub-CA, 24 issuances
     assert len(issued) == len(set(issued)) == 24

@@ -7,6 +7,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from ca.records import serial_to_db
+from store.events import EventType, OutboxEvent, decode
 from store.tables.outbox import outbox
 from tests.conftest import (
     FIXED_NOW,
@@ -126,8 +127,13 @@ def test_issuance_writes_certificate_outbox_and_audit_together(pki):
         events = conn.execute(outbox.select().order_by(outbox.c.id)).all()
     last = events[-1]
     assert last.event == "issued" and last.serial == serial_to_db(record.serial)
-    payload = json.loads(last.payload)
-    assert payload["ca"] == "issuing" and payload["status"] == "good"
+    assert decode(last) == OutboxEvent(
+        last.id,
+        EventType.ISSUED,
+        pki.get_ca("issuing").id,
+        record.serial,
+        int(record.not_after.timestamp()),
+    )
     from tests.conftest import last_audit
 
     entry = last_audit(pki)

@@ -2,8 +2,8 @@
 
 Writer: the CA, one row per issuance and status change, in the change's own
 transaction. Reader: the publisher (publisher/outbox.py), in ``id`` order,
-the sequence number the VAs track. The payload is JSON (``ca``, ``serial``
-and the event's fields).
+the sequence number the VAs track. The payload's format, its versions and
+the event types are the event contract's: store/events.py.
 """
 
 from sqlalchemy import BigInteger, Column, ForeignKey, String, Table, Text
