@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from dataclasses import dataclass, field
 
+from common import prometheus
+from common.clock import SYSTEM, Clock
 from publisher.outbox import Outbox
+from publisher.settings import PublisherSettings
 from publisher.targets import DeliveryError
 from store.events import EventError
 
@@ -39,21 +41,24 @@ class Publisher:
         self,
         outbox: Outbox,
         targets: list,
+        settings: PublisherSettings,
         *,
-        source: str,
-        batch: int = 1000,
-        poll_interval: float = 0.05,
-        max_backoff: float = 30.0,
         issuers: list[tuple[int, dict]] = (),
+        clock: Clock = SYSTEM,
+        rng: random.Random | None = None,
     ):
-        """``issuers``: (id, record) pairs pushed to every target that takes
-        issuer configuration, each time it is (re)connected."""
+        """``settings``: source, batch, poll and CRL intervals, the retry
+        backoff (its targets are built by the caller: ``targets``).
+        ``issuers``: (id, record) pairs pushed to every target that takes
+        issuer configuration, each time it is (re)connected. ``clock`` times
+        successes and latencies; ``rng`` draws the retry jitter (a fresh
+        ``random.Random`` when not given)."""
         self.outbox = outbox
         self.targets = targets
-        self.source = source
-        self.batch = batch
-        self.poll_interval = poll_interval
-        self.max_backoff = max_backoff
+        self.settings = settings
+        self.source = settings.source
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
         self.state = {t.name: TargetState(t.name) for t in targets}
         self.issuers = list(issuers)
         self._wake = asyncio.Event()
@@ -87,14 +92,14 @@ class Publisher:
                         for issuer_id, record in self.issuers:
                             await target.put_issuer(issuer_id, record)
                     state.high_water = cursor
-                events = await asyncio.to_thread(self.outbox.read, cursor, self.batch)
+                events = await asyncio.to_thread(self.outbox.read, cursor, self.settings.batch)
                 if not events:
                     await self._idle()
                     continue
                 cursor = await target.deliver(self.source, events)
                 state.high_water = cursor
                 state.delivered += len(events)
-                state.last_success = time.time()
+                state.last_success = self.clock.wall()
                 self._record_latency(state, events[-1]["seq"])
                 backoff = 0.5
             except (DeliveryError, EventError) as exc:
@@ -103,7 +108,7 @@ class Publisher:
                 cursor = None  # ask the VA where it stands before trying again
                 state.failures += 1
                 state.last_error = str(exc)
-                delay = min(self.max_backoff, backoff) * random.uniform(0.5, 1.5)
+                delay = min(self.settings.max_backoff, backoff) * self.rng.uniform(0.5, 1.5)
                 log.warning(
                     "delivery failed, retrying",
                     extra={"target": target.name, "error": str(exc), "retry_in": round(delay, 2)},
@@ -111,7 +116,7 @@ class Publisher:
                 backoff *= 2
                 await self._sleep(delay)
 
-    async def _follow_crls(self, target, interval: float = 1.0) -> None:
+    async def _follow_crls(self, target) -> None:
         """Push each CA's newest full and delta CRL when its number changes.
         After a restart the newest are pushed again; the VA keeps the last."""
         pushed: dict[str, int] = {}
@@ -129,17 +134,17 @@ class Publisher:
                     "CRL delivery failed, retrying",
                     extra={"target": target.name, "error": str(exc)},
                 )
-            await self._sleep(interval)
+            await self._sleep(self.settings.crl_interval)
 
     def _record_latency(self, state: TargetState, seq: int) -> None:
         created = self.outbox.created_at_ms(seq)
         if created is not None:
-            state.latencies_ms.append(time.time() * 1000 - created)
+            state.latencies_ms.append(self.clock.wall() * 1000 - created)
             del state.latencies_ms[:-1000]
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
         self._wake.clear()
 
     async def _sleep(self, seconds: float) -> None:
@@ -160,32 +165,31 @@ class Publisher:
         }
 
     def metrics(self) -> str:
+        """The Prometheus exposition of the publisher (common/prometheus.py)."""
         last = self.outbox.last_id()
-        lines = [
-            "# HELP revoca_publisher_outbox_last_id Newest event in the CA outbox.",
-            "# TYPE revoca_publisher_outbox_last_id gauge",
-            f"revoca_publisher_outbox_last_id {last}",
-            "# HELP revoca_publisher_queue_depth Events not yet applied, per VA.",
-            "# TYPE revoca_publisher_queue_depth gauge",
-        ]
-        lines += [
-            f'revoca_publisher_queue_depth{{va="{n}"}} {max(0, last - s.high_water)}'
-            for n, s in self.state.items()
-        ]
-        lines += [
-            "# HELP revoca_publisher_delivered_total Events delivered, per VA.",
-            "# TYPE revoca_publisher_delivered_total counter",
-        ]
-        lines += [
-            f'revoca_publisher_delivered_total{{va="{n}"}} {s.delivered}'
-            for n, s in self.state.items()
-        ]
-        lines += [
-            "# HELP revoca_publisher_failures_total Failed deliveries, per VA.",
-            "# TYPE revoca_publisher_failures_total counter",
-        ]
-        lines += [
-            f'revoca_publisher_failures_total{{va="{n}"}} {s.failures}'
-            for n, s in self.state.items()
-        ]
-        return "\n".join(lines) + "\n"
+        states = self.state.items()
+        return prometheus.render(
+            [
+                prometheus.gauge(
+                    "revoca_publisher_outbox_last_id", "Newest event in the CA outbox.", last
+                ),
+                prometheus.family(
+                    "revoca_publisher_queue_depth",
+                    "gauge",
+                    "Events not yet applied, per VA.",
+                    [({"va": n}, max(0, last - s.high_water)) for n, s in states],
+                ),
+                prometheus.family(
+                    "revoca_publisher_delivered_total",
+                    "counter",
+                    "Events delivered, per VA.",
+                    [({"va": n}, s.delivered) for n, s in states],
+                ),
+                prometheus.family(
+                    "revoca_publisher_failures_total",
+                    "counter",
+                    "Failed deliveries, per VA.",
+                    [({"va": n}, s.failures) for n, s in states],
+                ),
+            ]
+        )

@@ -2,34 +2,38 @@
 
 import asyncio
 import signal
-from pathlib import Path
 
 import click
 
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
 
 
-def build_targets(config):
-    from publisher.targets import HTTPTarget, LocalTarget
+def build_targets(config, names: list[str] | None = None):
+    """The configured VAs (``names``: only these), ready to deliver to."""
+    from publisher.settings import LocalTargetSettings
+    from publisher.targets import HTTPTarget, LocalTarget, client_tls_context
     from va.admin import load_token
 
+    settings = config.publisher
+    chosen = [settings.target(n) for n in names] if names else settings.targets
     targets = []
-    for target in config.publisher["targets"]:
-        if "local" in target:
-            targets.append(LocalTarget(target["name"], Path(target["local"])))
-        else:
-            token = load_token(Path(target["token_file"]))
-            context = None
-            if target.get("client_cert"):
-                from publisher.targets import client_tls_context
-
-                context = client_tls_context(
-                    Path(target["client_cert"]),
-                    Path(target["client_key"]),
-                    Path(target["ca_file"]),
-                    key_passphrase=config.passphrase.get(),
-                )
-            targets.append(HTTPTarget(target["name"], target["url"], token, ssl_context=context))
+    for target in chosen:
+        if isinstance(target, LocalTargetSettings):
+            targets.append(LocalTarget(target.name, target.local))
+            continue
+        context = None
+        if target.tls is not None:
+            cert, key, ca_file = target.tls
+            context = client_tls_context(cert, key, ca_file, key_passphrase=config.passphrase.get())
+        targets.append(
+            HTTPTarget(
+                target.name,
+                target.url,
+                load_token(target.token_file),
+                timeout=settings.http_timeout,
+                ssl_context=context,
+            )
+        )
     return targets
 
 
@@ -38,7 +42,6 @@ def build_publisher(config, targets=None):
     from publisher.service import Publisher
     from revoca.app import open_store
 
-    section = config.publisher
     issuers = []
     if targets is None:
         from revoca.app import build_ca_service
@@ -53,9 +56,7 @@ def build_publisher(config, targets=None):
     return Publisher(
         Outbox(open_store(config).engine),
         targets if targets is not None else build_targets(config),
-        source=section["source"],
-        batch=section["batch"],
-        poll_interval=float(section["poll_interval"]),
+        config.publisher,
         issuers=issuers,
     )
 
@@ -79,27 +80,32 @@ def run(ctx, seconds):
         service = build_publisher(config)
     except TokenError as exc:
         raise CAError(str(exc)) from None
-    asyncio.run(_serve(service, config.publisher, seconds))
+    asyncio.run(_serve(service, config.publisher.metrics, seconds))
 
 
-async def _serve(service, section, seconds):
+async def _serve(service, metrics_settings, seconds, *, signals: bool = True):
+    """Run ``service`` with its /metrics listener until stopped (SIGTERM,
+    SIGINT when ``signals``, or after ``seconds``)."""
     from aiohttp import web
 
+    from common import prometheus
+
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, service.stop)
+    if signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, service.stop)
     runner = None
-    if section["metrics_port"]:
+    if metrics_settings.port:
         app = web.Application()
 
         async def metrics(_request):
             text = await asyncio.to_thread(service.metrics)
-            return web.Response(text=text, content_type="text/plain")
+            return web.Response(text=text, headers={"Content-Type": prometheus.CONTENT_TYPE})
 
         app.router.add_get("/metrics", metrics)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, section["metrics_host"], section["metrics_port"]).start()
+        await web.TCPSite(runner, metrics_settings.host, metrics_settings.port).start()
     if seconds is not None:
         loop.call_later(seconds, service.stop)
     try:

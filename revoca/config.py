@@ -12,6 +12,7 @@ from ca.errors import ConfigError
 from ca.keys import PassphraseSource
 from ca.profiles import Profile, load_profiles
 from common.settings import SettingsError
+from publisher.settings import PublisherSettings
 from va.settings import VASettings
 
 CONFIG_ENV = "REVOCA_CONFIG"
@@ -51,7 +52,7 @@ class Config:
     profiles: dict[str, Profile]
     source: str
     va: VASettings
-    publisher: dict
+    publisher: PublisherSettings
     crl: dict
     ra: dict
     notify: dict
@@ -97,7 +98,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             crl=_crl_section(raw["crl"], raw["urls"]["base"]),
             ra=_ra_section(raw["ra"]),
             notify=_notify_section(raw["notify"]),
-            publisher=_publisher_section(raw["publisher"], str(va.directory)),
+            publisher=PublisherSettings.from_table(raw["publisher"], va.directory),
         )
     except SettingsError as exc:
         raise ConfigError(exc.message) from None
@@ -145,30 +146,6 @@ def _notify_section(table: dict) -> dict:
     if not isinstance(notify["interval"], int | float) or notify["interval"] <= 0:
         raise ConfigError("notify.interval must be a positive number of seconds")
     return notify
-
-
-def _publisher_section(table: dict, va_directory: str) -> dict:
-    section = dict(table)
-    targets = []
-    names = set()
-    for index, target in enumerate(section["targets"]):
-        if not isinstance(target, dict) or not isinstance(target.get("name"), str):
-            raise ConfigError(f"publisher.targets[{index}] needs a name")
-        if target["name"] in names:
-            raise ConfigError(f"publisher.targets: the name {target['name']!r} is used twice")
-        names.add(target["name"])
-        if "local" in target:
-            targets.append({"name": target["name"], "local": target["local"] or va_directory})
-        elif "url" in target and "token_file" in target:
-            targets.append(dict(target))
-        else:
-            raise ConfigError(
-                f"publisher.targets[{index}] needs either local = DIR or url and token_file"
-            )
-    section["targets"] = targets
-    if not isinstance(section["batch"], int) or not 1 <= section["batch"] <= 10000:
-        raise ConfigError("publisher.batch must be 1 to 10000")
-    return section
 
 
 def _crl_section(table: dict, base_url: str) -> dict:

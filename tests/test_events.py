@@ -12,6 +12,7 @@ from sqlalchemy import insert, update
 from ca.reasons import RevocationReason
 from publisher.outbox import Outbox, to_event, to_protocol
 from publisher.service import Publisher
+from publisher.settings import PublisherSettings
 from publisher.targets import LocalTarget
 from store.events import (
     EVENT_TYPES,
@@ -212,7 +213,9 @@ def test_the_publisher_waits_at_a_bad_row_and_goes_on_once_it_is_fixed(loop, tmp
             )
         ).inserted_primary_key[0]
     service = Publisher(
-        Outbox(pki.store.engine), [LocalTarget("va", store=store)], source="ca", max_backoff=0.2
+        Outbox(pki.store.engine),
+        [LocalTarget("va", store=store)],
+        PublisherSettings(source="ca", max_backoff=0.2),
     )
     running = loop.spawn(service.run())
     try:

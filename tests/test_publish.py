@@ -12,6 +12,7 @@ from ca.reasons import RevocationReason
 from common.der import integer_content
 from publisher.outbox import Outbox
 from publisher.service import Publisher
+from publisher.settings import PublisherSettings
 from publisher.targets import HTTPTarget, LocalTarget
 from tests.conftest import PASSPHRASE, free_port, make_csr
 from va import publish
@@ -161,7 +162,7 @@ def test_revocation_reaches_every_va_fast(loop, tmp_path, pki):
     targets += [
         HTTPTarget(f"va{i + 1}", base, TOKEN.encode()) for i, (base, _) in enumerate(servers)
     ]
-    service = Publisher(Outbox(pki.store.engine), targets, source="ca")
+    service = Publisher(Outbox(pki.store.engine), targets, PublisherSettings(source="ca"))
     running = loop.spawn(service.run())
     try:
         record = pki.issue("issuing", make_csr(), "tls-server")
@@ -195,8 +196,7 @@ def test_a_dead_va_does_not_delay_the_others(loop, tmp_path, pki):
             LocalTarget("alive", store=alive),
             HTTPTarget("late", f"http://127.0.0.1:{port}", TOKEN.encode()),
         ],
-        source="ca",
-        max_backoff=0.5,
+        PublisherSettings(source="ca", max_backoff=0.5),
     )
     running = loop.spawn(service.run())
     try:
@@ -324,7 +324,7 @@ def test_publisher_pushes_issuers_to_http_targets(loop, tmp_path, pki):
     service = Publisher(
         Outbox(pki.store.engine),
         [HTTPTarget("va", base, TOKEN.encode())],
-        source="ca",
+        PublisherSettings(source="ca"),
         issuers=issuers,
     )
     running = loop.spawn(service.run())
@@ -345,7 +345,7 @@ def test_crls_reach_every_va(loop, tmp_path, pki):
     service = Publisher(
         Outbox(pki.store.engine),
         [LocalTarget("local", store=local), HTTPTarget("remote", base, TOKEN.encode())],
-        source="ca",
+        PublisherSettings(source="ca"),
     )
     running = loop.spawn(service.run())
     try:
@@ -367,3 +367,71 @@ def test_crls_reach_every_va(loop, tmp_path, pki):
         service.stop()
         running.result(10)
         loop.run(runner.cleanup())
+
+
+def test_the_publisher_reads_time_and_randomness_it_is_given(loop, tmp_path, pki):
+    """The clock times successes and latencies; the random source draws the
+    retry jitter (0.5 to 1.5 times the backoff, which doubles from 0.5 s)."""
+    from common.clock import fixed
+    from publisher.targets import DeliveryError
+
+    class Draws:
+        def __init__(self):
+            self.asked = []
+
+        def uniform(self, low, high):
+            self.asked.append((low, high))
+            return high
+
+    class Flaky:
+        """Fails twice, then takes everything."""
+
+        name = "flaky"
+
+        def __init__(self):
+            self.calls = 0
+
+        async def high_water(self, source):
+            self.calls += 1
+            if self.calls <= 2:
+                raise DeliveryError("not yet")
+            return 0
+
+        async def deliver(self, source, events):
+            return events[-1]["seq"]
+
+        async def put_crl(self, crl):
+            pass
+
+        async def close(self):
+            pass
+
+    draws, target = Draws(), Flaky()
+    service = Publisher(
+        Outbox(pki.store.engine),
+        [target],
+        PublisherSettings(source="ca", max_backoff=0.6),
+        clock=fixed(1_234_567_890.0),
+        rng=draws,
+    )
+    waits = []
+    sleep = service._sleep
+
+    async def recorded(seconds):
+        waits.append(seconds)
+        await sleep(0.01)
+
+    service._sleep = recorded
+    running = loop.spawn(service.run())
+    try:
+        assert _wait(lambda: service.state["flaky"].delivered > 0, 10)
+    finally:
+        loop.loop.call_soon_threadsafe(service.stop)
+        running.result(10)
+    state = service.state["flaky"]
+    assert draws.asked == [(0.5, 1.5), (0.5, 1.5)]
+    retries = [w for w in waits if w != service.settings.crl_interval][:2]
+    assert retries == pytest.approx([0.5 * 1.5, 0.6 * 1.5])  # the second capped by max_backoff
+    assert state.last_success == 1_234_567_890.0
+    created = service.outbox.created_at_ms(service.outbox.last_id())
+    assert state.latencies_ms[-1] == 1_234_567_890_000.0 - created

@@ -14,6 +14,7 @@ import pytest
 from ca.reasons import RevocationReason
 from publisher.outbox import Outbox
 from publisher.service import Publisher
+from publisher.settings import PublisherSettings
 from publisher.targets import HTTPTarget
 from tests.conftest import PASSPHRASE, demo_pki, free_port, make_csr, start_va
 from tests.test_publish import (
@@ -118,9 +119,7 @@ def test_kill_9_of_the_va_during_a_publish_batch(loop, tmp_path, pki):
     service = Publisher(
         Outbox(pki.store.engine),
         [HTTPTarget("va", base, TOKEN.encode())],
-        source="ca",
-        batch=40,
-        max_backoff=0.5,
+        PublisherSettings(source="ca", batch=40, max_backoff=0.5),
     )
     total = service.outbox.last_id()
     with pki.store.read() as conn:
@@ -167,9 +166,7 @@ def _fill_until_refused(loop, pki, store, port):
     service = Publisher(
         Outbox(pki.store.engine),
         [HTTPTarget("va", f"http://127.0.0.1:{port}", TOKEN.encode())],
-        source="ca",
-        batch=1000,
-        max_backoff=0.3,
+        PublisherSettings(source="ca", batch=1000, max_backoff=0.3),
     )
     running = loop.spawn(service.run())
     assert _wait(lambda: service.state["va"].failures >= 2, 20), service.state["va"]

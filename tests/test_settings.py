@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from common import settings as schema
+from publisher.settings import PublisherSettings
 from revoca.config import default_text, load_config
 from tests.conftest import PASSPHRASE, free_port, make_csr
 from va.settings import CertIDHash, VASettings
 
-ROLES = {"va": VASettings}
+ROLES = {"va": VASettings, "publisher": PublisherSettings}
 
 
 @pytest.mark.parametrize("section", sorted(ROLES))
@@ -442,3 +443,233 @@ def test_every_va_setting_reaches_the_listeners(va_nondefault):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
+
+
+# -- the publisher: a value other than the default for every [publisher] key ----
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"batch": 0}, "publisher.batch must be an integer from 1 to 10000"),
+        ({"batch": 10_001}, "publisher.batch must be an integer from 1 to 10000"),
+        ({"source": ""}, "publisher.source must be a printable string of 1 to 128"),
+        ({"source": "a\tb"}, "publisher.source must be a printable string"),
+        ({"poll_interval": 0}, "publisher.poll_interval must be a number of at least 0.001"),
+        ({"max_backoff": "30"}, "publisher.max_backoff must be a number"),
+        ({"metrics_port": 70000}, "publisher.metrics_port must be an integer from 0 to 65535"),
+        ({"targets": "va1"}, "publisher.targets must be a list of tables"),
+        ({"targets": ["va1"]}, "publisher.targets[0] must be a table"),
+        ({"targets": [{"name": "a"}]}, "publisher.targets[0] needs either local = DIR, or url"),
+        ({"targets": [{"local": ""}]}, "publisher.targets[0].name is needed"),
+        (
+            {"targets": [{"name": "a", "local": ""}, {"name": "a", "local": "/x"}]},
+            "publisher.targets use the name 'a' once",
+        ),
+        (
+            {"targets": [{"name": "a", "url": "http://127.0.0.1:1"}]},
+            "publisher.targets[0].token_file is needed for a VA reached over HTTP",
+        ),
+        (
+            {"targets": [{"name": "a", "url": "ftp://x", "token_file": "/t"}]},
+            "publisher.targets[0].url 'ftp://x' is not allowed",
+        ),
+        (
+            {"targets": [{"name": "a", "url": "http://x:1", "token_file": "/t", "ca_file": "c"}]},
+            "publisher.targets[0].client_cert needs client_key and ca_file",
+        ),
+        (
+            {
+                "targets": [
+                    {
+                        "name": "a",
+                        "url": "http://x:1",
+                        "token_file": "/t",
+                        "client_cert": "c",
+                        "client_key": "k",
+                        "ca_file": "f",
+                    }
+                ]
+            },
+            "publisher.targets[0].url must be https:// for mutual TLS",
+        ),
+        (
+            {"targets": [{"name": "a", "local": "", "colour": 1}]},
+            "publisher.targets[0].colour is not a setting",
+        ),
+        ({"batches": 3}, "unknown setting publisher.batches"),
+    ],
+)
+def test_a_wrong_publisher_value_gets_an_exact_error(tmp_path, table, message):
+    from ca.errors import ConfigError
+
+    path = tmp_path / "revoca.toml"
+    path.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[publisher]\n' + _toml_table(table))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+def _toml_table(table: dict) -> str:
+    """Keys of a TOML table, inline tables in lists included."""
+
+    def value(v):
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return _toml(v)
+
+    return "".join(f"{key} = {value(v)}\n" for key, v in table.items())
+
+
+def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monkeypatch):
+    """Built as `revoca publisher run` builds it (build_publisher, its
+    /metrics listener), each [publisher] setting is observed where it acts:
+    the source and batch size the VAs see, the local and mutual-TLS targets,
+    the idle poll, the retry backoff against a refused VA, the request timeout
+    against a VA that never answers, the CRL poll, the metrics listener."""
+    import socket
+    import urllib.request
+
+    from common import prometheus
+    from publisher.outbox import Outbox
+    from revoca.cli_publisher import _serve, build_publisher
+    from va import publish
+    from va.admin import make_app, mutual_tls_context, start_admin
+    from va.store import VAStore
+
+    va_config, service, _, _, _ = va_nondefault
+    tmp_path = va_config.data_dir
+    tls = tmp_path / "tls"
+    token = tmp_path / "publisher.token"
+    from va.admin import write_token
+
+    write_token(token, "p" * 40)
+    tls_store = VAStore(tmp_path / "va-tls" / "lmdb")
+    context = mutual_tls_context(
+        tls / "server.pem",
+        tls / "server.key",
+        tls / "chain.pem",
+        key_passphrase=PASSPHRASE.encode(),
+    )
+    tls_port, refused_port, metrics_port = free_port(), free_port(), free_port()
+    runner = loop.run(
+        start_admin(make_app(tls_store, b"p" * 40), "127.0.0.1", tls_port, ssl_context=context)
+    )
+    silent = socket.socket()  # accepts connections (the backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    table = {
+        "source": "settings-source",
+        "batch": 3,
+        "poll_interval": 0.25,
+        "max_backoff": 0.05,
+        "http_timeout": 0.3,
+        "crl_interval": 0.2,
+        "metrics_host": "localhost",
+        "metrics_port": metrics_port,
+        "targets": [
+            {"name": "here", "local": str(tmp_path / "va-here")},
+            {
+                "name": "tls",
+                "url": f"https://127.0.0.1:{tls_port}",
+                "token_file": str(token),
+                "client_cert": str(tls / "client.pem"),
+                "client_key": str(tls / "client.key"),
+                "ca_file": str(tls / "chain.pem"),
+            },
+            {
+                "name": "refused",
+                "url": f"http://127.0.0.1:{refused_port}",
+                "token_file": str(token),
+            },
+            {
+                "name": "silent",
+                "url": f"http://127.0.0.1:{silent.getsockname()[1]}",
+                "token_file": str(token),
+            },
+        ],
+    }
+    path = tmp_path / "publisher.toml"
+    path.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[publisher]\n' + _toml_table(table))
+    config = load_config(path)
+    assert set(table) == set(schema.keys(PublisherSettings))  # every key is changed here
+    assert all(
+        getattr(config.publisher, k, None) != getattr(PublisherSettings(), k, None)
+        for k in table
+        if hasattr(PublisherSettings, k)
+    )
+    batches: list[int] = []
+    apply_batch = publish.apply_batch
+
+    def counting_apply(store, source, events):
+        batches.append(len(events))
+        return apply_batch(store, source, events)
+
+    monkeypatch.setattr(publish, "apply_batch", counting_apply)
+    from aiohttp import web
+
+    sites: list[tuple[str, int]] = []
+
+    class RecordedSite(web.TCPSite):
+        def __init__(self, runner, host=None, port=None, **kwargs):
+            sites.append((host, port))
+            super().__init__(runner, host, port, **kwargs)
+
+    monkeypatch.setattr(web, "TCPSite", RecordedSite)
+    for _ in range(7):
+        service.issue("issuing", make_csr(), "tls-server")
+    publisher = build_publisher(config)
+    calls = {"read": 0, "crl_numbers": 0}
+    for name in calls:
+        original = getattr(Outbox, name)
+
+        def counted(self, *args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(Outbox, name, counted)
+    running = loop.spawn(_serve(publisher, config.publisher.metrics, None, signals=False))
+    seen: dict[str, bool] = {}
+    try:
+        last = publisher.outbox.last_id()
+        here = publisher.targets[0].store
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+            publish.counters(here, "settings-source")[0] == last
+            and publish.counters(tls_store, "settings-source")[0] == last
+        ):
+            time.sleep(0.05)
+        seen["source"] = publish.counters(tls_store, "settings-source")[0] == last > 0
+        seen["targets"] = (
+            here.path == tmp_path / "va-here" / "lmdb"
+            and publish.counters(here, "settings-source")[0] == last
+        )
+        seen["batch"] = max(batches) == 3 and sum(batches) >= 2 * last
+        # Idle now: count what 1.5 s hold.
+        time.sleep(0.5)
+        before = dict(calls)
+        failures = {n: publisher.state[n].failures for n in ("refused", "silent")}
+        time.sleep(1.5)
+        reads = calls["read"] - before["read"]  # two live targets, every poll_interval
+        seen["poll_interval"] = 6 <= reads <= 20  # 12 expected; 0.05 s: about 60
+        crls = calls["crl_numbers"] - before["crl_numbers"]  # four targets
+        seen["crl_interval"] = 15 <= crls <= 45  # 30 expected; 1 s: about 6
+        refused = publisher.state["refused"].failures - failures["refused"]
+        seen["max_backoff"] = refused >= 10  # about 30; 30 s (0.5 s doubling): 1 or 2
+        stalled = publisher.state["silent"].failures - failures["silent"]
+        seen["http_timeout"] = 2 <= stalled <= 6  # each try waits 0.3 s; 10 s: none
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+            seen["metrics_port"] = r.headers["Content-Type"].startswith(prometheus.CONTENT_TYPE)
+        seen["metrics_port"] &= 'revoca_publisher_delivered_total{va="tls"} ' in text
+        # localhost and 127.0.0.1 are one address here: the listener's own record.
+        seen["metrics_host"] = ("localhost", metrics_port) in sites
+    finally:
+        loop.loop.call_soon_threadsafe(publisher.stop)
+        running.result(20)
+        loop.run(runner.cleanup())
+        silent.close()
+    assert set(seen) == set(table), set(table) - set(seen)
+    assert all(seen.values()), {k: v for k, v in seen.items() if not v}
