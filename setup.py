@@ -37,8 +37,8 @@ if asan:
 
 def _system_library(name: str) -> list[str]:
     """Link against the shared library Python itself loads, by its soname,
-    so no -dev package is needed: libsqlite3.so.0 (sqlite3; the CRL core
-    steps SQLite statements in C) and libcrypto.so.3 (hashlib; the
+    so no -dev package is needed: libsqlite3.so.0 (sqlite3; the CRL row
+    reader steps SQLite statements in C) and libcrypto.so.3 (hashlib; the
     responder's signer, va/_evpsign.pyx)."""
     import ctypes.util
 
@@ -65,7 +65,10 @@ extensions = [
     _extension(
         "va._evpsign", "va/_evpsign.pyx", libraries=_system_library("crypto"), optional=True
     ),
-    _extension("ca._crlcore", "ca/_crlcore.pyx", libraries=_system_library("sqlite3")),
+    # The CRL entry encoder (a codec: no store) and, beside it, the reader
+    # that steps the store's SQLite SELECT in C and hands it packed rows.
+    _extension("ca._crlcore", "ca/_crlcore.pyx"),
+    _extension("ca._crlsqlite", "ca/_crlsqlite.pyx", libraries=_system_library("sqlite3")),
 ]
 
 # The project root, so `cimport common._dertime` (a .pxd shared by the native

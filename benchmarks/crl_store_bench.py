@@ -1,5 +1,6 @@
 """A full CRL straight from the SQL store: N revoked certificates in SQLite,
-then `issue_full_crl` (stream in serial order, encode natively, sign, store).
+then `issue_full_crl` (stream in serial order: the SQLite row reader hands
+the native encoder packed rows; sign, store).
 Reports the time and the process's peak memory growth, to show memory follows
 the CRL's size, not a Python object per entry; as the baseline, the same CRL
 through the DB-API cursor (the PostgreSQL path) in the same run. With
@@ -90,18 +91,18 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
             "peak_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
         }
         # Baseline in the same run: the same CRL with rows fetched through the
-        # DB-API cursor (the path PostgreSQL takes) instead of the writer's
-        # own SQLite reader.
-        from ca import crl
+        # DB-API cursor (the path PostgreSQL takes) instead of the SQLite row
+        # reader.
+        from ca import crlrows
 
-        direct = crl.sqlite_file
-        crl.sqlite_file = lambda conn: None
+        direct = crlrows.sqlite_file
+        crlrows.sqlite_file = lambda conn: None
         try:
             started = time.perf_counter()
             issue_full_crl(service, "issuing")
             baseline = time.perf_counter() - started
         finally:
-            crl.sqlite_file = direct
+            crlrows.sqlite_file = direct
         result["cursor_path_seconds"] = round(baseline, 3)
         result["cursor_path_ratio"] = round(baseline / elapsed, 2)
         if delta_entries:

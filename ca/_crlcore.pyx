@@ -1,78 +1,35 @@
 # cython: language_level=3
-"""Native CRL entry encoder (RFC 5280 5.1.2.6, 5.3): a growing C buffer,
-bounds-checked writes, hex serials decoded in C. ``ca._crlcore_py`` is the
-pure-Python twin; both produce the same bytes for every input."""
+"""Native CRL entry encoder (RFC 5280 5.1.2.6, 5.3): rows in, DER out.
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
+A pure codec: it knows no store, no file and no SQL. Rows arrive as Python
+tuples (``add_rows``, the cursor path) or as packed rows from a store reader
+(``add_packed``; the layout is in ca/_crlcore.pxd); the entries grow in a C
+buffer with bounds-checked writes, hex serials decoded in C, times from
+common/_dertime.pxd. ``ca._crlcore_py`` is the pure-Python twin: the same
+names, the same bytes and the same refusals for every input."""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH
+from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
 from common._dertime cimport DER_TIME_MAX, der_time
 
-cdef extern from *:
-    """
-    /* SQLite's C interface (https://sqlite.org/c3ref/intro.html), stable since
-       3.0. Declared here when libsqlite3-dev is not installed; the library
-       itself is the libsqlite3.so.0 that Python's sqlite3 module loads. */
-    #if defined(__has_include)
-    #  if __has_include(<sqlite3.h>)
-    #    include <sqlite3.h>
-    #    define REVOCA_SQLITE3_H 1
-    #  endif
-    #endif
-    #ifndef REVOCA_SQLITE3_H
-    typedef struct sqlite3 sqlite3;
-    typedef struct sqlite3_stmt sqlite3_stmt;
-    typedef long long sqlite3_int64;
-    int sqlite3_open_v2(const char *filename, sqlite3 **db, int flags, const char *vfs);
-    int sqlite3_close_v2(sqlite3 *db);
-    const char *sqlite3_errmsg(sqlite3 *db);
-    int sqlite3_busy_timeout(sqlite3 *db, int ms);
-    int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int bytes, sqlite3_stmt **stmt,
-                           const char **tail);
-    int sqlite3_bind_int64(sqlite3_stmt *stmt, int index, sqlite3_int64 value);
-    int sqlite3_step(sqlite3_stmt *stmt);
-    int sqlite3_column_type(sqlite3_stmt *stmt, int column);
-    sqlite3_int64 sqlite3_column_int64(sqlite3_stmt *stmt, int column);
-    const unsigned char *sqlite3_column_text(sqlite3_stmt *stmt, int column);
-    int sqlite3_column_bytes(sqlite3_stmt *stmt, int column);
-    int sqlite3_column_count(sqlite3_stmt *stmt);
-    int sqlite3_bind_parameter_count(sqlite3_stmt *stmt);
-    int sqlite3_finalize(sqlite3_stmt *stmt);
-    #define SQLITE_OK 0
-    #define SQLITE_ROW 100
-    #define SQLITE_DONE 101
-    #define SQLITE_INTEGER 1
-    #define SQLITE_TEXT 3
-    #define SQLITE_NULL 5
-    #define SQLITE_OPEN_READONLY 0x00000001
-    #define SQLITE_OPEN_NOMUTEX 0x00008000
-    #endif
-    """
-    ctypedef struct sqlite3
-    ctypedef struct sqlite3_stmt
-    int sqlite3_open_v2(const char* filename, sqlite3** db, int flags, const char* vfs)
-    int sqlite3_close_v2(sqlite3* db)
-    const char* sqlite3_errmsg(sqlite3* db)
-    int sqlite3_busy_timeout(sqlite3* db, int ms)
-    int sqlite3_prepare_v2(sqlite3* db, const char* sql, int nbytes, sqlite3_stmt** stmt,
-                           const char** tail)
-    int sqlite3_bind_int64(sqlite3_stmt* stmt, int index, long long value)
-    int sqlite3_step(sqlite3_stmt* stmt)
-    int sqlite3_column_type(sqlite3_stmt* stmt, int column)
-    long long sqlite3_column_int64(sqlite3_stmt* stmt, int column)
-    const unsigned char* sqlite3_column_text(sqlite3_stmt* stmt, int column)
-    int sqlite3_column_bytes(sqlite3_stmt* stmt, int column)
-    int sqlite3_column_count(sqlite3_stmt* stmt)
-    int sqlite3_bind_parameter_count(sqlite3_stmt* stmt)
-    int sqlite3_finalize(sqlite3_stmt* stmt)
-    int SQLITE_OK, SQLITE_ROW, SQLITE_DONE, SQLITE_INTEGER, SQLITE_TEXT, SQLITE_NULL
-    int SQLITE_OPEN_READONLY, SQLITE_OPEN_NOMUTEX
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
 
 NO_REASON = -1
 NO_DATE = -1
-# An entry is at most: SEQUENCE hdr 4 + INTEGER 2+21 + time 17 + extensions 4+12+28.
-DEF MAX_ENTRY = 96
+ROW_HEADER_SIZE = ROW_HEADER
+
+cdef enum:
+    # An entry is at most: SEQUENCE header 2 + INTEGER 2+21 + time 17 +
+    # extensions 2 + reasonCode 12 + invalidityDate 26 = 82 octets (its body
+    # stays under 128, so every length here is one octet).
+    MAX_ENTRY = 96
 
 
 cdef signed char _HEX[256]
@@ -92,29 +49,90 @@ cdef void _init_hex() noexcept:
 _init_hex()
 
 
-cdef inline int _hex(unsigned char c) noexcept nogil:
-    return _HEX[c]
-
-
-def encode_time(long long epoch):
+def encode_time(epoch):
     """RFC 5280 5.1.2.4/5.1.2.6: UTCTime through 2049, GeneralizedTime from 2050."""
     cdef unsigned char out[DER_TIME_MAX]
-    cdef int n = der_time(out, epoch, False)
+    cdef int n = der_time(out, _time_value(epoch, "time"), False)
     return PyBytes_FromStringAndSize(<char*>out, n)
 
 
-def serial_content(str serial_hex):
+def serial_content(serial_hex):
     """The DER INTEGER content of a positive serial given in hex (any padding)."""
     cdef unsigned char out[24]
-    cdef bytes raw = serial_hex.encode("ascii")
-    cdef int n = _serial(out, raw, len(raw))
+    cdef const unsigned char* text
+    cdef Py_ssize_t length
+    text = _ascii(serial_hex, &length)
+    cdef int n = _serial(out, text, length)
     return PyBytes_FromStringAndSize(<char*>out, n)
+
+
+def pack_row(serial, revocation_time, reason, invalidity_date):
+    """One packed row (ca/_crlcore.pxd): the header, then ``serial`` (hex
+    text) as it is. Only the fields' sizes are checked here (OverflowError);
+    ``add_packed`` refuses what an entry cannot hold."""
+    cdef unsigned char header[ROW_HEADER]
+    if type(serial) is not bytes:
+        raise TypeError(f"serial must be bytes, not {type(serial).__name__}")
+    if PyBytes_GET_SIZE(serial) > 0xFFFFFFFF:
+        raise OverflowError("serial does not fit in a packed row")
+    put_row_header(header, <uint32_t>PyBytes_GET_SIZE(serial),
+                   _int64(revocation_time, "revocation time"), _int64(reason, "reason"),
+                   _int64(invalidity_date, "invalidity date"))
+    return PyBytes_FromStringAndSize(<char*>header, ROW_HEADER) + serial
+
+
+cdef int64_t _int64(object value, str what) except? -1:
+    cdef int overflow
+    cdef int64_t result
+    _need_int(value, what)
+    result = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow:
+        raise OverflowError(f"{what} does not fit in 64 bits")
+    return result
+
+
+cdef int64_t _time_value(object value, str what) except? -1:
+    """An int of seconds, as the twin takes it: any int outside 1970..9999,
+    however large, is the same ValueError (from ``der_time`` or ``_check_date``)."""
+    cdef int overflow
+    cdef int64_t result
+    _need_int(value, what)
+    result = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return -2 if overflow else result  # -2: outside the range like any other
+
+
+cdef int64_t _reason_value(object value) except? -2:
+    cdef int overflow
+    cdef int64_t result
+    _need_int(value, "reason")
+    result = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow:
+        raise ValueError(f"invalid CRLReason {value}")
+    return result
+
+
+cdef inline int _need_int(object value, str what) except -1:
+    if not PyLong_Check(value):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    return 0
+
+
+cdef const unsigned char* _ascii(object serial_hex, Py_ssize_t* length) except NULL:
+    """The octets of a str serial, without a copy: an ASCII str holds one per
+    character."""
+    if type(serial_hex) is not str:
+        raise TypeError(f"serial must be a str, not {type(serial_hex).__name__}")
+    if not PyUnicode_IS_ASCII(serial_hex):
+        raise ValueError(f"invalid literal for int() with base 16: {serial_hex!r}")
+    length[0] = PyUnicode_GET_LENGTH(serial_hex)
+    return <const unsigned char*>PyUnicode_DATA(serial_hex)
 
 
 cdef int _serial(unsigned char* out, const unsigned char* text, Py_ssize_t length) except -1:
-    """Minimal two's-complement content of a positive hex serial, at most 21 octets."""
+    """Minimal two's-complement content of a positive hex serial: at most 40
+    significant digits (a value below 2**160), so at most 21 octets."""
     cdef Py_ssize_t i = 0, digits
-    cdef unsigned char value[64]
+    cdef unsigned char value[20]
     cdef int hi, lo, n = 0
     while i < length and text[i] == 48:  # leading '0'
         i += 1
@@ -124,15 +142,15 @@ cdef int _serial(unsigned char* out, const unsigned char* text, Py_ssize_t lengt
     if digits > 40:
         raise ValueError(f"serial {_shown(text, length)!r} is longer than 20 octets")
     if digits % 2:
-        lo = _hex(text[i])
+        lo = _HEX[text[i]]
         if lo < 0:
             raise ValueError(f"invalid literal for int() with base 16: {_shown(text, length)!r}")
         value[n] = <unsigned char>lo
         n += 1
         i += 1
     while i < length:
-        hi = _hex(text[i])
-        lo = _hex(text[i + 1])
+        hi = _HEX[text[i]]
+        lo = _HEX[text[i + 1]]
         if hi < 0 or lo < 0:
             raise ValueError(f"invalid literal for int() with base 16: {_shown(text, length)!r}")
         value[n] = <unsigned char>(hi * 16 + lo)
@@ -150,25 +168,9 @@ cdef str _shown(const unsigned char* text, Py_ssize_t length):
     return PyBytes_FromStringAndSize(<const char*>text, length).decode("ascii", "replace")
 
 
-cdef _sqlite_error(sqlite3* db, str what):
-    if db == NULL:
-        return MemoryError(what)
-    return OSError(f"{what}: {sqlite3_errmsg(db).decode('utf-8', 'replace')}")
-
-
-cdef long long _optional_int(sqlite3_stmt* stmt, int column) except? -2:
-    cdef int kind = sqlite3_column_type(stmt, column)
-    if kind == SQLITE_NULL:
-        return -1
-    if kind != SQLITE_INTEGER:
-        raise ValueError(
-            f"serial {_shown(sqlite3_column_text(stmt, 0), sqlite3_column_bytes(stmt, 0))}: "
-            f"column {column} is neither NULL nor an integer")
-    return sqlite3_column_int64(stmt, column)
-
-
 cdef class CRLEntryWriter:
-    """Accumulates RevokedCertificate entries; ``getvalue()`` is their concatenation."""
+    """Accumulates RevokedCertificate entries; ``getvalue()`` is their
+    concatenation. A call that refuses a row leaves the writer as it was."""
 
     cdef unsigned char* buf
     cdef Py_ssize_t size
@@ -199,20 +201,46 @@ cdef class CRLEntryWriter:
         self.capacity = capacity
         return 0
 
-    cpdef add(self, str serial_hex, long long revocation_time, int reason,
-              long long invalidity_date):
-        cdef bytes raw = serial_hex.encode("ascii")
-        self._add(raw, len(raw), revocation_time, reason, invalidity_date)
+    def add(self, serial_hex, revocation_time, reason, invalidity_date):
+        """One entry; ``reason`` NO_REASON (-1) and ``invalidity_date``
+        NO_DATE (-1) for none."""
+        self._add_values(serial_hex, revocation_time, reason, invalidity_date, False)
+
+    cdef int _add_values(self, object serial_hex, object revocation_time, object reason,
+                         object invalidity_date, bint none_allowed) except -1:
+        # As the twin: the types first (TypeError), then the values in the
+        # order reason, invalidity date, serial, revocation time (ValueError).
+        cdef int64_t time_value, reason_value = -1, invalidity_value = -1
+        cdef bint none_reason, none_date
+        cdef const unsigned char* text
+        cdef Py_ssize_t length
+        if type(serial_hex) is not str:
+            raise TypeError(f"serial must be a str, not {type(serial_hex).__name__}")
+        _need_int(revocation_time, "revocation time")
+        none_reason = none_allowed and reason is None
+        none_date = none_allowed and invalidity_date is None
+        if not none_reason:
+            _need_int(reason, "reason")
+        if not none_date:
+            _need_int(invalidity_date, "invalidity date")
+        if not none_reason:
+            reason_value = _reason_value(reason)
+            _check_reason(reason_value)
+        if not none_date:
+            invalidity_value = _time_value(invalidity_date, "invalidity date")
+            _check_date(invalidity_value)
+        text = _ascii(serial_hex, &length)
+        time_value = _time_value(revocation_time, "revocation time")
+        return self._add(text, length, time_value, reason_value, invalidity_value)
 
     cdef int _add(self, const unsigned char* serial_hex, Py_ssize_t serial_length,
-                  long long revocation_time, int reason, long long invalidity_date) except -1:
+                  int64_t revocation_time, int64_t reason, int64_t invalidity_date) except -1:
         cdef unsigned char entry[MAX_ENTRY]
         cdef unsigned char* p = entry + 2  # room for the SEQUENCE header (body < 128)
+        cdef unsigned char* ext
         cdef int n
-        if reason != -1 and (not 0 <= reason <= 10 or reason == 7):
-            raise ValueError(f"invalid CRLReason {reason}")
-        if invalidity_date != -1 and not 0 <= invalidity_date <= 253402300799:
-            raise ValueError("time outside 1970-01-01..9999-12-31")
+        _check_reason(reason)
+        _check_date(invalidity_date)
         n = _serial(p + 2, serial_hex, serial_length)
         p[0] = 0x02
         p[1] = <unsigned char>n
@@ -222,10 +250,12 @@ cdef class CRLEntryWriter:
             ext = p
             p += 2
             if reason != -1:
+                # reasonCode (2.5.29.21, RFC 5280 5.3.1): ENUMERATED in an OCTET STRING
                 memcpy(p, b"\x30\x0a\x06\x03\x55\x1d\x15\x04\x03\x0a\x01", 11)
                 p[11] = <unsigned char>reason
                 p += 12
             if invalidity_date != -1:
+                # invalidityDate (2.5.29.24, 5.3.2): always GeneralizedTime
                 memcpy(p, b"\x30\x18\x06\x03\x55\x1d\x18\x04\x11", 9)  # 5 + 2 + 17 octets
                 p += 9
                 p += der_time(p, invalidity_date, True)
@@ -243,69 +273,67 @@ cdef class CRLEntryWriter:
         return 0
 
     def add_rows(self, rows):
-        """Add (serial_hex, revocation_time, reason, invalidity_date) tuples,
-        with None for no reason or no invalidity date. Returns how many."""
+        """Add (serial_hex, revocation_time, reason, invalidity_date) rows,
+        with None (or -1) for no reason or no invalidity date. Returns how
+        many; adds none of them if one is refused."""
+        cdef Py_ssize_t size = self.size, count = self.count
         cdef Py_ssize_t added = 0
-        for serial_hex, revoked_at, reason, invalidity in rows:
-            self.add(serial_hex, revoked_at, -1 if reason is None else reason,
-                     -1 if invalidity is None else invalidity)
-            added += 1
+        cdef object row
+        try:
+            for row in rows:
+                if not PyTuple_Check(row):
+                    row = tuple(row)
+                if PyTuple_GET_SIZE(row) != 4:
+                    raise ValueError(f"a CRL row has 4 fields, not {PyTuple_GET_SIZE(row)}")
+                self._add_values(<object>PyTuple_GET_ITEM(row, 0), <object>PyTuple_GET_ITEM(row, 1),
+                                 <object>PyTuple_GET_ITEM(row, 2), <object>PyTuple_GET_ITEM(row, 3),
+                                 True)
+                added += 1
+        except BaseException:
+            self.size, self.count = size, count
+            raise
         return added
 
-    def add_from_sqlite(self, str path, str sql, tuple params=()):
-        """Run one SELECT on the SQLite database at ``path`` (a read-only
-        connection of its own: one statement is one consistent snapshot) and
-        add each row, stepped in C straight into the buffer: no Python object
-        per row. Columns: serial as hex TEXT, revocation time INTEGER, reason
-        INTEGER or NULL, invalidity date INTEGER or NULL; ``params`` are
-        integers for the statement's ``?``. Returns how many rows were added."""
-        cdef sqlite3* db = NULL
-        cdef sqlite3_stmt* stmt = NULL
-        cdef bytes path_raw = path.encode()
-        cdef bytes sql_raw = sql.encode()
-        cdef int rc, i
-        cdef Py_ssize_t added = 0
-        cdef const unsigned char* serial
-        cdef long long reason, invalidity
+    def add_packed(self, rows):
+        """Add packed rows (ca/_crlcore.pxd), as a store reader hands them
+        over. Returns how many; adds none of them if one is refused."""
+        cdef const unsigned char* p
+        cdef Py_ssize_t offset = 0, end
+        cdef Py_ssize_t size = self.size, count = self.count
+        cdef uint32_t serial_length
+        cdef int64_t revocation_time, reason, invalidity_date
+        if type(rows) is not bytes:
+            raise TypeError(f"packed rows must be bytes, not {type(rows).__name__}")
+        p = <const unsigned char*>PyBytes_AS_STRING(rows)
+        end = PyBytes_GET_SIZE(rows)
         try:
-            rc = sqlite3_open_v2(path_raw, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                                 NULL)
-            if rc != SQLITE_OK:
-                raise _sqlite_error(db, f"cannot open {path}")
-            sqlite3_busy_timeout(db, 10000)
-            rc = sqlite3_prepare_v2(db, sql_raw, <int>len(sql_raw), &stmt, NULL)
-            if rc != SQLITE_OK:
-                raise _sqlite_error(db, "cannot prepare the CRL query")
-            if sqlite3_column_count(stmt) != 4:
-                raise ValueError("the CRL query must return 4 columns")
-            if sqlite3_bind_parameter_count(stmt) != len(params):
-                raise ValueError("the CRL query's parameters do not match")
-            for i in range(len(params)):
-                sqlite3_bind_int64(stmt, i + 1, <long long>params[i])
-            while True:
-                rc = sqlite3_step(stmt)
-                if rc == SQLITE_DONE:
-                    break
-                if rc != SQLITE_ROW:
-                    raise _sqlite_error(db, "reading revoked certificates failed")
-                if sqlite3_column_type(stmt, 0) != SQLITE_TEXT:
-                    raise ValueError("a revoked certificate without a hex serial")
-                serial = sqlite3_column_text(stmt, 0)
-                if sqlite3_column_type(stmt, 1) != SQLITE_INTEGER:
-                    raise ValueError(
-                        f"serial {_shown(serial, sqlite3_column_bytes(stmt, 0))}: "
-                        "column 1 is not an integer revocation time")
-                reason = _optional_int(stmt, 2)
-                invalidity = _optional_int(stmt, 3)
-                if not -1 <= reason <= 255:
-                    raise ValueError(f"invalid CRLReason {reason}")
-                self._add(serial, sqlite3_column_bytes(stmt, 0), sqlite3_column_int64(stmt, 1),
-                          <int>reason, invalidity)
-                added += 1
-        finally:
-            sqlite3_finalize(stmt)  # a no-op on NULL
-            sqlite3_close_v2(db)
-        return added
+            while offset < end:
+                if end - offset < ROW_HEADER:
+                    raise ValueError(f"packed rows: a row header is cut short at octet {offset}")
+                get_row_header(p + offset, &serial_length, &revocation_time, &reason,
+                               &invalidity_date)
+                offset += ROW_HEADER
+                if serial_length > end - offset:
+                    raise ValueError(f"packed rows: a serial is cut short at octet {offset}")
+                self._add(p + offset, serial_length, revocation_time, reason, invalidity_date)
+                offset += serial_length
+        except BaseException:
+            self.size, self.count = size, count
+            raise
+        return self.count - count
 
     def getvalue(self):
         return PyBytes_FromStringAndSize(<char*>self.buf, self.size)
+
+
+cdef inline int _check_reason(int64_t reason) except -1:
+    # RFC 5280 5.3.1: 0..10, 7 unused; -1 is none.
+    if reason != -1 and (not 0 <= reason <= 10 or reason == 7):
+        raise ValueError(f"invalid CRLReason {reason}")
+    return 0
+
+
+cdef inline int _check_date(int64_t invalidity_date) except -1:
+    if invalidity_date != -1 and not 0 <= invalidity_date <= 253402300799LL:
+        raise ValueError("time outside 1970-01-01..9999-12-31")
+    return 0

@@ -1,8 +1,9 @@
 """Full CRLs (RFC 5280 5.1), streamed from the store and encoded natively.
 
-Revoked rows are read in serial order in chunks and fed straight into the
-native entry writer (ca/_crlcore.pyx), so no Python object per entry
-outlives its row; only the finished TBSCertList is signed.
+Revoked rows are read in serial order (ca/crlrows.py: on a SQLite file by
+the native row reader, packed, no Python object per row) and fed to the
+entry encoder (ca/crlcore.py), a codec that knows no store; only the
+finished TBSCertList is signed.
 
 Contents follow the CA/B Forum BR 7.2: reasonCode is left out for
 unspecified; holds appear as certificateHold; a revoked certificate stays
@@ -15,9 +16,10 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import func, insert, select
 
 from ca import crlcore
+from ca.crlrows import add_changed, add_revoked
 from ca.errors import CAError, PolicyError
 from ca.keys import signature_algorithm_for
 from ca.records import CARecord, to_epoch
@@ -32,7 +34,6 @@ DEFAULT_VALIDITY_DAYS = 7
 DELTA_VALIDITY_DAYS = 1
 DEFAULT_ARL_VALIDITY_DAYS = 365
 MAX_ARL_VALIDITY_DAYS = 366  # BR 4.9.7: CRLs for CA certificates, at most 12 months
-CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,107 +51,6 @@ def _issuer_name_der(ca: CARecord) -> bytes:
     from asn1crypto import x509 as asn1_x509
 
     return asn1_x509.Certificate.load(ca.cert_der)["tbs_certificate"]["subject"].dump()
-
-
-_REVOKED_SQL = (
-    "SELECT serial, revoked_at, "
-    # BR 7.2.2: unspecified (0) is expressed by leaving reasonCode out; a hold
-    # is listed as certificateHold.
-    "CASE WHEN status = 'hold' THEN 6 WHEN revocation_reason = 0 THEN NULL "
-    "ELSE revocation_reason END, invalidity_date "
-    "FROM certificates WHERE ca_id = {ca} AND status IN ('revoked', 'hold') "
-    "AND not_after >= {since} ORDER BY serial"
-)
-
-
-def _revoked_query(
-    ca_id: int,
-    listed_since: int | None,
-    profiles: tuple[str, ...] | None,
-    shard: int | None,
-    placeholder: str = "?",
-) -> tuple[str, tuple[int, int]]:
-    """The revoked-entries SELECT and its parameters (ca_id, since)."""
-    since = listed_since if listed_since is not None else -(2**62)
-    sql = _REVOKED_SQL.format(ca=placeholder, since=placeholder)
-    if profiles is not None:  # an ARL (CA profiles) or one partition (one profile)
-        names = ", ".join("'" + p.replace("'", "''") + "'" for p in profiles) or "''"
-        sql = sql.replace(" ORDER BY", f" AND profile IN ({names}) ORDER BY")
-    if shard is not None:
-        sql = sql.replace(" ORDER BY", f" AND crl_shard = {int(shard)} ORDER BY")
-    return sql, (ca_id, since)
-
-
-def sqlite_file(conn: Connection) -> str | None:
-    """The database file behind ``conn`` when it is a plain SQLite file (not
-    in memory, no URI options), else None."""
-    url = conn.engine.url
-    if conn.dialect.name != "sqlite" or url.query:
-        return None
-    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
-        return None
-    return url.database
-
-
-def add_revoked(
-    writer,
-    conn: Connection,
-    ca_id: int,
-    listed_since: int | None,
-    profiles: tuple[str, ...] | None = None,
-    shard: int | None = None,
-) -> int:
-    """Add the CA's listed entries to ``writer`` in serial order; returns how many.
-
-    ``listed_since``: the previous full CRL's thisUpdate; certificates that
-    expired before it have already appeared on a CRL after expiry.
-
-    On a SQLite file the writer steps the SELECT itself (in C for the native
-    writer: no Python object per row) on a read-only connection of its own.
-    The caller holds the store's write lock, so that connection's snapshot is
-    exactly the caller's view. Elsewhere rows come from ``revoked_rows``.
-    """
-    sql, params = _revoked_query(ca_id, listed_since, profiles, shard)
-    path = sqlite_file(conn)
-    if path is not None:
-        return writer.add_from_sqlite(path, sql, params)
-    return writer.add_rows(revoked_rows(conn, ca_id, listed_since, profiles, shard))
-
-
-def revoked_rows(
-    conn: Connection,
-    ca_id: int,
-    listed_since: int | None,
-    profiles: tuple[str, ...] | None = None,
-    shard: int | None = None,
-):
-    """(serial_hex, revoked_at, reason or None, invalidity_date or None), in
-    serial order, through the caller's connection and transaction.
-
-    Rows come straight from the DB-API cursor (a server-side cursor on
-    PostgreSQL): plain tuples, fetched in chunks, never a list of them.
-    """
-    raw = conn.connection.dbapi_connection
-    postgres = conn.dialect.name == "postgresql"
-    sql, params = _revoked_query(
-        ca_id, listed_since, profiles, shard, placeholder="%s" if postgres else "?"
-    )
-    if postgres:
-        cursor = raw.cursor(name="revoca_crl_rows")
-        cursor.itersize = CHUNK
-        cursor.execute(sql, params)
-    else:
-        cursor = raw.cursor()
-        cursor.arraysize = CHUNK
-        cursor.execute(sql, params)
-    try:
-        while True:
-            chunk = cursor.fetchmany(CHUNK)
-            if not chunk:
-                return
-            yield from chunk
-    finally:
-        cursor.close()
 
 
 def encode_tbs(
@@ -180,45 +80,6 @@ def encode_tbs(
         parts += (b"\x30" + der.length(len(entries)), entries)
     parts.append(der.explicit(0, der.sequence(*(e.encode() for e in extensions))))
     return der.sequence(*parts)
-
-
-# Each row as the native writer takes it: (serial, time, reason, invalidity).
-# Revoked or held now: listed as such (reasonCode left out for unspecified,
-# BR 7.2.2). Good again: released from hold, listed with removeFromCRL (8) at
-# the time of the release. An index-only read of ix_certificates_status_seq.
-_CHANGED_SQL = (
-    "SELECT serial, "
-    "CASE WHEN status = 'good' THEN status_changed_at ELSE revoked_at END, "
-    "CASE WHEN status = 'hold' THEN 6 WHEN status = 'revoked' "
-    "THEN NULLIF(revocation_reason, 0) ELSE 8 END, "
-    "CASE WHEN status = 'good' THEN NULL ELSE invalidity_date END "
-    "FROM certificates WHERE ca_id = {p} AND status_seq > {p} ORDER BY serial"
-)
-
-
-def add_changed(writer, conn: Connection, ca_id: int, base_outbox_id: int) -> int:
-    """Add the entries of a delta CRL (RFC 5280 5.2.4) to ``writer``: every
-    certificate whose status changed after the base CRL (its last status
-    change has an outbox id past the last one the base reflects), as it
-    stands now; one released from hold is listed with removeFromCRL. Returns
-    how many."""
-    path = sqlite_file(conn)
-    if path is not None:
-        return writer.add_from_sqlite(path, _CHANGED_SQL.format(p="?"), (ca_id, base_outbox_id))
-    return writer.add_rows(delta_rows(conn, ca_id, base_outbox_id))
-
-
-def delta_rows(conn: Connection, ca_id: int, base_outbox_id: int):
-    """The rows ``add_changed`` adds, through the caller's connection: tuples
-    straight from the cursor, in chunks."""
-    postgres = conn.dialect.name == "postgresql"
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(_CHANGED_SQL.format(p="%s" if postgres else "?"), (ca_id, base_outbox_id))
-        while chunk := cursor.fetchmany(CHUNK):
-            yield from chunk
-    finally:
-        cursor.close()
 
 
 def issue_full_crl(service, ca_name: str, **options) -> CRLRecord:

@@ -39,7 +39,9 @@ cdef inline int der_time(unsigned char* dst, long long epoch,
                          bint generalized_always) except -1:
     cdef long long days, seconds, z, era, doe, yoe, doy, mp
     cdef int year, month, day, written
-    if not 0 <= epoch <= 253402300799:  # 9999-12-31T23:59:59Z
+    # LL: a C constant; a plain literal this large would be a Python int,
+    # and the comparison a Python one, on every call.
+    if not 0 <= epoch <= 253402300799LL:  # 9999-12-31T23:59:59Z
         raise ValueError("time outside 1970-01-01..9999-12-31")
     days = epoch // 86400
     seconds = epoch - days * 86400

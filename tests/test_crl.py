@@ -9,22 +9,23 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import _crlcore_py, crl
+from ca import _crlcore_py, _crlsqlite_py, crl, crlcore, crlrows
 from ca.errors import PolicyError
 from ca.reasons import RevocationReason
-from common import native
+from common import der, native
 from tests.conftest import (
     FIXED_NOW,
     PUBLIC_BASE_URL,
     make_csr,
     native_module,
-    needs_native,
     pem,
     pkilint,
 )
 
-# CRLs are issued through ca.crlcore, the encoder tests take `impl`.
+# CRLs are issued through ca.crlcore, the encoder tests take `impl`; the
+# SQLite reader's tests name their own codec.
 pytestmark = [pytest.mark.twin, pytest.mark.codec("ca._crlcore", "ca._crlcore_py")]
+READER = pytest.mark.codec("ca._crlsqlite", "ca._crlsqlite_py")
 
 
 @pytest.fixture
@@ -151,20 +152,62 @@ def test_expired_entries_leave_after_one_crl(make_service):
     assert crl.issue_full_crl(service, "issuing").entries == 0  # then dropped
 
 
+# -- the entry encoder (a codec) and the SQLite row reader, native and twin --
+
+
+def _encoders():
+    """The twin, and the native encoder unless the native modules are off
+    (then it is not imported behind the switch's back)."""
+    if not native.extensions_allowed():
+        return [_crlcore_py]
+    return [_crlcore_py, native_module("ca._crlcore")]
+
+
+LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def _outcome(call, *args):
+    """What a call gives: ("ok", value), or the exception's type and message."""
+    try:
+        return ("ok", call(*args))
+    except Exception as exc:
+        return (type(exc), str(exc))
+
+
 def _rows(seed: int, count: int):
     rng = random.Random(seed)
     rows = []
     for _ in range(count):
-        serial = rng.getrandbits(rng.choice([8, 64, 127, 159])) or 1
+        serial = rng.getrandbits(rng.choice([8, 64, 127, 159, 160])) or 1
         rows.append(
             (
                 f"{serial:040x}",
                 rng.randint(0, 4_000_000_000),
-                rng.choice([None, 1, 3, 4, 5, 6, 9, 10]),
+                rng.choice([None, 0, 1, 3, 4, 5, 6, 8, 9, 10]),
                 rng.choice([None, rng.randint(0, 4_000_000_000)]),
             )
         )
+    # The edges: the longest serial, padding, capitals; UTCTime's last second
+    # and GeneralizedTime's first; both ends of the range.
+    rows += [
+        ("f" * 40, 2524607999, 1, 0),
+        ("0" * 60 + "1", 2524608000, None, LAST_SECOND),
+        ("DEADBEEF", 0, 10, None),
+        ("80", LAST_SECOND, None, 2524607999),
+    ]
     return sorted(rows)
+
+
+def _packed(impl, rows) -> bytes:
+    return b"".join(
+        impl.pack_row(
+            serial.encode(),
+            revoked_at,
+            -1 if reason is None else reason,
+            -1 if invalidity is None else invalidity,
+        )
+        for serial, revoked_at, reason, invalidity in rows
+    )
 
 
 def test_encode_time_is_utctime_through_2049_then_generalized(impl):
@@ -176,46 +219,209 @@ def test_encode_time_is_utctime_through_2049_then_generalized(impl):
         2524607999: b"\x17\x0d491231235959Z",  # last UTCTime second
         2524608000: b"\x18\x0f20500101000000Z",
         4107542400: b"\x18\x0f21000301000000Z",  # 2100 is no leap year
-        253402300799: b"\x18\x0f99991231235959Z",
+        LAST_SECOND: b"\x18\x0f99991231235959Z",
     }
     for epoch, expected in fixed.items():
         assert impl.encode_time(epoch) == expected
     rng = random.Random(3)
-    for epoch in [rng.randrange(253402300800) for _ in range(3000)]:
+    for epoch in [rng.randrange(LAST_SECOND + 1) for _ in range(3000)]:
         when = datetime.fromtimestamp(epoch, UTC)
         if when.year < 2050:
             expected = b"\x17\x0d" + when.strftime("%y%m%d%H%M%SZ").encode()
         else:
             expected = b"\x18\x0f" + when.strftime("%Y%m%d%H%M%SZ").encode()
         assert impl.encode_time(epoch) == expected, epoch
-    for epoch in (-1, 253402300800, -(2**62)):
+    for epoch in (-1, LAST_SECOND + 1, -(2**62), 2**64):
         with pytest.raises(ValueError, match=r"^time outside 1970-01-01\.\.9999-12-31$"):
             impl.encode_time(epoch)
+    with pytest.raises(TypeError, match=r"^time must be an int, not float$"):
+        impl.encode_time(1.5)
 
 
-@needs_native
-def test_native_and_python_entries_are_identical():
-    _native = native_module("ca._crlcore")
-    for seed in range(5):
-        native, python = _native.CRLEntryWriter(), _crlcore_py.CRLEntryWriter()
+def test_serial_content_is_the_der_integer_content(impl):
+    rng = random.Random(11)
+    for value in [1, 0x7F, 0x80, 0xFF, 0x100, 2**159, 2**160 - 1]:
+        value_hex = f"{value:x}"
+        for text in (value_hex, value_hex.upper(), "000" + value_hex):
+            assert impl.serial_content(text) == der.integer_content(value)
+    for _ in range(500):
+        value = rng.getrandbits(rng.randint(1, 160)) or 1
+        assert impl.serial_content(f"{value:040x}") == der.integer_content(value)
+
+
+def test_encoders_give_identical_entries_from_tuples_and_packed_rows(impl):
+    """Each encoder gives the twin's bytes for the same rows, as tuples and as
+    packed rows, whichever implementation packed them."""
+    for seed in range(4):
         rows = _rows(seed, 3000)
-        assert native.add_rows(rows) == python.add_rows(rows) == 3000
-        assert native.getvalue() == python.getvalue()
+        twin = _crlcore_py.CRLEntryWriter()
+        twin.add_rows(rows)
+        expected = twin.getvalue()
+        writer = impl.CRLEntryWriter()
+        assert writer.add_rows(rows) == writer.count == len(rows)
+        assert writer.getvalue() == expected
+        for packer in {_crlcore_py, impl}:
+            writer = impl.CRLEntryWriter()
+            assert writer.add_packed(_packed(packer, rows)) == writer.count == len(rows)
+            assert writer.getvalue() == expected
 
 
-def test_writer_rejects_bad_input(impl):
+# Bad input for CRLEntryWriter.add, and the refusal both encoders give. The
+# types are checked first, then the values: reason, invalidity date, serial,
+# revocation time.
+BAD_ENTRIES = [
+    (("00", 0, -1, -1), ValueError, "serial '00' must be positive"),
+    (("", 0, -1, -1), ValueError, "serial '' must be positive"),
+    (("zz", 0, -1, -1), ValueError, "invalid literal for int() with base 16: 'zz'"),
+    (("0x1f", 0, -1, -1), ValueError, "invalid literal for int() with base 16: '0x1f'"),
+    ((" 1", 0, -1, -1), ValueError, "invalid literal for int() with base 16: ' 1'"),
+    (("1_0", 0, -1, -1), ValueError, "invalid literal for int() with base 16: '1_0'"),
+    (("\u0663", 0, -1, -1), ValueError, "invalid literal for int() with base 16: '\u0663'"),
+    (("1" * 41, 0, -1, -1), ValueError, f"serial {'1' * 41!r} is longer than 20 octets"),
+    (("01", -5, -1, -1), ValueError, "time outside 1970-01-01..9999-12-31"),
+    (("01", LAST_SECOND + 1, -1, -1), ValueError, "time outside 1970-01-01..9999-12-31"),
+    (("01", 2**64, -1, -1), ValueError, "time outside 1970-01-01..9999-12-31"),
+    (("01", 0, 7, -1), ValueError, "invalid CRLReason 7"),
+    (("01", 0, 11, -1), ValueError, "invalid CRLReason 11"),
+    (("01", 0, -2, -1), ValueError, "invalid CRLReason -2"),
+    (("01", 0, 2**63, -1), ValueError, f"invalid CRLReason {2**63}"),
+    (("01", 0, -1, LAST_SECOND + 1), ValueError, "time outside 1970-01-01..9999-12-31"),
+    (("01", 0, -1, -(2**80)), ValueError, "time outside 1970-01-01..9999-12-31"),
+    ((1, 0, -1, -1), TypeError, "serial must be a str, not int"),
+    ((b"01", 0, -1, -1), TypeError, "serial must be a str, not bytes"),
+    (("01", 1.5, -1, -1), TypeError, "revocation time must be an int, not float"),
+    (("01", 0, "1", -1), TypeError, "reason must be an int, not str"),
+    (("01", 0, None, -1), TypeError, "reason must be an int, not NoneType"),
+    (("01", 0, -1, None), TypeError, "invalidity date must be an int, not NoneType"),
+    # The order: reason before the invalidity date before the serial before the time.
+    (("zz", -5, 7, -5), ValueError, "invalid CRLReason 7"),
+    (("zz", -5, -1, -5), ValueError, "time outside 1970-01-01..9999-12-31"),
+    (("zz", -5, -1, -1), ValueError, "invalid literal for int() with base 16: 'zz'"),
+    (("zz", 1.5, 7, -5), TypeError, "revocation time must be an int, not float"),
+]
+
+
+def test_writer_refuses_bad_entries_and_changes_nothing(impl):
     writer = impl.CRLEntryWriter()
-    for args, message in (
-        (("00", 0, -1, -1), "must be positive"),
-        (("zz", 0, -1, -1), "invalid literal"),
-        (("01", -5, -1, -1), "time outside"),
-        (("01", 0, 7, -1), "invalid CRLReason 7"),
-        (("01", 0, 11, -1), "invalid CRLReason 11"),
-        (("01", 0, -1, 253402300800), "time outside"),
+    writer.add("0a", 5, 1, 6)
+    before = writer.getvalue()
+    for args, kind, message in BAD_ENTRIES:
+        assert _outcome(writer.add, *args) == (kind, message), args
+        assert writer.count == 1 and writer.getvalue() == before
+        # The same row among good ones: none of them is added.
+        row = tuple(None if v == -1 and i >= 2 else v for i, v in enumerate(args))
+        if row[2:] != args[2:] and kind is TypeError:
+            continue  # None is "none" in a row: that refusal is add's alone
+        outcome = _outcome(writer.add_rows, [("0b", 5, None, None), row, ("0c", 5, None, None)])
+        assert outcome == (kind, message), row
+        assert writer.count == 1 and writer.getvalue() == before
+
+
+def test_encoders_refuse_rows_packed_rows_and_serials_alike(impl):
+    """Each refusal, with its type and message, the same in both."""
+    rows_cases = [
+        [("01", 0)],
+        [("01", 0, None, None, None)],
+        [5],
+        [("01", 0, None, None), ["02", 0, None, None]],  # a list is a row too
+    ]
+    packed_cases = [
+        b"\x00" * 27,
+        _crlcore_py.pack_row(b"0102", 0, -1, -1)[:-1],
+        _crlcore_py.pack_row(b"01", 0, -1, -1) + b"\x01",
+        _crlcore_py.pack_row(b"zz", 0, -1, -1),
+        _crlcore_py.pack_row(b"caf\xc3\xa9", 0, -1, -1),
+        _crlcore_py.pack_row(b"01", 0, 7, -1),
+        _crlcore_py.pack_row(b"01", 0, -(2**63), -1),
+        _crlcore_py.pack_row(b"01", 0, -1, 2**63 - 1),
+        _crlcore_py.pack_row(b"01", -1, -1, -1),
+        _crlcore_py.pack_row(b"", 0, -1, -1),
+        bytearray(_crlcore_py.pack_row(b"01", 0, -1, -1)),
+        "01",
+    ]
+    pack_cases = [
+        (b"01", 2**63, -1, -1),
+        (b"01", 0, -(2**63) - 1, -1),
+        (b"01", 0, -1, 2**64),
+        ("01", 0, -1, -1),
+        (b"01", 0.5, -1, -1),
+        (b"01", 0, -1, None),
+    ]
+    seen = []
+    for rows in rows_cases:
+        seen.append(_outcome(impl.CRLEntryWriter().add_rows, rows))
+    for packed in packed_cases:
+        writer = impl.CRLEntryWriter()
+        seen.append(_outcome(writer.add_packed, packed))
+        assert writer.count == 0 or seen[-1][0] == "ok"
+    for args in pack_cases:
+        seen.append(_outcome(impl.pack_row, *args))
+    seen.append(_outcome(impl.serial_content, "0" * 100))
+    seen.append(_outcome(impl.serial_content, "0" * 100 + "f" * 40))
+    got = seen
+    assert got[0] == (ValueError, "a CRL row has 4 fields, not 2")
+    assert got[1] == (ValueError, "a CRL row has 4 fields, not 5")
+    assert got[2] == (TypeError, "'int' object is not iterable")
+    assert got[3] == ("ok", 2)
+    assert got[4] == (ValueError, "packed rows: a row header is cut short at octet 0")
+    assert got[5] == (ValueError, "packed rows: a serial is cut short at octet 28")
+    assert got[6] == (ValueError, "packed rows: a row header is cut short at octet 30")
+    assert got[7] == (ValueError, "invalid literal for int() with base 16: 'zz'")
+    assert got[8] == (ValueError, "invalid literal for int() with base 16: 'caf\ufffd\ufffd'")
+    assert got[9] == (ValueError, "invalid CRLReason 7")
+    assert got[10] == (ValueError, f"invalid CRLReason {-(2**63)}")
+    assert got[11] == (ValueError, "time outside 1970-01-01..9999-12-31")
+    assert got[12] == (ValueError, "time outside 1970-01-01..9999-12-31")
+    assert got[13] == (ValueError, "serial '' must be positive")
+    assert got[14] == (TypeError, "packed rows must be bytes, not bytearray")
+    assert got[15] == (TypeError, "packed rows must be bytes, not str")
+    assert got[16] == (OverflowError, "revocation time does not fit in 64 bits")
+    assert got[17] == (OverflowError, "reason does not fit in 64 bits")
+    assert got[18] == (OverflowError, "invalidity date does not fit in 64 bits")
+    assert got[19] == (TypeError, "serial must be bytes, not str")
+    assert got[20] == (TypeError, "revocation time must be an int, not float")
+    assert got[21] == (TypeError, "invalidity date must be an int, not NoneType")
+    assert got[22] == (ValueError, f"serial {'0' * 100!r} must be positive")
+    assert got[23] == ("ok", b"\x00" + b"\xff" * 20)
+
+
+def test_facades_bind_every_name_of_one_implementation(tmp_path):
+    """ca.crlcore and ca.crlrows bind each public name from the native module
+    when it is allowed and built, else from the twin; the stubs declare them."""
+    import ast
+    import os
+    import sys
+    from pathlib import Path
+
+    for facade, twin, name in (
+        (crlcore, _crlcore_py, "ca._crlcore"),
+        (crlrows, _crlsqlite_py, "ca._crlsqlite"),
     ):
-        with pytest.raises(ValueError, match=message):
-            writer.add(*args)
-    assert writer.count == 0 and writer.getvalue() == b""
+        chosen = native.load(name) or twin
+        expected = "python" if chosen is twin else "native"
+        assert expected == facade.IMPLEMENTATION
+        for api in facade.API:
+            assert getattr(facade, api) is getattr(chosen, api), api
+            assert hasattr(twin, api), api
+        stub = Path(twin.__file__).with_name(name.split(".")[1] + ".pyi")
+        declared = {
+            node.name if hasattr(node, "name") else node.target.id
+            for node in ast.parse(stub.read_text()).body
+            if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AnnAssign)
+        }
+        assert declared == set(facade.API), stub
+    forced = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ca import crlcore, crlrows\n"
+            "print(crlcore.IMPLEMENTATION, crlrows.IMPLEMENTATION)",
+        ],
+        env={**os.environ, "REVOCA_NO_EXTENSIONS": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert forced.stdout.split() == ["python", "python"], forced.stderr
 
 
 def _rows_table(path, rows) -> str:
@@ -238,56 +444,182 @@ _ROWS_SQL = (
 )
 
 
-def test_sqlite_reader_matches_the_cursor_path(tmp_path):
+@READER
+def test_sqlite_readers_hand_every_encoder_the_same_rows(impl, tmp_path):
+    """The reader's chunks are the twin's, cut at the same rows, and every
+    encoder turns them into the twin's entries."""
     rows = _rows(7, 5000)
     path = _rows_table(tmp_path / "rows.db", rows)
+    selected = [r for r in rows if r[1] >= 10**9]
     expected = _crlcore_py.CRLEntryWriter()
-    expected.add_rows(r for r in rows if r[1] >= 10**9)
-    assert 0 < expected.count < 5000
-    native_run = [native_module("ca._crlcore")] if native.extensions_allowed() else []
-    for impl in [*native_run, _crlcore_py]:
-        writer = impl.CRLEntryWriter()
-        assert writer.add_from_sqlite(path, _ROWS_SQL, (10**9,)) == expected.count
-        assert writer.count == expected.count
-        assert writer.getvalue() == expected.getvalue()
+    expected.add_rows(selected)
+    assert 0 < expected.count < len(rows)
+    for limit in (1, 700, _crlsqlite_py.CHUNK_OCTETS):
+        twin, seen = [], []
+        _crlsqlite_py.read_sqlite(path, _ROWS_SQL, (10**9,), twin.append, limit)
+        assert impl.read_sqlite(path, _ROWS_SQL, (10**9,), seen.append, limit) == len(selected)
+        assert seen == twin  # the same chunks, cut at the same rows
+        assert b"".join(seen) == _packed(_crlcore_py, selected)
+        # At most the limit each, but one row alone when it is longer.
+        assert all(len(c) <= limit for c in seen) or limit == 1
+        if limit == 1:
+            assert len(seen) == len(selected)
+        for encoder in _encoders():
+            writer = encoder.CRLEntryWriter()
+            assert impl.read_sqlite(path, _ROWS_SQL, (10**9,), writer.add_packed, limit)
+            assert writer.count == expected.count
+            assert writer.getvalue() == expected.getvalue()
+    # No rows: the sink is never called.
+    assert impl.read_sqlite(path, _ROWS_SQL, (2**62,), pytest.fail) == 0
 
 
-def test_sqlite_reader_rejects_bad_rows_and_queries(impl, tmp_path):
-    for row, message in (
-        ((1, 0, None, None), "without a hex serial"),
-        (("zz", 0, None, None), "invalid literal"),
-        (("01", "1700000000", None, None), "column 1 is not an integer"),
-        (("01", None, None, None), "column 1 is not an integer"),
-        (("01", 0, "1", None), "column 2 is neither NULL nor an integer"),
-        (("01", 0, None, 1.5), "column 3 is neither NULL nor an integer"),
-        (("01", 0, 7, None), "invalid CRLReason 7"),
-        (("01", 0, 300, None), "invalid CRLReason 300"),
-        (("01", 0, -9, None), "invalid CRLReason -9"),
+# A bad row after a good one, and the refusal; from the reader (the column
+# types) or from the encoder (the values).
+BAD_ROWS = [
+    ((1, 0, None, None), "a revoked certificate without a hex serial"),
+    ((b"01", 0, None, None), "a revoked certificate without a hex serial"),
+    (("zz", 0, None, None), "invalid literal for int() with base 16: 'zz'"),
+    (("caf\u00e9", 0, None, None), "invalid literal for int() with base 16: 'caf\ufffd\ufffd'"),
+    (("01", "1700000000", None, None), "serial 01: column 1 is not an integer revocation time"),
+    (("01", None, None, None), "serial 01: column 1 is not an integer revocation time"),
+    (("01", 0, "1", None), "serial 01: column 2 is neither NULL nor an integer"),
+    (("01", 0, None, 1.5), "serial 01: column 3 is neither NULL nor an integer"),
+    (("01", 0, 7, None), "invalid CRLReason 7"),
+    (("01", 0, 300, None), "invalid CRLReason 300"),
+    (("01", 0, -9, None), "invalid CRLReason -9"),
+    (("01", 0, 2**63 - 1, None), f"invalid CRLReason {2**63 - 1}"),
+    (("01", -1, None, None), "time outside 1970-01-01..9999-12-31"),
+    (("01", 0, None, LAST_SECOND + 1), "time outside 1970-01-01..9999-12-31"),
+]
+
+
+@READER
+def test_sqlite_reader_refuses_bad_rows_after_handing_on_the_good(impl, tmp_path):
+    for row, message in BAD_ROWS:
+        path = _rows_table(tmp_path / "bad.db", [("0a", 5, None, None), ("0b", 6, 1, None), row])
+        for encoder in _encoders():
+            writer = encoder.CRLEntryWriter()
+            with pytest.raises(ValueError) as refused:
+                impl.read_sqlite(path, _ALL_ROWS_SQL, (0,), writer.add_packed)
+            assert str(refused.value) == message
+            # The reader's refusals come after the rows before them were
+            # handed on; the encoder refuses the chunk holding the bad row.
+            assert writer.count == (2 if "column" in message or "hex serial" in message else 0)
+
+
+@READER
+def test_sqlite_readers_refuse_bad_queries_alike(impl, tmp_path):
+    path = _rows_table(tmp_path / "good.db", [("0a", 5, None, None), ("0b", 6, 1, None)])
+    two = "SELECT serial, revoked_at FROM r"
+    four = "SELECT serial, revoked_at, reason, invalidity FROM r"
+    cases = [
+        (str(tmp_path / "missing.db"), _ROWS_SQL, (0,)),
+        (path, "SELECT x FROM nowhere", ()),
+        (path, two, ()),
+        (path, two + " WHERE 0", ()),
+        (path, "", ()),
+        (path, "  -- nothing", ()),
+        (path, "", (1,)),
+        (path, four + "; SELECT 1", ()),
+        (path, four + ";;", ()),
+        (path, four + "; -- a comment\n /* and another */ ", ()),
+        (path, four + " WHERE revoked_at > ?", ()),
+        (path, four + " WHERE revoked_at > ?", (1, 2)),
+        (path, four + " WHERE revoked_at > ?", ("1",)),
+        (path, four + " WHERE revoked_at > ?", (2**63,)),
+        (path, four + " WHERE revoked_at > ?", [1]),
+        (path, four + "\0", ()),
+        (path, "DELETE FROM r", ()),
+        (path + "\0x", four, ()),
+        (tmp_path, four, ()),
+        (path, b"SELECT 1", ()),
+    ]
+    got = [_outcome(impl.read_sqlite, *case, lambda chunk: None) for case in cases]
+    got.append(_outcome(impl.read_sqlite, path, four, (), None))
+    got.append(_outcome(impl.read_sqlite, path, four, (), lambda c: None, 0))
+    got.append(_outcome(impl.read_sqlite, path, four, (), lambda c: None, 1.5))
+    assert got[0] == (
+        OSError,
+        f"cannot open {tmp_path / 'missing.db'}: unable to open database file",
+    )
+    assert got[1] == (OSError, "the CRL query failed: no such table: nowhere")
+    assert got[2] == got[3] == got[4] == got[5]
+    assert got[2] == (ValueError, "the CRL query must return 4 columns")
+    assert got[6] == (ValueError, "the CRL query's parameters do not match")
+    one = (OSError, "the CRL query failed: You can only execute one statement at a time.")
+    assert got[7] == got[8] == one
+    assert got[9] == ("ok", 2)
+    assert got[10] == got[11] == (ValueError, "the CRL query's parameters do not match")
+    assert got[12] == (TypeError, "the CRL query's parameters must be ints, not str")
+    assert got[13] == (OverflowError, "a CRL query parameter does not fit in 64 bits")
+    assert got[14] == (TypeError, "params must be a tuple, not list")
+    assert got[15] == (OSError, "the CRL query failed: the query contains a null character")
+    assert got[16] == (OSError, "the CRL query failed: attempt to write a readonly database")
+    assert got[17] == (ValueError, "embedded null character in path")
+    assert got[18] == (TypeError, "path must be a str, not PosixPath")
+    assert got[19] == (TypeError, "sql must be a str, not bytes")
+    assert got[20] == (TypeError, "sink must be callable")
+    assert got[21] == (ValueError, "chunk_octets must be 1 to 2**30")
+    assert got[22] == (TypeError, "chunk_octets must be an int, not float")
+
+
+def _listed_rows(conn, ca_id: int):
+    """The CA's listed rows restated in Python from the certificates table:
+    BR 7.2.2's reasons (none for unspecified, certificateHold for a hold)."""
+    from sqlalchemy import select
+
+    from store.tables.ca import certificates as c
+
+    rows = conn.execute(
+        select(c.c.serial, c.c.revoked_at, c.c.status, c.c.revocation_reason, c.c.invalidity_date)
+        .where(c.c.ca_id == ca_id, c.c.status.in_(("revoked", "hold")))
+        .order_by(c.c.serial)
+    )
+    return [
+        (serial, at, 6 if status == "hold" else (reason or None), invalidity)
+        for serial, at, status, reason, invalidity in rows
+    ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_store_rows_on_both_backends(backend, make_service, request):
+    """The CA's entries from the store: on a SQLite file through the SQLite
+    reader, on PostgreSQL through the caller's cursor; on SQLite both paths
+    give the same bytes."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    service = make_service(url=url)
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Issuing")
+    for index, reason in enumerate(
+        (
+            RevocationReason.keyCompromise,
+            RevocationReason.unspecified,
+            RevocationReason.certificateHold,
+            None,
+            RevocationReason.superseded,
+        )
     ):
-        path = _rows_table(tmp_path / "bad.db", [("0a", 5, None, None), row])
-        writer = impl.CRLEntryWriter()
-        with pytest.raises(ValueError, match=message):
-            writer.add_from_sqlite(path, _ALL_ROWS_SQL, (0,))
-    path = _rows_table(tmp_path / "good.db", [("0a", 5, None, None)])
-    with pytest.raises(OSError, match="cannot open"):
-        impl.CRLEntryWriter().add_from_sqlite(str(tmp_path / "missing.db"), _ROWS_SQL, (0,))
-    with pytest.raises(OSError, match="cannot prepare"):
-        impl.CRLEntryWriter().add_from_sqlite(path, "SELECT nothing FROM nowhere", ())
-    with pytest.raises(ValueError, match="4 columns"):
-        impl.CRLEntryWriter().add_from_sqlite(path, "SELECT serial, revoked_at FROM r", ())
-
-
-def test_store_reader_and_cursor_give_the_same_entries(revoked_pki):
-    """The CRL path on a SQLite file (the writer steps its own read-only
-    connection) lists exactly what the generic cursor path lists."""
-    service = revoked_pki
+        if reason is RevocationReason.certificateHold:  # BR: no holds for TLS
+            csr, profile = make_csr(f"h{index}", [f"email:h{index}@example.com"]), "tls-client"
+        else:
+            csr, profile = (
+                make_csr(f"h{index}.example.com", [f"dns:h{index}.example.com"]),
+                "tls-server",
+            )
+        record = service.issue("issuing", csr, profile)
+        if reason is not None:
+            service.revoke("issuing", record.serial, reason)
     ca_id = service.get_ca("issuing").id
     with service.store.transaction() as conn:
-        assert crl.sqlite_file(conn) is not None
-        direct, cursor = crl.crlcore.CRLEntryWriter(), crl.crlcore.CRLEntryWriter()
-        assert crl.add_revoked(direct, conn, ca_id, None) == 4
-        assert cursor.add_rows(crl.revoked_rows(conn, ca_id, None)) == 4
-        assert direct.getvalue() == cursor.getvalue()
+        assert (crlrows.sqlite_file(conn) is not None) == (backend == "sqlite")
+        rows = _listed_rows(conn, ca_id)
+        assert sorted(r[2] or 0 for r in rows) == [0, 1, 4, 6]  # unspecified: none
+        expected = crlcore.CRLEntryWriter()
+        expected.add_rows(rows)
+        from_store, cursor = crlcore.CRLEntryWriter(), crlcore.CRLEntryWriter()
+        assert crlrows.add_revoked(from_store, conn, ca_id, None) == 4
+        assert cursor.add_rows(crlrows.revoked_rows(conn, ca_id, None)) == 4
+        assert from_store.getvalue() == cursor.getvalue() == expected.getvalue()
 
 
 def test_cli_crl(tmp_path):
