@@ -3,7 +3,9 @@ cryptography's CertificateRevocationListBuilder on the same input.
 
 cryptography's builder copies its entry list on every add (quadratic), so the
 side-by-side ratio uses 20,000 entries; the native path alone is also timed
-at 1,000,000 entries (encode, assemble the TBS, sign with P-256).
+at 1,000,000 entries (encode, assemble the TBS, sign with P-256), from
+Python tuples (the cursor path) and from packed rows (what the SQLite row
+reader hands the encoder).
 
 Run: pytest benchmarks/bench_crl.py --benchmark-enable
 """
@@ -43,9 +45,12 @@ SMALL = _rows(20_000)
 ALGORITHM = signature_algorithm_for(KEY.public_key())
 
 
-def _native_crl(writer_class, rows) -> bytes:
+def _native_crl(writer_class, rows, packed: bool = False) -> bytes:
     writer = writer_class()
-    writer.add_rows(rows)
+    if packed:
+        writer.add_packed(rows)
+    else:
+        writer.add_rows(rows)
     tbs = crl.encode_tbs(
         NAME.public_bytes(),
         ALGORITHM,
@@ -120,3 +125,18 @@ def test_native_1m(benchmark):
     data = benchmark.pedantic(_native_crl, args=(_crlcore.CRLEntryWriter, rows), rounds=3)
     parsed = x509.load_der_x509_crl(data)
     assert parsed.is_signature_valid(KEY.public_key())
+
+
+@pytest.mark.benchmark(group="crl-1m-native")
+def test_native_1m_packed(benchmark):
+    if _crlcore is None:
+        pytest.fail("native module not built")
+    timing = not benchmark.disabled
+    rows = _rows(1_000_000 if timing else 10_000)
+    packed = b"".join(
+        _crlcore.pack_row(serial.encode(), at, -1 if reason is None else reason, -1)
+        for serial, at, reason, _ in rows
+    )
+    data = benchmark.pedantic(_native_crl, args=(_crlcore.CRLEntryWriter, packed, True), rounds=3)
+    parsed = x509.load_der_x509_crl(data)
+    assert parsed.is_signature_valid(KEY.public_key()) and len(parsed) == len(rows)
