@@ -7,11 +7,17 @@ outbox's event words are the protocol's (a test holds them together), the
 CA id is the VA's issuer id, a missing reason is -1.
 """
 
+from collections.abc import Collection, Iterator
+
 from sqlalchemy import Engine, func, select
 
 from store.events import OutboxEvent, decode
-from store.tables.ca import crls
+from store.tables.ca import cas, certificates, crls
 from store.tables.outbox import outbox
+
+# cas.origin of an inventory certificate's issuer (ca/service_core.py): its
+# key is not here, so it has no events and is never published.
+_EXTERNAL = "external"
 
 
 def to_protocol(event: OutboxEvent) -> dict:
@@ -27,6 +33,28 @@ def to_protocol(event: OutboxEvent) -> dict:
         out["revoked_at"] = event.revoked_at
         out["reason"] = -1 if event.reason is None else event.reason
     return out
+
+
+def _snapshot_status(row, position: int) -> dict:
+    """A certificates row as a snapshot's status. Its seq is the outbox id of
+    its last status change (status_seq); a certificate good since issuance
+    has none (0: any recorded change is newer). A revoked or held row without
+    one (written before status_seq existed, its events gone) is known only to
+    be current at the snapshot: it gets the position."""
+    seq = row.status_seq
+    if seq is None:
+        seq = 0 if row.status == "good" else position
+    status = {
+        "issuer": row.ca_id,
+        "serial": row.serial.lstrip("0") or "0",
+        "seq": seq,
+        "status": row.status,
+        "not_after": row.not_after,
+    }
+    if row.status != "good":
+        status["revoked_at"] = row.revoked_at
+        status["reason"] = -1 if row.revocation_reason is None else row.revocation_reason
+    return status
 
 
 def to_event(row) -> dict:
@@ -46,6 +74,42 @@ class Outbox:
     def last_id(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.max(outbox.c.id))).scalar() or 0
+
+    def snapshot(self, ca_ids: Collection[int] | None, chunk: int) -> Iterator:
+        """Every status of the CAs ``ca_ids`` (None: every CA that publishes)
+        read in one read transaction together with the outbox position it is
+        taken at (the highest event id). A generator: first ``(position,
+        complete)``, where complete means every CA that has events is in it,
+        then lists of at most ``chunk`` statuses as the publish protocol's
+        snapshots carry them (va/publish.py), each with the seq of its last
+        change. Consume it in one thread (its connection stays open between
+        items) and close it when done."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # Statements of READ COMMITTED see each its own snapshot; the
+                # position and the statuses must come from one. Outbox writers
+                # commit in id order (the advisory lock in ca/service_core.py),
+                # so every event up to the position is visible in it.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():  # SQLite: BEGIN, the snapshot fixed at the first read
+                position = conn.execute(select(func.max(outbox.c.id))).scalar() or 0
+                published = set(
+                    conn.execute(select(cas.c.id).where(cas.c.origin != _EXTERNAL)).scalars()
+                )
+                wanted = published if ca_ids is None else set(ca_ids)
+                yield position, published <= wanted
+                query = select(
+                    certificates.c.ca_id,
+                    certificates.c.serial,
+                    certificates.c.status,
+                    certificates.c.revoked_at,
+                    certificates.c.revocation_reason,
+                    certificates.c.not_after,
+                    certificates.c.status_seq,
+                ).where(certificates.c.ca_id.in_(sorted(wanted)))
+                rows = conn.execution_options(yield_per=chunk).execute(query)
+                for part in rows.partitions():
+                    yield [_snapshot_status(row, position) for row in part]
 
     def created_at_ms(self, seq: int) -> int | None:
         with self.engine.connect() as conn:

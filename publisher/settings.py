@@ -158,6 +158,15 @@ class PublisherSettings:
         "Seconds between looks for new CRLs to push (one query of the CRL numbers each).",
         minimum=0.01,
     )
+    snapshot_chunk: int = setting(
+        10_000,
+        "Statuses per chunk of a snapshot (`revoca va import`, `revoca publisher snapshot`): "
+        "each chunk is one VA write transaction and about 150 bytes a status on the wire "
+        "(1.5 MB at 10 000, the protocol's most); smaller chunks hold the VA's writer for "
+        "less time between the publisher's batches.",
+        minimum=1,
+        maximum=10_000,
+    )
     metrics: MetricsSettings = group(
         MetricsSettings, prefix="metrics_", doc="Prometheus metrics of the running publisher."
     )

@@ -2,16 +2,25 @@
 LMDB of a co-located VA through the very same apply code."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
 
+from common.errors import RevocaError
 from va import publish
 from va.store import VAStore
 
 
-class DeliveryError(Exception):
-    """The VA did not take the batch; try again later."""
+class DeliveryError(RevocaError):
+    """The VA did not take the batch; try again later. ``status`` is the
+    HTTP status of a refusal (None: no answer)."""
+
+    code = "delivery_failed"
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class HTTPTarget:
@@ -41,13 +50,20 @@ class HTTPTarget:
         """One admin request; any failure becomes DeliveryError (retried later)."""
         try:
             async with self._client().request(method, self.base + path, **kwargs) as response:
-                body = await response.json(content_type=None)
-                if response.status != 200:
-                    message = body.get("message", body) if isinstance(body, dict) else body
-                    raise DeliveryError(f"{self.name}: HTTP {response.status}: {message}")
-                return body
+                text = await response.text()
+                status = response.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise DeliveryError(f"{self.name}: {exc!r}") from None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if status != 200:
+            message = body.get("message", body) if isinstance(body, dict) else text.strip()[:200]
+            raise DeliveryError(f"{self.name}: HTTP {status}: {message}", status)
+        if not isinstance(body, dict):
+            raise DeliveryError(f"{self.name}: the answer is not a JSON object")
+        return body
 
     async def high_water(self, source: str) -> int:
         body = await self._request("GET", "/status", params={"source": source})
@@ -62,6 +78,19 @@ class HTTPTarget:
             return body["high_water"]
         except (KeyError, TypeError):
             raise DeliveryError(f"{self.name}: events answer without high_water") from None
+
+    async def put_snapshot(self, snapshot: str, chunk: int, body: dict) -> dict:
+        """One chunk of a snapshot (publisher/snapshot.py)."""
+        try:
+            return await self._request("PUT", f"/snapshots/{snapshot}/{chunk}", json=body)
+        except DeliveryError as exc:
+            if exc.status in (404, 405):
+                raise DeliveryError(
+                    f"{self.name}: the VA does not take snapshots (HTTP {exc.status}; its publish "
+                    "protocol predates them): upgrade it",
+                    exc.status,
+                ) from None
+            raise
 
     async def put_crl(self, crl: dict) -> None:
         headers = {
@@ -110,6 +139,18 @@ class LocalTarget:
         if result["applied"] and self.on_applied is not None:
             self.on_applied()
         return result["high_water"]
+
+    async def put_snapshot(self, snapshot: str, chunk: int, body: dict) -> dict:
+        """One chunk of a snapshot, checked and applied as the admin listener
+        does (va/publish.py)."""
+        try:
+            source, parsed = publish.parse_snapshot(snapshot, str(chunk), body)
+            result = await asyncio.to_thread(publish.apply_snapshot, self.store, source, parsed)
+        except Exception as exc:
+            raise DeliveryError(f"{self.name}: {exc}") from exc
+        if result["applied"] and self.on_applied is not None:
+            self.on_applied()
+        return result
 
     async def put_crl(self, crl: dict) -> None:
         try:

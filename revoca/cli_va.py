@@ -59,6 +59,7 @@ def import_(ctx, ca_names, sign_with_ca_key):
             store,
             settings.key_dir,
             policy=settings.policy,
+            publisher=config.publisher,
             ca_names=list(ca_names) or None,
             sign_with_ca_key=sign_with_ca_key,
         )

@@ -142,7 +142,12 @@ def run_demo(
     settings = va_settings(config, port=port)
     store = open_store(settings)
     import_from_ca(
-        service, store, settings.key_dir, policy=settings.policy, ca_names=["demo-issuing"]
+        service,
+        store,
+        settings.key_dir,
+        policy=settings.policy,
+        publisher=config.publisher,
+        ca_names=["demo-issuing"],
     )
     entries = load_issuers(store, settings.key_dir, config.passphrase.get())
     signed = presign_all(store, entries, settings.algorithm_codes, now=int(time.time()))

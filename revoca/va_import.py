@@ -1,5 +1,11 @@
-"""Loading a VA from the CA store (the umbrella's job: ``va`` knows nothing of ``ca``)."""
+"""Loading a VA from the CA store (the umbrella's job: ``va`` knows nothing of ``ca``).
 
+Issuers and responder keys are copied into the VA; the statuses arrive as a
+snapshot through the publish protocol's apply code (publisher/snapshot.py),
+as a remote VA gets them from ``revoca publisher snapshot``.
+"""
+
+import asyncio
 import base64
 import shutil
 from collections.abc import Callable
@@ -10,11 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from ca.errors import NotFoundError, PolicyError
 from ca.issuance import ocsp_signer_key_id
 from ca.service import CAService
-from common.der import integer_content
+from publisher.outbox import Outbox
+from publisher.settings import PublisherSettings
+from publisher.snapshot import send_snapshot
+from publisher.targets import LocalTarget
 from va.policy import IssuerPolicy
-from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
+from va.store import VAStore
 
-_STATUS = {"good": GOOD, "revoked": REVOKED, "hold": HOLD}
+_DEFAULTS = PublisherSettings()  # the documented [publisher] defaults
 
 
 def _der(cert) -> str:
@@ -27,6 +36,7 @@ def import_from_ca(
     va_key_dir,
     *,
     policy: IssuerPolicy,
+    publisher: PublisherSettings = _DEFAULTS,
     ca_names: list[str] | None = None,
     sign_with_ca_key: bool = False,
     progress: Callable[[int], None] = lambda n: None,
@@ -38,38 +48,53 @@ def import_from_ca(
     ``sign_with_ca_key`` a CA without one signs with its own key (that key
     is then copied to the VA, which widens where it lives: avoid it).
     Importing all CAs leaves out those without a signer (listed in the
-    result as -1); naming one that has none is an error.
-    Returns the number of statuses imported per CA.
+    result as -1); naming one that has none is an error, and then nothing
+    is written.
+
+    The statuses are a snapshot of the CA store, read in one transaction with
+    the outbox position it was taken at, and applied as the ``publisher``
+    settings' source, in chunks of their snapshot_chunk, by the VA's publish
+    apply code (the publisher's own, so a local import and a remote VA's
+    snapshot are one path): only
+    where newer than what a serial holds, so an import racing revocations
+    never moves a status back. Importing all CAs makes it complete (every CA
+    that publishes is in it): the source's high-water then rises to that
+    position, and the publisher does not replay what it holds. Returns the
+    number of statuses imported per CA.
     """
+    records = list(
+        issuer_records(
+            service, policy, ca_names=ca_names, sign_with_ca_key=sign_with_ca_key, now=now
+        )
+    )
     va_key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    imported = {}
-    for ca, record, key_file in issuer_records(
-        service, policy, ca_names=ca_names, sign_with_ca_key=sign_with_ca_key, now=now
-    ):
+    for ca, record, key_file in records:
         if record is None:
-            imported[ca.name] = -1
             continue
         target = va_key_dir / key_file.name
         shutil.copyfile(key_file, target)
         target.chmod(0o600)
         store.put_issuer(ca.id, record)
-        records = service.list_certificates(ca.name, limit=10_000_000)
-        batch = []
-        for record in records:
-            status = _STATUS[record.status]
-            revoked_at = int(record.revoked_at.timestamp()) if record.revoked_at else 0
-            reason = int(record.reason) if record.reason is not None else -1
-            batch.append(
-                (
-                    ca.id,
-                    integer_content(record.serial),
-                    StatusRecord(status, revoked_at, reason, int(record.not_after.timestamp())),
-                )
+    ids = [ca.id for ca, record, _ in records if record is not None]
+    counts = {}
+    if ids:
+        # All CAs: the statuses of every CA that publishes, those left out too
+        # (no issuer record here, so nothing of theirs is answered; the
+        # publisher's events put them here all the same): a complete snapshot.
+        counts = asyncio.run(
+            send_snapshot(
+                Outbox(service.store.engine),
+                LocalTarget("local", store=store),
+                publisher.source,
+                ca_ids=ids if ca_names else None,
+                chunk=publisher.snapshot_chunk,
             )
-        # Statuses change: the pre-signed responses made from old ones go with them.
-        store.apply(statuses=batch)
-        progress(len(batch))
-        imported[ca.name] = len(batch)
+        )["statuses"]
+    imported = {}
+    for ca, record, _ in records:
+        imported[ca.name] = -1 if record is None else counts.get(ca.id, 0)
+        if record is not None:
+            progress(imported[ca.name])
     return imported
 
 

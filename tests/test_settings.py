@@ -534,7 +534,7 @@ def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monke
 
     from common import prometheus
     from publisher.outbox import Outbox
-    from revoca.cli_publisher import _serve, build_publisher
+    from revoca.cli_publisher import _serve, build_publisher, build_targets, send_snapshots
     from va import publish
     from va.admin import make_app, mutual_tls_context, start_admin
     from va.store import VAStore
@@ -567,6 +567,7 @@ def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monke
         "max_backoff": 0.05,
         "http_timeout": 0.3,
         "crl_interval": 0.2,
+        "snapshot_chunk": 2,
         "metrics_host": "localhost",
         "metrics_port": metrics_port,
         "targets": [
@@ -666,6 +667,11 @@ def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monke
         seen["metrics_port"] &= 'revoca_publisher_delivered_total{va="tls"} ' in text
         # localhost and 127.0.0.1 are one address here: the listener's own record.
         seen["metrics_host"] = ("localhost", metrics_port) in sites
+        # `revoca publisher snapshot --va tls`
+        sent = loop.run(send_snapshots(config, build_targets(config, ["tls"])))["tls"]
+        seen["snapshot_chunk"] = sent["statuses"] > 4 and sent["chunks"] == -(
+            -sent["statuses"] // 2
+        )
     finally:
         loop.loop.call_soon_threadsafe(publisher.stop)
         running.result(20)
