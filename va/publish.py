@@ -84,39 +84,43 @@ class Event:
 
 
 _INT64 = 2**63 - 1  # the store keeps times and seq as signed 64-bit integers
+_GOOD_KINDS = frozenset(("issued", "released", "good"))
 
 
 def _int(item: dict, key: str, index: int | None, default=None, minimum=0, what="event") -> int:
     value = item.get(key, default)
-    if (
-        value is None
-        or isinstance(value, bool)
-        or not isinstance(value, int)
-        or not minimum <= value <= _INT64
-    ):
+    # type() and not isinstance(): a bool is an int subclass and is refused.
+    if type(value) is not int or not minimum <= value <= _INT64:
         where = what if index is None else f"{what} {index}"
         raise ProtocolError(f"{where}: {key} must be an integer >= {minimum}")
     return value
 
 
-def _serial(item: dict, what: str) -> bytes:
+def _issuer(item: dict, index: int, what: str) -> int:
+    issuer = _int(item, "issuer", index, None, 1, what)
+    if issuer >= 2**32:  # the store keys an issuer by 4 octets
+        raise ProtocolError(f"{what} {index}: issuer must be below 2**32")
+    return issuer
+
+
+def _serial(item: dict, index: int, what: str) -> bytes:
     try:
         serial = int(item.get("serial"), 16)
     except (TypeError, ValueError):
-        raise ProtocolError(f"{what}: serial must be hexadecimal") from None
+        raise ProtocolError(f"{what} {index}: serial must be hexadecimal") from None
     if serial <= 0 or serial.bit_length() > 159:
-        raise ProtocolError(f"{what}: serial must be positive and at most 20 octets")
+        raise ProtocolError(f"{what} {index}: serial must be positive and at most 20 octets")
     return integer_content(serial)
 
 
-def _record(kind: str, item: dict, index: int, seq: int, what: str = "event") -> StatusRecord:
+def _record(kind: str, item: dict, index: int, seq: int, what: str) -> StatusRecord:
     """The status record an event (issued, released, revoked, hold) or a
     snapshot's status (good, revoked, hold) sets, holding ``seq``."""
-    not_after = _int(item, "not_after", index, default=0, what=what)
-    if kind in ("issued", "released", "good"):
+    not_after = _int(item, "not_after", index, 0, 0, what)
+    if kind in _GOOD_KINDS:
         return StatusRecord(GOOD, 0, -1, not_after, seq)
-    revoked_at = _int(item, "revoked_at", index, what=what)
-    reason = _int(item, "reason", index, default=-1, minimum=-1, what=what)
+    revoked_at = _int(item, "revoked_at", index, None, 0, what)
+    reason = _int(item, "reason", index, -1, -1, what)
     if reason > 10 or reason == 7:
         raise ProtocolError(f"{what} {index}: reason {reason} is not a CRLReason")
     if kind == "hold":
@@ -143,16 +147,16 @@ def parse_batch(body: object) -> tuple[str, list[Event]]:
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise ProtocolError(f"event {index}: must be an object")
-        seq = _int(item, "seq", index, minimum=1)
+        seq = _int(item, "seq", index, None, 1, "event")
         if seq <= previous:
             raise ProtocolError(f"event {index}: seq {seq} does not increase")
         previous = seq
         kind = item.get("type")
         if kind not in EVENT_TYPES:
             raise ProtocolError(f"event {index}: type must be one of {', '.join(EVENT_TYPES)}")
-        issuer = _int(item, "issuer", index, minimum=1)
-        serial_der = _serial(item, f"event {index}")
-        record = None if kind == "expired" else _record(kind, item, index, seq)
+        issuer = _issuer(item, index, "event")
+        serial_der = _serial(item, index, "event")
+        record = None if kind == "expired" else _record(kind, item, index, seq, "event")
         events.append(Event(seq, kind, issuer, serial_der, record))
     return source, events
 
@@ -234,7 +238,7 @@ def parse_snapshot(snapshot: str, chunk: str, body: object) -> tuple[str, Snapsh
     if not isinstance(body, dict):
         raise ProtocolError("the body must be a JSON object")
     source = _source(body)
-    position = _int(body, "position", None, what="snapshot")
+    position = _int(body, "position", None, None, 0, "snapshot")
     flags = {}
     for key in ("last", "complete"):
         if not isinstance(body.get(key), bool):
@@ -252,16 +256,14 @@ def parse_snapshot(snapshot: str, chunk: str, body: object) -> tuple[str, Snapsh
             raise ProtocolError(
                 f"status {index}: status must be one of {', '.join(SNAPSHOT_STATUSES)}"
             )
-        seq = _int(item, "seq", index, what="status")
+        seq = _int(item, "seq", index, None, 0, "status")
         if seq > position:
             raise ProtocolError(
                 f"status {index}: seq {seq} is past the snapshot's position {position}"
             )
-        issuer = _int(item, "issuer", index, minimum=1, what="status")
-        if issuer >= 2**32:
-            raise ProtocolError(f"status {index}: issuer must be below 2**32")
-        serial = _serial(item, f"status {index}")
-        statuses.append((issuer, serial, _record(kind, item, index, seq, what="status")))
+        issuer = _issuer(item, index, "status")
+        serial = _serial(item, index, "status")
+        statuses.append((issuer, serial, _record(kind, item, index, seq, "status")))
     return source, SnapshotChunk(
         snapshot, int(chunk), position, flags["last"], flags["complete"], tuple(statuses)
     )

@@ -321,19 +321,27 @@ class VAStore:
         """A new or changed status: its responses go, the serial is pending."""
         key = status_key(issuer_id, serial)
         txn.put(key, record.pack(), db=self.status_db)
-        for algorithm in HASH_ALGORITHMS:
-            self.drop_response(txn, response_key(issuer_id, algorithm, serial))
-        txn.put(key, b"", db=self.pending_db)
+        self._status_changed(txn, key, issuer_id, serial)
 
     def put_newer(self, txn, issuer_id: int, serial: bytes, record: StatusRecord) -> bool:
         """``put_status`` if ``record`` replaces what is stored
         (``StatusRecord.replaces``); returns whether it did. The one apply
         rule of published events and snapshots."""
-        old = txn.get(status_key(issuer_id, serial), db=self.status_db)
-        if not record.replaces(None if old is None else _unpack_record(old)):
+        key = issuer_id.to_bytes(4, "big") + serial
+        # One B-tree walk for the common case (a newer change, or a new
+        # serial): write, and put the old record back if it was newer.
+        old = txn.replace(key, record.pack(), db=self.status_db)
+        if old is not None and not record.replaces(_unpack_record(old)):
+            txn.put(key, old, db=self.status_db)
             return False
-        self.put_status(txn, issuer_id, serial, record)
+        self._status_changed(txn, key, issuer_id, serial)
         return True
+
+    def _status_changed(self, txn, key: bytes, issuer_id: int, serial: bytes) -> None:
+        prefix = key[:4]
+        for algorithm in HASH_ALGORITHMS:
+            self.drop_response(txn, prefix + ALGORITHM_BYTES[algorithm] + serial)
+        txn.put(key, b"", db=self.pending_db)
 
     def drop_response(self, txn, key: bytes) -> None:
         old = txn.pop(key, db=self.responses_db)
