@@ -1,4 +1,4 @@
 """Certificate authority: keys, CA hierarchy, profiles, issuance, revocation.
 
-Imports nothing from ``ra``, ``publisher`` or ``va`` (ARCHITECTURE.md).
+Imports nothing from ``ra``, ``publisher`` or ``va`` (docs/ARCHITECTURE.md).
 """

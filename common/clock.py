@@ -1,4 +1,4 @@
-"""The clocks a role reads, passed in so tests can pin them (ARCHITECTURE.md:
+"""The clocks a role reads, passed in so tests can pin them (docs/ARCHITECTURE.md:
 time is never read from globals below the command line)."""
 
 import time

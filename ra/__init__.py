@@ -1,4 +1,4 @@
 """Registration authority: end entities, enrollment, approvals, search, reports.
 
-Uses ``ca``; never ``publisher`` or ``va`` (ARCHITECTURE.md).
+Uses ``ca``; never ``publisher`` or ``va`` (docs/ARCHITECTURE.md).
 """
