@@ -20,6 +20,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from ca.errors import BadInputError, ConflictError, NotFoundError
 from ca.records import serial_hex
 from ra.roles import ForbiddenError
+from ra.settings import RASettings
 from store import Store
 from store.tables.ra import approval_requests, approvals, end_entities
 
@@ -40,12 +41,12 @@ class ApprovalPolicy:
         return max(self.issue, int(self.profiles.get(profile, 0)))
 
     @classmethod
-    def from_config(cls, ra: dict) -> "ApprovalPolicy":
+    def from_settings(cls, ra: RASettings) -> "ApprovalPolicy":
         return cls(
-            issue=ra["approvals_issue"],
-            revoke=ra["approvals_revoke"],
-            profiles=dict(ra["approvals_by_profile"]),
-            expiry_seconds=int(ra["request_expiry_hours"] * 3600),
+            issue=ra.approvals_issue,
+            revoke=ra.approvals_revoke,
+            profiles=ra.profile_approvals,
+            expiry_seconds=int(ra.request_expiry_hours * 3600),
         )
 
 

@@ -1,6 +1,8 @@
 """Where the RA API listens: plain HTTP on 127.0.0.1 by default, or TLS
 with optional client certificates (operators may sign in with them)."""
 
+from pathlib import Path
+
 from aiohttp import web
 
 from ra.api import RAApi
@@ -16,7 +18,9 @@ async def start(api: RAApi, host: str, port: int, ssl_context=None) -> tuple[web
     return runner, bound
 
 
-def tls_context(cert_file: str, key_file: str, client_ca_file: str | None, passphrase=None):
+def tls_context(
+    cert_file: str | Path, key_file: str | Path, client_ca_file: str | Path | None, passphrase=None
+):
     """A TLS server context; with ``client_ca_file``, client certificates
     issued under it are asked for (optional: tokens still work)."""
     import ssl

@@ -25,13 +25,15 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import and_, delete, insert, select, update
 
 from ca import catalog
-from ca.errors import CAError, ConfigError
+from ca.errors import CAError
 from ca.records import from_epoch, serial_hex
+from ra.settings import NotifySettings
 from store import Store
 from store.tables.ra import end_entities, expiry_notices
 
 log = logging.getLogger("revoca.ra.notify")
 DAY = 86400
+SMTP_TIMEOUT = 30.0  # seconds for each SMTP exchange
 
 
 class NotifyError(CAError):
@@ -39,37 +41,6 @@ class NotifyError(CAError):
 
     code = "smtp_error"
     exit_code = 12
-
-
-@dataclass(frozen=True)
-class NotifySettings:
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    starttls: bool = False
-    username: str = ""
-    password: str = ""
-    sender: str = "revoca@localhost"
-    thresholds_days: tuple[int, ...] = (30, 14, 7, 1)
-    notify_entity: bool = True
-    admin_emails: tuple[str, ...] = ()
-    timeout: float = 30.0
-
-    @classmethod
-    def from_config(cls, table: dict, password: str = "") -> "NotifySettings":
-        thresholds = tuple(sorted({int(t) for t in table["thresholds_days"]}, reverse=True))
-        if not thresholds or thresholds[-1] < 1 or thresholds[0] > 366:
-            raise ConfigError("notify.thresholds_days must hold days from 1 to 366")
-        return cls(
-            smtp_host=table["smtp_host"],
-            smtp_port=int(table["smtp_port"]),
-            starttls=bool(table["starttls"]),
-            username=table["username"],
-            password=password,
-            sender=table["sender"],
-            thresholds_days=thresholds,
-            notify_entity=bool(table["notify_entity"]),
-            admin_emails=tuple(table["admin_emails"]),
-        )
 
 
 @dataclass
@@ -197,10 +168,12 @@ def run(
     settings: NotifySettings,
     now: int,
     *,
+    password: str = "",
     dry_run: bool = False,
     send: Callable[[list[tuple[Notice, EmailMessage]]], list[Exception | None]] | None = None,
 ) -> RunResult:
-    """Send what is owed (or, with ``dry_run``, only list it)."""
+    """Send what is owed (or, with ``dry_run``, only list it). ``password`` is
+    the SMTP login's, read from ``settings.password_file`` by the caller."""
     notices, nobody = due_notices(store, settings, now)
     result = RunResult(skipped_no_recipient=nobody)
     if dry_run:
@@ -226,7 +199,7 @@ def run(
                 "notice already claimed",
                 extra={"serial": serial_hex(notice.serial), "reason": exc.message},
             )
-    outcomes = (send or (lambda batch: smtp_send(batch, settings)))(
+    outcomes = (send or (lambda batch: smtp_send(batch, settings, password)))(
         [(n, message(n, settings)) for n in claimed]
     )
     failures = []
@@ -253,12 +226,12 @@ def run(
     return result
 
 
-def smtp_send(batch, settings: NotifySettings) -> list[Exception | None]:
+def smtp_send(batch, settings: NotifySettings, password: str = "") -> list[Exception | None]:
     """One SMTP session for the batch; per-message outcomes."""
     if not batch:
         return []
     try:
-        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout)
+        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
     except OSError as exc:
         error = NotifyError(
             f"cannot reach SMTP server {settings.smtp_host}:{settings.smtp_port}: "
@@ -272,7 +245,7 @@ def smtp_send(batch, settings: NotifySettings) -> list[Exception | None]:
             client.starttls(context=ssl.create_default_context())
             client.ehlo()
         if settings.username:
-            client.login(settings.username, settings.password)
+            client.login(settings.username, password)
         for _notice, msg in batch:
             try:
                 client.send_message(msg)

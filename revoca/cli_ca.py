@@ -369,7 +369,6 @@ def crl(ctx, ca_name, delta, arl, partition, days, out):
     """Sign the next CRL of a CA now (full, delta, ARL or one partition),
     streamed from the store."""
     from ca.crl import issue_crl
-    from revoca.config import crl_delta_url
 
     config = config_of(ctx)
     shard = None
@@ -379,7 +378,7 @@ def crl(ctx, ca_name, delta, arl, partition, days, out):
             raise BadInputError(f"--partition {partition!r}: write it as PROFILE:SHARD")
         shard = (profile_name, int(number))
     if days is None and not arl:
-        days = config.crl["delta_validity_days" if delta else "validity_days"]
+        days = config.crl.delta_validity_days if delta else config.crl.validity_days
     record = issue_crl(
         _service(ctx),
         ca_name,
@@ -387,7 +386,7 @@ def crl(ctx, ca_name, delta, arl, partition, days, out):
         arl=arl,
         partition=shard,
         days=days,
-        delta_url="" if arl or shard else crl_delta_url(config, ca_name),
+        delta_url="" if arl or shard else config.delta_crl_url(ca_name),
         actor=actor(),
     )
     kind = "delta CRL" if delta else "ARL" if arl else "partition CRL" if shard else "CRL"
@@ -410,22 +409,19 @@ def crl_updater(ctx, once, seconds):
     import time
 
     from ca.crl_updater import Schedule, run_once
-    from revoca.config import crl_delta_url
 
     config = config_of(ctx)
     service = _service(ctx)
     schedule = Schedule(
-        full_interval=config.crl["full_interval_hours"] * 3600,
-        delta_interval=config.crl["delta_interval_minutes"] * 60,
-        deltas=bool(config.crl["delta_url"]),
+        full_interval=config.crl.full_interval_hours * 3600,
+        delta_interval=config.crl.delta_interval_minutes * 60,
+        deltas=config.crl.deltas,
     )
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     deadline = None if seconds is None else time.monotonic() + seconds
     while True:
-        for name in run_once(
-            service, schedule, actor=actor(), delta_url_for=lambda ca: crl_delta_url(config, ca)
-        ):
+        for name in run_once(service, schedule, actor=actor(), delta_url_for=config.delta_crl_url):
             click.echo(f"issued {name}.crl", err=True)
         if once or stop["now"] or (deadline is not None and time.monotonic() >= deadline):
             return

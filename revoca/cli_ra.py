@@ -2,7 +2,6 @@
 and the RA's REST API."""
 
 import asyncio
-from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -11,6 +10,7 @@ from ca.errors import BadInputError
 from ca.keys import KEY_SPECS, PassphraseSource
 from ca.records import parse_serial
 from ra.roles import ROLES
+from ra.settings import RASettings
 from revoca.cli_ca import _passphrase_option
 from revoca.cli_util import (
     ConfiguredGroup,
@@ -29,7 +29,7 @@ def _ra(ctx: click.Context):
     from revoca.app import build_ca_service
 
     config = config_of(ctx)
-    return RAService(build_ca_service(config), ApprovalPolicy.from_config(config.ra))
+    return RAService(build_ca_service(config), ApprovalPolicy.from_settings(config.ra))
 
 
 def _attributes(pairs) -> dict:
@@ -443,34 +443,32 @@ def serve(ctx, host, port, seconds):
         serve_api(
             _ra(ctx),
             settings,
-            host or settings["host"],
-            settings["port"] if port is None else port,
+            host or settings.host,
+            settings.port if port is None else port,
             seconds,
             config.passphrase,
         )
     )
 
 
-def ra_tls_context(settings: dict, passphrase: PassphraseSource):
+def ra_tls_context(settings: RASettings, passphrase: PassphraseSource):
     """The API listener's TLS context, or None for plain HTTP."""
-    if not settings["tls_cert"]:
+    if not settings.tls:
         return None
     from ra.listen import tls_context
 
-    key_pem = Path(settings["tls_key"]).read_bytes()
+    key_pem = settings.tls_key.read_bytes()
     password = passphrase.get() if b"ENCRYPTED" in key_pem else None
-    return tls_context(
-        settings["tls_cert"], settings["tls_key"], settings["tls_client_ca"] or None, password
-    )
+    return tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca, password)
 
 
 async def serve_api(service, settings, host, port, seconds, passphrase) -> None:
     from ra.api import RAApi
     from ra.listen import start
 
-    api = RAApi(service, threads=settings["threads"])
+    api = RAApi(service, threads=settings.threads)
     runner, bound = await start(api, host, port, ra_tls_context(settings, passphrase))
-    scheme = "https" if settings["tls_cert"] else "http"
+    scheme = "https" if settings.tls else "http"
     click.echo(f"RA API on {scheme}://{host}:{bound}/api/ (OpenAPI: /api/openapi.json)", err=True)
     try:
         if seconds is None:

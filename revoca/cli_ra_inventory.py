@@ -192,16 +192,17 @@ def notify(ctx, dry_run, loop, runs):
     from ra import notify as notices
 
     config = config_of(ctx)
-    table = config.notify
+    settings = config.notify
     password = ""
-    if table["password_file"]:
-        password = read_input(table["password_file"], "SMTP password file").decode().strip()
-    settings = notices.NotifySettings.from_config(table, password)
+    if settings.password_file is not None:
+        password = read_input(str(settings.password_file), "SMTP password file").decode().strip()
     store = _ra(ctx).store
     passes = 0
     while True:
         try:
-            result = notices.run(store, settings, int(time.time()), dry_run=dry_run)
+            result = notices.run(
+                store, settings, int(time.time()), password=password, dry_run=dry_run
+            )
         except notices.NotifyError as exc:
             if not loop:
                 raise
@@ -218,4 +219,4 @@ def notify(ctx, dry_run, loop, runs):
         passes += 1
         if not loop or dry_run or (runs is not None and passes >= runs):
             return
-        time.sleep(table["interval"])
+        time.sleep(settings.interval)

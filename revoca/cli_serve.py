@@ -40,16 +40,16 @@ def serve(ctx, seconds):
         target = LocalTarget(
             "local", store=serving.store, on_applied=serving.worker.after_write(wake)
         )
-        service = RAService(build_ca_service(config), ApprovalPolicy.from_config(config.ra))
+        service = RAService(build_ca_service(config), ApprovalPolicy.from_settings(config.ra))
         ra = config.ra
         await asyncio.gather(
             build_publisher(config, targets=[target]).run(),
-            serve_api(service, ra, ra["host"], ra["port"], None, config.passphrase),
+            serve_api(service, ra, ra.host, ra.port, None, config.passphrase),
         )
 
     click.echo(
         f"VA on http://{settings.host}:{settings.port}/, RA API on "
-        f"{config.ra['host']}:{config.ra['port']}/api/",
+        f"{config.ra.host}:{config.ra.port}/api/",
         err=True,
     )
     try:

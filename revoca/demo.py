@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca.errors import ConflictError
 from ca.fsutil import ensure_private_dir, write_secret_file
-from ca.keys import PassphraseSource
 from ca.reasons import RevocationReason
 from ca.records import serial_hex
+from ca.settings import KeysSettings
 from revoca.app import build_ca_service
 from revoca.config import load_config
 
@@ -57,7 +57,7 @@ def run_demo(
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
     config = dataclasses.replace(
         load_config(None, data_dir=directory),
-        passphrase=PassphraseSource(file=passphrase_file),
+        keys=KeysSettings(passphrase_file=passphrase_file),
     )
     service = build_ca_service(config)
     actor = "demo"
@@ -100,9 +100,8 @@ def run_demo(
     echo(f"  on hold         {serial_hex(issued['alice'].serial)}  certificateHold")
 
     from ca.crl import issue_crl
-    from revoca.config import crl_delta_url
 
-    delta_url = crl_delta_url(config, "demo-issuing")
+    delta_url = config.delta_crl_url("demo-issuing")
     full_crl = issue_crl(service, "demo-issuing", delta_url=delta_url, actor=actor)
     # A change after the full CRL, so the delta has something to say.
     service.revoke("demo-issuing", issued["bob"].serial, RevocationReason.superseded, actor=actor)

@@ -237,7 +237,7 @@ def test_approvals_from_the_command_line(cli_pki):
     from revoca.config import load_config
 
     config = load_config(tmp / "ra.toml", data_dir=tmp / "data")
-    service = RAService(build_ca_service(config), ApprovalPolicy.from_config(config.ra))
+    service = RAService(build_ca_service(config), ApprovalPolicy.from_settings(config.ra))
     assert service.approve(request_id, actor="ra:alice").status == "done"
     service.store.close()
     fetched = run(tmp, "ra", "request", "pkcs12", str(request_id), "--out", "k.p12", env=env)

@@ -19,13 +19,26 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from ca.settings import CRLSettings, KeysSettings, URLSettings
 from common import settings as schema
 from publisher.settings import PublisherSettings
-from revoca.config import default_text, load_config
+from ra.settings import NotifySettings, RASettings
+from revoca.config import PathSettings, default_text, load_config
+from store.settings import StoreSettings
 from tests.conftest import PASSPHRASE, free_port, make_csr
 from va.settings import CertIDHash, VASettings
 
-ROLES = {"va": VASettings, "publisher": PublisherSettings}
+ROLES = {
+    "va": VASettings,
+    "publisher": PublisherSettings,
+    "ra": RASettings,
+    "notify": NotifySettings,
+    "crl": CRLSettings,
+    "store": StoreSettings,
+    "keys": KeysSettings,
+    "urls": URLSettings,
+    "paths": PathSettings,
+}
 
 
 @pytest.mark.parametrize("section", sorted(ROLES))
