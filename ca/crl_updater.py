@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from ca.crl import issue_crl
+from ca.crl import (
+    DEFAULT_ARL_VALIDITY_DAYS,
+    DEFAULT_VALIDITY_DAYS,
+    DELTA_VALIDITY_DAYS,
+    issue_crl,
+)
+from ca.settings import CRLSettings
 from store.tables.ca import crls
 
 log = logging.getLogger("revoca.ca.crl")
@@ -17,9 +23,31 @@ log = logging.getLogger("revoca.ca.crl")
 
 @dataclass(frozen=True)
 class Schedule:
-    full_interval: int = 24 * 3600  # seconds; well inside the 7-day validity
+    """When each kind of CRL is due (intervals in seconds) and how long each
+    is valid (days)."""
+
+    full_interval: int = 24 * 3600  # well inside the 7-day validity
     delta_interval: int = 3600
     deltas: bool = True
+    validity_days: int = DEFAULT_VALIDITY_DAYS
+    delta_validity_days: int = DELTA_VALIDITY_DAYS
+    arl_validity_days: int = DEFAULT_ARL_VALIDITY_DAYS
+
+    @classmethod
+    def from_settings(cls, crl: CRLSettings) -> "Schedule":
+        return cls(
+            full_interval=crl.full_interval_hours * 3600,
+            delta_interval=crl.delta_interval_minutes * 60,
+            deltas=crl.deltas,
+            validity_days=crl.validity_days,
+            delta_validity_days=crl.delta_validity_days,
+            arl_validity_days=crl.arl_validity_days,
+        )
+
+    def days(self, job: dict) -> int:
+        if job.get("arl"):
+            return self.arl_validity_days
+        return self.delta_validity_days if job.get("delta") else self.validity_days
 
 
 def _last_issued(service, ca_id: int, name: str) -> int | None:
@@ -83,7 +111,7 @@ def run_once(
         options = {k: job[k] for k in ("arl", "delta", "partition") if k in job}
         if not options:
             options["delta_url"] = delta_url_for(job["ca"]) if schedule.deltas else ""
-        record = issue_crl(service, job["ca"], actor=actor, **options)
+        record = issue_crl(service, job["ca"], actor=actor, days=schedule.days(job), **options)
         log.info(
             "issued CRL",
             extra={"crl": job["name"], "number": record.number, "entries": record.entries},

@@ -60,6 +60,13 @@ class CRLSettings:
     delta_validity_days: int = setting(
         1, "nextUpdate of a delta CRL (1 to 10 days).", minimum=1, maximum=10
     )
+    arl_validity_days: int = setting(
+        365,
+        "nextUpdate of a root's ARL (the CRL of its CA certificates): at most 366 days "
+        "(BR 4.9.7: 12 months).",
+        minimum=1,
+        maximum=366,
+    )
     delta_url: str = setting(
         "{base}/crl/{ca}-delta.crl",
         "Where delta CRLs are published ({base}, {ca}); non-empty: full CRLs carry "
@@ -78,6 +85,8 @@ class CRLSettings:
     def check(self) -> None:
         if self.full_interval_hours > self.validity_days * 24:
             raise SettingsError("full_interval_hours", "must not exceed validity_days")
+        if self.delta_interval_minutes > self.delta_validity_days * 24 * 60:
+            raise SettingsError("delta_interval_minutes", "must not exceed delta_validity_days")
         try:
             self.delta_url.format(base="", ca="")
         except (KeyError, IndexError, ValueError):

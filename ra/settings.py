@@ -154,6 +154,10 @@ class NotifySettings:
         minimum=1,
     )
 
+    def check(self) -> None:
+        if self.username and self.password_file is None:
+            raise SettingsError("username", "needs password_file")
+
     @classmethod
     def from_table(cls, table: dict) -> "NotifySettings":
         return build(cls, table, "notify")

@@ -377,8 +377,14 @@ def crl(ctx, ca_name, delta, arl, partition, days, out):
         if not profile_name or not number.isdigit():
             raise BadInputError(f"--partition {partition!r}: write it as PROFILE:SHARD")
         shard = (profile_name, int(number))
-    if days is None and not arl:
-        days = config.crl.delta_validity_days if delta else config.crl.validity_days
+    if days is None:
+        days = (
+            config.crl.arl_validity_days
+            if arl
+            else config.crl.delta_validity_days
+            if delta
+            else config.crl.validity_days
+        )
     record = issue_crl(
         _service(ctx),
         ca_name,
@@ -412,11 +418,7 @@ def crl_updater(ctx, once, seconds):
 
     config = config_of(ctx)
     service = _service(ctx)
-    schedule = Schedule(
-        full_interval=config.crl.full_interval_hours * 3600,
-        delta_interval=config.crl.delta_interval_minutes * 60,
-        deltas=config.crl.deltas,
-    )
+    schedule = Schedule.from_settings(config.crl)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     deadline = None if seconds is None else time.monotonic() + seconds

@@ -26,23 +26,20 @@ def default_text() -> str:
     return resources.files("revoca").joinpath("default.toml").read_text()
 
 
-def _merge(base: dict, override: dict, path: str = "") -> dict:
+def _merge(base: dict, override: dict) -> dict:
+    """``override`` over ``base``, section by section. A key's value is taken
+    whole (a table value such as ``approvals_by_profile`` too: its owner's
+    constructor checks it), and so is a profile."""
     out = copy.deepcopy(base)
-    for key, value in override.items():
-        where = f"{path}{key}"
-        if path == "" and key not in base:
-            raise ConfigError(f"unknown configuration section [{where}]")
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            # Profiles are replaced whole: a partial profile would silently
-            # inherit the defaults' limits.
-            if path == "profiles.":
-                out[key] = copy.deepcopy(value)
-            else:
-                out[key] = _merge(out[key], value, f"{where}.")
-        else:
-            if path and path != "profiles." and key not in base:
-                raise ConfigError(f"unknown setting {where}")
-            out[key] = value
+    for section, table in override.items():
+        if section not in base:
+            raise ConfigError(f"unknown configuration section [{section}]")
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        for key, value in table.items():
+            if section != "profiles" and key not in base[section]:
+                raise ConfigError(f"unknown setting {section}.{key}")
+            out[section][key] = copy.deepcopy(value)
     return out
 
 
