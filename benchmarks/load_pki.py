@@ -99,10 +99,8 @@ def build(
     """CA, signer, N statuses in index.txt, the VA loaded and pre-signed.
     The raw signature time is measured just before and just after
     pre-signing (``timings``), in this process, with the responder's key."""
-    import dataclasses
 
     from ca.fsutil import ensure_private_dir, write_secret_file
-    from ca.keys import PassphraseSource
     from revoca.app import build_ca_service
     from revoca.cli_va import va_settings
     from revoca.config import load_config
@@ -114,9 +112,7 @@ def build(
     ensure_private_dir(workdir)
     passphrase_file = workdir / "key-passphrase"
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
-    config = dataclasses.replace(
-        load_config(None, data_dir=workdir), passphrase=PassphraseSource(file=passphrase_file)
-    )
+    config = load_config(None, data_dir=workdir).with_passphrase_file(passphrase_file)
     service = build_ca_service(config)
     service.init_root("load-root", "CN=Load Test Root,O=Revoca Benchmarks")
     issuing = service.create_sub("load-issuing", "load-root", "CN=Load Test Issuing CA")

@@ -13,7 +13,6 @@ Every loop is bounded in count and in time.
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import secrets
@@ -132,7 +131,6 @@ def latency(vas: int, revocations: int, seconds: float) -> dict:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509 import ocsp
 
-    from ca.keys import PassphraseSource
     from ca.reasons import RevocationReason
     from revoca.app import build_ca_service
     from revoca.config import load_config
@@ -146,9 +144,7 @@ def latency(vas: int, revocations: int, seconds: float) -> dict:
     passphrase_file = work / "passphrase"
     passphrase_file.write_text(passphrase)
     passphrase_file.chmod(0o600)
-    config = dataclasses.replace(
-        load_config(None, data_dir=work / "ca"), passphrase=PassphraseSource(file=passphrase_file)
-    )
+    config = load_config(None, data_dir=work / "ca").with_passphrase_file(passphrase_file)
     service = build_ca_service(config)
     service.init_root("root", "CN=Latency Root")
     service.create_sub("issuing", "root", "CN=Latency Issuing")

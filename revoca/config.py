@@ -3,6 +3,7 @@ revoca/default.toml; each section then becomes its owner's typed settings
 (common/settings.py), built by that owner's one validating constructor."""
 
 import copy
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass
@@ -87,6 +88,12 @@ class Config:
     @property
     def base_url(self) -> str:
         return self.urls.base
+
+    def with_passphrase_file(self, path: Path) -> "Config":
+        """This configuration with keys.passphrase_file set (demos, benchmarks)."""
+        return dataclasses.replace(
+            self, keys=dataclasses.replace(self.keys, passphrase_file=Path(path))
+        )
 
     def delta_crl_url(self, ca_name: str) -> str:
         """Where ``ca_name``'s delta CRLs are published ("" when deltas are off)."""

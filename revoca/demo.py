@@ -1,6 +1,5 @@
 """``revoca demo``: the whole CA side on embedded defaults, in one directory."""
 
-import dataclasses
 import secrets
 import shutil
 import time
@@ -14,7 +13,6 @@ from ca.errors import ConflictError
 from ca.fsutil import ensure_private_dir, write_secret_file
 from ca.reasons import RevocationReason
 from ca.records import serial_hex
-from ca.settings import KeysSettings
 from revoca.app import build_ca_service
 from revoca.config import load_config
 
@@ -55,10 +53,7 @@ def run_demo(
     prepare_directory(directory)
     passphrase_file = directory / "key-passphrase"
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
-    config = dataclasses.replace(
-        load_config(None, data_dir=directory),
-        keys=KeysSettings(passphrase_file=passphrase_file),
-    )
+    config = load_config(None, data_dir=directory).with_passphrase_file(passphrase_file)
     service = build_ca_service(config)
     actor = "demo"
     out = {}
