@@ -1,7 +1,7 @@
 """Errors the CA reports to its callers.
 
-Each class has a stable ``code`` (for JSON APIs and logs) and an ``exit_code``
-(for the CLI, so scripts can tell a refusal from a missing object).
+Each class has a stable ``code`` (for JSON APIs and logs); the CLI maps
+codes to exit codes (revoca/cli_util.py), the REST API to HTTP statuses.
 ``CAError`` is the project's error base (common/errors.py); the store's
 errors (``ConflictError``, ``StoreError``) are among its subclasses.
 """
@@ -16,12 +16,10 @@ class ConfigError(CAError):
     """The configuration file or a profile in it is wrong."""
 
     code = "config_error"
-    exit_code = 2
 
 
 class NotFoundError(CAError):
     code = "not_found"
-    exit_code = 3
 
 
 class PolicyError(CAError):
@@ -29,7 +27,6 @@ class PolicyError(CAError):
 
     code = "policy_violation"
     refused = True
-    exit_code = 4
 
 
 class BadInputError(CAError):
@@ -37,14 +34,12 @@ class BadInputError(CAError):
 
     code = "bad_input"
     refused = True
-    exit_code = 5
 
 
 class KeyAccessError(CAError):
     """A private key could not be used: missing or wrong passphrase, missing file."""
 
     code = "key_access"
-    exit_code = 6
 
 
 __all__ = [

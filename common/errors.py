@@ -1,7 +1,9 @@
 """The base of the errors Revoca's parts report to their callers.
 
 Every error has a stable ``code`` (the REST API and the logs carry it) and a
-message that describes the problem. The store, the CA and the RA subclass it,
+message that describes the problem, in terms of the problem (never of a
+command to type: each front end, the CLI's exit codes and hints and the
+REST API's statuses, maps codes to its own terms). The store, the CA and the RA subclass it,
 so one ``except RevocaError`` catches whatever any of them refuses.
 """
 
@@ -9,7 +11,6 @@ so one ``except RevocaError`` catches whatever any of them refuses.
 class RevocaError(Exception):
     # The base's code predates this module (it was the CA's); kept for API clients.
     code = "ca_error"
-    exit_code = 1
     # How the audit log records an operation that ends with this error:
     # "refused" (the request was not allowed, or not valid) or "error".
     refused = False

@@ -50,6 +50,7 @@ STATUS_OF_CODE = {
     "too_large": 413,
     "policy_violation": 422,
     "store_error": 503,
+    "schema_outdated": 503,
 }
 USER_KEY = web.RequestKey("user", User)
 

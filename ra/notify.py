@@ -40,7 +40,6 @@ class NotifyError(CAError):
     """The SMTP server could not take the messages; nothing was marked sent."""
 
     code = "smtp_error"
-    exit_code = 12
 
 
 @dataclass

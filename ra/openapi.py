@@ -241,7 +241,8 @@ _ERRORS = {
     "404": "not_found",
     "409": "conflict: clashes with the current state",
     "422": "policy_violation: well formed, but the profile or end entity forbids it",
-    "503": "store_error: the store failed; nothing was changed",
+    "503": "store_error (or schema_outdated): the store failed or needs a schema upgrade; "
+    "nothing was changed",
 }
 _CREATES = {"createEntity", "enroll", "renew", "createUser"}
 _QUEUED = {"enroll", "renew", "revoke"}

@@ -37,14 +37,12 @@ class AuthenticationError(CAError):
     """No credentials, or credentials that match no active operator."""
 
     code = "unauthenticated"
-    exit_code = 10
 
 
 class ForbiddenError(CAError):
     """The operator's role does not allow the operation."""
 
     code = "forbidden"
-    exit_code = 11
 
 
 def check_role(role: str) -> str:

@@ -20,7 +20,7 @@ from revoca.cli_ca import ca
 from revoca.cli_publisher import publisher
 from revoca.cli_ra import ra
 from revoca.cli_serve import serve
-from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
+from revoca.cli_util import AUDIT_TAMPERED, ConfiguredGroup, config_of, echo_json, handle_errors
 from revoca.cli_va import va
 from revoca.config import default_text, load_config
 from revoca.logs import setup_logging
@@ -148,7 +148,7 @@ def audit_verify(ctx):
     for problem in problems:
         click.echo(f"TAMPERED {problem}")
     if problems:
-        sys.exit(9)
+        sys.exit(AUDIT_TAMPERED)
     click.echo(f"audit log intact: {count} records")
 
 

@@ -25,8 +25,44 @@ def actor() -> str:
         return f"cli:uid{os.getuid()}"
 
 
+# Exit codes by error code (README "Exit codes"): scripts tell a refusal from
+# a missing object or a broken store. 9 is `revoca audit verify` finding a
+# tampered record; anything not listed exits 1.
+EXIT_CODES = {
+    "config_error": 2,
+    "not_found": 3,
+    "policy_violation": 4,
+    "bad_input": 5,
+    "key_access": 6,
+    "conflict": 7,
+    "store_error": 8,
+    "schema_outdated": 8,
+    "unauthenticated": 10,
+    "forbidden": 11,
+    "smtp_error": 12,
+}
+AUDIT_TAMPERED = 9
+# What to type next, for errors the command line can help with.
+HINTS = {
+    "schema_outdated": "run `revoca db upgrade` (or set [store] auto_migrate = true)",
+}
+
+
+def exit_code(exc: CAError) -> int:
+    return EXIT_CODES.get(exc.code, 1)
+
+
+def report(exc: CAError) -> None:
+    """One line on stderr (and a hint line where there is one), then exit
+    with the error's code."""
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.code in HINTS:
+        click.echo(f"hint: {HINTS[exc.code]}", err=True)
+    sys.exit(exit_code(exc))
+
+
 def handle_errors(func):
-    """Turn CA errors into one line on stderr and a documented exit code;
+    """Turn errors into one line on stderr and a documented exit code;
     anything unexpected is logged with its traceback and exits 1."""
 
     @functools.wraps(func)
@@ -34,8 +70,7 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except CAError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
+            report(exc)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception:
@@ -64,8 +99,7 @@ def ensure_config(ctx: click.Context) -> None:
         try:
             root["config"] = load_config(root["config_path"], data_dir=root["data_dir"])
         except CAError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
+            report(exc)
 
 
 def config_of(ctx: click.Context):

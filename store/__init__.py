@@ -6,7 +6,7 @@ says who writes it and who may read it), in one alembic migration tree
 the CA and the RA inside their own transactions. The store imports no role.
 """
 
-from store.errors import ConflictError, StoreError
+from store.errors import ConflictError, SchemaError, StoreError
 from store.store import Store
 
-__all__ = ["ConflictError", "Store", "StoreError"]
+__all__ = ["ConflictError", "SchemaError", "Store", "StoreError"]

@@ -8,11 +8,16 @@ class ConflictError(RevocaError):
     """The operation clashes with the current state (name taken, already revoked)."""
 
     code = "conflict"
-    exit_code = 7
 
 
 class StoreError(RevocaError):
     """The SQL store failed (disk full, locked, unreachable); nothing was changed."""
 
     code = "store_error"
-    exit_code = 8
+
+
+class SchemaError(StoreError):
+    """The store's schema is older than this version of the code needs, and
+    migrations are not applied automatically (``[store] auto_migrate``)."""
+
+    code = "schema_outdated"

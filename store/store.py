@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from store.errors import ConflictError, StoreError
+from store.errors import ConflictError, SchemaError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -81,9 +81,10 @@ class Store:
         if auto_migrate and current != store.head_revision():
             store.upgrade()
         elif current != store.head_revision():
-            raise StoreError(
-                f"the store schema is at revision {store.current_revision()}, the code needs "
-                f"{store.head_revision()}: run `revoca db upgrade`"
+            where = f"is at revision {current}" if current else "has no schema yet"
+            raise SchemaError(
+                f"the store {where}, this version needs revision {store.head_revision()} "
+                "(schema migrations are not applied automatically); nothing was changed"
             )
         return store
 

@@ -250,3 +250,46 @@ def test_ra_uses_no_private_name_of_ca():
     for path in files:
         uses = _private_uses_of_ca(path, private)
         assert not uses, f"{path.relative_to(ROOT)} uses private names: {uses}"
+
+
+PARTS = ("common", "store", "ca", "ra", "va", "publisher")
+COMMAND = re.compile(r"\brevoca (ca|ra|va|db|publisher|serve|audit|config|demo)\b")
+
+
+def _raise_texts(node: ast.Raise) -> list[str]:
+    if node.exc is None:
+        return []
+    return [
+        n.value
+        for n in ast.walk(node.exc)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+
+
+def test_errors_speak_of_the_problem_not_of_the_cli():
+    """Error classes carry a code, never a CLI exit code (revoca/cli_util.py
+    maps codes), and what the parts raise names no `revoca` command (the CLI
+    adds hints by code)."""
+    from revoca.cli_util import EXIT_CODES
+
+    seen_raises = 0
+    for package in PARTS:
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            where = path.relative_to(ROOT)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    names = {
+                        t.id
+                        for stmt in node.body
+                        if isinstance(stmt, ast.Assign)
+                        for t in stmt.targets
+                        if isinstance(t, ast.Name)
+                    }
+                    assert "exit_code" not in names, f"{where}: {node.name} has an exit_code"
+                elif isinstance(node, ast.Raise):
+                    seen_raises += 1
+                    for text in _raise_texts(node):
+                        assert not COMMAND.search(text), f"{where}:{node.lineno} names {text!r}"
+    assert seen_raises > 200  # the walk saw the parts' raise statements
+    assert set(EXIT_CODES.values()) <= set(range(2, 13)) - {9}

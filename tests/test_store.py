@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, select, text, update
 
 from ca.errors import StoreError
-from store import Store, audit
+from store import SchemaError, Store, audit
 from store.tables import include_object, metadata
 from store.tables.audit import audit_log
 from tests.conftest import counts, make_csr
@@ -62,8 +62,9 @@ def test_migration_0003_fills_each_certificates_last_status_change(make_service)
 def test_refuses_an_old_schema_without_auto_migrate(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     Store.open(url).downgrade("base")
-    with pytest.raises(StoreError, match="run `revoca db upgrade`"):
+    with pytest.raises(SchemaError, match="has no schema yet, this version needs") as caught:
         Store.open(url, auto_migrate=False)
+    assert caught.value.code == "schema_outdated" and "revoca" not in caught.value.message
 
 
 def test_store_file_is_private(tmp_path):
