@@ -1,19 +1,24 @@
 """CA hierarchy: self-signed roots, subordinate CAs, and CAs imported from elsewhere."""
 
+import re
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, insert, select
 
+from ca.context import CAContext
 from ca.errors import (
     BadInputError,
     ConflictError,
     PolicyError,
 )
 from ca.inventory import EXTERNAL
+from ca.issuing import IssuingPath
 from ca.keys import (
     check_key_spec,
     key_spec_of,
 )
+from ca.lookup import Lookup, own
 from ca.policy import apply_profile
 from ca.records import (
     CARecord,
@@ -22,26 +27,58 @@ from ca.records import (
     to_epoch,
 )
 from ca.requests import CertificateRequest, parse_subject
-from ca.service_core import ServiceCore, check_ca_name, load_certificate, public_key_der
 from ca.token import load_private_key
 from ca.x509build import new_serial
 from store.tables.ca import cas
 
+_CA_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
-class HierarchyOperations(ServiceCore):
+
+def check_ca_name(name: str) -> str:
+    if not _CA_NAME.match(name):
+        raise BadInputError(
+            f"invalid CA name {name!r}: use lowercase letters, digits, '.', '_' and '-' "
+            "(at most 64, starting with a letter or digit)"
+        )
+    return name
+
+
+def load_certificate(data: bytes, what: str = "certificate") -> x509.Certificate:
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise BadInputError(f"{what} is not a valid X.509 certificate (PEM or DER)") from None
+
+
+def public_key_der(public_key) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+class Hierarchy:
+    """Roots, subordinate CAs and imported CAs."""
+
+    def __init__(self, context: CAContext, lookup: Lookup, path: IssuingPath):
+        self.context = context
+        self.lookup = lookup
+        self.path = path
+
     def _ensure_name_free(self, name: str) -> None:
-        with self.store.transaction() as conn:
+        with self.context.store.transaction() as conn:
             if conn.execute(select(cas.c.id).where(cas.c.name == name)).first():
                 raise ConflictError(f"a CA named {name!r} already exists")
 
     def _new_ca_key(self, name: str, key_type: str):
         key_id = f"ca-{name}"
-        if self.token.has_key(key_id):
+        if self.context.token.has_key(key_id):
             raise ConflictError(
                 f"a key {key_id!r} already exists in the token but no CA uses it; "
                 "move it away or choose another CA name"
             )
-        return key_id, self.token.generate_key(key_id, check_key_spec(key_type))
+        return key_id, self.context.token.generate_key(key_id, check_key_spec(key_type))
 
     def init_root(
         self,
@@ -52,9 +89,9 @@ class HierarchyOperations(ServiceCore):
         days: int | None = None,
         actor: str = "system",
     ) -> CARecord:
-        with self._audited(actor, "ca.init_root", name):
+        with self.context.audit.failures(actor, "ca.init_root", name):
             check_ca_name(name)
-            profile = self.profile("root-ca")
+            profile = self.context.profile("root-ca")
             parsed_subject = parse_subject(subject)
             self._ensure_name_free(name)
             check_key_spec(key_type)
@@ -67,16 +104,16 @@ class HierarchyOperations(ServiceCore):
                     profile,
                     request,
                     None,
-                    now=self.clock(),
+                    now=self.context.clock(),
                     days=days,
-                    base_url=self.base_url,
+                    base_url=self.context.base_url,
                     ca_name=name,
                 )
-                serial = new_serial(self.random_bytes)
-                cert = self._sign(key_id, public_key, template, serial, template.subject, None)
-                with self.store.transaction() as conn:
+                serial = new_serial(self.context.random_bytes)
+                cert = self.path.sign(key_id, public_key, template, serial, template.subject, None)
+                with self.context.store.transaction() as conn:
                     self._insert_ca(conn, name, cert, key_id, template.key_spec, None, "created")
-                    self.audit_ok(
+                    self.context.audit.ok(
                         conn,
                         actor,
                         "ca.init_root",
@@ -85,9 +122,9 @@ class HierarchyOperations(ServiceCore):
                         subject=cert.subject.rfc4514_string(),
                         key_type=key_type,
                     )
-                    return self._ca_record(conn, self._ca_row(conn, name))
+                    return self.lookup.ca_named(conn, name)
             except BaseException:
-                self.token.remove_key(key_id)
+                self.context.token.remove_key(key_id)
                 raise
 
     def create_sub(
@@ -100,13 +137,13 @@ class HierarchyOperations(ServiceCore):
         days: int | None = None,
         actor: str = "system",
     ) -> CARecord:
-        with self._audited(actor, "ca.create_sub", name):
+        with self.context.audit.failures(actor, "ca.create_sub", name):
             check_ca_name(name)
-            profile = self.profile("sub-ca")
+            profile = self.context.profile("sub-ca")
             parsed_subject = parse_subject(subject)
             self._ensure_name_free(name)
-            with self.store.transaction() as conn:
-                parent_ca = self._own(self._ca_record(conn, self._ca_row(conn, parent)))
+            with self.context.store.transaction() as conn:
+                parent_ca = own(self.lookup.ca_named(conn, parent))
             check_key_spec(key_type)
             if key_type not in profile.key_types:
                 raise PolicyError(f"profile 'sub-ca' does not allow key type {key_type}")
@@ -114,7 +151,7 @@ class HierarchyOperations(ServiceCore):
             try:
                 # The sub-CA's own certificate is one of the parent's: it gets a
                 # certificates row, an outbox event, and the parent's URLs.
-                self._issue(
+                self.path.issue(
                     parent_ca,
                     profile,
                     CertificateRequest(parsed_subject, public_key, ()),
@@ -126,9 +163,9 @@ class HierarchyOperations(ServiceCore):
                     ),
                 )
             except BaseException:
-                self.token.remove_key(key_id)
+                self.context.token.remove_key(key_id)
                 raise
-            return self.get_ca(name)
+            return self.lookup.get_ca(name)
 
     def import_ca(
         self,
@@ -140,7 +177,7 @@ class HierarchyOperations(ServiceCore):
         actor: str = "system",
     ) -> CARecord:
         """Take over a CA made elsewhere (for example with openssl)."""
-        with self._audited(actor, "ca.import", name):
+        with self.context.audit.failures(actor, "ca.import", name):
             check_ca_name(name)
             cert = load_certificate(cert_data, "CA certificate")
             try:
@@ -154,16 +191,16 @@ class HierarchyOperations(ServiceCore):
                 raise BadInputError("the private key does not belong to the CA certificate")
             key_spec = key_spec_of(cert.public_key())
             self._ensure_name_free(name)
-            with self.store.transaction() as conn:
+            with self.context.store.transaction() as conn:
                 parent_id = self._find_parent(conn, cert)
             key_id = f"ca-{name}"
-            if self.token.has_key(key_id):
+            if self.context.token.has_key(key_id):
                 raise ConflictError(f"a key {key_id!r} already exists in the token")
-            self.token.import_key(key_id, private_key)
+            self.context.token.import_key(key_id, private_key)
             try:
-                with self.store.transaction() as conn:
+                with self.context.store.transaction() as conn:
                     self._insert_ca(conn, name, cert, key_id, key_spec, parent_id, "imported")
-                    self.audit_ok(
+                    self.context.audit.ok(
                         conn,
                         actor,
                         "ca.import",
@@ -171,9 +208,9 @@ class HierarchyOperations(ServiceCore):
                         subject=cert.subject.rfc4514_string(),
                         serial=serial_hex(cert.serial_number),
                     )
-                    return self._ca_record(conn, self._ca_row(conn, name))
+                    return self.lookup.ca_named(conn, name)
             except BaseException:
-                self.token.remove_key(key_id)
+                self.context.token.remove_key(key_id)
                 raise
 
     def _find_parent(self, conn: Connection, cert: x509.Certificate) -> int | None:
@@ -210,6 +247,6 @@ class HierarchyOperations(ServiceCore):
                 ).digest.hex(),
                 cert_der=cert.public_bytes(serialization.Encoding.DER),
                 origin=origin,
-                created_at=to_epoch(self.clock()),
+                created_at=to_epoch(self.context.clock()),
             )
         )

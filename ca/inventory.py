@@ -71,8 +71,11 @@ def external_issuer_name(cert: x509.Certificate) -> str:
     return f"ext-{base[:40] or 'issuer'}-{digest}"
 
 
-class InventoryOperations:
-    """Needs ``store``, ``clock`` and ``audit`` (the CA's context)."""
+class Inventory:
+    """Certificates issued elsewhere, recorded under external issuers."""
+
+    def __init__(self, context):
+        self.context = context
 
     def record_inventory(
         self,
@@ -92,9 +95,9 @@ class InventoryOperations:
         ``target``, the result's summary and ``extra_audit``)."""
         authorities = [cert for _, cert in found if is_ca_certificate(cert)]
         leaves = [(origin, cert) for origin, cert in found if not is_ca_certificate(cert)]
-        now = to_epoch(self.clock())
+        now = to_epoch(self.context.clock())
         result = InventoryResult()
-        with self.store.transaction() as conn:
+        with self.context.store.transaction() as conn:
             known = conn.execute(select(cas.c.id, cas.c.name, cas.c.origin, cas.c.cert_der)).all()
             issuers = [
                 (r.id, r.name, r.origin, x509.load_der_x509_certificate(r.cert_der)) for r in known
@@ -183,5 +186,7 @@ class InventoryOperations:
                 result.imported += 1
                 if progress is not None:
                     progress(1)
-            self.audit.ok(conn, actor, action, target, **result.summary(), **(extra_audit or {}))
+            self.context.audit.ok(
+                conn, actor, action, target, **result.summary(), **(extra_audit or {})
+            )
         return result

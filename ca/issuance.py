@@ -5,13 +5,16 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ca.context import CAContext
 from ca.errors import (
     PolicyError,
 )
+from ca.issuing import IssuingPath
 from ca.keys import (
     check_key_spec,
     generate_private_key,
 )
+from ca.lookup import Lookup
 from ca.profiles import Profile
 from ca.records import (
     CARecord,
@@ -19,7 +22,6 @@ from ca.records import (
     serial_hex,
 )
 from ca.requests import CertificateRequest, parse_csr, parse_san, parse_subject
-from ca.service_core import ServiceCore
 from ca.x509build import new_serial
 
 
@@ -37,7 +39,14 @@ def ocsp_signer_key_id(ca_name: str, serial: int) -> str:
     return f"ocsp-{ca_name}-{serial_hex(serial)[:16]}"
 
 
-class IssuanceOperations(ServiceCore):
+class Issuance:
+    """Certificates from CSRs, with keys made here, and OCSP signers."""
+
+    def __init__(self, context: CAContext, lookup: Lookup, path: IssuingPath):
+        self.context = context
+        self.lookup = lookup
+        self.path = path
+
     def issue(
         self,
         ca_name: str,
@@ -48,11 +57,11 @@ class IssuanceOperations(ServiceCore):
         actor: str = "system",
     ) -> CertificateRecord:
         """Issue from a PKCS#10 CSR."""
-        with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
+        with self.context.audit.failures(actor, "ca.issue", f"{ca_name}/{profile_name}"):
             profile = self._issuing_profile(profile_name)
             request = parse_csr(csr)
-            ca = self.get_ca(ca_name)
-            return self._issue(ca, profile, request, days=days, actor=actor)
+            ca = self.lookup.get_ca(ca_name)
+            return self.path.issue(ca, profile, request, days=days, actor=actor)
 
     def issue_with_new_key(
         self,
@@ -66,7 +75,7 @@ class IssuanceOperations(ServiceCore):
         actor: str = "system",
     ) -> CertificateRecord:
         """Generate the subject's key here (kept encrypted, for PKCS#12 export) and issue."""
-        with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
+        with self.context.audit.failures(actor, "ca.issue", f"{ca_name}/{profile_name}"):
             request = CertificateRequest(
                 parse_subject(subject), None, tuple(parse_san(s) for s in sans)
             )
@@ -93,7 +102,7 @@ class IssuanceOperations(ServiceCore):
         ``keep_private_key``. ``end_entity_id`` records the RA's end entity
         the certificate is issued to. ``on_insert(conn, certificate,
         key_spec)`` runs in the issuing transaction (the RA audits there)."""
-        with self._audited(actor, "ca.issue", f"{ca_name}/{profile_name}"):
+        with self.context.audit.failures(actor, "ca.issue", f"{ca_name}/{profile_name}"):
             if generate_key is not None:
                 return self._issue_generated(
                     ca_name,
@@ -106,8 +115,8 @@ class IssuanceOperations(ServiceCore):
                     end_entity_id,
                 )
             profile = self._issuing_profile(profile_name)
-            ca = self.get_ca(ca_name)
-            return self._issue(
+            ca = self.lookup.get_ca(ca_name)
+            return self.path.issue(
                 ca,
                 profile,
                 request,
@@ -136,15 +145,15 @@ class IssuanceOperations(ServiceCore):
                 f"profile {profile.name!r} does not allow key type {key_type}; "
                 f"allowed: {', '.join(profile.key_types)}"
             )
-        ca = self.get_ca(ca_name)
+        ca = self.lookup.get_ca(ca_name)
         private_key = generate_private_key(key_type)
         encrypted = private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self.passphrase.get()),
+            serialization.BestAvailableEncryption(self.context.passphrase.get()),
         )
         request = CertificateRequest(request.subject, private_key.public_key(), request.sans)
-        return self._issue(
+        return self.path.issue(
             ca,
             profile,
             request,
@@ -165,17 +174,17 @@ class IssuanceOperations(ServiceCore):
     ) -> tuple[CertificateRecord, str]:
         """A delegated OCSP responder certificate (RFC 6960 4.2.2.2); its key
         goes into the token. Returns the record and the key id."""
-        with self._audited(actor, "ca.ocsp_signer", ca_name):
-            profile = self.profile("ocsp-signer")
-            ca = self.get_ca(ca_name)
+        with self.context.audit.failures(actor, "ca.ocsp_signer", ca_name):
+            profile = self.context.profile("ocsp-signer")
+            ca = self.lookup.get_ca(ca_name)
             check_key_spec(key_type)
             if key_type not in profile.key_types:
                 raise PolicyError(f"profile 'ocsp-signer' does not allow key type {key_type}")
-            serial = new_serial(self.random_bytes)
+            serial = new_serial(self.context.random_bytes)
             key_id = ocsp_signer_key_id(ca_name, serial)
-            public_key = self.token.generate_key(key_id, key_type)
+            public_key = self.context.token.generate_key(key_id, key_type)
             try:
-                record = self._issue(
+                record = self.path.issue(
                     ca,
                     profile,
                     CertificateRequest(ocsp_signer_subject(ca), public_key, ()),
@@ -186,12 +195,14 @@ class IssuanceOperations(ServiceCore):
                     extra_audit={"key_id": key_id},
                 )
             except BaseException:
-                self.token.remove_key(key_id)
+                self.context.token.remove_key(key_id)
                 raise
             return record, key_id
 
     def _issuing_profile(self, name: str) -> Profile:
-        profile = self.profile(name)
+        profile = self.context.profile(name)
         if name == "root-ca":
-            raise PolicyError("profile 'root-ca' is only for self-signed roots: use `ca init-root`")
+            raise PolicyError(
+                "profile 'root-ca' is only for self-signed roots, which sign themselves"
+            )
         return profile

@@ -4,11 +4,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
+from ca.context import CAContext
 from ca.errors import (
     BadInputError,
     ConflictError,
     PolicyError,
 )
+from ca.events import append_event
+from ca.lookup import Lookup, own
 from ca.reasons import RevocationReason
 from ca.records import (
     CertificateRecord,
@@ -17,14 +20,19 @@ from ca.records import (
     serial_hex,
     to_epoch,
 )
-from ca.service_core import ServiceCore
 from store.tables.ca import certificates
 
 # A revocation time a little ahead of our clock is tolerated (clock skew between nodes).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
-class RevocationOperations(ServiceCore):
+class Revocation:
+    """Revocations, holds and releases."""
+
+    def __init__(self, context: CAContext, lookup: Lookup):
+        self.context = context
+        self.lookup = lookup
+
     def revoke(
         self,
         ca_name: str,
@@ -37,8 +45,8 @@ class RevocationOperations(ServiceCore):
     ) -> CertificateRecord:
         """Revoke, or put on hold with ``certificateHold`` (RFC 5280 5.3.1)."""
         target = f"{ca_name}/{serial_hex(serial)}"
-        with self._audited(actor, "ca.revoke", target):
-            now = self.clock()
+        with self.context.audit.failures(actor, "ca.revoke", target):
+            now = self.context.clock()
             revoked_at = (revoked_at or now).replace(microsecond=0)
             if revoked_at > now + MAX_FUTURE_SKEW:
                 raise BadInputError("the revocation time lies in the future")
@@ -46,13 +54,13 @@ class RevocationOperations(ServiceCore):
                 raise BadInputError("the invalidity date must not be after the revocation time")
             if reason == RevocationReason.removeFromCRL:
                 raise BadInputError(
-                    "removeFromCRL is not a revocation reason here: use `ca release-hold` "
-                    "to take a certificate off hold"
+                    "removeFromCRL is not a revocation reason here: a certificate on hold "
+                    "is released from hold, not revoked"
                 )
-            with self.store.transaction() as conn:
-                ca = self._own(self._ca_record(conn, self._ca_row(conn, ca_name)))
-                row = self._cert_row(conn, self._ca_row(conn, ca_name), serial)
-                profile = self.profiles.get(row.profile)
+            with self.context.store.transaction() as conn:
+                ca = own(self.lookup.ca_named(conn, ca_name))
+                row = self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial)
+                profile = self.context.profiles.get(row.profile)
                 if profile is not None and reason not in profile.allowed_reasons():
                     raise PolicyError(
                         f"profile {row.profile!r} does not allow revocation reason "
@@ -74,11 +82,12 @@ class RevocationOperations(ServiceCore):
                     "revocation_reason": int(reason),
                     "invalidity_date": to_epoch(invalidity_date) if invalidity_date else None,
                 }
-                seq = self._outbox(
+                seq = append_event(
                     conn,
-                    ca,
+                    ca.id,
                     serial,
                     "hold" if hold else "revoked",
+                    self.context.now_ms(),
                     revoked_at=values["revoked_at"],
                     reason=int(reason),
                     not_after=row.not_after,
@@ -88,7 +97,7 @@ class RevocationOperations(ServiceCore):
                     .where(certificates.c.id == row.id)
                     .values(**values, status_seq=seq, status_changed_at=to_epoch(now))
                 )
-                self.audit_ok(
+                self.context.audit.ok(
                     conn,
                     actor,
                     "ca.revoke",
@@ -98,21 +107,26 @@ class RevocationOperations(ServiceCore):
                     previous_status=row.status,
                 )
                 return certificate_from_row(
-                    self._cert_row(conn, self._ca_row(conn, ca_name), serial), ca_name
+                    self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial), ca_name
                 )
 
     def release_hold(
         self, ca_name: str, serial: int, *, actor: str = "system"
     ) -> CertificateRecord:
         target = f"{ca_name}/{serial_hex(serial)}"
-        with self._audited(actor, "ca.release_hold", target), self.store.transaction() as conn:
-            ca = self._own(self._ca_record(conn, self._ca_row(conn, ca_name)))
-            row = self._cert_row(conn, self._ca_row(conn, ca_name), serial)
+        with (
+            self.context.audit.failures(actor, "ca.release_hold", target),
+            self.context.store.transaction() as conn,
+        ):
+            ca = own(self.lookup.ca_named(conn, ca_name))
+            row = self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial)
             if row.status != "hold":
                 raise ConflictError(
                     f"certificate {serial_hex(serial)} is {row.status}, not on hold"
                 )
-            seq = self._outbox(conn, ca, serial, "released", not_after=row.not_after)
+            seq = append_event(
+                conn, ca.id, serial, "released", self.context.now_ms(), not_after=row.not_after
+            )
             conn.execute(
                 update(certificates)
                 .where(certificates.c.id == row.id)
@@ -123,10 +137,10 @@ class RevocationOperations(ServiceCore):
                     invalidity_date=None,
                     status_seq=seq,
                     # removeFromCRL entries in delta CRLs carry this time.
-                    status_changed_at=to_epoch(self.clock()),
+                    status_changed_at=to_epoch(self.context.clock()),
                 )
             )
-            self.audit_ok(conn, actor, "ca.release_hold", target)
+            self.context.audit.ok(conn, actor, "ca.release_hold", target)
             return certificate_from_row(
-                self._cert_row(conn, self._ca_row(conn, ca_name), serial), ca_name
+                self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial), ca_name
             )

@@ -15,7 +15,7 @@ from store.events import OutboxEvent, decode
 from store.tables.ca import cas, certificates, crls
 from store.tables.outbox import outbox
 
-# cas.origin of an inventory certificate's issuer (ca/service_core.py): its
+# cas.origin of an inventory certificate's issuer (ca/inventory.py): its
 # key is not here, so it has no events and is never published.
 _EXTERNAL = "external"
 
@@ -88,7 +88,7 @@ class Outbox:
             if conn.dialect.name == "postgresql":
                 # Statements of READ COMMITTED see each its own snapshot; the
                 # position and the statuses must come from one. Outbox writers
-                # commit in id order (the advisory lock in ca/service_core.py),
+                # commit in id order (the advisory lock in ca/events.py),
                 # so every event up to the position is visible in it.
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():  # SQLite: BEGIN, the snapshot fixed at the first read

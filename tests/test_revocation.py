@@ -85,7 +85,7 @@ def test_profile_decides_reasons(clocked):
 def test_bad_revocation_inputs(clocked):
     record = clocked.issue("issuing", make_csr(), "tls-server")
     before = counts(clocked)
-    with pytest.raises(BadInputError, match="use `ca release-hold`"):
+    with pytest.raises(BadInputError, match="is released from hold, not revoked"):
         clocked.revoke("issuing", record.serial, RevocationReason.removeFromCRL)
     with pytest.raises(BadInputError, match="revocation time lies in the future"):
         clocked.revoke(
