@@ -34,13 +34,17 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
         (tmp / "pass").write_text(secrets.token_urlsafe(16))
         passphrase = PassphraseSource(file=tmp / "pass")
         url = f"sqlite:///{tmp / 'ca.db'}"
-        service = CAService(
-            Store.open(url),
-            SoftwareToken(tmp / "keys", passphrase),
-            load_config(None, data_dir=tmp).profiles,
-            base_url="http://x",
-            passphrase=passphrase,
-        )
+
+        def open_service() -> CAService:
+            return CAService(
+                Store.open(url),
+                SoftwareToken(tmp / "keys", passphrase),
+                load_config(None, data_dir=tmp).profiles,
+                base_url="http://x",
+                passphrase=passphrase,
+            )
+
+        service = open_service()
         service.init_root("root", "CN=Root")
         service.create_sub("issuing", "root", "CN=Bench Issuing")
         ca_id = service.get_ca("issuing").id
@@ -78,7 +82,7 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
         )
         db.commit()
         db.close()
-        service.store = Store.open(url)
+        service = open_service()  # the rows written behind its back, read afresh
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         record = issue_full_crl(service, "issuing")
@@ -132,7 +136,7 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
             )
             db.commit()
             db.close()
-            service.store = Store.open(url)
+            service = open_service()  # the rows written behind its back, read afresh
             times = []
             for _ in range(repeat):
                 started = time.perf_counter()
