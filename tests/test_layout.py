@@ -293,3 +293,21 @@ def test_errors_speak_of_the_problem_not_of_the_cli():
                         assert not COMMAND.search(text), f"{where}:{node.lineno} names {text!r}"
     assert seen_raises > 200  # the walk saw the parts' raise statements
     assert set(EXIT_CODES.values()) <= set(range(2, 13)) - {9}
+
+
+def test_a_va_process_loads_no_sql_store():
+    """`revoca va serve` runs alone with its LMDB directory: importing its
+    command and the worker must not load SQLAlchemy or alembic (about 300
+    modules and 20 MB of a worker's memory)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, revoca.cli_va, va.app, va.worker; "
+        "print(sorted(m for m in ('sqlalchemy', 'alembic', 'ca.service') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
