@@ -173,10 +173,21 @@ def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypa
         threads.append(self.executor._max_workers)
 
     monkeypatch.setattr(ra_api.RAApi, "__init__", recording)
+    from aiohttp import web
+
+    sites: list[tuple[str, int]] = []
+
+    class RecordedSite(web.TCPSite):
+        def __init__(self, runner, host=None, port=None, **kwargs):
+            sites.append((host, port))
+            super().__init__(runner, host, port, **kwargs)
+
+    monkeypatch.setattr(web, "TCPSite", RecordedSite)
     service = _ra(_context(config))
     operator_cert = (tls / "client.pem").read_bytes()
     service.users.create("tls-operator", "auditor", with_token=False, certificate=operator_cert)
-    serving = loop.spawn(serve_api(service, config.ra, "localhost", port, 30, config.passphrase))
+    ra = config.ra  # as `revoca ra serve` starts it
+    serving = loop.spawn(serve_api(service, ra, ra.host, ra.port, 30, config.passphrase))
     try:
         client = ssl.create_default_context(cafile=str(tls / "chain.pem"))
         client.load_cert_chain(tls / "client.pem", tls / "client.key", password=PASSPHRASE)
@@ -194,7 +205,9 @@ def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypa
                 time.sleep(0.1)
         # Listening on localhost:port (127.0.0.1 here), TLS with the server
         # certificate (checked against the chain); the client certificate signs in.
-        seen["host"] = seen["port"] = seen["tls_cert"] = seen["tls_key"] = reply.status == 200
+        seen["port"] = seen["tls_cert"] = seen["tls_key"] = reply.status == 200
+        # localhost and 127.0.0.1 are one address here: the listener's own record.
+        seen["host"] = sites == [("localhost", port)]
         seen["tls_client_ca"] = body.get("name") == "tls-operator"
         seen["threads"] = threads == [3]
     finally:
