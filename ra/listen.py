@@ -13,7 +13,11 @@ async def start(api: RAApi, host: str, port: int, ssl_context=None) -> tuple[web
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=256)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:  # a busy port: nothing left running (the API's threads too)
+        await runner.cleanup()
+        raise
     bound = site._server.sockets[0].getsockname()[1]
     return runner, bound
 

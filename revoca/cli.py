@@ -24,6 +24,7 @@ from revoca.cli_util import AUDIT_TAMPERED, ConfiguredGroup, config_of, echo_jso
 from revoca.cli_va import va
 from revoca.config import default_text, load_config
 from revoca.logs import setup_logging
+from va.errors import PortInUseError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -195,6 +196,8 @@ def demo(directory, port, serve_seconds):
 
     try:
         run_demo(directory, echo=click.echo, port=port, serve_seconds=serve_seconds)
+    except PortInUseError:
+        raise  # exit 2, the port named (handle_errors)
     except OSError as exc:
         raise CAError(f"cannot serve the VA on 127.0.0.1:{port}: {exc.strerror}") from None
 

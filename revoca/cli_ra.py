@@ -2,11 +2,12 @@
 and the RA's REST API."""
 
 import asyncio
+import errno
 
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.errors import BadInputError
+from ca.errors import BadInputError, ConfigError
 from ca.keys import KEY_SPECS, PassphraseSource
 from ca.records import parse_serial
 from ra.roles import ROLES
@@ -467,7 +468,12 @@ async def serve_api(service, settings, host, port, seconds, passphrase) -> None:
     from ra.listen import start
 
     api = RAApi(service, threads=settings.threads)
-    runner, bound = await start(api, host, port, ra_tls_context(settings, passphrase))
+    try:
+        runner, bound = await start(api, host, port, ra_tls_context(settings, passphrase))
+    except OSError as exc:  # a configuration problem: pick another address or port
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {host}:{port} is in use") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     scheme = "https" if settings.tls else "http"
     click.echo(f"RA API on {scheme}://{host}:{bound}/api/ (OpenAPI: /api/openapi.json)", err=True)
     try:

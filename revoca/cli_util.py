@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from ca.errors import BadInputError, CAError
+from ca.errors import BadInputError, CAError, ConfigError
 from ca.fsutil import write_secret_file
+from va.errors import PortInUseError
 
 log = logging.getLogger("revoca.cli")
 
@@ -71,6 +72,8 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except CAError as exc:
             report(exc)
+        except PortInUseError as exc:  # a configuration problem: pick another port
+            report(ConfigError(exc.strerror))
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception:

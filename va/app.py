@@ -17,6 +17,7 @@ from va.downloads import CRLs, ca_chains, ca_downloads
 from va.http import Front
 from va.issuers import IssuerEntry, load_issuers
 from va.metrics import Metrics
+from va.ports import PortClaim
 from va.presign import refresh
 from va.responder import Responder
 from va.settings import VASettings
@@ -235,6 +236,18 @@ def run(
         from va.admin import load_token
 
         load_token(settings.admin.token_file)  # a missing or open token file stops us here
+    # Held until this process ends; workers inherit it (and die with it).
+    claim = PortClaim()
+    try:
+        claim.claim(settings.host, settings.port)
+        if settings.admin.port:
+            claim.claim(settings.admin.host, settings.admin.port, " (admin listener)")
+        _supervise(settings, passphrase, stop_after, companion, clock)
+    finally:
+        claim.close()
+
+
+def _supervise(settings: VASettings, passphrase, stop_after, companion, clock: Clock) -> None:
     if settings.workers == 1:
         _worker(settings, passphrase, stop_after, companion=companion, clock=clock)
         return

@@ -154,6 +154,12 @@ class ProtocolError(ValueError):
     """A request the VA refuses (HTTP 400): nothing of it was applied (va/publish.py)."""
 
 
+class PortInUseError(OSError):
+    """A port this VA should listen on is taken: by another program, or by
+    another VA (whose SO_REUSEPORT would otherwise let the kernel split the
+    connections between the two, va/ports.py)."""
+
+
 class TokenError(ValueError):
     """The admin token file cannot be used: unreadable, readable by others,
     or too short (va/admin.py)."""
