@@ -134,3 +134,22 @@ def test_one_process_cannot_claim_a_port_twice():
     again.claim("127.0.0.1", port)
     again.close()
     PortClaim().claim("127.0.0.1", 0)  # any free port: nothing to claim
+
+
+def test_the_demo_on_a_busy_port_exits_2(tmp_path):
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(8)
+    port = other.getsockname()[1]
+    try:
+        refused = subprocess.run(
+            [*REVOCA_CMD, "demo", "--dir", "d", "--port", str(port), "--serve-seconds", "5"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        other.close()
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().endswith(f"error: port 127.0.0.1:{port} is in use")
