@@ -194,6 +194,22 @@ def make_csr(
     return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM)
 
 
+def write_tls_files(service, directory: Path, client_subject: str = "CN=publisher") -> Path:
+    """``directory`` with server.pem/.key (for 127.0.0.1), client.pem/.key
+    (``client_subject``) issued by the service's CA "issuing", and
+    chain.pem; keys encrypted with PASSPHRASE."""
+    directory.mkdir()
+    for name, profile, subject, sans in (
+        ("server", "tls-server", "CN=127.0.0.1", ["ip:127.0.0.1"]),
+        ("client", "tls-client", client_subject, []),
+    ):
+        record = service.issue_with_new_key("issuing", profile, subject, sans)
+        (directory / f"{name}.pem").write_bytes(pem(record.certificate))
+        (directory / f"{name}.key").write_bytes(service.private_key_pem("issuing", record.serial))
+    (directory / "chain.pem").write_bytes(b"".join(pem(c) for c in service.chain("issuing")))
+    return directory
+
+
 def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 

@@ -25,7 +25,7 @@ from publisher.settings import PublisherSettings
 from ra.settings import NotifySettings, RASettings
 from revoca.config import PathSettings, default_text, load_config
 from store.settings import StoreSettings
-from tests.conftest import PASSPHRASE, free_port, make_csr
+from tests.conftest import PASSPHRASE, free_port, make_csr, write_tls_files
 from va.settings import CertIDHash, VASettings
 
 ROLES = {
@@ -147,21 +147,8 @@ def va_nondefault(tmp_path, make_service):
     service.create_sub("issuing", "root", "CN=Settings Issuing CA,O=Revoca Tests")
     service.issue_ocsp_signer("issuing")
     leaf = service.issue("issuing", make_csr("a.example.com", ["dns:a.example.com"]), "tls-server")
-    tls = tmp_path / "tls"
-    tls.mkdir()
-    for name, profile, subject, sans in (
-        ("server", "tls-server", "CN=127.0.0.1", ["ip:127.0.0.1"]),
-        ("client", "tls-client", "CN=publisher", []),
-    ):
-        record = service.issue_with_new_key("issuing", profile, subject, sans)
-        (tls / f"{name}.pem").write_bytes(
-            record.certificate.public_bytes(serialization.Encoding.PEM)
-        )
-        (tls / f"{name}.key").write_bytes(service.private_key_pem("issuing", record.serial))
+    write_tls_files(service, tmp_path / "tls")
     chain = service.chain("issuing")
-    (tls / "chain.pem").write_bytes(
-        b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
-    )
     table = _va_nondefault(tmp_path, free_port(), free_port())
     defaults = schema.defaults(VASettings)
     assert set(table) == set(schema.keys(VASettings))

@@ -27,7 +27,7 @@ from common import settings as schema
 from ra.settings import NotifySettings, RASettings
 from revoca.config import PathSettings, load_config
 from store.settings import StoreSettings
-from tests.conftest import PASSPHRASE, free_port, make_csr
+from tests.conftest import PASSPHRASE, free_port, make_csr, write_tls_files
 from tests.ra_fixtures import OFFICER_ENTITY
 from tests.test_settings import _toml_table
 
@@ -116,20 +116,7 @@ def tls_pki(tmp_path, make_service):
     service = make_service()
     service.init_root("root", "CN=Settings Root,O=Revoca Tests")
     service.create_sub("issuing", "root", "CN=Settings Issuing CA,O=Revoca Tests")
-    tls = tmp_path / "tls"
-    tls.mkdir()
-    for name, profile, subject, sans in (
-        ("server", "tls-server", "CN=127.0.0.1", ["ip:127.0.0.1"]),
-        ("client", "tls-client", "CN=operator", []),
-    ):
-        record = service.issue_with_new_key("issuing", profile, subject, sans)
-        (tls / f"{name}.pem").write_bytes(
-            record.certificate.public_bytes(serialization.Encoding.PEM)
-        )
-        (tls / f"{name}.key").write_bytes(service.private_key_pem("issuing", record.serial))
-    (tls / "chain.pem").write_bytes(
-        b"".join(c.public_bytes(serialization.Encoding.PEM) for c in service.chain("issuing"))
-    )
+    tls = write_tls_files(service, tmp_path / "tls", client_subject="CN=operator")
     return service, tls
 
 
