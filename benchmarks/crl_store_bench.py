@@ -32,6 +32,7 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "pass").write_text(secrets.token_urlsafe(16))
+        (tmp / "pass").chmod(0o600)
         passphrase = PassphraseSource(file=tmp / "pass")
         url = f"sqlite:///{tmp / 'ca.db'}"
 

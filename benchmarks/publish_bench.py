@@ -144,6 +144,7 @@ def latency(vas: int, revocations: int, seconds: float) -> dict:
     passphrase_file = work / "passphrase"
     passphrase_file.write_text(passphrase)
     passphrase_file.chmod(0o600)
+    passphrase_file.chmod(0o600)
     config = load_config(None, data_dir=work / "ca").with_passphrase_file(passphrase_file)
     service = build_ca_service(config)
     service.init_root("root", "CN=Latency Root")

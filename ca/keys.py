@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ca.errors import ConfigError, KeyAccessError, PolicyError
+from common.secretfile import SecretFileError, read_secret_file
 
 KEY_SPECS = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519")
 
@@ -111,11 +112,9 @@ class PassphraseSource:
     def get(self) -> bytes:
         if self.file is not None:
             try:
-                value = self.file.read_bytes().rstrip(b"\r\n")
-            except OSError as exc:
-                raise KeyAccessError(
-                    f"cannot read passphrase file {self.file}: {exc.strerror}"
-                ) from exc
+                value = read_secret_file(self.file, "passphrase file").rstrip(b"\r\n")
+            except SecretFileError as exc:
+                raise KeyAccessError(exc.message) from None
             origin = f"passphrase file {self.file}"
         else:
             raw = os.environ.get(self.env)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from ca.errors import BadInputError
+from ca.errors import BadInputError, ConfigError
+from common.secretfile import SecretFileError, read_secret_file
 from revoca.cli_ra import _ra, ra
-from revoca.cli_util import actor, config_of, echo_json, handle_errors, parse_time, read_input
+from revoca.cli_util import actor, config_of, echo_json, handle_errors, parse_time
 
 # -- search and reports ------------------------------------------------------------------
 
@@ -195,7 +196,11 @@ def notify(ctx, dry_run, loop, runs):
     settings = config.notify
     password = ""
     if settings.password_file is not None:
-        password = read_input(str(settings.password_file), "SMTP password file").decode().strip()
+        try:
+            password = read_secret_file(settings.password_file, "SMTP password file")
+        except SecretFileError as exc:
+            raise ConfigError(exc.message) from None
+        password = password.decode().strip()
     store = _ra(ctx).store
     passes = 0
     while True:

@@ -197,6 +197,7 @@ def test_import_with_passphrase_file(cli_pki):
         capture_output=True,
     )
     (tmp / "pass.txt").write_text("import-secret\n")
+    (tmp / "pass.txt").chmod(0o600)
     result = run(
         tmp,
         "ca",
@@ -419,3 +420,34 @@ def test_the_demo_prints_and_logs_no_secret(tmp_path):
             assert secret not in text
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_secret_files_others_may_read_are_refused(tmp_path):
+    """A key passphrase file and the SMTP password file: mode 0600 or exit
+    (6: a key problem; 2: the configuration names a bad file), as the VA's
+    admin token file."""
+    passphrase = tmp_path / "pass"
+    passphrase.write_text("a long enough passphrase\n")
+    passphrase.chmod(0o644)
+    config = tmp_path / "revoca.toml"
+    config.write_text(f'[keys]\npassphrase_file = "{passphrase}"\n')
+    refused = run(
+        tmp_path, "--config", str(config), "ca", "init-root", "--name", "r", "--subject", "CN=R"
+    )
+    assert refused.returncode == 6, refused.stderr
+    assert (
+        f"the passphrase file {passphrase} must be mode 0600 (it is 644)".encode() in refused.stderr
+    )
+    assert not (tmp_path / "data" / "keys").exists() or not list(
+        (tmp_path / "data" / "keys").iterdir()
+    )
+    password = tmp_path / "smtp"
+    password.write_text("pw\n")
+    password.chmod(0o604)
+    config.write_text(f'[notify]\nusername = "u"\npassword_file = "{password}"\n')
+    refused = run(tmp_path, "--config", str(config), "ra", "notify")
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        f"the SMTP password file {password} must be mode 0600 (it is 604)".encode()
+        in refused.stderr
+    )

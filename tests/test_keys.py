@@ -56,14 +56,27 @@ def test_missing_and_short_passphrase(tmp_path, monkeypatch):
     monkeypatch.setenv("REVOCA_KEY_PASSPHRASE", "short")
     with pytest.raises(KeyAccessError, match="shorter than 8 characters"):
         PassphraseSource().get()
-    with pytest.raises(KeyAccessError, match="cannot read passphrase file"):
+    with pytest.raises(KeyAccessError, match="cannot read the passphrase file"):
         PassphraseSource(file=tmp_path / "missing").get()
 
 
 def test_passphrase_file_wins_and_loses_its_newline(tmp_path):
     path = tmp_path / "pass"
     path.write_text("from-the-file\n")
+    path.chmod(0o600)
     assert PassphraseSource(file=path).get() == b"from-the-file"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_passphrase_file_others_may_read_is_refused(tmp_path, mode):
+    path = tmp_path / "pass"
+    path.write_text("from-the-file\n")
+    path.chmod(mode)
+    with pytest.raises(KeyAccessError) as caught:
+        PassphraseSource(file=path).get()
+    assert caught.value.message == (
+        f"the passphrase file {path} must be mode 0600 (it is {mode:o})"
+    )
 
 
 def test_missing_key_and_bad_key_ids(tmp_path):

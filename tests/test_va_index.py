@@ -128,6 +128,7 @@ def test_import_index_and_answer_openssl(tmp_path):
     )
     (d / "index.txt").write_text(INDEX)
     (d / "pass.txt").write_text("legacy-secret\n")
+    (d / "pass.txt").chmod(0o600)
     env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
     base = [sys.executable, "-m", "revoca", "--data-dir", str(d / "data")]
     result = subprocess.run(

@@ -12,12 +12,12 @@ import hmac
 import json
 import logging
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from common.secretfile import SecretFileError, read_secret_file
 from va import publish
 from va.errors import StoreWriteError, TokenError
 from va.store import VAStore, check_crl_name
@@ -29,12 +29,9 @@ MAX_BODY = 16 * 1024 * 1024
 def load_token(path: Path) -> bytes:
     """The admin token, from a file only its owner can read."""
     try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise TokenError(f"cannot read the admin token file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise TokenError(f"the admin token file {path} must be mode 0600 (it is {mode & 0o777:o})")
-    token = path.read_bytes().strip()
+        token = read_secret_file(path, "admin token file").strip()
+    except SecretFileError as exc:
+        raise TokenError(exc.message) from None
     if len(token) < 32:
         raise TokenError(f"the admin token in {path} is shorter than 32 characters")
     return token
