@@ -150,13 +150,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def self_signed(key, common_name: str, *, days: int = 2, ca: bool = True) -> x509.Certificate:
-    """A minimal self-signed certificate for tests that need one from outside the CA."""
+def self_signed(
+    key, common_name: str, *, days: int = 2, ca: bool = True, dns_names: tuple[str, ...] = ()
+) -> x509.Certificate:
+    """A minimal self-signed certificate for tests that need one from outside
+    the CA (``dns_names``: a SAN extension, for a TLS server's host name)."""
     from datetime import timedelta
 
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -165,8 +168,12 @@ def self_signed(key, common_name: str, *, days: int = 2, ca: bool = True) -> x50
         .not_valid_before(now)
         .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
     )
+    if dns_names:
+        san = x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names])
+        builder = builder.add_extension(san, critical=False)
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm)
 
 
 def make_csr(
@@ -400,6 +407,23 @@ class LoopThread:
     def stop(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+@pytest.fixture
+def sites(monkeypatch) -> list[tuple[str, int]]:
+    """The (host, port) of every aiohttp TCPSite started during the test: a
+    listener's own record of where it was asked to listen."""
+    from aiohttp import web
+
+    recorded: list[tuple[str, int]] = []
+
+    class RecordedSite(web.TCPSite):
+        def __init__(self, runner, host=None, port=None, **kwargs):
+            recorded.append((host, port))
+            super().__init__(runner, host, port, **kwargs)
+
+    monkeypatch.setattr(web, "TCPSite", RecordedSite)
+    return recorded
 
 
 @pytest.fixture

@@ -523,7 +523,7 @@ def _toml_table(table: dict) -> str:
     return "".join(f"{key} = {value(v)}\n" for key, v in table.items())
 
 
-def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monkeypatch):
+def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monkeypatch, sites):
     """Built as `revoca publisher run` builds it (build_publisher, its
     /metrics listener), each [publisher] setting is observed where it acts:
     the source and batch size the VAs see, the local and mutual-TLS targets,
@@ -609,16 +609,6 @@ def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monke
         return apply_batch(store, source, events)
 
     monkeypatch.setattr(publish, "apply_batch", counting_apply)
-    from aiohttp import web
-
-    sites: list[tuple[str, int]] = []
-
-    class RecordedSite(web.TCPSite):
-        def __init__(self, runner, host=None, port=None, **kwargs):
-            sites.append((host, port))
-            super().__init__(runner, host, port, **kwargs)
-
-    monkeypatch.setattr(web, "TCPSite", RecordedSite)
     for _ in range(7):
         service.issue("issuing", make_csr(), "tls-server")
     publisher = build_publisher(config)

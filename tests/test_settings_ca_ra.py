@@ -27,7 +27,7 @@ from common import settings as schema
 from ra.settings import NotifySettings, RASettings
 from revoca.config import PathSettings, load_config
 from store.settings import StoreSettings
-from tests.conftest import PASSPHRASE, free_port, make_csr, write_tls_files
+from tests.conftest import PASSPHRASE, free_port, make_csr, self_signed, write_tls_files
 from tests.ra_fixtures import OFFICER_ENTITY
 from tests.test_settings import _toml_table
 
@@ -127,7 +127,7 @@ def _context(config) -> click.Context:
 # -- [ra] ---------------------------------------------------------------------------------
 
 
-def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypatch):
+def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypatch, sites):
     """Built as `revoca ra serve` builds it: the listener's address, TLS and
     client-certificate sign-in, the API's threads, and the approval counts
     and expiry of the requests it queues."""
@@ -160,16 +160,6 @@ def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypa
         threads.append(self.executor._max_workers)
 
     monkeypatch.setattr(ra_api.RAApi, "__init__", recording)
-    from aiohttp import web
-
-    sites: list[tuple[str, int]] = []
-
-    class RecordedSite(web.TCPSite):
-        def __init__(self, runner, host=None, port=None, **kwargs):
-            sites.append((host, port))
-            super().__init__(runner, host, port, **kwargs)
-
-    monkeypatch.setattr(web, "TCPSite", RecordedSite)
     service = _ra(_context(config))
     operator_cert = (tls / "client.pem").read_bytes()
     service.users.create("tls-operator", "auditor", with_token=False, certificate=operator_cert)
@@ -236,24 +226,10 @@ def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypa
 def _localhost_certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for the name localhost (our profiles want
     fully qualified names), to test STARTTLS with its host name checked."""
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "localhost", days=1, ca=False, dns_names=("localhost",))
     cert_path, key_path = tmp_path / "localhost.pem", tmp_path / "localhost.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
