@@ -102,7 +102,7 @@ class Front:
             if connection.paused:  # its answers are not being read
                 if now - connection.last > settings.idle_timeout:
                     self.metrics.count("idle_timeout")
-                    connection.close()
+                    connection.abort()  # a graceful close would wait on them
             elif connection.started is not None:
                 if now - connection.started > settings.request_timeout:
                     self.metrics.count("request_timeout")
@@ -484,6 +484,12 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+        self.front.release(self)
+
+    def abort(self) -> None:
+        """Drop the connection now, with what it has not read (a reset)."""
+        if self.transport is not None:
+            self.transport.abort()
         self.front.release(self)
 
 
