@@ -20,6 +20,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -27,6 +28,8 @@ from sqlalchemy import select
 
 from ca.errors import BadInputError, CAError
 from ca.records import parse_serial
+from common import jsonbody
+from common.httpguard import Guard, Limits
 from ra.approvals import ApprovalRequest
 from ra.export import export_zip
 from ra.params import days_field, id_param, id_text, int_param, text_field, time_param
@@ -66,8 +69,11 @@ def _error(code: str, message: str, status: int | None = None) -> web.Response:
 
 
 class RAApi:
-    def __init__(self, service: RAService, *, threads: int = 4):
+    def __init__(self, service: RAService, *, threads: int = 4, limits: Limits | None = None):
         self.service = service
+        limits = replace(limits or Limits(), max_body=MAX_BODY)
+        # Deadlines, connection and body limits of the listener (common/httpguard.py).
+        self.guard = Guard(limits, lambda status, code, message: _error(code, message, status))
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="ra-api")
         self.handlers: dict[str, Callable] = {
             "openapi": self.openapi,
@@ -99,7 +105,8 @@ class RAApi:
 
     def app(self) -> web.Application:
         app = web.Application(
-            client_max_size=MAX_BODY, middlewares=[self._errors, self._authenticate]
+            client_max_size=MAX_BODY,
+            middlewares=[self.guard.middleware, self._errors, self._authenticate],
         )
         for route in ROUTES:
             handler = self._guarded(route, self.handlers[route.operation_id])
@@ -182,9 +189,9 @@ class RAApi:
     @staticmethod
     async def _body(request: web.Request) -> dict:
         try:
-            data = await request.json(loads=json.loads)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadInputError("the request body is not valid JSON") from None
+            data = jsonbody.loads(await request.read())
+        except jsonbody.JSONBodyError as exc:
+            raise BadInputError(f"the request body is not acceptable JSON: {exc.message}") from None
         if not isinstance(data, dict):
             raise BadInputError("the request body must be a JSON object")
         return data
@@ -400,7 +407,7 @@ class RAApi:
         return web.Response(body=data, content_type="application/pem-certificate-chain")
 
     async def renew(self, request):
-        body = await self._body(request) if request.can_read_body else {}
+        body = await self._body(request) if request.body_exists else {}
         unknown = set(body) - {"csr", "key_type", "passphrase", "days"}
         if unknown:
             raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")

@@ -5,20 +5,23 @@ from pathlib import Path
 
 from aiohttp import web
 
+from common import listen
+from common.httpguard import start_guarded
 from ra.api import RAApi
 
+BACKLOG = 256
 
-async def start(api: RAApi, host: str, port: int, ssl_context=None) -> tuple[web.AppRunner, int]:
-    """Listen on host:port (0: any free port); returns the runner and the port."""
-    runner = web.AppRunner(api.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=256)
-    try:
-        await site.start()
-    except BaseException:  # a busy port: nothing left running (the API's threads too)
-        await runner.cleanup()
-        raise
-    bound = site._server.sockets[0].getsockname()[1]
+
+async def start(
+    api: RAApi, host: str, port: int, ssl_context=None, *, sock=None
+) -> tuple[web.AppRunner, int]:
+    """Listen on host:port (0: any free port), or on ``sock`` if the caller
+    bound it; returns the runner and the port. A port that cannot be bound
+    raises PortInUseError, naming it."""
+    if sock is None:
+        sock = listen.bind_listener(host, port, BACKLOG, what=" (RA API)")
+    bound = sock.getsockname()[1]
+    runner = await start_guarded(api.app(), sock, api.guard, ssl_context, backlog=BACKLOG)
     return runner, bound
 
 

@@ -54,6 +54,17 @@ class RASettings:
         "CA whose client certificates may sign in (they must also be registered to an "
         "operator); needs tls_cert and tls_key.",
     )
+    request_timeout: float = setting(
+        10.0,
+        "Seconds from a request's first byte until its headers and body have arrived; "
+        "slower clients get 408 and the connection closes.",
+        minimum=0.001,
+    )
+    idle_timeout: float = setting(
+        60.0,
+        "Seconds a keep-alive connection with no request in progress stays open.",
+        minimum=0.001,
+    )
     threads: int = setting(
         4,
         "Threads that run store operations for the API; about one per concurrent "

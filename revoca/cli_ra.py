@@ -2,7 +2,6 @@
 and the RA's REST API."""
 
 import asyncio
-import errno
 
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -463,17 +462,22 @@ def ra_tls_context(settings: RASettings, passphrase: PassphraseSource):
     return tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca, password)
 
 
-async def serve_api(service, settings, host, port, seconds, passphrase) -> None:
+async def serve_api(service, settings, host, port, seconds, passphrase, sock=None) -> None:
+    """The RA API until ``seconds`` have passed (None: until cancelled), on
+    host:port or on ``sock`` (bound by the caller)."""
+    from common.httpguard import Limits
+    from common.listen import PortInUseError
     from ra.api import RAApi
     from ra.listen import start
 
-    api = RAApi(service, threads=settings.threads)
+    limits = Limits(request_timeout=settings.request_timeout, idle_timeout=settings.idle_timeout)
+    api = RAApi(service, threads=settings.threads, limits=limits)
     try:
-        runner, bound = await start(api, host, port, ra_tls_context(settings, passphrase))
-    except OSError as exc:  # a configuration problem: pick another address or port
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {host}:{port} is in use") from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        runner, bound = await start(
+            api, host, port, ra_tls_context(settings, passphrase), sock=sock
+        )
+    except PortInUseError as exc:  # a configuration problem: pick another address or port
+        raise ConfigError(exc.strerror) from None
     scheme = "https" if settings.tls else "http"
     click.echo(f"RA API on {scheme}://{host}:{bound}/api/ (OpenAPI: /api/openapi.json)", err=True)
     try:

@@ -34,6 +34,13 @@ def serve(ctx, seconds):
     if settings.admin.port and not settings.admin.token_file.exists():
         settings = replace(settings, admin=replace(settings.admin, port=0))
 
+    # Bound here, before the VA starts, so that a busy port stops the node at
+    # once (exit 2) rather than leaving it serving without its RA API.
+    from common.listen import bind_listener
+    from ra.listen import BACKLOG
+
+    ra_sock = bind_listener(config.ra.host, config.ra.port, BACKLOG, what=" (RA API)")
+
     async def companion(serving, wake):
         import asyncio
 
@@ -44,7 +51,7 @@ def serve(ctx, seconds):
         ra = config.ra
         await asyncio.gather(
             build_publisher(config, targets=[target]).run(),
-            serve_api(service, ra, ra.host, ra.port, None, config.passphrase),
+            serve_api(service, ra, ra.host, ra.port, None, config.passphrase, sock=ra_sock),
         )
 
     click.echo(
@@ -56,3 +63,5 @@ def serve(ctx, seconds):
         run(settings, config.passphrase.get(), stop_after=seconds, companion=companion)
     except (RuntimeError, ValueError, TokenError) as exc:
         raise CAError(str(exc)) from None
+    finally:
+        ra_sock.close()

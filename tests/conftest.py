@@ -411,9 +411,12 @@ class LoopThread:
 
 @pytest.fixture
 def sites(monkeypatch) -> list[tuple[str, int]]:
-    """The (host, port) of every aiohttp TCPSite started during the test: a
-    listener's own record of where it was asked to listen."""
+    """The (host, port) of every aiohttp TCPSite started, and every socket
+    bound through common/listen.py, during the test: a listener's own record
+    of where it was asked to listen."""
     from aiohttp import web
+
+    from common import listen
 
     recorded: list[tuple[str, int]] = []
 
@@ -422,7 +425,14 @@ def sites(monkeypatch) -> list[tuple[str, int]]:
             recorded.append((host, port))
             super().__init__(runner, host, port, **kwargs)
 
+    bind_listener = listen.bind_listener
+
+    def recorded_bind(host, port, *args, **kwargs):  # the listeners common/listen.py binds
+        recorded.append((host, port))
+        return bind_listener(host, port, *args, **kwargs)
+
     monkeypatch.setattr(web, "TCPSite", RecordedSite)
+    monkeypatch.setattr(listen, "bind_listener", recorded_bind)
     return recorded
 
 

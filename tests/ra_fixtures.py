@@ -63,7 +63,7 @@ class RAEnv:
         return Reply(response.status, parsed, dict(response.getheaders()), payload)
 
 
-def start_ra(loop, pki, policy=None, extra_users=()) -> tuple[RAEnv, object]:
+def start_ra(loop, pki, policy=None, extra_users=(), limits=None) -> tuple[RAEnv, object]:
     """The API with one operator per role (token in env.tokens[role]) and
     ``extra_users`` as (name, role) pairs (tokens under their names)."""
     service = RAService(pki, policy)
@@ -72,5 +72,5 @@ def start_ra(loop, pki, policy=None, extra_users=()) -> tuple[RAEnv, object]:
         _, env.tokens[role] = service.users.create(f"{role}-user", role)
     for name, role in extra_users:
         _, env.tokens[name] = service.users.create(name, role)
-    runner, env.port = loop.run(start(RAApi(service), "127.0.0.1", 0))
+    runner, env.port = loop.run(start(RAApi(service, limits=limits), "127.0.0.1", 0))
     return env, runner

@@ -6,6 +6,7 @@ every setting, reaches the running object that uses it."""
 import asyncio
 import http.client
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -116,6 +117,7 @@ def _va_nondefault(tmp_path: Path, port: int, admin_port: int) -> dict:
         "request_timeout": 4.5,
         "idle_timeout": 30.5,
         "max_connections": 7,
+        "backlog": 777,
         "max_header_bytes": 6000,
         "max_headers": 55,
         "max_pipeline": 9,
@@ -385,7 +387,8 @@ def test_every_va_setting_reaches_what_uses_it_in_a_worker(va_nondefault, monkey
     assert result.exit_code == 0, result.output
     seen["presign_workers"] = asked.get("workers") == table["presign_workers"]
 
-    listeners = {"host", "port", "workers"} | {k for k in table if k.startswith("admin_")}
+    listeners = {"host", "port", "workers", "backlog"}
+    listeners |= {k for k in table if k.startswith("admin_")}
     assert set(seen) | listeners == set(table), set(table) - set(seen) - listeners
     assert [key for key, ok in seen.items() if not ok] == []
 
@@ -440,6 +443,14 @@ def test_every_va_setting_reaches_the_listeners(va_nondefault):
         no_client = ssl.create_default_context(cafile=str(tls / "chain.pem"))
         with pytest.raises((ssl.SSLError, ConnectionError)):
             admin_status("t" * 40, no_client)  # mutual TLS: no certificate, no entry
+        # The backlog of each worker's listening socket (ss: Send-Q of a LISTEN socket).
+        if shutil.which("ss") is None:
+            pytest.skip("needs ss (Debian package iproute2) to read the listen backlog")
+        listening = subprocess.run(
+            ["ss", "-Hltn", f"sport = :{table['port']}"], capture_output=True, text=True
+        ).stdout.split("\n")
+        backlogs = [int(line.split()[2]) for line in listening if line.strip()]
+        assert backlogs == [table["backlog"]] * table["workers"], listening
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)

@@ -142,6 +142,8 @@ def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypa
         "tls_cert": str(tls / "server.pem"),
         "tls_key": str(tls / "server.key"),
         "tls_client_ca": str(tls / "chain.pem"),
+        "request_timeout": 2.5,
+        "idle_timeout": 33.0,
         "threads": 3,
         "approvals_issue": 2,
         "approvals_revoke": 1,
@@ -155,9 +157,12 @@ def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypa
     threads = []
     original = ra_api.RAApi.__init__
 
+    guards = []
+
     def recording(self, service, **kw):
         original(self, service, **kw)
         threads.append(self.executor._max_workers)
+        guards.append(self.guard)  # holds the listener's deadlines (common/httpguard.py)
 
     monkeypatch.setattr(ra_api.RAApi, "__init__", recording)
     service = _ra(_context(config))
@@ -187,6 +192,11 @@ def test_every_ra_setting_reaches_what_uses_it(tmp_path, tls_pki, loop, monkeypa
         seen["host"] = sites == [("localhost", port)]
         seen["tls_client_ca"] = body.get("name") == "tls-operator"
         seen["threads"] = threads == [3]
+        limits = guards[0].limits
+        seen["request_timeout"] = limits.request_timeout == table["request_timeout"]
+        seen["idle_timeout"] = limits.idle_timeout == table["idle_timeout"]
+        # and the running listener is held to them: whoami went through its guard
+        seen["request_timeout"] &= guards[0].counts["requests"] == 1
     finally:
         serving.cancel()
 

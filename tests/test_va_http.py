@@ -508,3 +508,83 @@ def test_hot_answers_keep_only_ordinary_sized_requests():
     assert worker.ocsp(b"r" * HOT_KEY_MAX, 0.0, now, None) is answer
     assert worker.ocsp(b"r" * (HOT_KEY_MAX + 1), 0.0, now, None) is answer
     assert list(worker.hot) == [b"r" * HOT_KEY_MAX]
+
+
+def test_head_answers_are_their_get_heads_without_a_body(va_env):
+    """RFC 9110 9.3.2: the same header fields as GET, and no content, on every
+    path: errors and OCSP paths included."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ca.token import load_private_key
+
+    ca = va_env.service.get_ca("issuing")
+    key = load_private_key(
+        va_env.service.token.key_file(ca.key_id).read_bytes(), b"correct horse battery staple"
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(now)
+        .next_update(now + timedelta(days=7))
+        .sign(key, hashes.SHA256())
+    )
+    stamp = int(now.timestamp())
+    der = crl.public_bytes(Encoding.DER)
+    va_env.serving.store.put_crl("issuing", stamp, stamp + 7 * 86400, 1, der)
+    port = port_of(va_env)
+    for path in (
+        b"/ca/issuing.crt",
+        b"/ca/issuing-chain.pem",
+        b"/crl/issuing.crl",
+        b"/healthz",
+        b"/ocsp",
+        b"/ocsp/MAo=",
+        b"/nope",
+        b"/ca/nope.crt",
+        b"/crl/nope.crl",
+    ):
+        got = raw_http(port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = raw_http(port, b"HEAD " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        get_head, _, get_body = got.partition(b"\r\n\r\n")
+        head_head, _, head_body = head.partition(b"\r\n\r\n")
+        assert head_body == b"", (path, head)
+        if path.startswith(b"/ocsp"):  # OCSP is GET and POST only
+            assert head_head.startswith(b"HTTP/1.1 405") and b"Allow: GET, POST" in head_head
+            continue
+        assert head_head == get_head, path  # Content-Length included: the GET body's
+        assert b"Content-Length: %d" % len(get_body) in head_head, path
+    # /metrics changes between two requests: its head, no body.
+    metrics = raw_http(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = metrics.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: " in head and body == b""
+    # On one keep-alive connection, a HEAD answer leaves nothing to misread.
+    both = raw_http(
+        port,
+        b"HEAD /ca/issuing.crt HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    first, _, rest = both.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200") and rest.startswith(b"HTTP/1.1 200 OK"), both
+
+
+def test_an_http_0_9_request_gets_400_at_once(va_env):
+    port = port_of(va_env)
+    before = va_env.serving.metrics.requests["bad_request"]
+    for line in (b"GET /\r\n", b"GET /healthz\n", b"GET /ocsp/MAo=\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            started = time.monotonic()
+            sock.sendall(line)  # and wait: no shutdown, so only the VA can end this
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            took = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 400") and b"no HTTP version" in answer, answer
+        assert took < 1.0
+    assert va_env.serving.metrics.requests["bad_request"] == before + 3
+    # Empty lines before a request line are allowed (RFC 9112 2.2).
+    ok = raw_http(port, b"\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.1 200"), ok

@@ -153,3 +153,47 @@ def test_the_demo_on_a_busy_port_exits_2(tmp_path):
         other.close()
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.strip().endswith(f"error: port 127.0.0.1:{port} is in use")
+
+
+def test_a_busy_ra_port_stops_revoca_serve_before_it_serves(tmp_path):
+    """The all-in-one node binds its RA port before the VA starts: a busy one
+    exits 2 at once, not a node serving OCSP without its RA API."""
+    d, env = demo_pki(tmp_path)
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(8)
+    ra_port, va_port = other.getsockname()[1], free_port()
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{d}"\n'
+        f"[va]\nport = {va_port}\nadmin_port = 0\n[ra]\nport = {ra_port}\n"
+    )
+    try:
+        started = time.monotonic()
+        refused = subprocess.run(
+            [*REVOCA_CMD, "--config", str(config), "serve", "--seconds", "20"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - started
+    finally:
+        other.close()
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().endswith(f"error: port 127.0.0.1:{ra_port} is in use (RA API)")
+    assert took < 15  # it did not serve its 20 seconds
+    with pytest.raises(OSError):  # and nothing listens on the OCSP port
+        socket.create_connection(("127.0.0.1", va_port), timeout=1).close()
+
+
+def test_a_backlog_over_somaxconn_is_capped_and_said(caplog):
+    from common.listen import effective_backlog
+
+    with caplog.at_level("WARNING", logger="revoca.listen"):
+        assert effective_backlog(8192, "ocsp", cap=4096) == 4096
+        assert effective_backlog(1024, "ocsp", cap=4096) == 1024
+    said = "listen backlog capped by net.core.somaxconn"
+    warned = [r for r in caplog.records if r.getMessage() == said]
+    assert len(warned) == 1 and (warned[0].backlog, warned[0].somaxconn) == (8192, 4096)

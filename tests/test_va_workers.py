@@ -3,13 +3,14 @@
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from common.der import integer_content
-from tests.conftest import demo_pki, free_port, openssl_ocsp, start_va
+from tests.conftest import REVOCA_CMD, demo_pki, free_port, openssl_ocsp, start_va
 
 pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
 
@@ -168,3 +169,46 @@ def test_kill_9_of_a_worker_under_load(tmp_path):
         stop.set()
         server.terminate()
         server.wait(15)
+
+
+def _serve(d: Path, env: dict, port: int, *extra: str):
+    return subprocess.Popen(
+        [*REVOCA_CMD, "--data-dir", str(d), "va", "serve", "--port", str(port), *extra],
+        cwd=d.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_worker_that_cannot_start_is_not_restarted_in_a_loop(tmp_path):
+    """A reload whose workers cannot start leaves the running ones serving;
+    a worker that dies and cannot be replaced stops the VA, saying why once."""
+    d, env = demo_pki(tmp_path)
+    port = free_port()
+    server = _serve(d, env, port, "--workers", "2", "--admin-port", "0")
+    try:
+        assert _wait(lambda: len(_children(server.pid)) == 2)
+        assert _wait(lambda: _ocsp_ok(d, port))
+        workers = _children(server.pid)
+        for key in (d / "va" / "keys").iterdir():
+            key.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n")  # unreadable now
+        server.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        assert _children(server.pid) == workers  # the running workers go on
+        assert all(_ocsp_ok(d, port) for _ in range(5))
+        os.kill(min(workers), signal.SIGKILL)  # and one of them cannot be replaced
+        server.wait(20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    log = server.stderr.read()
+    assert server.returncode == 1, log
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("error: worker ") and "could not start" in last, log
+    assert "responder key" in last or "key" in last, last
+    assert log.count("reload failed") == 1, log
+    assert "worker stopped" not in log, log  # the supervisor says it, once
+    assert log.count("worker exited, restarting") == 1, log  # tried once, not in a loop

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from common import jsonbody
+from common.httpguard import Guard, Limits, start_guarded
+from common.listen import bind_listener
 from common.secretfile import SecretFileError, read_secret_file
 from va import publish
 from va.errors import StoreWriteError, TokenError
@@ -24,6 +27,9 @@ from va.store import VAStore, check_crl_name
 
 log = logging.getLogger("revoca.va.admin")
 MAX_BODY = 16 * 1024 * 1024
+MAX_CONNECTIONS = 256  # a few publishers
+BACKLOG = 128
+GUARD = web.AppKey("guard", Guard)
 
 
 def load_token(path: Path) -> bytes:
@@ -48,6 +54,17 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+async def _json_body(request: web.Request):
+    """The body's JSON value; raises a 400 answer (web.HTTPBadRequest)."""
+    try:
+        return jsonbody.loads(await request.read())
+    except jsonbody.JSONBodyError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "bad_json", "message": exc.message}),
+            content_type="application/json",
+        ) from None
+
+
 def _write_failed(exc: StoreWriteError) -> web.Response:
     """Map or disk full, I/O error: the transaction was rolled back, nothing
     written; 507 tells the publisher to retry later."""
@@ -55,7 +72,19 @@ def _write_failed(exc: StoreWriteError) -> web.Response:
     return _json_error(507, "store_write_failed", str(exc))
 
 
-def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lambda: None):
+def make_app(
+    store: VAStore,
+    token: bytes,
+    on_applied: Callable[[], None] = lambda: None,
+    limits: Limits | None = None,
+):
+    """The publish protocol's application. ``limits``: the listener's
+    deadlines (common/httpguard.py); ``max_body`` is always ``MAX_BODY``."""
+    from dataclasses import replace
+
+    limits = replace(limits or Limits(max_connections=MAX_CONNECTIONS), max_body=MAX_BODY)
+    guard = Guard(limits, _json_error)
+
     @web.middleware
     async def authenticate(request: web.Request, handler):
         header = request.headers.get("Authorization", "")
@@ -70,10 +99,7 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
         return await handler(request)
 
     async def events(request: web.Request) -> web.Response:
-        try:
-            body = json.loads(await request.read())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _json_error(400, "bad_json", "the body is not JSON")
+        body = await _json_body(request)
         try:
             source, batch = publish.parse_batch(body)
         except publish.ProtocolError as exc:
@@ -87,10 +113,7 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
         return web.json_response(result)
 
     async def snapshot(request: web.Request) -> web.Response:
-        try:
-            body = json.loads(await request.read())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _json_error(400, "bad_json", "the body is not JSON")
+        body = await _json_body(request)
         try:
             source, chunk = publish.parse_snapshot(
                 request.match_info["snapshot"], request.match_info["chunk"], body
@@ -140,7 +163,7 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
     async def put_issuer(request: web.Request) -> web.Response:
         try:
             issuer_id = int(request.match_info["issuer_id"])
-            record = publish.parse_issuer(issuer_id, json.loads(await request.read()))
+            record = publish.parse_issuer(issuer_id, await _json_body(request))
         except (ValueError, publish.ProtocolError) as exc:
             return _json_error(400, "bad_issuer", str(exc))
         try:
@@ -149,7 +172,8 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
             return _write_failed(exc)
         return web.json_response({"stored": issuer_id, "name": record["name"]})
 
-    app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[guard.middleware, authenticate], client_max_size=MAX_BODY)
+    app[GUARD] = guard
     app.router.add_put(f"/publish/v{publish.VERSION}/issuers/{{issuer_id}}", put_issuer)
     app.router.add_post(f"/publish/v{publish.VERSION}/events", events)
     app.router.add_get(f"/publish/v{publish.VERSION}/status", status)
@@ -158,12 +182,14 @@ def make_app(store: VAStore, token: bytes, on_applied: Callable[[], None] = lamb
     return app
 
 
-async def start_admin(app: web.Application, host: str, port: int, ssl_context=None):
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
-    await site.start()
-    return runner
+async def start_admin(
+    app: web.Application, host: str = "", port: int = 0, ssl_context=None, *, sock=None
+) -> web.AppRunner:
+    """Serve ``app`` on ``sock`` (the VA's supervisor binds it once for all
+    generations of workers), or on a socket bound here to ``host:port``."""
+    if sock is None:
+        sock = bind_listener(host, port, BACKLOG, what=" (admin listener)")
+    return await start_guarded(app, sock, app[GUARD], ssl_context, backlog=BACKLOG)
 
 
 def mutual_tls_context(

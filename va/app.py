@@ -3,6 +3,7 @@ sharing one port, the refresher, the admin listener, the supervisor."""
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -13,7 +14,10 @@ import time
 from dataclasses import dataclass
 
 from common.clock import SYSTEM, Clock
+from common.httpguard import Limits
+from common.listen import bind_listener, effective_backlog
 from va.downloads import CRLs, ca_chains, ca_downloads
+from va.errors import PortInUseError, WorkerStartError
 from va.http import Front
 from va.issuers import IssuerEntry, load_issuers
 from va.metrics import Metrics
@@ -89,14 +93,16 @@ def build(settings: VASettings, passphrase: bytes | None, *, clock: Clock = SYST
     return Serving(settings, store, entries, metrics, responder, worker, front)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
+# A worker tells the supervisor it is serving with b"1", or that it could not
+# start with b"E" and the reason (bounded), then exits with EX_CONFIG.
+READY = b"1"
+FAILED = b"E"
+EX_CONFIG = 78  # sysexits.h: the worker's configuration cannot be served
+MAX_REASON = 4096
+# A worker that exits this often within RESTART_WINDOW seconds is not
+# restarted again: the VA stops, naming the last exit.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
 
 
 def _worker(
@@ -107,45 +113,71 @@ def _worker(
     ready_fd: int | None = None,
     companion=None,
     clock: Clock = SYSTEM,
+    admin_sock: socket.socket | None = None,
 ):
     """One serving process. ``companion(serving, wake)``, if given, is a
-    coroutine run alongside (the all-in-one node runs its publisher there)."""
+    coroutine run alongside (the all-in-one node runs its publisher there);
+    it ending with an error stops the worker with that error. ``admin_sock``
+    is the admin listener's socket, bound by the supervisor (slot 0 serves it).
+
+    Anything that stops the worker before it serves is raised; with
+    ``ready_fd`` it is also written there for the supervisor."""
     import uvloop
 
-    serving = build(settings, passphrase, clock=clock)
+    try:
+        serving = build(settings, passphrase, clock=clock)
+    except BaseException as exc:
+        _report_start(ready_fd, exc)
+        raise
 
     async def main():
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        sock = _listen(settings.host, settings.port)
-        listener = await loop.create_server(serving.front.connection, sock=sock)
+        listener = admin = extra = refresher = None
+        try:
+            http = settings.http
+            sock = bind_listener(settings.host, settings.port, http.backlog, reuse_port=True)
+            # The backlog again: create_server() calls listen() itself.
+            listener = await loop.create_server(
+                serving.front.connection, sock=sock, backlog=http.backlog
+            )
+            # One worker keeps the pre-signed responses fresh for all of them
+            # and runs the admin listener (the publish protocol): one LMDB writer.
+            if slot == 0:
+                wake = asyncio.Event()
+                if admin_sock is not None:
+                    admin = await _start_admin(serving, wake, admin_sock, passphrase)
+                refresher = asyncio.ensure_future(refresh_loop(serving, wake, clock))
+                if companion is not None:
+                    extra = asyncio.ensure_future(companion(serving, wake))
+                    extra.add_done_callback(lambda _task: stop.set())
+        except BaseException as exc:
+            _report_start(ready_fd, exc)
+            if admin is not None:
+                await admin.cleanup()
+            if listener is not None:
+                listener.close()
+            raise
         log.info("worker serving", extra={"pid": os.getpid(), "port": settings.port})
-        if ready_fd is not None:  # tell the supervisor this worker is listening
-            os.write(ready_fd, b"1")
-            os.close(ready_fd)
-        # One worker keeps the pre-signed responses fresh for all of them and
-        # runs the admin listener (the publish protocol): one LMDB writer.
-        refresher = admin = None
-        if slot == 0:
-            wake = asyncio.Event()
-            refresher = asyncio.ensure_future(refresh_loop(serving, wake, clock))
-            if settings.admin.port:
-                admin = await _start_admin(serving, wake, passphrase)
-            if companion is not None:
-                extra = asyncio.ensure_future(companion(serving, wake))
+        _report_ready(ready_fd)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), stop_after)
         serving.worker.stopping.set()  # ends a refresher scan running in its thread
         if refresher is not None:
             refresher.cancel()
-        if companion is not None and slot == 0:
+        failed = None
+        if extra is not None:
+            if extra.done() and not extra.cancelled():
+                failed = extra.exception()
             extra.cancel()
         if admin is not None:
             await admin.cleanup()
         listener.close()  # stop accepting; let in-flight answers finish
         await asyncio.sleep(0.2)
+        if failed is not None:
+            raise failed
 
     try:
         uvloop.run(main())
@@ -153,16 +185,49 @@ def _worker(
         serving.close()
 
 
-async def _start_admin(serving: Serving, wake: asyncio.Event, passphrase: bytes | None = None):
-    from va.admin import load_token, make_app, mutual_tls_context, start_admin
+def _report_ready(ready_fd: int | None) -> None:
+    if ready_fd is not None:
+        os.write(ready_fd, READY)
+        os.close(ready_fd)
+
+
+def _report_start(ready_fd: int | None, exc: BaseException) -> None:
+    """Tell the supervisor why this worker could not start (once)."""
+    if ready_fd is None:
+        return
+    kind = b"P" if isinstance(exc, PortInUseError) else b"W"
+    reason = (str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)) or repr(exc)
+    with contextlib.suppress(OSError):
+        os.write(ready_fd, FAILED + kind + reason.encode()[:MAX_REASON])
+        os.close(ready_fd)
+        with contextlib.suppress(AttributeError):
+            exc.reported = True
+
+
+def _admin_tls(settings: VASettings, passphrase: bytes | None):
+    from va.admin import mutual_tls_context
+
+    admin = settings.admin
+    if admin.tls is None:
+        return None
+    return mutual_tls_context(*admin.tls, key_passphrase=passphrase)
+
+
+async def _start_admin(
+    serving: Serving, wake: asyncio.Event, sock: socket.socket, passphrase: bytes | None = None
+):
+    from va.admin import MAX_CONNECTIONS, load_token, make_app, start_admin
 
     admin = serving.settings.admin
     token = load_token(admin.token_file)
-    app = make_app(serving.store, token, on_applied=serving.worker.after_write(wake))
-    context = None
-    if admin.tls is not None:
-        context = mutual_tls_context(*admin.tls, key_passphrase=passphrase)
-    return await start_admin(app, admin.host, admin.port, context)
+    http = serving.settings.http
+    limits = Limits(
+        request_timeout=http.request_timeout,
+        idle_timeout=http.idle_timeout,
+        max_connections=MAX_CONNECTIONS,
+    )
+    app = make_app(serving.store, token, serving.worker.after_write(wake), limits)
+    return await start_admin(app, ssl_context=_admin_tls(serving.settings, passphrase), sock=sock)
 
 
 async def refresh_loop(serving: Serving, wake: asyncio.Event | None = None, clock: Clock = SYSTEM):
@@ -226,42 +291,66 @@ def run(
 ) -> None:
     """Serve with ``settings.workers`` processes sharing the port (SO_REUSEPORT).
 
-    The parent supervises: a worker that dies is restarted; SIGTERM/SIGINT
-    stops all; SIGHUP replaces the workers one at a time (re-reading issuers
-    and keys), each replacement listening before its predecessor stops, so
-    the port never goes unanswered.
+    The parent supervises: a worker that dies is restarted (one that keeps
+    dying, or cannot start at all, stops the VA with its reason); SIGTERM/
+    SIGINT stops all; SIGHUP replaces the workers one at a time (re-reading
+    issuers and keys), each replacement listening before its predecessor
+    stops, so the port never goes unanswered (a replacement that cannot start
+    leaves the running workers serving).
     """
     build(settings, passphrase, clock=clock).close()  # fail early, in the parent
+    admin_sock = None
     if settings.admin.port:
         from va.admin import load_token
 
         load_token(settings.admin.token_file)  # a missing or open token file stops us here
+        _admin_tls(settings, passphrase)  # and unreadable TLS files
+    effective_backlog(settings.http.backlog, "ocsp")
     # Held until this process ends; workers inherit it (and die with it).
     claim = PortClaim()
     try:
         claim.claim(settings.host, settings.port)
         if settings.admin.port:
-            claim.claim(settings.admin.host, settings.admin.port, " (admin listener)")
-        _supervise(settings, passphrase, stop_after, companion, clock)
+            # Bound here, once, for slot 0 of every generation of workers.
+            from va.admin import BACKLOG
+
+            admin = settings.admin
+            admin_sock = bind_listener(admin.host, admin.port, BACKLOG, what=" (admin listener)")
+        _supervise(settings, passphrase, stop_after, companion, clock, admin_sock)
     finally:
         claim.close()
+        if admin_sock is not None:
+            admin_sock.close()
 
 
-def _supervise(settings: VASettings, passphrase, stop_after, companion, clock: Clock) -> None:
+def _supervise(
+    settings: VASettings, passphrase, stop_after, companion, clock: Clock, admin_sock
+) -> None:
     if settings.workers == 1:
-        _worker(settings, passphrase, stop_after, companion=companion, clock=clock)
+        _worker(
+            settings,
+            passphrase,
+            stop_after,
+            companion=companion,
+            clock=clock,
+            admin_sock=admin_sock,
+        )
         return
     children: dict[int, int] = {}  # pid -> slot
+    exits: dict[int, list[float]] = {}  # slot -> monotonic times of recent exits
     stopping = False
     reload_requested = False
 
     def spawn(slot: int) -> int:
+        """Fork a worker for ``slot`` and wait (bounded) until it serves;
+        raises what stopped it, if it could not start."""
         ready_r, ready_w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(ready_r)
             _die_with(parent)
+            code = 0
             try:
                 _worker(
                     settings,
@@ -270,17 +359,46 @@ def _supervise(settings: VASettings, passphrase, stop_after, companion, clock: C
                     ready_fd=ready_w,
                     companion=companion if slot == 0 else None,
                     clock=clock,
+                    admin_sock=admin_sock if slot == 0 else None,
                 )
+            except BaseException as exc:  # the supervisor decides what follows
+                if not getattr(exc, "reported", False):  # else the supervisor logs it
+                    log.error(
+                        "worker stopped",
+                        extra={"pid": os.getpid(), "slot": slot, "error": str(exc)},
+                    )
+                code = EX_CONFIG
             finally:
-                os._exit(0)
+                logging.shutdown()
+                os._exit(code)
         os.close(ready_w)
         children[pid] = slot
-        # Wait (bounded) until the worker listens; EOF means it died first.
+        # EOF without a word means it died first; its exit is seen below.
         ready, _, _ = select.select([ready_r], [], [], 30)
-        if ready:
-            os.read(ready_r, 1)
+        message = os.read(ready_r, 2 + MAX_REASON) if ready else b""
         os.close(ready_r)
+        if message.startswith(FAILED):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            del children[pid]
+            reason = message[2:].decode(errors="replace")
+            if message[1:2] == b"P":
+                raise PortInUseError(errno.EADDRINUSE, reason)
+            raise WorkerStartError(f"worker {slot} could not start: {reason}")
         return pid
+
+    def restarting(slot: int, status: int) -> None:
+        """Restart ``slot``'s worker, unless it keeps exiting."""
+        now = time.monotonic()
+        recent = [t for t in exits.get(slot, []) if now - t < RESTART_WINDOW] + [now]
+        exits[slot] = recent
+        if len(recent) > MAX_RESTARTS:
+            raise WorkerStartError(
+                f"worker {slot} exited {len(recent)} times in {RESTART_WINDOW:.0f} s "
+                f"(last {_exit_text(status)}); not restarting it"
+            )
+        log.warning("worker exited, restarting", extra={"slot": slot, "exit": _exit_text(status)})
+        spawn(slot)
 
     def on_stop(_signum, _frame):
         nonlocal stopping
@@ -293,32 +411,49 @@ def _supervise(settings: VASettings, passphrase, stop_after, companion, clock: C
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
-    for slot in range(settings.workers):
-        spawn(slot)
-    while not stopping:
-        if reload_requested:
-            reload_requested = False
-            for old, slot in list(children.items()):
-                spawn(slot)
-                del children[old]
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(old, signal.SIGTERM)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(old, 0)
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            time.sleep(0.2)
-            continue
-        slot = children.pop(pid, None)
-        if slot is not None and not stopping:
-            log.warning("worker exited, restarting", extra={"pid": pid, "status": status})
+    try:
+        for slot in range(settings.workers):
             spawn(slot)
-    for pid in children:
+        while not stopping:
+            if reload_requested:
+                reload_requested = False
+                _reload(children, spawn)
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.2)
+                continue
+            slot = children.pop(pid, None)
+            if slot is not None and not stopping:
+                restarting(slot, status)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in list(children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _reload(children: dict[int, int], spawn) -> None:
+    """Replace each worker by a new one, which serves before the old stops;
+    one that cannot start leaves the rest as they are."""
+    for old, slot in list(children.items()):
+        try:
+            spawn(slot)
+        except (WorkerStartError, PortInUseError) as exc:
+            log.error("reload failed; the running workers go on serving", extra={"error": str(exc)})
+            return
+        del children[old]
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    for pid in list(children):
+            os.kill(old, signal.SIGTERM)
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+            os.waitpid(old, 0)
+
+
+def _exit_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.WEXITSTATUS(status)}"

@@ -12,6 +12,8 @@ offset and message for the same input, and the tests compare them.
 from enum import IntEnum
 from typing import ClassVar
 
+from common.listen import PortInUseError  # noqa: F401 (the VA's listeners raise it)
+
 
 class DERErrorCode(IntEnum):
     """Why a DER encoding was refused. Values are shared with the native core
@@ -154,10 +156,14 @@ class ProtocolError(ValueError):
     """A request the VA refuses (HTTP 400): nothing of it was applied (va/publish.py)."""
 
 
-class PortInUseError(OSError):
-    """A port this VA should listen on is taken: by another program, or by
-    another VA (whose SO_REUSEPORT would otherwise let the kernel split the
-    connections between the two, va/ports.py)."""
+# PortInUseError (common/listen.py, imported above): a port this VA should
+# listen on is taken, by another program or by another VA (whose SO_REUSEPORT
+# would otherwise let the kernel split the connections, va/ports.py).
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process could not start serving (its message says why, as the
+    worker logged it); the VA stops rather than restart it in a loop."""
 
 
 class TokenError(ValueError):

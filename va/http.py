@@ -126,6 +126,14 @@ class Front:
         return request
 
 
+def _no_version(data: bytes) -> bool:
+    """Whether ``data``, the start of a request, has a whole first line that
+    names no HTTP version (an HTTP/0.9 request). Leading empty lines are
+    httptools' to skip (RFC 9112 2.2)."""
+    end = data.find(b"\n", 0, 8192)
+    return end > 0 and data[0] not in b"\r\n" and data.rfind(b" HTTP/", 0, end) < 0
+
+
 class _HeadersTooLarge(Exception):
     """Raised from a parser callback: stops parsing this connection."""
 
@@ -177,6 +185,7 @@ class Connection(asyncio.Protocol):
         self.max_header_bytes = settings.max_header_bytes
         self.max_pipeline = settings.max_pipeline
         self.header_room = self.max_header_bytes  # left for complete header lines
+        self.head_only = False  # the request being answered is a HEAD
         self.paused = False  # reading paused: output backed up
         self.write_blocked = False  # the transport's buffer is past its high-water mark
         self.flush = self._flush  # the waiter handed to the worker, bound once
@@ -229,6 +238,13 @@ class Connection(asyncio.Protocol):
                 return
         if self.started is not None and not self.reading_body:
             self.header_bytes += len(data)
+        elif self.started is None and _no_version(data):
+            # httptools takes "GET /" + CRLF as HTTP/0.9 and waits for header
+            # lines that never come: answer now (RFC 9112 2.3: HTTP/1.1 names
+            # its version in the request line).
+            self.metrics.count("bad_request")
+            self.fail(b"400 Bad Request", b"the request line has no HTTP version\n")
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
@@ -239,6 +255,7 @@ class Connection(asyncio.Protocol):
                 self.fail(b"400 Bad Request", b"bad request\n")
             return
         except (httptools.HttpParserUpgrade, httptools.HttpParserError):
+            self.metrics.count("bad_request")
             self.fail(b"400 Bad Request", b"bad request\n")
             return
         # Still within a header section (a header line httptools is still
@@ -299,6 +316,8 @@ class Connection(asyncio.Protocol):
     def _dispatch(self, keep_alive: bool):
         front = self.front
         method = self.parser.get_method()
+        # RFC 9110 9.3.2: a HEAD answer is its GET's head, without the body.
+        self.head_only = method == b"HEAD"
         path, _, _query = self.url.partition(b"?")
         prefix = front.prefix
         if path == prefix or path.startswith(prefix + b"/"):
@@ -330,9 +349,9 @@ class Connection(asyncio.Protocol):
             return self._plain(
                 b"405 Method Not Allowed", b"use GET\n", keep_alive, ((b"Allow", b"GET, HEAD"),)
             )
-        head_only = method == b"HEAD"
+        head_only = self.head_only
         if path == b"/healthz":
-            return self._plain(b"200 OK", b"ok\n", keep_alive, head_only=head_only)
+            return self._plain(b"200 OK", b"ok\n", keep_alive)
         if path == b"/metrics":
             return self._queue(
                 headers.plain(
@@ -412,10 +431,8 @@ class Connection(asyncio.Protocol):
         body: bytes,
         keep_alive: bool,
         extra: tuple[tuple[bytes, bytes], ...] = (),
-        *,
-        head_only: bool = False,
     ):
-        data = headers.plain(status, body, keep_alive, extra, head_only=head_only)
+        data = headers.plain(status, body, keep_alive, extra, head_only=self.head_only)
         return self._queue(data, keep_alive)
 
     # ordered output

@@ -7,7 +7,13 @@ from common import prometheus
 
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
 # Counted by the HTTP front (va/http.py) when a limit acts.
-CONNECTION_EVENTS = ("connection_refused", "request_timeout", "idle_timeout", "header_too_large")
+CONNECTION_EVENTS = (
+    "connection_refused",
+    "request_timeout",
+    "idle_timeout",
+    "header_too_large",
+    "bad_request",  # not HTTP/1.x: closed with 400
+)
 # Floats: an age (a float) is compared with each, and float-to-int
 # comparisons cost twice as much.
 AGE_BUCKETS = tuple(

@@ -16,24 +16,17 @@ So before any worker binds, the VA claims each port twice:
 import errno
 import socket
 
-from va.errors import PortInUseError
-
-
-def _family(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+from common.listen import PortInUseError, family, port_error
 
 
 def _probe(host: str, port: int) -> None:
     """Refuse a port someone listens on (or that cannot be bound)."""
-    probe = socket.socket(_family(host), socket.SOCK_STREAM)
+    probe = socket.socket(family(host), socket.SOCK_STREAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
         probe.bind((host, port))
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUseError(exc.errno, f"port {host}:{port} is in use") from None
-        reason = exc.strerror or str(exc)
-        raise PortInUseError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+        raise port_error(exc, host, port) from None
     finally:
         probe.close()
 

@@ -75,6 +75,15 @@ class HTTPSettings:
         "Open connections per worker; more are closed at once. Each costs a few KiB.",
         minimum=1,
     )
+    backlog: int = setting(
+        4096,
+        "Connections the kernel has accepted and no worker has taken yet (the listen(2) "
+        "backlog, per worker); a burst of new connections beyond it waits a second for "
+        "SYN retransmission. Capped by net.core.somaxconn (4096 on current kernels; a "
+        "larger value is logged at start and the cap used).",
+        minimum=1,
+        maximum=65535,
+    )
     max_header_bytes: int = setting(
         16 * 1024,
         "Largest header section; more gets 431.",

@@ -1,0 +1,254 @@
+"""Deadlines and limits for the aiohttp listeners: the VA's admin listener
+and the RA's REST API.
+
+aiohttp closes idle keep-alive connections, but has no deadline for a
+request's header section or body: a client that sends a header line every
+few seconds, or declares a large body and sends one byte, holds a
+connection (and, past authentication, a handler) for as long as it likes.
+The OCSP port has its own HTTP front with these deadlines (va/http.py);
+this module gives the aiohttp listeners the same ones:
+
+- ``request_timeout``: from a request's first byte until its headers and
+  its whole body have arrived. Headers late: 408 and close (counted
+  ``request_timeout``); body late: 408 and close, the handler never runs.
+- ``idle_timeout``: a connection with no request in progress closes after
+  this long (counted ``idle_timeout``).
+- ``max_connections``: more are closed at once (counted ``refused``).
+- ``max_body``: a declared Content-Length over it is answered 413 before a
+  byte of the body is read.
+
+Each connection's protocol (aiohttp's ``RequestHandler``) is wrapped in a
+:class:`_Guarded` protocol that notes the first byte of each request; the
+:meth:`Guard.middleware` marks when its headers have arrived and reads the
+body under the deadline; a sweeper twice a second closes what is late.
+"""
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+log = logging.getLogger("revoca.http")
+
+SWEEP_SECONDS = 0.5
+TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n"
+)
+
+# (status, code, message) -> the listener's own error response
+ErrorResponse = Callable[[int, str, str], web.StreamResponse]
+
+
+@dataclass(frozen=True)
+class Limits:
+    request_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    max_connections: int = 1024
+    max_body: int = 1 << 20
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with the times the guard needs."""
+
+    def __init__(self, guard: "Guard", inner: asyncio.Protocol):
+        self.guard = guard
+        self.inner = inner
+        self.transport = None
+        self.started: float | None = None  # first byte of a request whose headers are awaited
+        self.active = 0  # requests past their headers, not yet answered
+        self.last = guard.monotonic()
+
+    def connection_made(self, transport):
+        if not self.guard.admit(self):
+            transport.abort()
+            return
+        self.transport = transport
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes):
+        now = self.guard.monotonic()
+        self.last = now
+        if self.started is None and not self.active:
+            self.started = now
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc):
+        self.guard.release(self)
+        if self.transport is not None:
+            self.transport = None
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self):
+        self.inner.pause_writing()
+
+    def resume_writing(self):
+        self.inner.resume_writing()
+
+
+class Guard:
+    """The deadlines and limits of one listener; ``error`` makes its error
+    responses (so each keeps its own JSON error format)."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        error: ErrorResponse,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.limits = limits
+        self.error = error
+        self.monotonic = monotonic
+        self.connections: set[_Guarded] = set()
+        self.counts: Counter[str] = Counter()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # -- connections -----------------------------------------------------------
+
+    def wrap(self, inner: asyncio.Protocol) -> _Guarded:
+        return _Guarded(self, inner)
+
+    def admit(self, connection: _Guarded) -> bool:
+        if len(self.connections) >= self.limits.max_connections:
+            self.counts["refused"] += 1
+            return False
+        self.connections.add(connection)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self.sweep)
+        return True
+
+    def release(self, connection: _Guarded) -> None:
+        self.connections.discard(connection)
+
+    def sweep(self) -> None:
+        """Close connections past their header or idle deadline (a request
+        past its headers is the middleware's)."""
+        now = self.monotonic()
+        limits = self.limits
+        for connection in list(self.connections):
+            transport = connection.transport
+            if transport is None or connection.active:
+                continue
+            if connection.started is not None:
+                if now - connection.started > limits.request_timeout:
+                    self.counts["request_timeout"] += 1
+                    transport.write(TIMEOUT_RESPONSE)
+                    transport.close()
+                    self.release(connection)
+            elif now - connection.last > limits.idle_timeout:
+                self.counts["idle_timeout"] += 1
+                transport.close()
+                self.release(connection)
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(SWEEP_SECONDS, self.sweep) if self.connections else None
+
+    # -- requests --------------------------------------------------------------
+
+    def _connection(self, request: web.Request) -> _Guarded | None:
+        transport = request.transport
+        protocol = transport.get_protocol() if transport is not None else None
+        return protocol if isinstance(protocol, _Guarded) else None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        self.counts["requests"] += 1
+        connection = self._connection(request)
+        now = self.monotonic()
+        began = now
+        if connection is not None:
+            began = connection.started if connection.started is not None else now
+            connection.started = None  # the headers are here: the body is timed below
+            connection.active += 1
+        try:
+            limits = self.limits
+            too_large = f"request body over {limits.max_body} bytes"
+            length = request.content_length
+            if length is not None and length > limits.max_body:
+                return self._close(request, self.error(413, "too_large", too_large))
+            if request.can_read_body:
+                remaining = max(0.0, limits.request_timeout - (now - began))
+                try:
+                    async with asyncio.timeout(remaining):
+                        await request.read()  # kept by aiohttp for the handler
+                except TimeoutError:
+                    self.counts["request_timeout"] += 1
+                    return self._close(
+                        request,
+                        self.error(
+                            408,
+                            "request_timeout",
+                            f"the request body did not arrive within {limits.request_timeout:g} s",
+                        ),
+                    )
+                except web.HTTPRequestEntityTooLarge:
+                    return self._close(request, self.error(413, "too_large", too_large))
+            return await handler(request)
+        finally:
+            if connection is not None:
+                connection.active -= 1
+                connection.last = self.monotonic()
+
+    @staticmethod
+    def _close(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """The body was not read: this connection cannot carry another request."""
+        response.force_close()
+        return response
+
+
+class GuardedSite(web.SockSite):
+    """An aiohttp site on a socket bound by the caller (common/listen.py),
+    whose connections are held to ``guard``'s deadlines and limits."""
+
+    __slots__ = ("guard",)
+
+    def __init__(
+        self, runner: web.BaseRunner, sock, guard: Guard, *, ssl_context=None, backlog: int = 128
+    ):
+        # create_server() calls listen() again, with this backlog.
+        super().__init__(runner, sock, ssl_context=ssl_context, backlog=backlog)
+        self.guard = guard
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        guard = self.guard
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: guard.wrap(server()),
+            sock=self._sock,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+        )
+
+
+async def start_guarded(
+    app: web.Application, sock, guard: Guard, ssl_context=None, backlog: int = 128
+) -> web.AppRunner:
+    """Serve ``app`` on ``sock``; ``runner.cleanup()`` stops it."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        # aiohttp's own idle close, a little after the guard's (which counts it).
+        keepalive_timeout=guard.limits.idle_timeout + 2 * SWEEP_SECONDS,
+        # A request refused before its body was read (413, 408) closes at once,
+        # instead of reading and dropping the rest for up to 10 s.
+        lingering_time=0,
+    )
+    await runner.setup()
+    site = GuardedSite(runner, sock, guard, ssl_context=ssl_context, backlog=backlog)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
