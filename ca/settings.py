@@ -81,6 +81,14 @@ class CRLSettings:
     delta_interval_minutes: int = setting(
         60, "A new delta CRL this often between full CRLs.", minimum=1
     )
+    revocation_delay_minutes: int = setting(
+        5,
+        "A revocation, hold or release is on a new full CRL (and delta) at most this long "
+        "after it (BR 4.9.7: within 24 hours); changes within it share one CRL. 0: at the "
+        "updater's next pass (about a minute).",
+        minimum=0,
+        maximum=1440,
+    )
 
     def check(self) -> None:
         if self.full_interval_hours > self.validity_days * 24:

@@ -84,12 +84,14 @@ def ca():
 @handle_errors
 def init_root(ctx, name, subject, key_type, days):
     """Create a self-signed root CA (profile root-ca) with a new key."""
-    record = _service(ctx).init_root(
+    service = _service(ctx)
+    record = service.init_root(
         name, subject, key_type=key_type or "ec-p384", days=days, actor=actor()
     )
     click.echo(
         f"created root CA {record.name}: {record.subject} (serial {serial_hex(record.serial)})"
     )
+    _first_crls(ctx, service, record.name)
 
 
 @ca.command("create-sub")
@@ -102,13 +104,15 @@ def init_root(ctx, name, subject, key_type, days):
 @handle_errors
 def create_sub(ctx, name, parent, subject, key_type, days):
     """Create a subordinate CA (profile sub-ca) signed by a CA held here."""
-    record = _service(ctx).create_sub(
+    service = _service(ctx)
+    record = service.create_sub(
         name, parent, subject, key_type=key_type or "ec-p256", days=days, actor=actor()
     )
     click.echo(
         f"created CA {record.name} under {record.parent}: {record.subject} "
         f"(serial {serial_hex(record.serial)})"
     )
+    _first_crls(ctx, service, record.name)
 
 
 @ca.command("import")
@@ -131,9 +135,25 @@ def import_ca(ctx, name, cert_path, key_path, key_passphrase_env, key_passphrase
         passphrase = source.get()
     except KeyAccessError:
         passphrase = None  # an unencrypted key; a wrong guess is reported by the loader
-    record = _service(ctx).import_ca(name, cert, key, passphrase, actor=actor())
+    service = _service(ctx)
+    record = service.import_ca(name, cert, key, passphrase, actor=actor())
     parent = f" under {record.parent}" if record.parent else ""
     click.echo(f"imported CA {record.name}{parent}: {record.subject}")
+    _first_crls(ctx, service, record.name)
+
+
+def _first_crls(ctx, service, name: str) -> None:
+    """A new CA signs its first CRLs at once (its full CRL or ARL, and its
+    delta), so that the VAs have one to serve from the start."""
+    from ca.crl_updater import Schedule, run_once
+
+    config = config_of(ctx)
+    schedule = Schedule.from_settings(config.crl)
+    signed = run_once(
+        service, schedule, delta_url_for=config.delta_crl_url, actor=actor(), only=name
+    )
+    for crl in signed:
+        click.echo(f"issued {crl}.crl", err=True)
 
 
 @ca.command("issue")
@@ -414,17 +434,22 @@ def crl_updater(ctx, once, seconds):
     import signal
     import time
 
-    from ca.crl_updater import Schedule, run_once
+    from ca.crl_updater import Changes, Schedule, pass_seconds, run_once
 
     config = config_of(ctx)
     service = _service(ctx)
     schedule = Schedule.from_settings(config.crl)
+    changes = Changes()  # kept between passes: each reads only the new outbox events
+    interval = pass_seconds(schedule)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     deadline = None if seconds is None else time.monotonic() + seconds
     while True:
-        for name in run_once(service, schedule, actor=actor(), delta_url_for=config.delta_crl_url):
+        for name in run_once(
+            service, schedule, actor=actor(), delta_url_for=config.delta_crl_url, changes=changes
+        ):
             click.echo(f"issued {name}.crl", err=True)
         if once or stop["now"] or (deadline is not None and time.monotonic() >= deadline):
             return
-        time.sleep(min(60.0, max(1.0, (deadline - time.monotonic()) if deadline else 60.0)))
+        left = (deadline - time.monotonic()) if deadline else interval
+        time.sleep(min(interval, max(1.0, left)))

@@ -180,6 +180,17 @@ def import_command(ctx, sources, entity):
 # -- expiry notices ----------------------------------------------------------------------
 
 
+def smtp_password(settings) -> str:
+    """The [notify] SMTP password, from its 0600 file ("" without one)."""
+    if settings.password_file is None:
+        return ""
+    try:
+        password = read_secret_file(settings.password_file, "SMTP password file")
+    except SecretFileError as exc:
+        raise ConfigError(exc.message) from None
+    return password.decode().strip()
+
+
 @ra.command("notify")
 @click.option("--dry-run", is_flag=True, help="List the notices due; send and record nothing.")
 @click.option("--loop", is_flag=True, help="Keep running: look again every [notify] interval.")
@@ -194,13 +205,7 @@ def notify(ctx, dry_run, loop, runs):
 
     config = config_of(ctx)
     settings = config.notify
-    password = ""
-    if settings.password_file is not None:
-        try:
-            password = read_secret_file(settings.password_file, "SMTP password file")
-        except SecretFileError as exc:
-            raise ConfigError(exc.message) from None
-        password = password.decode().strip()
+    password = smtp_password(settings)
     store = _ra(ctx).store
     passes = 0
     while True:

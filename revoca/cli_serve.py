@@ -1,6 +1,7 @@
 """``revoca serve``: the all-in-one node. The VA (OCSP, CRLs, CA downloads,
-/metrics), the RA's REST API, and a co-located publisher that carries every
-CA change into this VA's LMDB, on one event loop in the first VA worker."""
+/metrics), the RA's REST API, a co-located publisher that carries every
+CA change into this VA's LMDB, and the timed jobs (CRLs, expiry notices,
+revoca/schedules.py), on one event loop in the first VA worker."""
 
 import click
 
@@ -13,15 +14,20 @@ from revoca.cli_util import config_of, ensure_config, handle_errors
 @click.pass_context
 @handle_errors
 def serve(ctx, seconds):
-    """VA, RA API and publisher together (settings: [va], [ra], [publisher])."""
+    """VA, RA API, publisher, CRL updater and expiry notices together
+    (settings: [va], [ra], [publisher], [crl], [notify])."""
     from dataclasses import replace
 
+    from common.listen import bind_listener
     from publisher.targets import LocalTarget
     from ra.approvals import ApprovalPolicy
+    from ra.listen import BACKLOG
     from ra.service import RAService
+    from revoca import schedules
     from revoca.app import build_ca_service
     from revoca.cli_publisher import build_publisher
     from revoca.cli_ra import serve_api
+    from revoca.cli_ra_inventory import smtp_password
     from revoca.cli_va import va_settings
     from va.admin import TokenError
     from va.app import run
@@ -34,11 +40,9 @@ def serve(ctx, seconds):
     if settings.admin.port and not settings.admin.token_file.exists():
         settings = replace(settings, admin=replace(settings.admin, port=0))
 
+    password = smtp_password(config.notify)  # an unreadable file stops us here
     # Bound here, before the VA starts, so that a busy port stops the node at
     # once (exit 2) rather than leaving it serving without its RA API.
-    from common.listen import bind_listener
-    from ra.listen import BACKLOG
-
     ra_sock = bind_listener(config.ra.host, config.ra.port, BACKLOG, what=" (RA API)")
 
     async def companion(serving, wake):
@@ -52,6 +56,8 @@ def serve(ctx, seconds):
         await asyncio.gather(
             build_publisher(config, targets=[target]).run(),
             serve_api(service, ra, ra.host, ra.port, None, config.passphrase, sock=ra_sock),
+            # CRLs on the [crl] schedule, expiry notices every [notify] interval.
+            schedules.run_all(service.ca, service.store, config, password),
         )
 
     click.echo(

@@ -61,6 +61,10 @@ def run_demo(
     echo(f"Revoca demo in {directory}/ (store: {config.store_url})")
     root = service.init_root("demo-root", "CN=Revoca Demo Root,O=Revoca Demo,C=DE", actor=actor)
     echo(f"  root CA         {root.subject}  [{root.key_type}]")
+    from ca.crl_updater import Schedule, run_once
+
+    # A new CA signs its first CRL at once: the root's ARL.
+    run_once(service, Schedule.from_settings(config.crl), actor=actor, only="demo-root")
     issuing = service.create_sub(
         "demo-issuing", "demo-root", "CN=Revoca Demo Issuing CA,O=Revoca Demo,C=DE", actor=actor
     )
@@ -191,11 +195,19 @@ def run_demo(
         from revoca.cli_publisher import build_publisher
 
         async def publish_locally(serving, wake):
-            # The all-in-one node: CA changes flow into this VA's LMDB directly.
+            # The all-in-one node: CA changes flow into this VA's LMDB directly,
+            # and the CRL updater keeps its CRLs current ([crl] schedule).
+            import asyncio
+
+            from revoca import schedules
+
             target = LocalTarget(
                 "local", store=serving.store, on_applied=serving.worker.after_write(wake)
             )
-            await build_publisher(config, targets=[target]).run()
+            await asyncio.gather(
+                build_publisher(config, targets=[target]).run(),
+                schedules.crl_updater(service, config),
+            )
 
         echo("A co-located publisher carries every CA change to it within a second.")
         run(

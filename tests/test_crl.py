@@ -630,11 +630,17 @@ def test_cli_crl(tmp_path):
 
     env = {**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE}
     base = [sys.executable, "-m", "revoca", "--data-dir", str(tmp_path / "d")]
-    for args in (
-        ["ca", "init-root", "--name", "root", "--subject", "CN=Root"],
-        ["ca", "create-sub", "--name", "issuing", "--parent", "root", "--subject", "CN=Issuing"],
+    # A new CA signs its first CRLs when it is created: an ARL, or a full CRL and its delta.
+    for args, first in (
+        (["ca", "init-root", "--name", "root", "--subject", "CN=Root"], ["root"]),
+        (
+            ["ca", "create-sub", "--name", "issuing", "--parent", "root", "--subject", "CN=I"],
+            ["issuing", "issuing-delta"],
+        ),
     ):
-        assert subprocess.run([*base, *args], env=env, capture_output=True).returncode == 0
+        made = subprocess.run([*base, *args], env=env, capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+        assert [f"issued {name}.crl" for name in first] == made.stderr.split("\n")[:-1]
     result = subprocess.run(
         [*base, "ca", "crl", "--ca", "issuing", "--out", "x.crl"],
         env=env,
@@ -642,7 +648,7 @@ def test_cli_crl(tmp_path):
         text=True,
         cwd=tmp_path,
     )
-    assert result.returncode == 0 and "CRL number 1 of issuing: 0 entries" in result.stderr
+    assert result.returncode == 0 and "CRL number 3 of issuing: 0 entries" in result.stderr
     assert len(x509.load_der_x509_crl((tmp_path / "x.crl").read_bytes())) == 0
     bad = subprocess.run(
         [*base, "ca", "crl", "--ca", "issuing", "--days", "30"],
@@ -655,7 +661,7 @@ def test_cli_crl(tmp_path):
         [*base, "ca", "crl-updater", "--once"], env=env, capture_output=True, text=True
     )
     assert updater.returncode == 0, updater.stderr
-    assert "issued root.crl" in updater.stderr  # the root's ARL was never issued
+    assert updater.stderr == ""  # nothing due: every CA has its CRLs
     bad_partition = subprocess.run(
         [*base, "ca", "crl", "--ca", "issuing", "--partition", "x"],
         env=env,
@@ -912,7 +918,7 @@ def test_partitioned_crls_cover_every_revoked_certificate_once(make_service, tmp
 def test_crl_updater_schedule(make_service):
     import dataclasses
 
-    from ca.crl_updater import Schedule, run_once
+    from ca.crl_updater import Changes, Schedule, run_once
 
     now = [FIXED_NOW]
     service = make_service(clock=lambda: now[0], base_url=PUBLIC_BASE_URL)
@@ -924,27 +930,81 @@ def test_crl_updater_schedule(make_service):
     )
     service.init_root("root", "CN=Root")
     service.create_sub("issuing", "root", "CN=Issuing")
-    schedule = Schedule(full_interval=86400, delta_interval=3600)
+    schedule = Schedule(full_interval=86400, delta_interval=3600, revocation_delay=300)
     url = lambda ca: f"{PUBLIC_BASE_URL}/crl/{ca}-delta.crl"  # noqa: E731
-    first = run_once(service, schedule, delta_url_for=url)
-    assert sorted(first) == ["issuing", "issuing-tls-sharded-p0", "issuing-tls-sharded-p1", "root"]
-    assert run_once(service, schedule, delta_url_for=url) == []  # nothing due
+    changes = Changes()  # kept between passes, as a running updater keeps it
+
+    def run(seconds: float = 0):
+        now[0] += timedelta(seconds=seconds)
+        return run_once(service, schedule, delta_url_for=url, changes=changes)
+
+    # A new CA's CRLs are due at once, a delta right after its full CRL.
+    first = run()
+    assert first == [
+        "root",
+        "issuing",
+        "issuing-tls-sharded-p0",
+        "issuing-tls-sharded-p1",
+        "issuing-delta",
+    ]
+    assert run() == []  # nothing due
     record = service.issue("issuing", make_csr(), "tls-server")
     service.revoke("issuing", record.serial, RevocationReason.keyCompromise)
-    assert run_once(service, schedule, delta_url_for=url) == []  # no rebuild per revocation
-    now[0] += timedelta(hours=1)
-    assert run_once(service, schedule, delta_url_for=url) == ["issuing-delta"]
-    now[0] += timedelta(hours=23)
-    assert sorted(run_once(service, schedule, delta_url_for=url)) == [
+    assert run(60) == []  # changes within revocation_delay share one CRL
+    assert run(240) == ["issuing", "issuing-delta"]  # 5 minutes: a full CRL and its delta
+    assert serial_in(service, "issuing", record.serial)
+    assert run(60) == []  # the change is on them
+    sharded = service.issue("issuing", make_csr(), "tls-sharded")
+    service.revoke("issuing", sharded.serial, RevocationReason.superseded)
+    shard = shard_of(service, sharded.serial)
+    assert run(300) == ["issuing", f"issuing-tls-sharded-p{shard}", "issuing-delta"]
+    assert run(3600) == ["issuing-delta"]  # a delta interval after the newest
+    assert sorted(run(23 * 3600)) == [
         "issuing",
+        "issuing-delta",
         "issuing-tls-sharded-p0",
         "issuing-tls-sharded-p1",
         "root",
     ]
+    # A revoked CA certificate is on a new ARL after the delay.
+    sub = service.create_sub("other", "root", "CN=Other")
+    assert run() == ["other", "other-tls-sharded-p0", "other-tls-sharded-p1", "other-delta"]
+    crl.issue_crl(service, "root", delta=True)  # an operator's delta of the root's ARL
+    service.revoke("root", sub.serial, RevocationReason.cessationOfOperation)
+    # The delta follows the new ARL: never one against a base that is no longer current.
+    assert run(300) == ["root", "root-delta"]
+    arl = x509.load_der_x509_crl(crl_der(service, "root"))
+    delta = x509.load_der_x509_crl(crl_der(service, "root-delta"))
+    base = delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number
+    assert base == arl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert arl.get_revoked_certificate_by_serial_number(sub.serial) is not None
+    assert len(delta) == 0  # nothing changed since its base
+    # A fresh changes reader (a restarted updater) finds pending changes too.
+    leaf = service.issue("issuing", make_csr(), "tls-server")
+    service.revoke("issuing", leaf.serial, RevocationReason.superseded)
+    now[0] += timedelta(seconds=300)
+    assert run_once(service, schedule, delta_url_for=url) == ["issuing", "issuing-delta"]
     arl = x509.load_der_x509_crl(crl_der(service, "root"))
     assert arl.extensions.get_extension_for_class(
         x509.IssuingDistributionPoint
     ).value.only_contains_ca_certs
+
+
+def serial_in(service, name: str, serial: int) -> bool:
+    crl = x509.load_der_x509_crl(crl_der(service, name))
+    return crl.get_revoked_certificate_by_serial_number(serial) is not None
+
+
+def shard_of(service, serial: int) -> int:
+    from sqlalchemy import select
+
+    from ca.records import serial_to_db
+    from store.tables.ca import certificates
+
+    with service.store.read() as conn:
+        return conn.execute(
+            select(certificates.c.crl_shard).where(certificates.c.serial == serial_to_db(serial))
+        ).scalar_one()
 
 
 def crl_der(service, name: str) -> bytes:

@@ -379,6 +379,7 @@ def test_every_crl_setting_reaches_the_crls_signed(tmp_path, tls_pki, monkeypatc
         "delta_url": "{base}/deltas/{ca}.crl",
         "full_interval_hours": 12,
         "delta_interval_minutes": 15,
+        "revocation_delay_minutes": 7,
     }
     _every_key_changed(CRLSettings, table)
     config = _config(tmp_path, crl=table, urls={"base": "http://crl.example.net:8000"})
@@ -401,7 +402,7 @@ def test_every_crl_setting_reaches_the_crls_signed(tmp_path, tls_pki, monkeypatc
     assert result.exit_code == 0, result.output
     with service.store.read() as conn:
         signed = {r.kind: r.der for r in conn.execute(select(crl_table.c.kind, crl_table.c.der))}
-    assert set(signed) == {"arl", "full"}, signed.keys()
+    assert set(signed) == {"arl", "full", "delta"}, signed.keys()
     (schedule,) = schedules
     seen = {
         "full_interval_hours": schedule.full_interval == 12 * 3600,
@@ -410,6 +411,18 @@ def test_every_crl_setting_reaches_the_crls_signed(tmp_path, tls_pki, monkeypatc
     now = int(time.time())
     assert crl_updater.due_work(service, schedule, now) == []
     assert [j.get("delta") for j in crl_updater.due_work(service, schedule, now + 901)] == [True]
+    # A revocation is on a new full CRL once it is revocation_delay_minutes old.
+    from ca.reasons import RevocationReason
+
+    leaf = service.issue("issuing", make_csr(), "tls-server")
+    service.revoke("issuing", leaf.serial, RevocationReason.superseded)
+    at = int(time.time())
+
+    def due(when: int) -> list[str]:
+        return [job["name"] for job in crl_updater.due_work(service, schedule, when)]
+
+    seen["revocation_delay_minutes"] = "issuing" not in due(at + 7 * 60 - 5)
+    seen["revocation_delay_minutes"] &= due(at + 7 * 60 + 5)[:1] == ["issuing"]
 
     cli_crls = {}
     for name, args in (("full", []), ("delta", ["--delta"]), ("arl", ["--arl"])):
