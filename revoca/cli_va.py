@@ -200,12 +200,14 @@ def admin_token(ctx, rotate):
     the same file (copy it to remote publishers); the token is never printed."""
     import secrets
 
+    from common.privatedir import make_private_dir
     from va.admin import write_token
 
     path = config_of(ctx).va.admin.token_file
     if path.exists() and not rotate:
         click.echo(f"{path} exists (use --rotate to replace it)")
         return
+    make_private_dir(path.parent)  # the VA's directory, when this is its first file
     write_token(path, secrets.token_urlsafe(32))
     click.echo(f"wrote {path}")
 

@@ -10,9 +10,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca.errors import ConflictError
-from ca.fsutil import ensure_private_dir, write_secret_file
+from ca.fsutil import write_secret_file
 from ca.reasons import RevocationReason
 from ca.records import serial_hex
+from common.privatedir import make_private_dir
 from revoca.app import build_ca_service
 from revoca.config import load_config
 
@@ -40,7 +41,7 @@ def prepare_directory(directory: Path) -> None:
                 f"{directory} exists and was not made by `revoca demo`; choose another --dir"
             )
         shutil.rmtree(directory)
-    ensure_private_dir(directory)
+    make_private_dir(directory)  # 0700 as each parent made for it: keys and the VA live below
     (directory / MARKER).write_text("made by `revoca demo`; deleted by the next run\n")
 
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from ca.errors import NotFoundError, PolicyError
 from ca.issuance import ocsp_signer_key_id
 from ca.service import CAService
+from common.privatedir import make_private_dir
 from publisher.outbox import Outbox
 from publisher.settings import PublisherSettings
 from publisher.snapshot import send_snapshot
@@ -67,7 +68,7 @@ def import_from_ca(
             service, policy, ca_names=ca_names, sign_with_ca_key=sign_with_ca_key, now=now
         )
     )
-    va_key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(va_key_dir)
     for ca, record, key_file in records:
         if record is None:
             continue

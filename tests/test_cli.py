@@ -300,6 +300,48 @@ def test_demo(tmp_path):
     assert (tmp_path / "mine" / "precious.txt").exists()
 
 
+def _modes_of_directories(top) -> dict[str, str]:
+    """The mode of ``top`` and of every directory below it, by relative path."""
+    found = [top, *(p for p in top.rglob("*") if p.is_dir())]
+    return {str(p.relative_to(top)): oct(stat.S_IMODE(p.stat().st_mode)) for p in found}
+
+
+def test_the_va_directories_commands_create_are_private(cli_pki):
+    """`revoca va import` and `revoca va admin-token` make the VA's directory,
+    its lmdb/ and keys/, and each missing parent, 0700 (responder keys and
+    the status store live there)."""
+    tmp = cli_pki
+    va_dir = tmp / "srv" / "revoca" / "va"
+    config = tmp / "va.toml"
+    config.write_text(f'[va]\ndirectory = "{va_dir}"\n')
+    assert run(tmp, "ca", "ocsp-signer", "--ca", "issuing").returncode == 0
+    result = run(tmp, "--config", str(config), "va", "import")
+    assert result.returncode == 0, result.stderr
+    modes = _modes_of_directories(tmp / "srv")
+    assert set(modes) >= {".", "revoca", "revoca/va", "revoca/va/lmdb", "revoca/va/keys"}
+    assert set(modes.values()) == {"0o700"}, modes
+    token_dir = tmp / "elsewhere" / "va"
+    config.write_text(f'[va]\ndirectory = "{token_dir}"\n')
+    result = run(tmp, "--config", str(config), "va", "admin-token")
+    assert result.returncode == 0, result.stderr
+    assert _modes_of_directories(tmp / "elsewhere") == {".": "0o700", "va": "0o700"}
+
+
+def test_the_demo_makes_its_directories_private(tmp_path):
+    """The demo's directory, the parents it makes for it and everything of
+    the VA's in it are 0700."""
+    result = subprocess.run(
+        [*REVOCA_CMD, "demo", "--dir", "a/b/d", "--serve-seconds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    modes = _modes_of_directories(tmp_path / "a")
+    assert set(modes) >= {".", "b", "b/d", "b/d/va", "b/d/va/lmdb", "b/d/va/keys"}
+    assert set(modes.values()) == {"0o700"}, modes
+
+
 def test_demo_serves_ocsp(tmp_path):
     """The demo's VA answers the real openssl client while it runs."""
     import time

@@ -211,3 +211,21 @@ def test_a_batch_of_new_and_stored_responses(tmp_path, stored_before):
     assert sorted(_schedule(store)[1]) == sorted(
         (400 if i == 5 else 300, 1, 1, s) for i, s in enumerate(serials)
     )
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077], ids=["000", "022", "077"])
+def test_the_store_makes_its_directory_and_parents_private(tmp_path, umask):
+    """The LMDB directory and each parent made for it are 0700 whatever the
+    umask; a directory that was there before keeps its mode."""
+    import os
+    import stat
+
+    tmp_path.chmod(0o750)
+    old = os.umask(umask)
+    try:
+        VAStore(tmp_path / "va" / "lmdb").close()
+    finally:
+        os.umask(old)
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "va", tmp_path / "va" / "lmdb")}
+    assert set(modes.values()) == {0o700}, modes
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o750

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from common.der import integer_content
+from common.privatedir import make_private_dir
 from va.errors import IndexError_
 from va.policy import IssuerPolicy
 from va.signing import Signer, load_key
@@ -145,7 +146,7 @@ def import_index(
     issuer_id = next(
         (i for i, r in existing.items() if r["name"] == name), max(existing, default=0) + 1
     )
-    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(key_dir)
     key_file = f"index-{name}.key.pem"
     # Re-encrypted under the VA's passphrase, which is what it starts with.
     pem = private_key.private_bytes(

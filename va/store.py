@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import lmdb
 
+from common.privatedir import make_private_dir
 from va.errors import StoreFullError, StoreWriteError
 from va.schedule import Schedule, due_key, due_prefix
 
@@ -224,7 +225,7 @@ class VAStore:
         max_map_size: int = 1 << 40,
         readonly: bool = False,
     ):
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(path)
         self.path = path
         self.max_map_size = max_map_size
         self.env = lmdb.open(
