@@ -19,7 +19,7 @@ from common import prometheus
 from common.clock import SYSTEM, Clock
 from publisher.outbox import Outbox
 from publisher.settings import PublisherSettings
-from publisher.targets import DeliveryError
+from publisher.targets import CRLRefusedError, DeliveryError
 from store.events import EventError
 
 log = logging.getLogger("revoca.publisher")
@@ -34,6 +34,11 @@ class TargetState:
     last_error: str = ""
     last_success: float = 0.0
     latencies_ms: list = field(default_factory=list)
+    connections: int = 0  # times the VA was asked where it stands and took the issuers
+    crl_refusals: int = 0
+    # CRL name -> the refused CRL's number, error code and message, until
+    # a CRL under that name is taken.
+    refused_crls: dict = field(default_factory=dict)
 
 
 class Publisher:
@@ -92,6 +97,7 @@ class Publisher:
                         for issuer_id, record in self.issuers:
                             await target.put_issuer(issuer_id, record)
                     state.high_water = cursor
+                    state.connections += 1  # the CRLs may follow the issuers (all again)
                 events = await asyncio.to_thread(self.outbox.read, cursor, self.settings.batch)
                 if not events:
                     await self._idle()
@@ -117,24 +123,70 @@ class Publisher:
                 await self._sleep(delay)
 
     async def _follow_crls(self, target) -> None:
-        """Push each CA's newest full and delta CRL when its number changes.
-        After a restart the newest are pushed again; the VA keeps the last."""
+        """Push the newest CRL under every name when its number changes, once
+        the VA took the issuers (it checks each CRL against them), and all
+        of them again each time the VA is reconnected (it may have lost
+        some: the VA takes a resend of the CRL it holds as a no-op).
+
+        A CRL the VA refuses for good (va/crlcheck.py: malformed, a bad
+        signature, a number below or equal to one it holds) is reported, in
+        the status, the metrics and the log, and not sent again until a
+        newer one comes under its name; other failures are retried with the
+        events' backoff."""
+        state = self.state[target.name]
         pushed: dict[str, int] = {}
+        connections = 0
+        backoff = 0.5
         while not self._stop.is_set():
+            delay = self.settings.crl_interval
+            if state.connections == 0:
+                await self._sleep(delay)
+                continue
+            if connections != state.connections:
+                connections, pushed = state.connections, {}
             try:
                 numbers = await asyncio.to_thread(self.outbox.crl_numbers)
                 if any(pushed.get(name) != number for name, number in numbers.items()):
                     for crl in await asyncio.to_thread(self.outbox.latest_crls):
                         if pushed.get(crl["name"]) != crl["number"]:
-                            await target.put_crl(crl)
+                            await self._push_crl(target, state, crl)
                             pushed[crl["name"]] = crl["number"]
+                backoff = 0.5
             except DeliveryError as exc:
-                self.state[target.name].last_error = str(exc)
+                state.last_error = str(exc)
+                delay = min(self.settings.max_backoff, backoff) * self.rng.uniform(0.5, 1.5)
+                backoff *= 2
                 log.warning(
                     "CRL delivery failed, retrying",
-                    extra={"target": target.name, "error": str(exc)},
+                    extra={"target": target.name, "error": str(exc), "retry_in": round(delay, 2)},
                 )
-            await self._sleep(self.settings.crl_interval)
+            await self._sleep(delay)
+
+    async def _push_crl(self, target, state: TargetState, crl: dict) -> None:
+        """Deliver one CRL; a refusal for good is recorded, not raised."""
+        try:
+            await target.put_crl(crl)
+        except CRLRefusedError as exc:
+            if exc.refusal.transient:
+                raise
+            state.crl_refusals += 1
+            state.last_error = str(exc)
+            state.refused_crls[crl["name"]] = {
+                "number": crl["number"],
+                "error": exc.refusal.code,
+                "message": str(exc),
+            }
+            log.error(
+                "the VA refused a CRL; it is not sent again",
+                extra={
+                    "target": target.name,
+                    "crl": crl["name"],
+                    "number": crl["number"],
+                    "error": str(exc),
+                },
+            )
+            return
+        state.refused_crls.pop(crl["name"], None)
 
     def _record_latency(self, state: TargetState, seq: int) -> None:
         created = self.outbox.created_at_ms(seq)
@@ -160,6 +212,8 @@ class Publisher:
                 "delivered": s.delivered,
                 "failures": s.failures,
                 "last_error": s.last_error,
+                "crl_refusals": s.crl_refusals,
+                "refused_crls": dict(s.refused_crls),
             }
             for name, s in self.state.items()
         }
@@ -190,6 +244,12 @@ class Publisher:
                     "counter",
                     "Failed deliveries, per VA.",
                     [({"va": n}, s.failures) for n, s in states],
+                ),
+                prometheus.family(
+                    "revoca_publisher_crl_refusals_total",
+                    "counter",
+                    "CRLs a VA refused for good (malformed, badly signed, an old number), per VA.",
+                    [({"va": n}, s.crl_refusals) for n, s in states],
                 ),
             ]
         )

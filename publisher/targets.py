@@ -8,19 +8,37 @@ from pathlib import Path
 import aiohttp
 
 from common.errors import RevocaError
-from va import publish
+from va import crlcheck, publish
+from va.errors import CRLRefusal, CRLRefused
 from va.store import VAStore
 
 
 class DeliveryError(RevocaError):
     """The VA did not take the batch; try again later. ``status`` is the
-    HTTP status of a refusal (None: no answer)."""
+    HTTP status of a refusal (None: no answer), ``answer`` its JSON body."""
 
     code = "delivery_failed"
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, answer: dict | None = None):
         super().__init__(message)
         self.status = status
+        self.answer = answer
+
+
+class CRLRefusedError(DeliveryError):
+    """The VA refused a CRL (va/crlcheck.py); ``refusal`` says why, and
+    whether the same CRL may be taken later."""
+
+    code = "crl_refused"
+
+    def __init__(self, message: str, refusal: CRLRefusal, status: int | None = None):
+        super().__init__(message, status)
+        self.refusal = refusal
+
+
+def _stated(crl: dict) -> dict[str, int]:
+    """What the CA store's row says of a CRL, for the VA to check (va/crlcheck.py)."""
+    return {field: crl[field] for field in crlcheck.HEADERS.values()}
 
 
 class HTTPTarget:
@@ -59,8 +77,9 @@ class HTTPTarget:
         except ValueError:
             body = None
         if status != 200:
-            message = body.get("message", body) if isinstance(body, dict) else text.strip()[:200]
-            raise DeliveryError(f"{self.name}: HTTP {status}: {message}", status)
+            answer = body if isinstance(body, dict) else None
+            message = answer.get("message", answer) if answer else text.strip()[:200]
+            raise DeliveryError(f"{self.name}: HTTP {status}: {message}", status, answer)
         if not isinstance(body, dict):
             raise DeliveryError(f"{self.name}: the answer is not a JSON object")
         return body
@@ -93,13 +112,15 @@ class HTTPTarget:
             raise
 
     async def put_crl(self, crl: dict) -> None:
-        headers = {
-            "X-CRL-Number": str(crl["number"]),
-            "X-CRL-This-Update": str(crl["this_update"]),
-            "X-CRL-Next-Update": str(crl["next_update"]),
-            "Content-Type": "application/pkix-crl",
-        }
-        await self._request("PUT", f"/crls/{crl['name']}", data=crl["der"], headers=headers)
+        headers = {header: str(crl[field]) for header, field in crlcheck.HEADERS.items()}
+        headers["Content-Type"] = "application/pkix-crl"
+        try:
+            await self._request("PUT", f"/crls/{crl['name']}", data=crl["der"], headers=headers)
+        except DeliveryError as exc:
+            refusal = CRLRefusal.of_code((exc.answer or {}).get("error"))
+            if refusal is None:
+                raise
+            raise CRLRefusedError(exc.message, refusal, exc.status) from None
 
     async def put_issuer(self, issuer_id: int, record: dict) -> None:
         await self._request("PUT", f"/issuers/{issuer_id}", json=record)
@@ -153,15 +174,13 @@ class LocalTarget:
         return result
 
     async def put_crl(self, crl: dict) -> None:
+        """Checked and stored as the admin listener does (va/crlcheck.py)."""
         try:
             await asyncio.to_thread(
-                self.store.put_crl,
-                crl["name"],
-                crl["this_update"],
-                crl["next_update"],
-                crl["number"],
-                crl["der"],
+                crlcheck.publish_crl, self.store, crl["name"], crl["der"], _stated(crl)
             )
+        except CRLRefused as exc:
+            raise CRLRefusedError(f"{self.name}: {exc}", exc.refusal, exc.status) from None
         except Exception as exc:
             raise DeliveryError(f"{self.name}: {exc}") from exc
 

@@ -340,14 +340,25 @@ def test_publisher_pushes_issuers_to_http_targets(loop, tmp_path, pki):
 
 
 def test_crls_reach_every_va(loop, tmp_path, pki):
+    """Each VA takes the CRLs of the issuers it holds (tests/test_publish_crls.py):
+    the remote one gets them from the publisher, the local one from an import."""
     from ca import crl
+    from revoca.va_import import issuer_records
+    from va.policy import IssuerPolicy
 
+    pki.issue_ocsp_signer("issuing")
+    issuers = [
+        (ca.id, rec) for ca, rec, _ in issuer_records(pki, IssuerPolicy()) if rec is not None
+    ]
     local, remote = VAStore(tmp_path / "local"), VAStore(tmp_path / "remote")
+    for issuer_id, record in issuers:
+        local.put_issuer(issuer_id, record)
     base, runner = start_admin_server(loop, remote)
     service = Publisher(
         Outbox(pki.store.engine),
         [LocalTarget("local", store=local), HTTPTarget("remote", base, TOKEN.encode())],
         PublisherSettings(source="ca"),
+        issuers=issuers,
     )
     running = loop.spawn(service.run())
     try:

@@ -8,6 +8,7 @@ the listener also demands a client certificate issued by the configured CA
 (mutual TLS), so a stolen token alone is not enough.
 """
 
+import asyncio
 import hmac
 import json
 import logging
@@ -21,9 +22,9 @@ from common import jsonbody
 from common.httpguard import Guard, Limits, start_guarded
 from common.listen import bind_listener
 from common.secretfile import SecretFileError, read_secret_file
-from va import publish
-from va.errors import StoreWriteError, TokenError
-from va.store import VAStore, check_crl_name
+from va import crlcheck, publish
+from va.errors import CRLRefused, StoreWriteError, TokenError
+from va.store import VAStore
 
 log = logging.getLogger("revoca.va.admin")
 MAX_BODY = 16 * 1024 * 1024
@@ -142,23 +143,21 @@ def make_app(
         )
 
     async def put_crl(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+        # Checked and stored by va/crlcheck.py, as a co-located publisher's are.
         try:
-            check_crl_name(name)
-            numbers = [
-                int(request.headers[h])
-                for h in ("X-CRL-This-Update", "X-CRL-Next-Update", "X-CRL-Number")
-            ]
-        except (KeyError, ValueError) as exc:
-            return _json_error(400, "bad_crl", f"invalid CRL name or headers: {exc}")
-        der = await request.read()
-        if not der.startswith(b"\x30"):
-            return _json_error(400, "bad_crl", "the body is not a DER CRL")
-        try:
-            store.put_crl(name, numbers[0], numbers[1], numbers[2], der)
+            der = await request.read()
+            result = await asyncio.to_thread(
+                crlcheck.publish_crl_request,
+                store,
+                request.match_info["name"],
+                request.headers,
+                der,
+            )
+        except CRLRefused as exc:
+            return _json_error(exc.status, exc.code, str(exc))
         except StoreWriteError as exc:
             return _write_failed(exc)
-        return web.json_response({"stored": name, "number": numbers[2]})
+        return web.json_response(result)
 
     async def put_issuer(request: web.Request) -> web.Response:
         try:

@@ -9,7 +9,7 @@ that was refused, and a message; both implementations raise the same code,
 offset and message for the same input, and the tests compare them.
 """
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import ClassVar
 
 from common.listen import PortInUseError  # noqa: F401 (the VA's listeners raise it)
@@ -154,6 +154,59 @@ class StoreFullError(StoreWriteError):
 
 class ProtocolError(ValueError):
     """A request the VA refuses (HTTP 400): nothing of it was applied (va/publish.py)."""
+
+
+class SequenceGapError(ProtocolError):
+    """A batch that starts after events the VA has not applied (va/publish.py):
+    applying it would skip them for ever. Nothing was applied; the sender
+    resends from ``high_water``."""
+
+    code = "sequence_gap"
+
+    def __init__(self, source: str, after: int, high_water: int):
+        super().__init__(
+            f"source {source!r}: the batch follows seq {after}, but this VA has applied "
+            f"events up to seq {high_water} only: send again from after {high_water}"
+        )
+        self.source = source
+        self.after = after
+        self.high_water = high_water
+
+
+class CRLRefusal(Enum):
+    """Why the VA refuses a CRL (va/crlcheck.py): the JSON error code of the
+    admin listener's answer, its HTTP status, and whether the same bytes may
+    be taken later (only once the VA holds the issuer's certificate)."""
+
+    BAD_NAME = ("crl_bad_name", 400, False)
+    BAD_HEADER = ("crl_bad_header", 400, False)
+    MALFORMED = ("crl_malformed", 400, False)
+    INCOMPLETE = ("crl_incomplete", 400, False)
+    NUMBER_TOO_LARGE = ("crl_number_too_large", 400, False)
+    HEADER_MISMATCH = ("crl_header_mismatch", 400, False)
+    UNKNOWN_ISSUER = ("crl_unknown_issuer", 422, True)
+    BAD_SIGNATURE = ("crl_bad_signature", 422, False)
+    NUMBER_LOWER = ("crl_number_lower", 409, False)
+    NUMBER_REUSED = ("crl_number_reused", 409, False)
+
+    def __init__(self, code: str, status: int, transient: bool):
+        self.code = code
+        self.status = status
+        self.transient = transient
+
+    @classmethod
+    def of_code(cls, code: object) -> "CRLRefusal | None":
+        return next((refusal for refusal in cls if refusal.code == code), None)
+
+
+class CRLRefused(ProtocolError):
+    """A CRL the VA does not store; nothing was stored (va/crlcheck.py)."""
+
+    def __init__(self, refusal: CRLRefusal, message: str):
+        super().__init__(message)
+        self.refusal = refusal
+        self.code = refusal.code
+        self.status = refusal.status
 
 
 # PortInUseError (common/listen.py, imported above): a port this VA should

@@ -9,8 +9,9 @@ Owned by the VA (``publisher`` speaks it; ``va`` never imports ``publisher``).
       -> {"applied": 3, "skipped": 0, "high_water": 19}
     GET  /publish/v1/status?source=<publisher id>
       -> {"source": ..., "high_water": 19, "applied": 1234}
-    PUT  /publish/v1/crls/<name>   body: CRL DER; headers X-CRL-Number,
+    PUT  /publish/v1/crls/<name>   body: CRL DER; optional headers X-CRL-Number,
                                    X-CRL-This-Update, X-CRL-Next-Update (epoch seconds)
+      -> {"stored": "<name>", "number": 7, "unchanged": false}
     PUT  /publish/v1/issuers/<id>  {"name", "certificate" (base64 DER),
                                     "responder_certificate" (base64 DER or null),
                                     "responder_key" (a key file already on the VA),
@@ -37,6 +38,24 @@ Ordering holds per serial as well: each status record keeps the ``seq`` of
 the change it holds, and a change replaces it only when newer
 (``StatusRecord.replaces``). So an event older than what a serial holds
 (delivered again after a snapshot overtook it) changes nothing.
+
+A CRL is filed under the values it carries (cRLNumber, thisUpdate,
+nextUpdate); the X-CRL-* headers, which the publisher sends from the CA
+store's row, may be left out, and when sent must be the CRL's own.
+va/crlcheck.py checks every CRL, this endpoint's and a co-located
+publisher's alike: one DER CRL with nothing after it, signed by a CA
+certificate the VA holds (an issuer's or a parent's; issuer Name and
+authorityKeyIdentifier matched), its number above the one held under
+``<name>`` (RFC 5280 5.2.3), or equal with the same bytes: a resend, which
+answers ``unchanged`` and writes nothing. Full (``<ca>``, a root's ARL
+too), delta (``<ca>-delta``) and partitioned CRLs (the partition's file
+name) are numbered per name. A refusal changes nothing and answers
+``{"error": <code>, "message"}``: 400 ``crl_bad_name``, ``crl_bad_header``,
+``crl_malformed``, ``crl_incomplete`` (no cRLNumber or nextUpdate),
+``crl_number_too_large`` (past 64 bits), ``crl_header_mismatch``; 422
+``crl_unknown_issuer`` (the one refusal that may pass later, once the VA
+holds the issuer) and ``crl_bad_signature``; 409 ``crl_number_lower`` and
+``crl_number_reused``.
 
 A snapshot is every status of a source's CA store as of one outbox
 ``position`` (its highest event id), read in one transaction and sent in

@@ -37,7 +37,7 @@ import json
 import re
 import shutil
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -454,6 +454,28 @@ class VAStore:
         value = _CRL_HEADER.pack(this_update, next_update, number) + der
         self.write(lambda txn: txn.put(key, value, db=self.crls_db))
 
+    def update_crl(
+        self, name: str, decide: Callable[[StoredCRL | None], StoredCRL | None]
+    ) -> StoredCRL | None:
+        """In one write transaction: ``decide(held)``, given the CRL held under
+        ``name`` (None: none), returns the CRL to store in its place, or None
+        to leave it; an exception it raises writes nothing. Returns what it
+        returned. (The one writer sees the latest CRL: two publishers cannot
+        both replace the same one.)"""
+        key = check_crl_name(name).encode()
+        chosen: list[StoredCRL | None] = [None]
+
+        def apply(txn):
+            value = txn.get(key, db=self.crls_db)
+            held = None if value is None else _stored_crl(value)
+            chosen[0] = new = decide(held)
+            if new is not None:
+                header = _CRL_HEADER.pack(new.this_update, new.next_update, new.number)
+                txn.put(key, header + new.der, db=self.crls_db)
+
+        self.write(apply)
+        return chosen[0]
+
     def get_crl(self, name: str) -> StoredCRL | None:
         return StoreReader(self).crl(name)
 
@@ -553,10 +575,12 @@ class StoreReader:
             return None
         with self._env.begin() as txn:
             value = txn.get(name.encode(), db=self._crls)
-        if value is None:
-            return None
-        this_update, next_update, number = _CRL_HEADER.unpack_from(value)
-        return StoredCRL(this_update, next_update, number, value[_CRL_HEADER.size :])
+        return None if value is None else _stored_crl(value)
+
+
+def _stored_crl(value: bytes) -> StoredCRL:
+    this_update, next_update, number = _CRL_HEADER.unpack_from(value)
+    return StoredCRL(this_update, next_update, number, bytes(value[_CRL_HEADER.size :]))
 
 
 _WINDOW_UNPACK = _WINDOW.unpack_from
