@@ -62,12 +62,14 @@ async def _post_all(
         for i in range(0, len(events), batch):
             if time.monotonic() > deadline:
                 break
+            chunk = events[i : i + batch]
+            after = chunk[0]["seq"] - 1  # the events are read contiguously from seq 1
             async with session.post(
-                url, json={"source": source, "events": events[i : i + batch]}
+                url, json={"source": source, "after": after, "events": chunk}
             ) as response:
                 if response.status != 200:
                     raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
-                sent += len(events[i : i + batch])
+                sent += len(chunk)
     return sent
 
 
@@ -83,7 +85,7 @@ def throughput(events: int, batch: int, baseline_events: int, seconds: float) ->
 
         async def main():
             runner = await start_admin(make_app(store, token.encode()), "127.0.0.1", port)
-            url = f"http://127.0.0.1:{port}/publish/v1/events"
+            url = f"http://127.0.0.1:{port}/publish/v2/events"
             try:
                 results = {}
                 for label, count, size in (

@@ -2,7 +2,8 @@
 in effect.
 
 One task per VA. Its cursor is the VA's own record of the highest sequence
-it applied (asked on start and after every failure), so a publisher that
+it applied (asked on start, after every failure, and when the VA refuses a
+batch as following events it does not hold), so a publisher that
 crashes mid-batch resumes exactly where each VA stands, and a VA that was
 down for a day catches up from its own position. A slow or dead VA holds back
 only its own task. Idle tasks look for new events every ``poll_interval``
@@ -19,7 +20,7 @@ from common import prometheus
 from common.clock import SYSTEM, Clock
 from publisher.outbox import Outbox
 from publisher.settings import PublisherSettings
-from publisher.targets import CRLRefusedError, DeliveryError
+from publisher.targets import CRLRefusedError, DeliveryError, SequenceGap
 from store.events import EventError
 
 log = logging.getLogger("revoca.publisher")
@@ -35,6 +36,9 @@ class TargetState:
     last_success: float = 0.0
     latencies_ms: list = field(default_factory=list)
     connections: int = 0  # times the VA was asked where it stands and took the issuers
+    # Batches the VA refused as following events it had not applied (it lost
+    # some: restored from an older copy); each was sent again from its mark.
+    sequence_gaps: int = 0
     crl_refusals: int = 0
     # CRL name -> the refused CRL's number, error code and message, until
     # a CRL under that name is taken.
@@ -89,6 +93,7 @@ class Publisher:
         state = self.state[target.name]
         cursor = None
         backoff = 0.5
+        gapped = False  # the last delivery met a gap, and nothing went through since
         while not self._stop.is_set():
             try:
                 if cursor is None:
@@ -102,25 +107,44 @@ class Publisher:
                 if not events:
                     await self._idle()
                     continue
-                cursor = await target.deliver(self.source, events)
+                cursor = await target.deliver(self.source, cursor, events)
                 state.high_water = cursor
                 state.delivered += len(events)
                 state.last_success = self.clock.wall()
                 self._record_latency(state, events[-1]["seq"])
-                backoff = 0.5
+                backoff, gapped = 0.5, False
+            except SequenceGap as exc:
+                if gapped:  # again at once: not a loss to repair but a fault
+                    cursor = None
+                    await self._failed(target, state, exc, backoff)
+                    backoff *= 2
+                    continue
+                # The VA lost events it had taken: ask where it stands (and
+                # give it the issuers and CRLs again), then resend from there.
+                gapped, cursor = True, None
+                state.sequence_gaps += 1
+                log.warning(
+                    "the VA has not applied the events before the batch; sending again from "
+                    "its high-water mark",
+                    extra={"target": target.name, "high_water": exc.high_water},
+                )
             except (DeliveryError, EventError) as exc:
                 # A row the event contract refuses is never skipped: this VA
                 # waits at it (and says why) until the row or the code is fixed.
                 cursor = None  # ask the VA where it stands before trying again
-                state.failures += 1
-                state.last_error = str(exc)
-                delay = min(self.settings.max_backoff, backoff) * self.rng.uniform(0.5, 1.5)
-                log.warning(
-                    "delivery failed, retrying",
-                    extra={"target": target.name, "error": str(exc), "retry_in": round(delay, 2)},
-                )
+                await self._failed(target, state, exc, backoff)
                 backoff *= 2
-                await self._sleep(delay)
+
+    async def _failed(self, target, state: TargetState, exc: Exception, backoff: float) -> None:
+        """Count and log a failed delivery; wait ``backoff`` (capped, jittered)."""
+        state.failures += 1
+        state.last_error = str(exc)
+        delay = min(self.settings.max_backoff, backoff) * self.rng.uniform(0.5, 1.5)
+        log.warning(
+            "delivery failed, retrying",
+            extra={"target": target.name, "error": str(exc), "retry_in": round(delay, 2)},
+        )
+        await self._sleep(delay)
 
     async def _follow_crls(self, target) -> None:
         """Push the newest CRL under every name when its number changes, once
@@ -212,6 +236,7 @@ class Publisher:
                 "delivered": s.delivered,
                 "failures": s.failures,
                 "last_error": s.last_error,
+                "sequence_gaps": s.sequence_gaps,
                 "crl_refusals": s.crl_refusals,
                 "refused_crls": dict(s.refused_crls),
             }
@@ -244,6 +269,13 @@ class Publisher:
                     "counter",
                     "Failed deliveries, per VA.",
                     [({"va": n}, s.failures) for n, s in states],
+                ),
+                prometheus.family(
+                    "revoca_publisher_sequence_gaps_total",
+                    "counter",
+                    "Batches a VA refused for following events it had not applied (it lost "
+                    "some), each sent again from its high-water mark, per VA.",
+                    [({"va": n}, s.sequence_gaps) for n, s in states],
                 ),
                 prometheus.family(
                     "revoca_publisher_crl_refusals_total",

@@ -9,7 +9,7 @@ import aiohttp
 
 from common.errors import RevocaError
 from va import crlcheck, publish
-from va.errors import CRLRefusal, CRLRefused
+from va.errors import CRLRefusal, CRLRefused, SequenceGapError
 from va.store import VAStore
 
 
@@ -34,6 +34,18 @@ class CRLRefusedError(DeliveryError):
     def __init__(self, message: str, refusal: CRLRefusal, status: int | None = None):
         super().__init__(message, status)
         self.refusal = refusal
+
+
+class SequenceGap(DeliveryError):
+    """The VA has not applied the events before the batch (its high-water is
+    below the batch's ``after``) and took nothing: send again from
+    ``high_water``."""
+
+    code = "sequence_gap"
+
+    def __init__(self, message: str, high_water: int):
+        super().__init__(message, 409)
+        self.high_water = high_water
 
 
 def _stated(crl: dict) -> dict[str, int]:
@@ -76,6 +88,13 @@ class HTTPTarget:
             body = json.loads(text)
         except ValueError:
             body = None
+        if status in (404, 405) and not (isinstance(body, dict) and "error" in body):
+            raise DeliveryError(
+                f"{self.name}: HTTP {status}: the VA does not speak version {publish.VERSION} of "
+                "the publish protocol at this URL (deploy the publisher and the VA of one "
+                "release)",
+                status,
+            )
         if status != 200:
             answer = body if isinstance(body, dict) else None
             message = answer.get("message", answer) if answer else text.strip()[:200]
@@ -91,8 +110,18 @@ class HTTPTarget:
         except (KeyError, TypeError):
             raise DeliveryError(f"{self.name}: status answer without high_water") from None
 
-    async def deliver(self, source: str, events: list[dict]) -> int:
-        body = await self._request("POST", "/events", json={"source": source, "events": events})
+    async def deliver(self, source: str, after: int, events: list[dict]) -> int:
+        """Send ``events``, read from the outbox after seq ``after``; the VA's
+        high-water mark after it applied them."""
+        batch = {"source": source, "after": after, "events": events}
+        try:
+            body = await self._request("POST", "/events", json=batch)
+        except DeliveryError as exc:
+            answer = exc.answer or {}
+            high_water = answer.get("high_water")
+            if answer.get("error") == SequenceGap.code and type(high_water) is int:
+                raise SequenceGap(exc.message, high_water) from None
+            raise
         try:
             return body["high_water"]
         except (KeyError, TypeError):
@@ -100,16 +129,7 @@ class HTTPTarget:
 
     async def put_snapshot(self, snapshot: str, chunk: int, body: dict) -> dict:
         """One chunk of a snapshot (publisher/snapshot.py)."""
-        try:
-            return await self._request("PUT", f"/snapshots/{snapshot}/{chunk}", json=body)
-        except DeliveryError as exc:
-            if exc.status in (404, 405):
-                raise DeliveryError(
-                    f"{self.name}: the VA does not take snapshots (HTTP {exc.status}; its publish "
-                    "protocol predates them): upgrade it",
-                    exc.status,
-                ) from None
-            raise
+        return await self._request("PUT", f"/snapshots/{snapshot}/{chunk}", json=body)
 
     async def put_crl(self, crl: dict) -> None:
         headers = {header: str(crl[field]) for header, field in crlcheck.HEADERS.items()}
@@ -151,10 +171,13 @@ class LocalTarget:
     async def high_water(self, source: str) -> int:
         return publish.counters(self.store, source)[0]
 
-    async def deliver(self, source: str, events: list[dict]) -> int:
+    async def deliver(self, source: str, after: int, events: list[dict]) -> int:
+        """As the admin listener does: the same check of ``after`` (va/publish.py)."""
         try:
-            _, batch = publish.parse_batch({"source": source, "events": events})
-            result = await asyncio.to_thread(publish.apply_batch, self.store, source, batch)
+            batch = publish.parse_batch({"source": source, "after": after, "events": events})
+            result = await asyncio.to_thread(publish.apply_batch, self.store, batch)
+        except SequenceGapError as exc:
+            raise SequenceGap(f"{self.name}: {exc}", exc.high_water) from None
         except Exception as exc:
             raise DeliveryError(f"{self.name}: {exc}") from exc
         if result["applied"] and self.on_applied is not None:

@@ -169,8 +169,8 @@ def test_every_event_type_is_a_publish_protocol_event():
         "revoked_at": 5,
         "reason": -1,
     }
-    _, parsed = publish.parse_batch({"source": "s", "events": events})
-    assert [e.type for e in parsed] == list(EVENT_TYPES)
+    batch = publish.parse_batch({"source": "s", "after": 0, "events": events})
+    assert [e.type for e in batch.events] == list(EVENT_TYPES)
     assert to_protocol(OutboxEvent(1, EventType.ISSUED, 3, 255, 9)) == {
         "seq": 1,
         "type": "issued",

@@ -57,8 +57,8 @@ def revoked_event(seq, serial=0x1234, issuer=1):
 def test_admin_requires_the_token(loop, tmp_path):
     store = VAStore(tmp_path / "lmdb")
     base, runner = start_admin_server(loop, store)
-    events = f"{base}/publish/v1/events"
-    batch = {"source": "s", "events": [revoked_event(1)]}
+    events = f"{base}/publish/v2/events"
+    batch = {"source": "s", "after": 0, "events": [revoked_event(1)]}
     assert call(events, "POST", batch, token=None)[0] == 401
     assert call(events, "POST", batch, token="x" * 43)[0] == 403
     assert call(events, "POST", batch, token=TOKEN[:-1])[0] == 403
@@ -76,12 +76,12 @@ def test_the_admin_listener_logs_no_token(loop, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     store = VAStore(tmp_path / "lmdb")
     base, runner = start_admin_server(loop, store)
-    events = f"{base}/publish/v1/events"
+    events = f"{base}/publish/v2/events"
     wrong = "w" * 20 + "-wrong-token-" + "w" * 10
-    batch = {"source": "s", "events": [revoked_event(1)]}
+    batch = {"source": "s", "after": 0, "events": [revoked_event(1)]}
     assert call(events, "POST", batch, token=wrong)[0] == 403
     assert call(events, "POST", batch)[0] == 200
-    assert call(events, "POST", {"source": "s", "events": "junk"})[0] == 400
+    assert call(events, "POST", {"source": "s", "after": 0, "events": "junk"})[0] == 400
     loop.run(runner.cleanup())
     logged = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records)
     assert caplog.records  # the listener did log (access lines, applied batches)
@@ -103,26 +103,34 @@ def test_token_file_rules(tmp_path):
         load_token(tmp_path / "missing")
 
 
+def _body(events, after=0) -> dict:
+    return {"source": "s", "after": after, "events": events}
+
+
 @pytest.mark.parametrize(
     ("batch", "message"),
     [
         ([], "the body must be a JSON object"),
         ({"events": [revoked_event(1)]}, "source must be"),
-        ({"source": "s", "events": []}, "events must be a list of 1 to"),
-        ({"source": "s", "events": [revoked_event(2), revoked_event(2)]}, "does not increase"),
-        ({"source": "s", "events": [{**revoked_event(1), "type": "exploded"}]}, "type must be"),
-        ({"source": "s", "events": [{**revoked_event(1), "serial": "xyz"}]}, "hexadecimal"),
-        ({"source": "s", "events": [{**revoked_event(1), "reason": 7}]}, "not a CRLReason"),
-        ({"source": "s", "events": [{**revoked_event(1), "revoked_at": "soon"}]}, "revoked_at"),
-        ({"source": "s", "events": [revoked_event(1), "oops"]}, "event 1: must be an object"),
-        ({"source": "s", "events": [revoked_event(1, issuer=2**32)]}, "issuer must be below 2**32"),
-        ({"source": "s", "events": [{**revoked_event(1), "not_after": 2**63}]}, "64-bit range"),
+        (_body([]), "events must be a list of 1 to"),
+        ({"source": "s", "events": [revoked_event(1)]}, "batch: after must be an integer >= 0"),
+        (_body([revoked_event(1)], after=True), "batch: after must be an integer"),
+        (_body([revoked_event(1)], after=-1), "batch: after must be an integer"),
+        (_body([revoked_event(5)], after=5), "event 0: seq 5 is not above after (5)"),
+        (_body([revoked_event(2), revoked_event(2)]), "does not increase"),
+        (_body([{**revoked_event(1), "type": "exploded"}]), "type must be"),
+        (_body([{**revoked_event(1), "serial": "xyz"}]), "hexadecimal"),
+        (_body([{**revoked_event(1), "reason": 7}]), "not a CRLReason"),
+        (_body([{**revoked_event(1), "revoked_at": "soon"}]), "revoked_at"),
+        (_body([revoked_event(1), "oops"]), "event 1: must be an object"),
+        (_body([revoked_event(1, issuer=2**32)]), "issuer must be below 2**32"),
+        (_body([{**revoked_event(1), "not_after": 2**63}]), "64-bit range"),
     ],
 )
 def test_bad_batches_change_nothing(loop, tmp_path, batch, message):
     store = VAStore(tmp_path / "lmdb")
     base, runner = start_admin_server(loop, store)
-    status, body = call(f"{base}/publish/v1/events", "POST", batch)
+    status, body = call(f"{base}/publish/v2/events", "POST", batch)
     assert status == 400 and message in body["message"]
     assert publish.sources(store) == {} and store.count_status() == 0
     loop.run(runner.cleanup())
@@ -131,11 +139,11 @@ def test_bad_batches_change_nothing(loop, tmp_path, batch, message):
 def test_redelivery_is_applied_once(tmp_path):
     store = VAStore(tmp_path / "lmdb")
     first = [revoked_event(1, 0x10), revoked_event(2, 0x11), revoked_event(5, 0x12)]
-    _, events = publish.parse_batch({"source": "s", "events": first})
-    assert publish.apply_batch(store, "s", events)["applied"] == 3
-    again = [*first[1:], revoked_event(6, 19)]
-    _, events = publish.parse_batch({"source": "s", "events": again})
-    result = publish.apply_batch(store, "s", events)
+    batch = publish.parse_batch({"source": "s", "after": 0, "events": first})
+    assert publish.apply_batch(store, batch)["applied"] == 3
+    again = [*first[1:], revoked_event(6, 19)]  # read again from after seq 1
+    batch = publish.parse_batch({"source": "s", "after": 1, "events": again})
+    result = publish.apply_batch(store, batch)
     assert (result["applied"], result["skipped"], result["high_water"]) == (1, 2, 6)
     assert publish.counters(store, "s") == (6, 4)
     assert publish.counters(store, "other") == (0, 0)
@@ -264,7 +272,7 @@ def test_mutual_tls_admin_listener(loop, tmp_path, pki):
                 tmp_path / "client.pem", tmp_path / "client.key", tmp_path / "chain.pem", passphrase
             ),
         )
-        assert loop.run(good.deliver("s", [revoked_event(1)])) == 1
+        assert loop.run(good.deliver("s", 0, [revoked_event(1)])) == 1
         loop.run(good.close())
         no_cert = HTTPTarget(
             "va",
@@ -273,7 +281,7 @@ def test_mutual_tls_admin_listener(loop, tmp_path, pki):
             ssl_context=ssl.create_default_context(cafile=tmp_path / "chain.pem"),
         )
         with pytest.raises(DeliveryError):
-            loop.run(no_cert.deliver("s", [revoked_event(2)]))
+            loop.run(no_cert.deliver("s", 1, [revoked_event(2)]))
         loop.run(no_cert.close())
         assert publish.counters(store, "s") == (1, 1)
     finally:
@@ -295,7 +303,7 @@ def test_issuer_configuration_over_the_protocol(loop, tmp_path, pki):
         "responder_key": "ca-issuing.key.pem",
         "nonce_policy": "ignore",
     }
-    status, body = call(f"{base}/publish/v1/issuers/7", "PUT", record)
+    status, body = call(f"{base}/publish/v2/issuers/7", "PUT", record)
     assert status == 200 and store.issuers()[7]["nonce_policy"] == "ignore"
     for bad, message in (
         ({**record, "certificate": "AAAA"}, "base64 DER certificate"),
@@ -305,10 +313,10 @@ def test_issuer_configuration_over_the_protocol(loop, tmp_path, pki):
         ({**record, "response_validity_hours": True}, "response_validity_hours must be an integer"),
         ({**record, "validity_seconds": 60}, "whole number of hours"),
     ):
-        status, body = call(f"{base}/publish/v1/issuers/8", "PUT", bad)
+        status, body = call(f"{base}/publish/v2/issuers/8", "PUT", bad)
         assert status == 400 and message in body["message"]
     assert 8 not in store.issuers()
-    assert call(f"{base}/publish/v1/issuers/9", "PUT", record, token=None)[0] == 401
+    assert call(f"{base}/publish/v2/issuers/9", "PUT", record, token=None)[0] == 401
     loop.run(runner.cleanup())
 
 
@@ -410,7 +418,7 @@ def test_the_publisher_reads_time_and_randomness_it_is_given(loop, tmp_path, pki
                 raise DeliveryError("not yet")
             return 0
 
-        async def deliver(self, source, events):
+        async def deliver(self, source, after, events):
             return events[-1]["seq"]
 
         async def put_crl(self, crl):

@@ -100,7 +100,7 @@ def _row(name, der) -> dict:
 
 def put(base, name, der, headers=None):
     request = urllib.request.Request(
-        f"{base}/publish/v1/crls/{name}",
+        f"{base}/publish/v2/crls/{name}",
         data=der,
         method="PUT",
         headers={"Authorization": f"Bearer {TOKEN}", **(headers or {})},

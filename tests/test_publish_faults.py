@@ -89,11 +89,11 @@ def test_a_restarted_va_keeps_what_it_acknowledged(tmp_path):
     write_token(d / "va" / "admin-token", TOKEN)
     port, admin = free_port(), free_port()
     va = start_va(d, env, port, "--admin-port", str(admin))
-    url = f"http://127.0.0.1:{admin}/publish/v1/events"
+    url = f"http://127.0.0.1:{admin}/publish/v2/events"
     try:
         assert _wait(lambda: _reachable(url), 20)
         events = [revoked_event(i + 1, 0x5000 + i, issuer=2) for i in range(50)]
-        status, body = call(url, "POST", {"source": "ack-test", "events": events})
+        status, body = call(url, "POST", {"source": "ack-test", "after": 0, "events": events})
         assert status == 200 and body["applied"] == 50
     finally:
         va.send_signal(signal.SIGKILL)
@@ -127,7 +127,7 @@ def test_kill_9_of_the_va_during_a_publish_batch(loop, tmp_path, pki):
     lmdb = d / "va" / "lmdb"
     running = None
     try:
-        assert _wait(lambda: _reachable(f"{base}/publish/v1/events"), 20)
+        assert _wait(lambda: _reachable(f"{base}/publish/v2/events"), 20)
         running = loop.spawn(service.run())
         # Kill it mid-stream: some batches acknowledged, others not yet.
         assert _wait(lambda: service.state["va"].high_water >= 80, 20)

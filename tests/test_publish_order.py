@@ -74,9 +74,9 @@ def test_the_apply_rule(old, new, replaces):
     assert new.replaces(old) is replaces
 
 
-def _batch(store, source, events):
-    _, parsed = publish.parse_batch({"source": source, "events": events})
-    return publish.apply_batch(store, source, parsed)
+def _batch(store, source, events, after=0):
+    batch = publish.parse_batch({"source": source, "after": after, "events": events})
+    return publish.apply_batch(store, batch)
 
 
 def _issued(seq, serial):
@@ -224,7 +224,7 @@ def test_a_bad_chunk_gets_an_exact_error(snapshot, chunk, body, message):
 def test_snapshots_over_the_admin_listener(loop, tmp_path):
     store = VAStore(tmp_path / "lmdb")
     base, runner = start_admin_server(loop, store)
-    url = f"{base}/publish/v1/snapshots/{'ab' * 16}"
+    url = f"{base}/publish/v2/snapshots/{'ab' * 16}"
     body = {
         "source": "ca",
         "position": 100,
@@ -244,7 +244,7 @@ def test_snapshots_over_the_admin_listener(loop, tmp_path):
         status, answer = call(f"{url}/0", "PUT", body)
         assert status == 200 and answer["applied"] == 1 and answer["high_water"] == 100
         assert _record(store, 1, integer_content(0x60)).seq == 7
-        status, answer = call(f"{base}/publish/v1/status?source=ca")
+        status, answer = call(f"{base}/publish/v2/status?source=ca")
         assert answer["high_water"] == 100
     finally:
         loop.run(runner.cleanup())

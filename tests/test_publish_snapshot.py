@@ -215,8 +215,8 @@ def test_rows_without_a_recorded_change_are_taken_at_the_snapshot(tmp_path, pki)
         "serial": f"{records[1].serial:x}",
         "not_after": 1,
     }
-    _, parsed = publish.parse_batch({"source": "other", "events": [later]})
-    publish.apply_batch(store, "other", parsed)  # a change the snapshot cannot know
+    batch = publish.parse_batch({"source": "other", "after": 0, "events": [later]})
+    publish.apply_batch(store, batch)  # a change the snapshot cannot know
     import_from_ca(pki, store, tmp_path / "va-keys", policy=IssuerPolicy(), ca_names=["issuing"])
     with store.read() as txn:
         first = store.get_status(txn, ca.id, integer_content(records[0].serial))
@@ -248,11 +248,12 @@ def test_a_snapshot_reaches_a_remote_va_in_chunks(loop, tmp_path, pki):
         again = loop.run(send_snapshot(outbox_reader, target, "ca", chunk=4))
         assert again["applied"] == 0 and again["kept"] == total  # nothing newer
         wrong = HTTPTarget("remote", base, b"x" * 43)
-        old = HTTPTarget("old", base + "/nothing", TOKEN.encode())  # no snapshot route
+        # No route of this protocol version there (as at a VA of another release).
+        old = HTTPTarget("old", base + "/nothing", TOKEN.encode())
         try:
             with pytest.raises(DeliveryError, match="HTTP 403"):
                 loop.run(send_snapshot(outbox_reader, wrong, "ca", chunk=4))
-            with pytest.raises(DeliveryError, match="does not take snapshots"):
+            with pytest.raises(DeliveryError, match="does not speak version 2 of the publish"):
                 loop.run(send_snapshot(outbox_reader, old, "ca", chunk=4))
         finally:
             loop.run(wrong.close())

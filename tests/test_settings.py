@@ -434,7 +434,7 @@ def test_every_va_setting_reaches_the_listeners(va_nondefault):
                 "127.0.0.1", table["admin_port"], context=context, timeout=5
             )
             connection.request(
-                "GET", "/publish/v1/status", headers={"Authorization": f"Bearer {token}"}
+                "GET", "/publish/v2/status", headers={"Authorization": f"Bearer {token}"}
             )
             return connection.getresponse().status
 
@@ -615,9 +615,9 @@ def test_every_publisher_setting_reaches_what_uses_it(va_nondefault, loop, monke
     batches: list[int] = []
     apply_batch = publish.apply_batch
 
-    def counting_apply(store, source, events):
-        batches.append(len(events))
-        return apply_batch(store, source, events)
+    def counting_apply(store, batch):
+        batches.append(len(batch.events))
+        return apply_batch(store, batch)
 
     monkeypatch.setattr(publish, "apply_batch", counting_apply)
     for _ in range(7):

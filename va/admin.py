@@ -23,7 +23,7 @@ from common.httpguard import Guard, Limits, start_guarded
 from common.listen import bind_listener
 from common.secretfile import SecretFileError, read_secret_file
 from va import crlcheck, publish
-from va.errors import CRLRefused, StoreWriteError, TokenError
+from va.errors import CRLRefused, SequenceGapError, StoreWriteError, TokenError
 from va.store import VAStore
 
 log = logging.getLogger("revoca.va.admin")
@@ -102,11 +102,24 @@ def make_app(
     async def events(request: web.Request) -> web.Response:
         body = await _json_body(request)
         try:
-            source, batch = publish.parse_batch(body)
+            batch = publish.parse_batch(body)
         except publish.ProtocolError as exc:
             return _json_error(400, "bad_batch", str(exc))
         try:
-            result = publish.apply_batch(store, source, batch)
+            result = publish.apply_batch(store, batch)
+        except SequenceGapError as exc:
+            log.warning(
+                "refused a batch after a gap", extra={"source": exc.source, "reason": str(exc)}
+            )
+            return web.json_response(
+                {
+                    "error": exc.code,
+                    "message": str(exc),
+                    "high_water": exc.high_water,
+                    "after": exc.after,
+                },
+                status=409,
+            )
         except StoreWriteError as exc:
             return _write_failed(exc)
         if result["applied"]:

@@ -4,7 +4,7 @@ the CA/Browser Forum Baseline Requirements that differ between deployments.
 Each issuer record in the VA's store (va/store.py) carries them; they are
 read and checked here, in one place, whether they come from the
 configuration (``[va]`` defaults applied by ``revoca va import``), from a
-publisher (``PUT /publish/v1/issuers/<id>``) or from the store itself.
+publisher (``PUT /publish/v2/issuers/<id>``) or from the store itself.
 """
 
 import enum

@@ -1,18 +1,19 @@
-"""The publish protocol, version 1: how status changes reach a VA.
+"""The publish protocol, version 2: how status changes reach a VA.
 
 Owned by the VA (``publisher`` speaks it; ``va`` never imports ``publisher``).
 
-    POST /publish/v1/events
-      {"source": "<publisher id>",
+    POST /publish/v2/events
+      {"source": "<publisher id>", "after": 16,
        "events": [{"seq": 17, "type": "revoked", "issuer": 2, "serial": "0a1b...",
                    "not_after": 1893456000, "revoked_at": 1767225600, "reason": 1}, ...]}
       -> {"applied": 3, "skipped": 0, "high_water": 19}
-    GET  /publish/v1/status?source=<publisher id>
+      409 {"error": "sequence_gap", "message", "high_water": 12, "after": 16}
+    GET  /publish/v2/status?source=<publisher id>
       -> {"source": ..., "high_water": 19, "applied": 1234}
-    PUT  /publish/v1/crls/<name>   body: CRL DER; optional headers X-CRL-Number,
+    PUT  /publish/v2/crls/<name>   body: CRL DER; optional headers X-CRL-Number,
                                    X-CRL-This-Update, X-CRL-Next-Update (epoch seconds)
       -> {"stored": "<name>", "number": 7, "unchanged": false}
-    PUT  /publish/v1/issuers/<id>  {"name", "certificate" (base64 DER),
+    PUT  /publish/v2/issuers/<id>  {"name", "certificate" (base64 DER),
                                     "responder_certificate" (base64 DER or null),
                                     "responder_key" (a key file already on the VA),
                                     "parents": [{"name", "certificate"}],
@@ -21,18 +22,34 @@ Owned by the VA (``publisher`` speaks it; ``va`` never imports ``publisher``).
                                    Private keys never travel over this protocol.
                                    Takes effect at the VA's next reload (SIGHUP).
 
-    PUT  /publish/v1/snapshots/<id>/<chunk>
+    PUT  /publish/v2/snapshots/<id>/<chunk>
       {"source": "<publisher id>", "position": 19, "last": false, "complete": true,
        "statuses": [{"issuer": 2, "serial": "0a1b...", "seq": 17, "status": "revoked",
                      "not_after": 1893456000, "revoked_at": 1767225600, "reason": 1}, ...]}
       -> {"snapshot": "<id>", "chunk": 0, "applied": 2, "kept": 1, "high_water": 19}
 
 ``type`` is one of issued, revoked, hold, released, expired. ``seq`` strictly
-increases per source. A batch is applied in one LMDB write transaction that
-also records the source's highest applied ``seq`` and a running count, and
-ignores events at or below it: delivery may repeat, the effect happens once.
-The same transaction drops the serial's pre-signed responses, so no reader
-pairs the new status with old bytes; the VA's refresher signs new ones.
+increases per source, and may skip values that are no loss (the outbox's
+ids: a PostgreSQL sequence skips the ids of rolled-back transactions).
+``after`` says what the sender believes comes before the batch: the seq it
+read the outbox from (every event above ``after`` up to the batch's last
+is in it, in order), so the first event's seq is above it. A batch is
+applied in one LMDB write transaction that also records the source's
+highest applied ``seq`` and a running count, and ignores events at or below
+it: delivery may repeat, the effect happens once. A batch whose ``after`` is
+above that high-water follows events the VA never applied (it was restored
+from an older copy, or another sender moved on): it is refused whole (409
+``sequence_gap`` with the VA's high-water), as applying it would lift the
+high-water past the missing events for ever, and the sender sends again from
+the VA's high-water. The same transaction drops the serial's pre-signed
+responses, so no reader pairs the new status with old bytes; the VA's
+refresher signs new ones.
+
+Version 2 made ``after`` required (version 1 had none, and applied a batch
+whatever came before it) and checks each CRL; the version is in every
+path, so a publisher and a VA of different versions fail loudly (404)
+rather than half work. A publisher and a VA of this repository are of one
+version: upgrade them together.
 
 Ordering holds per serial as well: each status record keeps the ``seq`` of
 the change it holds, and a change replaces it only when newer
@@ -77,11 +94,11 @@ from dataclasses import dataclass
 
 from common.der import integer_content
 from common.settings import SettingsError
-from va.errors import ProtocolError
+from va.errors import ProtocolError, SequenceGapError
 from va.policy import IssuerPolicy
 from va.store import GOOD, HOLD, REVOKED, StatusRecord, VAStore
 
-VERSION = 1
+VERSION = 2  # 2: batches carry "after"; CRLs are checked (see above)
 EVENT_TYPES = ("issued", "revoked", "hold", "released", "expired")
 SNAPSHOT_STATUSES = ("good", "revoked", "hold")
 MAX_EVENTS_PER_BATCH = 10_000
@@ -91,6 +108,15 @@ _COUNTERS = struct.Struct(">QQ")  # high-water seq, applied count
 _SNAPSHOT = struct.Struct(">16sQI")
 _SNAPSHOT_ID = re.compile(r"[0-9a-f]{32}")
 CERTIFICATE_HOLD = 6
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of events, checked whole (see the module's docstring)."""
+
+    source: str
+    after: int  # the seq the sender read the outbox from: its events follow it
+    events: list
 
 
 @dataclass(frozen=True)
@@ -154,19 +180,22 @@ def _source(body: dict) -> str:
     return source
 
 
-def parse_batch(body: object) -> tuple[str, list[Event]]:
+def parse_batch(body: object) -> Batch:
     """Validate a decoded JSON batch completely before anything is applied."""
     if not isinstance(body, dict):
         raise ProtocolError("the body must be a JSON object")
     source = _source(body)
+    after = _int(body, "after", None, None, 0, "batch")
     raw = body.get("events")
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_EVENTS_PER_BATCH:
         raise ProtocolError(f"events must be a list of 1 to {MAX_EVENTS_PER_BATCH} events")
-    events, previous = [], -1
+    events, previous = [], after
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise ProtocolError(f"event {index}: must be an object")
         seq = _int(item, "seq", index, None, 1, "event")
+        if seq <= previous and index == 0:
+            raise ProtocolError(f"event 0: seq {seq} is not above after ({after})")
         if seq <= previous:
             raise ProtocolError(f"event {index}: seq {seq} does not increase")
         previous = seq
@@ -177,7 +206,7 @@ def parse_batch(body: object) -> tuple[str, list[Event]]:
         serial_der = _serial(item, index, "event")
         record = None if kind == "expired" else _record(kind, item, index, seq, "event")
         events.append(Event(seq, kind, issuer, serial_der, record))
-    return source, events
+    return Batch(source, after, events)
 
 
 def _meta_key(source: str) -> bytes:
@@ -203,14 +232,21 @@ def sources(store: VAStore) -> dict[str, tuple[int, int]]:
         return out
 
 
-def apply_batch(store: VAStore, source: str, events: list[Event]) -> dict:
-    """Apply what is new in one write transaction; return the counters."""
+def apply_batch(store: VAStore, batch: Batch) -> dict:
+    """Apply what is new in one write transaction; return the counters. A
+    batch that follows events this VA has not applied (its ``after`` above
+    the high-water) raises SequenceGapError and applies nothing."""
     result = {}
+    source, events = batch.source, batch.events
 
     def apply(txn):
         key = _meta_key(source)
         value = txn.get(key, db=store.meta_db)
         high_water, applied = _COUNTERS.unpack(value) if value else (0, 0)
+        if batch.after > high_water:
+            # The events between the two are not here: applying this batch
+            # would lift the high-water past them, and they would never come.
+            raise SequenceGapError(source, batch.after, high_water)
         fresh = [e for e in events if e.seq > high_water]
         superseded = 0
         put_newer = store.put_newer
