@@ -66,7 +66,13 @@ def _stated_by_headers(headers: Mapping[str, str]) -> dict[str, int]:
 def _read(der: bytes) -> tuple[x509.CertificateRevocationList, StoredCRL]:
     try:
         crl = x509.load_der_x509_crl(der)  # DER only, nothing after it
-        extensions = crl.extensions
+        # Read here what is decoded on first use, so it fails here if at all.
+        extensions, _, this_update, next_update = (
+            crl.extensions,
+            crl.issuer,
+            crl.last_update_utc,
+            crl.next_update_utc,
+        )
     except ValueError as exc:
         raise CRLRefused(CRLRefusal.MALFORMED, f"the body is not a DER CRL ({exc})") from None
     try:
@@ -75,7 +81,7 @@ def _read(der: bytes) -> tuple[x509.CertificateRevocationList, StoredCRL]:
         raise CRLRefused(
             CRLRefusal.INCOMPLETE, "the CRL has no cRLNumber (RFC 5280 5.2.3: every CRL has one)"
         ) from None
-    if crl.next_update_utc is None:
+    if next_update is None:
         raise CRLRefused(
             CRLRefusal.INCOMPLETE,
             "the CRL has no nextUpdate (RFC 5280 5.1.2.5: conforming CRL issuers include it)",
@@ -84,9 +90,8 @@ def _read(der: bytes) -> tuple[x509.CertificateRevocationList, StoredCRL]:
         raise CRLRefused(
             CRLRefusal.NUMBER_TOO_LARGE, f"CRL number {number} does not fit in 64 bits"
         )
-    this_update = int(crl.last_update_utc.timestamp())
-    next_update = int(crl.next_update_utc.timestamp())
-    return crl, StoredCRL(this_update, next_update, number, bytes(der))
+    times = int(this_update.timestamp()), int(next_update.timestamp())
+    return crl, StoredCRL(*times, number, bytes(der))
 
 
 def held_ca_certificates(store: VAStore) -> list[x509.Certificate]:
