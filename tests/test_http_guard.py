@@ -30,7 +30,7 @@ def listener(request, loop, tmp_path, make_service):
         runner = loop.run(start_admin(app, "127.0.0.1", port))
         from va.admin import GUARD
 
-        yield "admin", port, TOKEN, "/publish/v1/events", app[GUARD]
+        yield "admin", port, TOKEN, "/publish/v2/events", app[GUARD]
         loop.run(runner.cleanup())
         store.close()
     else:
