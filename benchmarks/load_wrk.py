@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from benchmarks.load_servers import OCSP_PATH, pinned
 
 LUA = Path(__file__).resolve().parent / "ocsp_load.lua"
+CHECK_SECONDS = 2.0  # each checking run around a point's timed runs
 
 
 def _children(pid: int) -> list[int]:
@@ -42,30 +44,60 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+# A client core busier than this sets the pace: the point measures wrk, not
+# the server, and says so.
+CLIENT_BOUND = 0.9
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (wrk, once it exits)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_wrk(
-    port, mode, records, expected, connections, seconds, core, netns=None, server=None
+    port,
+    mode,
+    records,
+    expected,
+    connections,
+    seconds,
+    core,
+    netns=None,
+    server=None,
+    check=True,
 ) -> dict:
     """One wrk run. ``server``: the responder's pid, whose CPU time (with its
     workers') is read around the run: CPU per request says what the server
-    spends, whether or not it or wrk set the pace."""
+    spends, whether or not it or wrk set the pace. wrk's own CPU time is read
+    too (``client_busy``: the share of its one core it used). ``check``: look
+    at every response body (the checking runs); without it wrk only sends
+    and counts (the timed runs)."""
     threads = 1
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     argv += ["--timeout", "5s", "-s", str(LUA), f"http://127.0.0.1:{port}{OCSP_PATH}", "--", mode]
-    argv += [str(records)] + ([str(expected)] if expected else [])
+    argv += [str(records), str(expected) if expected else "-"] + ([] if check else ["count"])
     argv = pinned(core, argv)
     if netns is not None:
         argv = ["nsenter", f"--net=/proc/{netns}/ns/net", *argv]
     cpu_before = cpu_seconds(server) if server else None
+    client_before = _children_cpu()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    client = _children_cpu() - client_before
     cpu = cpu_seconds(server) - cpu_before if server else None
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
     line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
     result = json.loads(line)
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["checked"] = check
+    elapsed = result["duration_us"] / 1e6
+    result["rps"] = result["requests"] / elapsed
+    result["client_busy"] = client / elapsed
+    if result["requests"]:
+        result["client_cpu_us"] = client / result["requests"] * 1e6
     if cpu is not None and result["requests"]:
         result["server_cpu_us"] = cpu / result["requests"] * 1e6
-        result["server_busy"] = cpu / (result["duration_us"] / 1e6)
+        result["server_busy"] = cpu / elapsed
     errors = (
         sum(
             result[k]
@@ -80,12 +112,22 @@ def run_wrk(
 
 @dataclass
 class Point:
+    """The timed ``runs`` of one configuration (wrk only sending) and the
+    ``checks`` around them (every response body looked at)."""
+
     label: str
     runs: list[dict]
+    checks: list[dict]
 
     @property
     def ok(self) -> bool:
-        return all(r["failed_checks"] == 0 and r["ok"] > 0 for r in self.runs)
+        checked = all(r["failed_checks"] == 0 and r["ok"] > 0 for r in self.checks)
+        return checked and all(r["failed_checks"] == 0 and r["requests"] > 0 for r in self.runs)
+
+    @property
+    def client_bound(self) -> bool:
+        """wrk's core was the bottleneck: the figure is the client's."""
+        return self.median("client_busy") > CLIENT_BOUND
 
     def median(self, key: str) -> float:
         return statistics.median(r[key] for r in self.runs)
@@ -98,9 +140,13 @@ class Point:
         return self.median("server_cpu_us")
 
     def cpu_text(self) -> str:
+        client = f"  wrk {self.median('client_busy'):.0%} busy"
+        if self.client_bound:
+            client += " CLIENT-BOUND"
         if self.cpu is None:
-            return ""
-        return f"  server {self.cpu:5.1f} us CPU/request ({self.median('server_busy'):.0%} busy)"
+            return client
+        server = f"  server {self.cpu:5.1f} us CPU/request ({self.median('server_busy'):.0%} busy)"
+        return server + client
 
     def spread(self, key: str) -> tuple[float, float]:
         values = [r[key] for r in self.runs]
@@ -115,15 +161,18 @@ def measure(
     wrk joins (for `openssl ocsp`, which a closed idle connection stops).
     ``server``: the responder's pid, for its CPU time per request."""
 
-    def one(seconds):
+    def one(seconds, check):
         netns = fresh() if fresh else None
         return run_wrk(
-            port, mode, records, expected, connections, seconds, core, netns, server or netns
+            port, mode, records, expected, connections, seconds, core, netns, server or netns, check
         )
 
-    one(args.warmup)
-    runs = [one(args.seconds) for _ in range(args.repeat)]
-    point = Point(label, runs)
+    check_seconds = min(args.seconds, CHECK_SECONDS)
+    one(args.warmup, False)
+    checks = [one(check_seconds, True)]  # every answer looked at, before and after
+    runs = [one(args.seconds, False) for _ in range(args.repeat)]
+    checks.append(one(check_seconds, True))
+    point = Point(label, runs, checks)
     state = "ok" if point.ok else "FAILED CHECKS"
     print(
         f"  {label:<44} {point.median('rps'):>10,.0f} req/s"
@@ -136,15 +185,45 @@ def measure(
 
 
 def ratios(points: dict[str, Point], signing: dict) -> dict:
-    out = {}
+    """Each ratio of the run; one read from a client-bound point says so in
+    its label (wrk, not the server, set that point's pace)."""
+    return _ratios(points, signing)
+
+
+class _Ratios(dict):
+    """The ratios, each labelled "[client-bound point]" when a point read
+    since the previous ratio (``read``) was client-bound."""
+
+    MARK = " [client-bound point]"
+
+    def __init__(self, points: dict[str, Point]):
+        super().__init__()
+        self.points = points
+        self.read: set[str] = set()
+
+    def __setitem__(self, label: str, value) -> None:
+        if any(self.points[p].client_bound for p in self.read if self.points[p].runs):
+            label += self.MARK
+        self.read.clear()
+        super().__setitem__(label, value)
+
+
+def _ratios(points: dict[str, Point], signing: dict) -> dict:
+    out = _Ratios(points)
 
     def rate(label):
         p = points.get(label)
-        return p.median("rps") if p is not None and p.ok else None
+        if p is not None and p.ok:
+            out.read.add(label)
+            return p.median("rps")
+        return None
 
     def p99(label):
         p = points.get(label)
-        return p.median("p99_us") if p is not None and p.ok else None
+        if p is not None and p.ok:
+            out.read.add(label)
+            return p.median("p99_us")
+        return None
 
     for method in ("POST", "GET"):
         ours, theirs = rate(f"revoca pre-signed {method} c32"), rate(f"nginx static {method} c32")
@@ -229,7 +308,7 @@ def ratios(points: dict[str, Point], signing: dict) -> dict:
         n_cpu, one_cpu = points[many[0]].cpu, points[single].cpu
         if n_cpu and one_cpu:
             out[f"{kind}: 1 worker's CPU per request / {workers}' (1.0: linear)"] = one_cpu / n_cpu
-    return out
+    return dict(out)
 
 
 def report(results: dict) -> None:
@@ -242,7 +321,7 @@ def report(results: dict) -> None:
     )
     print(
         f"\n{'point':<48} {'req/s (min-max)':>26} {'p50 ms':>8} {'p99 ms (min-max)':>20}"
-        f" {'server CPU us/req':>18}"
+        f" {'server CPU us/req':>18} {'wrk busy':>9}"
     )
     for label, p in results["points"].items():
         if not p["ok"]:
@@ -253,7 +332,9 @@ def report(results: dict) -> None:
         print(
             f"{label:<48} {p['rps_median']:>9,.0f} ({low:,.0f}-{high:,.0f})"
             f" {p['p50_ms_median']:>8.2f} {p['p99_ms_median']:>7.2f} ({p99_low:.2f}-{p99_high:.2f})"
-            + (f" {cpu:>18.1f}" if (cpu := p.get("server_cpu_us_median")) is not None else "")
+            + (f" {cpu:>18.1f}" if (cpu := p.get("server_cpu_us_median")) is not None else " " * 19)
+            + f" {p['client_busy_median']:>8.0%}"
+            + (" CLIENT-BOUND" if p["client_bound"] else "")
         )
     print("\nratios (same run):")
     for label, value in results["ratios"].items():

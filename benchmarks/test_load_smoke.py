@@ -41,9 +41,18 @@ def test_load_bench_smoke(tmp_path):
     assert expected <= set(points)
     for label, point in points.items():
         assert point["ok"], label
-        assert all(run["ok"] > 0 and run["failed_checks"] == 0 for run in point["runs"]), label
-        # every server's CPU time was read around every run
+        # checking runs around the timed ones looked at every answer ...
+        assert len(point["checks"]) == 2, label
+        assert all(
+            r["checked"] and r["ok"] > 0 and r["failed_checks"] == 0 for r in point["checks"]
+        )
+        # ... and the timed runs only sent and counted (no Lua per response)
+        assert all(not r["checked"] and r["ok"] == 0 for r in point["runs"]), label
+        assert all(r["requests"] > 0 and r["failed_checks"] == 0 for r in point["runs"]), label
+        # every server's CPU time, and wrk's, was read around every run
         assert all(run["server_cpu_us"] > 0 for run in point["runs"]), label
+        assert all(0 < run["client_busy"] <= 1.05 for run in point["runs"]), label
+        assert point["client_bound"] == (point["client_busy_median"] > 0.9), label
     assert results["setup"]["presigned"] == 2 * results["setup"]["certs"]
     # the raw signature baseline is the fastest of its three samples
     signing = results["signing"]
