@@ -3,7 +3,6 @@
 from collections.abc import Callable
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from ca.context import CAContext
 from ca.errors import (
@@ -23,6 +22,7 @@ from ca.records import (
 )
 from ca.requests import CertificateRequest, parse_csr, parse_san, parse_subject
 from ca.x509build import new_serial
+from common.pkcs8 import encrypt_private_key
 
 
 def ocsp_signer_subject(ca: CARecord) -> x509.Name:
@@ -147,11 +147,7 @@ class Issuance:
             )
         ca = self.lookup.get_ca(ca_name)
         private_key = generate_private_key(key_type)
-        encrypted = private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self.context.passphrase.get()),
-        )
+        encrypted = encrypt_private_key(private_key, self.context.passphrase.get())
         request = CertificateRequest(request.subject, private_key.public_key(), request.sans)
         return self.path.issue(
             ca,

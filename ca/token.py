@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from ca.errors import BadInputError, KeyAccessError, NotFoundError
 from ca.fsutil import ensure_private_dir, write_secret_file
 from ca.keys import PassphraseSource, SignatureAlgorithm, generate_private_key
+from common.pkcs8 import encrypt_private_key
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -93,11 +94,7 @@ class SoftwareToken(CryptoToken):
             self._cache.pop(key_id, None)
 
     def _store(self, key_id: str, private_key) -> None:
-        pem = private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self._passphrase.get()),
-        )
+        pem = encrypt_private_key(private_key, self._passphrase.get())
         ensure_private_dir(self.directory)
         write_secret_file(self._path(key_id), pem)
         with self._lock:

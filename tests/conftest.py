@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from ca.keys import PassphraseSource, generate_private_key
 from ca.service import CAService
 from ca.token import SoftwareToken
-from common import native
+from common import native, pkcs8
 from revoca.config import load_config
 from store import Store
 from store.tables.audit import audit_log
@@ -42,6 +42,21 @@ PUBLIC_BASE_URL = "http://pki.example.com"
 def key_passphrase(monkeypatch):
     monkeypatch.setenv("REVOCA_KEY_PASSPHRASE", PASSPHRASE)
     return PASSPHRASE
+
+
+# Key files cost about 0.2 s each to write and to read at the real scrypt cost
+# (common/pkcs8.py). Tests that are not about that encryption make their keys
+# in this process at a cheap cost (as test settings swap in a fast password
+# hasher); tests marked ``key_file_cost`` keep the real one, and every
+# `revoca` subprocess always has it.
+CHEAP_KEY_COST = pkcs8.ScryptCost(n=2**4, r=8, p=1)
+
+
+@pytest.fixture(autouse=True)
+def key_file_cost(request, monkeypatch):
+    if request.node.get_closest_marker("key_file_cost") is None:
+        monkeypatch.setattr(pkcs8, "KEY_FILE_COST", CHEAP_KEY_COST)
+    return pkcs8.KEY_FILE_COST
 
 
 # -- native modules and their pure-Python twins --------------------------------
@@ -478,3 +493,31 @@ def cli_pki(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     return tmp_path
+
+
+def key_file_kdf(data: bytes) -> dict:
+    """The PBES2 parameters of an encrypted PKCS#8 key (PEM or DER), read with
+    asn1crypto alone: the KDF's OID and parameters, the cipher and its IV."""
+    from asn1crypto import core, keys
+    from asn1crypto import pem as asn1_pem
+
+    if asn1_pem.detect(data):
+        label, _, data = asn1_pem.unarmor(data)
+        assert label == "ENCRYPTED PRIVATE KEY", label
+    algorithm = keys.EncryptedPrivateKeyInfo.load(data)["encryption_algorithm"]
+    assert algorithm["algorithm"].dotted == "1.2.840.113549.1.5.13"  # RFC 8018 A.4 id-PBES2
+    kdf = algorithm["parameters"]["key_derivation_func"]
+    scheme = algorithm["parameters"]["encryption_scheme"]
+    # scrypt-params (RFC 7914 7.1), read as the plain SEQUENCE it is: salt
+    # OCTET STRING, then costParameter, blockSize, parallelizationParameter.
+    contents, fields = core.load(kdf["parameters"].dump()).contents, []
+    while contents:
+        item = core.load(contents, strict=False)
+        fields.append(item.native)
+        contents = contents[len(item.dump()) :]
+    return {
+        "kdf": kdf["algorithm"].dotted,
+        "params": fields,
+        "cipher": scheme["algorithm"].dotted,
+        "iv": scheme["parameters"].native,
+    }

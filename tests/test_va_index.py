@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PASSPHRASE, free_port
+from tests.conftest import PASSPHRASE, free_port, key_file_kdf
 from va.openssl_index import IndexError_, parse_index
 from va.store import GOOD, HOLD, REVOKED
 
@@ -159,6 +159,9 @@ def test_import_index_and_answer_openssl(tmp_path):
     stored_key = d / "data" / "va" / "keys" / "index-legacy.key.pem"
     assert stored_key.stat().st_mode & 0o777 == 0o600
     assert stored_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    # The `revoca` process encrypts at the real cost: scrypt (RFC 7914), N=2^14, r=8, p=5.
+    kdf = key_file_kdf(stored_key.read_bytes())
+    assert kdf["kdf"] == "1.3.6.1.4.1.11591.4.11" and kdf["params"][1:] == [2**14, 8, 5]
 
     port = free_port()
     server = subprocess.Popen(

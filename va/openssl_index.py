@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from common.der import integer_content
+from common.pkcs8 import encrypt_private_key
 from common.privatedir import make_private_dir
 from va.errors import IndexError_
 from va.policy import IssuerPolicy
@@ -149,11 +150,7 @@ def import_index(
     make_private_dir(key_dir)
     key_file = f"index-{name}.key.pem"
     # Re-encrypted under the VA's passphrase, which is what it starts with.
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(va_passphrase),
-    )
+    pem = encrypt_private_key(private_key, va_passphrase)
     fd = os.open(key_dir / key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)

@@ -59,7 +59,11 @@ def native_signer(key, family: str, hash_name: str | None):
     if EVPSigner is None or family not in ("ec", "rsa"):
         return None
     # Handed over encrypted under a passphrase used once, so no unencrypted
-    # copy of the key is ever a Python object.
+    # copy of the key is ever a Python object. Not a key file: the passphrase
+    # is 256 random bits made for this one load, so a KDF work factor would
+    # only slow every start (key files: common/pkcs8.py); cryptography
+    # encrypts it inside OpenSSL, where common/pkcs8.py would hold the
+    # plaintext PKCS#8 as Python bytes.
     passphrase = secrets.token_hex(32).encode()
     encrypted = key.private_bytes(
         serialization.Encoding.DER,
