@@ -20,6 +20,7 @@ from ca.records import (
     CertificateRecord,
     serial_hex,
 )
+from ca.rekey import reencrypt
 from ca.requests import CertificateRequest, parse_csr, parse_san, parse_subject
 from ca.x509build import new_serial
 from common.pkcs8 import encrypt_private_key
@@ -116,6 +117,15 @@ class Issuance:
                 )
             profile = self._issuing_profile(profile_name)
             ca = self.lookup.get_ca(ca_name)
+            if keep_private_key is not None:
+                # Written again with the new certificate: in the current format.
+                current, _ = reencrypt(
+                    keep_private_key,
+                    self.context.passphrase.get(),
+                    "the renewed certificate's stored key",
+                    verify=False,
+                )
+                keep_private_key = current or keep_private_key
             return self.path.issue(
                 ca,
                 profile,

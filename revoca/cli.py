@@ -14,6 +14,7 @@ import click
 from ca.errors import CAError
 from revoca import (
     __version__,
+    cli_ca_keys,  # noqa: F401 (adds its commands to `ca`)
     cli_ra_inventory,  # noqa: F401 (adds its commands to `ra`)
 )
 from revoca.cli_ca import ca
