@@ -290,3 +290,28 @@ def test_a_failing_signer_answers_internal_error_for_its_jobs_only():
         finish_all(jobs)
     assert jobs[0].answer.body == jobs[2].answer.body == core.INTERNAL_ERROR
     assert jobs[1].answer.kind == "signed"
+
+
+def test_a_responder_key_is_decrypted_once_per_file_content(monkeypatch):
+    """The supervisor's check at start decrypts each key file (one scrypt,
+    common/pkcs8.py); its workers, forked at start and on reload, reuse the
+    key. A changed file, or another passphrase, is decrypted again."""
+    from common.pkcs8 import encrypt_private_key
+    from va.errors import ResponderKeyError
+
+    monkeypatch.setattr(signing, "_decrypted", {})
+    decryptions = []
+    real = signing._load_key
+    monkeypatch.setattr(
+        signing, "_load_key", lambda *args: decryptions.append(args[0]) or real(*args)
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = encrypt_private_key(key, b"va passphrase")
+    first = signing.load_key(pem, b"va passphrase", "responder key")
+    assert signing.load_key(pem, b"va passphrase", "responder key") is first
+    assert decryptions == [pem]
+    with pytest.raises(ResponderKeyError, match="wrong passphrase"):
+        signing.load_key(pem, b"another passphrase", "responder key")
+    rewritten = encrypt_private_key(key, b"va passphrase")
+    assert signing.load_key(rewritten, b"va passphrase", "responder key") is not first
+    assert decryptions == [pem, pem, rewritten]

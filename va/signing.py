@@ -5,6 +5,7 @@ encrypted, the passphrase handed in by whoever starts the VA.
 """
 
 import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -34,7 +35,23 @@ _ALGORITHMS = {
 }
 
 
+# Decrypted responder keys by file content and passphrase. A key file costs
+# one scrypt to decrypt (about 0.2 s, common/pkcs8.py); the supervisor's
+# check at start decrypts each once, and the workers it forks, at start and
+# on reload, find the key here instead of paying again. A changed file is a
+# new entry; the set is the key files of one VA, a handful.
+_decrypted: dict[bytes, object] = {}
+
+
 def load_key(pem: bytes, passphrase: bytes | None, what: str):
+    tag = hmac.new(passphrase or b"", pem, hashlib.sha256).digest()
+    key = _decrypted.get(tag)
+    if key is None:
+        key = _decrypted[tag] = _load_key(pem, passphrase, what)
+    return key
+
+
+def _load_key(pem: bytes, passphrase: bytes | None, what: str):
     try:
         return serialization.load_pem_private_key(pem, password=passphrase)
     except TypeError as exc:
