@@ -29,6 +29,13 @@ class PolicyError(CAError):
     refused = True
 
 
+class KeyCompromisedError(PolicyError):
+    """The public key is on the blocklist of compromised keys (CA/B Forum BR
+    6.1.1.3 (4)): no certificate is issued for it."""
+
+    code = "key_compromised"
+
+
 class BadInputError(CAError):
     """The input could not be parsed or verified (CSR, certificate, key file)."""
 
@@ -48,6 +55,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "KeyAccessError",
+    "KeyCompromisedError",
     "NotFoundError",
     "PolicyError",
     "StoreError",

@@ -6,6 +6,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, insert, select
 
+from ca.blocklist import refuse_compromised
 from ca.context import CAContext
 from ca.errors import (
     BadInputError,
@@ -112,6 +113,7 @@ class Hierarchy:
                 serial = new_serial(self.context.random_bytes)
                 cert = self.path.sign(key_id, public_key, template, serial, template.subject, None)
                 with self.context.store.transaction() as conn:
+                    refuse_compromised(conn, public_key)  # BR 6.1.1.3 (4), even for a new key
                     self._insert_ca(conn, name, cert, key_id, template.key_spec, None, "created")
                     self.context.audit.ok(
                         conn,
@@ -192,6 +194,7 @@ class Hierarchy:
             key_spec = key_spec_of(cert.public_key())
             self._ensure_name_free(name)
             with self.context.store.transaction() as conn:
+                refuse_compromised(conn, cert.public_key())  # BR 6.1.1.3 (4)
                 parent_id = self._find_parent(conn, cert)
             key_id = f"ca-{name}"
             if self.context.token.has_key(key_id):

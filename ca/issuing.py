@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, insert, select
 
+from ca.blocklist import refuse_compromised
 from ca.context import CAContext
 from ca.errors import PolicyError
 from ca.events import append_event
@@ -112,6 +113,7 @@ class IssuingPath:
             serial=serial,
         )
         with context.store.transaction() as conn:
+            refuse_compromised(conn, template.public_key)  # BR 6.1.1.3 (4)
             cert = self.sign(
                 ca.key_id,
                 ca.certificate.public_key(),

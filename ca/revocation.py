@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
+from ca.blocklist import block_revoked
 from ca.context import CAContext
 from ca.errors import (
     BadInputError,
@@ -97,6 +98,7 @@ class Revocation:
                     .where(certificates.c.id == row.id)
                     .values(**values, status_seq=seq, status_changed_at=to_epoch(now))
                 )
+                block_revoked(conn, row, reason, now, actor)  # BR 6.1.1.3 (4)
                 self.context.audit.ok(
                     conn,
                     actor,

@@ -11,7 +11,9 @@ revoke, hold, release, look up, export, record inventory certificates.
 - ``Issuance`` (ca/issuance.py): certificates from CSRs, with keys made
   here, OCSP signers;
 - ``Revocation`` (ca/revocation.py): revocations, holds, releases;
-- ``Inventory`` (ca/inventory.py): certificates issued elsewhere.
+- ``Inventory`` (ca/inventory.py): certificates issued elsewhere;
+- ``Blocklist`` (ca/blocklist.py): the compromised keys no certificate is
+  issued for, fed by the revocations that compromise them and by imports.
 
 Each change is one SQL transaction holding the certificate row, its outbox
 event for the publisher and its audit record, so none exists without the
@@ -23,6 +25,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 
+from ca.blocklist import Blocklist
 from ca.context import CAContext, utc_now
 from ca.hierarchy import Hierarchy, check_ca_name, load_certificate
 from ca.inventory import Inventory
@@ -60,6 +63,7 @@ class CAService:
         hierarchy = Hierarchy(context, lookup, path)
         issuance = Issuance(context, lookup, path)
         revocation = Revocation(context, lookup)
+        blocklist = Blocklist(context)
         # The public surface, bound one by one.
         self.get_ca = lookup.get_ca
         self.get_own_ca = lookup.get_own_ca
@@ -79,6 +83,10 @@ class CAService:
         self.revoke = revocation.revoke
         self.release_hold = revocation.release_hold
         self.record_inventory = Inventory(context).record_inventory
+        self.check_key = blocklist.check_key
+        self.blocked_keys = blocklist.find
+        self.list_blocked_keys = blocklist.entries
+        self.import_blocked_keys = blocklist.import_keys
         self.profile = context.profile
 
     @property

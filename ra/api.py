@@ -52,6 +52,7 @@ STATUS_OF_CODE = {
     "conflict": 409,
     "too_large": 413,
     "policy_violation": 422,
+    "key_compromised": 422,
     "store_error": 503,
     "schema_outdated": 503,
 }

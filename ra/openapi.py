@@ -240,7 +240,8 @@ _ERRORS = {
     "403": "forbidden: the operator's role does not allow this",
     "404": "not_found",
     "409": "conflict: clashes with the current state",
-    "422": "policy_violation: well formed, but the profile or end entity forbids it",
+    "422": "policy_violation: well formed, but the profile or end entity forbids it; "
+    "key_compromised: the public key is on the CA's blocklist of compromised keys",
     "503": "store_error (or schema_outdated): the store failed or needs a schema upgrade; "
     "nothing was changed",
 }

@@ -379,6 +379,10 @@ class RAService:
         elif same_key is not None:
             public_key = same_key[0]
         entity.check_sans(requested)
+        if public_key is not None:
+            # A compromised key is refused before approvers see the request
+            # (issuance refuses it again, CA/B Forum BR 6.1.1.3 (4)).
+            self.ca.check_key(public_key)
         request = CertificateRequest(entity.subject(), public_key, requested)
         if needed:
             return self.approvals.submit(

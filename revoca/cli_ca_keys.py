@@ -1,11 +1,16 @@
 """``revoca ca`` (continued): the keys themselves: rewriting key files in
-the current encryption format, and the blocklist of compromised keys. The
-commands join the ``ca`` group."""
+the current encryption format, and the blocklist of compromised keys
+(ca/blocklist.py, its file format ca/blocklist_file.py). The commands join
+the ``ca`` group."""
+
+import inspect
+import sys
 
 import click
 
+from ca.errors import KeyCompromisedError
 from revoca.cli_ca import _service, ca
-from revoca.cli_util import actor, config_of, echo_json, handle_errors
+from revoca.cli_util import EXIT_CODES, actor, config_of, echo_json, handle_errors, read_input
 
 
 @ca.command("rekey-files")
@@ -58,3 +63,117 @@ def rekey_files(ctx, as_json):
         + (f", {counts['changed']} changed meanwhile (run again)" if counts["changed"] else ""),
         err=True,
     )
+
+
+# -- the blocklist of compromised keys -----------------------------------------------------
+
+FORMATS_HELP = """
+\b
+FILE ('-' for stdin) is ASCII text holding, in any mix:
+  PEM blocks: PUBLIC KEY, RSA PUBLIC KEY, CERTIFICATE, CERTIFICATE REQUEST
+    (a certificate or request stands for its public key);
+  lines of 64 hex digits (or 32 colon-separated pairs): the SHA-256 of a
+    DER SubjectPublicKeyInfo, EC points uncompressed;
+  blank lines, and comments from # to the end of the line.
+A line that is none of these is an error naming its line number.
+"""
+
+
+@ca.group("blocklist")
+def blocklist():
+    """Compromised keys: no certificate is issued for a key on this list.
+
+    CA/B Forum BR 6.1.1.3: a revocation for keyCompromise (or cACompromise of
+    a CA certificate) adds the certificate's key; keys learnt of elsewhere are
+    imported. Every issuance refuses a listed key (exit 4, code key_compromised).
+    """
+
+
+def _entries(path: str):
+    from ca.blocklist_file import parse_blocklist_file
+
+    return parse_blocklist_file(read_input(path, "blocklist file"))
+
+
+@blocklist.command("import")
+@click.argument("file")
+@click.option("--note", required=True, help="Where these keys come from (kept with each one).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
+@click.pass_context
+@handle_errors
+def blocklist_import(ctx, file, note, as_json):
+    """List the keys in FILE as compromised, all or none.
+
+    \b
+    Examples:
+      revoca ca blocklist import leaked.pem --note "key posted publicly, ticket 4711"
+      openssl x509 -in cert.pem -noout -pubkey \\
+        | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64 >> hashes.txt
+      revoca ca blocklist import hashes.txt --note "vendor advisory 2026-12"
+    """
+    entries = _entries(file)
+    added, already = _service(ctx).import_blocked_keys(
+        [e.spki_sha256 for e in entries], note, actor=actor()
+    )
+    if as_json:
+        echo_json({"keys": len(entries), "added": added, "already_listed": already})
+        return
+    click.echo(f"{added} keys added to the blocklist, {already} already on it")
+
+
+blocklist_import.help = inspect.cleandoc(blocklist_import.help) + FORMATS_HELP
+
+
+@blocklist.command("list")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--after", help="Continue after this hash (the last line's).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def blocklist_list(ctx, limit, after, as_json):
+    """The listed keys, by hash: when and why each was added."""
+    records = _service(ctx).list_blocked_keys(limit=limit, after=after)
+    if as_json:
+        echo_json([r.summary() for r in records])
+        return
+    for r in records:
+        click.echo(f"{r.spki_sha256}  {r.added_at:%Y-%m-%d %H:%M:%S}Z  {r.actor:<16} {r.why()}")
+
+
+@blocklist.command("check")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def blocklist_check(ctx, file, as_json):
+    """Whether the keys in FILE are listed; exit 4 if any is.
+
+    \b
+    Example:
+      revoca ca blocklist check request.pem && revoca ca issue --csr request.pem ...
+    """
+    entries = _entries(file)
+    found = _service(ctx).blocked_keys(e.spki_sha256 for e in entries)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "line": e.line,
+                    "kind": e.kind,
+                    "spki_sha256": e.spki_sha256,
+                    "listed": e.spki_sha256 in found,
+                    "entry": found[e.spki_sha256].summary() if e.spki_sha256 in found else None,
+                }
+                for e in entries
+            ]
+        )
+    else:
+        for e in entries:
+            entry = found.get(e.spki_sha256)
+            state = f"listed ({entry.why()})" if entry else "not listed"
+            click.echo(f"line {e.line} {e.kind}: {e.spki_sha256} {state}")
+    if found:
+        sys.exit(EXIT_CODES[KeyCompromisedError.code])
+
+
+blocklist_check.help = inspect.cleandoc(blocklist_check.help) + FORMATS_HELP

@@ -33,6 +33,7 @@ EXIT_CODES = {
     "config_error": 2,
     "not_found": 3,
     "policy_violation": 4,
+    "key_compromised": 4,
     "bad_input": 5,
     "key_access": 6,
     "conflict": 7,

@@ -123,9 +123,10 @@ def test_store_imports_no_role():
 
 
 # The CA's tables that only ``ca`` writes (store/tables/ca.py).
-CA_WRITTEN = {"certificates", "cas"}
+CA_WRITTEN = {"certificates", "cas", "compromised_keys"}
 _SQL_WRITE = re.compile(
-    r"\b(?:insert\s+into|delete\s+from|update)\s+[\"`]?(certificates|cas)\b[\"`]?\s",
+    r"\b(?:insert\s+into|delete\s+from|update)\s+[\"`]?"
+    r"(certificates|cas|compromised_keys)\b[\"`]?\s",
     re.IGNORECASE,
 )
 
@@ -182,8 +183,9 @@ def test_table_writes_finds_every_form(tmp_path):
 
 
 def test_only_ca_writes_the_certificates_and_cas_tables():
-    """The CA is the only writer of its certificates and CAs: the RA records
-    inventory certificates through the CA's API. The deployed packages are
+    """The CA is the only writer of its certificates, CAs and blocklist of
+    compromised keys: the RA records inventory certificates through the
+    CA's API. The deployed packages are
     checked (and store/migrations, which builds the tables, is exempt);
     tests and benchmarks fill stores directly to set up their cases."""
     with (ROOT / "pyproject.toml").open("rb") as f:

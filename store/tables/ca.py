@@ -1,9 +1,10 @@
 """The CA's tables: the CAs (its own, imported ones, and the keyless
 issuers of inventory certificates), every certificate, the CRLs it signed,
-and the certificate search indexes.
+the certificate search indexes, and the blocklist of compromised keys.
 
 Owner and only writer: ``ca`` (CAService and ca/crl.py; tests/test_layout.py
-checks that nothing else writes ``cas`` or ``certificates``). The search
+checks that nothing else writes ``cas``, ``certificates`` or
+``compromised_keys``). The search
 indexes are written by database triggers on ``certificates`` (migration 0006),
 so every way a certificate comes in is covered. Readers: the RA through
 ``ca.catalog`` (search, reports, export, expiry notices), the publisher
@@ -168,4 +169,24 @@ certificate_counts = Table(
     Column("profile", String(64), primary_key=True),
     Column("status", String(16), primary_key=True),
     Column("n", BigInteger, nullable=False),
+)
+
+
+# Keys known to be compromised (migration 0008): CA/B Forum BR 6.1.1.3 (4),
+# no certificate is issued for a public key on it. One row per key, named by
+# the SHA-256 of its DER SubjectPublicKeyInfo; the first reason it was added
+# is the one kept. Written by the revocation that compromised it (in the
+# revocation's transaction) or by an operator's import.
+compromised_keys = Table(
+    "compromised_keys",
+    metadata,
+    Column("spki_sha256", String(64), primary_key=True),  # lowercase hex
+    Column("added_at", BigInteger, nullable=False),  # epoch seconds
+    Column("source", String(16), nullable=False),  # revocation | import
+    # source "revocation": the certificate revoked, by its issuer and serial.
+    Column("ca_id", Id, ForeignKey("cas.id"), nullable=True),
+    Column("serial", String(40), nullable=True),
+    Column("reason", SmallInteger, nullable=True),  # its RFC 5280 CRLReason
+    Column("note", Text, nullable=True),  # source "import": the operator's note
+    Column("actor", String(255), nullable=False),
 )
