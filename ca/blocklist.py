@@ -116,7 +116,7 @@ def refuse_compromised(conn: Connection, public_key) -> None:
 def compromises_key(reason: RevocationReason, certificate: x509.Certificate) -> bool:
     """Whether revoking ``certificate`` for ``reason`` says its key is compromised.
 
-    RFC 5280 5.3.1 and X.509 (2019) 9.5.3.1: keyCompromise, the subject's
+    RFC 5280 5.3.1 and X.509's reasonCode: keyCompromise, the subject's
     private key; cACompromise on a CA certificate, that CA's own key (on an
     end entity's certificate it speaks of the issuer's, which is not this key).
     """

@@ -12,7 +12,8 @@ from common.settings import SettingsError, build, setting
 @dataclass(frozen=True)
 class KeysSettings:
     """Where the passphrase that encrypts every private key (PKCS#8, PBES2
-    with AES-256-CBC) comes from. Never the command line."""
+    with scrypt and AES-256-CBC, common/pkcs8.py) comes from. Never the
+    command line."""
 
     passphrase_env: str = setting(
         "REVOCA_KEY_PASSPHRASE",

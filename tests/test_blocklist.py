@@ -123,7 +123,7 @@ def test_a_second_revocation_of_the_same_key_keeps_the_first_entry(pki):
 
 
 def test_cacompromise_lists_a_ca_key_but_not_an_end_entitys(pki, tmp_path):
-    """X.509 9.5.3.1: cACompromise on a CA certificate is that CA's key; on an
+    """X.509's reasonCode: cACompromise on a CA certificate is that CA's key; on an
     end entity's certificate it speaks of the issuer. The listed CA key can
     then be neither imported nor made a CA again."""
     sub = pki.create_sub("second", "root", "CN=Second")
