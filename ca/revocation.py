@@ -1,6 +1,6 @@
 """Revocation, hold and release (RFC 5280 5.3.1)."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -25,6 +25,16 @@ from store.tables.ca import certificates
 
 # A revocation time a little ahead of our clock is tolerated (clock skew between nodes).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+
+def check_after_not_before(revoked_at: datetime, not_before: int) -> None:
+    """RFC 5280 5.1.2.6: revocationDate is when the revocation occurred, which
+    cannot precede the certificate's validity (notBefore, 4.1.2.5)."""
+    if to_epoch(revoked_at) < not_before:
+        raise BadInputError(
+            f"the revocation time {revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z lies before "
+            f"the certificate's notBefore ({from_epoch(not_before):%Y-%m-%d %H:%M:%S}Z)"
+        )
 
 
 class Revocation:
@@ -61,6 +71,7 @@ class Revocation:
             with self.context.store.transaction() as conn:
                 ca = own(self.lookup.ca_named(conn, ca_name))
                 row = self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial)
+                check_after_not_before(revoked_at, row.not_before)
                 profile = self.context.profiles.get(row.profile)
                 if profile is not None and reason not in profile.allowed_reasons():
                     raise PolicyError(

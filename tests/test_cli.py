@@ -49,6 +49,23 @@ def test_issue_revoke_and_verify(cli_pki):
     assert run(tmp, "audit", "verify").returncode == 0
 
 
+def test_a_revocation_time_before_not_before_exits_5(cli_pki):
+    (cli_pki / "req.pem").write_bytes(make_csr())
+    issued = run(
+        cli_pki, "ca", "issue", "--ca", "issuing", "--profile", "tls-server", "--csr", "req.pem"
+    )
+    serial = issued.stderr.decode().split("issued serial ")[1].split()[0]
+    revoke = ["ca", "revoke", "--ca", "issuing", "--serial", serial]
+    early = run(cli_pki, *revoke, "--time", "2001-01-01T00:00:00Z")
+    assert early.returncode == 5, early.stderr
+    assert b"revocation time 2001-01-01 00:00:00Z lies before the certificate's notBefore" in (
+        early.stderr
+    )
+    assert early.stderr.count(b"\n") == 1
+    shown = json.loads(run(cli_pki, "ca", "show", "issuing", "--serial", serial).stdout)
+    assert shown["status"] == "good"
+
+
 def test_csr_from_stdin_and_der_output(cli_pki):
     result = run(
         cli_pki,

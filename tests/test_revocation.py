@@ -108,6 +108,23 @@ def test_bad_revocation_inputs(clocked):
     assert counts(clocked) == before
 
 
+def test_a_revocation_time_before_not_before_is_refused(clocked):
+    record = clocked.issue("issuing", make_csr(), "tls-server")
+    before = counts(clocked)
+    early = record.not_before - timedelta(seconds=1)
+    with pytest.raises(
+        BadInputError, match=r"revocation time .* lies before the certificate's notBefore"
+    ):
+        clocked.revoke("issuing", record.serial, RevocationReason.superseded, revoked_at=early)
+    assert counts(clocked) == before
+    assert clocked.get_certificate("issuing", record.serial).status == "good"
+    # At notBefore itself it is a revocation like any other.
+    revoked = clocked.revoke(
+        "issuing", record.serial, RevocationReason.superseded, revoked_at=record.not_before
+    )
+    assert revoked.revoked_at == record.not_before
+
+
 def test_reason_names():
     assert RevocationReason.parse("key-compromise") == RevocationReason.keyCompromise
     assert RevocationReason.parse("KEYCOMPROMISE") == RevocationReason.keyCompromise
