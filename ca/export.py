@@ -1,4 +1,5 @@
-"""Certificates out of the CA: PEM, DER, PEM chain, PKCS#7, PKCS#12."""
+"""Certificates out of the CA: PEM, DER, PEM chain, PKCS#7, PKCS#12; and CA
+certificates (a root's own included), which have no PKCS#12."""
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,15 +33,6 @@ def export_certificate(
     browsers and OSes read.
     """
     cert = record.certificate
-    if fmt == "pem":
-        return _pem([cert])
-    if fmt == "der":
-        return record.der
-    if fmt == "pem-chain":
-        return _pem([cert, *chain])
-    if fmt == "p7b":
-        # RFC 5652 degenerate SignedData ("certs-only").
-        return pkcs7.serialize_certificates([cert, *chain], serialization.Encoding.DER)
     if fmt == "p12":
         if private_key_pem is None:
             raise PolicyError(
@@ -61,4 +53,27 @@ def export_certificate(
         )
         name = record.subject.encode() or serial_hex(record.serial).encode()
         return pkcs12.serialize_key_and_certificates(name, key, cert, chain, encryption)
+    return _encode(cert, chain, fmt)
+
+
+def export_ca_certificate(chain: list[x509.Certificate], fmt: str) -> bytes:
+    """A CA's own certificate, ``chain[0]``, followed by its parents held
+    here: any format but ``p12``, for a CA's key never leaves its token."""
+    if fmt == "p12":
+        raise PolicyError(
+            "a CA's private key stays in its crypto token: there is no PKCS#12 of a CA certificate"
+        )
+    return _encode(chain[0], chain[1:], fmt)
+
+
+def _encode(cert: x509.Certificate, chain: list[x509.Certificate], fmt: str) -> bytes:
+    if fmt == "pem":
+        return _pem([cert])
+    if fmt == "der":
+        return cert.public_bytes(serialization.Encoding.DER)
+    if fmt == "pem-chain":
+        return _pem([cert, *chain])
+    if fmt == "p7b":
+        # RFC 5652 degenerate SignedData ("certs-only").
+        return pkcs7.serialize_certificates([cert, *chain], serialization.Encoding.DER)
     raise BadInputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

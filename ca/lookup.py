@@ -6,7 +6,7 @@ from sqlalchemy import Connection, select
 
 from ca.context import CAContext
 from ca.errors import NotFoundError, PolicyError
-from ca.export import export_certificate
+from ca.export import export_ca_certificate, export_certificate
 from ca.inventory import EXTERNAL
 from ca.records import (
     CARecord,
@@ -107,6 +107,20 @@ class Lookup:
                 row = conn.execute(select(cas).where(cas.c.id == row.parent_id)).one()
         return out
 
+    def _is_self_issued(self, ca_name: str, serial: int) -> bool:
+        """``serial`` is the CA's own self-issued certificate, not one it issued."""
+        with self.context.store.read() as conn:
+            ca_row = self.ca_row(conn, ca_name)
+            issued = conn.execute(
+                select(certificates.c.id).where(
+                    certificates.c.ca_id == ca_row.id, certificates.c.serial == serial_to_db(serial)
+                )
+            ).first()
+            if issued is not None or int(ca_row.serial, 16) != serial:
+                return False
+            cert = x509.load_der_x509_certificate(ca_row.cert_der)
+            return cert.issuer == cert.subject
+
     def get_certificate(self, ca_name: str, serial: int) -> CertificateRecord:
         with self.context.store.read() as conn:
             row = self.cert_row(conn, self.ca_row(conn, ca_name), serial)
@@ -132,16 +146,21 @@ class Lookup:
     def export(
         self,
         ca_name: str,
-        serial: int,
+        serial: int | None,
         fmt: str,
         *,
         export_passphrase: bytes | None = None,
         actor: str = "system",
     ) -> bytes:
-        """A certificate with its chain in one of ``ca.export.FORMATS``."""
+        """A certificate with its chain in one of ``ca.export.FORMATS``:
+        certificate ``serial`` issued by ``ca_name``, or with ``serial`` None
+        the CA's own certificate (also a root's, under its own serial: it
+        issued itself, but has no row among the certificates it issued)."""
         context = self.context
-        target = f"{ca_name}/{serial_hex(serial)}"
+        target = ca_name if serial is None else f"{ca_name}/{serial_hex(serial)}"
         with context.audit.failures(actor, "ca.export", target):
+            if serial is None or self._is_self_issued(ca_name, serial):
+                return export_ca_certificate(self.chain(ca_name), fmt)
             record = self.get_certificate(ca_name, serial)
             chain = self.chain(ca_name)
             if fmt != "p12":

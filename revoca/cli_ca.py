@@ -332,7 +332,9 @@ def certs(ctx, ca_name, status, limit, as_json):
 
 @ca.command("export")
 @click.option("--ca", "ca_name", required=True)
-@click.option("--serial", required=True, help="Serial number in hex.")
+@click.option(
+    "--serial", help="Serial number in hex of a certificate the CA issued (default: the CA's own)."
+)
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS))
 @click.option("--out", help="Output file (required for p12; written 0600).")
 @_passphrase_option("export", "REVOCA_EXPORT_PASSPHRASE")
@@ -340,12 +342,17 @@ def certs(ctx, ca_name, status, limit, as_json):
 @handle_errors
 def export(ctx, ca_name, serial, fmt, out, export_passphrase_env, export_passphrase_file):
     """Export a certificate: pem, der, pem-chain, p7b (PKCS#7 with the chain) or
-    p12 (with the key, only for keys generated here)."""
+    p12 (with the key, only for keys generated here). Without --serial, the
+    CA's own certificate (a root's too), in any format but p12."""
     passphrase = None
-    if fmt == "p12":
+    if fmt == "p12" and serial is not None:
         passphrase = PassphraseSource(env=export_passphrase_env, file=export_passphrase_file).get()
     data = _service(ctx).export(
-        ca_name, parse_serial(serial), fmt, export_passphrase=passphrase, actor=actor()
+        ca_name,
+        None if serial is None else parse_serial(serial),
+        fmt,
+        export_passphrase=passphrase,
+        actor=actor(),
     )
     write_output(out, data, secret=fmt == "p12")
 

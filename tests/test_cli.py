@@ -66,6 +66,41 @@ def test_a_revocation_time_before_not_before_exits_5(cli_pki):
     assert shown["status"] == "good"
 
 
+def test_ca_export_writes_a_roots_own_certificate(cli_pki):
+    """`ca export` without --serial, or with the root's own serial, writes
+    the CA certificate, and openssl reads it."""
+    pem = run(cli_pki, "ca", "export", "--ca", "root", "--format", "pem", "--out", "root.pem")
+    assert pem.returncode == 0, pem.stderr
+    root_serial = json.loads(run(cli_pki, "ca", "show", "root").stdout)["serial"]
+    der = run(
+        cli_pki,
+        "ca",
+        "export",
+        "--ca",
+        "root",
+        "--serial",
+        root_serial,
+        "--format",
+        "der",
+        "--out",
+        "root.der",
+    )
+    assert der.returncode == 0, der.stderr
+    for name, form in (("root.pem", "PEM"), ("root.der", "DER")):
+        read = subprocess.run(
+            ["openssl", "x509", "-inform", form, "-in", name, "-noout", "-subject", "-serial"],
+            cwd=cli_pki,
+            capture_output=True,
+            text=True,
+        )
+        assert read.returncode == 0, read.stderr
+        assert "CN = CLI Root" in read.stdout and root_serial.upper() in read.stdout.upper()
+    chain = run(cli_pki, "ca", "export", "--ca", "issuing", "--format", "pem-chain")
+    assert chain.returncode == 0 and chain.stdout.count(b"BEGIN CERTIFICATE") == 2
+    p12 = run(cli_pki, "ca", "export", "--ca", "root", "--format", "p12", "--out", "root.p12")
+    assert p12.returncode == 4 and b"stays in its crypto token" in p12.stderr
+
+
 def test_csr_from_stdin_and_der_output(cli_pki):
     result = run(
         cli_pki,

@@ -74,3 +74,48 @@ def test_pkcs12_refusals(pki, issued):
         pki.export("issuing", record.serial, "p12")
     with pytest.raises(BadInputError, match="unknown export format 'jks'"):
         pki.export("issuing", record.serial, "jks")
+
+
+def _openssl_reads(path, *args) -> str:
+    out = subprocess.run(
+        ["openssl", *args, "-in", path, "-noout", "-subject"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("by_serial", [False, True])
+def test_a_root_exports_its_own_certificate(pki, tmp_path, by_serial):
+    """A root issued itself but has no certificates row: with no serial, or
+    under its own serial, its certificate comes out in every format but p12."""
+    root = pki.get_ca("root")
+    serial = root.serial if by_serial else None
+    (tmp_path / "root.pem").write_bytes(pki.export("root", serial, "pem"))
+    (tmp_path / "root.der").write_bytes(pki.export("root", serial, "der"))
+    (tmp_path / "root.p7b").write_bytes(pki.export("root", serial, "p7b"))
+    assert "CN = Test Root" in _openssl_reads(tmp_path / "root.pem", "x509")
+    assert "CN = Test Root" in _openssl_reads(tmp_path / "root.der", "x509", "-inform", "DER")
+    printed = subprocess.run(
+        ["openssl", "pkcs7", "-inform", "DER", "-in", tmp_path / "root.p7b", "-print_certs"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert printed.count("subject=") == 1
+    assert pki.export("root", serial, "der") == root.cert_der
+    assert x509.load_pem_x509_certificates(pki.export("root", serial, "pem-chain")) == [
+        root.certificate
+    ]
+    with pytest.raises(PolicyError, match="stays in its crypto token"):
+        pki.export("root", serial, "p12", export_passphrase=b"export-pass")
+
+
+def test_a_sub_ca_exports_its_own_certificate_with_its_chain(pki):
+    chain = x509.load_pem_x509_certificates(pki.export("issuing", None, "pem-chain"))
+    assert chain == [pki.get_ca("issuing").certificate, pki.get_ca("root").certificate]
+    # Its serial belongs to its parent: under "issuing" it is not one it issued.
+    from ca.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="has no certificate with serial"):
+        pki.export("issuing", pki.get_ca("issuing").serial, "pem")
+    assert pki.export("root", pki.get_ca("issuing").serial, "der") == pki.get_ca("issuing").cert_der
