@@ -67,6 +67,8 @@ def serve(ctx, seconds):
     )
     try:
         run(settings, config.passphrase.get(), stop_after=seconds, companion=companion)
+    except CAError:
+        raise  # carries its code: a responder key 6, the LMDB store 8
     except (RuntimeError, ValueError, TokenError) as exc:
         raise CAError(str(exc)) from None
     finally:

@@ -110,7 +110,6 @@ def import_index(
     from va.app import open_store
     from va.openssl_index import IndexError_
     from va.openssl_index import import_index as load
-    from va.signing import ResponderKeyError
 
     config = config_of(ctx)
     settings = va_settings(config)
@@ -141,7 +140,7 @@ def import_index(
                 policy=settings.policy,
                 progress=bar.update,
             )
-    except (IndexError_, ResponderKeyError) as exc:
+    except IndexError_ as exc:
         raise BadInputError(str(exc)) from None
     finally:
         store.close()
@@ -183,12 +182,8 @@ def presign(ctx, stale_only):
 
 def _load(store, settings, config):
     from va.issuers import load_issuers
-    from va.signing import ResponderKeyError
 
-    try:
-        return load_issuers(store, settings.key_dir, _passphrase(config))
-    except ResponderKeyError as exc:
-        raise BadInputError(str(exc)) from None
+    return load_issuers(store, settings.key_dir, _passphrase(config))
 
 
 @va.command("admin-token")
@@ -237,6 +232,8 @@ def serve(ctx, host, port, workers, admin_port):
 
     try:
         run(settings, _passphrase(config))
+    except CAError:
+        raise  # carries its code: a responder key 6, the LMDB store 8
     except (RuntimeError, ValueError, TokenError) as exc:
         raise CAError(str(exc)) from None
 

@@ -22,6 +22,7 @@ from publisher.settings import PublisherSettings
 from publisher.snapshot import send_snapshot
 from publisher.targets import LocalTarget
 from va.policy import IssuerPolicy
+from va.signing import Signer, load_key
 from va.store import VAStore
 
 _DEFAULTS = PublisherSettings()  # the documented [publisher] defaults
@@ -99,6 +100,14 @@ def import_from_ca(
     return imported
 
 
+def _check_key_opens(service: CAService, key_file, responder) -> None:
+    """The VA opens the copied key with the same passphrase (va/issuers.py):
+    one that does not open, or does not fit its certificate, is refused here,
+    before anything is copied or written (ResponderKeyError)."""
+    key = load_key(key_file.read_bytes(), service.passphrase.get(), f"responder key {key_file}")
+    Signer(key, responder, native_allowed=False)
+
+
 def _parents(service: CAService, ca) -> list[dict]:
     """The CA's parents held here, nearest first, for CA certificate downloads."""
     out = []
@@ -153,6 +162,7 @@ def issuer_records(
             raise NotFoundError(
                 f"the responder key {key_id!r} of CA {ca.name!r} is missing"
             ) from None
+        _check_key_opens(service, key_file, signer.certificate if signer else ca.certificate)
         yield (
             ca,
             {

@@ -1,6 +1,8 @@
 """Every exception the VA raises, in one plain module that imports nothing
 else of the VA (as uvloop's and asyncpg's ``exceptions``), so the native
-modules and their pure-Python twins raise the very same classes.
+modules and their pure-Python twins raise the very same classes. Those a
+front end reports to an operator (a responder key, a failed LMDB write) are
+``RevocaError``s with a code (common/errors.py), mapped like any other.
 
 The OCSP core (``va._fastocsp``, its twin ``va._fastocsp_py``) refuses input
 with a :class:`DERError` (the DER itself) or a :class:`RequestError` (well-formed
@@ -12,6 +14,7 @@ offset and message for the same input, and the tests compare them.
 from enum import Enum, IntEnum
 from typing import ClassVar
 
+from common.errors import RevocaError
 from common.listen import PortInUseError  # noqa: F401 (the VA's listeners raise it)
 
 
@@ -134,15 +137,20 @@ class SigningError(Exception):
     (va/_evpsign.pyx)."""
 
 
-class ResponderKeyError(ValueError):
-    """A responder key could not be loaded, or does not fit its certificate."""
+class ResponderKeyError(RevocaError, ValueError):
+    """A responder key could not be loaded (unreadable, wrong passphrase), or
+    does not fit its certificate: a key problem, whoever reports it."""
+
+    code = "key_access"
 
 
 # -- the status store (va/store.py) ------------------------------------------
 
 
-class StoreWriteError(RuntimeError):
+class StoreWriteError(RevocaError, RuntimeError):
     """A write transaction failed (disk full, I/O error); nothing was written."""
+
+    code = "store_error"
 
 
 class StoreFullError(StoreWriteError):
