@@ -28,6 +28,7 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
     from ca.token import SoftwareToken
     from revoca.config import load_config
     from store import Store
+    from store.audit_key import AuditKey
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -43,6 +44,7 @@ def run(entries: int, delta_entries: int = 0, repeat: int = 5) -> dict:
                 load_config(None, data_dir=tmp).profiles,
                 base_url="http://x",
                 passphrase=passphrase,
+                audit_key=AuditKey.in_directory(tmp / "keys", passphrase.get),
             )
 
         service = open_service()

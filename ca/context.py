@@ -1,6 +1,6 @@
 """What every part of the CA service shares: the store, the crypto token,
 the profiles, the base URL of the AIA and CRL URLs, the passphrase of keys
-made here, the clock, the random source and the audit writer.
+made here, the audit key, the clock, the random source and the audit writer.
 
 Time and randomness are passed in (tests pin both and compare outputs byte
 for byte); nothing in the CA reads the global clock but ``utc_now``, the
@@ -18,6 +18,7 @@ from ca.profiles import Profile
 from ca.token import CryptoToken
 from store import Store
 from store.audit import AuditLog
+from store.audit_key import AuditKey
 
 
 def utc_now() -> datetime:
@@ -31,6 +32,8 @@ class CAContext:
     profiles: dict[str, Profile]
     base_url: str
     passphrase: PassphraseSource
+    # The audit log's HMAC key (store/audit_key.py), beside the CA keys.
+    audit_key: AuditKey
     clock: Callable[[], datetime] = utc_now
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
     # The audit writer, shared with the RA: its records go into the caller's
@@ -38,7 +41,7 @@ class CAContext:
     audit: AuditLog = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "audit", AuditLog(self.store, self.now_ms))
+        object.__setattr__(self, "audit", AuditLog(self.store, self.now_ms, self.audit_key))
 
     def now_ms(self) -> int:
         return int(self.clock().timestamp() * 1000)

@@ -118,6 +118,9 @@ class Revocation:
                     reason=reason.name,
                     revoked_at=revoked_at.isoformat(),
                     previous_status=row.status,
+                    # What `audit verify` replays against the certificates table.
+                    status=status,
+                    invalidity_date=invalidity_date.isoformat() if invalidity_date else None,
                 )
                 return certificate_from_row(
                     self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial), ca_name

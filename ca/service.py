@@ -37,12 +37,13 @@ from ca.profiles import Profile
 from ca.revocation import Revocation
 from ca.token import CryptoToken
 from store import Store
+from store.audit_key import AuditKey
 
 
 class CAService:
     """Construct with a store, a crypto token, the profiles, the base URL for
-    AIA/CRL URLs, the passphrase source for server-side keys, and optionally a
-    clock and a random source (tests pin both)."""
+    AIA/CRL URLs, the passphrase source for server-side keys, the audit log's
+    HMAC key, and optionally a clock and a random source (tests pin both)."""
 
     def __init__(
         self,
@@ -52,11 +53,12 @@ class CAService:
         *,
         base_url: str,
         passphrase: PassphraseSource,
+        audit_key: AuditKey,
         clock: Callable[[], datetime] = utc_now,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ):
         self.context = context = CAContext(
-            store, token, profiles, base_url, passphrase, clock, random_bytes
+            store, token, profiles, base_url, passphrase, audit_key, clock, random_bytes
         )
         lookup = Lookup(context)
         path = IssuingPath(context, lookup)

@@ -4,10 +4,17 @@ from ca.service import CAService
 from ca.token import SoftwareToken
 from revoca.config import Config
 from store import Store
+from store.audit_key import AuditKey
 
 
 def open_store(config: Config) -> Store:
     return Store.open(config.store_url, auto_migrate=config.auto_migrate)
+
+
+def audit_key(config: Config) -> AuditKey:
+    """This node's audit HMAC key: in the CA keys directory, sealed with the
+    keys passphrase."""
+    return AuditKey.in_directory(config.key_dir, config.passphrase.get)
 
 
 def build_ca_service(config: Config, **overrides) -> CAService:
@@ -18,5 +25,6 @@ def build_ca_service(config: Config, **overrides) -> CAService:
         config.profiles,
         base_url=config.base_url,
         passphrase=config.passphrase,
+        audit_key=audit_key(config),
         **overrides,
     )

@@ -439,9 +439,13 @@ def serve(ctx, host, port, seconds):
     """Run the RA's REST API (OpenAPI document at /api/openapi.json)."""
     config = config_of(ctx)
     settings = config.ra
+    service = _ra(ctx)
+    # Every change is audited: no key, the wrong passphrase or another node's
+    # key stops the server now rather than its first write.
+    service.audit.check_key()
     asyncio.run(
         serve_api(
-            _ra(ctx),
+            service,
             settings,
             host or settings.host,
             settings.port if port is None else port,

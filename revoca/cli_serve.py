@@ -60,6 +60,13 @@ def serve(ctx, seconds):
             schedules.run_all(service.ca, service.store, config, password),
         )
 
+    # The RA's changes are audited: no key, the wrong passphrase or another
+    # node's key stops the node now (making the key if the log has none yet).
+    ca_service = build_ca_service(config)
+    try:
+        ca_service.audit.check_key()
+    finally:
+        ca_service.store.close()  # the workers fork: each opens its own
     click.echo(
         f"VA on http://{settings.host}:{settings.port}/, RA API on "
         f"{config.ra.host}:{config.ra.port}/api/",

@@ -49,7 +49,7 @@ class PathSettings:
     data_dir: Path = setting(
         Path("revoca-data"),
         "Where the SQL store (SQLite), the CA keys (<data_dir>/keys, mode 0700, one 0600 "
-        "file per key) and exported files live.",
+        "file per key, and the audit log's HMAC key and checkpoint) and exported files live.",
     )
 
 

@@ -169,7 +169,10 @@ def run_demo(
         f"ca revoke --ca demo-issuing --serial {serial_hex(issued['www.example.com'].serial)} "
         "--reason superseded"
     )
-    echo(f"  revoca --data-dir {directory} audit verify")
+    echo(
+        f"  REVOCA_KEY_PASSPHRASE=$(cat {passphrase_file}) revoca --data-dir {directory} "
+        "audit verify   # the audit key, beside the CA keys, opens with it"
+    )
     echo(
         f"  openssl crl -inform DER -in {directory}/issuing.crl -CAfile {directory}/issuing.pem "
         "-noout -text"

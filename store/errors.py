@@ -21,3 +21,11 @@ class SchemaError(StoreError):
     migrations are not applied automatically (``[store] auto_migrate``)."""
 
     code = "schema_outdated"
+
+
+class AuditKeyError(RevocaError):
+    """The audit log's HMAC key cannot be used: missing where the log is
+    keyed, sealed with another passphrase, or not the key the log was keyed
+    with; nothing was written."""
+
+    code = "key_access"

@@ -2,7 +2,7 @@
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from store.errors import ConflictError, SchemaError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_AFTER_COMMIT = "revoca_after_commit"  # conn.info key: what runs once the transaction commits
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -110,16 +111,26 @@ class Store:
 
         Database failures become StoreError (or ConflictError for a unique
         constraint), so callers see a clear message and know nothing changed.
+        What the block hands to ``after_commit`` runs once the commit is done.
         """
+        hooks: dict[object, Callable[[], None]] = {}
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(revoca_write=True)
-                with conn.begin():
-                    yield conn
+                # conn.info belongs to the pooled DBAPI connection: set for
+                # this transaction only.
+                conn.info[_AFTER_COMMIT] = hooks
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)
         except IntegrityError as exc:
             raise ConflictError(f"the change clashes with existing data: {exc.orig}") from exc
         except DBAPIError as exc:
             raise StoreError(f"the store failed, nothing was changed: {_reason(exc)}") from exc
+        for hook in hooks.values():
+            hook()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -132,6 +143,21 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def after_commit(conn: Connection, hook: Callable[[], None], name: object = None) -> bool:
+    """Run ``hook`` after the ``Store.transaction`` that ``conn`` is in
+    commits (never if it rolls back); a later hook of the same ``name``
+    replaces an earlier one (only the newest checkpoint matters). False, and
+    nothing done, for a connection that is not in one."""
+    hooks = conn.info.get(_AFTER_COMMIT)
+    if hooks is None:
+        return False
+    if name is None:
+        name = object()
+    hooks.pop(name, None)  # a replacement runs in the order of its latest addition
+    hooks[name] = hook
+    return True
 
 
 def _reason(exc: DBAPIError) -> str:

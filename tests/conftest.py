@@ -28,6 +28,7 @@ from ca.token import SoftwareToken
 from common import native, pkcs8
 from revoca.config import load_config
 from store import Store
+from store.audit_key import AuditKey
 from store.tables.audit import audit_log
 from store.tables.ca import certificates
 from store.tables.outbox import outbox
@@ -127,6 +128,7 @@ def make_service(tmp_path):
             config.profiles,
             base_url=base_url,
             passphrase=PassphraseSource(),
+            audit_key=AuditKey.in_directory(directory / "keys", PassphraseSource().get),
             **extra,
             **kwargs,
         )

@@ -49,7 +49,7 @@ def test_lifecycle(backend_service):
         service.issue("issuing", make_csr(), "tls-server", days=1000)
     assert counts(service) == before
     with service.store.transaction() as conn:
-        assert audit.verify(conn)[1] == []
+        assert audit.verify(conn, service.audit.key).problems == []
         events = [r.event for r in conn.execute(select(outbox).order_by(outbox.c.id))]
     assert events[-4:] == ["issued", "hold", "released", "revoked"]
 
@@ -75,7 +75,8 @@ def test_concurrent_issuance_keeps_the_chain_and_the_outbox(backend_service):
         t.join(timeout=120)
     assert not errors, errors
     with service.store.transaction() as conn:
-        count, problems = audit.verify(conn)
+        report = audit.verify(conn, service.audit.key)
+        count, problems = report.records, report.problems
         issued = (
             conn.execute(
                 select(certificates.c.serial).where(certificates.c.profile == "tls-server")

@@ -102,9 +102,31 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(pki):
     assert after["certificates"] - before["certificates"] == after["outbox"] - before["outbox"]
 
 
+def test_after_commit_runs_once_the_transaction_committed(tmp_path):
+    from store.store import after_commit
+
+    store = Store.open(f"sqlite:///{tmp_path / 'h.db'}")
+    ran = []
+    with store.transaction() as conn:
+        after_commit(conn, lambda: ran.append("first"), name="checkpoint")
+        after_commit(conn, lambda: ran.append("newer"), name="checkpoint")  # replaces it
+        after_commit(conn, lambda: ran.append("other"))
+        assert ran == []
+    assert ran == ["newer", "other"]
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        after_commit(conn, lambda: ran.append("rolled back"))
+        raise RuntimeError("rolled back")
+    with store.read() as conn:  # not a Store.transaction: nothing registered
+        assert not after_commit(conn, lambda: ran.append("read"))
+    with store.transaction():
+        pass
+    assert ran == ["newer", "other"]
+
+
 def _verify(service):
-    with service.store.transaction() as conn:
-        return audit.verify(conn)
+    with service.store.read() as conn:
+        report = audit.verify(conn, service.audit.key)
+    return report.records, report.problems
 
 
 def test_audit_chain_detects_edit_remove_reorder(pki):
@@ -151,7 +173,7 @@ def test_audit_chain_detects_swap_and_truncation(pki):
     with pki.store.transaction() as conn:
         conn.execute(delete(audit_log).where(audit_log.c.seq == 5))
     problems = _verify(pki)[1]
-    assert any("truncated" in p.message for p in problems)
+    assert any("cut off the end" in p.message for p in problems)
 
 
 def test_sqlite_foreign_keys_are_enforced(pki):
