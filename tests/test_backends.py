@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
+from ca.audit_replay import Replay
 from ca.errors import PolicyError
 from ca.reasons import RevocationReason
 from store import audit
@@ -48,8 +49,10 @@ def test_lifecycle(backend_service):
     with pytest.raises(PolicyError):
         service.issue("issuing", make_csr(), "tls-server", days=1000)
     assert counts(service) == before
+    replay = Replay()
     with service.store.transaction() as conn:
-        assert audit.verify(conn, service.audit.key).problems == []
+        assert audit.verify(conn, service.audit.key, observe=replay.observe).problems == []
+        assert replay.compare(conn) == (2, [])  # the sub-CA and the one certificate
         events = [r.event for r in conn.execute(select(outbox).order_by(outbox.c.id))]
     assert events[-4:] == ["issued", "hold", "released", "revoked"]
 
