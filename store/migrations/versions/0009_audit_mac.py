@@ -3,16 +3,16 @@ the database, and the chain head's (store/audit.py). Records already in the
 log keep no MAC: they stay covered by the hash chain, and by the MAC of the
 first keyed record after them.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
