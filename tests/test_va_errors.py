@@ -70,7 +70,17 @@ def test_defining_modules_hand_out_the_same_classes():
         ),
         (
             RequestError(RequestErrorCode.BAD_NONCE, 12),
-            "nonce must be an OCTET STRING of 1 to 32 octets (RFC 8954) (element at offset 12)",
+            "nonce must be an OCTET STRING of 1 to 128 octets (RFC 9654 2.1)"
+            " (element at offset 12)",
+        ),
+        (
+            RequestError(RequestErrorCode.ENCODED_DEFAULT, 9),
+            "a component equal to its DEFAULT is encoded (X.690 11.5) (element at offset 9)",
+        ),
+        (
+            RequestError(RequestErrorCode.BAD_OID, 21),
+            "OBJECT IDENTIFIER is empty or not minimally encoded (X.690 8.19.2)"
+            " (element at offset 21)",
         ),
         (
             RequestError(RequestErrorCode.TRAILING_DATA, 3),

@@ -31,6 +31,12 @@ cdef enum RequestStatus:
     REQ_UNSUPPORTED_CRITICAL_EXTENSION = 30
     REQ_BAD_BOOLEAN = 31
     REQ_TRAILING_DATA = 32
+    REQ_ENCODED_DEFAULT = 33
+    REQ_BAD_OID = 34
+    REQ_BAD_GENERAL_NAME = 35
+    REQ_BAD_IA5_STRING = 36
+    REQ_BAD_BIT_STRING = 37
+    REQ_UNSORTED_SET = 38
 
 # One element's header: tag octet, and the content window [start, end).
 cdef struct Tlv:

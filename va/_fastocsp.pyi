@@ -60,7 +60,7 @@ MAX_SERIAL_OCTETS: Final[int]
 """Longest serial number accepted (20 octets, RFC 5280 4.1.2.2)."""
 
 MAX_NONCE_OCTETS: Final[int]
-"""Longest nonce accepted (32 octets, RFC 8954 2.1)."""
+"""Longest nonce accepted (128 octets, RFC 9654 2.1); an empty one is refused too."""
 
 DEFAULT_MAX_CERTIDS: Final[int]
 """CertIDs ``parse_ocsp_request`` answers in one request unless told otherwise (8)."""
@@ -77,7 +77,10 @@ def parse_ocsp_request(
     ``hash_algorithm`` is one of the HASH_* constants (HASH_UNKNOWN for other
     algorithms) and ``serial`` is the INTEGER's content octets; ``nonce`` is
     the nonce extension's extnValue (the encoded OCTET STRING, echoed as is)
-    or None.
+    or None. Strictly DER: a component equal to its DEFAULT, a non-minimal
+    OBJECT IDENTIFIER, a requestorName that is not one GeneralName or an
+    optionalSignature that is not a Signature is refused; the signature is not
+    verified.
     """
 
 # -- the response encoder (RFC 6960 4.2.1) --------------------------------------

@@ -54,6 +54,12 @@ class RequestErrorCode(IntEnum):
     UNSUPPORTED_CRITICAL_EXTENSION = 30
     BAD_BOOLEAN = 31
     TRAILING_DATA = 32
+    ENCODED_DEFAULT = 33
+    BAD_OID = 34
+    BAD_GENERAL_NAME = 35
+    BAD_IA5_STRING = 36
+    BAD_BIT_STRING = 37
+    UNSORTED_SET = 38
 
 
 _MESSAGES = {
@@ -74,14 +80,20 @@ _MESSAGES = {
     RequestErrorCode.EMPTY_REQUEST_LIST: "the request list is empty",
     RequestErrorCode.TOO_MANY_CERTIDS: "more CertIDs than this responder answers in one request",
     RequestErrorCode.BAD_HASH_LENGTH: "issuer name or key hash length does not fit the algorithm",
-    RequestErrorCode.BAD_ALGORITHM: "malformed hash AlgorithmIdentifier",
+    RequestErrorCode.BAD_ALGORITHM: "malformed AlgorithmIdentifier parameters",
     RequestErrorCode.BAD_SERIAL: "serial number is not a minimally encoded INTEGER",
     RequestErrorCode.SERIAL_TOO_LONG: "serial number longer than 20 octets (RFC 5280 4.1.2.2)",
-    RequestErrorCode.BAD_NONCE: "nonce must be an OCTET STRING of 1 to 32 octets (RFC 8954)",
+    RequestErrorCode.BAD_NONCE: "nonce must be an OCTET STRING of 1 to 128 octets (RFC 9654 2.1)",
     RequestErrorCode.DUPLICATE_EXTENSION: "the same extension appears twice",
     RequestErrorCode.UNSUPPORTED_CRITICAL_EXTENSION: "unsupported critical extension",
     RequestErrorCode.BAD_BOOLEAN: "BOOLEAN is not DER (0x00 or 0xff)",
     RequestErrorCode.TRAILING_DATA: "trailing data inside an element",
+    RequestErrorCode.ENCODED_DEFAULT: "a component equal to its DEFAULT is encoded (X.690 11.5)",
+    RequestErrorCode.BAD_OID: "OBJECT IDENTIFIER is empty or not minimally encoded (X.690 8.19.2)",
+    RequestErrorCode.BAD_GENERAL_NAME: "requestorName is not a GeneralName (RFC 5280 4.2.1.6)",
+    RequestErrorCode.BAD_IA5_STRING: "IA5String with an octet above 0x7f (X.680 41, Table 8)",
+    RequestErrorCode.BAD_BIT_STRING: "BIT STRING is not DER (X.690 8.6.2, 11.2)",
+    RequestErrorCode.UNSORTED_SET: "SET OF components not in ascending order (X.690 11.6)",
 }
 
 
