@@ -89,7 +89,7 @@ MALFORMED = {
     "req-invalid-nonce-too-long.der": (RequestError, RequestErrorCode.BAD_NONCE),
     "req-invalid-nonce-129-octets.der": (RequestError, RequestErrorCode.BAD_NONCE),
     "req-invalid-nonce-empty.der": (RequestError, RequestErrorCode.BAD_NONCE),
-    "req-invalid-nonce-not-octet-string.der": (DERError, DERErrorCode.TRUNCATED_CONTENT),
+    "req-invalid-nonce-not-octet-string.der": (RequestError, RequestErrorCode.BAD_NONCE),
     "req-invalid-duplicate-nonce.der": (RequestError, RequestErrorCode.DUPLICATE_EXTENSION),
     "req-invalid-unknown-critical-extension.der": (
         RequestError,

@@ -364,9 +364,10 @@ cdef object _parse_extensions(const unsigned char* buf, Py_ssize_t pos, Py_ssize
             _raise(REQ_DUPLICATE_EXTENSION, cursor)
         seen.add(extension)
         if nonce_allowed and _is_nonce(buf + oid.start, oid.end - oid.start):
-            # RFC 9654 2.1: Nonce ::= OCTET STRING(SIZE(1..128)).
-            _header(buf, value.start, value.end, &inner)
-            if (inner.tag != 0x04 or inner.end != value.end
+            # RFC 9654 2.1: Nonce ::= OCTET STRING(SIZE(1..128)), and extnValue
+            # holds its encoding (a bare or truncated one is no Nonce either).
+            if (der_read_header(buf, value.start, value.end, &inner) != DER_OK
+                    or inner.tag != 0x04 or inner.end != value.end
                     or not (1 <= inner.end - inner.start <= C_MAX_NONCE_OCTETS)):
                 _raise(REQ_BAD_NONCE, cursor)
             nonce = bytes_slice(buf, value.start, value.end)

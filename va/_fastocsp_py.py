@@ -305,8 +305,12 @@ def _parse_extensions(data: bytes, pos: int, end: int, wrapper: int, nonce_allow
             raise RequestError(RequestErrorCode.DUPLICATE_EXTENSION, cursor)
         seen.add(extension)
         if nonce_allowed and extension == NONCE_OID:
-            # RFC 9654 2.1: Nonce ::= OCTET STRING(SIZE(1..128)).
-            inner_tag, inner_start, inner_stop = _read_header(data, value_start, value_stop)
+            # RFC 9654 2.1: Nonce ::= OCTET STRING(SIZE(1..128)), and extnValue
+            # holds its encoding (a bare or truncated one is no Nonce either).
+            try:
+                inner_tag, inner_start, inner_stop = _read_header(data, value_start, value_stop)
+            except DERError:
+                raise RequestError(RequestErrorCode.BAD_NONCE, cursor) from None
             if (
                 inner_tag != 0x04
                 or inner_stop != value_stop
