@@ -19,7 +19,7 @@ MIN_VALIDITY, MAX_VALIDITY = 8 * 3600, 10 * 86400
 class NoncePolicy(enum.Enum):
     """What a request's nonce (RFC 9654) gets."""
 
-    ECHO = "echo"  # signed fresh, the nonce echoed
+    ECHO = "echo"  # signed fresh, a nonce of 16 to 32 octets echoed (va/responder.py)
     IGNORE = "ignore"  # the pre-signed response, as RFC 9919 (lightweight profile) allows
 
 
@@ -44,8 +44,9 @@ class ResponderIdBy(enum.Enum):
 class IssuerPolicy:
     nonce_policy: NoncePolicy = setting(
         NoncePolicy.ECHO,
-        '"echo" signs a fresh response and echoes the nonce (RFC 9654); "ignore" '
-        "serves the pre-signed response (RFC 9919), the cheaper answer.",
+        '"echo" signs a fresh response and echoes a nonce of 16 to 32 octets (RFC 9654; '
+        'other lengths get the pre-signed response, as its 2.1 allows); "ignore" serves '
+        "the pre-signed response (RFC 9919), the cheaper answer.",
     )
     unissued: UnissuedPolicy = setting(
         UnissuedPolicy.REVOKED,

@@ -8,7 +8,7 @@ cache, then the live signer):
 
 1. ``IssuerFilter``: every CertID must name the one issuer it asks about,
    and that issuer must be one this VA serves, else unauthorized; the
-   issuer's nonce policy applies;
+   issuer's nonce policy and the nonce lengths echoed (RFC 9654) apply;
 2. ``PresignedSource``: one CertID, no nonce to echo, a stored response
    inside its validity: its bytes, untouched;
 3. ``LiveSigner``: the ResponseData built from precomputed pieces, returned
@@ -32,9 +32,11 @@ STATUS_CACHE_ENTRIES = 65536  # about 150 bytes each; emptied when full
 
 class Answer:
     """What to send: ``body`` always; the validity window for the caching
-    headers when the response is ``cacheable`` (no nonce, successful)."""
+    headers when the response is ``cacheable`` (no nonce echoed, successful).
+    ``repeatable``: the request could come again byte for byte (it carried
+    no nonce), so its answer may be kept by request (va/worker.py)."""
 
-    __slots__ = ("body", "cacheable", "kind", "next_update", "this_update")
+    __slots__ = ("body", "cacheable", "kind", "next_update", "repeatable", "this_update")
 
     def __init__(
         self,
@@ -43,12 +45,14 @@ class Answer:
         this_update: int = 0,
         next_update: int = 0,
         cacheable: bool = False,
+        repeatable: bool = False,
     ):
         self.body = body
         self.kind = kind  # PRESIGNED, SIGNED or ERROR
         self.this_update = this_update
         self.next_update = next_update
         self.cacheable = cacheable
+        self.repeatable = repeatable
 
     def __repr__(self) -> str:
         return f"Answer({self.kind}, {len(self.body)} bytes)"
@@ -109,15 +113,34 @@ def finish_all(jobs: list[SigningJob]) -> None:
         raise failure
 
 
+# RFC 9654 2.1: "An OCSP responder that supports the Nonce extension MUST
+# accept Nonce lengths of at least 16 octets and up to and including 32
+# octets. A responder MAY choose to respond without the Nonce extension for
+# requests in which the length of the Nonce is in between 1 octet and 15
+# octets or 33 octets and 128 octets." (0 and over 128: malformedRequest, in
+# the parser.) Nonces of 16 to 32 octets are echoed in a fresh signature;
+# those of 1 to 15 and 33 to 128 are answered without one, as a request
+# without a nonce is: from the pre-signed responses.
+ECHOED_NONCE_OCTETS = range(16, 33)
+
+
+def nonce_octets(nonce: bytes) -> int:
+    """The length of the Nonce in ``nonce``, the extnValue the parser returns
+    (an OCTET STRING of 1 to 128 octets: a one-octet length, or 0x81 and one)."""
+    return nonce[1] if nonce[1] < 0x80 else nonce[2]
+
+
 class Query:
     """A parsed request on its way through the sources."""
 
-    __slots__ = ("certids", "issuer", "nonce")
+    __slots__ = ("certids", "issuer", "nonce", "repeatable")
 
     def __init__(self, certids: tuple, nonce: bytes | None):
         # (hash algorithm, issuerNameHash, issuerKeyHash, serial, CertID DER) each
         self.certids = certids
         self.nonce = nonce  # the nonce extension to echo, or None
+        # A request with a nonce, echoed or not, is not sent twice.
+        self.repeatable = nonce is None
         self.issuer: IssuerEntry | None = None  # set by IssuerFilter
 
 
@@ -198,14 +221,15 @@ class PresignedSource:
             certid = query.certids[0]
             found = self.reader.presigned(query.issuer.key_prefix, certid[0], certid[3], now)
             if found is not None:
-                return Answer(found[2], PRESIGNED, found[0], found[1], True)
+                return Answer(found[2], PRESIGNED, found[0], found[1], True, query.repeatable)
         return self.then.answer(query, now)
 
 
 class IssuerFilter:
     """The first source: CertIDs must name an issuer this VA serves, all the
-    same one (else unauthorized, RFC 6960 2.3); the issuer's nonce policy
-    decides whether a nonce is echoed or dropped (RFC 9654, RFC 9919)."""
+    same one (else unauthorized, RFC 6960 2.3); a nonce is echoed when the
+    issuer's nonce policy says so and its length is one of
+    ``ECHOED_NONCE_OCTETS``, else dropped (RFC 9654 2.1, RFC 9919)."""
 
     def __init__(self, issuers: IssuerIndex, then: PresignedSource):
         self.by_hashes = issuers.by_hashes
@@ -224,7 +248,10 @@ class IssuerFilter:
                     # Unknown issuer, or CertIDs of several issuers in one request.
                     return UNAUTHORIZED
         query.issuer = entry
-        if query.nonce is not None and not entry.echo_nonce:
+        nonce = query.nonce
+        if nonce is not None and not (
+            entry.echo_nonce and nonce_octets(nonce) in ECHOED_NONCE_OCTETS
+        ):
             query.nonce = None
         return self.then.answer(query, now)
 

@@ -2,11 +2,13 @@
 hot answers in front, fresh signatures batched behind.
 
 - Hot answers: pre-signed answers by request DER, so a repeated request
-  costs one dict lookup. They are dropped when the store has committed a
-  write since (a publish, a refresh, from any process; checked at most
-  every GENERATION_CHECK_SECONDS while serving, so no request begun 2 ms
-  after a commit sees an older answer), bounded, and always within their
-  validity. The responder's kept statuses are dropped with them.
+  costs one dict lookup; only requests without a nonce are kept (one with a
+  nonce, answered pre-signed because it is not echoed, never comes again).
+  They are dropped when the store has committed a write since (a publish,
+  a refresh, from any process; checked at most every
+  GENERATION_CHECK_SECONDS while serving, so no request begun 2 ms after a
+  commit sees an older answer), bounded, and always within their validity.
+  The responder's kept statuses are dropped with them.
 - Fresh signatures: the signing jobs of one event-loop iteration are signed
   back to back at its end (in the loop's thread, or in a signing thread),
   at most ``fresh_signing_cap`` in flight, past which the answer is
@@ -94,7 +96,7 @@ class Worker:
             return answer
         result = self.responder.answer(request, int(now))
         if type(result) is Answer:
-            if result.kind is PRESIGNED and len(request) <= HOT_KEY_MAX:
+            if result.kind is PRESIGNED and result.repeatable and len(request) <= HOT_KEY_MAX:
                 if len(self.hot) >= HOT_ANSWER_ENTRIES:
                     self.hot.clear()
                 self.hot[request] = result
