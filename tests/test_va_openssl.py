@@ -108,7 +108,7 @@ def test_get_request(va_env, tmp_path):
         text=True,
     )
     assert "Response verify OK" in result.stderr and ": revoked" in result.stdout
-    # RFC 5019 6.2 caching headers on a cacheable response.
+    # RFC 9919 (formerly RFC 5019 6.2) caching headers on a cacheable response.
     assert headers["Content-Type"] == "application/ocsp-response"
     assert "max-age=" in headers["Cache-Control"] and "public" in headers["Cache-Control"]
     assert headers["Last-Modified"] and headers["Expires"] and headers["ETag"]

@@ -206,7 +206,8 @@ class VASettings:
         (CertIDHash.SHA1, CertIDHash.SHA256),
         "CertID hash algorithms a response is pre-signed for, per serial: each costs a "
         "signature and about 400 bytes. SHA-1 is what OpenSSL and most clients send, "
-        "SHA-256 the rest; requests with others are signed fresh.",
+        "SHA-256 what RFC 9919 (the lightweight profile) recommends; requests with "
+        "others are signed fresh.",
     )
     http: HTTPSettings = group(HTTPSettings, doc="The OCSP HTTP front.")
     admin: AdminSettings = group(AdminSettings, prefix="admin_", doc="The admin listener.")
