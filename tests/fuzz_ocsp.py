@@ -4,17 +4,20 @@
 Every input goes to the Cython core (``va._fastocsp``) and to its
 pure-Python twin (``va._fastocsp_py``), and, wrapped in HTTP, to the fast
 lane (``va._fastlane`` and ``va._fastlane_py``); both must give the same result or
-the same error (type, code, offset, message), and neither may crash. Inputs
-are real requests (``tests/vectors``) mutated with DER-aware operators:
-byte flips, inserts and deletes, interesting length octets (0x00, 0x7f,
-0x80, 0x81-0x84, 0xff), tag swaps, truncation, duplicated and spliced
-regions, nesting, and random bytes.
+the same error (type, code, offset, message), and neither may crash. The
+request they agree on then meets a third reader, pyca/cryptography
+(``tests/fuzz_reference.py``): what it refuses and we accept, and what we
+refuse and it accepts, are findings unless listed there with the reason.
+Inputs are real requests (``tests/vectors``) mutated with DER-aware
+operators: byte flips, inserts and deletes, interesting length octets
+(0x00, 0x7f, 0x80, 0x81-0x84, 0xff), tag swaps, truncation, duplicated and
+spliced regions, nesting, and random bytes.
 
     python -m tests.fuzz_ocsp --executions 10000000 --workers 2
 
-A disagreement is written to ``--crashes`` (default ``fuzz-crashes/``) and
-the run exits 1. Under AddressSanitizer see SECURITY.md. ``tests/test_fuzz_ocsp.py``
-runs a bounded campaign in CI.
+A disagreement or finding is written to ``--crashes`` (default
+``fuzz-crashes/``) and the run exits 1. Under AddressSanitizer see
+SECURITY.md. ``tests/test_fuzz_ocsp.py`` runs a bounded campaign in CI.
 """
 
 import argparse
@@ -26,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests import fuzz_reference
 from va import _fastlane_py as twin_lane
 from va import _fastocsp_py as twin
 from va.errors import DERError, RequestError
@@ -137,14 +141,25 @@ def check(
     depth: int = 32,
     http: bytes | None = None,
     lane=None,
+    reference: bool = True,
 ) -> str | None:
     """None when both agree on every entry point of the OCSP core ``native``
-    (and, given ``http``, on the fast lane's recognizer ``lane``); otherwise
-    what differed."""
+    (and, given ``http``, on the fast lane's recognizer ``lane``) and, with
+    ``reference``, their request fits cryptography's reading; otherwise what
+    differed."""
     a = outcome(native.parse_ocsp_request, data, max_certids)
-    b = outcome(twin.parse_ocsp_request, data, max_certids)
+    try:
+        ours = twin.parse_ocsp_request(data, max_certids)
+        b = ("ok", ours)
+    except (DERError, RequestError) as exc:
+        ours = exc
+        b = (type(exc).__name__, exc.code, exc.offset, str(exc))
     if a != b:
         return f"parse_ocsp_request(max_certids={max_certids}): native {a!r} twin {b!r}"
+    if reference:
+        found = fuzz_reference.problem(data, ours)
+        if found is not None:
+            return f"against cryptography: {found}"
     a, b = outcome(native.parse_der, data, depth), outcome(twin.parse_der, data, depth)
     if a != b:
         return f"parse_der(depth={depth}): native {a!r} twin {b!r}"
@@ -159,7 +174,8 @@ def check(
 
 
 def campaign(seed: int, executions: int, seconds: float, crashes: Path) -> tuple[int, int]:
-    """Run up to ``executions`` inputs or ``seconds``; return (executed, disagreements)."""
+    """Run up to ``executions`` inputs or ``seconds``; return (executed, disagreements
+    and findings)."""
     native, lane = native_core(), native_lane()
     rng = random.Random(seed)
     corpus = seeds()
@@ -195,7 +211,8 @@ def _worker(args) -> tuple[int, int]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        description="Differential fuzzing of the native OCSP parser against its Python twin."
+        description="Differential fuzzing of the native OCSP parser against its Python twin"
+        " and cryptography."
     )
     parser.add_argument("--executions", type=int, default=1_000_000, help="inputs in all")
     parser.add_argument("--seconds", type=float, default=3600.0, help="stop after this long")
@@ -218,7 +235,7 @@ def main(argv=None) -> int:
             rate = executed / max(time.monotonic() - started, 1e-9)
             print(
                 f"\r  fuzzing {executed:>12,}/{args.executions:,}  {rate:>9,.0f}/s"
-                f"  disagreements {failures}",
+                f"  disagreements and findings {failures}",
                 end="",
                 file=sys.stderr,
                 flush=True,
@@ -230,7 +247,8 @@ def main(argv=None) -> int:
     print(file=sys.stderr)
     print(
         f"executions {executed:,} in {elapsed:.1f} s ({executed / elapsed:,.0f}/s) on"
-        f" {args.workers} process(es), seed {args.seed}: {failures} disagreement(s);"
+        f" {args.workers} process(es), seed {args.seed}: {failures} disagreement(s) or"
+        f" finding(s);"
         f" native modules {native_core().__file__}, {native_lane().__file__}; pid {os.getpid()}"
     )
     return 1 if failures else 0

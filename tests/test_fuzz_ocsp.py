@@ -1,4 +1,5 @@
-"""Bounded differential fuzzing in CI: the native parser and its twin agree.
+"""Bounded differential fuzzing in CI: the native parser and its twin agree,
+and their reading fits cryptography's (tests/fuzz_reference.py).
 
 The long campaign (``python -m tests.fuzz_ocsp``) and its AddressSanitizer
 run are recorded in SECURITY.md.
@@ -99,3 +100,17 @@ def test_a_fast_lane_disagreement_is_reported(tmp_path, monkeypatch):
     assert failures > 0
     saved = sorted((tmp_path / "crashes").glob("*.http"))
     assert saved and b"HTTP/1.0" in saved[0].read_bytes()
+
+
+def test_a_finding_against_cryptography_is_reported(tmp_path, monkeypatch):
+    """Without the allowlist entry for several CertIDs, the mutated two-CertID
+    requests both implementations accept are findings, saved with the reason."""
+    monkeypatch.setattr(
+        fuzz_ocsp.fuzz_reference,
+        "STRICTER",
+        [case for case in fuzz_ocsp.fuzz_reference.STRICTER if case[0] != "several CertIDs"],
+    )
+    _executed, failures = fuzz_ocsp.campaign(1, 400, 30.0, tmp_path / "crashes")
+    assert failures > 0
+    reasons = [p.read_text() for p in (tmp_path / "crashes").glob("*.txt")]
+    assert any("more than one request" in reason for reason in reasons)
