@@ -205,7 +205,7 @@ def test_fresh_signatures_of_one_batch_go_to_their_own_requests(va_env):
     """Fresh answers are signed in batches per loop iteration: 40 pipelined
     requests (one batch) and 8 connections at once each get their own nonce
     back, in request order, every signature valid."""
-    nonces = [b"pipelined-%04d" % i for i in range(40)]
+    nonces = [b"pipelined-%06d" % i for i in range(40)]  # 16 octets: echoed (RFC 9654)
     payload = b"".join(post_bytes(_nonce_request(va_env, n)) for n in nonces)
     bodies = _bodies(raw_http(port_of(va_env), payload))
     assert [_nonce_of(b) for b in bodies] == nonces
@@ -221,7 +221,7 @@ def test_fresh_signatures_of_one_batch_go_to_their_own_requests(va_env):
     results: dict[int, list[bytes]] = {}
 
     def client(n: int) -> None:
-        mine = [b"conn-%d-%02d" % (n, i) for i in range(10)]
+        mine = [b"connection-%d-%03d" % (n, i) for i in range(10)]  # 16 octets: echoed
         payload = b"".join(post_bytes(_nonce_request(va_env, m)) for m in mine)
         results[n] = [_nonce_of(b) for b in _bodies(raw_http(port_of(va_env), payload))]
         assert results[n] == mine
@@ -491,7 +491,7 @@ def test_hot_answers_keep_only_ordinary_sized_requests():
     from va.responder import Answer
     from va.worker import HOT_KEY_MAX, Worker
 
-    answer = Answer(b"\x30\x03\x0a\x01\x00", "presigned", 0, 4_000_000_000, True)
+    answer = Answer(b"\x30\x03\x0a\x01\x00", "presigned", 0, 4_000_000_000, True, True)
 
     class Presigned:
         class reader:
