@@ -36,6 +36,12 @@ class KeyCompromisedError(PolicyError):
     code = "key_compromised"
 
 
+class BaselineRequirementsError(PolicyError):
+    """Refused by the CA/Browser Forum Baseline Requirements across
+    certificates: a hold under a CA that is under them, a profile that is
+    under them issued by a CA that is not (ca/baseline.py)."""
+
+
 class BadInputError(CAError):
     """The input could not be parsed or verified (CSR, certificate, key file)."""
 
@@ -51,6 +57,7 @@ class KeyAccessError(CAError):
 
 __all__ = [
     "BadInputError",
+    "BaselineRequirementsError",
     "CAError",
     "ConfigError",
     "ConflictError",

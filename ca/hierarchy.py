@@ -135,20 +135,30 @@ class Hierarchy:
         parent: str,
         subject: str,
         *,
+        profile: str = "sub-ca",
         key_type: str = "ec-p256",
         days: int | None = None,
         actor: str = "system",
     ) -> CARecord:
+        """A CA under ``parent``, its certificate issued under ``profile``
+        (a CA profile other than root-ca), which also decides whether the
+        new CA is under the Baseline Requirements (ca/baseline.py)."""
         with self.context.audit.failures(actor, "ca.create_sub", name):
             check_ca_name(name)
-            profile = self.context.profile("sub-ca")
+            profile_name = profile
+            profile = self.context.profile(profile_name)
+            if not profile.ca or profile_name == "root-ca":
+                raise PolicyError(
+                    f"profile {profile_name!r} is not one for subordinate CAs "
+                    "(ca = true, not root-ca)"
+                )
             parsed_subject = parse_subject(subject)
             self._ensure_name_free(name)
             with self.context.store.transaction() as conn:
                 parent_ca = own(self.lookup.ca_named(conn, parent))
             check_key_spec(key_type)
             if key_type not in profile.key_types:
-                raise PolicyError(f"profile 'sub-ca' does not allow key type {key_type}")
+                raise PolicyError(f"profile {profile_name!r} does not allow key type {key_type}")
             key_id, public_key = self._new_ca_key(name, key_type)
             try:
                 # The sub-CA's own certificate is one of the parent's: it gets a

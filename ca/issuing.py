@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, insert, select
 
+from ca import baseline
 from ca.blocklist import refuse_compromised
 from ca.context import CAContext
 from ca.errors import PolicyError
@@ -97,10 +98,11 @@ class IssuingPath:
         own(ca)
         if ca.not_after <= context.clock():
             raise PolicyError(f"CA {ca.name!r} expired on {ca.not_after:%Y-%m-%d}")
-        if serial is None:
-            # Chosen first: a partitioned profile's CRL DP depends on it. The
-            # unique (ca_id, serial) constraint catches the (2**-127) clash.
-            with context.store.read() as conn:
+        with context.store.read() as conn:
+            baseline.check_issuer(context.profiles, conn, ca, profile)
+            if serial is None:
+                # Chosen first: a partitioned profile's CRL DP depends on it. The
+                # unique (ca_id, serial) constraint catches the (2**-127) clash.
                 serial = self.unused_serial(conn, ca.id)
         template = apply_profile(
             profile,

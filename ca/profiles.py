@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from ca import baseline
 from ca.errors import ConfigError
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
@@ -52,6 +53,7 @@ class Profile:
     name: str
     description: str = ""
     ca: bool = False
+    baseline_requirements: bool = False
     path_length: int | None = None
     validity_days: int = 90
     max_validity_days: int = 398
@@ -103,6 +105,7 @@ class Profile:
 
 
 _TUPLE_FIELDS = {f.name for f in fields(Profile) if str(f.type).startswith("tuple")}
+_BOOL_FIELDS = {f.name for f in fields(Profile) if f.type is bool}
 
 
 def _check_choices(profile: str, key: str, values, allowed) -> None:
@@ -125,6 +128,8 @@ def profile_from_config(name: str, table: dict) -> Profile:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"profile {name!r}: {key} must be a list of strings")
             value = tuple(value)
+        elif key in _BOOL_FIELDS and not isinstance(value, bool):
+            raise ConfigError(f"profile {name!r}: {key} must be true or false")
         values[key] = value
     profile = Profile(name=name, **values)
     _check_choices(name, "key_types", profile.key_types, KEY_SPECS)
@@ -153,11 +158,48 @@ def profile_from_config(name: str, table: dict) -> Profile:
             f"profile {name!r}: a partitioned crl_url must contain {{shard}}, e.g. "
             '"{base}/crl/{ca}-{profile}-p{shard}.crl"'
         )
+    if profile.baseline_requirements:
+        _check_baseline(profile)
     if profile.allow_hold and "certificateHold" not in profile.revocation_reasons:
         raise ConfigError(
             f"profile {name!r}: allow_hold needs certificateHold in revocation_reasons"
         )
     return profile
+
+
+def _check_baseline(profile: Profile) -> None:
+    """What a profile under the CA/B Forum Baseline Requirements may not say."""
+    name = profile.name
+    if profile.allow_hold:
+        raise ConfigError(
+            f"profile {name!r}: allow_hold is not allowed with baseline_requirements "
+            "(BR 4.9.13: no suspension)"
+        )
+    reasons = profile.allowed_reasons()
+    if RevocationReason.certificateHold in reasons:
+        raise ConfigError(
+            f"profile {name!r}: revocation_reasons has certificateHold, which "
+            "baseline_requirements does not allow (BR 4.9.13: no suspension)"
+        )
+    allowed = baseline.reasons_for(profile.ca)
+    if reasons - allowed:
+        reason = min(reasons - allowed)
+        raise ConfigError(
+            f"profile {name!r}: revocation_reasons has {reason.name}, which BR 7.2.2 does "
+            f"not allow for {'CA' if profile.ca else 'subscriber'} certificates; "
+            f"allowed: {baseline.reason_names(allowed)}"
+        )
+    for key_type in profile.key_types:
+        if key_type not in baseline.KEY_TYPES:
+            raise ConfigError(
+                f"profile {name!r}: key_types has {key_type}, which baseline_requirements "
+                f"does not allow (BR 6.1.5); allowed: {', '.join(baseline.KEY_TYPES)}"
+            )
+    if profile.ca and "OU" in profile.subject_attributes:
+        raise ConfigError(
+            f"profile {name!r}: subject_attributes has OU, which BR 7.1.2.10.2 does not "
+            "allow in root or TLS subordinate CA certificates"
+        )
 
 
 def _check_oid(profile: str, key: str, value: str) -> None:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from ca import baseline
 from ca.blocklist import block_revoked
 from ca.context import CAContext
 from ca.errors import (
@@ -78,6 +79,7 @@ class Revocation:
                         f"profile {row.profile!r} does not allow revocation reason "
                         f"{reason.name}; allowed: {', '.join(profile.revocation_reasons) or 'none'}"
                     )
+                baseline.check_revocation(self.context.profiles, conn, ca, profile, reason, row.der)
                 if row.status == "revoked":
                     raise ConflictError(
                         f"certificate {serial_hex(serial)} is already revoked since "

@@ -98,15 +98,28 @@ def init_root(ctx, name, subject, key_type, days):
 @click.option("--name", required=True, help="Short name of the new CA.")
 @click.option("--parent", required=True, help="Name of the issuing CA held here.")
 @click.option("--subject", required=True, help="RFC 4514 subject of the new CA.")
+@click.option(
+    "--profile",
+    default="sub-ca",
+    show_default=True,
+    help="The CA profile: sub-ca (TLS, under the Baseline Requirements) or client-sub-ca "
+    "(client certificates, may hold).",
+)
 @key_type_option
 @days_option
 @click.pass_context
 @handle_errors
-def create_sub(ctx, name, parent, subject, key_type, days):
-    """Create a subordinate CA (profile sub-ca) signed by a CA held here."""
+def create_sub(ctx, name, parent, subject, profile, key_type, days):
+    """Create a subordinate CA signed by a CA held here."""
     service = _service(ctx)
     record = service.create_sub(
-        name, parent, subject, key_type=key_type or "ec-p256", days=days, actor=actor()
+        name,
+        parent,
+        subject,
+        profile=profile,
+        key_type=key_type or "ec-p256",
+        days=days,
+        actor=actor(),
     )
     click.echo(
         f"created CA {record.name} under {record.parent}: {record.subject} "

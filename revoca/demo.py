@@ -70,8 +70,19 @@ def run_demo(
         "demo-issuing", "demo-root", "CN=Revoca Demo Issuing CA,O=Revoca Demo,C=DE", actor=actor
     )
     echo(f"  issuing CA      {issuing.subject}  [{issuing.key_type}]")
+    # Under the Baseline Requirements demo-issuing may hold nothing (BR
+    # 4.9.13); client certificates that may be held come from a CA outside them.
+    clients = service.create_sub(
+        "demo-clients",
+        "demo-root",
+        "CN=Revoca Demo Client CA,O=Revoca Demo,C=DE",
+        profile="client-sub-ca",
+        actor=actor,
+    )
+    echo(f"  client CA       {clients.subject}  [{clients.key_type}]")
     signer, signer_key = service.issue_ocsp_signer("demo-issuing", actor=actor)
     echo(f"  OCSP signer     serial {serial_hex(signer.serial)} (key {signer_key})")
+    clients_signer, _ = service.issue_ocsp_signer("demo-clients", actor=actor)
 
     issued = {}
     for host in ("www.example.com", "api.example.com"):
@@ -80,12 +91,15 @@ def run_demo(
         issued[host] = service.issue("demo-issuing", csr, "tls-server", actor=actor)
     alice_key = ec.generate_private_key(ec.SECP256R1())
     alice_csr = _csr("alice", [x509.RFC822Name("alice@example.com")], alice_key)
-    issued["alice"] = service.issue("demo-issuing", alice_csr, "tls-client", actor=actor)
+    issued["alice"] = service.issue("demo-clients", alice_csr, "tls-client", actor=actor)
     issued["bob"] = service.issue_with_new_key(
         "demo-issuing", "tls-client", "CN=bob", ["email:bob@example.com"], actor=actor
     )
     for label, record in issued.items():
-        echo(f"  issued          {serial_hex(record.serial)}  {record.profile:<10}  {label}")
+        echo(
+            f"  issued          {serial_hex(record.serial)}  {record.profile:<10}  "
+            f"{label} ({record.ca})"
+        )
 
     service.revoke(
         "demo-issuing",
@@ -95,7 +109,7 @@ def run_demo(
     )
     echo(f"  revoked         {serial_hex(issued['api.example.com'].serial)}  keyCompromise")
     service.revoke(
-        "demo-issuing", issued["alice"].serial, RevocationReason.certificateHold, actor=actor
+        "demo-clients", issued["alice"].serial, RevocationReason.certificateHold, actor=actor
     )
     echo(f"  on hold         {serial_hex(issued['alice'].serial)}  certificateHold")
 
@@ -103,12 +117,16 @@ def run_demo(
 
     delta_url = config.delta_crl_url("demo-issuing")
     full_crl = issue_crl(service, "demo-issuing", delta_url=delta_url, actor=actor)
+    clients_crl = issue_crl(
+        service, "demo-clients", delta_url=config.delta_crl_url("demo-clients"), actor=actor
+    )
     # A change after the full CRL, so the delta has something to say.
     service.revoke("demo-issuing", issued["bob"].serial, RevocationReason.superseded, actor=actor)
     delta_crl = issue_crl(service, "demo-issuing", delta=True, actor=actor)
     echo(
         f"  CRLs            full #{full_crl.number} ({full_crl.entries} entries), "
-        f"delta #{delta_crl.number} ({delta_crl.entries} entry: bob, superseded)"
+        f"delta #{delta_crl.number} ({delta_crl.entries} entry: bob, superseded); "
+        f"demo-clients #{clients_crl.number} ({clients_crl.entries} entry: alice, on hold)"
     )
 
     files = {
@@ -120,6 +138,11 @@ def run_demo(
         "api.pem": _pem(issued["api.example.com"].certificate),
         "issuing.crl": full_crl.der,
         "issuing-delta.crl": delta_crl.der,
+        "clients.pem": _pem(clients.certificate),
+        "clients-chain.pem": _pem(clients.certificate) + _pem(root.certificate),
+        "clients-ocsp-signer.pem": _pem(clients_signer.certificate),
+        "alice.pem": _pem(issued["alice"].certificate),
+        "clients.crl": clients_crl.der,
     }
     for name, data in files.items():
         (directory / name).write_bytes(data)
@@ -146,7 +169,7 @@ def run_demo(
         settings.key_dir,
         policy=settings.policy,
         publisher=config.publisher,
-        ca_names=["demo-issuing"],
+        ca_names=["demo-issuing", "demo-clients"],
     )
     entries = load_issuers(store, settings.key_dir, config.passphrase.get())
     signed = presign_all(store, entries, settings.algorithm_codes, now=int(time.time()))
@@ -181,13 +204,25 @@ def run_demo(
     d = directory
     echo("")
     echo("OCSP, while the VA runs:")
-    for leaf in ("www.pem", "api.pem"):
+    for issuer, leaf, chain in (
+        ("issuing", "www", "chain"),
+        ("issuing", "api", "chain"),
+        ("clients", "alice", "clients-chain"),
+    ):
         echo(
-            f"  openssl ocsp -issuer {d}/issuing.pem -cert {d}/{leaf} -url {url} "
-            f"-CAfile {d}/chain.pem"
+            f"  openssl ocsp -issuer {d}/{issuer}.pem -cert {d}/{leaf}.pem -url {url} "
+            f"-CAfile {d}/{chain}.pem"
         )
     echo(f"  curl -s http://127.0.0.1:{settings.port}/metrics")
-    out.update(root=root, issuing=issuing, signer=signer, issued=issued, config=config, va=settings)
+    out.update(
+        root=root,
+        issuing=issuing,
+        clients=clients,
+        signer=signer,
+        issued=issued,
+        config=config,
+        va=settings,
+    )
     if serve_seconds != 0:
         from va.app import run
 

@@ -26,6 +26,8 @@ def backend_service(request, make_service):
         service = make_service(url=request.getfixturevalue("postgres_url"))
     service.init_root("root", "CN=Root,O=Revoca Tests")
     service.create_sub("issuing", "root", "CN=Issuing,O=Revoca Tests")
+    # Holds only outside the Baseline Requirements (ca/baseline.py).
+    service.create_sub("clients", "root", "CN=Clients,O=Revoca Tests", profile="client-sub-ca")
     return service
 
 
@@ -39,12 +41,12 @@ def test_schema_matches_after_migration(backend_service):
 
 def test_lifecycle(backend_service):
     service = backend_service
-    record = service.issue("issuing", make_csr("a", ["email:a@example.com"]), "tls-client")
+    record = service.issue("clients", make_csr("a", ["email:a@example.com"]), "tls-client")
     assert record.serial.bit_length() > 64  # > 64-bit serials survive the round trip
-    service.revoke("issuing", record.serial, RevocationReason.certificateHold)
-    service.release_hold("issuing", record.serial)
-    service.revoke("issuing", record.serial, RevocationReason.keyCompromise)
-    assert service.get_certificate("issuing", record.serial).status == "revoked"
+    service.revoke("clients", record.serial, RevocationReason.certificateHold)
+    service.release_hold("clients", record.serial)
+    service.revoke("clients", record.serial, RevocationReason.keyCompromise)
+    assert service.get_certificate("clients", record.serial).status == "revoked"
     before = counts(service)
     with pytest.raises(PolicyError):
         service.issue("issuing", make_csr(), "tls-server", days=1000)
@@ -90,9 +92,9 @@ def test_concurrent_issuance_keeps_the_chain_and_the_outbox(backend_service):
         issued_events = [
             decode(r).serial for r in conn.execute(select(outbox).where(outbox.c.event == "issued"))
         ]
-    assert problems == [] and count == 2 + 24  # root, sub-CA, 24 issuances
+    assert problems == [] and count == 3 + 24  # root, two sub-CAs, 24 issuances
     assert len(issued) == len(set(issued)) == 24
-    assert len(issued_events) == 24 + 1  # and the sub-CA's own certificate
+    assert len(issued_events) == 24 + 2  # and the sub-CAs' own certificates
 
 
 def test_full_and_delta_crls(backend_service):
@@ -105,17 +107,17 @@ def test_full_and_delta_crls(backend_service):
     service = backend_service
     serials = [
         service.issue(
-            "issuing", make_csr(f"c{i}", [f"email:c{i}@example.com"]), "tls-client"
+            "clients", make_csr(f"c{i}", [f"email:c{i}@example.com"]), "tls-client"
         ).serial
         for i in range(4)
     ]
-    service.revoke("issuing", serials[0], RevocationReason.keyCompromise)
-    service.revoke("issuing", serials[1], RevocationReason.certificateHold)
-    full = x509.load_der_x509_crl(issue_full_crl(service, "issuing").der)
+    service.revoke("clients", serials[0], RevocationReason.keyCompromise)
+    service.revoke("clients", serials[1], RevocationReason.certificateHold)
+    full = x509.load_der_x509_crl(issue_full_crl(service, "clients").der)
     assert {e.serial_number for e in full} == set(serials[:2])
-    service.release_hold("issuing", serials[1])
-    service.revoke("issuing", serials[2], RevocationReason.unspecified)
-    delta = x509.load_der_x509_crl(issue_crl(service, "issuing", delta=True).der)
+    service.release_hold("clients", serials[1])
+    service.revoke("clients", serials[2], RevocationReason.unspecified)
+    delta = x509.load_der_x509_crl(issue_crl(service, "clients", delta=True).der)
     reasons = {}
     for entry in delta:
         try:
@@ -125,5 +127,5 @@ def test_full_and_delta_crls(backend_service):
         except x509.ExtensionNotFound:
             reasons[entry.serial_number] = None
     assert reasons == {serials[1]: x509.ReasonFlags.remove_from_crl, serials[2]: None}
-    full = x509.load_der_x509_crl(issue_full_crl(service, "issuing").der)
+    full = x509.load_der_x509_crl(issue_full_crl(service, "clients").der)
     assert sorted(e.serial_number for e in full) == sorted([serials[0], serials[2]])

@@ -44,6 +44,55 @@ def test_user_file_is_merged_and_profiles_replaced_whole(tmp_path):
         ("[profiles.p]\nallow_hold = true\n", "allow_hold needs certificateHold"),
         ("[profiles.p]\nrevocation_reasons = ['bored']\n", "unknown revocation reason 'bored'"),
         ("[profiles.p]\nkey_types = 'ec-p256'\n", "key_types must be a list of strings"),
+        (
+            "[profiles.p]\nbaseline_requirements = 1\n",
+            "^profile 'p': baseline_requirements must be true or false$",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\nallow_hold = true\n"
+            "revocation_reasons = ['certificateHold']\n",
+            r"^profile 'p': allow_hold is not allowed with baseline_requirements "
+            r"\(BR 4\.9\.13: no suspension\)$",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\nallow_hold = true\n",
+            r"^profile 'p': allow_hold is not allowed with baseline_requirements",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\n"
+            "revocation_reasons = ['certificateHold']\n",
+            r"^profile 'p': revocation_reasons has certificateHold, which baseline_requirements "
+            r"does not allow \(BR 4\.9\.13: no suspension\)$",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\nca = true\n"
+            "revocation_reasons = ['keyCompromise', 'cACompromise']\n",
+            r"^profile 'p': revocation_reasons has cACompromise, which BR 7\.2\.2 does not allow "
+            r"for CA certificates; allowed: keyCompromise, affiliationChanged, superseded, "
+            r"cessationOfOperation, privilegeWithdrawn$",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\nca = true\n"
+            "revocation_reasons = ['unspecified']\n",
+            r"^profile 'p': revocation_reasons has unspecified, which BR 7\.2\.2 does not allow "
+            r"for CA certificates",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\nrevocation_reasons = ['aACompromise']\n",
+            r"^profile 'p': revocation_reasons has aACompromise, which BR 7\.2\.2 does not allow "
+            r"for subscriber certificates; allowed: unspecified, keyCompromise, ",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\nkey_types = ['ec-p256', 'ed25519']\n",
+            r"^profile 'p': key_types has ed25519, which baseline_requirements does not allow "
+            r"\(BR 6\.1\.5\); allowed: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096$",
+        ),
+        (
+            "[profiles.p]\nbaseline_requirements = true\nca = true\n"
+            "subject_attributes = ['CN', 'OU']\n",
+            r"^profile 'p': subject_attributes has OU, which BR 7\.1\.2\.10\.2 does not allow "
+            r"in root or TLS subordinate CA certificates$",
+        ),
         ("[urls\n", "is not valid TOML"),
     ],
 )
@@ -52,6 +101,22 @@ def test_bad_configuration(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_shipped_profiles_under_the_baseline_requirements():
+    """root-ca, sub-ca and tls-server are under the BR; what sits beside
+    them (client certificates that may be held, their CA, OCSP signers) is not."""
+    profiles = load_config(None).profiles
+    assert {n for n, p in profiles.items() if p.baseline_requirements} == {
+        "root-ca",
+        "sub-ca",
+        "tls-server",
+    }
+    assert profiles["tls-client"].allow_hold and profiles["client-sub-ca"].ca
+    # BR 7.2.2 for the CA certificates on the root's ARL: no cACompromise, no
+    # entry without reasonCode.
+    for name in ("sub-ca", "client-sub-ca"):
+        assert not {"unspecified", "cACompromise"} & set(profiles[name].revocation_reasons)
 
 
 def test_missing_file(tmp_path):

@@ -33,6 +33,10 @@ def revoked_pki(make_service):
     service = make_service(base_url=PUBLIC_BASE_URL)
     service.init_root("root", "CN=CRL Test Root,O=Revoca Tests,C=DE")
     service.create_sub("issuing", "root", "CN=CRL Test Issuing CA,O=Revoca Tests,C=DE")
+    # Holds only under a CA outside the Baseline Requirements (BR 4.9.13).
+    service.create_sub(
+        "clients", "root", "CN=CRL Test Client CA,O=Revoca Tests,C=DE", profile="client-sub-ca"
+    )
     records = {}
     for name, reason in (
         ("kc", RevocationReason.keyCompromise),
@@ -45,8 +49,8 @@ def revoked_pki(make_service):
         )
         if reason is not None:
             service.revoke("issuing", records[name].serial, reason)
-    held = service.issue("issuing", make_csr("held", ["email:held@example.com"]), "tls-client")
-    service.revoke("issuing", held.serial, RevocationReason.certificateHold)
+    held = service.issue("clients", make_csr("held", ["email:held@example.com"]), "tls-client")
+    service.revoke("clients", held.serial, RevocationReason.certificateHold)
     records["held"] = held
     service.records = records
     return service
@@ -61,10 +65,11 @@ def test_full_crl_contents(revoked_pki, tmp_path):
     assert parsed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 1
     entries = {e.serial_number: e for e in parsed}
     records = revoked_pki.records
-    assert set(entries) == {records[n].serial for n in ("kc", "unspecified", "superseded", "held")}
+    assert set(entries) == {records[n].serial for n in ("kc", "unspecified", "superseded")}
     reason = lambda e: e.extensions.get_extension_for_class(x509.CRLReason).value.reason  # noqa: E731
     assert reason(entries[records["kc"].serial]) == x509.ReasonFlags.key_compromise
-    assert reason(entries[records["held"].serial]) == x509.ReasonFlags.certificate_hold
+    held = x509.load_der_x509_crl(crl.issue_full_crl(revoked_pki, "clients").der)
+    assert [reason(e) for e in held] == [x509.ReasonFlags.certificate_hold]
     with pytest.raises(x509.ExtensionNotFound):  # BR 7.2.2: no reasonCode for unspecified
         reason(entries[records["unspecified"].serial])
     serials = [e.serial_number for e in parsed]
@@ -119,13 +124,16 @@ def test_openssl_and_pkilint_accept_the_crl(revoked_pki, tmp_path):
             assert result.returncode != 0 and "certificate revoked" in result.stdout + result.stderr
         else:
             assert result.returncode == 0, result.stdout + result.stderr
-    # This CRL lists a held client certificate: fine for PKIX, while the BR
-    # forbid certificateHold on TLS CRLs (7.2.2).
     lint = ("-t", "CRL", "--document-format", "DER")
     assert pkilint("lint_crl", tmp_path / "c.crl", *lint, "-p", "PKIX") == []
-    revoked_pki.release_hold("issuing", revoked_pki.records["held"].serial)
-    (tmp_path / "br.crl").write_bytes(crl.issue_full_crl(revoked_pki, "issuing").der)
-    assert pkilint("lint_crl", tmp_path / "br.crl", *lint, "-p", "BR") == []
+    assert pkilint("lint_crl", tmp_path / "c.crl", *lint, "-p", "BR") == []
+    # The client CA's CRL lists a hold: fine for PKIX; that CA is outside
+    # the BR, which forbid certificateHold (7.2.2).
+    (tmp_path / "clients.crl").write_bytes(crl.issue_full_crl(revoked_pki, "clients").der)
+    assert pkilint("lint_crl", tmp_path / "clients.crl", *lint, "-p", "PKIX") == []
+    assert pkilint("lint_crl", tmp_path / "clients.crl", *lint, "-p", "BR") == [
+        '    cabf.crl_prohibited_reason_code (ERROR): Prohibited reason code "certificateHold"'
+    ]
 
 
 def test_empty_crl_and_validity_limits(service):
@@ -589,7 +597,8 @@ def test_store_rows_on_both_backends(backend, make_service, request):
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     service = make_service(url=url)
     service.init_root("root", "CN=Root")
-    service.create_sub("issuing", "root", "CN=Issuing")
+    # A CA outside the Baseline Requirements: it may hold (ca/baseline.py).
+    service.create_sub("issuing", "root", "CN=Issuing", profile="client-sub-ca")
     for index, reason in enumerate(
         (
             RevocationReason.keyCompromise,
@@ -599,14 +608,8 @@ def test_store_rows_on_both_backends(backend, make_service, request):
             RevocationReason.superseded,
         )
     ):
-        if reason is RevocationReason.certificateHold:  # BR: no holds for TLS
-            csr, profile = make_csr(f"h{index}", [f"email:h{index}@example.com"]), "tls-client"
-        else:
-            csr, profile = (
-                make_csr(f"h{index}.example.com", [f"dns:h{index}.example.com"]),
-                "tls-server",
-            )
-        record = service.issue("issuing", csr, profile)
+        csr = make_csr(f"h{index}", [f"email:h{index}@example.com"])
+        record = service.issue("issuing", csr, "tls-client")
         if reason is not None:
             service.revoke("issuing", record.serial, reason)
     ca_id = service.get_ca("issuing").id
@@ -675,16 +678,19 @@ def test_delta_crl(make_service, tmp_path):
     now = [FIXED_NOW]
     service = make_service(clock=lambda: now[0], base_url=PUBLIC_BASE_URL)
     service.init_root("root", "CN=Delta Root,O=Revoca Tests,C=DE")
-    service.create_sub("issuing", "root", "CN=Delta Issuing CA,O=Revoca Tests,C=DE")
-    early = service.issue(
-        "issuing", make_csr("early.example.com", ["dns:early.example.com"]), "tls-server"
+    # Holds, releases and their removeFromCRL: a CA outside the BR (4.9.13).
+    service.create_sub(
+        "issuing", "root", "CN=Delta Issuing CA,O=Revoca Tests,C=DE", profile="client-sub-ca"
     )
+
+    def client(name):
+        return service.issue("issuing", make_csr(name, [f"email:{name}@example.com"]), "tls-client")
+
+    early = client("early")
     service.revoke("issuing", early.serial, RevocationReason.keyCompromise)
-    held = service.issue("issuing", make_csr("held", ["email:held@example.com"]), "tls-client")
+    held = client("held")
     service.revoke("issuing", held.serial, RevocationReason.certificateHold)
-    late = service.issue(
-        "issuing", make_csr("late.example.com", ["dns:late.example.com"]), "tls-server"
-    )
+    late = client("late")
     with pytest.raises(PolicyError, match="no full CRL yet"):
         crl.issue_crl(service, "issuing", delta=True)
     delta_url = f"{PUBLIC_BASE_URL}/crl/issuing-delta.crl"
@@ -745,14 +751,15 @@ def test_delta_crl(make_service, tmp_path):
     lint = ("-t", "CRL", "--document-format", "DER")
     for name in ("base.crl", "delta.crl"):
         assert pkilint("lint_crl", tmp_path / name, *lint, "-p", "PKIX") == []
-    # A TLS-only delta (no hold, no removeFromCRL) also passes the BR profile.
-    crl.issue_crl(service, "issuing", delta_url=delta_url)
+    # A TLS CA's delta (no hold, so no removeFromCRL) also passes the BR profile.
+    service.create_sub("tls", "root", "CN=Delta TLS CA,O=Revoca Tests,C=DE")
+    crl.issue_crl(service, "tls", delta_url=f"{PUBLIC_BASE_URL}/crl/tls-delta.crl")
     now[0] += timedelta(hours=1)
     another = service.issue(
-        "issuing", make_csr("more.example.com", ["dns:more.example.com"]), "tls-server"
+        "tls", make_csr("more.example.com", ["dns:more.example.com"]), "tls-server"
     )
-    service.revoke("issuing", another.serial, RevocationReason.cessationOfOperation)
-    (tmp_path / "tls-delta.crl").write_bytes(crl.issue_crl(service, "issuing", delta=True).der)
+    service.revoke("tls", another.serial, RevocationReason.cessationOfOperation)
+    (tmp_path / "tls-delta.crl").write_bytes(crl.issue_crl(service, "tls", delta=True).der)
     assert pkilint("lint_crl", tmp_path / "tls-delta.crl", *lint, "-p", "BR") == []
 
 

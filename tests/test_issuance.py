@@ -1,11 +1,13 @@
 """Issuance: every certificate verifies with openssl and passes pkilint."""
 
+import dataclasses
 import json
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from ca.errors import PolicyError
 from ca.records import serial_to_db
 from store.events import EventType, OutboxEvent, decode
 from store.tables.outbox import outbox
@@ -30,8 +32,21 @@ def public_pki(make_service):
 
 @pytest.mark.parametrize("root_key", ["ec-p384", "ec-p256", "rsa-2048", "ed25519"])
 def test_root_and_sub_for_each_key_type(service, tmp_path, root_key):
+    sub_profile = "sub-ca"
+    if root_key == "ed25519":
+        # BR 6.1.5 has no Ed25519: only a private root, outside the BR, may use it.
+        with pytest.raises(PolicyError, match="profile 'root-ca' does not allow key type ed25519"):
+            service.init_root("r", "CN=Root,O=Revoca Tests", key_type=root_key)
+        service.profiles["root-ca"] = dataclasses.replace(
+            service.profiles["root-ca"],
+            baseline_requirements=False,
+            key_types=(*service.profiles["root-ca"].key_types, "ed25519"),
+        )
+        sub_profile = "client-sub-ca"
     root = service.init_root("r", "CN=Root,O=Revoca Tests", key_type=root_key)
-    sub = service.create_sub("s", "r", "CN=Sub,O=Revoca Tests", key_type="ec-p256")
+    sub = service.create_sub(
+        "s", "r", "CN=Sub,O=Revoca Tests", profile=sub_profile, key_type="ec-p256"
+    )
     assert sub.parent == "r"
     result = openssl_verify(tmp_path, root.certificate, [], sub.certificate)
     assert result.returncode == 0, result.stderr

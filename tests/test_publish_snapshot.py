@@ -30,6 +30,16 @@ SOURCE = "revoca-ca"  # the [publisher] source import_from_ca uses by default
 STATUS_OF_EVENT = {"issued": GOOD, "released": GOOD, "revoked": REVOKED, "hold": HOLD}
 
 
+@pytest.fixture
+def pki(service):
+    """A root and an issuing CA outside the Baseline Requirements: it may hold."""
+    service.init_root("root", "CN=Test Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    service.create_sub(
+        "issuing", "root", "CN=Test Issuing CA,O=Revoca Tests,C=DE", profile="client-sub-ca"
+    )
+    return service
+
+
 def _issue_many(pki, count):
     pki.issue_ocsp_signer("issuing")
     return [

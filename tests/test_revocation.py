@@ -18,6 +18,8 @@ def clocked(make_service):
     service = make_service(clock=lambda: now[0])
     service.init_root("root", "CN=Root")
     service.create_sub("issuing", "root", "CN=Issuing")
+    # Holds only outside the Baseline Requirements (ca/baseline.py).
+    service.create_sub("clients", "root", "CN=Clients", profile="client-sub-ca")
     service.now = now
     return service
 
@@ -54,18 +56,18 @@ def test_already_revoked(clocked):
 
 
 def test_hold_and_release(clocked):
-    record = clocked.issue("issuing", make_csr("alice", ["email:alice@example.com"]), "tls-client")
-    held = clocked.revoke("issuing", record.serial, RevocationReason.certificateHold)
+    record = clocked.issue("clients", make_csr("alice", ["email:alice@example.com"]), "tls-client")
+    held = clocked.revoke("clients", record.serial, RevocationReason.certificateHold)
     assert held.status == "hold"
     with pytest.raises(ConflictError, match="already on hold"):
-        clocked.revoke("issuing", record.serial, RevocationReason.certificateHold)
-    released = clocked.release_hold("issuing", record.serial)
+        clocked.revoke("clients", record.serial, RevocationReason.certificateHold)
+    released = clocked.release_hold("clients", record.serial)
     assert released.status == "good" and released.reason is None and released.revoked_at is None
     with pytest.raises(ConflictError, match="is good, not on hold"):
-        clocked.release_hold("issuing", record.serial)
+        clocked.release_hold("clients", record.serial)
     # A held certificate can still be revoked for good.
-    clocked.revoke("issuing", record.serial, RevocationReason.certificateHold)
-    final = clocked.revoke("issuing", record.serial, RevocationReason.keyCompromise)
+    clocked.revoke("clients", record.serial, RevocationReason.certificateHold)
+    final = clocked.revoke("clients", record.serial, RevocationReason.keyCompromise)
     assert final.status == "revoked"
     assert [e for e, _ in events(clocked)][-5:] == ["issued", "hold", "released", "hold", "revoked"]
 

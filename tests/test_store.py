@@ -39,7 +39,7 @@ def test_migration_0003_fills_each_certificates_last_status_change(make_service)
 
     service = make_service(clock=lambda: FIXED_NOW)
     service.init_root("root", "CN=Root")
-    service.create_sub("issuing", "root", "CN=Issuing")
+    service.create_sub("issuing", "root", "CN=Issuing", profile="client-sub-ca")  # may hold
     serials = [
         service.issue("issuing", make_csr(f"m{i}", [f"dns:m{i}.example"]), "tls-client").serial
         for i in range(4)

@@ -85,14 +85,18 @@ def make_va(
     signer=True,
 ) -> tuple[VAEnv, ServerThread]:
     service.init_root("root", "CN=VA Test Root,O=Revoca Tests,C=DE")
-    service.create_sub("issuing", "root", "CN=VA Test Issuing CA,O=Revoca Tests,C=DE")
+    # Good, revoked and held under one issuer: a CA outside the Baseline
+    # Requirements, which forbid holds (BR 4.9.13).
+    service.create_sub(
+        "issuing", "root", "CN=VA Test Issuing CA,O=Revoca Tests,C=DE", profile="client-sub-ca"
+    )
     if signer:
         service.issue_ocsp_signer("issuing")
     good = service.issue(
-        "issuing", make_csr("good.example.com", ["dns:good.example.com"]), "tls-server"
+        "issuing", make_csr("good.example.com", ["dns:good.example.com"]), "tls-client"
     )
     revoked = service.issue(
-        "issuing", make_csr("bad.example.com", ["dns:bad.example.com"]), "tls-server"
+        "issuing", make_csr("bad.example.com", ["dns:bad.example.com"]), "tls-client"
     )
     held = service.issue("issuing", make_csr("held", ["email:held@example.com"]), "tls-client")
     service.revoke("issuing", revoked.serial, RevocationReason.keyCompromise)
