@@ -113,6 +113,7 @@ class IssuingPath:
             base_url=context.base_url,
             ca_name=ca.name,
             serial=serial,
+            delta_url=context.delta_url_for(ca),
         )
         with context.store.transaction() as conn:
             refuse_compromised(conn, template.public_key)  # BR 6.1.1.3 (4)

@@ -135,11 +135,13 @@ def apply_profile(
     base_url: str,
     ca_name: str,
     serial: int | None = None,
+    delta_url: str = "",
 ) -> CertificateTemplate:
     """Build the certificate template, or raise PolicyError/BadInputError.
 
     ``issuer`` is None for a self-signed root; ``ca_name`` names the CA whose
-    URLs go into the certificate (the issuer, or the root itself).
+    URLs go into the certificate (the issuer, or the root itself);
+    ``delta_url`` is where that CA publishes delta CRLs ("" for none).
     """
     key_spec = key_spec_of(request.public_key)
     if key_spec not in profile.key_types:
@@ -206,6 +208,7 @@ def apply_profile(
         base_url,
         ca_name,
         profile.shard_of(serial) if serial is not None else None,
+        delta_url,
     )
     return CertificateTemplate(
         subject=request.subject,
@@ -219,7 +222,7 @@ def apply_profile(
 
 
 def _extensions(
-    profile, request, key_spec, sans, issuer, base_url, ca_name, shard
+    profile, request, key_spec, sans, issuer, base_url, ca_name, shard, delta_url
 ) -> list[Extension]:
     url = lambda template: profile.url(template, base=base_url, ca=ca_name, shard=shard)  # noqa: E731
     exts = [
@@ -261,8 +264,11 @@ def _extensions(
         exts.append(Extension(x509.AuthorityInformationAccess(access), False))
     if profile.crl_url:
         exts.append(Extension(x509.CRLDistributionPoints([_point(url(profile.crl_url))]), False))
-    if profile.delta_crl_url:
-        exts.append(Extension(x509.FreshestCRL([_point(url(profile.delta_crl_url))]), False))
+    if delta_url and profile.crl_url and not profile.crl_partitions:
+        # RFC 5280 4.2.1.15: the certificate names its delta CRLs; relying
+        # parties that fetch (pyhanko) look for them nowhere else. A partition
+        # has no deltas of its scope, so it names none.
+        exts.append(Extension(x509.FreshestCRL([_point(delta_url)]), False))
     if profile.ocsp_no_check:
         exts.append(Extension(x509.OCSPNoCheck(), False))
     return exts

@@ -71,7 +71,6 @@ class Profile:
     ca_issuers_url: str = ""
     crl_url: str = ""
     crl_partitions: int = 0
-    delta_crl_url: str = ""
     ocsp_no_check: bool = False
     subject_key_identifier: bool = True
     allow_hold: bool = False
@@ -119,6 +118,11 @@ def _check_choices(profile: str, key: str, values, allowed) -> None:
 
 def profile_from_config(name: str, table: dict) -> Profile:
     known = {f.name for f in fields(Profile)} - {"name"}
+    if "delta_crl_url" in table:
+        raise ConfigError(
+            f"profile {name!r}: delta_crl_url is not a profile setting; certificates "
+            "carry FreshestCRL to [crl] delta_url when their CA publishes delta CRLs"
+        )
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"profile {name!r}: unknown setting(s) {', '.join(unknown)}")

@@ -55,6 +55,12 @@ class CARecord:
     certificate: x509.Certificate
 
     @property
+    def signs_arls(self) -> bool:
+        """A root made here lists only the CA certificates it signed: its CRL
+        is an ARL, and it publishes no delta CRLs."""
+        return self.parent is None and self.origin == "created"
+
+    @property
     def cert_der(self) -> bytes:
         from cryptography.hazmat.primitives.serialization import Encoding
 

@@ -43,7 +43,9 @@ from store.audit_key import AuditKey
 class CAService:
     """Construct with a store, a crypto token, the profiles, the base URL for
     AIA/CRL URLs, the passphrase source for server-side keys, the audit log's
-    HMAC key, and optionally a clock and a random source (tests pin both)."""
+    HMAC key, and optionally a clock and a random source (tests pin both) and
+    where delta CRLs are published ([crl] delta_url; certificates then carry
+    FreshestCRL)."""
 
     def __init__(
         self,
@@ -56,9 +58,10 @@ class CAService:
         audit_key: AuditKey,
         clock: Callable[[], datetime] = utc_now,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        delta_url: str = "",
     ):
         self.context = context = CAContext(
-            store, token, profiles, base_url, passphrase, audit_key, clock, random_bytes
+            store, token, profiles, base_url, passphrase, audit_key, clock, random_bytes, delta_url
         )
         lookup = Lookup(context)
         path = IssuingPath(context, lookup)

@@ -70,8 +70,9 @@ class CRLSettings:
     )
     delta_url: str = setting(
         "{base}/crl/{ca}-delta.crl",
-        "Where delta CRLs are published ({base}, {ca}); non-empty: full CRLs carry "
-        "FreshestCRL pointing here, and the updater signs deltas.",
+        "Where delta CRLs are published ({base}, {ca}); non-empty: the updater signs "
+        "deltas, and full CRLs and the certificates of every CA that publishes them carry "
+        "FreshestCRL pointing here.",
     )
     full_interval_hours: int = setting(
         24,

@@ -26,5 +26,6 @@ def build_ca_service(config: Config, **overrides) -> CAService:
         base_url=config.base_url,
         passphrase=config.passphrase,
         audit_key=audit_key(config),
+        delta_url=config.crl.delta_url,
         **overrides,
     )

@@ -122,6 +122,7 @@ def make_service(tmp_path):
         store = Store.open(url or f"sqlite:///{directory / 'revoca.db'}")
         stores.append(store)
         extra = {"clock": clock} if clock else {}
+        kwargs.setdefault("delta_url", config.crl.delta_url)  # as the shipped configuration
         return CAService(
             store,
             SoftwareToken(directory / "keys", PassphraseSource()),

@@ -45,6 +45,11 @@ def test_user_file_is_merged_and_profiles_replaced_whole(tmp_path):
         ("[profiles.p]\nrevocation_reasons = ['bored']\n", "unknown revocation reason 'bored'"),
         ("[profiles.p]\nkey_types = 'ec-p256'\n", "key_types must be a list of strings"),
         (
+            "[profiles.p]\ndelta_crl_url = 'http://x/d.crl'\n",
+            r"^profile 'p': delta_crl_url is not a profile setting; certificates carry "
+            r"FreshestCRL to \[crl\] delta_url when their CA publishes delta CRLs$",
+        ),
+        (
             "[profiles.p]\nbaseline_requirements = 1\n",
             "^profile 'p': baseline_requirements must be true or false$",
         ),

@@ -89,6 +89,9 @@ def test_tls_server_passes_openssl_and_cabf_lint(public_pki, tmp_path, leaf_key)
     ]
     crldp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert crldp[0].full_name[0].value == f"{PUBLIC_BASE_URL}/crl/issuing.crl"
+    # The CA publishes deltas ([crl] delta_url): the certificate names them.
+    freshest = cert.extensions.get_extension_for_class(x509.FreshestCRL).value
+    assert freshest[0].full_name[0].value == f"{PUBLIC_BASE_URL}/crl/issuing-delta.crl"
     assert record.sans == ("dns:www.example.com", "dns:example.com")
 
 
@@ -106,6 +109,8 @@ def test_tls_client_and_ocsp_signer(public_pki, tmp_path):
         assert pkilint("lint_pkix_cert", tmp_path / "c.pem") == []
     freshest = client.certificate.extensions.get_extension_for_class(x509.FreshestCRL).value
     assert freshest[0].full_name[0].value == f"{PUBLIC_BASE_URL}/crl/issuing-delta.crl"
+    with pytest.raises(x509.ExtensionNotFound):  # no CRL DP, so no delta either
+        signer.certificate.extensions.get_extension_for_class(x509.FreshestCRL)
     cert = signer.certificate
     assert cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == (
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING])
@@ -172,3 +177,36 @@ def test_ip_san_and_critical_san_for_empty_subject(pki):
     san = record.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert san.critical  # RFC 5280 4.2.1.6: empty subject
     assert record.sans == ("ip:192.0.2.10", "dns:a.example.com")
+
+
+def test_freshest_crl_follows_the_cas_crl_settings(make_service, tmp_path):
+    """FreshestCRL comes from [crl] delta_url, for every CA that publishes
+    deltas: not for a root's certificates (it signs ARLs), not with deltas
+    off, not for a partitioned profile (no delta has a partition's scope)."""
+    service = make_service(base_url=PUBLIC_BASE_URL, delta_url="{base}/d/{ca}.crl")
+    service.init_root("root", "CN=Root,O=Revoca Tests,C=DE")
+    sub = service.create_sub("issuing", "root", "CN=Issuing,O=Revoca Tests,C=DE")
+    service.profiles["tls-sharded"] = dataclasses.replace(
+        service.profiles["tls-server"],
+        name="tls-sharded",
+        crl_partitions=2,
+        crl_url="{base}/crl/{ca}-{profile}-p{shard}.crl",
+    )
+
+    def freshest(cert):
+        try:
+            value = cert.extensions.get_extension_for_class(x509.FreshestCRL).value
+        except x509.ExtensionNotFound:
+            return None
+        return [name.value for point in value for name in point.full_name]
+
+    assert freshest(sub.certificate) is None
+    for profile in ("tls-server", "tls-client"):
+        csr = make_csr("a.example.com", ["dns:a.example.com"])
+        leaf = service.issue("issuing", csr, profile).certificate
+        assert freshest(leaf) == [f"{PUBLIC_BASE_URL}/d/issuing.crl"]
+    assert freshest(service.issue("issuing", make_csr(), "tls-sharded").certificate) is None
+
+    # The same store and keys with deltas off ([crl] delta_url = "").
+    quiet = make_service(directory=tmp_path, delta_url="")
+    assert freshest(quiet.issue("issuing", make_csr(), "tls-server").certificate) is None
