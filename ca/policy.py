@@ -237,6 +237,10 @@ def _extensions(
         exts.append(
             Extension(x509.AuthorityKeyIdentifier(issuer.key_identifier(), None, None), False)
         )
+    elif profile.ca:
+        # BR 7.1.2.1.3: a root's AKI repeats its own SKI (RFC 5280 4.2.1.1 allows it).
+        own = x509.SubjectKeyIdentifier.from_public_key(request.public_key).digest
+        exts.append(Extension(x509.AuthorityKeyIdentifier(own, None, None), False))
     if sans:
         # RFC 5280 4.2.1.6: critical when the subject is empty.
         exts.append(Extension(x509.SubjectAlternativeName(list(sans)), not request.subject.rdns))

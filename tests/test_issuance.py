@@ -56,6 +56,12 @@ def test_root_and_sub_for_each_key_type(service, tmp_path, root_key):
     assert pkilint("lint_pkix_cert", tmp_path / "sub.pem") == []
     constraints = root.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca and constraints.value.path_length is None
+    # BR 7.1.2.1.3: the root's AKI is its own SKI.
+    extensions = root.certificate.extensions
+    aki = extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    ski = extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    assert not aki.critical and aki.value.key_identifier == ski.value.digest
+    assert aki.value.authority_cert_issuer is None
     sub_constraints = sub.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
     assert sub_constraints.value.path_length == 0
 
