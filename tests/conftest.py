@@ -289,6 +289,28 @@ def pkilint(tool: str, path: Path, *extra: str) -> list[str]:
     return findings
 
 
+def pkilint_findings(tool: str, path: Path, *extra: str) -> set[tuple[str, str, str]]:
+    """Every finding at NOTICE or above from a pkilint command, as (severity,
+    code, message) (message "" when pkilint gives none)."""
+    import json
+
+    exe = shutil.which(tool)
+    assert exe, f"{tool} is not installed (pip install pkilint)"
+    result = subprocess.run(
+        [exe, "lint", *extra, "-s", "NOTICE", "-f", "JSON", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(result.stdout)
+    findings = [
+        (finding["severity"], finding["code"], finding["message"] or "")
+        for item in report["results"]
+        for finding in item["finding_descriptions"]
+    ]
+    assert result.returncode == len(findings), result.stdout + result.stderr  # pkilint's count
+    return set(findings)
+
+
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
