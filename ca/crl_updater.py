@@ -202,9 +202,11 @@ def due_work(
             if full_due:
                 jobs.append(delta_job)  # against the new base, signed right after it
             elif bases[ca.id] is not None and not root:
-                # A delta is due a delta interval after the newest full or delta CRL.
+                # A delta is due a delta interval after the newest full or delta
+                # CRL, and at once where the full CRL has none yet (its
+                # certificates' FreshestCRL names it).
                 newest = max(bases[ca.id].this_update, last_delta or 0)
-                if now - newest >= schedule.delta_interval:
+                if last_delta is None or now - newest >= schedule.delta_interval:
                     jobs.append(delta_job)
         if covering[ca.id] and not full_due:
             changes.prune(ca.id, min(covering[ca.id]))

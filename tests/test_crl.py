@@ -986,6 +986,10 @@ def test_crl_updater_schedule(make_service):
     assert base == arl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     assert arl.get_revoked_certificate_by_serial_number(sub.serial) is not None
     assert len(delta) == 0  # nothing changed since its base
+    # A full CRL signed outside the updater, and no delta yet: the delta is due at once.
+    service.create_sub("third", "root", "CN=Third")
+    crl.issue_crl(service, "third")
+    assert "third-delta" in run()
     # A fresh changes reader (a restarted updater) finds pending changes too.
     leaf = service.issue("issuing", make_csr(), "tls-server")
     service.revoke("issuing", leaf.serial, RevocationReason.superseded)
