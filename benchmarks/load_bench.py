@@ -26,8 +26,8 @@ them looks at every response (status 200 and byte-equal to a verified
 answer, or a successful OCSPResponse for servers that sign each request). A
 point with any failed check is reported as failed, never as a figure. wrk's
 own CPU is recorded beside the server's for every run; a point whose wrk
-core was over 90% busy is marked client-bound (its figure is wrk's), and so
-is every ratio read from it.
+core was over 90% busy is marked client-bound (its figure is wrk's; a
+ratio read from it compares wrk, not the servers).
 
 Compared in the same run: nginx (one worker) sending the VA's pre-signed
 bytes as static files, the ceiling for "send stored bytes over HTTP/1.1";

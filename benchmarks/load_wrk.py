@@ -185,45 +185,17 @@ def measure(
 
 
 def ratios(points: dict[str, Point], signing: dict) -> dict:
-    """Each ratio of the run; one read from a client-bound point says so in
-    its label (wrk, not the server, set that point's pace)."""
-    return _ratios(points, signing)
-
-
-class _Ratios(dict):
-    """The ratios, each labelled "[client-bound point]" when a point read
-    since the previous ratio (``read``) was client-bound."""
-
-    MARK = " [client-bound point]"
-
-    def __init__(self, points: dict[str, Point]):
-        super().__init__()
-        self.points = points
-        self.read: set[str] = set()
-
-    def __setitem__(self, label: str, value) -> None:
-        if any(self.points[p].client_bound for p in self.read if self.points[p].runs):
-            label += self.MARK
-        self.read.clear()
-        super().__setitem__(label, value)
-
-
-def _ratios(points: dict[str, Point], signing: dict) -> dict:
-    out = _Ratios(points)
+    """The ratios of the run. A point wrk's core bounded is marked in the
+    table (``client_bound``): a ratio read from it compares wrk, not servers."""
+    out = {}
 
     def rate(label):
         p = points.get(label)
-        if p is not None and p.ok:
-            out.read.add(label)
-            return p.median("rps")
-        return None
+        return p.median("rps") if p is not None and p.ok else None
 
     def p99(label):
         p = points.get(label)
-        if p is not None and p.ok:
-            out.read.add(label)
-            return p.median("p99_us")
-        return None
+        return p.median("p99_us") if p is not None and p.ok else None
 
     for method in ("POST", "GET"):
         ours, theirs = rate(f"revoca pre-signed {method} c32"), rate(f"nginx static {method} c32")
@@ -308,7 +280,7 @@ def _ratios(points: dict[str, Point], signing: dict) -> dict:
         n_cpu, one_cpu = points[many[0]].cpu, points[single].cpu
         if n_cpu and one_cpu:
             out[f"{kind}: 1 worker's CPU per request / {workers}' (1.0: linear)"] = one_cpu / n_cpu
-    return dict(out)
+    return out
 
 
 def report(results: dict) -> None:

@@ -150,6 +150,11 @@ def issue_crl(
                 .order_by(crls.c.number.desc())
                 .limit(1)
             ).first()
+            # The outbox position this CRL reflects, read before its entries: on
+            # PostgreSQL (READ COMMITTED) a change committed between the two
+            # reads is then on the CRL and after its position, so the updater
+            # signs again rather than take it as carried.
+            position = None if delta else conn.execute(select(func.max(outbox.c.id))).scalar()
             writer = crlcore.CRLEntryWriter()
             if delta:
                 if base is None:
@@ -241,11 +246,7 @@ def issue_crl(
                     entries=count,
                     der=crl_der,
                     base_number=base.number if delta and base else None,
-                    # Inside this transaction no writer can add events: a full
-                    # CRL reflects exactly the outbox up to here.
-                    outbox_id=None
-                    if delta
-                    else conn.execute(select(func.max(outbox.c.id))).scalar(),
+                    outbox_id=position,
                 )
             )
             service.audit.ok(

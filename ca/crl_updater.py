@@ -22,6 +22,7 @@ from ca.crl import (
     DELTA_VALIDITY_DAYS,
     issue_crl,
 )
+from ca.errors import CAError
 from ca.settings import CRLSettings
 from store.tables.ca import certificates, crls
 from store.tables.outbox import outbox
@@ -72,8 +73,8 @@ class Changes:
         self.pending: dict[int, list[tuple[int, int, str, int | None]]] = {}
 
     def scan(self, conn, covered: dict[int, int]) -> None:
-        """Read the new events; ``covered``: per CA, the outbox id its newest
-        full CRL (or ARL) reflects."""
+        """Read the new events; ``covered``: per CA, the lowest outbox id its
+        newest non-delta CRLs reflect (full, ARL and every partition)."""
         top = conn.execute(select(func.max(outbox.c.id))).scalar() or 0
         if self.cursor is None:
             self.cursor = min(covered.values(), default=top)
@@ -94,7 +95,11 @@ class Changes:
                     certificates.c.serial == outbox.c.serial,
                 ),
             )
-            .where(outbox.c.id > self.cursor, outbox.c.id <= top, outbox.c.event != "issued")
+            .where(
+                outbox.c.id > self.cursor,
+                outbox.c.id <= top,
+                outbox.c.event.in_(STATUS_CHANGES),
+            )
             .order_by(outbox.c.id)
         )
         for event_id, ca_id, at_ms, profile, shard in rows:
@@ -116,21 +121,35 @@ class Changes:
             self.pending.pop(ca_id, None)
 
 
+# The outbox events that change what a CRL lists (store/events.py).
+STATUS_CHANGES = ("revoked", "hold", "released")
+
+
 def pass_seconds(schedule: Schedule) -> float:
     """How often a running updater looks for what is due: every minute, or
     more often when revocations may wait less (5 s at the least)."""
     return float(min(60, max(5, schedule.revocation_delay)))
 
 
-def _newest(service, ca_id: int, name: str):
-    """(thisUpdate, outbox id) of the newest non-delta CRL ``name``, or None."""
-    with service.store.read() as conn:
-        return conn.execute(
-            select(crls.c.this_update, crls.c.outbox_id)
-            .where(crls.c.ca_id == ca_id, crls.c.name == name, crls.c.kind != "delta")
-            .order_by(crls.c.number.desc())
-            .limit(1)
-        ).first()
+def _newest(conn) -> dict:
+    """(CA id, name) -> (thisUpdate, outbox id) of every newest non-delta CRL."""
+    newest = (
+        select(crls.c.ca_id, crls.c.name, func.max(crls.c.number).label("number"))
+        .where(crls.c.kind != "delta")
+        .group_by(crls.c.ca_id, crls.c.name)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(crls.c.ca_id, crls.c.name, crls.c.this_update, crls.c.outbox_id).join(
+            newest,
+            and_(
+                crls.c.ca_id == newest.c.ca_id,
+                crls.c.name == newest.c.name,
+                crls.c.number == newest.c.number,
+            ),
+        )
+    )
+    return {(r.ca_id, r.name): r for r in rows}
 
 
 def _last_issued(service, ca_id: int, name: str) -> int | None:
@@ -152,9 +171,13 @@ def due_work(
     CA's jobs alone."""
     changes = changes if changes is not None else Changes()
     cas = [ca for ca in service.list_cas() if only is None or ca.name == only]
-    bases = {ca.id: _newest(service, ca.id, ca.name) for ca in cas}
     with service.store.read() as conn:
-        changes.scan(conn, {i: (b.outbox_id or 0) for i, b in bases.items() if b is not None})
+        latest = _newest(conn)
+        lowest: dict[int, int] = {}
+        for (ca_id, _name), row in latest.items():
+            lowest[ca_id] = min(lowest.get(ca_id, row.outbox_id or 0), row.outbox_id or 0)
+        changes.scan(conn, lowest)
+    bases = {ca.id: latest.get((ca.id, ca.name)) for ca in cas}
 
     def stale(ca_id: int, last, match) -> bool:
         """Never signed, past the full interval, or missing a change that is
@@ -191,7 +214,7 @@ def due_work(
                     def in_shard(p, s, profile=profile.name, shard=shard):
                         return p == profile and s == shard
 
-                    if stale(ca.id, _newest(service, ca.id, name), in_shard):
+                    if stale(ca.id, latest.get((ca.id, name)), in_shard):
                         jobs.append(
                             {"ca": ca.name, "name": name, "partition": (profile.name, shard)}
                         )
@@ -222,17 +245,31 @@ def run_once(
     actor: str = "crl-updater",
     changes: Changes | None = None,
     only: str | None = None,
+    failures: list[tuple[str, str]] | None = None,
 ) -> list[str]:
     """Issue everything that is due; return the names of the CRLs issued.
     ``changes``: the outbox reader kept between passes (a new one reads from
-    the CRLs' own positions); ``only``: one CA's CRLs (its first, at creation)."""
+    the CRLs' own positions); ``only``: one CA's CRLs (its first, at creation).
+    A CRL that cannot be signed is logged (and added to ``failures`` as (CRL
+    name, reason)); that CA's other CRLs wait for the next pass, and every
+    other CA's are signed."""
     now = int(service.clock().timestamp()) if now is None else now
     issued = []
+    failed_cas: set[str] = set()
     for job in due_work(service, schedule, now, changes, only):
+        if job["ca"] in failed_cas:
+            continue  # its delta would be based on the CRL that failed
         options = {k: job[k] for k in ("arl", "delta", "partition") if k in job}
         if not options:
             options["delta_url"] = delta_url_for(job["ca"]) if schedule.deltas else ""
-        record = issue_crl(service, job["ca"], actor=actor, days=schedule.days(job), **options)
+        try:
+            record = issue_crl(service, job["ca"], actor=actor, days=schedule.days(job), **options)
+        except CAError as exc:
+            failed_cas.add(job["ca"])
+            log.error("CRL not signed", extra={"crl": job["name"], "error": exc.message})
+            if failures is not None:
+                failures.append((job["name"], exc.message))
+            continue
         log.info(
             "issued CRL",
             extra={"crl": job["name"], "number": record.number, "entries": record.entries},

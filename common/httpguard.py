@@ -9,18 +9,24 @@ The OCSP port has its own HTTP front with these deadlines (va/http.py);
 this module gives the aiohttp listeners the same ones:
 
 - ``request_timeout``: from a request's first byte until its headers and
-  its whole body have arrived. Headers late: 408 and close (counted
-  ``request_timeout``); body late: 408 and close, the handler never runs.
+  its whole body have arrived, plus the time its declared body takes at
+  ``min_body_rate`` (a large body on a slow link is not a slow client).
+  Headers late: 408 and close (counted ``request_timeout``); body late: 408
+  and close, the handler never runs.
 - ``idle_timeout``: a connection with no request in progress closes after
-  this long (counted ``idle_timeout``).
+  this long (counted ``idle_timeout``); one that does not take what it was
+  sent is reset at the next sweep, as a graceful close would wait for it.
 - ``max_connections``: more are closed at once (counted ``refused``).
 - ``max_body``: a declared Content-Length over it is answered 413 before a
   byte of the body is read.
 
 Each connection's protocol (aiohttp's ``RequestHandler``) is wrapped in a
 :class:`_Guarded` protocol that notes the first byte of each request; the
-:meth:`Guard.middleware` marks when its headers have arrived and reads the
-body under the deadline; a sweeper twice a second closes what is late.
+outermost :meth:`Guard.middleware` marks when its headers have arrived and
+refuses a declared body over the limit; :meth:`Guard.body`, placed after
+authentication, reads the body under the deadline (an unauthenticated
+client never has its body buffered); a sweeper twice a second closes what
+is late.
 """
 
 import asyncio
@@ -35,6 +41,7 @@ from aiohttp import web
 log = logging.getLogger("revoca.http")
 
 SWEEP_SECONDS = 0.5
+_BEGAN = web.RequestKey("guard_began", float)  # a request's first byte (monotonic)
 TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n"
@@ -50,6 +57,7 @@ class Limits:
     idle_timeout: float = 60.0
     max_connections: int = 1024
     max_body: int = 1 << 20
+    min_body_rate: int = 64 * 1024  # bytes/s a declared body may take on top
 
 
 class _Guarded(asyncio.Protocol):
@@ -62,6 +70,7 @@ class _Guarded(asyncio.Protocol):
         self.started: float | None = None  # first byte of a request whose headers are awaited
         self.active = 0  # requests past their headers, not yet answered
         self.last = guard.monotonic()
+        self.closing = False  # closed by the sweeper; still here: it is reset
 
     def connection_made(self, transport):
         if not self.guard.admit(self):
@@ -135,18 +144,24 @@ class Guard:
         limits = self.limits
         for connection in list(self.connections):
             transport = connection.transport
-            if transport is None or connection.active:
+            if transport is None:
                 continue
-            if connection.started is not None:
+            if connection.closing:
+                # A graceful close waits for the client to take what is queued:
+                # one that does not is reset (released in connection_lost).
+                transport.abort()
+            elif connection.active:
+                continue
+            elif connection.started is not None:
                 if now - connection.started > limits.request_timeout:
                     self.counts["request_timeout"] += 1
+                    connection.closing = True
                     transport.write(TIMEOUT_RESPONSE)
                     transport.close()
-                    self.release(connection)
             elif now - connection.last > limits.idle_timeout:
                 self.counts["idle_timeout"] += 1
+                connection.closing = True
                 transport.close()
-                self.release(connection)
         loop = asyncio.get_running_loop()
         self._sweeper = loop.call_later(SWEEP_SECONDS, self.sweep) if self.connections else None
 
@@ -159,42 +174,47 @@ class Guard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        """Outermost: the headers are here (their deadline is met), a declared
+        body over the limit is refused before a byte of it is read."""
         self.counts["requests"] += 1
         connection = self._connection(request)
-        now = self.monotonic()
-        began = now
+        began = now = self.monotonic()
         if connection is not None:
             began = connection.started if connection.started is not None else now
-            connection.started = None  # the headers are here: the body is timed below
+            connection.started = None  # the headers are here: the body is timed in body()
             connection.active += 1
+        request[_BEGAN] = began
         try:
-            limits = self.limits
-            too_large = f"request body over {limits.max_body} bytes"
             length = request.content_length
-            if length is not None and length > limits.max_body:
+            if length is not None and length > self.limits.max_body:
+                too_large = f"request body over {self.limits.max_body} bytes"
                 return self._close(request, self.error(413, "too_large", too_large))
-            if request.can_read_body:
-                remaining = max(0.0, limits.request_timeout - (now - began))
-                try:
-                    async with asyncio.timeout(remaining):
-                        await request.read()  # kept by aiohttp for the handler
-                except TimeoutError:
-                    self.counts["request_timeout"] += 1
-                    return self._close(
-                        request,
-                        self.error(
-                            408,
-                            "request_timeout",
-                            f"the request body did not arrive within {limits.request_timeout:g} s",
-                        ),
-                    )
-                except web.HTTPRequestEntityTooLarge:
-                    return self._close(request, self.error(413, "too_large", too_large))
             return await handler(request)
         finally:
             if connection is not None:
                 connection.active -= 1
                 connection.last = self.monotonic()
+
+    @web.middleware
+    async def body(self, request: web.Request, handler) -> web.StreamResponse:
+        """After authentication: the whole body, read within the request's
+        deadline (from its first byte, plus its declared size at
+        ``min_body_rate``), kept by aiohttp for the handler."""
+        limits = self.limits
+        if request.can_read_body:
+            elapsed = self.monotonic() - request.get(_BEGAN, self.monotonic())
+            allowed = limits.request_timeout + (request.content_length or 0) / limits.min_body_rate
+            try:
+                async with asyncio.timeout(max(0.0, allowed - elapsed)):
+                    await request.read()
+            except TimeoutError:
+                self.counts["request_timeout"] += 1
+                message = f"the request body did not arrive within {allowed:g} s"
+                return self._close(request, self.error(408, "request_timeout", message))
+            except web.HTTPRequestEntityTooLarge:  # a chunked body past the limit
+                too_large = f"request body over {limits.max_body} bytes"
+                return self._close(request, self.error(413, "too_large", too_large))
+        return await handler(request)
 
     @staticmethod
     def _close(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

@@ -17,6 +17,7 @@ internal error (500) in a handler. :func:`loads` refuses them with a
 """
 
 import json
+import math
 
 MAX_DEPTH = 32
 MAX_NUMBER_CHARS = 40
@@ -43,7 +44,10 @@ def _int(text: str) -> int:
 def _float(text: str) -> float:
     if len(text) > MAX_NUMBER_CHARS:
         raise JSONBodyError(f"a number longer than {MAX_NUMBER_CHARS} characters")
-    return float(text)
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: no double holds it
+        raise JSONBodyError(f"the number {text} is out of range")
+    return value
 
 
 def _constant(text: str):

@@ -107,7 +107,7 @@ class RAApi:
     def app(self) -> web.Application:
         app = web.Application(
             client_max_size=MAX_BODY,
-            middlewares=[self.guard.middleware, self._errors, self._authenticate],
+            middlewares=[self.guard.middleware, self._errors, self._authenticate, self.guard.body],
         )
         for route in ROUTES:
             handler = self._guarded(route, self.handlers[route.operation_id])

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives import serialization
 
-from ca.errors import BadInputError, KeyAccessError
+from ca.errors import BadInputError, CAError, KeyAccessError
 from ca.export import FORMATS
 from ca.keys import KEY_SPECS, PassphraseSource
 from ca.reasons import RevocationReason
@@ -152,21 +152,31 @@ def import_ca(ctx, name, cert_path, key_path, key_passphrase_env, key_passphrase
     record = service.import_ca(name, cert, key, passphrase, actor=actor())
     parent = f" under {record.parent}" if record.parent else ""
     click.echo(f"imported CA {record.name}{parent}: {record.subject}")
-    _first_crls(ctx, service, record.name)
+    # No first CRL here: an imported CA may have numbered CRLs elsewhere
+    # (RFC 5280 5.2.3); `ca crl` or the updater signs its next one.
 
 
 def _first_crls(ctx, service, name: str) -> None:
     """A new CA signs its first CRLs at once (its full CRL or ARL, and its
-    delta), so that the VAs have one to serve from the start."""
+    delta), so that the VAs have one to serve from the start. One that
+    cannot be signed is a warning: the CA exists, the updater signs it."""
     from ca.crl_updater import Schedule, run_once
 
     config = config_of(ctx)
     schedule = Schedule.from_settings(config.crl)
+    failures: list[tuple[str, str]] = []
     signed = run_once(
-        service, schedule, delta_url_for=config.delta_crl_url, actor=actor(), only=name
+        service,
+        schedule,
+        delta_url_for=config.delta_crl_url,
+        actor=actor(),
+        only=name,
+        failures=failures,
     )
     for crl in signed:
         click.echo(f"issued {crl}.crl", err=True)
+    for crl, reason in failures:  # the CA stands; the updater signs its CRLs later
+        click.echo(f"warning: {crl}.crl not signed yet: {reason}", err=True)
 
 
 @ca.command("issue")
@@ -465,10 +475,20 @@ def crl_updater(ctx, once, seconds):
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     deadline = None if seconds is None else time.monotonic() + seconds
     while True:
+        failures: list[tuple[str, str]] = []
         for name in run_once(
-            service, schedule, actor=actor(), delta_url_for=config.delta_crl_url, changes=changes
+            service,
+            schedule,
+            actor=actor(),
+            delta_url_for=config.delta_crl_url,
+            changes=changes,
+            failures=failures,
         ):
             click.echo(f"issued {name}.crl", err=True)
+        for name, reason in failures:
+            click.echo(f"error: {name}.crl not signed: {reason}", err=True)
+        if once and failures:
+            raise CAError(f"{len(failures)} CRL(s) not signed (above); the others were")
         if once or stop["now"] or (deadline is not None and time.monotonic() >= deadline):
             return
         left = (deadline - time.monotonic()) if deadline else interval

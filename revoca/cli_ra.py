@@ -459,11 +459,20 @@ def ra_tls_context(settings: RASettings, passphrase: PassphraseSource):
     """The API listener's TLS context, or None for plain HTTP."""
     if not settings.tls:
         return None
+    import ssl
+
     from ra.listen import tls_context
 
-    key_pem = settings.tls_key.read_bytes()
-    password = passphrase.get() if b"ENCRYPTED" in key_pem else None
-    return tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca, password)
+    try:
+        key_pem = settings.tls_key.read_bytes()
+        password = passphrase.get() if b"ENCRYPTED" in key_pem else None
+        return tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca, password)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = getattr(exc, "filename", None) or "the [ra] TLS files"
+        raise ConfigError(
+            f"cannot load the RA API's TLS certificate and key ({where}): {reason}"
+        ) from None
 
 
 async def serve_api(service, settings, host, port, seconds, passphrase, sock=None) -> None:

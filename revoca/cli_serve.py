@@ -26,7 +26,7 @@ def serve(ctx, seconds):
     from revoca import schedules
     from revoca.app import build_ca_service
     from revoca.cli_publisher import build_publisher
-    from revoca.cli_ra import serve_api
+    from revoca.cli_ra import ra_tls_context, serve_api
     from revoca.cli_ra_inventory import smtp_password
     from revoca.cli_va import va_settings
     from va.admin import TokenError
@@ -41,6 +41,7 @@ def serve(ctx, seconds):
         settings = replace(settings, admin=replace(settings.admin, port=0))
 
     password = smtp_password(config.notify)  # an unreadable file stops us here
+    ra_tls_context(config.ra, config.passphrase)  # and so do unusable TLS files
     # Bound here, before the VA starts, so that a busy port stops the node at
     # once (exit 2) rather than leaving it serving without its RA API.
     ra_sock = bind_listener(config.ra.host, config.ra.port, BACKLOG, what=" (RA API)")

@@ -57,6 +57,8 @@ async def expiry_notices(store, settings, password: str = "") -> None:
             log.warning(
                 "expiry notices not sent; retrying at the next pass", extra={"error": exc.message}
             )
+        except Exception:  # a store error, say: the next pass tries again
+            log.exception("expiry notices failed; retrying at the next pass")
         await asyncio.sleep(settings.interval)
 
 

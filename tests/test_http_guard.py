@@ -111,6 +111,50 @@ def test_a_declared_huge_body_gets_413_at_once(listener):
     assert took < 0.5
 
 
+def test_an_unauthenticated_request_is_answered_before_its_body(listener):
+    """The body is read after authentication: a client without credentials
+    has nothing buffered, and is answered (401) without waiting for it."""
+    _kind, port, _token, path, _guard = listener
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(head.encode())
+        answer = _read_all(sock, 3)
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+    assert took < 0.5
+
+
+def test_a_client_that_does_not_read_its_answers_is_reset(loop, make_service):
+    """Many requests for the RA's public OpenAPI document, none of the
+    answers read: the connection is closed after the idle timeout, and reset
+    at the next sweep (a graceful close would wait for the reader for ever)."""
+    pki = make_service()
+    pki.init_root("root", "CN=Guard Test Root", key_type="ec-p256")
+    env, runner = start_ra(loop, pki, limits=LIMITS)
+    guard = _ra_guard(runner)
+    try:
+        request = b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", env.port), timeout=5) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(1.0)
+            started = time.monotonic()
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                while time.monotonic() - started < 15:  # bounded
+                    try:
+                        sock.sendall(request * 200)
+                    except TimeoutError:
+                        continue  # the server stopped reading; wait for its verdict
+        assert time.monotonic() - started < LIMITS.idle_timeout + 8
+        deadline = time.monotonic() + 5
+        while guard.connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not guard.connections
+        assert guard.counts["idle_timeout"] >= 1
+    finally:
+        loop.run(runner.cleanup())
+
+
 def test_an_idle_connection_closes_after_the_idle_timeout(listener):
     _kind, port, _token, _path, guard = listener
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -163,6 +207,7 @@ def _message(kind: str, payload: dict) -> str:
         (b'{"seq": ' + b"9" * 5000 + b"}", "a number longer than 40 characters"),
         (b'{"seq": 18446744073709551616}', "outside the signed 64-bit range"),
         (b'{"seq": NaN}', "NaN is not a JSON number"),
+        (b'{"seq": 1e400}', "out of range"),
         (b'{"seq": 1', "the body is not JSON"),
         (b'{"name": "\xff"}', "not UTF-8"),
     ],

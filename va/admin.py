@@ -184,7 +184,9 @@ def make_app(
             return _write_failed(exc)
         return web.json_response({"stored": issuer_id, "name": record["name"]})
 
-    app = web.Application(middlewares=[guard.middleware, authenticate], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[guard.middleware, authenticate, guard.body], client_max_size=MAX_BODY
+    )
     app[GUARD] = guard
     app.router.add_put(f"/publish/v{publish.VERSION}/issuers/{{issuer_id}}", put_issuer)
     app.router.add_post(f"/publish/v{publish.VERSION}/events", events)

@@ -349,6 +349,10 @@ def _supervise(
         pid = os.fork()
         if pid == 0:
             os.close(ready_r)
+            # The supervisor's handlers only set its flags: a worker stops at
+            # SIGTERM until its event loop installs its own.
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
             _die_with(parent)
             code = 0
             try:

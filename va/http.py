@@ -109,7 +109,13 @@ class Front:
                     connection.fail(b"408 Request Timeout", b"request timeout\n")
             elif not connection.pending and now - connection.last > settings.idle_timeout:
                 self.metrics.count("idle_timeout")
-                connection.close()
+                if (
+                    connection.transport is not None
+                    and connection.transport.get_write_buffer_size()
+                ):
+                    connection.abort()  # answers it has not taken: a close would wait on them
+                else:
+                    connection.close()
         loop = asyncio.get_running_loop()
         self.sweeper = loop.call_later(SWEEP_SECONDS, self.sweep) if self.connections else None
 
