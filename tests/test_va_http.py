@@ -330,11 +330,11 @@ def test_ca_certificate_downloads(va_env):
         assert get(path)[0].startswith(b"HTTP/1.1 404")
 
 
-def test_crl_download_with_etag(va_env, tmp_path):
+def _store_issuing_crl(va_env) -> bytes:
+    """An empty CRL signed by the issuing CA, put in the VA's store as
+    "issuing" (number 1, valid a week); its DER."""
     from datetime import UTC, datetime, timedelta
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from ca.token import load_private_key
@@ -352,8 +352,14 @@ def test_crl_download_with_etag(va_env, tmp_path):
         .sign(key, hashes.SHA256())
     )
     der = crl.public_bytes(Encoding.DER)
+    stamp = int(now.timestamp())
+    va_env.serving.store.put_crl("issuing", stamp, stamp + 7 * 86400, 1, der)
+    return der
+
+
+def test_crl_download_with_etag(va_env, tmp_path):
+    der = _store_issuing_crl(va_env)
     store = va_env.serving.store
-    store.put_crl("issuing", int(now.timestamp()), int(now.timestamp()) + 7 * 86400, 1, der)
     port = port_of(va_env)
     reply = raw_http(port, b"GET /crl/issuing.crl HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
@@ -513,29 +519,7 @@ def test_hot_answers_keep_only_ordinary_sized_requests():
 def test_head_answers_are_their_get_heads_without_a_body(va_env):
     """RFC 9110 9.3.2: the same header fields as GET, and no content, on every
     path: errors and OCSP paths included."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from ca.token import load_private_key
-
-    ca = va_env.service.get_ca("issuing")
-    key = load_private_key(
-        va_env.service.token.key_file(ca.key_id).read_bytes(), b"correct horse battery staple"
-    )
-    now = datetime.now(UTC).replace(microsecond=0)
-    crl = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca.certificate.subject)
-        .last_update(now)
-        .next_update(now + timedelta(days=7))
-        .sign(key, hashes.SHA256())
-    )
-    stamp = int(now.timestamp())
-    der = crl.public_bytes(Encoding.DER)
-    va_env.serving.store.put_crl("issuing", stamp, stamp + 7 * 86400, 1, der)
+    _store_issuing_crl(va_env)
     port = port_of(va_env)
     for path in (
         b"/ca/issuing.crt",
