@@ -54,7 +54,7 @@ def test_lifecycle(backend_service):
     replay = Replay()
     with service.store.transaction() as conn:
         assert audit.verify(conn, service.audit.key, observe=replay.observe).problems == []
-        assert replay.compare(conn) == (2, [])  # the sub-CA and the one certificate
+        assert replay.compare(conn) == (3, [])  # the two sub-CAs and the one certificate
         events = [r.event for r in conn.execute(select(outbox).order_by(outbox.c.id))]
     assert events[-4:] == ["issued", "hold", "released", "revoked"]
 

@@ -3,6 +3,7 @@ every revocation that compromises a key, whatever the path, refused on
 every issuance path, imported and checked from files."""
 
 import base64
+import dataclasses
 import hashlib
 import json
 
@@ -95,19 +96,22 @@ def test_a_keycompromise_revocation_lists_the_key_and_csr_issuance_refuses_it(ma
     ],
 )
 def test_other_reasons_leave_the_key_usable(pki, reason):
+    # A CA outside the Baseline Requirements: it may hold (ca/baseline.py).
+    pki.create_sub("clients", "root", "CN=Clients", profile="client-sub-ca")
     key = new_key()
-    record = pki.issue("issuing", make_csr(key=key), "tls-client")
-    pki.revoke("issuing", record.serial, reason)
+    record = pki.issue("clients", make_csr(key=key), "tls-client")
+    pki.revoke("clients", record.serial, reason)
     assert listed(pki) == {}
-    assert pki.issue("issuing", make_csr(key=key), "tls-client").serial != record.serial
+    assert pki.issue("clients", make_csr(key=key), "tls-client").serial != record.serial
 
 
 def test_a_hold_then_keycompromise_lists_the_key(pki):
+    pki.create_sub("clients", "root", "CN=Clients", profile="client-sub-ca")
     key = new_key()
-    record = pki.issue("issuing", make_csr(key=key), "tls-client")
-    pki.revoke("issuing", record.serial, RevocationReason.certificateHold)
+    record = pki.issue("clients", make_csr(key=key), "tls-client")
+    pki.revoke("clients", record.serial, RevocationReason.certificateHold)
     assert listed(pki) == {}
-    pki.revoke("issuing", record.serial, RevocationReason.keyCompromise)
+    pki.revoke("clients", record.serial, RevocationReason.keyCompromise)
     assert set(listed(pki)) == {spki_sha256(key.public_key())}
 
 
@@ -122,10 +126,24 @@ def test_a_second_revocation_of_the_same_key_keeps_the_first_entry(pki):
     assert pki.get_certificate("issuing", second.serial).status == "revoked"
 
 
+def allow_ca_compromise(service) -> None:
+    """Root and sub-CA profiles outside the Baseline Requirements, whose CA
+    certificates may be revoked for cACompromise (BR 7.2.2 lists no such
+    reason: the shipped ones refuse it)."""
+    root, sub = service.profiles["root-ca"], service.profiles["sub-ca"]
+    service.profiles["root-ca"] = dataclasses.replace(root, baseline_requirements=False)
+    service.profiles["sub-ca"] = dataclasses.replace(
+        sub,
+        baseline_requirements=False,
+        revocation_reasons=(*sub.revocation_reasons, "cACompromise"),
+    )
+
+
 def test_cacompromise_lists_a_ca_key_but_not_an_end_entitys(pki, tmp_path):
     """X.509's reasonCode: cACompromise on a CA certificate is that CA's key; on an
     end entity's certificate it speaks of the issuer. The listed CA key can
     then be neither imported nor made a CA again."""
+    allow_ca_compromise(pki)
     sub = pki.create_sub("second", "root", "CN=Second")
     pki.revoke("root", sub.serial, RevocationReason.cACompromise)
     assert set(listed(pki)) == {spki_sha256(sub.certificate.public_key())}
@@ -144,11 +162,12 @@ def test_keys_revoked_before_the_migration_are_listed_by_it(make_service):
     for keyCompromise (and of CA certificates for cACompromise): the same
     entries the revocations write now, apart from who."""
     service = make_service(clock=lambda: FIXED_NOW)
+    allow_ca_compromise(service)
     service.init_root("root", "CN=Root")
     service.create_sub("issuing", "root", "CN=Issuing")
     sub = service.create_sub("second", "root", "CN=Second")
     shared = new_key()
-    compromised = [issue_for(service, shared), issue_for(service, shared)]
+    compromised = [issue_for(service, shared, "tls-client") for _ in range(2)]
     for record in compromised:
         service.revoke("issuing", record.serial, RevocationReason.keyCompromise)
     other = service.issue("issuing", make_csr(), "tls-client")

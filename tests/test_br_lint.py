@@ -21,6 +21,7 @@ from ca.service import CAService
 from ca.token import SoftwareToken
 from revoca.config import load_config
 from store import Store
+from store.audit_key import AuditKey
 from tests.conftest import (
     PASSPHRASE,
     PUBLIC_BASE_URL,
@@ -103,6 +104,7 @@ def _build(directory):
         config.profiles,
         base_url=PUBLIC_BASE_URL,
         passphrase=PassphraseSource(),
+        audit_key=AuditKey.in_directory(directory / "keys", PassphraseSource().get),
         delta_url=config.crl.delta_url,
     )
     profiles = service.profiles

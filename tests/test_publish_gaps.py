@@ -127,10 +127,10 @@ def test_a_va_restored_from_an_older_copy_gets_the_missed_events_again(loop, tmp
         copy.mkdir()
         store.env.copy(str(copy))  # a consistent copy, as a backup takes it
         copied = publish.counters(store, "ca")
-        # Batches the copy will not have: revocations, a hold, new certificates.
+        # Batches the copy will not have: revocations, new certificates.
         for record in records[:3]:
             pki.revoke("issuing", record.serial, RevocationReason.keyCompromise)
-        pki.revoke("issuing", records[3].serial, RevocationReason.certificateHold)
+        pki.revoke("issuing", records[3].serial, RevocationReason.superseded)
         records += _issue(pki, 3)
         crl = ca_crl.issue_crl(pki, "issuing")
         assert _wait(lambda: state.high_water == service.outbox.last_id(), 20)
@@ -158,7 +158,7 @@ def test_a_va_restored_from_an_older_copy_gets_the_missed_events_again(loop, tmp
                 for serial in expected
             }
         assert held == expected
-        assert expected[records[0].serial] == REVOKED and expected[records[3].serial] == HOLD
+        assert expected[records[0].serial] == REVOKED and expected[records[3].serial] == REVOKED
         assert _wait(lambda s=store: s.get_crl("issuing") is not None, 10)
         assert store.get_crl("issuing").der == crl.der
         assert service.status()["va"]["sequence_gaps"] == 1

@@ -191,6 +191,9 @@ class _Transport:
 
     abort = close
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # everything written was taken
+
     def pause_reading(self) -> None:
         self.paused = True
 
