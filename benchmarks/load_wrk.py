@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.load_servers import OCSP_PATH, pinned
 
 LUA = Path(__file__).resolve().parent / "ocsp_load.lua"
-CHECK_SECONDS = 2.0  # each checking run around a point's timed runs
+CHECK_SECONDS = 2  # each checking run around a point's timed runs (wrk takes whole seconds)
 
 
 def _children(pid: int) -> list[int]:
