@@ -419,14 +419,18 @@ def demo_pki(tmp_path: Path) -> tuple[Path, dict]:
     return d, env
 
 
-def start_va(d: Path, env: dict, port: int, *extra: str) -> subprocess.Popen:
-    """`revoca va serve` for a demo directory on 127.0.0.1:``port``."""
+def start_va(
+    d: Path, env: dict, port: int, *extra: str, stderr=subprocess.DEVNULL
+) -> subprocess.Popen:
+    """`revoca va serve` for a demo directory on 127.0.0.1:``port``
+    (``stderr=subprocess.PIPE``: its log, as text)."""
     return subprocess.Popen(
         [*REVOCA_CMD, "--data-dir", str(d), "va", "serve", "--port", str(port), *extra],
         cwd=d.parent,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
     )
 
 

@@ -66,13 +66,20 @@ def _read_all(sock: socket.socket, seconds: float) -> bytes:
     return data
 
 
-def test_headers_that_never_end_get_408_after_the_request_timeout(listener):
-    _kind, port, _token, path, guard = listener
+def _send(port: int, data: bytes, seconds: float) -> tuple[bytes, float]:
+    """Send ``data`` on a new connection, then read as _read_all does;
+    (what came back, seconds from the send to the end of it)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         started = time.monotonic()
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode())  # and nothing more
-        answer = _read_all(sock, 5)
-        took = time.monotonic() - started
+        sock.sendall(data)
+        answer = _read_all(sock, seconds)
+        return answer, time.monotonic() - started
+
+
+def test_headers_that_never_end_get_408_after_the_request_timeout(listener):
+    _kind, port, _token, path, guard = listener
+    # Headers that never end: nothing after this line.
+    answer, took = _send(port, f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode(), 5)
     assert answer.startswith(b"HTTP/1.1 408") and answer.endswith(b"<closed>"), answer
     assert LIMITS.request_timeout <= took < LIMITS.request_timeout + 1.5
     assert guard.counts["request_timeout"] == 1
@@ -84,11 +91,7 @@ def test_a_body_that_never_arrives_gets_408_and_the_handler_never_runs(listener)
         f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
         "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
     )
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        started = time.monotonic()
-        sock.sendall(head.encode())
-        answer = _read_all(sock, 5)
-        took = time.monotonic() - started
+    answer, took = _send(port, head.encode(), 5)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b"request_timeout" in answer and answer.endswith(b"<closed>"), answer
     assert took < LIMITS.request_timeout + 1.5
@@ -101,11 +104,7 @@ def test_a_declared_huge_body_gets_413_at_once(listener):
         f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Length: {1 << 30}\r\n\r\n{{"
     )
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        started = time.monotonic()
-        sock.sendall(head.encode())
-        answer = _read_all(sock, 3)
-        took = time.monotonic() - started
+    answer, took = _send(port, head.encode(), 3)
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert b"too_large" in answer
     assert took < 0.5
@@ -116,11 +115,7 @@ def test_an_unauthenticated_request_is_answered_before_its_body(listener):
     has nothing buffered, and is answered (401) without waiting for it."""
     _kind, port, _token, path, _guard = listener
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{"
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        started = time.monotonic()
-        sock.sendall(head.encode())
-        answer = _read_all(sock, 3)
-        took = time.monotonic() - started
+    answer, took = _send(port, head.encode(), 3)
     assert answer.startswith(b"HTTP/1.1 401"), answer
     assert took < 0.5
 
@@ -157,10 +152,7 @@ def test_a_client_that_does_not_read_its_answers_is_reset(loop, make_service):
 
 def test_an_idle_connection_closes_after_the_idle_timeout(listener):
     _kind, port, _token, _path, guard = listener
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        started = time.monotonic()
-        answer = _read_all(sock, 5)
-        took = time.monotonic() - started
+    answer, took = _send(port, b"", 5)  # connect, send nothing
     assert answer == b"<closed>"
     assert LIMITS.idle_timeout <= took < LIMITS.idle_timeout + 1.5
     assert guard.counts["idle_timeout"] == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.der import integer_content
-from tests.conftest import REVOCA_CMD, demo_pki, free_port, openssl_ocsp, start_va
+from tests.conftest import demo_pki, free_port, openssl_ocsp, start_va
 
 pytestmark = pytest.mark.twin  # through the façades: `make test-python` runs it on the twins
 
@@ -171,23 +171,12 @@ def test_kill_9_of_a_worker_under_load(tmp_path):
         server.wait(15)
 
 
-def _serve(d: Path, env: dict, port: int, *extra: str):
-    return subprocess.Popen(
-        [*REVOCA_CMD, "--data-dir", str(d), "va", "serve", "--port", str(port), *extra],
-        cwd=d.parent,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_a_worker_that_cannot_start_is_not_restarted_in_a_loop(tmp_path):
     """A reload whose workers cannot start leaves the running ones serving;
     a worker that dies and cannot be replaced stops the VA, saying why once."""
     d, env = demo_pki(tmp_path)
     port = free_port()
-    server = _serve(d, env, port, "--workers", "2", "--admin-port", "0")
+    server = start_va(d, env, port, "--workers", "2", "--admin-port", "0", stderr=subprocess.PIPE)
     try:
         assert _wait(lambda: len(_children(server.pid)) == 2)
         assert _wait(lambda: _ocsp_ok(d, port))
