@@ -7,6 +7,8 @@ use) against what the parser and its twin agreed on.
 - cryptography refuses what we accept: a finding, unless the input is one of
   ``STRICTER``, the cases where cryptography is stricter than the standard or
   refuses something for a reason outside DER, each with why.
+- cryptography's strictness differs by release (``cryptography>=42`` admits
+  several): a STRICTER case a release accepts must then read alike.
 - We refuse what cryptography accepts: a finding, unless our refusal is one
   the standard or our documented limits (SECURITY.md, "Limits and
   timeouts") require: ``REQUIRED``.
@@ -149,6 +151,8 @@ REQUIRED: dict[int, str] = {
     RequestErrorCode.BAD_ALGORITHM: "X.690 8.8.2: a NULL has no contents (cryptography "
     "does not read an unknown algorithm's parameters)",
     RequestErrorCode.BAD_IA5_STRING: "X.680 41: IA5String is 7-bit (cryptography takes UTF-8)",
+    RequestErrorCode.BAD_VERSION: "RFC 6960 4.1.1: Version ::= INTEGER { v1(0) }, the only "
+    "version defined (cryptography before 50 does not read it)",
     DERErrorCode.HIGH_TAG_NUMBER: "SECURITY.md: high tag numbers, which OCSP never uses",
     DERErrorCode.END_OF_CONTENTS_TAG: "X.690 8.1.5: end-of-contents only ends an "
     "indefinite length, which DER never has",
