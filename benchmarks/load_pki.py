@@ -113,7 +113,7 @@ def build(
     passphrase_file = workdir / "key-passphrase"
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
     config = load_config(None, data_dir=workdir).with_passphrase_file(passphrase_file)
-    service = build_ca_service(config)
+    service = build_ca_service(config, create=True)
     service.init_root("load-root", "CN=Load Test Root,O=Revoca Benchmarks")
     issuing = service.create_sub("load-issuing", "load-root", "CN=Load Test Issuing CA")
     signer, key_id = service.issue_ocsp_signer("load-issuing")

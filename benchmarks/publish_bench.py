@@ -148,7 +148,7 @@ def latency(vas: int, revocations: int, seconds: float) -> dict:
     passphrase_file.chmod(0o600)
     passphrase_file.chmod(0o600)
     config = load_config(None, data_dir=work / "ca").with_passphrase_file(passphrase_file)
-    service = build_ca_service(config)
+    service = build_ca_service(config, create=True)
     service.init_root("root", "CN=Latency Root")
     service.create_sub("issuing", "root", "CN=Latency Issuing")
     service.issue_ocsp_signer("issuing")

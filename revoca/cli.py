@@ -113,10 +113,10 @@ def db():
 @click.pass_context
 @handle_errors
 def db_upgrade(ctx):
-    """Apply all pending migrations."""
+    """Apply all pending migrations (making the store if there is none)."""
     from store import Store
 
-    store = Store.open(config_of(ctx).store_url, auto_migrate=True)
+    store = Store.open(config_of(ctx).store_url, auto_migrate=True, create=True)
     click.echo(f"store at revision {store.current_revision()}")
 
 
@@ -125,11 +125,10 @@ def db_upgrade(ctx):
 @handle_errors
 def db_current(ctx):
     """Show the schema revision of the store and the one the code needs."""
-    from sqlalchemy import create_engine
-
     from store import Store
 
-    store = Store(create_engine(config_of(ctx).store_url))
+    # As it is: neither made nor migrated.
+    store = Store.attach(config_of(ctx).store_url, create=False)
     click.echo(f"store: {store.current_revision()}  code: {store.head_revision()}")
 
 

@@ -22,10 +22,12 @@ from revoca.cli_util import (
 )
 
 
-def _service(ctx: click.Context):
+def _service(ctx: click.Context, *, create: bool = False):
+    """The CA service on the configured store; ``create``: the command makes
+    a node's first CA and may make the store (`init-root`, `import`)."""
     from revoca.app import build_ca_service
 
-    return build_ca_service(config_of(ctx))
+    return build_ca_service(config_of(ctx), create=create)
 
 
 def _passphrase_option(kind: str, default_env: str):
@@ -83,8 +85,9 @@ def ca():
 @click.pass_context
 @handle_errors
 def init_root(ctx, name, subject, key_type, days):
-    """Create a self-signed root CA (profile root-ca) with a new key."""
-    service = _service(ctx)
+    """Create a self-signed root CA (profile root-ca) with a new key (and the
+    store, on a new node)."""
+    service = _service(ctx, create=True)
     record = service.init_root(
         name, subject, key_type=key_type or "ec-p384", days=days, actor=actor()
     )
@@ -148,7 +151,7 @@ def import_ca(ctx, name, cert_path, key_path, key_passphrase_env, key_passphrase
         passphrase = source.get()
     except KeyAccessError:
         passphrase = None  # an unencrypted key; a wrong guess is reported by the loader
-    service = _service(ctx)
+    service = _service(ctx, create=True)
     record = service.import_ca(name, cert, key, passphrase, actor=actor())
     parent = f" under {record.parent}" if record.parent else ""
     click.echo(f"imported CA {record.name}{parent}: {record.subject}")

@@ -175,9 +175,11 @@ def snapshot(ctx, names):
     takes an older status over a newer one."""
     from ca.errors import CAError, ConfigError
     from common.settings import SettingsError
+    from revoca.app import open_store
     from va.admin import TokenError
 
     config = config_of(ctx)
+    open_store(config).close()  # no store: exit 3, before a target is opened
     try:
         targets = build_targets(config, list(names) or None)
     except SettingsError as exc:

@@ -40,6 +40,15 @@ def serve(ctx, seconds):
     if settings.admin.port and not settings.admin.token_file.exists():
         settings = replace(settings, admin=replace(settings.admin, port=0))
 
+    # The RA's changes are audited: no store (exit 3), no key, the wrong
+    # passphrase or another node's key stops the node now (making the key if
+    # the log has none yet).
+    ca_service = build_ca_service(config)
+    try:
+        ca_service.audit.check_key()
+    finally:
+        ca_service.store.close()  # the workers fork: each opens its own
+
     password = smtp_password(config.notify)  # an unreadable file stops us here
     ra_tls_context(config.ra, config.passphrase)  # and so do unusable TLS files
     # Bound here, before the VA starts, so that a busy port stops the node at
@@ -61,13 +70,6 @@ def serve(ctx, seconds):
             schedules.run_all(service.ca, service.store, config, password),
         )
 
-    # The RA's changes are audited: no key, the wrong passphrase or another
-    # node's key stops the node now (making the key if the log has none yet).
-    ca_service = build_ca_service(config)
-    try:
-        ca_service.audit.check_key()
-    finally:
-        ca_service.store.close()  # the workers fork: each opens its own
     click.echo(
         f"VA on http://{settings.host}:{settings.port}/, RA API on "
         f"{config.ra.host}:{config.ra.port}/api/",

@@ -36,6 +36,8 @@ EXIT_CODES = {
     "key_compromised": 4,
     "bad_input": 5,
     "key_access": 6,
+    "no_store": 3,
+    "no_va_store": 3,
     "conflict": 7,
     "store_error": 8,
     "schema_outdated": 8,
@@ -47,6 +49,8 @@ AUDIT_TAMPERED = 9
 # What to type next, for errors the command line can help with.
 HINTS = {
     "schema_outdated": "run `revoca db upgrade` (or set [store] auto_migrate = true)",
+    "no_store": "check --data-dir, $REVOCA_CONFIG and [store] url; a new node starts with "
+    "`revoca ca init-root` (or `revoca ca import`, `revoca db upgrade`)",
 }
 
 

@@ -8,6 +8,7 @@ import click
 
 from ca.errors import BadInputError, CAError
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
+from store.errors import NoStoreError
 
 
 def va_settings(config, *, host=None, port=None, workers=None, admin_port=None):
@@ -23,6 +24,25 @@ def va_settings(config, *, host=None, port=None, workers=None, admin_port=None):
     if admin_port is not None:
         changes["admin"] = replace(settings.admin, port=admin_port)
     return replace(settings, **changes) if changes else settings
+
+
+class NoVAStoreError(NoStoreError):
+    """No VA store (LMDB) where the configuration points."""
+
+    code = "no_va_store"
+
+
+def existing_store(settings):
+    """The VA's LMDB, which only `va import` and `va import-index` make: a
+    missing one is NoStoreError (exit 3), and nothing is created."""
+    from va.app import open_store
+
+    if not (settings.lmdb_dir / "data.mdb").is_file():
+        raise NoVAStoreError(
+            f"no Revoca store at {settings.lmdb_dir} (the VA's LMDB): load it with "
+            "`revoca va import` (or `revoca va import-index`)"
+        )
+    return open_store(settings)
 
 
 def _passphrase(config) -> bytes:
@@ -153,12 +173,11 @@ def import_index(
 @handle_errors
 def presign(ctx, stale_only):
     """Sign a response for every known serial (SHA-1 and SHA-256 CertIDs)."""
-    from va.app import open_store
     from va.presign import presign_all
 
     config = config_of(ctx)
     settings = va_settings(config)
-    store = open_store(settings)
+    store = existing_store(settings)
     try:
         entries = _load(store, settings, config)
         total = store.count_status() * len(settings.presign_algorithms)
@@ -230,6 +249,7 @@ def serve(ctx, host, port, workers, admin_port):
     settings = va_settings(config, host=host, port=port, workers=workers, admin_port=admin_port)
     from va.admin import TokenError
 
+    existing_store(settings).close()
     try:
         run(settings, _passphrase(config))
     except CAError:
@@ -243,10 +263,8 @@ def serve(ctx, host, port, workers, admin_port):
 @handle_errors
 def status(ctx):
     """Issuers and record counts of the VA store."""
-    from va.app import open_store
-
     settings = va_settings(config_of(ctx))
-    store = open_store(settings)
+    store = existing_store(settings)
     try:
         echo_json(
             {

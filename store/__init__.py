@@ -10,9 +10,9 @@ imported by processes that never open the SQL store (a VA), and must not
 pull SQLAlchemy and alembic into them.
 """
 
-from store.errors import ConflictError, SchemaError, StoreError
+from store.errors import ConflictError, NoStoreError, SchemaError, StoreError
 
-__all__ = ["ConflictError", "SchemaError", "Store", "StoreError"]
+__all__ = ["ConflictError", "NoStoreError", "SchemaError", "Store", "StoreError"]
 
 
 def __getattr__(name: str):

@@ -23,6 +23,14 @@ class SchemaError(StoreError):
     code = "schema_outdated"
 
 
+class NoStoreError(StoreError):
+    """There is no Revoca store where the configuration points (no SQLite
+    file, or a database without Revoca's tables), and the command is not
+    one that creates a store; nothing was created."""
+
+    code = "no_store"
+
+
 class AuditKeyError(RevocaError):
     """The audit log's HMAC key cannot be used: missing where the log is
     keyed, sealed with another passphrase, or not the key the log was keyed

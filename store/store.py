@@ -11,9 +11,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
-from store.errors import ConflictError, SchemaError, StoreError
+from store.errors import ConflictError, NoStoreError, SchemaError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _AFTER_COMMIT = "revoca_after_commit"  # conn.info key: what runs once the transaction commits
@@ -57,28 +58,12 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, auto_migrate: bool = True) -> "Store":
-        if url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))
-            if str(path) not in ("", ":memory:") and not path.exists():
-                # The store holds encrypted end-entity keys: 0600, like every
-                # secret file (SQLite gives its -wal/-shm files the same mode).
-                try:
-                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-                except OSError as exc:
-                    raise StoreError(f"cannot create store {path}: {exc.strerror}") from exc
-        try:
-            engine = create_engine(url)
-        except Exception as exc:
-            raise StoreError(f"cannot open store {url!r}: {exc}") from exc
-        if engine.dialect.name == "sqlite":
-            _sqlite_setup(engine)
-        store = cls(engine)
-        try:
-            current = store.current_revision()
-        except DBAPIError as exc:
-            raise StoreError(f"cannot open store {url!r}: {_reason(exc)}") from exc
+    def open(cls, url: str, *, auto_migrate: bool = True, create: bool = True) -> "Store":
+        """The store at ``url``, its schema migrated when ``auto_migrate``
+        (else refused unless current). ``create=False`` (every command but
+        the few that make a store): see ``attach``."""
+        store = cls.attach(url, create=create)
+        current = store.current_revision()
         if auto_migrate and current != store.head_revision():
             store.upgrade()
         elif current != store.head_revision():
@@ -87,6 +72,41 @@ class Store:
                 f"the store {where}, this version needs revision {store.head_revision()} "
                 "(schema migrations are not applied automatically); nothing was changed"
             )
+        return store
+
+    @classmethod
+    def attach(cls, url: str, *, create: bool = True) -> "Store":
+        """The store at ``url`` as it is, schema not checked. ``create=False``:
+        a missing SQLite file, or a database without Revoca's tables (no
+        schema revision), raises NoStoreError and nothing is created (no
+        file, no directory, no table)."""
+        sqlite_path = _sqlite_file(url)
+        if sqlite_path is not None and not sqlite_path.exists():
+            if not create:
+                raise NoStoreError(f"no Revoca store at {sqlite_path}")
+            # The store holds encrypted end-entity keys: 0600, like every
+            # secret file (SQLite gives its -wal/-shm files the same mode).
+            try:
+                sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.close(os.open(sqlite_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except OSError as exc:
+                raise StoreError(f"cannot create store {sqlite_path}: {exc.strerror}") from exc
+        try:
+            engine = create_engine(url)
+        except Exception as exc:
+            raise StoreError(f"cannot open store {shown_url(url)!r}: {exc}") from exc
+        if engine.dialect.name == "sqlite":
+            _sqlite_setup(engine)
+        store = cls(engine)
+        try:
+            current = store.current_revision()
+        except DBAPIError as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open store {shown_url(url)!r}: {_reason(exc)}") from exc
+        if current is None and not create:
+            engine.dispose()
+            where = sqlite_path if sqlite_path is not None else shown_url(url)
+            raise NoStoreError(f"no Revoca store at {where}: the database has no Revoca tables")
         return store
 
     def head_revision(self) -> str:
@@ -158,6 +178,25 @@ def after_commit(conn: Connection, hook: Callable[[], None], name: object = None
     hooks.pop(name, None)  # a replacement runs in the order of its latest addition
     hooks[name] = hook
     return True
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None: not SQLite, or an in-memory database)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: any password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unparsable store URL)"
 
 
 def _reason(exc: DBAPIError) -> str:
