@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ca.errors import BadInputError, CAError
+from ca.errors import BadInputError, CAError, NotFoundError
 from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
 from store.errors import NoStoreError
 
@@ -249,13 +249,43 @@ def serve(ctx, host, port, workers, admin_port):
     settings = va_settings(config, host=host, port=port, workers=workers, admin_port=admin_port)
     from va.admin import TokenError
 
-    existing_store(settings).close()
+    store = existing_store(settings)
     try:
-        run(settings, _passphrase(config))
+        served = {record["name"] for record in store.issuers().values()}
+    finally:
+        store.close()
+    missing = _not_served(config, served)
+    if not served:
+        raise NotFoundError(
+            "; ".join(missing)
+            if missing
+            else f"no issuers in {settings.lmdb_dir}, so nothing to answer for: load them "
+            "with `revoca va import` on the CA node (or `revoca va import-index`)"
+        )
+    for line in missing:
+        click.echo(f"warning: not served: {line}", err=True)
+    try:
+        run(settings, _passphrase(config), announce=lambda line: click.echo(line, err=True))
     except CAError:
         raise  # carries its code: a responder key 6, the LMDB store 8
     except (RuntimeError, ValueError, TokenError) as exc:
         raise CAError(str(exc)) from None
+
+
+def _not_served(config, served: set[str]) -> list[str]:
+    """What each CA of this node's CA store that the VA does not serve lacks
+    (nothing on a VA-only node, which has no CA store)."""
+    from revoca.app import build_ca_service
+    from revoca.va_import import not_served
+
+    try:
+        service = build_ca_service(config)
+    except NoStoreError:
+        return []
+    try:
+        return not_served(service, served)
+    finally:
+        service.store.close()
 
 
 @va.command("status")

@@ -23,6 +23,11 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Libraries whose info lines (alembic's migration steps, SQLAlchemy's engine)
+# are noise to an operator: shown from WARNING unless the level is debug.
+THIRD_PARTY = ("alembic", "sqlalchemy")
+
+
 def setup_logging(level: str = "warning", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -33,3 +38,6 @@ def setup_logging(level: str = "warning", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet = logging.NOTSET if level == "debug" else max(logging.WARNING, root.level)
+    for name in THIRD_PARTY:
+        logging.getLogger(name).setLevel(quiet)

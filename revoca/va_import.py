@@ -119,6 +119,35 @@ def _parents(service: CAService, ca) -> list[dict]:
     return out
 
 
+def ocsp_signer(service: CAService, ca_name: str, now: datetime):
+    """The CA's newest valid delegated OCSP signer (None: it has none)."""
+    signers = [
+        r
+        for r in service.list_certificates(ca_name, "good", limit=100_000)
+        if r.profile == "ocsp-signer" and r.not_before <= now < r.not_after
+    ]
+    return max(signers, key=lambda r: r.not_after, default=None)
+
+
+def not_served(service: CAService, served: set[str], now: datetime | None = None) -> list[str]:
+    """For each CA of the store that a VA holding the issuers ``served`` does
+    not answer for: what it lacks and the commands that fix it."""
+    now = now or datetime.now(UTC)
+    out = []
+    for ca in service.list_cas():
+        if ca.name in served:
+            continue
+        if ocsp_signer(service, ca.name, now) is None:
+            out.append(
+                f"CA {ca.name!r} has no OCSP signer: run `revoca ca ocsp-signer --ca {ca.name} "
+                f"--out {ca.name}-ocsp.pem`, then `revoca va import` (or `revoca va import "
+                f"--ca {ca.name} --sign-with-ca-key` to sign with the CA's own key)"
+            )
+        else:
+            out.append(f"CA {ca.name!r} is not in this VA yet: run `revoca va import`")
+    return out
+
+
 def issuer_records(
     service: CAService,
     policy: IssuerPolicy,
@@ -137,12 +166,7 @@ def issuer_records(
     # Issuers of inventory certificates have no key here: never published.
     cas = [service.get_own_ca(n) for n in ca_names] if ca_names else service.list_cas()
     for ca in cas:
-        signers = [
-            r
-            for r in service.list_certificates(ca.name, "good", limit=100_000)
-            if r.profile == "ocsp-signer" and r.not_before <= now < r.not_after
-        ]
-        signer = max(signers, key=lambda r: r.not_after, default=None)
+        signer = ocsp_signer(service, ca.name, now)
         if signer is not None:
             key_id = ocsp_signer_key_id(ca.name, signer.serial)
             responder_cert = _der(signer.certificate)

@@ -114,6 +114,7 @@ def _worker(
     companion=None,
     clock: Clock = SYSTEM,
     admin_sock: socket.socket | None = None,
+    on_ready=None,
 ):
     """One serving process. ``companion(serving, wake)``, if given, is a
     coroutine run alongside (the all-in-one node runs its publisher there);
@@ -162,6 +163,8 @@ def _worker(
             raise
         log.info("worker serving", extra={"pid": os.getpid(), "port": settings.port})
         _report_ready(ready_fd)
+        if on_ready is not None:
+            on_ready()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), stop_after)
         serving.worker.stopping.set()  # ends a refresher scan running in its thread
@@ -288,8 +291,11 @@ def run(
     stop_after: float | None = None,
     companion=None,
     clock: Clock = SYSTEM,
+    announce=None,
 ) -> None:
     """Serve with ``settings.workers`` processes sharing the port (SO_REUSEPORT).
+    ``announce(line)``, if given, is called with each of ``listener_lines``
+    once every worker serves.
 
     The parent supervises: a worker that dies is restarted (one that keeps
     dying, or cannot start at all, stops the VA with its reason); SIGTERM/
@@ -298,7 +304,15 @@ def run(
     stops, so the port never goes unanswered (a replacement that cannot start
     leaves the running workers serving).
     """
-    build(settings, passphrase, clock=clock).close()  # fail early, in the parent
+    first = build(settings, passphrase, clock=clock)  # fail early, in the parent
+    names = [entry.name for entry in first.entries]
+    first.close()
+
+    def serving() -> None:
+        if announce is not None:
+            for line in listener_lines(settings, names):
+                announce(line)
+
     admin_sock = None
     if settings.admin.port:
         from va.admin import load_token
@@ -316,15 +330,41 @@ def run(
 
             admin = settings.admin
             admin_sock = bind_listener(admin.host, admin.port, BACKLOG, what=" (admin listener)")
-        _supervise(settings, passphrase, stop_after, companion, clock, admin_sock)
+        _supervise(settings, passphrase, stop_after, companion, clock, admin_sock, serving)
     finally:
         claim.close()
         if admin_sock is not None:
             admin_sock.close()
 
 
+def listener_lines(settings: VASettings, issuers: list[str]) -> list[str]:
+    """What a VA serves, one line per listener: where, with how many
+    workers, for which CAs; the admin listener's address or that it is off."""
+    workers = f"{settings.workers} worker{'s' if settings.workers != 1 else ''}"
+    base = f"http://{_host(settings.host)}:{settings.port}"
+    path = "/" + settings.http.ocsp_path.strip("/")
+    lines = [
+        f"OCSP on {base}{path} (POST, GET; also /ca/, /crl/, /healthz, /metrics): "
+        f"{workers}, CAs served: {', '.join(issuers)}"
+    ]
+    admin = settings.admin
+    if admin.port:
+        scheme = "https (mutual TLS)" if admin.tls_cert else "http"
+        lines.append(
+            f"admin listener (publish protocol) on {admin.host}:{admin.port}, {scheme}, "
+            f"bearer token {admin.token_file}"
+        )
+    else:
+        lines.append("admin listener off (va.admin.port = 0): no publisher can reach this VA")
+    return lines
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _supervise(
-    settings: VASettings, passphrase, stop_after, companion, clock: Clock, admin_sock
+    settings: VASettings, passphrase, stop_after, companion, clock: Clock, admin_sock, serving
 ) -> None:
     if settings.workers == 1:
         _worker(
@@ -334,6 +374,7 @@ def _supervise(
             companion=companion,
             clock=clock,
             admin_sock=admin_sock,
+            on_ready=serving,
         )
         return
     children: dict[int, int] = {}  # pid -> slot
@@ -418,6 +459,7 @@ def _supervise(
     try:
         for slot in range(settings.workers):
             spawn(slot)
+        serving()
         while not stopping:
             if reload_requested:
                 reload_requested = False
