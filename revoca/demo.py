@@ -55,7 +55,7 @@ def run_demo(
     passphrase_file = directory / "key-passphrase"
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
     config = load_config(None, data_dir=directory).with_passphrase_file(passphrase_file)
-    service = build_ca_service(config)
+    service = build_ca_service(config, create=True)
     actor = "demo"
     out = {}
 
@@ -223,7 +223,15 @@ def run_demo(
         config=config,
         va=settings,
     )
-    if serve_seconds != 0:
+    if serve_seconds == 0:
+        echo("")
+        echo("Start the VA on this directory (the demo did not serve: --serve-seconds 0):")
+        echo(
+            f"  REVOCA_KEY_PASSPHRASE=$(cat {passphrase_file}) revoca --data-dir {directory} "
+            f"va serve --port {settings.port} --admin-port 0"
+        )
+
+    else:
         from va.app import run
 
         limit = "until Ctrl-C" if serve_seconds is None else f"for {serve_seconds:g} s"
