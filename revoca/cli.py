@@ -83,25 +83,31 @@ def config_default():
 
 
 @config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="The same settings as one JSON object.")
 @click.pass_context
 @handle_errors
-def config_show(ctx):
-    """Print the effective settings (after merging your file)."""
+def config_show(ctx, as_json):
+    """Print every setting in effect: the defaults with your file merged over
+    them (and --data-dir), checked as the commands check them, as TOML that
+    `--config` reads back. Secrets are never printed: passwords in URLs, and
+    any value given for a secret rather than for the file or variable that
+    holds it, show as ***."""
+    from revoca.config import shown_tables, to_toml
+    from store.store import shown_url
+
     root = ctx.find_root().obj
     cfg = load_config(root["config_path"], data_dir=root["data_dir"])
+    tables = shown_tables(cfg)
+    if as_json:
+        echo_json(tables)
+        return
     passphrase = cfg.passphrase
-    echo_json(
-        {
-            "source": cfg.source,
-            "data_dir": str(cfg.data_dir),
-            "store_url": cfg.store_url,
-            "base_url": cfg.base_url,
-            "passphrase_from": f"file {passphrase.file}"
-            if passphrase.file
-            else f"${passphrase.env}",
-            "profiles": sorted(cfg.profiles),
-        }
-    )
+    where = f"file {passphrase.file}" if passphrase.file else f"${passphrase.env}"
+    merged = "" if cfg.source == "built-in defaults" else " merged over the built-in defaults"
+    click.echo(f"# settings in effect: {cfg.source}{merged}")
+    click.echo(f"# store: {shown_url(cfg.store_url)}; VA directory: {cfg.va.directory}")
+    click.echo(f"# key passphrase from {where}")
+    click.echo(to_toml(tables), nl=False)
 
 
 @cli.group(cls=ConfiguredGroup)

@@ -4,9 +4,11 @@ revoca/default.toml; each section then becomes its owner's typed settings
 
 import copy
 import dataclasses
+import json
 import os
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -68,6 +70,8 @@ class Config:
     crl: CRLSettings
     ra: RASettings
     notify: NotifySettings
+    # The merged tables these settings were built from (`revoca config show`).
+    tables: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key_dir(self) -> Path:
@@ -118,6 +122,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
         source = str(path)
     try:
         root = Path(data_dir) if data_dir else build(PathSettings, raw["paths"], "paths").data_dir
+        raw["paths"]["data_dir"] = str(root)
         va = VASettings.from_table(raw["va"], root)
         return Config(
             data_dir=root,
@@ -131,6 +136,78 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             ra=RASettings.from_table(raw["ra"]),
             notify=NotifySettings.from_table(raw["notify"]),
             publisher=PublisherSettings.from_table(raw["publisher"], va.directory),
+            tables=raw,
         )
     except SettingsError as exc:
         raise ConfigError(exc.message) from None
+
+
+# -- the merged settings, printed (`revoca config show`) -------------------------
+
+# Secrets are never settings values (docs/ARCHITECTURE.md): a setting names the
+# file or variable that holds one (*_file, *_env, tls_key: paths are shown).
+# Should a key naming a secret by one of these words ever hold the secret
+# itself, its value is hidden all the same.
+_SECRET_KEY = re.compile(r"password|passphrase|secret|token")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#@]*@")
+HIDDEN = "***"
+
+
+def redacted(value, key: str = ""):
+    """``value`` with every secret replaced by ***: the values of keys that
+    name a secret (not a file or variable holding one) and the passwords in
+    URLs (``postgresql+psycopg://user:***@host/db``)."""
+    if isinstance(value, dict):
+        return {k: redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, key) for v in value]
+    if isinstance(value, str):
+        if value and _SECRET_KEY.search(key) and not key.endswith(("_file", "_env")):
+            return HIDDEN
+        return _URL_PASSWORD.sub(rf"\g<head>:{HIDDEN}@", value)
+    return value
+
+
+def shown_tables(config: Config) -> dict:
+    """Every section and key of the merged, validated configuration, secrets hidden."""
+    return redacted(config.tables)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if not isinstance(value, float) or value == value else "nan"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def to_toml(tables: dict) -> str:
+    """``tables`` (section -> key -> value; ``profiles`` -> name -> table) as
+    TOML that tomllib reads back to the same dict."""
+    lines = []
+    for section, table in tables.items():
+        nested = section == "profiles"
+        if not nested:
+            lines.append(f"[{_key(section)}]")
+            lines += [f"{_key(k)} = {_value(v)}" for k, v in table.items()]
+            lines.append("")
+            continue
+        for name, inner in table.items():
+            lines.append(f"[{_key(section)}.{_key(name)}]")
+            lines += [f"{_key(k)} = {_value(v)}" for k, v in inner.items()]
+            lines.append("")
+    return "\n".join(lines)
