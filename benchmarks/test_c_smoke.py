@@ -3,21 +3,19 @@ measures every step it names (a few calls each, so it cannot rot). No
 timing is asserted."""
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.conftest import need
 
 SOURCE = Path(__file__).parent / "c" / "ecdsa_cost.c"
 STEPS = 7
 
 
-@pytest.mark.skipif(
-    shutil.which("gcc") is None or not Path("/usr/include/openssl/evp.h").exists(),
-    reason="needs gcc and libssl-dev (.ci/run installs them)",
-)
 def test_ecdsa_cost_builds_and_measures(tmp_path):
+    need("gcc")
+    header = Path("/usr/include/openssl/evp.h")
+    need("openssl/evp.h", "libssl-dev", found=str(header) if header.exists() else "")
     binary = tmp_path / "ecdsa_cost"
     subprocess.run(
         [

@@ -4,20 +4,16 @@ asserted."""
 
 import json
 import os
-import shutil
-
-import pytest
 
 from benchmarks import load_bench
+from tests.conftest import need
 
 TOOLS = ("wrk", "nginx", "openssl", "taskset", "unshare", "ip")
 
 
-@pytest.mark.skipif(
-    any(shutil.which(tool) is None for tool in TOOLS),
-    reason=f"needs {', '.join(TOOLS)} (.ci/run installs them)",
-)
 def test_load_bench_smoke(tmp_path):
+    for tool in TOOLS:
+        need(tool)
     out = tmp_path / "load.json"
     assert load_bench.main(["--smoke", "--json", str(out)]) == 0
     results = json.loads(out.read_text())

@@ -3,15 +3,13 @@ mixed stream (good, revoked, unauthorized, malformed) checks out. The memory
 bound is the real run's (SECURITY.md); a few seconds only prove it measures."""
 
 import json
-import shutil
-
-import pytest
 
 from benchmarks import soak
+from tests.conftest import need
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (.ci/run installs it)")
 def test_soak_smoke(tmp_path):
+    need("wrk")
     out = tmp_path / "soak.json"
     argv = ["--certs", "500", "--seconds", "4", "--sample", "2", "--warmup", "0"]
     assert soak.main([*argv, "--max-growth", "1.0", "--json", str(out)]) == 0

@@ -2,7 +2,6 @@
 by openssl, the older format still read and rewritten by `ca rekey-files`."""
 
 import json
-import shutil
 import stat
 import subprocess
 import time
@@ -18,7 +17,7 @@ from ca.rekey import rekey
 from ca.token import SoftwareToken, load_private_key
 from common import pkcs8
 from store.tables.ca import certificates
-from tests.conftest import PASSPHRASE, key_file_kdf, make_csr, run
+from tests.conftest import PASSPHRASE, key_file_kdf, make_csr, need, run
 
 SCRYPT = "1.3.6.1.4.1.11591.4.11"  # RFC 7914 7
 AES256_CBC = "2.16.840.1.101.3.4.1.42"
@@ -43,6 +42,7 @@ def assert_current(data: bytes) -> None:
 
 
 def openssl_public_key(path, tmp_path) -> bytes:
+    need("openssl")
     passfile = tmp_path / "openssl-pass"
     passfile.write_text(PASSPHRASE)
     passfile.chmod(0o600)
@@ -52,9 +52,6 @@ def openssl_public_key(path, tmp_path) -> bytes:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is missing")
 
 
 @real_cost
@@ -90,8 +87,8 @@ def test_every_writer_uses_scrypt_at_the_current_cost(pki, tmp_path):
 
 
 @real_cost
-@needs_openssl
 def test_openssl_reads_the_key_files(pki, tmp_path):
+    need("openssl")
     key_file = tmp_path / "keys" / "ca-issuing.key.pem"
     expected = pki.get_ca("issuing").certificate.public_key()
     assert openssl_public_key(key_file, tmp_path) == expected.public_bytes(

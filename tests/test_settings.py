@@ -6,7 +6,6 @@ every setting, reaches the running object that uses it."""
 import asyncio
 import http.client
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -26,7 +25,7 @@ from publisher.settings import PublisherSettings
 from ra.settings import NotifySettings, RASettings
 from revoca.config import PathSettings, default_text, load_config
 from store.settings import StoreSettings
-from tests.conftest import PASSPHRASE, free_port, make_csr, write_tls_files
+from tests.conftest import PASSPHRASE, free_port, make_csr, need, write_tls_files
 from va.settings import CertIDHash, VASettings
 
 ROLES = {
@@ -447,8 +446,7 @@ def test_every_va_setting_reaches_the_listeners(va_nondefault):
         with pytest.raises((ssl.SSLError, ConnectionError)):
             admin_status("t" * 40, no_client)  # mutual TLS: no certificate, no entry
         # The backlog of each worker's listening socket (ss: Send-Q of a LISTEN socket).
-        if shutil.which("ss") is None:
-            pytest.skip("needs ss (Debian package iproute2) to read the listen backlog")
+        need("ss")  # iproute2's, to read the listen backlog
         listening = subprocess.run(
             ["ss", "-Hltn", f"sport = :{table['port']}"], capture_output=True, text=True
         ).stdout.split("\n")

@@ -3,13 +3,13 @@ Info-ZIP's `unzip -t` (a reader we did not write), including the ZIP64 end
 records past 65,535 entries."""
 
 import io
-import shutil
 import subprocess
 import zipfile
 
 import pytest
 
 from ra.zipstream import ZipStreamWriter
+from tests.conftest import need
 
 
 class Unseekable(io.RawIOBase):
@@ -32,8 +32,7 @@ class Unseekable(io.RawIOBase):
 def _check(tmp_path, data: bytes) -> zipfile.ZipFile:
     archive = zipfile.ZipFile(io.BytesIO(data))
     assert archive.testzip() is None
-    unzip = shutil.which("unzip")
-    assert unzip, "unzip is not installed (apt-get install unzip)"
+    unzip = need("unzip")
     (tmp_path / "t.zip").write_bytes(data)
     result = subprocess.run([unzip, "-tq", str(tmp_path / "t.zip")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
