@@ -274,16 +274,28 @@ def serve(ctx, host, port, workers, admin_port):
 
 def _not_served(config, served: set[str]) -> list[str]:
     """What each CA of this node's CA store that the VA does not serve lacks
-    (nothing on a VA-only node, which has no CA store)."""
+    (nothing on a VA-only node, which has no CA store, nor when that store
+    cannot be read as it is)."""
     from revoca.app import build_ca_service
     from revoca.va_import import not_served
+    from store import Store, StoreError
 
+    # Only read: a CA store that is missing, unreachable or at another schema
+    # revision (never migrated from here) leaves the VA serving without hints.
     try:
+        probe = Store.attach(config.store_url, create=False)
+        try:
+            if probe.current_revision() != probe.head_revision():
+                return []
+        finally:
+            probe.close()
         service = build_ca_service(config)
-    except NoStoreError:
+    except StoreError:
         return []
     try:
         return not_served(service, served)
+    except StoreError:
+        return []
     finally:
         service.store.close()
 

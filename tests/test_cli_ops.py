@@ -3,6 +3,7 @@ serves and what is missing, quiet third-party logs, the demo's next step."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,3 +163,22 @@ def test_the_demo_without_serving_prints_how_to_start_the_va(tmp_path):
     finally:
         os.killpg(va.pid, signal.SIGTERM)  # the shell and the VA it started
         va.wait(10)
+
+
+def test_a_va_alone_serves_without_a_ca_store_and_makes_none(tmp_path):
+    """A VA node has its LMDB and keys only: `va serve` there names no CA,
+    and neither reads nor makes a CA store."""
+    d, env = demo_pki(tmp_path)
+    node = tmp_path / "va-node"
+    node.mkdir()
+    shutil.copytree(d / "va", node / "va")
+    port = free_port()
+    va = start_va(node, env, port, "--admin-port", "0", stderr=subprocess.PIPE)
+    try:
+        lines = _stderr_until(va, "admin listener")
+    finally:
+        va.terminate()
+        va.wait(10)
+    assert not any(line.startswith("warning") for line in lines), lines
+    assert f"OCSP on http://127.0.0.1:{port}/ocsp" in lines[-2]
+    assert not (node / "revoca.db").exists()
