@@ -110,6 +110,7 @@ def test_a_busy_admin_port_exits_2_before_serving(two_demos):
 
 
 def test_a_busy_ra_port_exits_2(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0  # a store: `ra serve` makes none
     other = socket.socket()
     other.bind(("127.0.0.1", 0))
     other.listen(8)
