@@ -147,3 +147,9 @@ def parse_time(value: str | None, what: str) -> datetime | None:
 
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: example command lines, which --help shows as
+    written (the \\b keeps click from joining them)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

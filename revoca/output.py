@@ -334,12 +334,14 @@ def emit_rows(
     *,
     times: Iterable[str] = TIME_FIELDS,
     csv_keys: Sequence[str] | None = None,
+    view=None,
     data=None,
 ) -> None:
-    """Print ``rows`` as the command was asked: a table of ``columns``,
-    JSON (``data`` if given, else the rows, whole) or CSV (``csv_keys``,
-    default every key of the rows, else the columns' keys). Time fields
-    are written as ISO 8601 in all three."""
+    """Print ``rows`` as the command was asked: a table of ``columns``
+    (of ``view(row)`` for each row, if given), JSON (``data`` if given,
+    else the rows, whole) or CSV (``csv_keys``, default every key of the
+    rows, else the columns' keys). Time fields are written as ISO 8601 in
+    all three."""
     rows = with_iso_times(list(rows), times)
     fmt = chosen_format()
     if fmt == "json":
@@ -348,7 +350,8 @@ def emit_rows(
         keys = csv_keys or _keys(rows) or [c.key for c in columns]
         click.echo(to_csv(rows, keys), nl=False)
     else:
-        click.echo(table(rows, columns, width=terminal_width()), nl=False)
+        shown = rows if view is None else [view(row) for row in rows]
+        click.echo(table(shown, columns, width=terminal_width()), nl=False)
 
 
 def emit_object(data: Mapping, *, times: Iterable[str] = TIME_FIELDS, tables=None) -> None:
