@@ -1,5 +1,6 @@
 """``revoca ca``: CA hierarchy, issuance, revocation, export."""
 
+import os
 from pathlib import Path
 
 import click
@@ -46,6 +47,18 @@ def _passphrase_option(kind: str, default_env: str):
         )(func)
 
     return decorate
+
+
+def option_passphrase(kind: str, env: str, file: Path | None) -> bytes:
+    """The passphrase of --<kind>-passphrase-env / --<kind>-passphrase-file;
+    when there is none, the error names those options (not the key
+    passphrase's configuration)."""
+    if file is None and env not in os.environ:
+        raise KeyAccessError(
+            f"no {kind} passphrase: set the environment variable {env} "
+            f"or give --{kind}-passphrase-file FILE"
+        )
+    return PassphraseSource(env=env, file=file).get()
 
 
 def _ca_summary(record) -> dict:
@@ -468,7 +481,7 @@ def export(ctx, ca_name, serial, fmt, out, export_passphrase_env, export_passphr
     CA's own certificate (a root's too), in any format but p12."""
     passphrase = None
     if fmt == "p12" and serial is not None:
-        passphrase = PassphraseSource(env=export_passphrase_env, file=export_passphrase_file).get()
+        passphrase = option_passphrase("export", export_passphrase_env, export_passphrase_file)
     data = _service(ctx).export(
         ca_name,
         None if serial is None else parse_serial(serial),

@@ -36,6 +36,7 @@ def _entity(tmp):
         "dns:*.web.example.com",
         "--attribute",
         "team=web",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -59,7 +60,7 @@ def test_operator_token_goes_to_a_private_file(cli_pki):
     token = (tmp / "alice.token").read_text().strip()
     assert token.startswith("rra_") and token not in result.stdout.decode() + result.stderr.decode()
     assert stat.S_IMODE((tmp / "alice.token").stat().st_mode) == 0o600
-    listed = json.loads(run(tmp, "ra", "user", "list").stdout)
+    listed = json.loads(run(tmp, "ra", "user", "list", "--json").stdout)
     assert [(u["name"], u["role"]) for u in listed] == [("alice", "ra-officer")]
     assert token not in json.dumps(listed)
     bad = run(tmp, "ra", "user", "add", "--name", "alice", "--role", "auditor")
@@ -86,10 +87,11 @@ def test_entity_enroll_renew_revoke(cli_pki):
     fetched = run(tmp, "ra", "cert", "--ca", "issuing", "--serial", serial, "--chain")
     chain = x509.load_pem_x509_certificates(fetched.stdout)
     assert len(chain) == 3 and chain[0] == cert
-    shown = json.loads(run(tmp, "ra", "entity", "show", "web").stdout)
+    shown = json.loads(run(tmp, "ra", "entity", "show", "web", "--json").stdout)
     assert len(shown["certificates"]) == 2
     result = run(
-        tmp, "ra", "revoke", "--ca", "issuing", "--serial", serial, "--reason", "superseded"
+        *(tmp, "ra", "revoke", "--ca", "issuing", "--serial", serial),
+        *("--reason", "superseded", "--json"),
     )
     assert result.returncode == 0 and json.loads(result.stdout)["status"] == "revoked"
 
@@ -130,7 +132,7 @@ def test_entity_enroll_renew_revoke(cli_pki):
     )
     assert p12_cert.subject.rfc4514_string() == "CN=web.example.com"
 
-    disabled = run(tmp, "ra", "entity", "update", "web", "--status", "disabled")
+    disabled = run(tmp, "ra", "entity", "update", "web", "--status", "disabled", "--json")
     assert json.loads(disabled.stdout)["status"] == "disabled"
     again = run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem")
     assert again.returncode == 4 and b"disabled" in again.stderr
@@ -198,14 +200,17 @@ def test_approvals_from_the_command_line(cli_pki):
     (tmp / "ra.toml").write_text("[ra]\napprovals_issue = 1\n")
     _entity(tmp)
     (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
-    queued = run(tmp, "--config", "ra.toml", "ra", "enroll", "--entity", "web", "--csr", "req.pem")
+    queued = run(
+        *(tmp, "--config", "ra.toml", "ra", "enroll", "--entity", "web", "--csr", "req.pem"),
+        "--json",
+    )
     assert queued.returncode == 0, queued.stderr
     assert b"waits for 1 approval" in queued.stderr
     request = json.loads(queued.stdout)
     assert request["status"] == "pending"
     own = run(tmp, "--config", "ra.toml", "ra", "request", "approve", str(request["id"]))
     assert own.returncode == 11 and b"own request" in own.stderr
-    listed = json.loads(run(tmp, "--config", "ra.toml", "ra", "request", "list").stdout)
+    listed = json.loads(run(tmp, "--config", "ra.toml", "ra", "request", "list", "--json").stdout)
     assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "pending")]
     bad = run(tmp, "--config", "ra.toml", "ra", "request", "reject", "99", "--reason", "x")
     assert bad.returncode == 3  # not found
@@ -227,6 +232,7 @@ def test_approvals_from_the_command_line(cli_pki):
         "k.p12",
         "--san",
         "dns:web.example.com",
+        "--json",
         env=env,
     )
     request_id = json.loads(keyed.stdout)["id"]
@@ -253,15 +259,18 @@ def test_search_and_reports_from_the_command_line(cli_pki):
     (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com", "dns:a.web.example.com")))
     run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--out", "a.pem")
     run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--out", "b.pem")
-    found = json.loads(run(tmp, "ra", "search", "--hostname", "a.web.example.com").stdout)
+    found = json.loads(run(tmp, "ra", "search", "--hostname", "a.web.example.com", "--json").stdout)
     assert len(found) == 2 and found[0]["id"] < found[1]["id"]
     page = json.loads(
-        run(tmp, "ra", "search", "--text", "web.example", "--after", str(found[0]["id"])).stdout
+        run(
+            *(tmp, "ra", "search", "--text", "web.example"),
+            *("--after", str(found[0]["id"]), "--json"),
+        ).stdout
     )
     assert [c["serial"] for c in page] == [found[1]["serial"]]
     text = run(tmp, "ra", "search", "--entity", "web", "--csv").stdout.decode()
     assert text.splitlines()[0].startswith("id,ca,serial") and len(text.splitlines()) == 3
-    dup = json.loads(run(tmp, "ra", "report", "duplicates").stdout)
+    dup = json.loads(run(tmp, "ra", "report", "duplicates", "--json").stdout)
     assert dup == [{"entity": "web", "profile": "tls-server", "valid_certificates": 2}]
     counts = run(tmp, "ra", "report", "counts", "--csv").stdout.decode().splitlines()
     assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,good,2" in counts
@@ -289,7 +298,7 @@ def test_notify_from_the_command_line(cli_pki):
         _entity(tmp)
         (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
         run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--days", "5")
-        due = run(tmp, "--config", "n.toml", "ra", "notify", "--dry-run")
+        due = run(tmp, "--config", "n.toml", "ra", "notify", "--dry-run", "--json")
         assert due.returncode == 0, due.stderr
         assert [n["recipients"] for n in json.loads(due.stdout)] == [
             ["ops@example.com", "pki@example.com"]
@@ -418,10 +427,12 @@ def test_import_from_the_command_line(cli_pki):
     ca = _cert("Elsewhere CA", key, name, key, ca=True, days=3000)
     leaf = _cert("db.elsewhere.example", new_key(), name, key, sans=["db.elsewhere.example"])
     (tmp / "in.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in (leaf, ca)))
-    result = run(tmp, "ra", "import", "in.pem")
+    result = run(tmp, "ra", "import", "in.pem", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imported"] == 1
-    found = json.loads(run(tmp, "ra", "search", "--hostname", "db.elsewhere.example").stdout)
+    found = json.loads(
+        run(tmp, "ra", "search", "--hostname", "db.elsewhere.example", "--json").stdout
+    )
     assert [c["profile"] for c in found] == ["external"]
     (tmp / "cut.pem").write_bytes((tmp / "in.pem").read_bytes()[:300])
     refused = run(tmp, "ra", "import", "cut.pem")
