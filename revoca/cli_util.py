@@ -1,7 +1,6 @@
 """Helpers shared by the ``revoca`` command groups."""
 
 import functools
-import json
 import logging
 import os
 import pwd
@@ -146,7 +145,10 @@ def parse_time(value: str | None, what: str) -> datetime | None:
 
 
 def echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """JSON on stdout, times in ISO 8601 (revoca/output.py)."""
+    from revoca.output import to_json, with_iso_times
+
+    click.echo(to_json(with_iso_times(data)))
 
 
 def examples(*lines: str) -> str:

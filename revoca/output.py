@@ -268,10 +268,10 @@ def to_csv(rows: Sequence[Mapping], keys: Sequence[str]) -> str:
     return out.getvalue()
 
 
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """``1 entry``, ``2 entries``, ``0 entries``."""
+def plural(count: int, singular: str, plural_form: str | None = None, *, grouped=False) -> str:
+    """``1 entry``, ``2 entries``, ``0 entries``; ``grouped``: ``1,000 entries``."""
     word = singular if count == 1 else plural_form or singular + "s"
-    return f"{count} {word}"
+    return f"{count:,} {word}" if grouped else f"{count} {word}"
 
 
 # -- tied to a click command ------------------------------------------------------------
@@ -291,7 +291,7 @@ def _choose(fmt: str):
     return remember
 
 
-def output_options(*, csv: bool = False):
+def output_options(*, csv: bool = False, json_help: str | None = None):
     """--json (and with ``csv``, --csv) for a command: read by emit_rows
     and emit_object through the command's context."""
 
@@ -309,7 +309,7 @@ def output_options(*, csv: bool = False):
             is_flag=True,
             expose_value=False,
             callback=_choose("json"),
-            help="JSON for scripts instead of the table for people.",
+            help=json_help or "JSON for scripts instead of the view for people.",
         )(func)
 
     return decorate

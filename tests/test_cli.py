@@ -477,7 +477,7 @@ def test_demo_serves_ocsp(tmp_path):
         assert time.monotonic() - started < 5
 
         status = subprocess.run(
-            [*REVOCA_CMD, "--data-dir", str(d), "publisher", "status"],
+            [*REVOCA_CMD, "--data-dir", str(d), "publisher", "status", "--json"],
             capture_output=True,
             text=True,
             env=env,

@@ -180,6 +180,8 @@ def test_counts_agree_with_their_noun():
     assert plural(0, "entry", "entries") == "0 entries"
     assert plural(2, "certificate") == "2 certificates"
     assert plural(1, "certificate") == "1 certificate"
+    assert plural(12345, "certificate", grouped=True) == "12,345 certificates"
+    assert plural(1, "certificate", grouped=True) == "1 certificate"
 
 
 def test_cell_of_an_empty_list_is_a_dash():
