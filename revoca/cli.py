@@ -306,10 +306,16 @@ def audit_list(ctx, limit):
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the demo's store, keys and files (recreated on each run).",
 )
-@click.option("--port", default=8080, show_default=True, help="VA port on 127.0.0.1.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="VA port on 127.0.0.1.",
+)
 @click.option(
     "--serve-seconds",
-    type=float,
+    type=click.FloatRange(min=0),
     help="Stop the VA after this many seconds (0: build everything, do not serve).",
 )
 @handle_errors

@@ -592,7 +592,9 @@ def crl(ctx, ca_name, delta, arl, partition, days, out):
     epilog=examples("revoca ca crl-updater --once", "revoca ca crl-updater --seconds 3600"),
 )
 @click.option("--once", is_flag=True, help="Issue what is due now, then exit.")
-@click.option("--seconds", type=float, help="Stop after this long (default: until SIGTERM).")
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until SIGTERM)."
+)
 @click.pass_context
 @handle_errors
 def crl_updater(ctx, once, seconds):

@@ -73,7 +73,9 @@ def publisher():
 @publisher.command(
     "run", epilog=examples("revoca publisher run", "revoca publisher run --seconds 60")
 )
-@click.option("--seconds", type=float, help="Stop after this long (default: until SIGTERM).")
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until SIGTERM)."
+)
 @click.pass_context
 @handle_errors
 def run(ctx, seconds):

@@ -597,7 +597,9 @@ def request_reject(ctx, request_id, reason):
 )
 @click.option("--host", help="Listen address. Default: [ra] host.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Listen port. Default: [ra] port.")
-@click.option("--seconds", type=float, help="Stop after this long (default: until Ctrl-C).")
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until Ctrl-C)."
+)
 @click.pass_context
 @handle_errors
 def serve(ctx, host, port, seconds):

@@ -12,7 +12,9 @@ from revoca.cli_util import config_of, ensure_config, examples, handle_errors
 @click.command(
     "serve", epilog=examples("revoca serve", "revoca --config node.toml serve --seconds 3600")
 )
-@click.option("--seconds", type=float, help="Stop after this long (default: until Ctrl-C).")
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until Ctrl-C)."
+)
 @click.pass_context
 @handle_errors
 def serve(ctx, seconds):

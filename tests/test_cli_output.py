@@ -194,6 +194,11 @@ def test_limits_that_mean_nothing_are_refused(tmp_path):
         ["ra", "request", "list", "--limit", "-1"],
         ["audit", "list", "--limit", "-1"],
         ["ca", "crl", "--ca", "x", "--days", "0"],
+        ["ca", "issue", "--ca", "x", "--profile", "p", "--days", "0"],
+        ["ra", "report", "expiring", "--weeks", "0"],
+        ["ra", "notify", "--loop", "--runs", "0"],
+        ["publisher", "run", "--seconds", "-1"],
+        ["demo", "--port", "0"],
     ):
         result = run(tmp_path, *args)
         assert result.returncode == 2, (args, result.stderr)
