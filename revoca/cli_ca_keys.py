@@ -21,12 +21,14 @@ from revoca.cli_util import (
 )
 from revoca.output import Column, emit_rows, output_options, plural
 
+REKEY_COLUMNS = [Column("action"), Column("was", "WAS ENCRYPTED AS"), Column("where", "FILE")]
+
 
 @ca.command("rekey-files", epilog=examples("revoca ca rekey-files", "revoca ca rekey-files --json"))
-@click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
+@output_options(csv=True, json_help="A JSON summary on stdout: the counts and every key.")
 @click.pass_context
 @handle_errors
-def rekey_files(ctx, as_json):
+def rekey_files(ctx):
     """Encrypt every key again in the current format: PKCS#8 PBES2 with
     scrypt (N=2^14, r=8, p=5) and AES-256-CBC.
 
@@ -61,12 +63,8 @@ def rekey_files(ctx, as_json):
         action: sum(i.action == action for i in items)
         for action in ("rewritten", "current", "changed")
     }
-    if as_json:
-        echo_json({**counts, "keys": [item.summary() for item in items]})
-        return
-    for item in items:
-        note = f" (was {item.was})" if item.action != "current" else ""
-        click.echo(f"{item.action:<9} {item.where}{note}")
+    keys = [item.summary() for item in items]
+    emit_rows(keys, REKEY_COLUMNS, data={**counts, "keys": keys})
     click.echo(
         f"{counts['rewritten']} rewritten, {counts['current']} already current"
         + (f", {counts['changed']} changed meanwhile (run again)" if counts["changed"] else ""),
