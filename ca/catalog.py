@@ -59,6 +59,16 @@ def certificate(conn: Connection, ca_name: str, serial: int) -> CertificateRecor
     return certificate_from_row(row, ca_name)
 
 
+def by_fingerprint(conn: Connection, fingerprint: str) -> CertificateRecord | None:
+    """The certificate whose DER has this SHA-256 (hex), or None."""
+    row = conn.execute(
+        select(certificates, cas.c.name.label("ca_name"))
+        .join(cas, cas.c.id == certificates.c.ca_id)
+        .where(certificates.c.fingerprint == fingerprint.lower())
+    ).one_or_none()
+    return None if row is None else certificate_from_row(row, row.ca_name)
+
+
 @dataclass(frozen=True)
 class CertificateFilter:
     """Conditions that all hold (AND). ``text``: a substring of the subject

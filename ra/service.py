@@ -10,6 +10,7 @@ profile as for any issuance.
 """
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from ca.reasons import RevocationReason
 from ca.records import CertificateRecord, serial_hex
 from ca.requests import CertificateRequest, parse_csr
 from ca.service import CAService
+from common.clock import iso8601
 from ra import search
 from ra.approvals import ApprovalPolicy, ApprovalQueue, ApprovalRequest
 from ra.entities import (
@@ -61,13 +63,51 @@ class RAService:
         self.store = ca.store
         self.audit = ca.audit  # the CA's audit writer: one chain, one clock
         self.policy = policy or ApprovalPolicy()
-        self.users = Users(ca.store, self.audit.now_ms, self.audit.record)
+        self.users = Users(
+            ca.store, self.audit.now_ms, self.audit.record, self._client_certificate_problem
+        )
         self.approvals = ApprovalQueue(ca.store, self._now, self.audit.record)
 
     # -- helpers -------------------------------------------------------------
 
     def _now(self) -> int:
         return int(self.ca.clock().timestamp())
+
+    def _client_certificate_problem(self, der: bytes) -> str | None:
+        """Why an operator's TLS client certificate may not sign in now:
+        outside its validity period, or revoked or held in the records of
+        the CA that issued it here. None when it may."""
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            return "the client certificate cannot be read"
+        now = self.ca.clock()
+        if now < cert.not_valid_before_utc:
+            return (
+                f"the client certificate is not valid before {iso8601(cert.not_valid_before_utc)}"
+            )
+        if now > cert.not_valid_after_utc:
+            return f"the client certificate expired at {iso8601(cert.not_valid_after_utc)}"
+        with self.store.read() as conn:
+            record = catalog.by_fingerprint(conn, hashlib.sha256(der).hexdigest())
+        if record is None:
+            for ca in self.ca.list_cas():
+                if ca.certificate.subject == cert.issuer:
+                    return (
+                        f"the client certificate names CA {ca.name!r} as its issuer "
+                        "but is not in its records"
+                    )
+            return None  # another PKI's certificate: the TLS layer's client CA vouches for it
+        where = f"CA {record.ca!r}, serial {serial_hex(record.serial)}"
+        if record.status == "revoked":
+            reason = record.reason.name if record.reason is not None else "unspecified"
+            return (
+                f"the client certificate ({where}) was revoked at "
+                f"{iso8601(record.revoked_at)} ({reason})"
+            )
+        if record.status == "hold":
+            return f"the client certificate ({where}) is on hold"
+        return None
 
     def _ca_id(self, conn: Connection, name: str) -> int:
         if not isinstance(name, str):
