@@ -79,21 +79,9 @@ class IssuingPath:
         """The outbox event of a change to one of ``ca``'s certificates."""
         return append_event(conn, ca.id, serial, event, self.context.now_ms(), **payload)
 
-    def issue(
-        self,
-        ca: CARecord,
-        profile: Profile,
-        request: CertificateRequest,
-        *,
-        days: int | None,
-        actor: str,
-        private_key: bytes | None = None,
-        serial: int | None = None,
-        action: str = "ca.issue",
-        on_insert: Callable | None = None,
-        extra_audit: dict | None = None,
-        end_entity_id: int | None = None,
-    ) -> CertificateRecord:
+    def _template(self, ca: CARecord, profile: Profile, request, days, serial):
+        """The profile applied to ``request`` under ``ca`` (every check but
+        the compromised-key one), and the serial it is built for."""
         context = self.context
         own(ca)
         if ca.not_after <= context.clock():
@@ -115,6 +103,34 @@ class IssuingPath:
             serial=serial,
             delta_url=context.delta_url_for(ca),
         )
+        return template, serial
+
+    def check(self, ca: CARecord, profile: Profile, request: CertificateRequest, *, days):
+        """Every check ``issue`` makes, without issuing: the certificate
+        template it would sign now (PolicyError, BadInputError or
+        KeyCompromisedError otherwise)."""
+        template, _ = self._template(ca, profile, request, days, None)
+        with self.context.store.read() as conn:
+            refuse_compromised(conn, template.public_key)
+        return template
+
+    def issue(
+        self,
+        ca: CARecord,
+        profile: Profile,
+        request: CertificateRequest,
+        *,
+        days: int | None,
+        actor: str,
+        private_key: bytes | None = None,
+        serial: int | None = None,
+        action: str = "ca.issue",
+        on_insert: Callable | None = None,
+        extra_audit: dict | None = None,
+        end_entity_id: int | None = None,
+    ) -> CertificateRecord:
+        context = self.context
+        template, serial = self._template(ca, profile, request, days, serial)
         with context.store.transaction() as conn:
             refuse_compromised(conn, template.public_key)  # BR 6.1.1.3 (4)
             cert = self.sign(

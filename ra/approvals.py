@@ -19,12 +19,23 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 
 from ca.errors import BadInputError, ConflictError, NotFoundError
 from ca.records import serial_hex
+from common.clock import iso8601
 from ra.roles import ForbiddenError
 from ra.settings import RASettings
 from store import Store
 from store.tables.ra import approval_requests, approvals, end_entities
 
 KINDS = ("enroll", "renew", "revoke")
+# Kept with a request but not shown as what it asks for: the CSR itself (its
+# facts are in "details"), the details, and the verifier of a passphrase.
+_NOT_SHOWN = ("csr", "details", "passphrase_check", "token_sha256")
+
+
+def shown(payload: dict) -> dict:
+    """The request's own fields as the summary and the audit log show them."""
+    return {k: v for k, v in payload.items() if k not in _NOT_SHOWN}
+
+
 STATUSES = ("pending", "approved", "done", "rejected", "expired", "failed")
 
 
@@ -73,15 +84,16 @@ class ApprovalRequest:
             "id": self.id,
             "kind": self.kind,
             "entity": self.entity,
-            "what": {k: v for k, v in self.payload.items() if k != "csr"},
+            "what": shown(self.payload),
+            "details": self.payload.get("details"),
             "has_csr": bool(self.payload.get("csr")),
             "required": self.required,
             "approvers": list(self.approvers),
             "requester": self.requester,
             "status": self.status,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "decided_at": self.decided_at,
+            "created_at": iso8601(self.created_at),
+            "expires_at": iso8601(self.expires_at),
+            "decided_at": iso8601(self.decided_at),
             "decided_by": self.decided_by,
             "note": self.note,
             "result": (
@@ -132,7 +144,8 @@ class ApprovalQueue:
                 f"request/{request_id}",
                 kind=kind,
                 required=required,
-                what={k: v for k, v in payload.items() if k != "csr"},
+                what=shown(payload),
+                details=payload.get("details"),
             )
             return self._load(conn, request_id)
 

@@ -11,10 +11,13 @@ profile as for any issuance.
 
 import base64
 import hashlib
+import hmac
 import json
+import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection, func, insert, select, update
 
 from ca import catalog
@@ -22,7 +25,7 @@ from ca.errors import BadInputError, CAError, ConflictError, NotFoundError, Poli
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
 from ca.records import CertificateRecord, serial_hex
-from ca.requests import CertificateRequest, parse_csr
+from ca.requests import CertificateRequest, format_san, load_csr, parse_csr
 from ca.service import CAService
 from common.clock import iso8601
 from ra import search
@@ -405,9 +408,10 @@ class RAService:
             raise BadInputError(
                 f"unknown key type {key_type!r}; choose one of {', '.join(KEY_SPECS)}"
             )
-        # A key made at once is handed out now; one made after approvals is
-        # fetched later with a passphrase given then (none is stored).
-        if key_type is not None and not needed and not executing:
+        # A key made here is handed out under the passphrase given now: at
+        # once, or, after approvals, to whoever gives the same one again
+        # (only a verifier of it is kept with the request).
+        if key_type is not None and not executing:
             _check_export_passphrase(passphrase)
         public_key = None
         requested = parse_sans(sans) if sans is not None else ()
@@ -425,6 +429,15 @@ class RAService:
             self.ca.check_key(public_key)
         request = CertificateRequest(entity.subject(), public_key, requested)
         if needed:
+            # What can be checked now is checked now, by the CA's own checks,
+            # and again when the approved request is carried out.
+            template = self.ca.check_request(
+                entity.ca, entity.profile, request, generate_key=key_type, days=days
+            )
+            source = "generated" if key_type else ("same" if same_key else "csr")
+            payload = {**payload, "details": _details(entity, template, csr, key_type, source)}
+            if key_type is not None:
+                payload["passphrase_check"] = passphrase_verifier(passphrase)
             return self.approvals.submit(
                 kind, entity.id, payload, needed, actor, self.policy.expiry_seconds
             )
@@ -478,9 +491,23 @@ class RAService:
             with self.audit.failures(actor, "ra.revoke", f"{ca_name}/{serial_hex(serial)}"):
                 with self.store.read() as conn:
                     row = catalog.certificate(conn, ca_name, serial)
-                if row.status == "revoked":
-                    raise ConflictError(f"certificate {serial_hex(serial)} is already revoked")
-                payload = {"ca": ca_name, "serial": serial_hex(serial), "reason": value.name}
+                # The CA's checks of this revocation, now: a reason the profile
+                # forbids, a certificate already revoked.
+                self.ca.check_revocation(ca_name, serial, value)
+                payload = {
+                    "ca": ca_name,
+                    "serial": serial_hex(serial),
+                    "reason": value.name,
+                    "details": {
+                        "subject": row.subject,
+                        "sans": list(row.sans),
+                        "profile": row.profile,
+                        "key_type": row.key_type,
+                        "not_after": iso8601(row.not_after),
+                        "status": row.status,
+                        "fingerprint_sha256": row.fingerprint,
+                    },
+                }
                 return self.approvals.submit(
                     "revoke",
                     row.end_entity_id,
@@ -561,6 +588,7 @@ class RAService:
         if not request.payload.get("key_type"):
             raise PolicyError("this request's key came from a CSR: there is no PKCS#12")
         _check_export_passphrase(passphrase)
+        check_passphrase(request.payload.get("passphrase_check"), passphrase)
         return self.export(request.result_ca, request.result_serial, "p12", passphrase, actor=actor)
 
     def certificate(self, ca_name: str, serial: int) -> CertificateRecord:
@@ -578,6 +606,63 @@ def _check_export_passphrase(passphrase: bytes | None) -> None:
             f"a key made here is handed out as PKCS#12: give a passphrase of at least "
             f"{MIN_EXPORT_PASSPHRASE} characters"
         )
+
+
+# scrypt (RFC 7914) for the verifier of an enrollment's PKCS#12 passphrase.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def passphrase_verifier(passphrase: bytes) -> dict:
+    """What a request keeps to recognise its PKCS#12 passphrase: a salt and
+    the scrypt of the passphrase under it, never the passphrase."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(passphrase, salt=salt, dklen=32, **_SCRYPT)
+    return {"scrypt": _b64(salt) + "$" + _b64(digest)}
+
+
+def check_passphrase(verifier: dict | None, passphrase: bytes) -> None:
+    """Refuse any passphrase but the one given with the request."""
+    if not verifier or "scrypt" not in verifier:
+        raise PolicyError(
+            "this request was made without a PKCS#12 passphrase; its key cannot be "
+            "handed out here (enroll again)"
+        )
+    salt, _, digest = verifier["scrypt"].partition("$")
+    mine = hashlib.scrypt(passphrase, salt=base64.b64decode(salt), dklen=32, **_SCRYPT)
+    if not hmac.compare_digest(mine, base64.b64decode(digest)):
+        raise ForbiddenError(
+            "the passphrase is not the one given with the enrollment; nothing was released"
+        )
+
+
+def key_bits(key_spec: str) -> int:
+    """The size of a key type: RSA modulus or curve bits (Ed25519: 256)."""
+    if key_spec.startswith("rsa-"):
+        return int(key_spec.split("-")[1])
+    return {"ec-p256": 256, "ec-p384": 384, "ec-p521": 521, "ed25519": 256}.get(key_spec, 0)
+
+
+def _details(entity, template, csr: bytes | None, generate_key: str | None, source: str) -> dict:
+    """What an approver approves: the certificate as the CA would issue it."""
+    key_spec = generate_key or template.key_spec
+    return {
+        "ca": entity.ca,
+        "profile": entity.profile,
+        "subject": template.subject.rfc4514_string(),
+        "sans": [format_san(n) for n in template.sans],
+        "key_type": key_spec,
+        "key_bits": key_bits(key_spec),
+        "key": {"generated": "made here", "same": "the renewed certificate's", "csr": "the CSR's"}[
+            source
+        ],
+        "validity_days": (template.not_after - template.not_before).days + 1,
+        "not_after": iso8601(template.not_after),
+        "csr_sha256": (
+            hashlib.sha256(load_csr(csr).public_bytes(Encoding.DER)).hexdigest()
+            if csr is not None
+            else None
+        ),
+    }
 
 
 def _b64(data: bytes | None) -> str | None:
