@@ -101,6 +101,9 @@ class RAApi:
             "listUsers": self.list_users,
             "createUser": self.create_user,
             "updateUser": self.update_user,
+            "deleteUser": self.delete_user,
+            "rotateToken": self.rotate_token,
+            "rotateOwnToken": self.rotate_own_token,
             "listAudit": self.list_audit,
         }
 
@@ -513,28 +516,55 @@ class RAApi:
         body = await self._body(request)
         if "name" not in body or "role" not in body:
             raise BadInputError("missing field(s): name and role")
+        unknown = set(body) - {"name", "role", "token", "certificate"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
         certificate = text_field(body, "certificate")
         user, token = await self._call(
-            self.service.users.create,
+            self.service.create_user,
             body["name"],
             body["role"],
             with_token=bool(body.get("token", True)),
             certificate=certificate,
             actor=self._actor(request),
         )
+        if isinstance(user, ApprovalRequest):
+            return web.json_response({"request": user.summary(), "token": token}, status=202)
         return web.json_response({**user.summary(), "token": token}, status=201)
 
     async def update_user(self, request):
         body = await self._body(request)
-        if set(body) != {"status"}:
-            raise BadInputError("only status (active or disabled) can be changed")
-        user = await self._call(
-            self.service.users.set_status,
-            request.match_info["name"],
-            body["status"],
-            actor=self._actor(request),
+        if len(body) != 1 or not set(body) <= {"status", "role"}:
+            raise BadInputError("change one of status (active or disabled) and role")
+        name, actor = request.match_info["name"], self._actor(request)
+        if "status" in body:
+            result = await self._call(
+                self.service.set_user_status, name, body["status"], actor=actor
+            )
+        else:
+            result = await self._call(self.service.set_user_role, name, body["role"], actor=actor)
+        if isinstance(result, ApprovalRequest):
+            return web.json_response({"request": result.summary()}, status=202)
+        return web.json_response(result.summary())
+
+    async def delete_user(self, request):
+        name = request.match_info["name"]
+        await self._call(self.service.delete_user, name, actor=self._actor(request))
+        return web.json_response({"name": name, "deleted": True})
+
+    async def rotate_token(self, request):
+        return await self._rotate(request, request.match_info["name"])
+
+    async def rotate_own_token(self, request):
+        return await self._rotate(request, request[USER_KEY].name)
+
+    async def _rotate(self, request, name: str):
+        result, token = await self._call(
+            self.service.rotate_user_token, name, actor=self._actor(request)
         )
-        return web.json_response(user.summary())
+        if isinstance(result, ApprovalRequest):
+            return web.json_response({"request": result.summary(), "token": token}, status=202)
+        return web.json_response({**result.summary(), "token": token})
 
     async def list_audit(self, request):
         limit = self._limit(request, 100)

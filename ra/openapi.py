@@ -15,8 +15,10 @@ _STRINGS = {"type": "array", "items": _STRING}
 _TIME = {"type": "string", "format": "date-time"}
 
 
-def _object(properties: dict, required=(), additional=False) -> dict:
+def _object(properties: dict, required=(), additional=False, description=None) -> dict:
     out = {"type": "object", "properties": properties, "additionalProperties": additional}
+    if description:
+        out["description"] = description
     if required:
         out["required"] = list(required)
     return out
@@ -63,7 +65,7 @@ _USER = _object(
         "status": {"type": "string", "enum": ["active", "disabled"]},
         "has_token": {"type": "boolean"},
         "cert_fingerprint_sha256": {"type": "string", "nullable": True},
-        "created_at": {"type": "integer"},
+        "created_at": _TIME,
     }
 )
 _ENTITY = _object(
@@ -82,14 +84,22 @@ _REQUEST = _object(
         "kind": {"type": "string", "enum": list(KINDS)},
         "entity": {"type": "string", "nullable": True},
         "what": {"type": "object", "description": "what the request does"},
+        "details": {
+            "type": "object",
+            "nullable": True,
+            "description": "what an approver approves: for a certificate its CA, profile, "
+            "subject, every SAN, key type and size (key_bits), validity (validity_days, "
+            "not_after as if issued when asked) and the CSR's SHA-256 (csr_sha256); for a "
+            "revocation the certificate's subject, SANs, profile and status",
+        },
         "has_csr": {"type": "boolean"},
         "required": {"type": "integer"},
         "approvers": _STRINGS,
         "requester": _STRING,
         "status": {"type": "string", "enum": list(REQUEST_STATUSES)},
-        "created_at": {"type": "integer"},
-        "expires_at": {"type": "integer"},
-        "decided_at": {"type": "integer", "nullable": True},
+        "created_at": _TIME,
+        "expires_at": _TIME,
+        "decided_at": {**_TIME, "nullable": True},
         "decided_by": {"type": "string", "nullable": True},
         "note": {"type": "string", "nullable": True},
         "result": {
@@ -124,7 +134,29 @@ SCHEMAS = {
         ]
     },
     "UserUpdate": _object(
-        {"status": {"type": "string", "enum": ["active", "disabled"]}}, required=("status",)
+        {
+            "status": {"type": "string", "enum": ["active", "disabled"]},
+            "role": {"type": "string", "enum": list(ROLES)},
+        },
+        description="exactly one of status and role",
+    ),
+    "UserToken": {
+        "allOf": [
+            {"$ref": "#/components/schemas/User"},
+            _object({"token": _STRING}, additional=True),
+        ]
+    },
+    "UserDeleted": _object({"name": _STRING, "deleted": {"type": "boolean"}}),
+    "QueuedWithToken": _object(
+        {
+            "request": _REQUEST,
+            "token": {
+                "type": "string",
+                "nullable": True,
+                "description": "shown this once; it signs in once the request is carried out",
+            },
+        },
+        required=("request",),
     ),
     "Entity": _ENTITY,
     "EntityPage": _object(
@@ -246,7 +278,9 @@ _ERRORS = {
     "nothing was changed",
 }
 _CREATES = {"createEntity", "enroll", "renew", "createUser"}
-_QUEUED = {"enroll", "renew", "revoke"}
+_QUEUED = {"enroll", "renew", "revoke", "updateUser"}
+# Operator changes that wait for approvals show their token at once.
+_QUEUED_WITH_TOKEN = {"createUser", "rotateToken"}
 _QUERY = {
     "name": ("substring of the end entity's name", _STRING),
     "status": ("status to filter by", _STRING),
@@ -307,8 +341,11 @@ def document(routes) -> dict:
         responses = {ok: {"description": "success", "content": {content_type: {"schema": schema}}}}
         if route.operation_id == "report":
             responses[ok]["content"]["text/csv"] = {"schema": _STRING}
-        if route.operation_id in _QUEUED:
-            queued = {"$ref": "#/components/schemas/Queued"}
+        if route.operation_id in _QUEUED | _QUEUED_WITH_TOKEN:
+            queued = {
+                "$ref": "#/components/schemas/"
+                + ("QueuedWithToken" if route.operation_id in _QUEUED_WITH_TOKEN else "Queued")
+            }
             responses["202"] = {
                 "description": "waiting for approvals (see /api/requests)",
                 "content": {"application/json": {"schema": queued}},

@@ -199,7 +199,8 @@ ROUTES = (
         "/api/users",
         "createUser",
         "user.manage",
-        "Add an operator; the token is shown once",
+        "Add an operator; the token is shown once (where operator changes need "
+        "approvals, it works once the request is carried out)",
         request="UserCreate",
         response="UserCreated",
     ),
@@ -208,9 +209,36 @@ ROUTES = (
         "/api/users/{name}",
         "updateUser",
         "user.manage",
-        "Enable or disable an operator",
+        "Enable or disable an operator, or change its role (enabling and role changes "
+        "wait for approvals where operator changes need them; never the last active "
+        "administrator's: 409)",
         request="UserUpdate",
         response="User",
+    ),
+    Route(
+        "DELETE",
+        "/api/users/{name}",
+        "deleteUser",
+        "user.manage",
+        "Delete an operator (never the last active administrator: 409)",
+        response="UserDeleted",
+    ),
+    Route(
+        "POST",
+        "/api/users/{name}/token",
+        "rotateToken",
+        "user.manage",
+        "A new API token for an operator (shown once; the old one stops working); "
+        "another's waits for approvals where operator changes need them",
+        response="UserToken",
+    ),
+    Route(
+        "POST",
+        "/api/whoami/token",
+        "rotateOwnToken",
+        "",
+        "A new API token for the signed-in operator (shown once; the old one stops working)",
+        response="UserToken",
     ),
     Route(
         "GET",

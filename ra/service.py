@@ -29,7 +29,7 @@ from ca.requests import CertificateRequest, format_san, load_csr, parse_csr
 from ca.service import CAService
 from common.clock import iso8601
 from ra import search
-from ra.approvals import ApprovalPolicy, ApprovalQueue, ApprovalRequest
+from ra.approvals import USER_KINDS, ApprovalPolicy, ApprovalQueue, ApprovalRequest
 from ra.entities import (
     STATUSES,
     EndEntity,
@@ -43,7 +43,7 @@ from ra.entities import (
 )
 from ra.roles import ForbiddenError
 from ra.search import CertificateQuery
-from ra.users import Users
+from ra.users import User, Users, new_token, token_hash
 from store.tables.ra import end_entities
 
 MIN_EXPORT_PASSPHRASE = 8
@@ -545,6 +545,9 @@ class RAService:
             return request
         p = request.payload
         try:
+            if request.kind in USER_KINDS:
+                self._carry_out_user_change(request)
+                return self.approvals.finish(request.id)
             if request.kind == "revoke":
                 record = self.revoke(
                     p["ca"],
@@ -569,6 +572,100 @@ class RAService:
         except CAError as exc:
             return self.approvals.finish(request.id, error=exc.message)
         return self.approvals.finish(request.id, ca=record.ca, serial=record.serial)
+
+    # -- operators ------------------------------------------------------------------
+
+    def create_user(
+        self,
+        name: str,
+        role: str,
+        *,
+        with_token: bool = True,
+        certificate: bytes | None = None,
+        actor: str,
+    ) -> "tuple[User | ApprovalRequest, str | None]":
+        """Add an operator, or, where approvals are configured for operators,
+        ask for it: the token is shown now either way and works once the
+        operator exists."""
+        needed = self.policy.for_operators()
+        if not needed:
+            return self.users.create(
+                name, role, with_token=with_token, certificate=certificate, actor=actor
+            )
+        with self.audit.failures(actor, "ra.user.create", str(name)):
+            fingerprint = self.users.check_new(
+                name, role, with_token=with_token, certificate=certificate
+            )
+            token = new_token() if with_token else None
+            payload = {
+                "name": name,
+                "role": role,
+                "certificate_sha256": fingerprint,
+                "token": token is not None,
+                "token_sha256": token_hash(token) if token else None,
+            }
+            return self._submit_user("user.create", payload, needed, actor), token
+
+    def set_user_status(self, name: str, status: str, *, actor: str) -> "User | ApprovalRequest":
+        """Disabling is at once; enabling waits for approvals where operator
+        changes need them."""
+        needed = self.policy.for_operators()
+        if status != "active" or not needed:
+            return self.users.set_status(name, status, actor=actor)
+        with self.audit.failures(actor, "ra.user.enable", str(name)):
+            if self.users.get(name).status == "active":
+                raise ConflictError(f"operator {name!r} is active already")
+            return self._submit_user("user.enable", {"name": name}, needed, actor)
+
+    def set_user_role(self, name: str, role: str, *, actor: str) -> "User | ApprovalRequest":
+        needed = self.policy.for_operators()
+        if not needed:
+            return self.users.set_role(name, role, actor=actor)
+        with self.audit.failures(actor, "ra.user.role", str(name)):
+            self.users.check_role_change(name, role)
+            previous = self.users.get(name).role
+            payload = {"name": name, "role": role, "previous_role": previous}
+            return self._submit_user("user.role", payload, needed, actor)
+
+    def rotate_user_token(
+        self, name: str, *, actor: str
+    ) -> "tuple[User | ApprovalRequest, str | None]":
+        """A new token for ``name``. One's own is changed at once; another
+        operator's, where operator changes need approvals, once approved
+        (whoever holds the new token could sign in as that operator)."""
+        needed = self.policy.for_operators()
+        own = actor == f"ra:{name}"
+        if own or not needed:
+            return self.users.rotate_token(name, actor=actor)
+        with self.audit.failures(actor, "ra.user.token", str(name)):
+            self.users.get(name)
+            token = new_token()
+            payload = {"name": name, "token_sha256": token_hash(token)}
+            return self._submit_user("user.token", payload, needed, actor), token
+
+    def delete_user(self, name: str, *, actor: str) -> None:
+        with self.audit.failures(actor, "ra.user.delete", str(name)):
+            self.users.delete(name, actor=actor)
+
+    def _submit_user(self, kind: str, payload: dict, needed: int, actor: str) -> ApprovalRequest:
+        return self.approvals.submit(kind, None, payload, needed, actor, self.policy.expiry_seconds)
+
+    def _carry_out_user_change(self, request: ApprovalRequest) -> None:
+        p, by = request.payload, request.requester
+        if request.kind == "user.create":
+            self.users.create(
+                p["name"],
+                p["role"],
+                actor=by,
+                token_digest=p.get("token_sha256"),
+                fingerprint=p.get("certificate_sha256"),
+            )
+        elif request.kind == "user.enable":
+            self.users.set_status(p["name"], "active", actor=by)
+        elif request.kind == "user.role":
+            self.users.set_role(p["name"], p["role"], actor=by)
+        elif request.kind == "user.token":
+            self.users.rotate_token(p["name"], actor=by, token_digest=p["token_sha256"])
 
     def reject(self, request_id: int, reason: str, *, actor: str) -> ApprovalRequest:
         return self.approvals.reject(request_id, actor, reason)

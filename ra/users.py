@@ -274,6 +274,16 @@ class Users:
             row = self._row(conn, name)
         return _user(row)
 
+    def check_role_change(self, name: str, role: str) -> None:
+        """Refuse a role change ``set_role`` would refuse now."""
+        check_role(role)
+        with self.store.read() as conn:
+            row = self._row(conn, name)
+            if row.role == role:
+                raise ConflictError(f"operator {name!r} is {role} already")
+            if role != ADMINISTRATOR:
+                self._keep_an_administrator(conn, row, "demoted")
+
     def set_role(self, name: str, role: str, *, actor: str = "system") -> User:
         check_role(role)
         with self.store.transaction() as conn:

@@ -574,3 +574,70 @@ def test_a_revoked_held_or_expired_client_certificate_signs_no_one_in(loop, make
         assert "revoked" in json.loads(refusals[0].detail)["message"]
     finally:
         loop.run(runner.cleanup())
+
+
+def test_operator_roles_tokens_and_deletion(ra):
+    created = ra.call("POST", "/api/users", {"name": "dora", "role": "auditor"})
+    assert created.status == 201 and created.body["created_at"].endswith("Z")
+    old = created.body["token"]
+    promoted = ra.call("PATCH", "/api/users/dora", {"role": "approver"})
+    assert (promoted.status, promoted.body["role"]) == (200, "approver")
+    assert ra.call("GET", "/api/whoami", token=old).body["role"] == "approver"
+    both = ra.call("PATCH", "/api/users/dora", {"role": "auditor", "status": "disabled"})
+    assert both.status == 400
+    bad = ra.call("PATCH", "/api/users/dora", {"role": "root"})
+    assert (bad.status, bad.body["error"]["code"]) == (400, "bad_input")
+
+    rotated = ra.call("POST", "/api/users/dora/token", {})
+    assert rotated.status == 200 and rotated.body["token"] not in (None, old)
+    assert ra.call("GET", "/api/whoami", token=old).status == 401
+    new = rotated.body["token"]
+    assert ra.call("GET", "/api/whoami", token=new).body["name"] == "dora"
+    own = ra.call("POST", "/api/whoami/token", {}, token=new)
+    assert own.status == 200 and own.body["name"] == "dora"
+    assert ra.call("GET", "/api/whoami", token=new).status == 401
+    assert ra.call("GET", "/api/whoami", token=own.body["token"]).status == 200
+
+    gone = ra.call("DELETE", "/api/users/dora")
+    assert gone.status == 200 and gone.body == {"name": "dora", "deleted": True}
+    assert ra.call("GET", "/api/whoami", token=own.body["token"]).status == 401
+    assert ra.call("DELETE", "/api/users/dora").status == 404
+    assert ra.call("DELETE", "/api/users/dora", role="ra-officer").status == 403
+    actions = [
+        (r["actor"], r["action"], r["target"])
+        for r in ra.call("GET", "/api/audit", role="auditor").body["items"]
+        if r["action"].startswith("ra.user") and r["result"] == "ok"
+    ]
+    admin = "ra:administrator-user"
+    assert actions[-5:] == [
+        (admin, "ra.user.create", "dora"),
+        (admin, "ra.user.role", "dora"),
+        (admin, "ra.user.token", "dora"),
+        ("ra:dora", "ra.user.token", "dora"),
+        (admin, "ra.user.delete", "dora"),
+    ]
+
+
+def test_the_last_active_administrator_stays(ra):
+    me = "/api/users/administrator-user"
+    for method, body, words in (
+        ("PATCH", {"status": "disabled"}, "cannot be disabled"),
+        ("PATCH", {"role": "auditor"}, "cannot be demoted"),
+        ("DELETE", None, "cannot be deleted"),
+    ):
+        refused = ra.call(method, me, body)
+        assert (refused.status, refused.body["error"]["code"]) == (409, "conflict")
+        assert "last active administrator" in refused.body["error"]["message"]
+        assert words in refused.body["error"]["message"]
+    assert ra.call("GET", "/api/whoami").body == {
+        **ra.call("GET", "/api/whoami").body,
+        "role": "administrator",
+        "status": "active",
+    }
+    second = ra.call("POST", "/api/users", {"name": "eve", "role": "administrator"}).body
+    assert ra.call("PATCH", "/api/users/eve", {"status": "disabled"}).status == 200
+    # A disabled administrator does not count: the first is still the last.
+    assert ra.call("DELETE", me).status == 409
+    assert ra.call("PATCH", "/api/users/eve", {"status": "active"}).status == 200
+    assert ra.call("PATCH", me, {"role": "auditor"}).status == 200
+    assert ra.call("DELETE", "/api/users/eve", token=second["token"]).status == 409

@@ -316,3 +316,83 @@ def test_a_result_serial_is_written_as_certificates_write_it():
         result_serial=0xABC,
     )
     assert request.summary()["result"] == {"ca": "issuing", "serial": "0abc"}
+
+
+def test_operator_changes_wait_for_the_same_approvals(ra):
+    """With a rule wanting two approvers, an administrator cannot make the
+    accounts that meet it: new operators, enabling, role changes and
+    another's token wait for two approvers other than the requester."""
+    created = ra.call("POST", "/api/users", {"name": "sock-1", "role": "approver"})
+    assert created.status == 202, created.body
+    request = created.body["request"]
+    assert (request["kind"], request["required"], request["status"]) == (
+        "user.create",
+        2,
+        "pending",
+    )
+    assert request["what"] == {
+        "name": "sock-1",
+        "role": "approver",
+        "certificate_sha256": None,
+        "token": True,
+    }
+    token = created.body["token"]
+    assert token.startswith("rra_") and token[4:] not in created.raw.decode().replace(token, "")
+    assert ra.call("GET", "/api/whoami", token=token).status == 401  # not yet
+    own = ra.call("POST", f"/api/requests/{request['id']}/approve", {}, role="administrator")
+    assert own.status == 403
+    assert _approve(ra, request["id"], "approver").body["status"] == "pending"
+    done = _approve(ra, request["id"], "approver-2")
+    assert done.body["status"] == "done", done.body
+    assert ra.call("GET", "/api/whoami", token=token).body["name"] == "sock-1"
+
+    promote = ra.call("PATCH", "/api/users/auditor-user", {"role": "approver"})
+    assert promote.status == 202 and promote.body["request"]["kind"] == "user.role"
+    assert ra.call("GET", "/api/whoami", role="auditor").body["role"] == "auditor"
+    mine = ra.call(
+        "POST", f"/api/requests/{promote.body['request']['id']}/approve", {}, role="auditor"
+    )
+    assert mine.status == 403  # the auditor may not approve at all
+    disabled = ra.call("PATCH", "/api/users/approver-2", {"status": "disabled"})
+    assert disabled.status == 200 and disabled.body["status"] == "disabled"  # less power: at once
+    enable = ra.call("PATCH", "/api/users/approver-2", {"status": "enabled"})
+    assert enable.status == 400
+    enable = ra.call("PATCH", "/api/users/approver-2", {"status": "active"})
+    assert enable.status == 202 and enable.body["request"]["kind"] == "user.enable"
+    assert ra.call("GET", "/api/whoami", token=ra.tokens["approver-2"]).status == 401
+
+    rotate = ra.call("POST", "/api/users/approver-user/token", {})
+    assert rotate.status == 202 and rotate.body["request"]["kind"] == "user.token"
+    stolen = rotate.body["token"]
+    assert ra.call("GET", "/api/whoami", token=stolen).status == 401
+    assert ra.call("GET", "/api/whoami", role="approver").status == 200
+    # The operator a change is about cannot approve it.
+    self_approval = _approve(ra, rotate.body["request"]["id"], "approver")
+    assert self_approval.status == 403 and "own account" in self_approval.body["error"]["message"]
+    own_token = ra.call("POST", "/api/whoami/token", {}, role="approver")
+    assert own_token.status == 200 and own_token.body["token"].startswith("rra_")
+
+    # Refused at once where the change could not be carried out.
+    taken = ra.call("POST", "/api/users", {"name": "sock-1", "role": "auditor"})
+    assert (taken.status, taken.body["error"]["code"]) == (409, "conflict")
+    same = ra.call("PATCH", "/api/users/sock-1", {"role": "approver"})
+    assert (same.status, same.body["error"]["code"]) == (409, "conflict")
+
+    approvals = [
+        (r["actor"], r["target"], r["detail"]["approvals"])
+        for r in ra.call("GET", "/api/audit?limit=1000", role="auditor").body["items"]
+        if r["action"] == "ra.request.approve"
+    ]
+    assert approvals == [
+        ("ra:approver-user", f"request/{request['id']}", 1),
+        ("ra:approver-2", f"request/{request['id']}", 2),
+    ]
+    created_by = [
+        (r["actor"], r["result"])
+        for r in ra.call("GET", "/api/audit?limit=1000", role="auditor").body["items"]
+        if r["action"] == "ra.user.create" and r["target"] == "sock-1"
+    ]
+    # Carried out as its requester once approved; the second attempt refused.
+    assert created_by[0] == ("ra:administrator-user", "ok")
+    assert created_by[1][0] == "ra:administrator-user" and created_by[1][1] != "ok"
+    assert len(created_by) == 2
