@@ -272,6 +272,8 @@ class ApprovalQueue:
                 f"request/{request_id}",
                 approvals=count,
                 required=row.required,
+                kind=row.kind,
+                what=shown(json.loads(row.payload)),
             )
             return self._load(conn, request_id), claimed
 

@@ -312,6 +312,41 @@ def test_approvals_from_the_command_line(cli_pki):
     assert audit.returncode == 0, audit.stderr
 
 
+def test_operators_from_the_command_line_without_approvals(cli_pki):
+    """Role changes, tokens and deletion as a named operator; the last
+    active administrator stays; an approver may manage no one."""
+    tmp = cli_pki
+    boot = run(
+        tmp, "ra", "user", "bootstrap", "--operator", "admin=administrator", "--token-dir", "t"
+    )
+    assert boot.returncode == 0, boot.stderr
+    assert run(tmp, "ra", "user", "add", "--name", "bob", "--role", "approver").returncode == 0
+    as_admin = ("ra", "--operator-token-file", "t/admin.token", "user")
+    role = run(tmp, *as_admin, "role", "bob", "auditor")
+    assert role.returncode == 0 and json.loads(role.stdout)["role"] == "auditor"
+    last = run(tmp, *as_admin, "disable", "admin")
+    assert last.returncode == 7 and b"last active administrator" in last.stderr
+    assert run(tmp, *as_admin, "role", "admin", "approver").returncode == 7
+    old = (tmp / "t" / "admin.token").read_text()
+    rotated = run(tmp, *as_admin, "token", "--token-out", "t/admin.token")
+    assert rotated.returncode == 0, rotated.stderr
+    assert (tmp / "t" / "admin.token").read_text() != old
+    (tmp / "old.token").write_text(old)
+    (tmp / "old.token").chmod(0o600)
+    stale = run(tmp, "ra", "--operator-token-file", "old.token", "user", "delete", "bob")
+    assert stale.returncode == 10
+    loose = tmp / "t" / "admin.token"
+    loose.chmod(0o644)
+    assert run(tmp, *as_admin, "delete", "bob").returncode == 5  # a token file others may read
+    loose.chmod(0o600)
+    assert run(tmp, *as_admin, "delete", "bob").returncode == 0
+    names = [u["name"] for u in json.loads(run(tmp, "ra", "user", "list").stdout)]
+    assert names == ["admin"]
+    audit = run(tmp, "audit", "list").stdout.decode()
+    deletion = [line for line in audit.splitlines() if "ra.user.delete" in line]
+    assert deletion and "ra:admin" in deletion[-1], audit
+
+
 def test_search_and_reports_from_the_command_line(cli_pki):
     tmp = cli_pki
     _entity(tmp)

@@ -379,14 +379,20 @@ def test_operator_changes_wait_for_the_same_approvals(ra):
     assert (same.status, same.body["error"]["code"]) == (409, "conflict")
 
     approvals = [
-        (r["actor"], r["target"], r["detail"]["approvals"])
+        (r["actor"], r["target"], r["detail"]["approvals"], r["detail"]["kind"])
         for r in ra.call("GET", "/api/audit?limit=1000", role="auditor").body["items"]
         if r["action"] == "ra.request.approve"
     ]
     assert approvals == [
-        ("ra:approver-user", f"request/{request['id']}", 1),
-        ("ra:approver-2", f"request/{request['id']}", 2),
+        ("ra:approver-user", f"request/{request['id']}", 1, "user.create"),
+        ("ra:approver-2", f"request/{request['id']}", 2, "user.create"),
     ]
+    approved = [
+        r["detail"]["what"]
+        for r in ra.call("GET", "/api/audit?limit=1000", role="auditor").body["items"]
+        if r["action"] == "ra.request.approve"
+    ]
+    assert approved[0]["name"] == "sock-1" and "token_sha256" not in approved[0]
     created_by = [
         (r["actor"], r["result"])
         for r in ra.call("GET", "/api/audit?limit=1000", role="auditor").body["items"]
