@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import insert, select, update
 
 from ca.errors import BadInputError, PolicyError
 from ca.keys import key_spec_of
-from ca.records import serial_to_db, to_epoch
+from ca.records import names_sha256, serial_to_db, spki_sha256, to_epoch
 from ca.requests import format_san
 from store.tables.ca import cas, certificates
 
@@ -60,6 +61,13 @@ def _issued_by(leaf: x509.Certificate, issuer: x509.Certificate) -> bool:
         return True
     except Exception:  # InvalidSignature, unsupported key types: not this issuer
         return False
+
+
+def _spki_or_none(cert: x509.Certificate) -> str | None:
+    try:
+        return spki_sha256(cert)
+    except (ValueError, UnsupportedAlgorithm):  # a key type cryptography cannot read
+        return None
 
 
 def external_issuer_name(cert: x509.Certificate) -> str:
@@ -181,6 +189,8 @@ class Inventory:
                         der=der,
                         issued_at=to_epoch(leaf.not_valid_before_utc),
                         end_entity_id=end_entity_id,
+                        spki_sha256=_spki_or_none(leaf),
+                        names_sha256=names_sha256(leaf.subject.rfc4514_string(), sans),
                     )
                 )
                 result.imported += 1

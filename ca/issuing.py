@@ -25,8 +25,10 @@ from ca.records import (
     CARecord,
     CertificateRecord,
     certificate_from_row,
+    names_sha256,
     serial_hex,
     serial_to_db,
+    spki_sha256,
     to_epoch,
 )
 from ca.requests import CertificateRequest, format_san
@@ -160,6 +162,8 @@ class IssuingPath:
                     issued_at=to_epoch(context.clock()),
                     crl_shard=profile.shard_of(serial),
                     end_entity_id=end_entity_id,
+                    spki_sha256=spki_sha256(cert),
+                    names_sha256=names_sha256(cert.subject.rfc4514_string(), sans),
                 )
             )
             if on_insert is not None:

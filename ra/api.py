@@ -34,8 +34,8 @@ from ra.approvals import ApprovalRequest
 from ra.export import export_zip
 from ra.params import days_field, id_param, id_text, int_param, text_field, time_param
 from ra.roles import ADMINISTRATOR, AuthenticationError, authorize
-from ra.routes import ROUTES, SEARCH_FIELDS, Route
-from ra.search import CertificateQuery, to_csv
+from ra.routes import EXPORT_FIELDS, ROUTES, SEARCH_FIELDS, Route
+from ra.search import CertificateQuery, certificate_summary, report_csv
 from ra.service import RAService
 from ra.users import User
 from store.tables.audit import audit_log
@@ -298,7 +298,8 @@ class RAApi:
 
     async def entity_certificates(self, request):
         records = await self._call(self.service.entity_certificates, request.match_info["name"])
-        return web.json_response({"items": [r.summary() for r in records]})
+        now = self.service.now()
+        return web.json_response({"items": [certificate_summary(r, now) for r in records]})
 
     async def enroll(self, request):
         body = await self._body(request)
@@ -337,27 +338,33 @@ class RAApi:
             after=id_param(q, "after"),
             limit=self._limit(request, 100),
         )
-        found = await self._call(self.service.search, query)
+        found = await self._call(self.service.search_summaries, query)
         return web.json_response(
             {
-                "items": [record.summary() for _, record in found],
+                "items": [summary for _, summary in found],
                 "next_after": str(found[-1][0]) if found else None,
             }
         )
 
     async def report(self, request):
-        weeks = int_param(request.query, "weeks", 12)
+        name = request.match_info["report"]
+        unknown = set(request.query) - {"days", "format"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        days = int_param(request.query, "days", 30)
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "csv"):
             raise BadInputError("format must be json or csv")
-        rows = await self._call(self.service.report, request.match_info["report"], weeks=weeks)
+        rows = await self._call(self.service.report, name, days=days)
         if fmt == "csv":
-            return web.Response(text=to_csv(rows), content_type="text/csv", charset="utf-8")
+            return web.Response(
+                text=report_csv(name, rows), content_type="text/csv", charset="utf-8"
+            )
         return web.json_response({"items": rows})
 
     async def export(self, request):
         q = request.query
-        unknown = set(q) - {"issuer", "issued_after", "issued_before"}
+        unknown = set(q) - set(EXPORT_FIELDS)
         if unknown:
             raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
 
@@ -367,9 +374,13 @@ class RAApi:
                 export_zip(
                     self.service.store,
                     handle,
+                    now=self.service.now(),
                     ca=q.get("issuer"),
+                    status=q.get("status"),
                     issued_after=time_param(q, "issued_after"),
                     issued_before=time_param(q, "issued_before"),
+                    expires_after=time_param(q, "expires_after"),
+                    expires_before=time_param(q, "expires_before"),
                 )
             except BaseException:
                 handle.close()

@@ -3,6 +3,7 @@
 
 import re
 
+from ca.catalog import STATUSES as CERT_STATUSES
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
 from ra.approvals import KINDS
@@ -57,6 +58,78 @@ _CERTIFICATE = _object(
         "fingerprint_sha256": _STRING,
     },
     additional=True,
+)
+_ISO_TIME = {
+    "type": "string",
+    "format": "date-time",
+    "example": "2026-12-03T18:00:00Z",
+    "description": "UTC, to the second",
+}
+_FOUND = _object(
+    {
+        **_CERTIFICATE["properties"],
+        "not_before": _ISO_TIME,
+        "not_after": _ISO_TIME,
+        "status": {
+            "type": "string",
+            "enum": list(CERT_STATUSES),
+            "description": "at the time of the request: a good certificate is active until "
+            "its notAfter, then expired; revoked and hold stay after expiry",
+        },
+        "revoked_at": {**_ISO_TIME, "nullable": True},
+        "invalidity_date": {**_ISO_TIME, "nullable": True},
+    },
+    additional=True,
+)
+_SANS = {**_STRINGS, "description": "type:value"}
+_EXPIRING = _object(
+    {
+        "subject": _STRING,
+        "sans": _SANS,
+        "issuer": {"type": "string", "description": "the issuing CA's name"},
+        "serial": {"type": "string", "description": "hexadecimal"},
+        "not_after": _ISO_TIME,
+        "days_left": {"type": "integer", "description": "whole days from now to notAfter"},
+        "entity": {"type": "string", "nullable": True},
+        "owner": {"type": "string", "nullable": True, "description": "the entity's contact"},
+    }
+)
+_COUNT = _object(
+    {
+        "ca": _STRING,
+        "profile": _STRING,
+        "status": {"type": "string", "enum": list(CERT_STATUSES)},
+        "count": {"type": "integer"},
+    }
+)
+_DUPLICATE = _object(
+    {
+        "kind": {
+            "type": "string",
+            "enum": ["key", "names"],
+            "description": "key: one public key in several valid certificates; names: "
+            "several valid certificates for one subject and name set",
+        },
+        "shared": {
+            "type": "string",
+            "description": "key: the SHA-256 of the SubjectPublicKeyInfo (hex); names: the "
+            "subject and its sorted SANs",
+        },
+        "certificates": {
+            "type": "array",
+            "items": _object(
+                {
+                    "ca": _STRING,
+                    "serial": _STRING,
+                    "subject": _STRING,
+                    "sans": _SANS,
+                    "not_after": _ISO_TIME,
+                    "profile": _STRING,
+                    "entity": {"type": "string", "nullable": True},
+                }
+            ),
+        },
+    }
 )
 _USER = _object(
     {
@@ -219,13 +292,26 @@ SCHEMAS = {
     ),
     "PemChain": _STRING,
     "Zip": {"type": "string", "format": "binary"},
+    "FoundCertificate": _FOUND,
+    "FoundCertificateList": _object(
+        {"items": {"type": "array", "items": {"$ref": "#/components/schemas/FoundCertificate"}}}
+    ),
     "CertificatePage": _object(
         {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Certificate"}},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/FoundCertificate"}},
             "next_after": {"type": "string", "nullable": True},
         }
     ),
-    "Report": _object({"items": {"type": "array", "items": {"type": "object"}}}),
+    "Report": _object(
+        {
+            "items": {
+                "type": "array",
+                "description": "counts: Count rows; expiring: Expiring rows, soonest first; "
+                "duplicates: Duplicate groups",
+                "items": {"oneOf": [_COUNT, _EXPIRING, _DUPLICATE]},
+            }
+        }
+    ),
     "Request": _REQUEST,
     "RequestPage": _object(
         {
@@ -283,7 +369,10 @@ _QUEUED = {"enroll", "renew", "revoke", "updateUser"}
 _QUEUED_WITH_TOKEN = {"createUser", "rotateToken"}
 _QUERY = {
     "name": ("substring of the end entity's name", _STRING),
-    "status": ("status to filter by", _STRING),
+    "status": (
+        "status to filter by; certificates: active, expired, revoked or hold, as of now",
+        _STRING,
+    ),
     "email": ("contact email, exact and case-blind", _STRING),
     "ca": ("issuing CA's name", _STRING),
     "attribute": ("key=value; repeat to require several", _STRING),
@@ -297,7 +386,10 @@ _QUERY = {
     "issued_before": ("ISO 8601 time or epoch seconds", _STRING),
     "expires_after": ("ISO 8601 time or epoch seconds", _STRING),
     "expires_before": ("ISO 8601 time or epoch seconds", _STRING),
-    "weeks": ("expiring report: weeks ahead (1-520)", {"type": "integer", "minimum": 1}),
+    "days": (
+        "expiring report: the window, days from now (1-3650; default 30)",
+        {"type": "integer", "minimum": 1, "maximum": 3650},
+    ),
     "format": ("json or csv", {"type": "string", "enum": ["json", "csv"]}),
     "after": ("the next_after of the previous page", _STRING),
     "limit": ("page size, 1 to 1000", {"type": "integer", "minimum": 1, "maximum": 1000}),

@@ -18,6 +18,14 @@ SEARCH_FIELDS = (
     "expires_after",
     "expires_before",
 )
+EXPORT_FIELDS = (
+    "issuer",
+    "status",
+    "issued_after",
+    "issued_before",
+    "expires_after",
+    "expires_before",
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,8 @@ ROUTES = (
         "/api/entities/{name}/certificates",
         "entityCertificates",
         "certificate.read",
-        "Certificates issued to an end entity",
-        response="CertificateList",
+        "Certificates issued to an end entity (status as of now)",
+        response="FoundCertificateList",
     ),
     Route(
         "POST",
@@ -93,7 +101,8 @@ ROUTES = (
         "/api/certificates",
         "searchCertificates",
         "certificate.read",
-        "Search certificates (filters combine); a page at a time in id order",
+        "Search certificates (filters combine; status as of now: active, expired, revoked, "
+        "hold); a page at a time in id order",
         response="CertificatePage",
         query=(*SEARCH_FIELDS, "after", "limit"),
     ),
@@ -102,19 +111,21 @@ ROUTES = (
         "/api/export",
         "export",
         "certificate.read",
-        "Issued certificates as a zip: CA/status/SERIAL.pem and manifest.csv",
+        "Issued certificates as a zip: CA/status/SERIAL.pem (status at the time of the "
+        "export: active, expired, revoked, hold) and manifest.csv; filters combine",
         response="Zip",
-        query=("issuer", "issued_after", "issued_before"),
+        query=EXPORT_FIELDS,
     ),
     Route(
         "GET",
         "/api/reports/{report}",
         "report",
         "report.read",
-        "counts (by CA, profile, status), expiring (per week), duplicates "
-        "(end entities with more than one valid certificate of a profile); JSON or CSV",
+        "counts (by CA, profile and status now), expiring (the certificates expiring in the "
+        "next N days, with owner and days left), duplicates (groups of valid certificates "
+        "sharing a key, or a subject and name set); JSON or CSV",
         response="Report",
-        query=("weeks", "format"),
+        query=("days", "format"),
     ),
     Route(
         "GET",

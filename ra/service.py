@@ -520,17 +520,29 @@ class RAService:
 
     # -- search and reports ------------------------------------------------------------
 
+    def now(self) -> int:
+        """The CA's clock, in epoch seconds: what search, reports and export
+        judge status and expiry by."""
+        return self._now()
+
     def search(self, query: CertificateQuery) -> list[tuple[int, CertificateRecord]]:
         with self.store.read() as conn:
-            return search.search(conn, query)
+            return search.search(conn, query, self._now())
 
-    def report(self, name: str, *, weeks: int = 12) -> list[dict]:
+    def search_summaries(self, query: CertificateQuery) -> list[tuple[int, dict]]:
+        """As ``search``, each certificate as printed (status at this moment)."""
+        now = self._now()
+        with self.store.read() as conn:
+            found = search.search(conn, query, now)
+        return [(i, search.certificate_summary(record, now)) for i, record in found]
+
+    def report(self, name: str, *, days: int = 30) -> list[dict]:
         now = self._now()
         with self.store.read() as conn:
             if name == "counts":
-                return search.counts(conn)
+                return search.counts(conn, now)
             if name == "expiring":
-                return search.expiring(conn, now, weeks)
+                return search.expiring(conn, now, days)
             if name == "duplicates":
                 return search.duplicates(conn, now)
         raise NotFoundError(f"no report {name!r}; reports: {', '.join(REPORTS)}")

@@ -21,7 +21,11 @@ from revoca.cli_util import actor, config_of, echo_json, handle_errors, parse_ti
 @click.option("--issuer", help="Issuing CA.")
 @click.option("--entity", help="End entity.")
 @click.option("--profile")
-@click.option("--status", type=click.Choice(["good", "revoked", "hold"]))
+@click.option(
+    "--status",
+    type=click.Choice(["active", "expired", "revoked", "hold"]),
+    help="As of now (a revoked certificate stays revoked after it expires).",
+)
 @click.option("--issued-after", help="ISO 8601 time.")
 @click.option("--issued-before", help="ISO 8601 time.")
 @click.option("--expires-after", help="ISO 8601 time.")
@@ -57,7 +61,7 @@ def search_command(
         parsed = parse_time(value, what)
         return None if parsed is None else int(parsed.timestamp())
 
-    found = _ra(ctx).search(
+    found = _ra(ctx).search_summaries(
         CertificateQuery(
             text=text,
             hostname=hostname,
@@ -74,7 +78,7 @@ def search_command(
             limit=limit,
         )
     )
-    rows = [{"id": i, **record.summary()} for i, record in found]
+    rows = [{"id": i, **summary} for i, summary in found]
     if as_csv:
         for row in rows:
             row["sans"] = " ".join(row["sans"])
@@ -85,18 +89,22 @@ def search_command(
 
 @ra.command("report")
 @click.argument("name", type=click.Choice(["counts", "expiring", "duplicates"]))
-@click.option("--weeks", default=12, show_default=True, type=int, help="For expiring.")
+@click.option(
+    "--days", default=30, show_default=True, type=int, help="For expiring: the window from now."
+)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
 @click.pass_context
 @handle_errors
-def report_command(ctx, name, weeks, as_csv):
-    """counts (by CA, profile, status), expiring (per week), duplicates
-    (end entities with more than one valid certificate of a profile)."""
-    from ra.search import to_csv
+def report_command(ctx, name, days, as_csv):
+    """counts (by CA, profile and status now: active, expired, revoked,
+    hold), expiring (the certificates expiring in the next --days days, with
+    their owners and days left), duplicates (groups of valid certificates
+    sharing a public key, or a subject and name set)."""
+    from ra.search import report_csv
 
-    rows = _ra(ctx).report(name, weeks=weeks)
+    rows = _ra(ctx).report(name, days=days)
     if as_csv:
-        click.echo(to_csv(rows), nl=False)
+        click.echo(report_csv(name, rows), nl=False)
     else:
         echo_json(rows)
 
@@ -107,20 +115,39 @@ def report_command(ctx, name, weeks, as_csv):
 @ra.command("export")
 @click.option("--out", required=True, help="The zip to write.")
 @click.option("--ca", "ca_name", help="Only this CA (default: all).")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "expired", "revoked", "hold"]),
+    help="Only certificates in this status now.",
+)
 @click.option("--issued-after", help="ISO 8601 time.")
 @click.option("--issued-before", help="ISO 8601 time.")
+@click.option("--expires-after", help="ISO 8601 time: notAfter at or after it.")
+@click.option("--expires-before", help="ISO 8601 time: notAfter before it.")
 @click.pass_context
 @handle_errors
-def export_command(ctx, out, ca_name, issued_after, issued_before):
-    """Issued certificates as a zip: CA/status/SERIAL.pem and manifest.csv."""
+def export_command(
+    ctx, out, ca_name, status, issued_after, issued_before, expires_after, expires_before
+):
+    """Issued certificates as a zip: CA/STATUS/SERIAL.pem (the status now:
+    active, expired, revoked, hold) and manifest.csv; filters combine."""
     import os
     import sys
 
     from ra.export import export_zip
 
-    after = parse_time(issued_after, "--issued-after")
-    before = parse_time(issued_before, "--issued-before")
-    store = _ra(ctx).store
+    def epoch(value, what):
+        parsed = parse_time(value, what)
+        return None if parsed is None else int(parsed.timestamp())
+
+    window = {
+        "issued_after": epoch(issued_after, "--issued-after"),
+        "issued_before": epoch(issued_before, "--issued-before"),
+        "expires_after": epoch(expires_after, "--expires-after"),
+        "expires_before": epoch(expires_before, "--expires-before"),
+    }
+    service = _ra(ctx)
+    store = service.store
     done = [0]
 
     def progress(n: int) -> None:
@@ -134,9 +161,10 @@ def export_command(ctx, out, ca_name, issued_after, issued_before):
             count = export_zip(
                 store,
                 handle,
+                now=service.now(),
                 ca=ca_name,
-                issued_after=None if after is None else int(after.timestamp()),
-                issued_before=None if before is None else int(before.timestamp()),
+                status=status,
+                **window,
                 progress=progress,
             )
         os.replace(partial, out)  # a reader never sees half an archive

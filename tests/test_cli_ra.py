@@ -361,10 +361,22 @@ def test_search_and_reports_from_the_command_line(cli_pki):
     assert [c["serial"] for c in page] == [found[1]["serial"]]
     text = run(tmp, "ra", "search", "--entity", "web", "--csv").stdout.decode()
     assert text.splitlines()[0].startswith("id,ca,serial") and len(text.splitlines()) == 3
+    # One CSR twice: one key and one name set in two valid certificates.
     dup = json.loads(run(tmp, "ra", "report", "duplicates").stdout)
-    assert dup == [{"entity": "web", "profile": "tls-server", "valid_certificates": 2}]
+    assert [(g["kind"], [c["entity"] for c in g["certificates"]]) for g in dup] == [
+        ("key", ["web", "web"]),
+        ("names", ["web", "web"]),
+    ]
     counts = run(tmp, "ra", "report", "counts", "--csv").stdout.decode().splitlines()
-    assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,good,2" in counts
+    assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,active,2" in counts
+    soon = run(tmp, "ra", "report", "expiring", "--days", "100", "--csv").stdout.decode()
+    lines = soon.splitlines()
+    assert lines[0] == "subject,sans,issuer,serial,not_after,days_left,entity,owner"
+    assert len(lines) == 3 and ",issuing," in lines[1] and lines[1].endswith(",web,ops@example.com")
+    assert json.loads(run(tmp, "ra", "report", "expiring", "--days", "1").stdout) == []
+    active = json.loads(run(tmp, "ra", "search", "--status", "active", "--entity", "web").stdout)
+    assert [c["status"] for c in active] == ["active", "active"]
+    assert active[0]["not_after"].endswith("Z")
     bad = run(tmp, "ra", "search", "--text", "ab")
     assert bad.returncode == 5 and b"at least 3" in bad.stderr
 
