@@ -93,6 +93,8 @@ class RAApi:
             "getChain": self.get_chain,
             "renew": self.renew,
             "revoke": self.revoke,
+            "releaseHold": self.release_hold,
+            "importInventory": self.import_inventory,
             "listRequests": self.list_requests,
             "getRequest": self.get_request,
             "approveRequest": self.approve_request,
@@ -452,6 +454,47 @@ class RAApi:
         if isinstance(record, ApprovalRequest):
             return web.json_response({"request": record.summary()}, status=202)
         return web.json_response(record.summary())
+
+    async def release_hold(self, request):
+        record = await self._call(
+            self.service.release_hold,
+            request.match_info["ca"],
+            self._serial(request),
+            actor=self._actor(request),
+        )
+        return web.json_response(record.summary())
+
+    async def import_inventory(self, request):
+        body = await self._body(request)
+        unknown = set(body) - {"files", "pem", "entity"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        files = []
+        if body.get("pem") is not None:
+            files.append(("pem", text_field(body, "pem")))
+        uploads = body.get("files", [])
+        if not isinstance(uploads, list):
+            raise BadInputError("files must be a list of {name, content} objects")
+        for i, item in enumerate(uploads):
+            if not isinstance(item, dict) or set(item) != {"name", "content"}:
+                raise BadInputError(f"files[{i}] must be an object with name and content")
+            name, content = item["name"], item["content"]
+            if not isinstance(name, str) or not name or not isinstance(content, str):
+                raise BadInputError(f"files[{i}]: name and content (base64) must be strings")
+            try:
+                data = base64.b64decode(content, validate=True)
+            except ValueError:
+                raise BadInputError(f"files[{i}] ({name}): content is not base64") from None
+            files.append((name, data))
+        if not files:
+            raise BadInputError("nothing to import: give pem (PEM text) or files")
+        entity = body.get("entity")
+        if entity is not None and not isinstance(entity, str):
+            raise BadInputError("entity must be the name of an end entity")
+        result = await self._call(
+            self.service.import_uploads, files, entity=entity, actor=self._actor(request)
+        )
+        return web.json_response(result.summary())
 
     # approvals
 

@@ -272,6 +272,36 @@ SCHEMAS = {
         required=("reason",),
     ),
     "Certificate": _CERTIFICATE,
+    "InventoryImport": _object(
+        {
+            "pem": {"type": "string", "description": "PEM text: any number of certificates"},
+            "files": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "name": {"type": "string", "description": "named in messages"},
+                        "content": {
+                            "type": "string",
+                            "format": "byte",
+                            "description": "base64 of a PEM, DER or zip file",
+                        },
+                    },
+                    required=("name", "content"),
+                ),
+            },
+            "entity": {
+                "type": "string",
+                "description": "tie the certificates to this end entity (its expiry notices)",
+            },
+        }
+    ),
+    "InventoryResult": _object(
+        {
+            "imported": {"type": "integer"},
+            "already_present": {"type": "integer"},
+            "issuers_added": _STRINGS,
+        }
+    ),
     "CertificateWithPem": {
         "allOf": [
             {"$ref": "#/components/schemas/Certificate"},

@@ -25,6 +25,7 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "certificate.enroll": _OFFICERS,
     "certificate.renew": _OFFICERS,
     "certificate.revoke": _OFFICERS,
+    "inventory.import": _OFFICERS,
     "request.read": _READERS,
     "report.read": _READERS,
     "request.approve": frozenset({ADMINISTRATOR, APPROVER}),

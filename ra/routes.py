@@ -162,6 +162,24 @@ ROUTES = (
         response="Certificate",
     ),
     Route(
+        "POST",
+        "/api/certificates/{ca}/{serial}/release-hold",
+        "releaseHold",
+        "certificate.revoke",
+        "Take a certificate off hold (certificateHold): good again",
+        response="Certificate",
+    ),
+    Route(
+        "POST",
+        "/api/inventory",
+        "importInventory",
+        "inventory.import",
+        "Import certificates issued by other PKIs (PEM, DER or zip files) into the "
+        "inventory; issuers verified, all or nothing",
+        request="InventoryImport",
+        response="InventoryResult",
+    ),
+    Route(
         "GET",
         "/api/requests",
         "listRequests",

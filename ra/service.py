@@ -518,6 +518,23 @@ class RAService:
                 )
         return self.ca.revoke(ca_name, serial, value, actor=actor)
 
+    def release_hold(
+        self, ca_name: str, serial: int, *, actor: str = "system"
+    ) -> CertificateRecord:
+        """Take a certificate off hold (the CA audits it, as ca.release_hold)."""
+        return self.ca.release_hold(ca_name, serial, actor=actor)
+
+    def import_uploads(
+        self, files: list[tuple[str, bytes]], *, entity: str | None = None, actor: str = "system"
+    ):
+        """Record uploaded certificates of other PKIs in the inventory
+        (ra/inventory.py); a refusal is audited too."""
+        from ra.inventory import import_uploads
+
+        target = ",".join(name for name, _ in files)[:500] or "inventory"
+        with self.audit.failures(actor, "ra.inventory.import", target):
+            return import_uploads(self.ca, files, entity=entity, actor=actor)
+
     # -- search and reports ------------------------------------------------------------
 
     def now(self) -> int:

@@ -13,7 +13,6 @@ from ra.export import export_zip
 from tests.conftest import FIXED_NOW, make_csr
 from tests.ra_fixtures import OFFICER_ENTITY, start_ra
 
-
 NOW = int(FIXED_NOW.timestamp())
 DAY = 86400
 
