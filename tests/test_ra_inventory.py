@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.errors import BadInputError, PolicyError
+from ca.records import serial_hex
 from ra import notify
 from ra.inventory import import_certificates
 from ra.search import CertificateQuery
@@ -304,3 +305,23 @@ def test_release_hold_over_the_rest_api(api):
     assert "not on hold" in again.body["error"]["message"]
     missing = api.call("POST", "/api/certificates/clients/abcd/release-hold", role="ra-officer")
     assert missing.status == 404
+
+
+def test_duplicates_span_the_inventory_and_the_cas_held_here(service, other_pki, tmp_path):
+    """One key (and one name set) in a certificate issued here and in one
+    imported from another PKI: both groups name both."""
+    ca, _leaves = other_pki
+    ca_key = new_key()
+    other_ca = _cert("Twin Corp CA", ca_key, ca.subject, ca_key, ca=True, days=3650)
+    key = new_key()
+    ours = service.ca.issue(
+        "issuing", make_csr("www.example.com", ("dns:www.example.com",), key=key), "tls-server"
+    )
+    theirs = _cert("www.example.com", key, other_ca.subject, ca_key, sans=["WWW.example.com"])
+    (tmp_path / "twin.pem").write_bytes(_pem(theirs, other_ca))
+    external = import_certificates(service.ca, [tmp_path / "twin.pem"]).issuers_added[0]
+    groups = service.report("duplicates")
+    members = [(g["kind"], [(c["ca"], c["serial"]) for c in g["certificates"]]) for g in groups]
+    pair = [("issuing", serial_hex(ours.serial)), (external, serial_hex(theirs.serial_number))]
+    assert members == [("key", pair), ("names", pair)]  # DNS names compare case-blind
+    assert groups[1]["shared"] == "CN=www.example.com dns:www.example.com"
