@@ -72,7 +72,7 @@ def export_zip(
     count = 0
     with (
         tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as manifest,
-        ZipStreamWriter(out) as archive,
+        ZipStreamWriter(out, when=now) as archive,
     ):
         writer = csv.writer(manifest, lineterminator="\r\n")
         writer.writerow(MANIFEST_FIELDS)

@@ -69,6 +69,8 @@ def test_layout_pems_and_manifest(ra):
         assert row["end_entity"] == "web-1" and row["sans"] == "dns:web-1.example.com"
     assert {r["status"] for r in manifest} == {"active", "revoked"}
     assert all(r["not_after"].endswith("Z") for r in manifest)
+    # The entries are dated by the clock passed in, not the machine's.
+    assert {i.date_time for i in archive.infolist()} == {FIXED_NOW.timetuple()[:6]}
     everything = io.BytesIO()
     assert export_zip(ra.service.store, everything, now=NOW) == 3  # and the issuing CA
 
