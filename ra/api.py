@@ -481,6 +481,8 @@ class RAApi:
             name, content = item["name"], item["content"]
             if not isinstance(name, str) or not name or not isinstance(content, str):
                 raise BadInputError(f"files[{i}]: name and content (base64) must be strings")
+            if len(name) > 255 or not name.isprintable():
+                raise BadInputError(f"files[{i}]: name must be printable, at most 255 characters")
             try:
                 data = base64.b64decode(content, validate=True)
             except ValueError:

@@ -28,7 +28,7 @@ from ca.records import CertificateRecord, serial_hex
 from ca.requests import CertificateRequest, format_san, load_csr, parse_csr
 from ca.service import CAService
 from common.clock import iso8601
-from ra import search
+from ra import inventory, search
 from ra.approvals import USER_KINDS, ApprovalPolicy, ApprovalQueue, ApprovalRequest
 from ra.entities import (
     STATUSES,
@@ -529,11 +529,9 @@ class RAService:
     ):
         """Record uploaded certificates of other PKIs in the inventory
         (ra/inventory.py); a refusal is audited too."""
-        from ra.inventory import import_uploads
-
         target = ",".join(name for name, _ in files)[:500] or "inventory"
         with self.audit.failures(actor, "ra.inventory.import", target):
-            return import_uploads(self.ca, files, entity=entity, actor=actor)
+            return inventory.import_uploads(self.ca, files, entity=entity, actor=actor)
 
     # -- search and reports ------------------------------------------------------------
 

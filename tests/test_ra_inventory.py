@@ -261,6 +261,7 @@ def test_import_over_the_rest_api(api, other_pki):
         ({"files": [{"name": "a.der", "content": "%%%"}]}, "files[0] (a.der): content is not"),
         ({"files": [{"name": "a.der"}]}, "files[0] must be an object with name and content"),
         ({"files": "x"}, "files must be a list"),
+        ({"files": [{"name": "a\nb", "content": ""}]}, "name must be printable"),
         ({"pem": "x", "colour": "red"}, "unknown field(s): colour"),
     ],
 )
