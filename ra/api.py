@@ -17,6 +17,7 @@ import base64
 import functools
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,9 @@ def _error(code: str, message: str, status: int | None = None) -> web.Response:
     return response
 
 
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 class RAApi:
     def __init__(self, service: RAService, *, threads: int = 4, limits: Limits | None = None):
         self.service = service
@@ -95,6 +99,9 @@ class RAApi:
             "revoke": self.revoke,
             "releaseHold": self.release_hold,
             "importInventory": self.import_inventory,
+            "listBlockedKeys": self.list_blocked_keys,
+            "blockKeys": self.block_keys,
+            "checkBlockedKeys": self.check_blocked_keys,
             "listRequests": self.list_requests,
             "getRequest": self.get_request,
             "approveRequest": self.approve_request,
@@ -497,6 +504,45 @@ class RAApi:
             self.service.import_uploads, files, entity=entity, actor=self._actor(request)
         )
         return web.json_response(result.summary())
+
+    # the blocklist of compromised keys
+
+    async def list_blocked_keys(self, request):
+        limit = self._limit(request, 100)
+        if not 1 <= limit <= 1000:
+            raise BadInputError("limit must be 1 to 1000")
+        after = request.query.get("after")
+        if after is not None and not _DIGEST.fullmatch(after):
+            raise BadInputError("after must be a key's SHA-256: 64 lowercase hex digits")
+        found = await self._call(self.service.blocked_keys, limit=limit, after=after)
+        items = [r.summary() for r in found]
+        after = items[-1]["spki_sha256"] if len(items) == limit else None
+        return web.json_response({"items": items, "next_after": after})
+
+    async def _keys_text(self, request, allowed: set[str]) -> tuple[bytes, dict]:
+        body = await self._body(request)
+        unknown = set(body) - allowed
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        if "keys" not in body:
+            raise BadInputError(
+                "missing field: keys (PEM public keys, certificates or CSRs, or lines of "
+                "64 hex digits: the SHA-256 of a SubjectPublicKeyInfo)"
+            )
+        return text_field(body, "keys"), body
+
+    async def block_keys(self, request):
+        text, body = await self._keys_text(request, {"keys", "note"})
+        note = body.get("note")
+        if not isinstance(note, str) or not note.strip():
+            raise BadInputError("missing field: note (where these keys come from)")
+        result = await self._call(self.service.block_keys, text, note, actor=self._actor(request))
+        return web.json_response(result, status=201 if result["added"] else 200)
+
+    async def check_blocked_keys(self, request):
+        text, _ = await self._keys_text(request, {"keys"})
+        items = await self._call(self.service.check_blocked, text)
+        return web.json_response({"items": items, "listed": sum(i["listed"] for i in items)})
 
     # approvals
 

@@ -65,6 +65,23 @@ _ISO_TIME = {
     "example": "2026-12-03T18:00:00Z",
     "description": "UTC, to the second",
 }
+_BLOCKED_KEY = _object(
+    {
+        "spki_sha256": {"type": "string", "description": "SHA-256 of the DER SubjectPublicKeyInfo"},
+        "added_at": _ISO_TIME,
+        "source": {"type": "string", "enum": ["revocation", "import"]},
+        "ca": {"type": "string", "nullable": True},
+        "serial": {"type": "string", "nullable": True},
+        "reason": {"type": "string", "nullable": True},
+        "note": {"type": "string", "nullable": True},
+        "actor": _STRING,
+    }
+)
+_BLOCKLIST_TEXT = {
+    "type": "string",
+    "description": "PEM blocks (PUBLIC KEY, RSA PUBLIC KEY, CERTIFICATE, CERTIFICATE REQUEST) "
+    "and lines of 64 hex digits (a SubjectPublicKeyInfo's SHA-256); # comments",
+}
 _FOUND = _object(
     {
         **_CERTIFICATE["properties"],
@@ -300,6 +317,45 @@ SCHEMAS = {
             "imported": {"type": "integer"},
             "already_present": {"type": "integer"},
             "issuers_added": _STRINGS,
+        }
+    ),
+    "BlockedKeyPage": _object(
+        {
+            "items": {"type": "array", "items": _BLOCKED_KEY},
+            "next_after": {
+                "type": "string",
+                "nullable": True,
+                "description": "pass as after for the next page; null on the last",
+            },
+        }
+    ),
+    "BlocklistImport": _object(
+        {"keys": _BLOCKLIST_TEXT, "note": {"type": "string", "minLength": 1}},
+        required=("keys", "note"),
+    ),
+    "BlocklistImported": _object(
+        {
+            "keys": {"type": "integer"},
+            "added": {"type": "integer"},
+            "already_listed": {"type": "integer"},
+        }
+    ),
+    "BlocklistCheck": _object({"keys": _BLOCKLIST_TEXT}, required=("keys",)),
+    "BlocklistChecked": _object(
+        {
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "line": {"type": "integer"},
+                        "kind": _STRING,
+                        "spki_sha256": _STRING,
+                        "listed": {"type": "boolean"},
+                        "entry": {**_BLOCKED_KEY, "nullable": True},
+                    }
+                ),
+            },
+            "listed": {"type": "integer", "description": "how many of the keys are listed"},
         }
     ),
     "CertificateWithPem": {

@@ -26,6 +26,8 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "certificate.renew": _OFFICERS,
     "certificate.revoke": _OFFICERS,
     "inventory.import": _OFFICERS,
+    "blocklist.read": _READERS,
+    "blocklist.write": _OFFICERS,
     "request.read": _READERS,
     "report.read": _READERS,
     "request.approve": frozenset({ADMINISTRATOR, APPROVER}),

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection, func, insert, select, update
 
 from ca import catalog
+from ca.blocklist_file import parse_blocklist_file
 from ca.errors import BadInputError, CAError, ConflictError, NotFoundError, PolicyError
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
@@ -532,6 +533,37 @@ class RAService:
         target = ",".join(name for name, _ in files)[:500] or "inventory"
         with self.audit.failures(actor, "ra.inventory.import", target):
             return inventory.import_uploads(self.ca, files, entity=entity, actor=actor)
+
+    # -- the CA's blocklist of compromised keys -----------------------------------------
+
+    def blocked_keys(self, *, limit: int = 100, after: str | None = None) -> list:
+        """The listed keys in digest order, a page at a time."""
+        return self.ca.list_blocked_keys(limit=limit, after=after)
+
+    def check_blocked(self, text: bytes) -> list[dict]:
+        """Whether each key in ``text`` (the blocklist file format:
+        ca/blocklist_file.py) is listed, and why."""
+        entries = parse_blocklist_file(text)
+        found = self.ca.blocked_keys(e.spki_sha256 for e in entries)
+        return [
+            {
+                "line": e.line,
+                "kind": e.kind,
+                "spki_sha256": e.spki_sha256,
+                "listed": e.spki_sha256 in found,
+                "entry": found[e.spki_sha256].summary() if e.spki_sha256 in found else None,
+            }
+            for e in entries
+        ]
+
+    def block_keys(self, text: bytes, note: str, *, actor: str = "system") -> dict:
+        """List the keys in ``text`` as compromised, all or none (the CA
+        audits it, as ca.blocklist.import)."""
+        entries = parse_blocklist_file(text)
+        added, already = self.ca.import_blocked_keys(
+            [e.spki_sha256 for e in entries], note, actor=actor
+        )
+        return {"keys": len(entries), "added": added, "already_listed": already}
 
     # -- search and reports ------------------------------------------------------------
 
