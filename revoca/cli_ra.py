@@ -2,6 +2,7 @@
 and the RA's REST API."""
 
 import asyncio
+from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -14,11 +15,13 @@ from ra.service import MAX_PAGE
 from ra.settings import RASettings
 from revoca.cli_ca import CERT_COLUMNS, _passphrase_option, option_passphrase
 from revoca.cli_util import (
+    OPERATOR_TOKEN_ENV,
     ConfiguredGroup,
     actor,
     config_of,
     examples,
     handle_errors,
+    operator_token,
     read_input,
     write_output,
 )
@@ -47,13 +50,48 @@ def _attributes(pairs) -> dict:
     return out
 
 
+def _operator(ctx: click.Context, service, permission: str, *, always: bool = False):
+    """Who a command acts as: the RA operator whose token it was given
+    (--operator-token-file, or REVOCA_OPERATOR_TOKEN), checked as the API
+    checks it and held to that operator's role; returns (actor, operator).
+    Without a token: refused where approvals are configured (or ``always``),
+    else the local Unix user, as for the CA's commands."""
+    from ra.roles import AuthenticationError, authorize
+
+    token = operator_token(ctx.find_root().obj.get("operator_token_file"))
+    if token is not None:
+        user = service.users.by_token(token)
+        if permission:
+            authorize(user.name, user.role, permission)
+        return user.actor, user
+    if always or service.policy.configured():
+        why = "this command" if always else "with approvals configured, this command"
+        raise AuthenticationError(
+            f"{why} acts as an RA operator: give its API token with "
+            f"--operator-token-file FILE (mode 0600) or {OPERATOR_TOKEN_ENV}"
+        )
+    return actor(), None
+
+
 @click.group(
     cls=ConfiguredGroup,
-    epilog=examples("revoca ra entity list", "revoca ra search --hostname www.example.com"),
+    epilog=examples(
+        "revoca ra entity list",
+        "revoca ra search --hostname www.example.com",
+        "revoca ra --operator-token-file ann.token request approve 12",
+    ),
 )
-def ra():
+@click.option(
+    "--operator-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Act as the RA operator whose API token this file (0600) holds "
+    f"(or the token in {OPERATOR_TOKEN_ENV}); needed where approvals are configured.",
+)
+@click.pass_context
+def ra(ctx, operator_token_file):
     """Registration authority: end entities, enrollment, approvals, search,
     reports, expiry notices, export and import, operators, the REST API."""
+    ctx.find_root().obj["operator_token_file"] = operator_token_file
 
 
 # -- operators -----------------------------------------------------------------
@@ -82,15 +120,31 @@ def user():
 @click.option("--certificate", "cert_path", help="Client certificate (PEM/DER) to sign in with.")
 @click.option("--no-token", is_flag=True, help="No API token (client certificate only).")
 @click.option("--token-out", help="Write the token to this file (0600) instead of stdout.")
+@output_options()
 @click.pass_context
 @handle_errors
 def user_add(ctx, name, role, cert_path, no_token, token_out):
-    """Add an operator; its API token is shown this once."""
+    """Add an operator; its API token is shown this once. Where operator
+    changes need approvals, this asks for it (the token works once approved).
+    The first operator of an RA with none may be added without a token."""
     certificate = read_input(cert_path, "certificate") if cert_path else None
-    record, token = _ra(ctx).users.create(
-        name, role, with_token=not no_token, certificate=certificate, actor=actor()
-    )
-    click.echo(f"operator {record.name} ({record.role}) added", err=True)
+    service = _ra(ctx)
+    if operator_token(ctx.find_root().obj.get("operator_token_file")) is None and (
+        not service.users.any()
+    ):
+        if role != "administrator" and service.policy.configured():
+            raise BadInputError("the first operator must be an administrator")
+        by = actor()  # the bootstrap: no operator exists to act as
+        result, token = service.users.create(
+            name, role, with_token=not no_token, certificate=certificate, actor=by
+        )
+    else:
+        by, _ = _operator(ctx, service, "user.manage")
+        result, token = service.create_user(
+            name, role, with_token=not no_token, certificate=certificate, actor=by
+        )
+    # The token goes to stdout without --token-out: nothing else does.
+    _user_result(result, f"operator {name} ({role}) added", show=token_out is not None or not token)
     if token:
         write_output(token_out, (token + "\n").encode(), secret=token_out is not None)
 
@@ -103,6 +157,61 @@ USER_COLUMNS = [
     Column("cert_fingerprint_sha256", "CERTIFICATE (SHA-256)", shrink=True),
     Column("created_at"),
 ]
+
+
+def _user_result(result, done: str, *, show: bool = True) -> None:
+    """A queued request's summary, or the changed operator's (``show``)."""
+    from ra.approvals import ApprovalRequest
+
+    if isinstance(result, ApprovalRequest):
+        click.echo(
+            f"request {result.id} waits for {result.required} approval(s); "
+            "it is carried out when approved",
+            err=True,
+        )
+        emit_object(result.summary())
+        return
+    click.echo(done, err=True)
+    if show:
+        emit_object(result.summary())
+
+
+@user.command(
+    "bootstrap",
+    epilog=examples(
+        "revoca ra user bootstrap --operator ann=administrator --operator bob=approver "
+        "--token-dir tokens/",
+    ),
+)
+@click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    required=True,
+    help="NAME=ROLE (repeatable); at least one administrator.",
+)
+@click.option(
+    "--token-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Each operator's token goes to NAME.token (0600) here.",
+)
+@click.pass_context
+@handle_errors
+def user_bootstrap(ctx, operators, token_dir):
+    """The first operators of an RA that has none, at once (with approvals
+    configured, enough of them to approve each other's later changes)."""
+    pairs = []
+    for item in operators:
+        name, sep, role = item.partition("=")
+        if not sep:
+            raise BadInputError(f"--operator {item!r}: write it as NAME=ROLE")
+        pairs.append((name, role))
+    created = _ra(ctx).users.bootstrap(pairs, actor=actor())
+    token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for record, token in created:
+        write_output(str(token_dir / f"{record.name}.token"), (token + "\n").encode(), secret=True)
+        click.echo(f"operator {record.name} ({record.role}) added", err=True)
 
 
 @user.command(
@@ -123,8 +232,10 @@ def user_list(ctx):
 @click.pass_context
 @handle_errors
 def user_disable(ctx, name):
-    """Stop an operator from signing in."""
-    emit_object(_ra(ctx).users.set_status(name, "disabled", actor=actor()).summary())
+    """Stop an operator from signing in (never the last active administrator)."""
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "user.manage")
+    _user_result(service.set_user_status(name, "disabled", actor=by), f"operator {name} disabled")
 
 
 @user.command("enable", epilog=examples("revoca ra user enable alice"))
@@ -133,8 +244,65 @@ def user_disable(ctx, name):
 @click.pass_context
 @handle_errors
 def user_enable(ctx, name):
-    """Let a disabled operator sign in again."""
-    emit_object(_ra(ctx).users.set_status(name, "active", actor=actor()).summary())
+    """Let a disabled operator sign in again (with approvals where configured)."""
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "user.manage")
+    result = service.set_user_status(name, "active", actor=by)
+    _user_result(result, f"operator {name} enabled")
+
+
+@user.command("role", epilog=examples("revoca ra user role alice approver"))
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+@output_options()
+@click.pass_context
+@handle_errors
+def user_role(ctx, name, role):
+    """Change an operator's role (with approvals where configured; never
+    demoting the last active administrator)."""
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "user.manage")
+    result = service.set_user_role(name, role, actor=by)
+    _user_result(result, f"operator {name} is now {role}")
+
+
+@user.command(
+    "token",
+    epilog=examples(
+        "revoca ra --operator-token-file me.token user token --token-out me.token",
+        "revoca ra --operator-token-file admin.token user token alice --token-out alice.token",
+    ),
+)
+@click.argument("name", required=False)
+@click.option("--token-out", help="Write the new token to this file (0600) instead of stdout.")
+@output_options()
+@click.pass_context
+@handle_errors
+def user_token(ctx, name, token_out):
+    """A new API token for NAME (default: the operator acting); the old one
+    stops working. Another operator's waits for approvals where configured."""
+    service = _ra(ctx)
+    by, me = _operator(ctx, service, "", always=True)
+    name = name or me.name
+    if name != me.name:
+        from ra.roles import authorize
+
+        authorize(me.name, me.role, "user.manage")
+    result, token = service.rotate_user_token(name, actor=by)
+    _user_result(result, f"operator {name} has a new token", show=token_out is not None)
+    write_output(token_out, (token + "\n").encode(), secret=token_out is not None)
+
+
+@user.command("delete", epilog=examples("revoca ra user delete alice"))
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def user_delete(ctx, name):
+    """Delete an operator (never the last active administrator)."""
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "user.manage")
+    service.delete_user(name, actor=by)
+    click.echo(f"operator {name} deleted", err=True)
 
 
 # -- end entities ------------------------------------------------------------------
@@ -178,7 +346,9 @@ def entity():
 @handle_errors
 def entity_create(ctx, name, email, ca_name, profile, subject_template, allowed_sans, attributes):
     """Create an end entity."""
-    created = _ra(ctx).create_entity(
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "entity.write")
+    created = service.create_entity(
         name,
         email=email,
         ca=ca_name,
@@ -186,7 +356,7 @@ def entity_create(ctx, name, email, ca_name, profile, subject_template, allowed_
         subject_template=subject_template,
         allowed_sans=list(allowed_sans),
         attributes=_attributes(attributes),
-        actor=actor(),
+        actor=by,
     )
     emit_object(created.summary())
 
@@ -236,7 +406,9 @@ def entity_update(
         changes["attributes"] = _attributes(attributes)
     if not changes:
         raise click.UsageError("nothing to change")
-    emit_object(_ra(ctx).update_entity(name, changes, actor=actor()).summary())
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "entity.write")
+    emit_object(service.update_entity(name, changes, actor=by).summary())
 
 
 @entity.command(
@@ -388,14 +560,16 @@ def enroll(
     passphrase = _export_passphrase(
         generate_key, p12_out, export_passphrase_env, export_passphrase_file
     )
-    result = _ra(ctx).enroll(
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "certificate.enroll")
+    result = service.enroll(
         entity_name,
         csr=read_input(csr_path, "CSR") if csr_path else None,
         key_type=generate_key,
         passphrase=passphrase,
         sans=list(sans) if sans else None,
         days=days,
-        actor=actor(),
+        actor=by,
     )
     _finish(result, out, p12_out)
 
@@ -437,14 +611,16 @@ def renew(
     passphrase = _export_passphrase(
         generate_key, p12_out, export_passphrase_env, export_passphrase_file
     )
-    result = _ra(ctx).renew(
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "certificate.renew")
+    result = service.renew(
         ca_name,
         parse_serial(serial),
         csr=read_input(csr_path, "CSR") if csr_path else None,
         key_type=generate_key,
         passphrase=passphrase,
         days=days,
-        actor=actor(),
+        actor=by,
     )
     _finish(result, out, p12_out)
 
@@ -461,7 +637,9 @@ def renew(
 @handle_errors
 def revoke(ctx, ca_name, serial, reason):
     """Revoke a certificate (the profile decides which reasons are allowed)."""
-    emit_object(_ra(ctx).revoke(ca_name, parse_serial(serial), reason, actor=actor()).summary())
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "certificate.revoke")
+    emit_object(service.revoke(ca_name, parse_serial(serial), reason, actor=by).summary())
 
 
 @ra.command(
@@ -479,9 +657,9 @@ def revoke(ctx, ca_name, serial, reason):
 @handle_errors
 def cert_command(ctx, ca_name, serial, chain, out):
     """Fetch a certificate (PEM), or with --chain its chain too."""
-    data = _ra(ctx).export(
-        ca_name, parse_serial(serial), "pem-chain" if chain else "pem", actor=actor()
-    )
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "certificate.read")
+    data = service.export(ca_name, parse_serial(serial), "pem-chain" if chain else "pem", actor=by)
     write_output(out, data)
 
 
@@ -554,8 +732,11 @@ def request_show(ctx, request_id):
 @click.pass_context
 @handle_errors
 def request_approve(ctx, request_id):
-    """Approve as the user running the command (not your own request)."""
-    emit_object(_ra(ctx).approve(request_id, actor=actor()).summary())
+    """Approve as the RA operator whose token is given (never your own
+    request); the operator's role must allow approving."""
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "request.approve", always=True)
+    emit_object(service.approve(request_id, actor=by).summary())
 
 
 @request.command(
@@ -568,9 +749,14 @@ def request_approve(ctx, request_id):
 @click.pass_context
 @handle_errors
 def request_pkcs12(ctx, request_id, out, export_passphrase_env, export_passphrase_file):
-    """The key made for an approved request, as PKCS#12 (its requester only)."""
+    """The key made for an approved request, as PKCS#12, under the passphrase
+    given with the enrollment (its requester, or an administrator)."""
     passphrase = option_passphrase("export", export_passphrase_env, export_passphrase_file)
-    data = _ra(ctx).request_pkcs12(request_id, passphrase, actor=actor(), administrator=False)
+    service = _ra(ctx)
+    by, me = _operator(ctx, service, "certificate.enroll", always=True)
+    data = service.request_pkcs12(
+        request_id, passphrase, actor=by, administrator=me.role == "administrator"
+    )
     write_output(out, data, secret=True)
 
 
@@ -584,8 +770,10 @@ def request_pkcs12(ctx, request_id, out, export_passphrase_env, export_passphras
 @click.pass_context
 @handle_errors
 def request_reject(ctx, request_id, reason):
-    """Reject with a reason."""
-    emit_object(_ra(ctx).reject(request_id, reason, actor=actor()).summary())
+    """Reject with a reason, as the RA operator whose token is given."""
+    service = _ra(ctx)
+    by, _ = _operator(ctx, service, "request.approve", always=True)
+    emit_object(service.reject(request_id, reason, actor=by).summary())
 
 
 # -- the API ---------------------------------------------------------------------------

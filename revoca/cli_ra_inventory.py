@@ -23,7 +23,7 @@ SEARCH_COLUMNS = [Column("id", align=">"), *CERT_COLUMNS]
     "search",
     epilog=examples(
         "revoca ra search --hostname www.example.com",
-        "revoca ra search --text example --status good --expires-before 2027-01-01",
+        "revoca ra search --text example --status active --expires-before 2027-01-01",
         "revoca ra search --issuer issuing --after 1200 --limit 1000 --csv > page.csv",
     ),
 )
@@ -34,7 +34,9 @@ SEARCH_COLUMNS = [Column("id", align=">"), *CERT_COLUMNS]
 @click.option("--entity", help="End entity.")
 @click.option("--profile", help="Certificate profile.")
 @click.option(
-    "--status", type=click.Choice(["good", "revoked", "hold"]), help="Only certificates in it."
+    "--status",
+    type=click.Choice(["active", "expired", "revoked", "hold"]),
+    help="As of now (a revoked certificate stays revoked after it expires).",
 )
 @click.option("--issued-after", help="ISO 8601 time.")
 @click.option("--issued-before", help="ISO 8601 time.")
@@ -70,7 +72,7 @@ def search_command(
         parsed = parse_time(value, what)
         return None if parsed is None else int(parsed.timestamp())
 
-    found = _ra(ctx).search(
+    found = _ra(ctx).search_summaries(
         CertificateQuery(
             text=text,
             hostname=hostname,
@@ -87,7 +89,7 @@ def search_command(
             limit=limit,
         )
     )
-    rows = [{"id": i, **record.summary()} for i, record in found]
+    rows = [{"id": i, **summary} for i, summary in found]
     emit_rows(rows, SEARCH_COLUMNS, view=subject_or_sans)
 
 
@@ -95,48 +97,65 @@ def search_command(
 REPORT_COLUMNS = {
     "counts": [Column("ca"), Column("profile"), Column("status"), Column("count", align=">")],
     "expiring": [
-        Column("week", align=">"),
-        Column("from"),
-        Column("to"),
-        Column("count", align=">"),
+        Column("not_after"),
+        Column("days_left", "DAYS", align=">"),
+        Column("issuer"),
+        Column("serial"),
+        Column("entity"),
+        Column("owner"),
+        Column("subject", shrink=True),
     ],
     "duplicates": [
+        Column("group", align=">"),
+        Column("kind"),
+        Column("ca"),
+        Column("serial"),
         Column("entity"),
-        Column("profile"),
-        Column("valid_certificates", align=">"),
+        Column("not_after"),
+        Column("subject", shrink=True),
     ],
 }
-# Report fields that hold times, beside the usual ones (revoca/output.py).
-REPORT_TIMES = {"from", "to"}
 
 
 @ra.command(
     "report",
     epilog=examples(
         "revoca ra report counts",
-        "revoca ra report expiring --weeks 26 --csv > expiring.csv",
+        "revoca ra report expiring --days 60 --csv > expiring.csv",
         "revoca ra report duplicates --json",
     ),
 )
 @click.argument("name", type=click.Choice(["counts", "expiring", "duplicates"]))
 @click.option(
-    "--weeks",
-    default=12,
+    "--days",
+    default=30,
     show_default=True,
-    type=click.IntRange(1, 520),
-    help="For expiring: how many weeks ahead.",
+    type=click.IntRange(1, 3650),
+    help="For expiring: the window from now, in days.",
 )
 @output_options(csv=True)
 @click.pass_context
 @handle_errors
-def report_command(ctx, name, weeks):
-    """counts (by CA, profile, status), expiring (per week), duplicates
-    (end entities with more than one valid certificate of a profile)."""
-    from revoca.output import TIME_FIELDS
+def report_command(ctx, name, days):
+    """counts (by CA, profile and status now: active, expired, revoked,
+    hold), expiring (the certificates expiring in the next --days days, with
+    their owners and days left), duplicates (groups of valid certificates
+    sharing a public key, or a subject and name set)."""
+    from ra.search import report_csv
+    from revoca.output import chosen_format
 
-    rows = _ra(ctx).report(name, weeks=weeks)
-    columns = REPORT_COLUMNS.get(name) or [Column(k) for k in (rows[0] if rows else {})]
-    emit_rows(rows, columns, times=TIME_FIELDS | REPORT_TIMES)
+    rows = _ra(ctx).report(name, days=days)
+    if chosen_format() == "csv":
+        click.echo(report_csv(name, rows), nl=False)
+        return
+    shown = rows
+    if name == "duplicates":  # a table line per certificate, numbered by group
+        shown = [
+            {"group": i + 1, "kind": g["kind"], "shared": g["shared"], **c}
+            for i, g in enumerate(rows)
+            for c in g["certificates"]
+        ]
+    emit_rows(shown, REPORT_COLUMNS[name], data=rows)
 
 
 # -- export -----------------------------------------------------------------------------
@@ -152,20 +171,39 @@ def report_command(ctx, name, weeks):
 )
 @click.option("--out", required=True, help="The zip to write.")
 @click.option("--ca", "ca_name", help="Only this CA (default: all).")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "expired", "revoked", "hold"]),
+    help="Only certificates in this status now.",
+)
 @click.option("--issued-after", help="ISO 8601 time.")
 @click.option("--issued-before", help="ISO 8601 time.")
+@click.option("--expires-after", help="ISO 8601 time: notAfter at or after it.")
+@click.option("--expires-before", help="ISO 8601 time: notAfter before it.")
 @click.pass_context
 @handle_errors
-def export_command(ctx, out, ca_name, issued_after, issued_before):
-    """Issued certificates as a zip: CA/status/SERIAL.pem and manifest.csv."""
+def export_command(
+    ctx, out, ca_name, status, issued_after, issued_before, expires_after, expires_before
+):
+    """Issued certificates as a zip: CA/STATUS/SERIAL.pem (the status now:
+    active, expired, revoked, hold) and manifest.csv; filters combine."""
     import os
     import sys
 
     from ra.export import export_zip
 
-    after = parse_time(issued_after, "--issued-after")
-    before = parse_time(issued_before, "--issued-before")
-    store = _ra(ctx).store
+    def epoch(value, what):
+        parsed = parse_time(value, what)
+        return None if parsed is None else int(parsed.timestamp())
+
+    window = {
+        "issued_after": epoch(issued_after, "--issued-after"),
+        "issued_before": epoch(issued_before, "--issued-before"),
+        "expires_after": epoch(expires_after, "--expires-after"),
+        "expires_before": epoch(expires_before, "--expires-before"),
+    }
+    service = _ra(ctx)
+    store = service.store
     done = [0]
 
     def progress(n: int) -> None:
@@ -180,9 +218,10 @@ def export_command(ctx, out, ca_name, issued_after, issued_before):
             count = export_zip(
                 store,
                 handle,
+                now=service.now(),
                 ca=ca_name,
-                issued_after=None if after is None else int(after.timestamp()),
-                issued_before=None if before is None else int(before.timestamp()),
+                status=status,
+                **window,
                 progress=progress,
             )
         os.replace(partial, out)  # a reader never sees half an archive

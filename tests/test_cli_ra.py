@@ -194,63 +194,161 @@ def test_serve_answers_with_a_token(cli_pki):
 
 
 def test_approvals_from_the_command_line(cli_pki):
-    """With [ra] approvals_issue = 1 an enrollment is queued; the same Unix
-    user may not approve it (the requester never counts)."""
+    """With [ra] approvals_issue = 2 the command line acts as named
+    operators (their tokens), held to their roles; the first operators come
+    from a bootstrap; later operators wait for two approvers too."""
     tmp = cli_pki
-    (tmp / "ra.toml").write_text("[ra]\napprovals_issue = 1\n")
+    (tmp / "ra.toml").write_text("[ra]\napprovals_issue = 2\n")
+
+    def ra(*args, who=None, env=None):
+        token = ("--operator-token-file", f"tokens/{who}.token") if who else ()
+        return run(tmp, "--config", "ra.toml", "ra", *token, *args, env=env)
+
+    boot = ra(
+        "user",
+        "bootstrap",
+        *("--operator", "admin=administrator", "--operator", "ann=approver"),
+        *("--operator", "bob=approver", "--operator", "olga=ra-officer"),
+        *("--token-dir", "tokens"),
+    )
+    assert boot.returncode == 0, boot.stderr
+    assert stat.S_IMODE((tmp / "tokens" / "ann.token").stat().st_mode) == 0o600
+    again = ra("user", "bootstrap", "--operator", "x=administrator", "--token-dir", "t2")
+    assert again.returncode == 7 and b"has operators already" in again.stderr
     _entity(tmp)
     (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
-    queued = run(
-        *(tmp, "--config", "ra.toml", "ra", "enroll", "--entity", "web", "--csr", "req.pem"),
-        "--json",
-    )
-    assert queued.returncode == 0, queued.stderr
-    assert b"waits for 1 approval" in queued.stderr
-    request = json.loads(queued.stdout)
-    assert request["status"] == "pending"
-    own = run(tmp, "--config", "ra.toml", "ra", "request", "approve", str(request["id"]))
-    assert own.returncode == 11 and b"own request" in own.stderr
-    listed = json.loads(run(tmp, "--config", "ra.toml", "ra", "request", "list", "--json").stdout)
-    assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "pending")]
-    bad = run(tmp, "--config", "ra.toml", "ra", "request", "reject", "99", "--reason", "x")
-    assert bad.returncode == 3  # not found
 
-    # A key made after approval: queued without a passphrase, approved by
-    # someone else, then fetched by its requester as PKCS#12.
-    env = {"REVOCA_EXPORT_PASSPHRASE": "p12 passphrase"}
-    keyed = run(
+    anonymous = ra("enroll", "--entity", "web", "--csr", "req.pem")
+    assert anonymous.returncode == 10 and b"--operator-token-file" in anonymous.stderr
+    queued = ra("enroll", "--entity", "web", "--csr", "req.pem", "--json", who="olga")
+    assert queued.returncode == 0, queued.stderr
+    assert b"waits for 2 approval" in queued.stderr
+    request = json.loads(queued.stdout)
+    assert (request["status"], request["requester"]) == ("pending", "ra:olga")
+    shown = json.loads(ra("request", "show", str(request["id"]), "--json").stdout)
+    assert shown["details"]["subject"] == "CN=web.example.com"
+    assert shown["details"]["sans"] == ["dns:web.example.com"]
+    assert (shown["details"]["key_type"], shown["details"]["key_bits"]) == ("ec-p256", 256)
+    assert len(shown["details"]["csr_sha256"]) == 64 and shown["details"]["profile"] == "tls-server"
+
+    rid = str(request["id"])
+    assert ra("request", "approve", rid).returncode == 10  # no one to act as
+    officer = ra("request", "approve", rid, who="olga")
+    assert officer.returncode == 11  # the requester, and an RA officer may not approve
+    token = (tmp / "tokens" / "ann.token").read_text().strip()
+    first = run(
         tmp,
         "--config",
         "ra.toml",
         "ra",
-        "enroll",
-        "--entity",
-        "web",
-        "--generate-key",
-        "ec-p256",
-        "--p12-out",
-        "k.p12",
-        "--san",
-        "dns:web.example.com",
+        "request",
+        "approve",
+        rid,
         "--json",
+        env={"REVOCA_OPERATOR_TOKEN": token},
+    )
+    assert first.returncode == 0 and json.loads(first.stdout)["status"] == "pending"
+    assert ra("request", "approve", rid, who="ann").returncode == 7  # ann counts once
+    done = ra("request", "approve", rid, "--json", who="bob")
+    assert json.loads(done.stdout)["status"] == "done", done.stderr
+    listed = json.loads(ra("request", "list", "--json").stdout)
+    assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "done")]
+    assert ra("request", "reject", "99", "--reason", "x", who="ann").returncode == 3
+
+    # A new operator waits for two approvers as an issuance does.
+    added = ra(
+        "user",
+        "add",
+        "--name",
+        "sock",
+        "--role",
+        "approver",
+        "--token-out",
+        "tokens/sock.token",
+        "--json",
+        who="admin",
+    )
+    assert added.returncode == 0 and b"waits for 2 approval" in added.stderr, added.stderr
+    user_request = str(json.loads(added.stdout)["id"])
+    early = ra("user", "token", who="sock")
+    assert early.returncode == 10 and b"invalid API token" in early.stderr
+    assert ra("request", "approve", user_request, who="admin").returncode == 11  # own request
+    assert ra("request", "approve", user_request, who="ann").returncode == 0
+    assert ra("request", "approve", user_request, who="bob").returncode == 0
+    rotated = ra("user", "token", "--token-out", "tokens/sock.token", who="sock")
+    assert rotated.returncode == 0, rotated.stderr
+    assert ra("user", "delete", "sock", who="ann").returncode == 11  # an approver manages no one
+    assert ra("user", "delete", "admin", who="admin").returncode == 7  # the last administrator
+
+    # A key made after approval: its PKCS#12 under the enrollment's passphrase.
+    env = {"REVOCA_EXPORT_PASSPHRASE": "p12 passphrase"}
+    keyed = ra(
+        *("enroll", "--entity", "web", "--generate-key", "ec-p256", "--p12-out", "k.p12"),
+        *("--san", "dns:web.example.com", "--json"),
+        who="olga",
         env=env,
     )
-    request_id = json.loads(keyed.stdout)["id"]
+    assert keyed.returncode == 0, keyed.stderr
+    request_id = str(json.loads(keyed.stdout)["id"])
     assert not (tmp / "k.p12").exists()
-    from ra.approvals import ApprovalPolicy
-    from ra.service import RAService
-    from revoca.app import build_ca_service
-    from revoca.config import load_config
-
-    config = load_config(tmp / "ra.toml", data_dir=tmp / "data")
-    service = RAService(build_ca_service(config), ApprovalPolicy.from_settings(config.ra))
-    assert service.approve(request_id, actor="ra:alice").status == "done"
-    service.store.close()
-    fetched = run(tmp, "ra", "request", "pkcs12", str(request_id), "--out", "k.p12", env=env)
+    assert ra("request", "approve", request_id, who="ann").returncode == 0
+    assert ra("request", "approve", request_id, who="sock").returncode == 0
+    wrong = ra(
+        "request",
+        "pkcs12",
+        request_id,
+        "--out",
+        "k.p12",
+        who="olga",
+        env={"REVOCA_EXPORT_PASSPHRASE": "another passphrase"},
+    )
+    assert wrong.returncode == 11 and b"not the one given" in wrong.stderr
+    assert not (tmp / "k.p12").exists()
+    other = ra("request", "pkcs12", request_id, "--out", "k.p12", who="bob", env=env)
+    assert other.returncode == 11 and not (tmp / "k.p12").exists()
+    fetched = ra("request", "pkcs12", request_id, "--out", "k.p12", who="olga", env=env)
     assert fetched.returncode == 0, fetched.stderr
     assert stat.S_IMODE((tmp / "k.p12").stat().st_mode) == 0o600
     key, cert, _ = pkcs12.load_key_and_certificates((tmp / "k.p12").read_bytes(), b"p12 passphrase")
     assert key is not None and cert.subject.rfc4514_string() == "CN=web.example.com"
+
+    audit = run(tmp, "audit", "verify")
+    assert audit.returncode == 0, audit.stderr
+
+
+def test_operators_from_the_command_line_without_approvals(cli_pki):
+    """Role changes, tokens and deletion as a named operator; the last
+    active administrator stays; an approver may manage no one."""
+    tmp = cli_pki
+    boot = run(
+        tmp, "ra", "user", "bootstrap", "--operator", "admin=administrator", "--token-dir", "t"
+    )
+    assert boot.returncode == 0, boot.stderr
+    assert run(tmp, "ra", "user", "add", "--name", "bob", "--role", "approver").returncode == 0
+    as_admin = ("ra", "--operator-token-file", "t/admin.token", "user")
+    role = run(tmp, *as_admin, "role", "bob", "auditor", "--json")
+    assert role.returncode == 0 and json.loads(role.stdout)["role"] == "auditor"
+    last = run(tmp, *as_admin, "disable", "admin")
+    assert last.returncode == 7 and b"last active administrator" in last.stderr
+    assert run(tmp, *as_admin, "role", "admin", "approver").returncode == 7
+    old = (tmp / "t" / "admin.token").read_text()
+    rotated = run(tmp, *as_admin, "token", "--token-out", "t/admin.token")
+    assert rotated.returncode == 0, rotated.stderr
+    assert (tmp / "t" / "admin.token").read_text() != old
+    (tmp / "old.token").write_text(old)
+    (tmp / "old.token").chmod(0o600)
+    stale = run(tmp, "ra", "--operator-token-file", "old.token", "user", "delete", "bob")
+    assert stale.returncode == 10
+    loose = tmp / "t" / "admin.token"
+    loose.chmod(0o644)
+    assert run(tmp, *as_admin, "delete", "bob").returncode == 5  # a token file others may read
+    loose.chmod(0o600)
+    assert run(tmp, *as_admin, "delete", "bob").returncode == 0
+    names = [u["name"] for u in json.loads(run(tmp, "ra", "user", "list", "--json").stdout)]
+    assert names == ["admin"]
+    audit = run(tmp, "audit", "list").stdout.decode()
+    deletion = [line for line in audit.splitlines() if "ra.user.delete" in line]
+    assert deletion and "ra:admin" in deletion[-1], audit
 
 
 def test_search_and_reports_from_the_command_line(cli_pki):
@@ -270,10 +368,24 @@ def test_search_and_reports_from_the_command_line(cli_pki):
     assert [c["serial"] for c in page] == [found[1]["serial"]]
     text = run(tmp, "ra", "search", "--entity", "web", "--csv").stdout.decode()
     assert text.splitlines()[0].startswith("id,ca,serial") and len(text.splitlines()) == 3
+    # One CSR twice: one key and one name set in two valid certificates.
     dup = json.loads(run(tmp, "ra", "report", "duplicates", "--json").stdout)
-    assert dup == [{"entity": "web", "profile": "tls-server", "valid_certificates": 2}]
+    assert [(g["kind"], [c["entity"] for c in g["certificates"]]) for g in dup] == [
+        ("key", ["web", "web"]),
+        ("names", ["web", "web"]),
+    ]
     counts = run(tmp, "ra", "report", "counts", "--csv").stdout.decode().splitlines()
-    assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,good,2" in counts
+    assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,active,2" in counts
+    soon = run(tmp, "ra", "report", "expiring", "--days", "100", "--csv").stdout.decode()
+    lines = soon.splitlines()
+    assert lines[0] == "subject,sans,issuer,serial,not_after,days_left,entity,owner"
+    assert len(lines) == 3 and ",issuing," in lines[1] and lines[1].endswith(",web,ops@example.com")
+    assert json.loads(run(tmp, "ra", "report", "expiring", "--days", "1", "--json").stdout) == []
+    active = json.loads(
+        run(tmp, "ra", "search", "--status", "active", "--entity", "web", "--json").stdout
+    )
+    assert [c["status"] for c in active] == ["active", "active"]
+    assert active[0]["not_after"].endswith("Z")
     bad = run(tmp, "ra", "search", "--text", "ab")
     assert bad.returncode == 5 and b"at least 3" in bad.stderr
 
