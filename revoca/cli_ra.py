@@ -269,8 +269,8 @@ def user_role(ctx, name, role):
 @user.command(
     "token",
     epilog=examples(
-        "revoca ra --operator-token-file me.token user token --token-out me.token",
-        "revoca ra --operator-token-file admin.token user token alice --token-out alice.token",
+        "revoca ra user token --token-out me.token   # REVOCA_OPERATOR_TOKEN: the old one",
+        "revoca ra user token alice --token-out alice.token",
     ),
 )
 @click.argument("name", required=False)

@@ -195,7 +195,7 @@ def test_limits_that_mean_nothing_are_refused(tmp_path):
         ["audit", "list", "--limit", "-1"],
         ["ca", "crl", "--ca", "x", "--days", "0"],
         ["ca", "issue", "--ca", "x", "--profile", "p", "--days", "0"],
-        ["ra", "report", "expiring", "--weeks", "0"],
+        ["ra", "report", "expiring", "--days", "0"],
         ["ra", "notify", "--loop", "--runs", "0"],
         ["publisher", "run", "--seconds", "-1"],
         ["demo", "--port", "0"],
@@ -242,16 +242,19 @@ def test_ra_listings_are_tables_and_single_objects_key_values(cli_pki):
 
     found = aligned(out(run(tmp, "ra", "search", "--entity", "web")))
     assert [(r["CA"], r["SUBJECT"], r["STATUS"]) for r in found] == [
-        ("issuing", "CN=web.example.com", "good")
+        ("issuing", "CN=web.example.com", "active")
     ]
-    weeks = aligned(out(run(tmp, "ra", "report", "expiring", "--weeks", "2")))
-    assert [r["WEEK"] for r in weeks] == ["0", "1"]
-    assert all(ISO.match(r["FROM"]) and ISO.match(r["TO"]) for r in weeks)
-    assert weeks[0]["TO"] == weeks[1]["FROM"]
-    (first, _) = json.loads(out(run(tmp, "ra", "report", "expiring", "--weeks", "2", "--json")))
-    assert ISO.match(first["from"]) and ISO.match(first["to"])  # "now" of another run
+    (soon,) = aligned(out(run(tmp, "ra", "report", "expiring", "--days", "400")))
+    assert (soon["ISSUER"], soon["ENTITY"], soon["OWNER"]) == (
+        "issuing",
+        "web",
+        "web@example.com",
+    )  # updated above
+    assert ISO.match(soon["NOT AFTER"]) and int(soon["DAYS"]) > 0
+    (first,) = json.loads(out(run(tmp, "ra", "report", "expiring", "--days", "400", "--json")))
+    assert first["not_after"] == soon["NOT AFTER"] and first["serial"] == soon["SERIAL"]
     counts = aligned(out(run(tmp, "ra", "report", "counts")))
-    assert {"CA": "issuing", "PROFILE": "tls-server", "STATUS": "good", "COUNT": "1"} in counts
+    assert {"CA": "issuing", "PROFILE": "tls-server", "STATUS": "active", "COUNT": "1"} in counts
 
 
 def test_requests_and_operators(cli_pki):
@@ -259,10 +262,27 @@ def test_requests_and_operators(cli_pki):
     from tests.test_cli_ra import _entity
 
     tmp = cli_pki
+    added = run(
+        tmp, "ra", "user", "add", "--name", "alice", "--role", "auditor", "--token-out", "t"
+    )
+    assert added.returncode == 0, added.stderr
+    (user,) = aligned(out(run(tmp, "ra", "user", "list")))
+    assert user["NAME"] == "alice" and user["TOKEN"] == "yes" and ISO.match(user["CREATED AT"])
+    assert user["CERTIFICATE (SHA-256)"] == "-"
+    assert view(out(run(tmp, "ra", "user", "disable", "alice")))["status"] == "disabled"
+
     (tmp / "ra.toml").write_text("[ra]\napprovals_issue = 2\n")
+    officer = run(
+        *(tmp, "ra", "user", "add", "--name", "olga", "--role", "ra-officer"),
+        *("--token-out", "olga.token"),
+    )
+    assert officer.returncode == 0, officer.stderr
     _entity(tmp)
     (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
-    queued = run(tmp, "--config", "ra.toml", "ra", "enroll", "--entity", "web", "--csr", "req.pem")
+    queued = run(
+        *(tmp, "--config", "ra.toml", "ra", "--operator-token-file", "olga.token"),
+        *("enroll", "--entity", "web", "--csr", "req.pem"),
+    )
     request = view(out(queued))
     assert request["status"] == "pending" and ISO.match(request["expires_at"])
     (row,) = aligned(out(run(tmp, "ra", "request", "list")))
@@ -272,15 +292,6 @@ def test_requests_and_operators(cli_pki):
     assert f"id:         {request['id']}" in shown.splitlines()
     as_json = json.loads(out(run(tmp, "ra", "request", "show", request["id"], "--json")))
     assert as_json["created_at"] == row["CREATED AT"] and as_json["approvers"] == []
-
-    added = run(
-        tmp, "ra", "user", "add", "--name", "alice", "--role", "auditor", "--token-out", "t"
-    )
-    assert added.returncode == 0, added.stderr
-    (user,) = aligned(out(run(tmp, "ra", "user", "list")))
-    assert user["NAME"] == "alice" and user["TOKEN"] == "yes" and ISO.match(user["CREATED AT"])
-    assert user["CERTIFICATE (SHA-256)"] == "-"
-    assert view(out(run(tmp, "ra", "user", "disable", "alice")))["status"] == "disabled"
 
 
 def test_va_status_and_audit_list(cli_pki):
