@@ -49,6 +49,10 @@ def _rows(ca_id: int, start: int, count: int, entities: int):
             b"\x30",
             issued,
             (i % entities) + 1 if i % 4 == 0 else None,
+            # Stand-ins for the digests: every 500th certificate shares its
+            # key with the one before, every 700th its name set.
+            f"{i - (i % 500 == 1):064x}",
+            f"{i - (i % 700 == 1):064x}",
         )
 
 
@@ -79,7 +83,8 @@ def build(path: Path, certs: int) -> dict:
         db.executemany(
             "INSERT INTO certificates (ca_id, serial, subject, sans, not_before, not_after, "
             "status, revoked_at, revocation_reason, profile, key_type, fingerprint, der, "
-            "issued_at, end_entity_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "issued_at, end_entity_id, spki_sha256, names_sha256) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             _rows(ca_id, start, count, entities),
         )
         advance(count)
@@ -117,7 +122,7 @@ def measure(path: Path, certs: int, repeat: int) -> dict:
     def indexed(query: CertificateQuery):
         def run():
             with store.read() as conn:
-                return search(conn, query)
+                return search(conn, query, NOW)
 
         return run
 
@@ -180,31 +185,35 @@ def measure(path: Path, certs: int, repeat: int) -> dict:
                 NOW - 100 * DAY,
             ),
         ),
-        "report: counts by CA, profile, status": (
-            report(counts),
+        "report: counts by CA, profile, status now": (
+            report(counts, NOW),
             scan(
-                "SELECT ca_id, profile, status, count(*) FROM certificates NOT INDEXED "
-                "GROUP BY ca_id, profile, status"
+                "SELECT ca_id, profile, CASE WHEN status = 'good' AND not_after >= ? THEN "
+                "'active' WHEN status = 'good' THEN 'expired' ELSE status END AS s, count(*) "
+                "FROM certificates NOT INDEXED GROUP BY ca_id, profile, s",
+                NOW,
             ),
         ),
-        "report: expiring per week, next 4 weeks": (
-            report(expiring, NOW, 4),
+        "report: certificates expiring in the next 7 days": (
+            report(expiring, NOW, 7),
             scan(
-                "SELECT (not_after - ?) / 604800 AS w, count(*) FROM certificates NOT INDEXED "
-                "WHERE status = 'good' AND not_after >= ? AND not_after < ? GROUP BY w",
+                f"SELECT {cols} FROM {table} WHERE status = 'good' AND not_after >= ? "
+                "AND not_after <= ? ORDER BY not_after",
                 NOW,
-                NOW,
-                NOW + 4 * 604800,
+                NOW + 7 * DAY,
             ),
         ),
-        "report: duplicates (entities with >1 valid per profile)": (
+        "report: duplicates (valid certificates sharing a key or a name set)": (
             report(duplicates, NOW),
-            scan(
-                "SELECT end_entity_id, profile, count(*) FROM certificates NOT INDEXED "
-                "WHERE end_entity_id IS NOT NULL AND status = 'good' AND not_after > ? "
-                "GROUP BY end_entity_id, profile HAVING count(*) > 1",
-                NOW,
-            ),
+            lambda: [
+                row
+                for column in ("spki_sha256", "names_sha256")
+                for row in raw.execute(
+                    f"SELECT {column} FROM {table} WHERE status = 'good' AND not_after >= ? "
+                    f"GROUP BY {column} HAVING count(*) > 1",
+                    (NOW,),
+                ).fetchall()
+            ],
         ),
     }
     out = {}
@@ -236,7 +245,7 @@ def export(path: Path, out: Path) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     with out.open("wb") as handle:
-        count = export_zip(store, handle)
+        count = export_zip(store, handle, now=NOW)
     elapsed = time.perf_counter() - started
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     store.close()

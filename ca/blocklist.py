@@ -27,6 +27,7 @@ from ca.context import CAContext
 from ca.errors import BadInputError, KeyCompromisedError
 from ca.reasons import RevocationReason
 from ca.records import from_epoch, serial_hex, to_epoch
+from common.clock import iso8601
 from store.tables.ca import cas, compromised_keys
 
 # How many keys one IN (...) asks about (SQLite's variable limit is 32766).
@@ -61,7 +62,7 @@ class BlockedKey:
     def summary(self) -> dict:
         return {
             "spki_sha256": self.spki_sha256,
-            "added_at": self.added_at.isoformat(),
+            "added_at": iso8601(self.added_at),
             "source": self.source,
             "ca": self.ca,
             "serial": serial_hex(self.serial) if self.serial is not None else None,

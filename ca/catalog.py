@@ -13,6 +13,7 @@ certificate belongs to (None when it belongs to none); the RA resolves it
 against its own tables.
 """
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, or_, select, text
@@ -22,7 +23,39 @@ from ca.records import CertificateRecord, certificate_from_row, serial_hex, seri
 from store.tables.ca import cas, certificate_counts, certificate_names, certificates
 
 MIN_SUBSTRING = 3  # the trigram indexes cannot answer shorter substrings
-STATUSES = ("good", "revoked", "hold")
+# A certificate's status at a given time: a good one is active until its
+# notAfter (inclusive, RFC 5280 4.1.2.5) and expired after it; a revoked or
+# held one stays revoked or held after it expires.
+STATUSES = ("active", "expired", "revoked", "hold")
+STORED = ("good", "revoked", "hold")  # certificates.status
+
+
+def status_at(stored: str, not_after: int, now: int) -> str:
+    """The status (STATUSES) at ``now`` of a certificate whose stored status
+    is ``stored`` and whose notAfter is ``not_after`` (epoch seconds)."""
+    if stored == "good":
+        return "active" if not_after >= now else "expired"
+    return stored
+
+
+def status_clause(status: str, now: int | None):
+    """The SQL condition for a status at ``now`` (each an index range on
+    (status, not_after))."""
+    if status not in STATUSES:
+        raise BadInputError(f"status must be one of {', '.join(STATUSES)}")
+    c = certificates.c
+    if status in ("revoked", "hold"):
+        return c.status == status
+    if now is None:
+        raise BadInputError(f"status {status!r} needs the time it is judged at")
+    if status == "active":
+        return and_(c.status == "good", c.not_after >= now)
+    return and_(c.status == "good", c.not_after < now)
+
+
+def valid_clause(now: int):
+    """Valid at ``now``: neither revoked, nor held, nor expired."""
+    return status_clause("active", now)
 
 
 def ca_id(conn: Connection, name: str) -> int:
@@ -59,12 +92,23 @@ def certificate(conn: Connection, ca_name: str, serial: int) -> CertificateRecor
     return certificate_from_row(row, ca_name)
 
 
+def by_fingerprint(conn: Connection, fingerprint: str) -> CertificateRecord | None:
+    """The certificate whose DER has this SHA-256 (hex), or None."""
+    row = conn.execute(
+        select(certificates, cas.c.name.label("ca_name"))
+        .join(cas, cas.c.id == certificates.c.ca_id)
+        .where(certificates.c.fingerprint == fingerprint.lower())
+    ).one_or_none()
+    return None if row is None else certificate_from_row(row, row.ca_name)
+
+
 @dataclass(frozen=True)
 class CertificateFilter:
     """Conditions that all hold (AND). ``text``: a substring of the subject
     or of a SAN (case-blind, at least MIN_SUBSTRING characters); ``names``:
     SAN values one of which the certificate holds exactly (DNS names
-    lowercased, as ``certificate_names`` keeps them); times in epoch seconds,
+    lowercased, as ``certificate_names`` keeps them); ``status``: one of
+    STATUSES as at ``now``; times in epoch seconds,
     ``*_after`` inclusive, ``*_before`` exclusive; ``after_id``: only ids
     above it (keyset paging); ``limit``: at most this many (None: all)."""
 
@@ -81,6 +125,7 @@ class CertificateFilter:
     expires_before: int | None = None
     after_id: int | None = None
     limit: int | None = None
+    now: int | None = None
 
 
 def _contains(conn: Connection, needle: str):
@@ -120,9 +165,7 @@ def find(conn: Connection, f: CertificateFilter) -> list[tuple[int, CertificateR
     if f.profile is not None:
         where.append(certificates.c.profile == f.profile)
     if f.status is not None:
-        if f.status not in STATUSES:
-            raise BadInputError(f"status must be one of {', '.join(STATUSES)}")
-        where.append(certificates.c.status == f.status)
+        where.append(status_clause(f.status, f.now))
     for value, clause in (
         (f.issued_after, lambda v: certificates.c.issued_at >= v),
         (f.issued_before, lambda v: certificates.c.issued_at < v),
@@ -145,54 +188,101 @@ def find(conn: Connection, f: CertificateFilter) -> list[tuple[int, CertificateR
 # -- aggregates ------------------------------------------------------------------------
 
 
-def counts(conn: Connection) -> list[tuple[str, str, str, int]]:
-    """(CA name, profile, status, count) of every non-empty group, sorted;
-    kept by triggers, so no certificate is read."""
+_COUNTS_INDEX = "ix_certificates_status_not_after_ca_id_profile"  # migration 0010
+
+
+def counts(conn: Connection, now: int) -> list[tuple[str, str, str, int]]:
+    """(CA name, profile, status at ``now``, count) of every non-empty group,
+    sorted. Revoked and held come from the counts triggers keep; good ones
+    are split into active and expired by counting the active ones in the
+    (status, not_after, ca_id, profile) index: no certificate is read, and
+    the expired ones, which only accumulate, are not even counted."""
     c = certificate_counts.c
-    rows = conn.execute(
-        select(cas.c.name, c.profile, c.status, c.n)
-        .select_from(certificate_counts.join(cas, cas.c.id == c.ca_id))
-        .where(c.n > 0)
-        .order_by(cas.c.name, c.profile, c.status)
-    ).all()
-    return [tuple(r) for r in rows]
+    stored = conn.execute(select(c.ca_id, c.profile, c.status, c.n).where(c.n > 0)).all()
+    query = (
+        select(certificates.c.ca_id, certificates.c.profile, func.count().label("n"))
+        .where(valid_clause(now))
+        .group_by(certificates.c.ca_id, certificates.c.profile)
+    )
+    if conn.dialect.name == "sqlite":
+        # SQLite would rather walk (ca_id, profile, status), which groups
+        # without sorting but reads every row for its not_after.
+        query = text(
+            f"SELECT ca_id, profile, count(*) AS n FROM certificates INDEXED BY {_COUNTS_INDEX} "
+            "WHERE status = 'good' AND not_after >= :now GROUP BY ca_id, profile"
+        ).bindparams(now=now)
+    active = {(r.ca_id, r.profile): r.n for r in conn.execute(query)}
+    names = ca_names(conn)
+    out = []
+    for ca_id_, profile, status, n in stored:
+        if status == "good":
+            live = active.get((ca_id_, profile), 0)
+            out += [
+                (names[ca_id_], profile, "active", live),
+                (names[ca_id_], profile, "expired", n - live),
+            ]
+        else:
+            out.append((names[ca_id_], profile, status, n))
+    return sorted(row for row in out if row[3] > 0)
 
 
-def expiring_per_period(conn: Connection, start: int, period: int, periods: int) -> dict[int, int]:
-    """How many valid (good) certificates expire in each period: {i: count}
-    for notAfter in [start + i*period, start + (i+1)*period), i < periods;
-    periods without any are left out."""
-    index = ((certificates.c.not_after - start) // period).label("period")  # integer division
-    rows = conn.execute(
-        select(index, func.count().label("n"))
-        .where(
-            and_(
-                certificates.c.status == "good",
-                certificates.c.not_after >= start,
-                certificates.c.not_after < start + periods * period,
+@dataclass(frozen=True)
+class Duplicate:
+    """Valid certificates that share a key (``kind`` "key", ``shared``: the
+    SHA-256 of the SubjectPublicKeyInfo) or a subject and name set (``kind``
+    "names", ``shared``: the subject and the sorted SANs)."""
+
+    kind: str
+    shared: str
+    certificates: list  # rows as ``expiring`` lists them, with not_before and profile
+
+
+def duplicates(conn: Connection, now: int) -> list[Duplicate]:
+    """Every group of more than one certificate valid at ``now`` (any CA, the
+    inventory included) sharing a public key or a subject and name set; keys
+    first, then name sets, each group's certificates in id order. The groups
+    come from the (status, spki_sha256 | names_sha256, not_after) indexes."""
+    found = []
+    for kind, column in (
+        ("key", certificates.c.spki_sha256),
+        ("names", certificates.c.names_sha256),
+    ):
+        shared = (
+            conn.execute(
+                select(column)
+                .where(and_(valid_clause(now), column.is_not(None)))
+                .group_by(column)
+                .having(func.count() > 1)
+                .order_by(column)
             )
+            .scalars()
+            .all()
         )
-        .group_by(text("period"))
-    ).all()
-    return {int(r.period): r.n for r in rows}
+        for start in range(0, len(shared), 500):
+            chunk = shared[start : start + 500]
+            rows = conn.execute(
+                select(*_EXPIRING, certificates.c.profile, column.label("shared"))
+                .select_from(certificates.join(cas, cas.c.id == certificates.c.ca_id))
+                .where(and_(valid_clause(now), column.in_(chunk)))
+                .order_by(certificates.c.id)
+            ).all()
+            groups: dict[str, list] = {}
+            for row in rows:
+                groups.setdefault(row.shared, []).append(row)
+            for digest in chunk:
+                members = groups.get(digest, [])
+                if len(members) < 2:
+                    continue
+                label = digest if kind == "key" else _name_set(members[0])
+                found.append(Duplicate(kind, label, members))
+    return found
 
 
-def valid_per_end_entity(conn: Connection, now: int, *, more_than: int = 0):
-    """Rows (end_entity_id, profile, n): how many valid certificates (good,
-    not expired at ``now``) each end entity holds per profile, where n
-    exceeds ``more_than``."""
-    return conn.execute(
-        select(certificates.c.end_entity_id, certificates.c.profile, func.count().label("n"))
-        .where(
-            and_(
-                certificates.c.end_entity_id.is_not(None),
-                certificates.c.status == "good",
-                certificates.c.not_after > now,
-            )
-        )
-        .group_by(certificates.c.end_entity_id, certificates.c.profile)
-        .having(func.count() > more_than)
-    ).all()
+def _name_set(row) -> str:
+    names = sorted(
+        {s.lower() if s.startswith(("dns:", "ip:")) else s for s in json.loads(row.sans)}
+    )
+    return " ".join([row.subject, *names]) if names else row.subject
 
 
 # -- listings that stream ------------------------------------------------------------
@@ -222,12 +312,17 @@ def listing(
     ca_id: int | None = None,
     issued_after: int | None = None,
     issued_before: int | None = None,
+    status: str | None = None,
+    expires_after: int | None = None,
+    expires_before: int | None = None,
+    now: int | None = None,
 ):
     """The next ``limit`` certificates after id ``after_id``, in id order
-    (keyset batches: read each in its own short transaction). Rows hold
-    id, ca (name), serial (40 hex digits), status, subject, sans (JSON),
-    not_before, not_after, revoked_at, profile, fingerprint, der,
-    end_entity_id."""
+    (keyset batches: read each in its own short transaction). ``status``:
+    one of STATUSES at ``now``; ``*_after`` inclusive, ``*_before``
+    exclusive. Rows hold id, ca (name), serial (40 hex digits), status (as
+    stored), subject, sans (JSON), not_before, not_after, revoked_at,
+    profile, fingerprint, der, end_entity_id."""
     where = [certificates.c.id > after_id]
     if ca_id is not None:
         where.append(certificates.c.ca_id == ca_id)
@@ -235,6 +330,12 @@ def listing(
         where.append(certificates.c.issued_at >= issued_after)
     if issued_before is not None:
         where.append(certificates.c.issued_at < issued_before)
+    if status is not None:
+        where.append(status_clause(status, now))
+    if expires_after is not None:
+        where.append(certificates.c.not_after >= expires_after)
+    if expires_before is not None:
+        where.append(certificates.c.not_after < expires_before)
     return conn.execute(
         select(*_LISTED)
         .select_from(certificates.join(cas, cas.c.id == certificates.c.ca_id))
@@ -244,20 +345,23 @@ def listing(
     ).all()
 
 
+_EXPIRING = (
+    certificates.c.id,
+    cas.c.name.label("ca"),
+    certificates.c.serial,
+    certificates.c.subject,
+    certificates.c.sans,
+    certificates.c.not_after,
+    certificates.c.end_entity_id,
+)
+
+
 def expiring(conn: Connection, after: int, until: int):
     """Valid (good) certificates whose notAfter lies in (after, until], the
     soonest first. Rows hold id, ca (name), serial (40 hex digits), subject,
     sans (JSON), not_after, end_entity_id."""
     return conn.execute(
-        select(
-            certificates.c.id,
-            cas.c.name.label("ca"),
-            certificates.c.serial,
-            certificates.c.subject,
-            certificates.c.sans,
-            certificates.c.not_after,
-            certificates.c.end_entity_id,
-        )
+        select(*_EXPIRING)
         .select_from(certificates.join(cas, cas.c.id == certificates.c.ca_id))
         .where(
             and_(

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import insert, select, update
 
 from ca.errors import BadInputError, PolicyError
 from ca.keys import key_spec_of
-from ca.records import serial_to_db, to_epoch
+from ca.records import names_sha256, serial_to_db, spki_sha256, to_epoch
 from ca.requests import format_san
 from store.tables.ca import cas, certificates
 
@@ -53,13 +54,43 @@ def is_ca_certificate(cert: x509.Certificate) -> bool:
 
 
 def _issued_by(leaf: x509.Certificate, issuer: x509.Certificate) -> bool:
+    return _signature_problem(leaf, issuer) is None and leaf.issuer == issuer.subject
+
+
+def _signature_problem(leaf: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """None if ``issuer`` signed ``leaf``; else why not, in words."""
     if leaf.issuer != issuer.subject:
-        return False
+        return "another issuer name"
     try:
         leaf.verify_directly_issued_by(issuer)
-        return True
-    except Exception:  # InvalidSignature, unsupported key types: not this issuer
-        return False
+        return None
+    except InvalidSignature:
+        return "signature invalid"
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # key types, algorithms
+        return f"signature cannot be checked ({exc or type(exc).__name__})"
+
+
+def _refuse_unsigned(origin: str, leaf: x509.Certificate, named: list[x509.Certificate]):
+    """The leaf names an issuer nothing signed it as: say which it is."""
+    issuer = leaf.issuer.rfc4514_string()
+    if named:
+        problems = sorted({_signature_problem(leaf, c) for c in named})
+        raise BadInputError(
+            f"{origin}: {'; '.join(problems)}: the certificate names {issuer} as its issuer, "
+            f"but its signature does not verify with the key of the {len(named)} certificate(s) "
+            "of that name (altered, or issued by another key of that name)"
+        )
+    raise BadInputError(
+        f"{origin}: issuer unknown: the issuer ({issuer}) is not among the imported "
+        "certificates or known issuers; include its certificate"
+    )
+
+
+def _spki_or_none(cert: x509.Certificate) -> str | None:
+    try:
+        return spki_sha256(cert)
+    except (ValueError, UnsupportedAlgorithm):  # a key type cryptography cannot read
+        return None
 
 
 def external_issuer_name(cert: x509.Certificate) -> str:
@@ -114,10 +145,9 @@ class Inventory:
                     candidates = [*authorities, leaf]  # a self-signed leaf is its own issuer
                     issuer = next((a for a in candidates if _issued_by(leaf, a)), None)
                     if issuer is None:
-                        raise BadInputError(
-                            f"{origin}: the issuer ({leaf.issuer.rfc4514_string()}) is not among "
-                            "the imported certificates or known issuers; include its certificate"
-                        )
+                        named = [c for c in [*(i[3] for i in issuers), *candidates]]
+                        named = [c for c in named if c.subject == leaf.issuer]
+                        _refuse_unsigned(origin, leaf, named)
                     name = external_issuer_name(issuer)
                     conn.execute(
                         insert(cas).values(
@@ -181,6 +211,8 @@ class Inventory:
                         der=der,
                         issued_at=to_epoch(leaf.not_valid_before_utc),
                         end_entity_id=end_entity_id,
+                        spki_sha256=_spki_or_none(leaf),
+                        names_sha256=names_sha256(leaf.subject.rfc4514_string(), sans),
                     )
                 )
                 result.imported += 1

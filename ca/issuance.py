@@ -1,5 +1,6 @@
 """Issuance: from a CSR, with a key generated here, and delegated OCSP signers."""
 
+import functools
 from collections.abc import Callable
 
 from cryptography import x509
@@ -38,6 +39,13 @@ def ocsp_signer_subject(ca: CARecord) -> x509.Name:
 def ocsp_signer_key_id(ca_name: str, serial: int) -> str:
     """Where an OCSP signer's key lives in the token."""
     return f"ocsp-{ca_name}-{serial_hex(serial)[:16]}"
+
+
+@functools.cache
+def _probe_key(key_type: str):
+    """A public key of ``key_type`` for checking a template; it never signs
+    and never reaches a certificate."""
+    return generate_private_key(key_type).public_key()
 
 
 class Issuance:
@@ -137,6 +145,37 @@ class Issuance:
                 end_entity_id=end_entity_id,
             )
 
+    def check_request(
+        self,
+        ca_name: str,
+        profile_name: str,
+        request: CertificateRequest,
+        *,
+        generate_key: str | None = None,
+        days: int | None = None,
+    ):
+        """Every check ``issue_request`` makes, without issuing anything: the
+        certificate template (subject, SANs, key type, validity) that would be
+        signed now, or the error issuance would raise. With ``generate_key``
+        the template carries a public key of that type made for checks alone
+        (one per type and process: making an RSA-4096 key per check would let
+        a queue of requests cost seconds each)."""
+        profile = self._issuing_profile(profile_name)
+        if generate_key is not None:
+            check_key_spec(generate_key)
+            self._check_generated(profile, generate_key)
+            request = CertificateRequest(request.subject, _probe_key(generate_key), request.sans)
+        ca = self.lookup.get_ca(ca_name)
+        return self.path.check(ca, profile, request, days=days)
+
+    @staticmethod
+    def _check_generated(profile: Profile, key_type: str) -> None:
+        if key_type not in profile.key_types:
+            raise PolicyError(
+                f"profile {profile.name!r} does not allow key type {key_type}; "
+                f"allowed: {', '.join(profile.key_types)}"
+            )
+
     def _issue_generated(
         self,
         ca_name: str,
@@ -150,11 +189,7 @@ class Issuance:
     ) -> CertificateRecord:
         profile = self._issuing_profile(profile_name)
         check_key_spec(key_type)
-        if key_type not in profile.key_types:
-            raise PolicyError(
-                f"profile {profile.name!r} does not allow key type {key_type}; "
-                f"allowed: {', '.join(profile.key_types)}"
-            )
+        self._check_generated(profile, key_type)
         ca = self.lookup.get_ca(ca_name)
         private_key = generate_private_key(key_type)
         encrypted = encrypt_private_key(private_key, self.context.passphrase.get())

@@ -25,8 +25,10 @@ from ca.records import (
     CARecord,
     CertificateRecord,
     certificate_from_row,
+    names_sha256,
     serial_hex,
     serial_to_db,
+    spki_sha256,
     to_epoch,
 )
 from ca.requests import CertificateRequest, format_san
@@ -79,21 +81,9 @@ class IssuingPath:
         """The outbox event of a change to one of ``ca``'s certificates."""
         return append_event(conn, ca.id, serial, event, self.context.now_ms(), **payload)
 
-    def issue(
-        self,
-        ca: CARecord,
-        profile: Profile,
-        request: CertificateRequest,
-        *,
-        days: int | None,
-        actor: str,
-        private_key: bytes | None = None,
-        serial: int | None = None,
-        action: str = "ca.issue",
-        on_insert: Callable | None = None,
-        extra_audit: dict | None = None,
-        end_entity_id: int | None = None,
-    ) -> CertificateRecord:
+    def _template(self, ca: CARecord, profile: Profile, request, days, serial):
+        """The profile applied to ``request`` under ``ca`` (every check but
+        the compromised-key one), and the serial it is built for."""
         context = self.context
         own(ca)
         if ca.not_after <= context.clock():
@@ -115,6 +105,34 @@ class IssuingPath:
             serial=serial,
             delta_url=context.delta_url_for(ca),
         )
+        return template, serial
+
+    def check(self, ca: CARecord, profile: Profile, request: CertificateRequest, *, days):
+        """Every check ``issue`` makes, without issuing: the certificate
+        template it would sign now (PolicyError, BadInputError or
+        KeyCompromisedError otherwise)."""
+        template, _ = self._template(ca, profile, request, days, None)
+        with self.context.store.read() as conn:
+            refuse_compromised(conn, template.public_key)
+        return template
+
+    def issue(
+        self,
+        ca: CARecord,
+        profile: Profile,
+        request: CertificateRequest,
+        *,
+        days: int | None,
+        actor: str,
+        private_key: bytes | None = None,
+        serial: int | None = None,
+        action: str = "ca.issue",
+        on_insert: Callable | None = None,
+        extra_audit: dict | None = None,
+        end_entity_id: int | None = None,
+    ) -> CertificateRecord:
+        context = self.context
+        template, serial = self._template(ca, profile, request, days, serial)
         with context.store.transaction() as conn:
             refuse_compromised(conn, template.public_key)  # BR 6.1.1.3 (4)
             cert = self.sign(
@@ -144,6 +162,8 @@ class IssuingPath:
                     issued_at=to_epoch(context.clock()),
                     crl_shard=profile.shard_of(serial),
                     end_entity_id=end_entity_id,
+                    spki_sha256=spki_sha256(cert),
+                    names_sha256=names_sha256(cert.subject.rfc4514_string(), sans),
                 )
             )
             if on_insert is not None:

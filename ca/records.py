@@ -1,5 +1,6 @@
 """What the CA hands back to callers: plain records, no database rows."""
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,22 @@ def parse_serial(text: str) -> int:
     if value <= 0 or value.bit_length() > 159:
         raise BadInputError(f"invalid serial {text!r}: must be positive and at most 20 octets")
     return value
+
+
+def names_sha256(subject: str, sans) -> str:
+    """A certificate's name set: the SHA-256 of its subject (as stored) and
+    its SANs ("type:value"; DNS and IP lowercased), sorted, without repeats."""
+    names = sorted({s.lower() if s.startswith(("dns:", "ip:")) else s for s in sans})
+    return hashlib.sha256("\n".join([subject, *names]).encode()).hexdigest()
+
+
+def spki_sha256(certificate: x509.Certificate) -> str:
+    """The SHA-256 of a certificate's SubjectPublicKeyInfo (the blocklist's
+    name of a key, ca/blocklist.py)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
 
 
 def to_epoch(value: datetime) -> int:

@@ -45,6 +45,42 @@ class Revocation:
         self.context = context
         self.lookup = lookup
 
+    def _checked(self, conn, ca_name: str, serial: int, reason: RevocationReason, revoked_at):
+        """The CA and the certificate's row, once every check of a
+        revocation with ``reason`` at ``revoked_at`` has passed."""
+        if reason == RevocationReason.removeFromCRL:
+            raise BadInputError(
+                "removeFromCRL is not a revocation reason here: a certificate on hold "
+                "is released from hold, not revoked"
+            )
+        ca = own(self.lookup.ca_named(conn, ca_name))
+        row = self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial)
+        check_after_not_before(revoked_at, row.not_before)
+        profile = self.context.profiles.get(row.profile)
+        if profile is not None and reason not in profile.allowed_reasons():
+            raise PolicyError(
+                f"profile {row.profile!r} does not allow revocation reason "
+                f"{reason.name}; allowed: {', '.join(profile.revocation_reasons) or 'none'}"
+            )
+        baseline.check_revocation(self.context.profiles, conn, ca, profile, reason, row.der)
+        if row.status == "revoked":
+            raise ConflictError(
+                f"certificate {serial_hex(serial)} is already revoked since "
+                f"{from_epoch(row.revoked_at):%Y-%m-%d %H:%M:%S}Z "
+                f"({RevocationReason(row.revocation_reason).name})"
+            )
+        if reason == RevocationReason.certificateHold and row.status == "hold":
+            raise ConflictError(f"certificate {serial_hex(serial)} is already on hold")
+        return ca, row
+
+    def check_revocation(self, ca_name: str, serial: int, reason: RevocationReason) -> None:
+        """Every check ``revoke`` makes for a revocation now, without
+        revoking: the error it would raise, or nothing."""
+        with self.context.store.read() as conn:
+            self._checked(
+                conn, ca_name, serial, reason, self.context.clock().replace(microsecond=0)
+            )
+
     def revoke(
         self,
         ca_name: str,
@@ -70,25 +106,8 @@ class Revocation:
                     "is released from hold, not revoked"
                 )
             with self.context.store.transaction() as conn:
-                ca = own(self.lookup.ca_named(conn, ca_name))
-                row = self.lookup.cert_row(conn, self.lookup.ca_row(conn, ca_name), serial)
-                check_after_not_before(revoked_at, row.not_before)
-                profile = self.context.profiles.get(row.profile)
-                if profile is not None and reason not in profile.allowed_reasons():
-                    raise PolicyError(
-                        f"profile {row.profile!r} does not allow revocation reason "
-                        f"{reason.name}; allowed: {', '.join(profile.revocation_reasons) or 'none'}"
-                    )
-                baseline.check_revocation(self.context.profiles, conn, ca, profile, reason, row.der)
-                if row.status == "revoked":
-                    raise ConflictError(
-                        f"certificate {serial_hex(serial)} is already revoked since "
-                        f"{from_epoch(row.revoked_at):%Y-%m-%d %H:%M:%S}Z "
-                        f"({RevocationReason(row.revocation_reason).name})"
-                    )
+                ca, row = self._checked(conn, ca_name, serial, reason, revoked_at)
                 hold = reason == RevocationReason.certificateHold
-                if hold and row.status == "hold":
-                    raise ConflictError(f"certificate {serial_hex(serial)} is already on hold")
                 status = "hold" if hold else "revoked"
                 values = {
                     "status": status,

@@ -84,8 +84,10 @@ class CAService:
         self.issue = issuance.issue
         self.issue_with_new_key = issuance.issue_with_new_key
         self.issue_request = issuance.issue_request
+        self.check_request = issuance.check_request
         self.issue_ocsp_signer = issuance.issue_ocsp_signer
         self.revoke = revocation.revoke
+        self.check_revocation = revocation.check_revocation
         self.release_hold = revocation.release_hold
         self.record_inventory = Inventory(context).record_inventory
         self.check_key = blocklist.check_key

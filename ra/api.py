@@ -17,6 +17,7 @@ import base64
 import functools
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +35,8 @@ from ra.approvals import ApprovalRequest
 from ra.export import export_zip
 from ra.params import days_field, id_param, id_text, int_param, text_field, time_param
 from ra.roles import ADMINISTRATOR, AuthenticationError, authorize
-from ra.routes import ROUTES, SEARCH_FIELDS, Route
-from ra.search import CertificateQuery, to_csv
+from ra.routes import EXPORT_FIELDS, ROUTES, SEARCH_FIELDS, Route
+from ra.search import CertificateQuery, certificate_summary, report_csv
 from ra.service import RAService
 from ra.users import User
 from store.tables.audit import audit_log
@@ -69,6 +70,9 @@ def _error(code: str, message: str, status: int | None = None) -> web.Response:
     return response
 
 
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 class RAApi:
     def __init__(self, service: RAService, *, threads: int = 4, limits: Limits | None = None):
         self.service = service
@@ -93,6 +97,11 @@ class RAApi:
             "getChain": self.get_chain,
             "renew": self.renew,
             "revoke": self.revoke,
+            "releaseHold": self.release_hold,
+            "importInventory": self.import_inventory,
+            "listBlockedKeys": self.list_blocked_keys,
+            "blockKeys": self.block_keys,
+            "checkBlockedKeys": self.check_blocked_keys,
             "listRequests": self.list_requests,
             "getRequest": self.get_request,
             "approveRequest": self.approve_request,
@@ -101,6 +110,9 @@ class RAApi:
             "listUsers": self.list_users,
             "createUser": self.create_user,
             "updateUser": self.update_user,
+            "deleteUser": self.delete_user,
+            "rotateToken": self.rotate_token,
+            "rotateOwnToken": self.rotate_own_token,
             "listAudit": self.list_audit,
         }
 
@@ -295,7 +307,8 @@ class RAApi:
 
     async def entity_certificates(self, request):
         records = await self._call(self.service.entity_certificates, request.match_info["name"])
-        return web.json_response({"items": [r.summary() for r in records]})
+        now = self.service.now()
+        return web.json_response({"items": [certificate_summary(r, now) for r in records]})
 
     async def enroll(self, request):
         body = await self._body(request)
@@ -334,27 +347,33 @@ class RAApi:
             after=id_param(q, "after"),
             limit=self._limit(request, 100),
         )
-        found = await self._call(self.service.search, query)
+        found = await self._call(self.service.search_summaries, query)
         return web.json_response(
             {
-                "items": [record.summary() for _, record in found],
+                "items": [summary for _, summary in found],
                 "next_after": str(found[-1][0]) if found else None,
             }
         )
 
     async def report(self, request):
-        weeks = int_param(request.query, "weeks", 12)
+        name = request.match_info["report"]
+        unknown = set(request.query) - {"days", "format"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        days = int_param(request.query, "days", 30)
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "csv"):
             raise BadInputError("format must be json or csv")
-        rows = await self._call(self.service.report, request.match_info["report"], weeks=weeks)
+        rows = await self._call(self.service.report, name, days=days)
         if fmt == "csv":
-            return web.Response(text=to_csv(rows), content_type="text/csv", charset="utf-8")
+            return web.Response(
+                text=report_csv(name, rows), content_type="text/csv", charset="utf-8"
+            )
         return web.json_response({"items": rows})
 
     async def export(self, request):
         q = request.query
-        unknown = set(q) - {"issuer", "issued_after", "issued_before"}
+        unknown = set(q) - set(EXPORT_FIELDS)
         if unknown:
             raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
 
@@ -364,9 +383,13 @@ class RAApi:
                 export_zip(
                     self.service.store,
                     handle,
+                    now=self.service.now(),
                     ca=q.get("issuer"),
+                    status=q.get("status"),
                     issued_after=time_param(q, "issued_after"),
                     issued_before=time_param(q, "issued_before"),
+                    expires_after=time_param(q, "expires_after"),
+                    expires_before=time_param(q, "expires_before"),
                 )
             except BaseException:
                 handle.close()
@@ -438,6 +461,88 @@ class RAApi:
         if isinstance(record, ApprovalRequest):
             return web.json_response({"request": record.summary()}, status=202)
         return web.json_response(record.summary())
+
+    async def release_hold(self, request):
+        record = await self._call(
+            self.service.release_hold,
+            request.match_info["ca"],
+            self._serial(request),
+            actor=self._actor(request),
+        )
+        return web.json_response(record.summary())
+
+    async def import_inventory(self, request):
+        body = await self._body(request)
+        unknown = set(body) - {"files", "pem", "entity"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        files = []
+        if body.get("pem") is not None:
+            files.append(("pem", text_field(body, "pem")))
+        uploads = body.get("files", [])
+        if not isinstance(uploads, list):
+            raise BadInputError("files must be a list of {name, content} objects")
+        for i, item in enumerate(uploads):
+            if not isinstance(item, dict) or set(item) != {"name", "content"}:
+                raise BadInputError(f"files[{i}] must be an object with name and content")
+            name, content = item["name"], item["content"]
+            if not isinstance(name, str) or not name or not isinstance(content, str):
+                raise BadInputError(f"files[{i}]: name and content (base64) must be strings")
+            if len(name) > 255 or not name.isprintable():
+                raise BadInputError(f"files[{i}]: name must be printable, at most 255 characters")
+            try:
+                data = base64.b64decode(content, validate=True)
+            except ValueError:
+                raise BadInputError(f"files[{i}] ({name}): content is not base64") from None
+            files.append((name, data))
+        if not files:
+            raise BadInputError("nothing to import: give pem (PEM text) or files")
+        entity = body.get("entity")
+        if entity is not None and not isinstance(entity, str):
+            raise BadInputError("entity must be the name of an end entity")
+        result = await self._call(
+            self.service.import_uploads, files, entity=entity, actor=self._actor(request)
+        )
+        return web.json_response(result.summary())
+
+    # the blocklist of compromised keys
+
+    async def list_blocked_keys(self, request):
+        limit = self._limit(request, 100)
+        if not 1 <= limit <= 1000:
+            raise BadInputError("limit must be 1 to 1000")
+        after = request.query.get("after")
+        if after is not None and not _DIGEST.fullmatch(after):
+            raise BadInputError("after must be a key's SHA-256: 64 lowercase hex digits")
+        found = await self._call(self.service.blocked_keys, limit=limit, after=after)
+        items = [r.summary() for r in found]
+        after = items[-1]["spki_sha256"] if len(items) == limit else None
+        return web.json_response({"items": items, "next_after": after})
+
+    async def _keys_text(self, request, allowed: set[str]) -> tuple[bytes, dict]:
+        body = await self._body(request)
+        unknown = set(body) - allowed
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        if "keys" not in body:
+            raise BadInputError(
+                "missing field: keys (PEM public keys, certificates or CSRs, or lines of "
+                "64 hex digits: the SHA-256 of a SubjectPublicKeyInfo)"
+            )
+        return text_field(body, "keys"), body
+
+    async def block_keys(self, request):
+        text, body = await self._keys_text(request, {"keys", "note"})
+        note = body.get("note")
+        if not isinstance(note, str) or not note.strip():
+            raise BadInputError("missing field: note (where these keys come from)")
+        result = await self._call(self.service.block_keys, text, note, actor=self._actor(request))
+        return web.json_response(result, status=201 if result["added"] else 200)
+
+    async def check_blocked_keys(self, request):
+        text, _ = await self._keys_text(request, {"keys"})
+        items = await self._call(self.service.check_blocked, text)
+        return web.json_response({"items": items, "listed": sum(i["listed"] for i in items)})
 
     # approvals
 
@@ -513,28 +618,55 @@ class RAApi:
         body = await self._body(request)
         if "name" not in body or "role" not in body:
             raise BadInputError("missing field(s): name and role")
+        unknown = set(body) - {"name", "role", "token", "certificate"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
         certificate = text_field(body, "certificate")
         user, token = await self._call(
-            self.service.users.create,
+            self.service.create_user,
             body["name"],
             body["role"],
             with_token=bool(body.get("token", True)),
             certificate=certificate,
             actor=self._actor(request),
         )
+        if isinstance(user, ApprovalRequest):
+            return web.json_response({"request": user.summary(), "token": token}, status=202)
         return web.json_response({**user.summary(), "token": token}, status=201)
 
     async def update_user(self, request):
         body = await self._body(request)
-        if set(body) != {"status"}:
-            raise BadInputError("only status (active or disabled) can be changed")
-        user = await self._call(
-            self.service.users.set_status,
-            request.match_info["name"],
-            body["status"],
-            actor=self._actor(request),
+        if len(body) != 1 or not set(body) <= {"status", "role"}:
+            raise BadInputError("change one of status (active or disabled) and role")
+        name, actor = request.match_info["name"], self._actor(request)
+        if "status" in body:
+            result = await self._call(
+                self.service.set_user_status, name, body["status"], actor=actor
+            )
+        else:
+            result = await self._call(self.service.set_user_role, name, body["role"], actor=actor)
+        if isinstance(result, ApprovalRequest):
+            return web.json_response({"request": result.summary()}, status=202)
+        return web.json_response(result.summary())
+
+    async def delete_user(self, request):
+        name = request.match_info["name"]
+        await self._call(self.service.delete_user, name, actor=self._actor(request))
+        return web.json_response({"name": name, "deleted": True})
+
+    async def rotate_token(self, request):
+        return await self._rotate(request, request.match_info["name"])
+
+    async def rotate_own_token(self, request):
+        return await self._rotate(request, request[USER_KEY].name)
+
+    async def _rotate(self, request, name: str):
+        result, token = await self._call(
+            self.service.rotate_user_token, name, actor=self._actor(request)
         )
-        return web.json_response(user.summary())
+        if isinstance(result, ApprovalRequest):
+            return web.json_response({"request": result.summary(), "token": token}, status=202)
+        return web.json_response({**result.summary(), "token": token})
 
     async def list_audit(self, request):
         limit = self._limit(request, 100)

@@ -19,12 +19,26 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 
 from ca.errors import BadInputError, ConflictError, NotFoundError
 from ca.records import serial_hex
+from common.clock import iso8601
 from ra.roles import ForbiddenError
 from ra.settings import RASettings
 from store import Store
 from store.tables.ra import approval_requests, approvals, end_entities
 
-KINDS = ("enroll", "renew", "revoke")
+KINDS = ("enroll", "renew", "revoke", "user.create", "user.enable", "user.role", "user.token")
+# Changes to operators that wait for approvers where approvals are configured:
+# each adds someone who could approve (or sign in as an approver).
+USER_KINDS = ("user.create", "user.enable", "user.role", "user.token")
+# Kept with a request but not shown as what it asks for: the CSR itself (its
+# facts are in "details"), the details, and the verifier of a passphrase.
+_NOT_SHOWN = ("csr", "details", "passphrase_check", "token_sha256")
+
+
+def shown(payload: dict) -> dict:
+    """The request's own fields as the summary and the audit log show them."""
+    return {k: v for k, v in payload.items() if k not in _NOT_SHOWN}
+
+
 STATUSES = ("pending", "approved", "done", "rejected", "expired", "failed")
 
 
@@ -39,6 +53,22 @@ class ApprovalPolicy:
 
     def for_issue(self, profile: str) -> int:
         return max(self.issue, int(self.profiles.get(profile, 0)))
+
+    def most(self) -> int:
+        """The largest number of approvals any operation needs."""
+        return max(self.issue, self.revoke, *(int(n) for n in self.profiles.values()), 0)
+
+    def configured(self) -> bool:
+        """Whether any operation waits for approvers."""
+        return self.most() > 0
+
+    def for_operators(self) -> int:
+        """Approvals a change to the operators (create, enable, role, another's
+        token) needs: where any rule wants more than one approver, as many as
+        the strictest rule, so no one meets it with accounts of their own
+        making; otherwise none."""
+        most = self.most()
+        return most if most > 1 else 0
 
     @classmethod
     def from_settings(cls, ra: RASettings) -> "ApprovalPolicy":
@@ -73,15 +103,16 @@ class ApprovalRequest:
             "id": self.id,
             "kind": self.kind,
             "entity": self.entity,
-            "what": {k: v for k, v in self.payload.items() if k != "csr"},
+            "what": shown(self.payload),
+            "details": self.payload.get("details"),
             "has_csr": bool(self.payload.get("csr")),
             "required": self.required,
             "approvers": list(self.approvers),
             "requester": self.requester,
             "status": self.status,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "decided_at": self.decided_at,
+            "created_at": iso8601(self.created_at),
+            "expires_at": iso8601(self.expires_at),
+            "decided_at": iso8601(self.decided_at),
             "decided_by": self.decided_by,
             "note": self.note,
             "result": (
@@ -132,7 +163,8 @@ class ApprovalQueue:
                 f"request/{request_id}",
                 kind=kind,
                 required=required,
-                what={k: v for k, v in payload.items() if k != "csr"},
+                what=shown(payload),
+                details=payload.get("details"),
             )
             return self._load(conn, request_id)
 
@@ -204,6 +236,8 @@ class ApprovalQueue:
                 raise ConflictError(f"request {request_id} is {row.status}, not pending")
             if approver == row.requester:
                 raise ForbiddenError("the requester cannot approve their own request")
+            if row.kind in USER_KINDS and approver == f"ra:{json.loads(row.payload)['name']}":
+                raise ForbiddenError("an operator cannot approve a change to their own account")
             if conn.execute(
                 select(approvals.c.at).where(
                     and_(approvals.c.request_id == request_id, approvals.c.approver == approver)
@@ -238,6 +272,8 @@ class ApprovalQueue:
                 f"request/{request_id}",
                 approvals=count,
                 required=row.required,
+                kind=row.kind,
+                what=shown(json.loads(row.payload)),
             )
             return self._load(conn, request_id), claimed
 

@@ -1,6 +1,8 @@
-"""Export issued certificates as a zip: a folder per CA and per status
-(``active``, ``revoked``, and ``hold`` when any are on hold), one PEM per
-certificate named by its serial, and ``manifest.csv`` with a line each.
+"""Export issued certificates as a zip: a folder per CA and per status at
+the time of the export (``active``, ``expired``, ``revoked``, ``hold``: the
+folders that have certificates), one PEM per certificate named by its
+serial, and ``manifest.csv`` with a line each (times in ISO 8601, UTC).
+Filters combine: CA, status, issuance window, expiry window.
 
 Rows are read through the CA's catalog (ca/catalog.py) a batch at a time
 and written straight into the archive (ra/zipstream.py spools the zip's
@@ -17,12 +19,12 @@ from typing import BinaryIO
 
 from ca import catalog
 from ca.errors import BadInputError
-from ca.records import from_epoch, serial_hex
+from ca.records import serial_hex
+from common.clock import iso8601
 from ra.search import entity_names
 from ra.zipstream import ZipStreamWriter
 from store import Store
 
-FOLDERS = {"good": "active", "revoked": "revoked", "hold": "hold"}
 MANIFEST_FIELDS = (
     "path",
     "ca",
@@ -44,14 +46,25 @@ def export_zip(
     store: Store,
     out: BinaryIO,
     *,
+    now: int,
     ca: str | None = None,
+    status: str | None = None,
     issued_after: int | None = None,
     issued_before: int | None = None,
+    expires_after: int | None = None,
+    expires_before: int | None = None,
     progress: Callable[[int], None] = lambda n: None,
 ) -> int:
-    """Write the archive to ``out``; returns how many certificates it holds."""
-    if issued_after is not None and issued_before is not None and issued_after >= issued_before:
-        raise BadInputError("the issuance window is empty (after must be before before)")
+    """Write the archive to ``out``; returns how many certificates it holds.
+    ``now`` (epoch seconds) is the time the statuses are judged at."""
+    for what, after, before in (
+        ("issuance", issued_after, issued_before),
+        ("expiry", expires_after, expires_before),
+    ):
+        if after is not None and before is not None and after >= before:
+            raise BadInputError(f"the {what} window is empty (its start must be before its end)")
+    if status is not None and status not in catalog.STATUSES:
+        raise BadInputError(f"status must be one of {', '.join(catalog.STATUSES)}")
     ca_id = None
     if ca is not None:
         with store.read() as conn:
@@ -59,7 +72,7 @@ def export_zip(
     count = 0
     with (
         tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as manifest,
-        ZipStreamWriter(out) as archive,
+        ZipStreamWriter(out, when=now) as archive,
     ):
         writer = csv.writer(manifest, lineterminator="\r\n")
         writer.writerow(MANIFEST_FIELDS)
@@ -74,25 +87,30 @@ def export_zip(
                     ca_id=ca_id,
                     issued_after=issued_after,
                     issued_before=issued_before,
+                    status=status,
+                    expires_after=expires_after,
+                    expires_before=expires_before,
+                    now=now,
                 )
                 entities = entity_names(conn, (row.end_entity_id for row in rows))
             if not rows:
                 break
             for row in rows:
                 serial = serial_hex(int(row.serial, 16))
-                path = f"{row.ca}/{FOLDERS.get(row.status, row.status)}/{serial}.pem"
+                state = catalog.status_at(row.status, row.not_after, now)
+                path = f"{row.ca}/{state}/{serial}.pem"
                 archive.add(path, ssl.DER_cert_to_PEM_cert(row.der).encode())
                 writer.writerow(
                     (
                         path,
                         row.ca,
                         serial,
-                        row.status,
+                        state,
                         row.subject,
                         " ".join(json.loads(row.sans)),
-                        from_epoch(row.not_before).isoformat(),
-                        from_epoch(row.not_after).isoformat(),
-                        from_epoch(row.revoked_at).isoformat() if row.revoked_at else "",
+                        iso8601(row.not_before),
+                        iso8601(row.not_after),
+                        iso8601(row.revoked_at) or "",
                         row.profile,
                         entities.get(row.end_entity_id, ""),
                         row.fingerprint,

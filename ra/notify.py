@@ -27,6 +27,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from ca import catalog
 from ca.errors import CAError
 from ca.records import from_epoch, serial_hex
+from common.clock import iso8601
 from ra.settings import NotifySettings
 from store import Store
 from store.tables.ra import end_entities, expiry_notices
@@ -61,7 +62,7 @@ class Notice:
             "ca": self.ca,
             "serial": serial_hex(self.serial),
             "subject": self.subject,
-            "not_after": from_epoch(self.not_after).isoformat(),
+            "not_after": iso8601(self.not_after),
             "days_left": self.days_left,
             "threshold_days": self.threshold_days,
             "entity": self.entity,

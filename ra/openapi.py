@@ -3,6 +3,7 @@
 
 import re
 
+from ca.catalog import STATUSES as CERT_STATUSES
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
 from ra.approvals import KINDS
@@ -15,8 +16,10 @@ _STRINGS = {"type": "array", "items": _STRING}
 _TIME = {"type": "string", "format": "date-time"}
 
 
-def _object(properties: dict, required=(), additional=False) -> dict:
+def _object(properties: dict, required=(), additional=False, description=None) -> dict:
     out = {"type": "object", "properties": properties, "additionalProperties": additional}
+    if description:
+        out["description"] = description
     if required:
         out["required"] = list(required)
     return out
@@ -56,6 +59,95 @@ _CERTIFICATE = _object(
     },
     additional=True,
 )
+_ISO_TIME = {
+    "type": "string",
+    "format": "date-time",
+    "example": "2026-12-03T18:00:00Z",
+    "description": "UTC, to the second",
+}
+_BLOCKED_KEY = _object(
+    {
+        "spki_sha256": {"type": "string", "description": "SHA-256 of the DER SubjectPublicKeyInfo"},
+        "added_at": _ISO_TIME,
+        "source": {"type": "string", "enum": ["revocation", "import"]},
+        "ca": {"type": "string", "nullable": True},
+        "serial": {"type": "string", "nullable": True},
+        "reason": {"type": "string", "nullable": True},
+        "note": {"type": "string", "nullable": True},
+        "actor": _STRING,
+    }
+)
+_BLOCKLIST_TEXT = {
+    "type": "string",
+    "description": "PEM blocks (PUBLIC KEY, RSA PUBLIC KEY, CERTIFICATE, CERTIFICATE REQUEST) "
+    "and lines of 64 hex digits (a SubjectPublicKeyInfo's SHA-256); # comments",
+}
+_FOUND = _object(
+    {
+        **_CERTIFICATE["properties"],
+        "not_before": _ISO_TIME,
+        "not_after": _ISO_TIME,
+        "status": {
+            "type": "string",
+            "enum": list(CERT_STATUSES),
+            "description": "at the time of the request: a good certificate is active until "
+            "its notAfter, then expired; revoked and hold stay after expiry",
+        },
+        "revoked_at": {**_ISO_TIME, "nullable": True},
+        "invalidity_date": {**_ISO_TIME, "nullable": True},
+    },
+    additional=True,
+)
+_SANS = {**_STRINGS, "description": "type:value"}
+_EXPIRING = _object(
+    {
+        "subject": _STRING,
+        "sans": _SANS,
+        "issuer": {"type": "string", "description": "the issuing CA's name"},
+        "serial": {"type": "string", "description": "hexadecimal"},
+        "not_after": _ISO_TIME,
+        "days_left": {"type": "integer", "description": "whole days from now to notAfter"},
+        "entity": {"type": "string", "nullable": True},
+        "owner": {"type": "string", "nullable": True, "description": "the entity's contact"},
+    }
+)
+_COUNT = _object(
+    {
+        "ca": _STRING,
+        "profile": _STRING,
+        "status": {"type": "string", "enum": list(CERT_STATUSES)},
+        "count": {"type": "integer"},
+    }
+)
+_DUPLICATE = _object(
+    {
+        "kind": {
+            "type": "string",
+            "enum": ["key", "names"],
+            "description": "key: one public key in several valid certificates; names: "
+            "several valid certificates for one subject and name set",
+        },
+        "shared": {
+            "type": "string",
+            "description": "key: the SHA-256 of the SubjectPublicKeyInfo (hex); names: the "
+            "subject and its sorted SANs",
+        },
+        "certificates": {
+            "type": "array",
+            "items": _object(
+                {
+                    "ca": _STRING,
+                    "serial": _STRING,
+                    "subject": _STRING,
+                    "sans": _SANS,
+                    "not_after": _ISO_TIME,
+                    "profile": _STRING,
+                    "entity": {"type": "string", "nullable": True},
+                }
+            ),
+        },
+    }
+)
 _USER = _object(
     {
         "name": _STRING,
@@ -63,7 +155,7 @@ _USER = _object(
         "status": {"type": "string", "enum": ["active", "disabled"]},
         "has_token": {"type": "boolean"},
         "cert_fingerprint_sha256": {"type": "string", "nullable": True},
-        "created_at": {"type": "integer"},
+        "created_at": _TIME,
     }
 )
 _ENTITY = _object(
@@ -82,14 +174,22 @@ _REQUEST = _object(
         "kind": {"type": "string", "enum": list(KINDS)},
         "entity": {"type": "string", "nullable": True},
         "what": {"type": "object", "description": "what the request does"},
+        "details": {
+            "type": "object",
+            "nullable": True,
+            "description": "what an approver approves: for a certificate its CA, profile, "
+            "subject, every SAN, key type and size (key_bits), validity (validity_days, "
+            "not_after as if issued when asked) and the CSR's SHA-256 (csr_sha256); for a "
+            "revocation the certificate's subject, SANs, profile and status",
+        },
         "has_csr": {"type": "boolean"},
         "required": {"type": "integer"},
         "approvers": _STRINGS,
         "requester": _STRING,
         "status": {"type": "string", "enum": list(REQUEST_STATUSES)},
-        "created_at": {"type": "integer"},
-        "expires_at": {"type": "integer"},
-        "decided_at": {"type": "integer", "nullable": True},
+        "created_at": _TIME,
+        "expires_at": _TIME,
+        "decided_at": {**_TIME, "nullable": True},
         "decided_by": {"type": "string", "nullable": True},
         "note": {"type": "string", "nullable": True},
         "result": {
@@ -124,7 +224,29 @@ SCHEMAS = {
         ]
     },
     "UserUpdate": _object(
-        {"status": {"type": "string", "enum": ["active", "disabled"]}}, required=("status",)
+        {
+            "status": {"type": "string", "enum": ["active", "disabled"]},
+            "role": {"type": "string", "enum": list(ROLES)},
+        },
+        description="exactly one of status and role",
+    ),
+    "UserToken": {
+        "allOf": [
+            {"$ref": "#/components/schemas/User"},
+            _object({"token": _STRING}, additional=True),
+        ]
+    },
+    "UserDeleted": _object({"name": _STRING, "deleted": {"type": "boolean"}}),
+    "QueuedWithToken": _object(
+        {
+            "request": _REQUEST,
+            "token": {
+                "type": "string",
+                "nullable": True,
+                "description": "shown this once; it signs in once the request is carried out",
+            },
+        },
+        required=("request",),
     ),
     "Entity": _ENTITY,
     "EntityPage": _object(
@@ -167,6 +289,75 @@ SCHEMAS = {
         required=("reason",),
     ),
     "Certificate": _CERTIFICATE,
+    "InventoryImport": _object(
+        {
+            "pem": {"type": "string", "description": "PEM text: any number of certificates"},
+            "files": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "name": {"type": "string", "description": "named in messages"},
+                        "content": {
+                            "type": "string",
+                            "format": "byte",
+                            "description": "base64 of a PEM, DER or zip file",
+                        },
+                    },
+                    required=("name", "content"),
+                ),
+            },
+            "entity": {
+                "type": "string",
+                "description": "tie the certificates to this end entity (its expiry notices)",
+            },
+        }
+    ),
+    "InventoryResult": _object(
+        {
+            "imported": {"type": "integer"},
+            "already_present": {"type": "integer"},
+            "issuers_added": _STRINGS,
+        }
+    ),
+    "BlockedKeyPage": _object(
+        {
+            "items": {"type": "array", "items": _BLOCKED_KEY},
+            "next_after": {
+                "type": "string",
+                "nullable": True,
+                "description": "pass as after for the next page; null on the last",
+            },
+        }
+    ),
+    "BlocklistImport": _object(
+        {"keys": _BLOCKLIST_TEXT, "note": {"type": "string", "minLength": 1}},
+        required=("keys", "note"),
+    ),
+    "BlocklistImported": _object(
+        {
+            "keys": {"type": "integer"},
+            "added": {"type": "integer"},
+            "already_listed": {"type": "integer"},
+        }
+    ),
+    "BlocklistCheck": _object({"keys": _BLOCKLIST_TEXT}, required=("keys",)),
+    "BlocklistChecked": _object(
+        {
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "line": {"type": "integer"},
+                        "kind": _STRING,
+                        "spki_sha256": _STRING,
+                        "listed": {"type": "boolean"},
+                        "entry": {**_BLOCKED_KEY, "nullable": True},
+                    }
+                ),
+            },
+            "listed": {"type": "integer", "description": "how many of the keys are listed"},
+        }
+    ),
     "CertificateWithPem": {
         "allOf": [
             {"$ref": "#/components/schemas/Certificate"},
@@ -187,13 +378,26 @@ SCHEMAS = {
     ),
     "PemChain": _STRING,
     "Zip": {"type": "string", "format": "binary"},
+    "FoundCertificate": _FOUND,
+    "FoundCertificateList": _object(
+        {"items": {"type": "array", "items": {"$ref": "#/components/schemas/FoundCertificate"}}}
+    ),
     "CertificatePage": _object(
         {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Certificate"}},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/FoundCertificate"}},
             "next_after": {"type": "string", "nullable": True},
         }
     ),
-    "Report": _object({"items": {"type": "array", "items": {"type": "object"}}}),
+    "Report": _object(
+        {
+            "items": {
+                "type": "array",
+                "description": "counts: Count rows; expiring: Expiring rows, soonest first; "
+                "duplicates: Duplicate groups",
+                "items": {"oneOf": [_COUNT, _EXPIRING, _DUPLICATE]},
+            }
+        }
+    ),
     "Request": _REQUEST,
     "RequestPage": _object(
         {
@@ -246,10 +450,15 @@ _ERRORS = {
     "nothing was changed",
 }
 _CREATES = {"createEntity", "enroll", "renew", "createUser"}
-_QUEUED = {"enroll", "renew", "revoke"}
+_QUEUED = {"enroll", "renew", "revoke", "updateUser"}
+# Operator changes that wait for approvals show their token at once.
+_QUEUED_WITH_TOKEN = {"createUser", "rotateToken"}
 _QUERY = {
     "name": ("substring of the end entity's name", _STRING),
-    "status": ("status to filter by", _STRING),
+    "status": (
+        "status to filter by; certificates: active, expired, revoked or hold, as of now",
+        _STRING,
+    ),
     "email": ("contact email, exact and case-blind", _STRING),
     "ca": ("issuing CA's name", _STRING),
     "attribute": ("key=value; repeat to require several", _STRING),
@@ -263,7 +472,10 @@ _QUERY = {
     "issued_before": ("ISO 8601 time or epoch seconds", _STRING),
     "expires_after": ("ISO 8601 time or epoch seconds", _STRING),
     "expires_before": ("ISO 8601 time or epoch seconds", _STRING),
-    "weeks": ("expiring report: weeks ahead (1-520)", {"type": "integer", "minimum": 1}),
+    "days": (
+        "expiring report: the window, days from now (1-3650; default 30)",
+        {"type": "integer", "minimum": 1, "maximum": 3650},
+    ),
     "format": ("json or csv", {"type": "string", "enum": ["json", "csv"]}),
     "after": ("the next_after of the previous page", _STRING),
     "limit": ("page size, 1 to 1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
@@ -307,8 +519,11 @@ def document(routes) -> dict:
         responses = {ok: {"description": "success", "content": {content_type: {"schema": schema}}}}
         if route.operation_id == "report":
             responses[ok]["content"]["text/csv"] = {"schema": _STRING}
-        if route.operation_id in _QUEUED:
-            queued = {"$ref": "#/components/schemas/Queued"}
+        if route.operation_id in _QUEUED | _QUEUED_WITH_TOKEN:
+            queued = {
+                "$ref": "#/components/schemas/"
+                + ("QueuedWithToken" if route.operation_id in _QUEUED_WITH_TOKEN else "Queued")
+            }
             responses["202"] = {
                 "description": "waiting for approvals (see /api/requests)",
                 "content": {"application/json": {"schema": queued}},

@@ -18,6 +18,14 @@ SEARCH_FIELDS = (
     "expires_after",
     "expires_before",
 )
+EXPORT_FIELDS = (
+    "issuer",
+    "status",
+    "issued_after",
+    "issued_before",
+    "expires_after",
+    "expires_before",
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,8 @@ ROUTES = (
         "/api/entities/{name}/certificates",
         "entityCertificates",
         "certificate.read",
-        "Certificates issued to an end entity",
-        response="CertificateList",
+        "Certificates issued to an end entity (status as of now)",
+        response="FoundCertificateList",
     ),
     Route(
         "POST",
@@ -93,7 +101,8 @@ ROUTES = (
         "/api/certificates",
         "searchCertificates",
         "certificate.read",
-        "Search certificates (filters combine); a page at a time in id order",
+        "Search certificates (filters combine; status as of now: active, expired, revoked, "
+        "hold); a page at a time in id order",
         response="CertificatePage",
         query=(*SEARCH_FIELDS, "after", "limit"),
     ),
@@ -102,19 +111,21 @@ ROUTES = (
         "/api/export",
         "export",
         "certificate.read",
-        "Issued certificates as a zip: CA/status/SERIAL.pem and manifest.csv",
+        "Issued certificates as a zip: CA/status/SERIAL.pem (status at the time of the "
+        "export: active, expired, revoked, hold) and manifest.csv; filters combine",
         response="Zip",
-        query=("issuer", "issued_after", "issued_before"),
+        query=EXPORT_FIELDS,
     ),
     Route(
         "GET",
         "/api/reports/{report}",
         "report",
         "report.read",
-        "counts (by CA, profile, status), expiring (per week), duplicates "
-        "(end entities with more than one valid certificate of a profile); JSON or CSV",
+        "counts (by CA, profile and status now), expiring (the certificates expiring in the "
+        "next N days, with owner and days left), duplicates (groups of valid certificates "
+        "sharing a key, or a subject and name set); JSON or CSV",
         response="Report",
-        query=("weeks", "format"),
+        query=("days", "format"),
     ),
     Route(
         "GET",
@@ -149,6 +160,51 @@ ROUTES = (
         "Revoke with a reason",
         request="Revoke",
         response="Certificate",
+    ),
+    Route(
+        "POST",
+        "/api/certificates/{ca}/{serial}/release-hold",
+        "releaseHold",
+        "certificate.revoke",
+        "Take a certificate off hold (certificateHold): good again",
+        response="Certificate",
+    ),
+    Route(
+        "POST",
+        "/api/inventory",
+        "importInventory",
+        "inventory.import",
+        "Import certificates issued by other PKIs (PEM, DER or zip files) into the "
+        "inventory; issuers verified, all or nothing",
+        request="InventoryImport",
+        response="InventoryResult",
+    ),
+    Route(
+        "GET",
+        "/api/blocklist",
+        "listBlockedKeys",
+        "blocklist.read",
+        "The CA's blocklist of compromised keys (BR 6.1.1.3), in digest order",
+        response="BlockedKeyPage",
+        query=("after", "limit"),
+    ),
+    Route(
+        "POST",
+        "/api/blocklist",
+        "blockKeys",
+        "blocklist.write",
+        "List keys as compromised, all or none: no certificate is issued for them",
+        request="BlocklistImport",
+        response="BlocklistImported",
+    ),
+    Route(
+        "POST",
+        "/api/blocklist/check",
+        "checkBlockedKeys",
+        "blocklist.read",
+        "Whether keys are on the blocklist, and why",
+        request="BlocklistCheck",
+        response="BlocklistChecked",
     ),
     Route(
         "GET",
@@ -199,7 +255,8 @@ ROUTES = (
         "/api/users",
         "createUser",
         "user.manage",
-        "Add an operator; the token is shown once",
+        "Add an operator; the token is shown once (where operator changes need "
+        "approvals, it works once the request is carried out)",
         request="UserCreate",
         response="UserCreated",
     ),
@@ -208,9 +265,36 @@ ROUTES = (
         "/api/users/{name}",
         "updateUser",
         "user.manage",
-        "Enable or disable an operator",
+        "Enable or disable an operator, or change its role (enabling and role changes "
+        "wait for approvals where operator changes need them; never the last active "
+        "administrator's: 409)",
         request="UserUpdate",
         response="User",
+    ),
+    Route(
+        "DELETE",
+        "/api/users/{name}",
+        "deleteUser",
+        "user.manage",
+        "Delete an operator (never the last active administrator: 409)",
+        response="UserDeleted",
+    ),
+    Route(
+        "POST",
+        "/api/users/{name}/token",
+        "rotateToken",
+        "user.manage",
+        "A new API token for an operator (shown once; the old one stops working); "
+        "another's waits for approvals where operator changes need them",
+        response="UserToken",
+    ),
+    Route(
+        "POST",
+        "/api/whoami/token",
+        "rotateOwnToken",
+        "",
+        "A new API token for the signed-in operator (shown once; the old one stops working)",
+        response="UserToken",
     ),
     Route(
         "GET",

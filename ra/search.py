@@ -8,26 +8,34 @@ end entity, profile, status, and issuance / expiry windows. Results come in
 id order, a page at a time (``after`` = the last id of the previous page),
 so a page never shifts when certificates are added.
 
-Reports: counts by CA, profile and status; certificates expiring per week
-for the next N weeks; end entities holding more than one valid certificate
-of the same profile (the "only intended certificates" check).
+Status follows the clock the caller passes in (``now``): active, expired,
+revoked, hold (ca/catalog.py ``status_at``; a revoked certificate stays
+revoked after it expires). Every time printed is ``common.clock.iso8601``.
+
+Reports: counts by CA, profile and status; the certificates expiring in the
+next N days, each with its owner and days left; and the "other
+certificates than intended" check: every group of valid certificates that
+share a public key, or a subject and name set, across CAs and the inventory.
 """
 
 import csv
 import io
 import ipaddress
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
 from ca import catalog
 from ca.errors import BadInputError, NotFoundError
-from ca.records import CertificateRecord, parse_serial
+from ca.records import CertificateRecord, parse_serial, serial_hex
+from common.clock import iso8601
 from store.tables.ra import end_entities
 
 MIN_SUBSTRING = catalog.MIN_SUBSTRING
 MAX_PAGE = 1000
-WEEK = 7 * 86400
+DAY = 86400
+MAX_DAYS = 3650
 STATUSES = catalog.STATUSES
 
 
@@ -73,20 +81,41 @@ def entity_id(conn: Connection, name: str) -> int:
 
 def entity_names(conn: Connection, ids) -> dict[int, str]:
     """The names of the end entities with these ids (in chunks: the list may be long)."""
+    return {i: name for i, (name, _email) in entity_contacts(conn, ids).items()}
+
+
+def entity_contacts(conn: Connection, ids) -> dict[int, tuple[str, str]]:
+    """(name, contact email) of the end entities with these ids."""
     wanted = sorted({i for i in ids if i is not None})
-    names: dict[int, str] = {}
+    found: dict[int, tuple[str, str]] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        names.update(
-            conn.execute(
-                select(end_entities.c.id, end_entities.c.name).where(end_entities.c.id.in_(chunk))
-            ).all()
-        )
-    return names
+        for row in conn.execute(
+            select(end_entities.c.id, end_entities.c.name, end_entities.c.email).where(
+                end_entities.c.id.in_(chunk)
+            )
+        ):
+            found[row.id] = (row.name, row.email)
+    return found
 
 
-def search(conn: Connection, q: CertificateQuery) -> list[tuple[int, CertificateRecord]]:
-    """(id, record) pairs, in id order."""
+def certificate_summary(record: CertificateRecord, now: int) -> dict:
+    """A found certificate as search prints it: its status at ``now``, every
+    time in ISO 8601 (UTC, ``Z``)."""
+    out = record.summary()
+    out["status"] = catalog.status_at(record.status, int(record.not_after.timestamp()), now)
+    for key, value in (
+        ("not_before", record.not_before),
+        ("not_after", record.not_after),
+        ("revoked_at", record.revoked_at),
+        ("invalidity_date", record.invalidity_date),
+    ):
+        out[key] = iso8601(value)
+    return out
+
+
+def search(conn: Connection, q: CertificateQuery, now: int) -> list[tuple[int, CertificateRecord]]:
+    """(id, record) pairs, in id order; ``status`` is judged at ``now``."""
     if not isinstance(q.limit, int) or not 1 <= q.limit <= MAX_PAGE:
         raise BadInputError(f"limit must be 1 to {MAX_PAGE}")
     return catalog.find(
@@ -105,6 +134,7 @@ def search(conn: Connection, q: CertificateQuery) -> list[tuple[int, Certificate
             expires_before=q.expires_before,
             after_id=q.after,
             limit=q.limit,
+            now=now,
         ),
     )
 
@@ -112,41 +142,118 @@ def search(conn: Connection, q: CertificateQuery) -> list[tuple[int, Certificate
 # -- reports --------------------------------------------------------------------------
 
 
-def counts(conn: Connection) -> list[dict]:
-    """Certificates by CA, profile and status (kept by triggers: no scan)."""
+def counts(conn: Connection, now: int) -> list[dict]:
+    """Certificates by CA, profile and status at ``now`` (no certificate read)."""
     return [
         {"ca": ca, "profile": profile, "status": status, "count": n}
-        for ca, profile, status, n in catalog.counts(conn)
+        for ca, profile, status, n in catalog.counts(conn, now)
     ]
 
 
-def expiring(conn: Connection, now: int, weeks: int) -> list[dict]:
-    """Valid (good) certificates expiring in each of the next ``weeks`` weeks
-    (week 0 starts now); every week is listed, empty ones with 0."""
-    if not isinstance(weeks, int) or not 1 <= weeks <= 520:
-        raise BadInputError("weeks must be 1 to 520")
-    found = catalog.expiring_per_period(conn, now, WEEK, weeks)
-    return [
-        {"week": i, "from": now + i * WEEK, "to": now + (i + 1) * WEEK, "count": found.get(i, 0)}
-        for i in range(weeks)
-    ]
+def expiring(conn: Connection, now: int, days: int) -> list[dict]:
+    """The valid certificates whose notAfter falls in the next ``days`` days
+    (from ``now``, inclusive), the soonest first: who to call about what."""
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_DAYS:
+        raise BadInputError(f"days must be 1 to {MAX_DAYS}")
+    rows = catalog.expiring(conn, now - 1, now + days * DAY)
+    contacts = entity_contacts(conn, (r.end_entity_id for r in rows))
+    out = []
+    for r in rows:
+        entity, owner = contacts.get(r.end_entity_id, (None, None))
+        out.append(
+            {
+                "subject": r.subject,
+                "sans": json.loads(r.sans),
+                "issuer": r.ca,
+                "serial": serial_hex(int(r.serial, 16)),
+                "not_after": iso8601(r.not_after),
+                "days_left": (r.not_after - now) // DAY,
+                "entity": entity,
+                "owner": owner,
+            }
+        )
+    return out
 
 
 def duplicates(conn: Connection, now: int) -> list[dict]:
-    """End entities with more than one valid certificate of one profile."""
-    rows = catalog.valid_per_end_entity(conn, now, more_than=1)
-    names = entity_names(conn, (r.end_entity_id for r in rows))
-    found = sorted((names[r.end_entity_id], r.profile, r.n) for r in rows)
+    """Valid certificates other than intended: each group of more than one
+    valid certificate sharing a public key (kind "key", shared: the SHA-256
+    of its SubjectPublicKeyInfo) or a subject and name set (kind "names",
+    shared: the subject and its sorted SANs)."""
+    groups = catalog.duplicates(conn, now)
+    names = entity_names(conn, (r.end_entity_id for g in groups for r in g.certificates))
     return [
-        {"entity": name, "profile": profile, "valid_certificates": n} for name, profile, n in found
+        {
+            "kind": group.kind,
+            "shared": group.shared,
+            "certificates": [
+                {
+                    "ca": r.ca,
+                    "serial": serial_hex(int(r.serial, 16)),
+                    "subject": r.subject,
+                    "sans": json.loads(r.sans),
+                    "not_after": iso8601(r.not_after),
+                    "profile": r.profile,
+                    "entity": names.get(r.end_entity_id),
+                }
+                for r in group.certificates
+            ],
+        }
+        for group in groups
     ]
 
 
-def to_csv(rows: list[dict]) -> str:
-    """One header line, then one line per row (RFC 4180)."""
+REPORT_FIELDS = {
+    "counts": ("ca", "profile", "status", "count"),
+    "expiring": (
+        "subject",
+        "sans",
+        "issuer",
+        "serial",
+        "not_after",
+        "days_left",
+        "entity",
+        "owner",
+    ),
+    "duplicates": (
+        "group",
+        "kind",
+        "shared",
+        "ca",
+        "serial",
+        "subject",
+        "sans",
+        "not_after",
+        "profile",
+        "entity",
+    ),
+}
+
+
+def report_csv(name: str, rows: list[dict]) -> str:
+    """A report as CSV (a header line even when empty): a SAN list as one
+    space-separated field; the duplicates one line per certificate, with its
+    group's number, kind and shared value."""
+    if name == "duplicates":
+        rows = [
+            {"group": i + 1, "kind": g["kind"], "shared": g["shared"], **c}
+            for i, g in enumerate(rows)
+            for c in g["certificates"]
+        ]
+    flat = [
+        {k: " ".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in r.items()}
+        for r in rows
+    ]
+    return to_csv(flat, REPORT_FIELDS[name])
+
+
+def to_csv(rows: list[dict], fields=None) -> str:
+    """One header line, then one line per row (RFC 4180); without ``fields``
+    the first row's keys, and nothing at all when there are no rows."""
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
+    fields = list(fields) if fields is not None else list(rows[0]) if rows else None
+    if fields:
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
         writer.writeheader()
         writer.writerows(rows)
     return out.getvalue()

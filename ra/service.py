@@ -10,21 +10,27 @@ profile as for any issuance.
 """
 
 import base64
+import hashlib
+import hmac
 import json
+import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection, func, insert, select, update
 
 from ca import catalog
+from ca.blocklist_file import parse_blocklist_file
 from ca.errors import BadInputError, CAError, ConflictError, NotFoundError, PolicyError
 from ca.keys import KEY_SPECS
 from ca.reasons import RevocationReason
 from ca.records import CertificateRecord, serial_hex
-from ca.requests import CertificateRequest, parse_csr
+from ca.requests import CertificateRequest, format_san, load_csr, parse_csr
 from ca.service import CAService
-from ra import search
-from ra.approvals import ApprovalPolicy, ApprovalQueue, ApprovalRequest
+from common.clock import iso8601
+from ra import inventory, search
+from ra.approvals import USER_KINDS, ApprovalPolicy, ApprovalQueue, ApprovalRequest
 from ra.entities import (
     STATUSES,
     EndEntity,
@@ -38,7 +44,7 @@ from ra.entities import (
 )
 from ra.roles import ForbiddenError
 from ra.search import CertificateQuery
-from ra.users import Users
+from ra.users import User, Users, new_token, token_hash
 from store.tables.ra import end_entities
 
 MIN_EXPORT_PASSPHRASE = 8
@@ -61,13 +67,51 @@ class RAService:
         self.store = ca.store
         self.audit = ca.audit  # the CA's audit writer: one chain, one clock
         self.policy = policy or ApprovalPolicy()
-        self.users = Users(ca.store, self.audit.now_ms, self.audit.record)
+        self.users = Users(
+            ca.store, self.audit.now_ms, self.audit.record, self._client_certificate_problem
+        )
         self.approvals = ApprovalQueue(ca.store, self._now, self.audit.record)
 
     # -- helpers -------------------------------------------------------------
 
     def _now(self) -> int:
         return int(self.ca.clock().timestamp())
+
+    def _client_certificate_problem(self, der: bytes) -> str | None:
+        """Why an operator's TLS client certificate may not sign in now:
+        outside its validity period, or revoked or held in the records of
+        the CA that issued it here. None when it may."""
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            return "the client certificate cannot be read"
+        now = self.ca.clock()
+        if now < cert.not_valid_before_utc:
+            return (
+                f"the client certificate is not valid before {iso8601(cert.not_valid_before_utc)}"
+            )
+        if now > cert.not_valid_after_utc:
+            return f"the client certificate expired at {iso8601(cert.not_valid_after_utc)}"
+        with self.store.read() as conn:
+            record = catalog.by_fingerprint(conn, hashlib.sha256(der).hexdigest())
+        if record is None:
+            for ca in self.ca.list_cas():
+                if ca.certificate.subject == cert.issuer:
+                    return (
+                        f"the client certificate names CA {ca.name!r} as its issuer "
+                        "but is not in its records"
+                    )
+            return None  # another PKI's certificate: the TLS layer's client CA vouches for it
+        where = f"CA {record.ca!r}, serial {serial_hex(record.serial)}"
+        if record.status == "revoked":
+            reason = record.reason.name if record.reason is not None else "unspecified"
+            return (
+                f"the client certificate ({where}) was revoked at "
+                f"{iso8601(record.revoked_at)} ({reason})"
+            )
+        if record.status == "hold":
+            return f"the client certificate ({where}) is on hold"
+        return None
 
     def _ca_id(self, conn: Connection, name: str) -> int:
         if not isinstance(name, str):
@@ -365,9 +409,10 @@ class RAService:
             raise BadInputError(
                 f"unknown key type {key_type!r}; choose one of {', '.join(KEY_SPECS)}"
             )
-        # A key made at once is handed out now; one made after approvals is
-        # fetched later with a passphrase given then (none is stored).
-        if key_type is not None and not needed and not executing:
+        # A key made here is handed out under the passphrase given now: at
+        # once, or, after approvals, to whoever gives the same one again
+        # (only a verifier of it is kept with the request).
+        if key_type is not None and not executing:
             _check_export_passphrase(passphrase)
         public_key = None
         requested = parse_sans(sans) if sans is not None else ()
@@ -385,6 +430,15 @@ class RAService:
             self.ca.check_key(public_key)
         request = CertificateRequest(entity.subject(), public_key, requested)
         if needed:
+            # What can be checked now is checked now, by the CA's own checks,
+            # and again when the approved request is carried out.
+            template = self.ca.check_request(
+                entity.ca, entity.profile, request, generate_key=key_type, days=days
+            )
+            source = "generated" if key_type else ("same" if same_key else "csr")
+            payload = {**payload, "details": _details(entity, template, csr, key_type, source)}
+            if key_type is not None:
+                payload["passphrase_check"] = passphrase_verifier(passphrase)
             return self.approvals.submit(
                 kind, entity.id, payload, needed, actor, self.policy.expiry_seconds
             )
@@ -438,9 +492,23 @@ class RAService:
             with self.audit.failures(actor, "ra.revoke", f"{ca_name}/{serial_hex(serial)}"):
                 with self.store.read() as conn:
                     row = catalog.certificate(conn, ca_name, serial)
-                if row.status == "revoked":
-                    raise ConflictError(f"certificate {serial_hex(serial)} is already revoked")
-                payload = {"ca": ca_name, "serial": serial_hex(serial), "reason": value.name}
+                # The CA's checks of this revocation, now: a reason the profile
+                # forbids, a certificate already revoked.
+                self.ca.check_revocation(ca_name, serial, value)
+                payload = {
+                    "ca": ca_name,
+                    "serial": serial_hex(serial),
+                    "reason": value.name,
+                    "details": {
+                        "subject": row.subject,
+                        "sans": list(row.sans),
+                        "profile": row.profile,
+                        "key_type": row.key_type,
+                        "not_after": iso8601(row.not_after),
+                        "status": row.status,
+                        "fingerprint_sha256": row.fingerprint,
+                    },
+                }
                 return self.approvals.submit(
                     "revoke",
                     row.end_entity_id,
@@ -451,19 +519,77 @@ class RAService:
                 )
         return self.ca.revoke(ca_name, serial, value, actor=actor)
 
+    def release_hold(
+        self, ca_name: str, serial: int, *, actor: str = "system"
+    ) -> CertificateRecord:
+        """Take a certificate off hold (the CA audits it, as ca.release_hold)."""
+        return self.ca.release_hold(ca_name, serial, actor=actor)
+
+    def import_uploads(
+        self, files: list[tuple[str, bytes]], *, entity: str | None = None, actor: str = "system"
+    ):
+        """Record uploaded certificates of other PKIs in the inventory
+        (ra/inventory.py); a refusal is audited too."""
+        target = ",".join(name for name, _ in files)[:500] or "inventory"
+        with self.audit.failures(actor, "ra.inventory.import", target):
+            return inventory.import_uploads(self.ca, files, entity=entity, actor=actor)
+
+    # -- the CA's blocklist of compromised keys -----------------------------------------
+
+    def blocked_keys(self, *, limit: int = 100, after: str | None = None) -> list:
+        """The listed keys in digest order, a page at a time."""
+        return self.ca.list_blocked_keys(limit=limit, after=after)
+
+    def check_blocked(self, text: bytes) -> list[dict]:
+        """Whether each key in ``text`` (the blocklist file format:
+        ca/blocklist_file.py) is listed, and why."""
+        entries = parse_blocklist_file(text)
+        found = self.ca.blocked_keys(e.spki_sha256 for e in entries)
+        return [
+            {
+                "line": e.line,
+                "kind": e.kind,
+                "spki_sha256": e.spki_sha256,
+                "listed": e.spki_sha256 in found,
+                "entry": found[e.spki_sha256].summary() if e.spki_sha256 in found else None,
+            }
+            for e in entries
+        ]
+
+    def block_keys(self, text: bytes, note: str, *, actor: str = "system") -> dict:
+        """List the keys in ``text`` as compromised, all or none (the CA
+        audits it, as ca.blocklist.import)."""
+        entries = parse_blocklist_file(text)
+        added, already = self.ca.import_blocked_keys(
+            [e.spki_sha256 for e in entries], note, actor=actor
+        )
+        return {"keys": len(entries), "added": added, "already_listed": already}
+
     # -- search and reports ------------------------------------------------------------
+
+    def now(self) -> int:
+        """The CA's clock, in epoch seconds: what search, reports and export
+        judge status and expiry by."""
+        return self._now()
 
     def search(self, query: CertificateQuery) -> list[tuple[int, CertificateRecord]]:
         with self.store.read() as conn:
-            return search.search(conn, query)
+            return search.search(conn, query, self._now())
 
-    def report(self, name: str, *, weeks: int = 12) -> list[dict]:
+    def search_summaries(self, query: CertificateQuery) -> list[tuple[int, dict]]:
+        """As ``search``, each certificate as printed (status at this moment)."""
+        now = self._now()
+        with self.store.read() as conn:
+            found = search.search(conn, query, now)
+        return [(i, search.certificate_summary(record, now)) for i, record in found]
+
+    def report(self, name: str, *, days: int = 30) -> list[dict]:
         now = self._now()
         with self.store.read() as conn:
             if name == "counts":
-                return search.counts(conn)
+                return search.counts(conn, now)
             if name == "expiring":
-                return search.expiring(conn, now, weeks)
+                return search.expiring(conn, now, days)
             if name == "duplicates":
                 return search.duplicates(conn, now)
         raise NotFoundError(f"no report {name!r}; reports: {', '.join(REPORTS)}")
@@ -478,6 +604,9 @@ class RAService:
             return request
         p = request.payload
         try:
+            if request.kind in USER_KINDS:
+                self._carry_out_user_change(request)
+                return self.approvals.finish(request.id)
             if request.kind == "revoke":
                 record = self.revoke(
                     p["ca"],
@@ -503,6 +632,100 @@ class RAService:
             return self.approvals.finish(request.id, error=exc.message)
         return self.approvals.finish(request.id, ca=record.ca, serial=record.serial)
 
+    # -- operators ------------------------------------------------------------------
+
+    def create_user(
+        self,
+        name: str,
+        role: str,
+        *,
+        with_token: bool = True,
+        certificate: bytes | None = None,
+        actor: str,
+    ) -> "tuple[User | ApprovalRequest, str | None]":
+        """Add an operator, or, where approvals are configured for operators,
+        ask for it: the token is shown now either way and works once the
+        operator exists."""
+        needed = self.policy.for_operators()
+        if not needed:
+            return self.users.create(
+                name, role, with_token=with_token, certificate=certificate, actor=actor
+            )
+        with self.audit.failures(actor, "ra.user.create", str(name)):
+            fingerprint = self.users.check_new(
+                name, role, with_token=with_token, certificate=certificate
+            )
+            token = new_token() if with_token else None
+            payload = {
+                "name": name,
+                "role": role,
+                "certificate_sha256": fingerprint,
+                "token": token is not None,
+                "token_sha256": token_hash(token) if token else None,
+            }
+            return self._submit_user("user.create", payload, needed, actor), token
+
+    def set_user_status(self, name: str, status: str, *, actor: str) -> "User | ApprovalRequest":
+        """Disabling is at once; enabling waits for approvals where operator
+        changes need them."""
+        needed = self.policy.for_operators()
+        if status != "active" or not needed:
+            return self.users.set_status(name, status, actor=actor)
+        with self.audit.failures(actor, "ra.user.enable", str(name)):
+            if self.users.get(name).status == "active":
+                raise ConflictError(f"operator {name!r} is active already")
+            return self._submit_user("user.enable", {"name": name}, needed, actor)
+
+    def set_user_role(self, name: str, role: str, *, actor: str) -> "User | ApprovalRequest":
+        needed = self.policy.for_operators()
+        if not needed:
+            return self.users.set_role(name, role, actor=actor)
+        with self.audit.failures(actor, "ra.user.role", str(name)):
+            self.users.check_role_change(name, role)
+            previous = self.users.get(name).role
+            payload = {"name": name, "role": role, "previous_role": previous}
+            return self._submit_user("user.role", payload, needed, actor)
+
+    def rotate_user_token(
+        self, name: str, *, actor: str
+    ) -> "tuple[User | ApprovalRequest, str | None]":
+        """A new token for ``name``. One's own is changed at once; another
+        operator's, where operator changes need approvals, once approved
+        (whoever holds the new token could sign in as that operator)."""
+        needed = self.policy.for_operators()
+        own = actor == f"ra:{name}"
+        if own or not needed:
+            return self.users.rotate_token(name, actor=actor)
+        with self.audit.failures(actor, "ra.user.token", str(name)):
+            self.users.get(name)
+            token = new_token()
+            payload = {"name": name, "token_sha256": token_hash(token)}
+            return self._submit_user("user.token", payload, needed, actor), token
+
+    def delete_user(self, name: str, *, actor: str) -> None:
+        with self.audit.failures(actor, "ra.user.delete", str(name)):
+            self.users.delete(name, actor=actor)
+
+    def _submit_user(self, kind: str, payload: dict, needed: int, actor: str) -> ApprovalRequest:
+        return self.approvals.submit(kind, None, payload, needed, actor, self.policy.expiry_seconds)
+
+    def _carry_out_user_change(self, request: ApprovalRequest) -> None:
+        p, by = request.payload, request.requester
+        if request.kind == "user.create":
+            self.users.create(
+                p["name"],
+                p["role"],
+                actor=by,
+                token_digest=p.get("token_sha256"),
+                fingerprint=p.get("certificate_sha256"),
+            )
+        elif request.kind == "user.enable":
+            self.users.set_status(p["name"], "active", actor=by)
+        elif request.kind == "user.role":
+            self.users.set_role(p["name"], p["role"], actor=by)
+        elif request.kind == "user.token":
+            self.users.rotate_token(p["name"], actor=by, token_digest=p["token_sha256"])
+
     def reject(self, request_id: int, reason: str, *, actor: str) -> ApprovalRequest:
         return self.approvals.reject(request_id, actor, reason)
 
@@ -521,6 +744,7 @@ class RAService:
         if not request.payload.get("key_type"):
             raise PolicyError("this request's key came from a CSR: there is no PKCS#12")
         _check_export_passphrase(passphrase)
+        check_passphrase(request.payload.get("passphrase_check"), passphrase)
         return self.export(request.result_ca, request.result_serial, "p12", passphrase, actor=actor)
 
     def certificate(self, ca_name: str, serial: int) -> CertificateRecord:
@@ -538,6 +762,63 @@ def _check_export_passphrase(passphrase: bytes | None) -> None:
             f"a key made here is handed out as PKCS#12: give a passphrase of at least "
             f"{MIN_EXPORT_PASSPHRASE} characters"
         )
+
+
+# scrypt (RFC 7914) for the verifier of an enrollment's PKCS#12 passphrase.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def passphrase_verifier(passphrase: bytes) -> dict:
+    """What a request keeps to recognise its PKCS#12 passphrase: a salt and
+    the scrypt of the passphrase under it, never the passphrase."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(passphrase, salt=salt, dklen=32, **_SCRYPT)
+    return {"scrypt": _b64(salt) + "$" + _b64(digest)}
+
+
+def check_passphrase(verifier: dict | None, passphrase: bytes) -> None:
+    """Refuse any passphrase but the one given with the request."""
+    if not verifier or "scrypt" not in verifier:
+        raise PolicyError(
+            "this request was made without a PKCS#12 passphrase; its key cannot be "
+            "handed out here (enroll again)"
+        )
+    salt, _, digest = verifier["scrypt"].partition("$")
+    mine = hashlib.scrypt(passphrase, salt=base64.b64decode(salt), dklen=32, **_SCRYPT)
+    if not hmac.compare_digest(mine, base64.b64decode(digest)):
+        raise ForbiddenError(
+            "the passphrase is not the one given with the enrollment; nothing was released"
+        )
+
+
+def key_bits(key_spec: str) -> int:
+    """The size of a key type: RSA modulus or curve bits (Ed25519: 256)."""
+    if key_spec.startswith("rsa-"):
+        return int(key_spec.split("-")[1])
+    return {"ec-p256": 256, "ec-p384": 384, "ec-p521": 521, "ed25519": 256}.get(key_spec, 0)
+
+
+def _details(entity, template, csr: bytes | None, generate_key: str | None, source: str) -> dict:
+    """What an approver approves: the certificate as the CA would issue it."""
+    key_spec = generate_key or template.key_spec
+    return {
+        "ca": entity.ca,
+        "profile": entity.profile,
+        "subject": template.subject.rfc4514_string(),
+        "sans": [format_san(n) for n in template.sans],
+        "key_type": key_spec,
+        "key_bits": key_bits(key_spec),
+        "key": {"generated": "made here", "same": "the renewed certificate's", "csr": "the CSR's"}[
+            source
+        ],
+        "validity_days": (template.not_after - template.not_before).days + 1,
+        "not_after": iso8601(template.not_after),
+        "csr_sha256": (
+            hashlib.sha256(load_csr(csr).public_bytes(Encoding.DER)).hexdigest()
+            if csr is not None
+            else None
+        ),
+    }
 
 
 def _b64(data: bytes | None) -> str | None:

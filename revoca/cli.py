@@ -22,14 +22,29 @@ from revoca.cli_ca import ca
 from revoca.cli_publisher import publisher
 from revoca.cli_ra import ra
 from revoca.cli_serve import serve
-from revoca.cli_util import AUDIT_TAMPERED, ConfiguredGroup, config_of, echo_json, handle_errors
+from revoca.cli_util import (
+    AUDIT_TAMPERED,
+    ConfiguredGroup,
+    config_of,
+    echo_json,
+    examples,
+    handle_errors,
+)
 from revoca.cli_va import va
 from revoca.config import default_text, load_config
 from revoca.logs import setup_logging
+from revoca.output import Column, emit_rows, output_options, plural
 from va.errors import PortInUseError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=examples(
+        "revoca demo",
+        "revoca config default > revoca.toml",
+        "revoca --config revoca.toml ca list",
+    ),
+)
 @click.option(
     "--config",
     "config_path",
@@ -46,9 +61,14 @@ from va.errors import PortInUseError
     default="warning",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
+    help="The least severe log records written (on stderr).",
 )
 @click.option(
-    "--log-format", default="json", show_default=True, type=click.Choice(["json", "text"])
+    "--log-format",
+    default="json",
+    show_default=True,
+    type=click.Choice(["json", "text"]),
+    help="Log records as JSON lines or as text.",
 )
 @click.version_option(__version__, prog_name="revoca")
 @click.pass_context
@@ -71,18 +91,20 @@ cli.add_command(ra)
 cli.add_command(serve)
 
 
-@cli.group()
+@cli.group(epilog=examples("revoca config default > revoca.toml", "revoca config show"))
 def config():
     """Show the configuration."""
 
 
-@config.command("default")
+@config.command("default", epilog=examples("revoca config default > revoca.toml"))
 def config_default():
     """Print the documented default configuration file."""
     click.echo(default_text(), nl=False)
 
 
-@config.command("show")
+@config.command(
+    "show", epilog=examples("revoca config show", "revoca --config revoca.toml config show")
+)
 @click.option("--json", "as_json", is_flag=True, help="The same settings as one JSON object.")
 @click.pass_context
 @handle_errors
@@ -110,12 +132,12 @@ def config_show(ctx, as_json):
     click.echo(to_toml(tables), nl=False)
 
 
-@cli.group(cls=ConfiguredGroup)
+@cli.group(cls=ConfiguredGroup, epilog=examples("revoca db current", "revoca db upgrade"))
 def db():
     """Schema migrations of the SQL store."""
 
 
-@db.command("upgrade")
+@db.command("upgrade", epilog=examples("revoca db upgrade"))
 @click.pass_context
 @handle_errors
 def db_upgrade(ctx):
@@ -126,7 +148,7 @@ def db_upgrade(ctx):
     click.echo(f"store at revision {store.current_revision()}")
 
 
-@db.command("current")
+@db.command("current", epilog=examples("revoca db current"))
 @click.pass_context
 @handle_errors
 def db_current(ctx):
@@ -138,7 +160,9 @@ def db_current(ctx):
     click.echo(f"store: {store.current_revision()}  code: {store.head_revision()}")
 
 
-@cli.group(cls=ConfiguredGroup)
+@cli.group(
+    cls=ConfiguredGroup, epilog=examples("revoca audit verify", "revoca audit list --limit 20")
+)
 def audit():
     """The tamper-evident audit log."""
 
@@ -148,8 +172,14 @@ def audit():
 PROGRESS_FROM = 50_000
 
 
-@audit.command("verify")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@audit.command(
+    "verify",
+    epilog=examples(
+        "revoca audit verify",
+        "revoca audit verify --json --checkpoint node2-audit.checkpoint",
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @click.option(
     "--checkpoint",
     "checkpoints",
@@ -204,7 +234,7 @@ def audit_verify(ctx, as_json, checkpoints):
 
 
 def _audit_summary(report, checked: int, mismatched: int) -> str:
-    parts = [f"{report.records} records"]
+    parts = [plural(report.records, "record")]
     if report.unkeyed_through:
         parts.append(f"1-{report.unkeyed_through} unkeyed (hash chain only, before the key)")
     if report.keyed:
@@ -212,12 +242,36 @@ def _audit_summary(report, checked: int, mismatched: int) -> str:
     for checkpoint in report.checkpoints:
         parts.append(f"checkpoint at record {checkpoint.seq} ({checkpoint.path})")
     verdict = "audit log intact" if not report.problems else "audit log TAMPERED"
-    certs = f"{checked} certificates replayed, {mismatched} differ from the log"
+    differ = "differs" if mismatched == 1 else "differ"
+    certs = f"{plural(checked, 'certificate')} replayed, {mismatched} {differ} from the log"
     return f"{verdict}: {'; '.join(parts)}\n{certs}"
 
 
-@audit.command("list")
-@click.option("--limit", default=50, show_default=True, help="How many of the newest records.")
+AUDIT_COLUMNS = [
+    Column("seq", align=">"),
+    Column("at"),
+    Column("actor"),
+    Column("action"),
+    Column("target", shrink=True),
+    Column("result"),
+]
+
+
+@audit.command(
+    "list",
+    epilog=examples(
+        "revoca audit list",
+        "revoca audit list --limit 1000 --csv > audit.csv",
+    ),
+)
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many of the newest records.",
+)
+@output_options(csv=True)
 @click.pass_context
 @handle_errors
 def audit_list(ctx, limit):
@@ -230,12 +284,25 @@ def audit_list(ctx, limit):
     with open_store(config_of(ctx)).transaction() as conn:
         query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
         rows = conn.execute(query).all()
-    for row in reversed(rows):
-        when = datetime.fromtimestamp(row.at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        click.echo(f"{row.seq:>6} {when} {row.actor} {row.action} {row.target} {row.result}")
+    emit_rows(
+        [
+            {
+                "seq": row.seq,
+                "at": datetime.fromtimestamp(row.at_ms / 1000, UTC),
+                "actor": row.actor,
+                "action": row.action,
+                "target": row.target,
+                "result": row.result,
+            }
+            for row in reversed(rows)
+        ],
+        AUDIT_COLUMNS,
+    )
 
 
-@cli.command()
+@cli.command(
+    epilog=examples("revoca demo", "revoca demo --dir /tmp/demo --port 8081 --serve-seconds 60")
+)
 @click.option(
     "--dir",
     "directory",
@@ -244,10 +311,16 @@ def audit_list(ctx, limit):
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the demo's store, keys and files (recreated on each run).",
 )
-@click.option("--port", default=8080, show_default=True, help="VA port on 127.0.0.1.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="VA port on 127.0.0.1.",
+)
 @click.option(
     "--serve-seconds",
-    type=float,
+    type=click.FloatRange(min=0),
     help="Stop the VA after this many seconds (0: build everything, do not serve).",
 )
 @handle_errors

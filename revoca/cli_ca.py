@@ -1,5 +1,6 @@
 """``revoca ca``: CA hierarchy, issuance, revocation, export."""
 
+import os
 from pathlib import Path
 
 import click
@@ -14,12 +15,13 @@ from revoca.cli_util import (
     ConfiguredGroup,
     actor,
     config_of,
-    echo_json,
+    examples,
     handle_errors,
     parse_time,
     read_input,
     write_output,
 )
+from revoca.output import Column, emit_object, emit_rows, output_options, plural
 
 
 def _service(ctx: click.Context, *, create: bool = False):
@@ -49,6 +51,18 @@ def _passphrase_option(kind: str, default_env: str):
     return decorate
 
 
+def option_passphrase(kind: str, env: str, file: Path | None) -> bytes:
+    """The passphrase of --<kind>-passphrase-env / --<kind>-passphrase-file;
+    when there is none, the error names those options (not the key
+    passphrase's configuration)."""
+    if file is None and env not in os.environ:
+        raise KeyAccessError(
+            f"no {kind} passphrase: set the environment variable {env} "
+            f"or give --{kind}-passphrase-file FILE"
+        )
+    return PassphraseSource(env=env, file=file).get()
+
+
 def _ca_summary(record) -> dict:
     return {
         "name": record.name,
@@ -66,16 +80,30 @@ key_type_option = click.option(
     "--key-type", type=click.Choice(KEY_SPECS), help="Key algorithm and size."
 )
 days_option = click.option(
-    "--days", type=int, help="Validity in days (default and maximum come from the profile)."
+    "--days",
+    type=click.IntRange(1),
+    help="Validity in days (default and maximum come from the profile).",
 )
 
 
-@click.group(cls=ConfiguredGroup)
+@click.group(
+    cls=ConfiguredGroup,
+    epilog=examples(
+        'revoca ca init-root --name root --subject "CN=Example Root,O=Example,C=DE"',
+        "revoca ca list",
+    ),
+)
 def ca():
     """Certificate authorities: create, import, issue, revoke, export."""
 
 
-@ca.command("init-root")
+@ca.command(
+    "init-root",
+    epilog=examples(
+        'revoca ca init-root --name root --subject "CN=Example Root,O=Example,C=DE"',
+        'revoca ca init-root --name root2 --subject "CN=Root 2" --key-type rsa-4096 --days 7300',
+    ),
+)
 @click.option("--name", required=True, help="Short name of the CA (used in URLs and key ids).")
 @click.option(
     "--subject", required=True, help='RFC 4514 subject, e.g. "CN=Example Root,O=Example".'
@@ -97,7 +125,14 @@ def init_root(ctx, name, subject, key_type, days):
     _first_crls(ctx, service, record.name)
 
 
-@ca.command("create-sub")
+@ca.command(
+    "create-sub",
+    epilog=examples(
+        'revoca ca create-sub --name issuing --parent root --subject "CN=Example CA,O=Example"',
+        'revoca ca create-sub --name clients --parent root --subject "CN=Example Client CA" \\',
+        "    --profile client-sub-ca",
+    ),
+)
 @click.option("--name", required=True, help="Short name of the new CA.")
 @click.option("--parent", required=True, help="Name of the issuing CA held here.")
 @click.option("--subject", required=True, help="RFC 4514 subject of the new CA.")
@@ -131,7 +166,12 @@ def create_sub(ctx, name, parent, subject, profile, key_type, days):
     _first_crls(ctx, service, record.name)
 
 
-@ca.command("import")
+@ca.command(
+    "import",
+    epilog=examples(
+        "revoca ca import --name legacy --cert ca.pem --key ca.key --key-passphrase-file pass.txt",
+    ),
+)
 @click.option("--name", required=True, help="Short name for the imported CA.")
 @click.option("--cert", "cert_path", required=True, help="CA certificate (PEM or DER).")
 @click.option(
@@ -182,7 +222,14 @@ def _first_crls(ctx, service, name: str) -> None:
         click.echo(f"warning: {crl}.crl not signed yet: {reason}", err=True)
 
 
-@ca.command("issue")
+@ca.command(
+    "issue",
+    epilog=examples(
+        "revoca ca issue --ca issuing --profile tls-server --csr req.pem --out cert.pem",
+        "revoca ca issue --ca issuing --profile tls-client --generate-key ec-p256 \\",
+        "    --subject CN=alice --san email:alice@example.com",
+    ),
+)
 @click.option("--ca", "ca_name", required=True, help="Issuing CA.")
 @click.option("--profile", required=True, help="Certificate profile (see `revoca ca profiles`).")
 @click.option("--csr", "csr_path", help="PKCS#10 request, PEM or DER ('-' for stdin).")
@@ -206,6 +253,7 @@ def _first_crls(ctx, service, name: str) -> None:
     default="pem",
     show_default=True,
     type=click.Choice(["pem", "der", "pem-chain", "p7b"]),
+    help="How the certificate is written: pem, der, pem-chain (with its CA chain) or p7b.",
 )
 @click.pass_context
 @handle_errors
@@ -238,7 +286,7 @@ def issue(ctx, ca_name, profile, csr_path, generate_key, subject, sans, days, ou
     write_output(out, service.export(ca_name, record.serial, fmt, actor=actor()))
 
 
-@ca.command("ocsp-signer")
+@ca.command("ocsp-signer", epilog=examples("revoca ca ocsp-signer --ca issuing --out ocsp.pem"))
 @click.option("--ca", "ca_name", required=True, help="CA the responder answers for.")
 @key_type_option
 @days_option
@@ -255,8 +303,14 @@ def ocsp_signer(ctx, ca_name, key_type, days, out):
     write_output(out, record.certificate.public_bytes(serialization.Encoding.PEM))
 
 
-@ca.command("revoke")
-@click.option("--ca", "ca_name", required=True)
+@ca.command(
+    "revoke",
+    epilog=examples(
+        "revoca ca revoke --ca issuing --serial 3fbb... --reason keyCompromise",
+        "revoca ca revoke --ca clients --serial 3fbb... --reason certificateHold",
+    ),
+)
+@click.option("--ca", "ca_name", required=True, help="The CA that issued the certificate.")
 @click.option("--serial", required=True, help="Serial number in hex.")
 @click.option(
     "--reason",
@@ -268,7 +322,8 @@ def ocsp_signer(ctx, ca_name, key_type, days, out):
 )
 @click.option("--time", "when", help="Revocation time, ISO 8601 (default: now).")
 @click.option(
-    "--invalidity-date", help="When the key is known or suspected to have been compromised."
+    "--invalidity-date",
+    help="When the key is known or suspected to have been compromised, ISO 8601.",
 )
 @click.pass_context
 @handle_errors
@@ -285,8 +340,8 @@ def revoke(ctx, ca_name, serial, reason, when, invalidity_date):
     click.echo(f"{serial_hex(record.serial)}: {record.status} ({record.reason.name})")
 
 
-@ca.command("release-hold")
-@click.option("--ca", "ca_name", required=True)
+@ca.command("release-hold", epilog=examples("revoca ca release-hold --ca clients --serial 3fbb..."))
+@click.option("--ca", "ca_name", required=True, help="The CA that put the certificate on hold.")
 @click.option("--serial", required=True, help="Serial number in hex.")
 @click.pass_context
 @handle_errors
@@ -296,27 +351,45 @@ def release_hold(ctx, ca_name, serial):
     click.echo(f"{serial_hex(record.serial)}: {record.status}")
 
 
-@ca.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+CA_COLUMNS = [
+    Column("name"),
+    Column("key_type"),
+    Column("not_after"),
+    Column("parent"),
+    Column("origin"),
+    Column("subject", shrink=True),
+]
+
+
+@ca.command(
+    "list",
+    epilog=examples(
+        "revoca ca list",
+        "revoca ca list --csv > cas.csv",
+        "revoca ca list --json | jq -r '.[].name'",
+    ),
+)
+@output_options(csv=True)
 @click.pass_context
 @handle_errors
-def list_cas(ctx, as_json):
-    """List the CAs held here."""
-    records = _service(ctx).list_cas()
-    if as_json:
-        echo_json([_ca_summary(r) for r in records])
-        return
-    for r in records:
-        parent = f"under {r.parent}" if r.parent else "top (no parent here)"
-        click.echo(
-            f"{r.name:<20} {r.key_type:<9} until {r.not_after:%Y-%m-%d}  {parent:<16} {r.subject}"
-        )
+def list_cas(ctx):
+    """List the CAs held here (PARENT "-": a top CA, its issuer not held here)."""
+    emit_rows([_ca_summary(r) for r in _service(ctx).list_cas()], CA_COLUMNS)
 
 
-@ca.command("show")
+@ca.command(
+    "show",
+    epilog=examples(
+        "revoca ca show issuing",
+        "revoca ca show issuing --serial 3fbb...",
+        "revoca ca show root --pem > root.pem",
+        "revoca ca show issuing --json | jq -r .not_after",
+    ),
+)
 @click.argument("name")
 @click.option("--serial", help="Show this certificate of the CA instead of the CA itself.")
 @click.option("--pem", is_flag=True, help="Print the certificate as PEM.")
+@output_options()
 @click.pass_context
 @handle_errors
 def show(ctx, name, serial, pem):
@@ -333,35 +406,74 @@ def show(ctx, name, serial, pem):
     if pem:
         click.echo(cert.public_bytes(serialization.Encoding.PEM).decode(), nl=False)
     else:
-        echo_json(summary)
+        emit_object(summary)
 
 
-@ca.command("certs")
+CERT_COLUMNS = [
+    Column("ca"),
+    Column("serial"),
+    Column("status"),
+    Column("profile"),
+    Column("not_after"),
+    Column("subject", shrink=True),
+]
+
+
+def subject_or_sans(row: dict) -> dict:
+    """A certificate summary for a table: a subjectless certificate shows its SANs."""
+    return {**row, "subject": row["subject"] or ", ".join(row["sans"])}
+
+
+@ca.command(
+    "certs",
+    epilog=examples(
+        "revoca ca certs --ca issuing --status revoked",
+        "revoca ca certs --limit 50000 --csv > certs.csv",
+        "revoca ca certs --ca issuing --json | jq -r '.[].serial'",
+    ),
+)
 @click.option("--ca", "ca_name", help="Only this CA's certificates.")
-@click.option("--status", type=click.Choice(["good", "revoked", "hold"]))
-@click.option("--limit", default=1000, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--status", type=click.Choice(["good", "revoked", "hold"]), help="Only certificates in it."
+)
+@click.option(
+    "--limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="At most this many certificates.",
+)
+@output_options(csv=True)
 @click.pass_context
 @handle_errors
-def certs(ctx, ca_name, status, limit, as_json):
+def certs(ctx, ca_name, status, limit):
     """List issued certificates."""
     records = _service(ctx).list_certificates(ca_name, status, limit)
-    if as_json:
-        echo_json([r.summary() for r in records])
-        return
-    for r in records:
-        click.echo(
-            f"{r.ca:<14} {serial_hex(r.serial):<34} {r.status:<8} {r.profile:<12} "
-            f"until {r.not_after:%Y-%m-%d}  {r.subject or ','.join(r.sans)}"
-        )
+    emit_rows([r.summary() for r in records], CERT_COLUMNS, view=subject_or_sans)
 
 
-@ca.command("export")
-@click.option("--ca", "ca_name", required=True)
+@ca.command(
+    "export",
+    epilog=examples(
+        "revoca ca export --ca issuing --serial 3fbb... --format p7b --out chain.p7b",
+        "revoca ca export --ca root --format pem --out root.pem",
+        "REVOCA_EXPORT_PASSPHRASE=... revoca ca export --ca issuing --serial 3fbb... \\",
+        "    --format p12 --out alice.p12",
+    ),
+)
+@click.option(
+    "--ca", "ca_name", required=True, help="The CA whose certificate, or one it issued, to export."
+)
 @click.option(
     "--serial", help="Serial number in hex of a certificate the CA issued (default: the CA's own)."
 )
-@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(FORMATS),
+    help="pem, der, pem-chain, p7b, or p12 (with the key, only for keys made here).",
+)
 @click.option("--out", help="Output file (required for p12; written 0600).")
 @_passphrase_option("export", "REVOCA_EXPORT_PASSPHRASE")
 @click.pass_context
@@ -372,7 +484,7 @@ def export(ctx, ca_name, serial, fmt, out, export_passphrase_env, export_passphr
     CA's own certificate (a root's too), in any format but p12."""
     passphrase = None
     if fmt == "p12" and serial is not None:
-        passphrase = PassphraseSource(env=export_passphrase_env, file=export_passphrase_file).get()
+        passphrase = option_passphrase("export", export_passphrase_env, export_passphrase_file)
     data = _service(ctx).export(
         ca_name,
         None if serial is None else parse_serial(serial),
@@ -383,23 +495,43 @@ def export(ctx, ca_name, serial, fmt, out, export_passphrase_env, export_passphr
     write_output(out, data, secret=fmt == "p12")
 
 
-@ca.command("profiles")
-@click.option("--json", "as_json", is_flag=True)
+PROFILE_COLUMNS = [
+    Column("name"),
+    Column("validity_days", "DAYS", align=">"),
+    Column("max_validity_days", "MAX DAYS", align=">"),
+    Column("description", shrink=True),
+]
+
+
+@ca.command(
+    "profiles",
+    epilog=examples(
+        "revoca ca profiles",
+        "revoca ca profiles --json | jq '.\"tls-server\".max_validity_days'",
+    ),
+)
+@output_options(csv=True)
 @click.pass_context
 @handle_errors
-def profiles(ctx, as_json):
-    """List the certificate profiles of the configuration."""
+def profiles(ctx):
+    """List the certificate profiles of the configuration (--json: every
+    setting of each, by name)."""
     from dataclasses import asdict
 
-    items = config_of(ctx).profiles
-    if as_json:
-        echo_json({name: asdict(p) for name, p in items.items()})
-        return
-    for name, p in items.items():
-        click.echo(f"{name:<14} {p.validity_days:>5}d (max {p.max_validity_days})  {p.description}")
+    items = {name: asdict(p) for name, p in config_of(ctx).profiles.items()}
+    rows = [{"name": name, **p} for name, p in items.items()]
+    emit_rows(rows, PROFILE_COLUMNS, data=items, csv_keys=[c.key for c in PROFILE_COLUMNS])
 
 
-@ca.command("crl")
+@ca.command(
+    "crl",
+    epilog=examples(
+        "revoca ca crl --ca issuing --out issuing.crl",
+        "revoca ca crl --ca issuing --delta --out issuing-delta.crl",
+        "revoca ca crl --ca root --arl --out root.crl",
+        "revoca ca crl --ca issuing --partition tls-server:0 --out shard0.crl",
+    ),
+)
 @click.option("--ca", "ca_name", required=True, help="The CA whose CRL to sign.")
 @click.option("--delta", is_flag=True, help="A delta CRL against the latest full CRL.")
 @click.option(
@@ -412,7 +544,7 @@ def profiles(ctx, as_json):
 )
 @click.option(
     "--days",
-    type=int,
+    type=click.IntRange(1),
     help="nextUpdate after this many days (default from [crl]; at most 10, BR 4.9.7).",
 )
 @click.option("--out", help="Write the CRL (DER) here (default: stdout).")
@@ -450,16 +582,22 @@ def crl(ctx, ca_name, delta, arl, partition, days, out):
     )
     kind = "delta CRL" if delta else "ARL" if arl else "partition CRL" if shard else "CRL"
     click.echo(
-        f"{kind} number {record.number} of {ca_name}: {record.entries} entries, "
+        f"{kind} number {record.number} of {ca_name}: "
+        f"{plural(record.entries, 'entry', 'entries')}, "
         f"{len(record.der)} bytes",
         err=True,
     )
     write_output(out, record.der)
 
 
-@ca.command("crl-updater")
+@ca.command(
+    "crl-updater",
+    epilog=examples("revoca ca crl-updater --once", "revoca ca crl-updater --seconds 3600"),
+)
 @click.option("--once", is_flag=True, help="Issue what is due now, then exit.")
-@click.option("--seconds", type=float, help="Stop after this long (default: until SIGTERM).")
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until SIGTERM)."
+)
 @click.pass_context
 @handle_errors
 def crl_updater(ctx, once, seconds):
@@ -491,7 +629,7 @@ def crl_updater(ctx, once, seconds):
         for name, reason in failures:
             click.echo(f"error: {name}.crl not signed: {reason}", err=True)
         if once and failures:
-            raise CAError(f"{len(failures)} CRL(s) not signed (above); the others were")
+            raise CAError(f"{plural(len(failures), 'CRL')} not signed (above); the others were")
         if once or stop["now"] or (deadline is not None and time.monotonic() >= deadline):
             return
         left = (deadline - time.monotonic()) if deadline else interval

@@ -10,14 +10,25 @@ import click
 
 from ca.errors import KeyCompromisedError
 from revoca.cli_ca import _service, ca
-from revoca.cli_util import EXIT_CODES, actor, config_of, echo_json, handle_errors, read_input
+from revoca.cli_util import (
+    EXIT_CODES,
+    actor,
+    config_of,
+    echo_json,
+    examples,
+    handle_errors,
+    read_input,
+)
+from revoca.output import Column, emit_rows, output_options, plural
+
+REKEY_COLUMNS = [Column("action"), Column("was", "WAS ENCRYPTED AS"), Column("where", "FILE")]
 
 
-@ca.command("rekey-files")
-@click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
+@ca.command("rekey-files", epilog=examples("revoca ca rekey-files", "revoca ca rekey-files --json"))
+@output_options(csv=True, json_help="A JSON summary on stdout: the counts and every key.")
 @click.pass_context
 @handle_errors
-def rekey_files(ctx, as_json):
+def rekey_files(ctx):
     """Encrypt every key again in the current format: PKCS#8 PBES2 with
     scrypt (N=2^14, r=8, p=5) and AES-256-CBC.
 
@@ -52,12 +63,8 @@ def rekey_files(ctx, as_json):
         action: sum(i.action == action for i in items)
         for action in ("rewritten", "current", "changed")
     }
-    if as_json:
-        echo_json({**counts, "keys": [item.summary() for item in items]})
-        return
-    for item in items:
-        note = f" (was {item.was})" if item.action != "current" else ""
-        click.echo(f"{item.action:<9} {item.where}{note}")
+    keys = [item.summary() for item in items]
+    emit_rows(keys, REKEY_COLUMNS, data={**counts, "keys": keys})
     click.echo(
         f"{counts['rewritten']} rewritten, {counts['current']} already current"
         + (f", {counts['changed']} changed meanwhile (run again)" if counts["changed"] else ""),
@@ -79,7 +86,14 @@ A line that is none of these is an error naming its line number.
 """
 
 
-@ca.group("blocklist")
+@ca.group(
+    "blocklist",
+    epilog=examples(
+        'revoca ca blocklist import leaked.pem --note "key posted publicly"',
+        "revoca ca blocklist list",
+        "revoca ca blocklist check request.pem",
+    ),
+)
 def blocklist():
     """Compromised keys: no certificate is issued for a key on this list.
 
@@ -118,34 +132,59 @@ def blocklist_import(ctx, file, note, as_json):
     if as_json:
         echo_json({"keys": len(entries), "added": added, "already_listed": already})
         return
-    click.echo(f"{added} keys added to the blocklist, {already} already on it")
+    click.echo(f"{plural(added, 'key')} added to the blocklist, {already} already on it")
 
 
 blocklist_import.help = inspect.cleandoc(blocklist_import.help) + FORMATS_HELP
 
 
-@blocklist.command("list")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+BLOCKED_COLUMNS = [
+    Column("spki_sha256", "SPKI SHA-256"),
+    Column("added_at"),
+    Column("actor"),
+    Column("why", shrink=True),
+]
+
+
+@blocklist.command(
+    "list",
+    epilog=examples(
+        "revoca ca blocklist list",
+        "revoca ca blocklist list --after 9f86d0... --limit 100",
+        "revoca ca blocklist list --csv > blocklist.csv",
+    ),
+)
+@click.option(
+    "--limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="At most this many keys.",
+)
 @click.option("--after", help="Continue after this hash (the last line's).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_options(csv=True)
 @click.pass_context
 @handle_errors
-def blocklist_list(ctx, limit, after, as_json):
+def blocklist_list(ctx, limit, after):
     """The listed keys, by hash: when and why each was added."""
     records = _service(ctx).list_blocked_keys(limit=limit, after=after)
-    if as_json:
-        echo_json([r.summary() for r in records])
-        return
-    for r in records:
-        click.echo(f"{r.spki_sha256}  {r.added_at:%Y-%m-%d %H:%M:%S}Z  {r.actor:<16} {r.why()}")
+    emit_rows([{**r.summary(), "why": r.why()} for r in records], BLOCKED_COLUMNS)
+
+
+CHECK_COLUMNS = [
+    Column("line", align=">"),
+    Column("kind"),
+    Column("spki_sha256", "SPKI SHA-256"),
+    Column("state", "LISTED", shrink=True),
+]
 
 
 @blocklist.command("check")
 @click.argument("file")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_options(csv=True)
 @click.pass_context
 @handle_errors
-def blocklist_check(ctx, file, as_json):
+def blocklist_check(ctx, file):
     """Whether the keys in FILE are listed; exit 4 if any is.
 
     \b
@@ -154,24 +193,28 @@ def blocklist_check(ctx, file, as_json):
     """
     entries = _entries(file)
     found = _service(ctx).blocked_keys(e.spki_sha256 for e in entries)
-    if as_json:
-        echo_json(
-            [
-                {
-                    "line": e.line,
-                    "kind": e.kind,
-                    "spki_sha256": e.spki_sha256,
-                    "listed": e.spki_sha256 in found,
-                    "entry": found[e.spki_sha256].summary() if e.spki_sha256 in found else None,
-                }
-                for e in entries
-            ]
-        )
-    else:
-        for e in entries:
-            entry = found.get(e.spki_sha256)
-            state = f"listed ({entry.why()})" if entry else "not listed"
-            click.echo(f"line {e.line} {e.kind}: {e.spki_sha256} {state}")
+    checked = [
+        {
+            "line": e.line,
+            "kind": e.kind,
+            "spki_sha256": e.spki_sha256,
+            "listed": e.spki_sha256 in found,
+            "entry": found[e.spki_sha256].summary() if e.spki_sha256 in found else None,
+        }
+        for e in entries
+    ]
+    rows = [
+        {
+            "line": e.line,
+            "kind": e.kind,
+            "spki_sha256": e.spki_sha256,
+            "state": f"listed ({found[e.spki_sha256].why()})"
+            if e.spki_sha256 in found
+            else "not listed",
+        }
+        for e in entries
+    ]
+    emit_rows(rows, CHECK_COLUMNS, data=checked)
     if found:
         sys.exit(EXIT_CODES[KeyCompromisedError.code])
 

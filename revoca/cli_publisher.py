@@ -5,7 +5,8 @@ import signal
 
 import click
 
-from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
+from revoca.cli_util import ConfiguredGroup, config_of, examples, handle_errors
+from revoca.output import emit_object, output_options
 
 
 def build_targets(config, names: list[str] | None = None):
@@ -61,13 +62,20 @@ def build_publisher(config, targets=None):
     )
 
 
-@click.group(cls=ConfiguredGroup)
+@click.group(
+    cls=ConfiguredGroup,
+    epilog=examples("revoca publisher run", "revoca publisher status"),
+)
 def publisher():
     """Carry every issuance and status change to every VA."""
 
 
-@publisher.command("run")
-@click.option("--seconds", type=float, help="Stop after this long (default: until SIGTERM).")
+@publisher.command(
+    "run", epilog=examples("revoca publisher run", "revoca publisher run --seconds 60")
+)
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until SIGTERM)."
+)
 @click.pass_context
 @handle_errors
 def run(ctx, seconds):
@@ -115,7 +123,10 @@ async def _serve(service, metrics_settings, seconds, *, signals: bool = True):
             await runner.cleanup()
 
 
-@publisher.command("status")
+@publisher.command(
+    "status", epilog=examples("revoca publisher status", "revoca publisher status --json")
+)
+@output_options()
 @click.pass_context
 @handle_errors
 def status(ctx):
@@ -136,7 +147,7 @@ def status(ctx):
                 await target.close()
         return {"source": service.source, "outbox_last_id": last, "vas": out}
 
-    echo_json(asyncio.run(gather()))
+    emit_object(asyncio.run(gather()))
 
 
 async def send_snapshots(config, targets) -> dict:
@@ -164,8 +175,12 @@ async def send_snapshots(config, targets) -> dict:
     return out
 
 
-@publisher.command("snapshot")
+@publisher.command(
+    "snapshot",
+    epilog=examples("revoca publisher snapshot", "revoca publisher snapshot --va va2 --json"),
+)
 @click.option("--va", "names", multiple=True, help="Only these VAs (default: every target).")
+@output_options()
 @click.pass_context
 @handle_errors
 def snapshot(ctx, names):
@@ -187,6 +202,6 @@ def snapshot(ctx, names):
     except TokenError as exc:
         raise CAError(str(exc)) from None
     result = asyncio.run(send_snapshots(config, targets))
-    echo_json({"source": config.publisher.source, "vas": result})
+    emit_object({"source": config.publisher.source, "vas": result})
     if any("error" in outcome for outcome in result.values()):
         ctx.exit(1)

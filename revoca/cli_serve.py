@@ -6,11 +6,15 @@ revoca/schedules.py), on one event loop in the first VA worker."""
 import click
 
 from ca.errors import CAError
-from revoca.cli_util import config_of, ensure_config, handle_errors
+from revoca.cli_util import config_of, ensure_config, examples, handle_errors
 
 
-@click.command("serve")
-@click.option("--seconds", type=float, help="Stop after this long (default: until Ctrl-C).")
+@click.command(
+    "serve", epilog=examples("revoca serve", "revoca --config node.toml serve --seconds 3600")
+)
+@click.option(
+    "--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until Ctrl-C)."
+)
 @click.pass_context
 @handle_errors
 def serve(ctx, seconds):

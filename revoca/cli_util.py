@@ -1,7 +1,6 @@
 """Helpers shared by the ``revoca`` command groups."""
 
 import functools
-import json
 import logging
 import os
 import pwd
@@ -13,17 +12,40 @@ import click
 
 from ca.errors import BadInputError, CAError, ConfigError
 from ca.fsutil import write_secret_file
+from common.secretfile import SecretFileError, read_secret_file
 from va.errors import PortInUseError
 
 log = logging.getLogger("revoca.cli")
 
 
 def actor() -> str:
-    """Who the audit log names for a command-line operation."""
+    """Who the audit log names for a local command-line operation that acts
+    as no RA operator (the CA's commands; the RA's only where no approvals
+    are configured, and the RA's bootstrap): the Unix user."""
     try:
         return f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
     except KeyError:
         return f"cli:uid{os.getuid()}"
+
+
+OPERATOR_TOKEN_ENV = "REVOCA_OPERATOR_TOKEN"
+
+
+def operator_token(path: Path | None) -> str | None:
+    """An RA operator's API token: from ``path`` (a 0600 file) or the
+    environment variable REVOCA_OPERATOR_TOKEN; None without either."""
+    if path is not None:
+        try:
+            text = read_secret_file(path, "operator token file").decode().strip()
+        except SecretFileError as exc:
+            raise BadInputError(exc.message) from None
+        except UnicodeDecodeError:
+            raise BadInputError(f"the operator token file {path} is not text") from None
+        if not text:
+            raise BadInputError(f"the operator token file {path} is empty")
+        return text
+    value = os.environ.get(OPERATOR_TOKEN_ENV, "").strip()
+    return value or None
 
 
 # Exit codes by error code (README "Exit codes"): scripts tell a refusal from
@@ -150,4 +172,13 @@ def parse_time(value: str | None, what: str) -> datetime | None:
 
 
 def echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """JSON on stdout, times in ISO 8601 (revoca/output.py)."""
+    from revoca.output import to_json, with_iso_times
+
+    click.echo(to_json(with_iso_times(data)))
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: example command lines, which --help shows as
+    written (the \\b keeps click from joining them)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

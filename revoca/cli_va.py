@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ca.errors import BadInputError, CAError, NotFoundError
-from revoca.cli_util import ConfiguredGroup, config_of, echo_json, handle_errors
+from revoca.cli_util import ConfiguredGroup, config_of, examples, handle_errors
+from revoca.output import emit_object, output_options, plural
 from store.errors import NoStoreError
 
 
@@ -49,12 +50,18 @@ def _passphrase(config) -> bytes:
     return config.passphrase.get()
 
 
-@click.group(cls=ConfiguredGroup)
+@click.group(
+    cls=ConfiguredGroup,
+    epilog=examples("revoca va import && revoca va presign && revoca va serve", "revoca va status"),
+)
 def va():
     """Validation authority: OCSP responder and CRL/CA certificate server."""
 
 
-@va.command("import")
+@va.command(
+    "import",
+    epilog=examples("revoca va import", "revoca va import --ca issuing --ca clients"),
+)
 @click.option("--ca", "ca_names", multiple=True, help="Only these CAs (default: all).")
 @click.option(
     "--sign-with-ca-key",
@@ -89,10 +96,16 @@ def import_(ctx, ca_names, sign_with_ca_key):
         if count < 0:
             click.echo(f"{name}: skipped, no OCSP signer (`revoca ca ocsp-signer --ca {name}`)")
         else:
-            click.echo(f"{name}: {count} certificate statuses")
+            click.echo(f"{name}: {plural(count, 'certificate status', 'certificate statuses')}")
 
 
-@va.command("import-index")
+@va.command(
+    "import-index",
+    epilog=examples(
+        "revoca va import-index --name legacy --issuer ca.pem --index index.txt \\",
+        "    --responder-cert ocsp.pem --responder-key ocsp.key",
+    ),
+)
 @click.option("--name", required=True, help="Name for this issuer (used in /ca/NAME.crt).")
 @click.option("--issuer", "issuer_path", required=True, help="The CA certificate (PEM or DER).")
 @click.option("--index", "index_path", required=True, help="OpenSSL CA database (index.txt).")
@@ -109,7 +122,11 @@ def import_(ctx, ca_names, sign_with_ca_key):
     show_default=True,
     help="Environment variable holding the responder key's passphrase, if any.",
 )
-@click.option("--key-passphrase-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key-passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the responder key's passphrase from this file.",
+)
 @click.pass_context
 @handle_errors
 def import_index(
@@ -164,10 +181,11 @@ def import_index(
         raise BadInputError(str(exc)) from None
     finally:
         store.close()
-    click.echo(f"{name}: {count} certificate statuses from {index_path}")
+    statuses = plural(count, "certificate status", "certificate statuses")
+    click.echo(f"{name}: {statuses} from {index_path}")
 
 
-@va.command("presign")
+@va.command("presign", epilog=examples("revoca va presign", "revoca va presign --stale-only"))
 @click.option("--stale-only", is_flag=True, help="Only responses past half their validity.")
 @click.pass_context
 @handle_errors
@@ -196,7 +214,7 @@ def presign(ctx, stale_only):
 
     finally:
         store.close()
-    click.echo(f"signed {signed} responses")
+    click.echo(f"signed {plural(signed, 'response')}")
 
 
 def _load(store, settings, config):
@@ -205,7 +223,9 @@ def _load(store, settings, config):
     return load_issuers(store, settings.key_dir, _passphrase(config))
 
 
-@va.command("admin-token")
+@va.command(
+    "admin-token", epilog=examples("revoca va admin-token", "revoca va admin-token --rotate")
+)
 @click.option("--rotate", is_flag=True, help="Replace an existing token.")
 @click.pass_context
 @handle_errors
@@ -226,7 +246,13 @@ def admin_token(ctx, rotate):
     click.echo(f"wrote {path}")
 
 
-@va.command("serve")
+@va.command(
+    "serve",
+    epilog=examples(
+        "revoca va serve",
+        "revoca va serve --host 0.0.0.0 --port 80 --workers 4 --admin-port 0",
+    ),
+)
 @click.option("--host", help="Listen address (default from the configuration).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Listen port.")
 @click.option(
@@ -300,15 +326,16 @@ def _not_served(config, served: set[str]) -> list[str]:
         service.store.close()
 
 
-@va.command("status")
+@va.command("status", epilog=examples("revoca va status", "revoca va status --json"))
+@output_options()
 @click.pass_context
 @handle_errors
 def status(ctx):
-    """Issuers and record counts of the VA store."""
+    """Issuers (by key hash) and record counts of the VA store."""
     settings = va_settings(config_of(ctx))
     store = existing_store(settings)
     try:
-        echo_json(
+        emit_object(
             {
                 "directory": str(settings.directory),
                 "issuers": {str(k): v["name"] for k, v in store.issuers().items()},

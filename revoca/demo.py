@@ -124,9 +124,9 @@ def run_demo(
     service.revoke("demo-issuing", issued["bob"].serial, RevocationReason.superseded, actor=actor)
     delta_crl = issue_crl(service, "demo-issuing", delta=True, actor=actor)
     echo(
-        f"  CRLs            full #{full_crl.number} ({full_crl.entries} entries), "
-        f"delta #{delta_crl.number} ({delta_crl.entries} entry: bob, superseded); "
-        f"demo-clients #{clients_crl.number} ({clients_crl.entries} entry: alice, on hold)"
+        f"  CRLs            full #{full_crl.number} ({_entries(full_crl)}), "
+        f"delta #{delta_crl.number} ({_entries(delta_crl)}: bob, superseded); "
+        f"demo-clients #{clients_crl.number} ({_entries(clients_crl)}: alice, on hold)"
     )
 
     files = {
@@ -264,3 +264,9 @@ def run_demo(
             companion=publish_locally,
         )
     return out
+
+
+def _entries(crl) -> str:
+    from revoca.output import plural
+
+    return plural(crl.entries, "entry", "entries")

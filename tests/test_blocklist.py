@@ -473,8 +473,9 @@ def test_cli_import_list_and_check(cli_pki):
     imported = run(tmp, "ca", "blocklist", "import", "leaked.txt", "--note", "advisory", "--json")
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout) == {"keys": 2, "added": 2, "already_listed": 0}
-    table = run(tmp, "ca", "blocklist", "list").stdout.decode().splitlines()
-    assert len(table) == 2 and all("imported: advisory" in line for line in table)
+    header, *table = run(tmp, "ca", "blocklist", "list").stdout.decode().splitlines()
+    assert header.split() == ["SPKI", "SHA-256", "ADDED", "AT", "ACTOR", "WHY"]
+    assert len(table) == 2 and all(line.endswith("  imported: advisory") for line in table)
     (tmp / "req.pem").write_bytes(make_csr(key=leaked))
     (tmp / "clean.pem").write_bytes(make_csr(key=clean))
     found = run(tmp, "ca", "blocklist", "check", "req.pem", "--json")

@@ -62,7 +62,7 @@ def test_a_revocation_time_before_not_before_exits_5(cli_pki):
         early.stderr
     )
     assert early.stderr.count(b"\n") == 1
-    shown = json.loads(run(cli_pki, "ca", "show", "issuing", "--serial", serial).stdout)
+    shown = json.loads(run(cli_pki, "ca", "show", "issuing", "--serial", serial, "--json").stdout)
     assert shown["status"] == "good"
 
 
@@ -71,7 +71,7 @@ def test_ca_export_writes_a_roots_own_certificate(cli_pki):
     the CA certificate, and openssl reads it."""
     pem = run(cli_pki, "ca", "export", "--ca", "root", "--format", "pem", "--out", "root.pem")
     assert pem.returncode == 0, pem.stderr
-    root_serial = json.loads(run(cli_pki, "ca", "show", "root").stdout)["serial"]
+    root_serial = json.loads(run(cli_pki, "ca", "show", "root", "--json").stdout)["serial"]
     der = run(
         cli_pki,
         "ca",
@@ -477,7 +477,7 @@ def test_demo_serves_ocsp(tmp_path):
         assert time.monotonic() - started < 5
 
         status = subprocess.run(
-            [*REVOCA_CMD, "--data-dir", str(d), "publisher", "status"],
+            [*REVOCA_CMD, "--data-dir", str(d), "publisher", "status", "--json"],
             capture_output=True,
             text=True,
             env=env,

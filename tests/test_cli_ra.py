@@ -36,6 +36,7 @@ def _entity(tmp):
         "dns:*.web.example.com",
         "--attribute",
         "team=web",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -59,7 +60,7 @@ def test_operator_token_goes_to_a_private_file(cli_pki):
     token = (tmp / "alice.token").read_text().strip()
     assert token.startswith("rra_") and token not in result.stdout.decode() + result.stderr.decode()
     assert stat.S_IMODE((tmp / "alice.token").stat().st_mode) == 0o600
-    listed = json.loads(run(tmp, "ra", "user", "list").stdout)
+    listed = json.loads(run(tmp, "ra", "user", "list", "--json").stdout)
     assert [(u["name"], u["role"]) for u in listed] == [("alice", "ra-officer")]
     assert token not in json.dumps(listed)
     bad = run(tmp, "ra", "user", "add", "--name", "alice", "--role", "auditor")
@@ -86,10 +87,11 @@ def test_entity_enroll_renew_revoke(cli_pki):
     fetched = run(tmp, "ra", "cert", "--ca", "issuing", "--serial", serial, "--chain")
     chain = x509.load_pem_x509_certificates(fetched.stdout)
     assert len(chain) == 3 and chain[0] == cert
-    shown = json.loads(run(tmp, "ra", "entity", "show", "web").stdout)
+    shown = json.loads(run(tmp, "ra", "entity", "show", "web", "--json").stdout)
     assert len(shown["certificates"]) == 2
     result = run(
-        tmp, "ra", "revoke", "--ca", "issuing", "--serial", serial, "--reason", "superseded"
+        *(tmp, "ra", "revoke", "--ca", "issuing", "--serial", serial),
+        *("--reason", "superseded", "--json"),
     )
     assert result.returncode == 0 and json.loads(result.stdout)["status"] == "revoked"
 
@@ -130,7 +132,7 @@ def test_entity_enroll_renew_revoke(cli_pki):
     )
     assert p12_cert.subject.rfc4514_string() == "CN=web.example.com"
 
-    disabled = run(tmp, "ra", "entity", "update", "web", "--status", "disabled")
+    disabled = run(tmp, "ra", "entity", "update", "web", "--status", "disabled", "--json")
     assert json.loads(disabled.stdout)["status"] == "disabled"
     again = run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem")
     assert again.returncode == 4 and b"disabled" in again.stderr
@@ -192,59 +194,161 @@ def test_serve_answers_with_a_token(cli_pki):
 
 
 def test_approvals_from_the_command_line(cli_pki):
-    """With [ra] approvals_issue = 1 an enrollment is queued; the same Unix
-    user may not approve it (the requester never counts)."""
+    """With [ra] approvals_issue = 2 the command line acts as named
+    operators (their tokens), held to their roles; the first operators come
+    from a bootstrap; later operators wait for two approvers too."""
     tmp = cli_pki
-    (tmp / "ra.toml").write_text("[ra]\napprovals_issue = 1\n")
+    (tmp / "ra.toml").write_text("[ra]\napprovals_issue = 2\n")
+
+    def ra(*args, who=None, env=None):
+        token = ("--operator-token-file", f"tokens/{who}.token") if who else ()
+        return run(tmp, "--config", "ra.toml", "ra", *token, *args, env=env)
+
+    boot = ra(
+        "user",
+        "bootstrap",
+        *("--operator", "admin=administrator", "--operator", "ann=approver"),
+        *("--operator", "bob=approver", "--operator", "olga=ra-officer"),
+        *("--token-dir", "tokens"),
+    )
+    assert boot.returncode == 0, boot.stderr
+    assert stat.S_IMODE((tmp / "tokens" / "ann.token").stat().st_mode) == 0o600
+    again = ra("user", "bootstrap", "--operator", "x=administrator", "--token-dir", "t2")
+    assert again.returncode == 7 and b"has operators already" in again.stderr
     _entity(tmp)
     (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
-    queued = run(tmp, "--config", "ra.toml", "ra", "enroll", "--entity", "web", "--csr", "req.pem")
-    assert queued.returncode == 0, queued.stderr
-    assert b"waits for 1 approval" in queued.stderr
-    request = json.loads(queued.stdout)
-    assert request["status"] == "pending"
-    own = run(tmp, "--config", "ra.toml", "ra", "request", "approve", str(request["id"]))
-    assert own.returncode == 11 and b"own request" in own.stderr
-    listed = json.loads(run(tmp, "--config", "ra.toml", "ra", "request", "list").stdout)
-    assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "pending")]
-    bad = run(tmp, "--config", "ra.toml", "ra", "request", "reject", "99", "--reason", "x")
-    assert bad.returncode == 3  # not found
 
-    # A key made after approval: queued without a passphrase, approved by
-    # someone else, then fetched by its requester as PKCS#12.
-    env = {"REVOCA_EXPORT_PASSPHRASE": "p12 passphrase"}
-    keyed = run(
+    anonymous = ra("enroll", "--entity", "web", "--csr", "req.pem")
+    assert anonymous.returncode == 10 and b"--operator-token-file" in anonymous.stderr
+    queued = ra("enroll", "--entity", "web", "--csr", "req.pem", "--json", who="olga")
+    assert queued.returncode == 0, queued.stderr
+    assert b"waits for 2 approval" in queued.stderr
+    request = json.loads(queued.stdout)
+    assert (request["status"], request["requester"]) == ("pending", "ra:olga")
+    shown = json.loads(ra("request", "show", str(request["id"]), "--json").stdout)
+    assert shown["details"]["subject"] == "CN=web.example.com"
+    assert shown["details"]["sans"] == ["dns:web.example.com"]
+    assert (shown["details"]["key_type"], shown["details"]["key_bits"]) == ("ec-p256", 256)
+    assert len(shown["details"]["csr_sha256"]) == 64 and shown["details"]["profile"] == "tls-server"
+
+    rid = str(request["id"])
+    assert ra("request", "approve", rid).returncode == 10  # no one to act as
+    officer = ra("request", "approve", rid, who="olga")
+    assert officer.returncode == 11  # the requester, and an RA officer may not approve
+    token = (tmp / "tokens" / "ann.token").read_text().strip()
+    first = run(
         tmp,
         "--config",
         "ra.toml",
         "ra",
-        "enroll",
-        "--entity",
-        "web",
-        "--generate-key",
-        "ec-p256",
-        "--p12-out",
-        "k.p12",
-        "--san",
-        "dns:web.example.com",
+        "request",
+        "approve",
+        rid,
+        "--json",
+        env={"REVOCA_OPERATOR_TOKEN": token},
+    )
+    assert first.returncode == 0 and json.loads(first.stdout)["status"] == "pending"
+    assert ra("request", "approve", rid, who="ann").returncode == 7  # ann counts once
+    done = ra("request", "approve", rid, "--json", who="bob")
+    assert json.loads(done.stdout)["status"] == "done", done.stderr
+    listed = json.loads(ra("request", "list", "--json").stdout)
+    assert [(r["id"], r["status"]) for r in listed] == [(request["id"], "done")]
+    assert ra("request", "reject", "99", "--reason", "x", who="ann").returncode == 3
+
+    # A new operator waits for two approvers as an issuance does.
+    added = ra(
+        "user",
+        "add",
+        "--name",
+        "sock",
+        "--role",
+        "approver",
+        "--token-out",
+        "tokens/sock.token",
+        "--json",
+        who="admin",
+    )
+    assert added.returncode == 0 and b"waits for 2 approval" in added.stderr, added.stderr
+    user_request = str(json.loads(added.stdout)["id"])
+    early = ra("user", "token", who="sock")
+    assert early.returncode == 10 and b"invalid API token" in early.stderr
+    assert ra("request", "approve", user_request, who="admin").returncode == 11  # own request
+    assert ra("request", "approve", user_request, who="ann").returncode == 0
+    assert ra("request", "approve", user_request, who="bob").returncode == 0
+    rotated = ra("user", "token", "--token-out", "tokens/sock.token", who="sock")
+    assert rotated.returncode == 0, rotated.stderr
+    assert ra("user", "delete", "sock", who="ann").returncode == 11  # an approver manages no one
+    assert ra("user", "delete", "admin", who="admin").returncode == 7  # the last administrator
+
+    # A key made after approval: its PKCS#12 under the enrollment's passphrase.
+    env = {"REVOCA_EXPORT_PASSPHRASE": "p12 passphrase"}
+    keyed = ra(
+        *("enroll", "--entity", "web", "--generate-key", "ec-p256", "--p12-out", "k.p12"),
+        *("--san", "dns:web.example.com", "--json"),
+        who="olga",
         env=env,
     )
-    request_id = json.loads(keyed.stdout)["id"]
+    assert keyed.returncode == 0, keyed.stderr
+    request_id = str(json.loads(keyed.stdout)["id"])
     assert not (tmp / "k.p12").exists()
-    from ra.approvals import ApprovalPolicy
-    from ra.service import RAService
-    from revoca.app import build_ca_service
-    from revoca.config import load_config
-
-    config = load_config(tmp / "ra.toml", data_dir=tmp / "data")
-    service = RAService(build_ca_service(config), ApprovalPolicy.from_settings(config.ra))
-    assert service.approve(request_id, actor="ra:alice").status == "done"
-    service.store.close()
-    fetched = run(tmp, "ra", "request", "pkcs12", str(request_id), "--out", "k.p12", env=env)
+    assert ra("request", "approve", request_id, who="ann").returncode == 0
+    assert ra("request", "approve", request_id, who="sock").returncode == 0
+    wrong = ra(
+        "request",
+        "pkcs12",
+        request_id,
+        "--out",
+        "k.p12",
+        who="olga",
+        env={"REVOCA_EXPORT_PASSPHRASE": "another passphrase"},
+    )
+    assert wrong.returncode == 11 and b"not the one given" in wrong.stderr
+    assert not (tmp / "k.p12").exists()
+    other = ra("request", "pkcs12", request_id, "--out", "k.p12", who="bob", env=env)
+    assert other.returncode == 11 and not (tmp / "k.p12").exists()
+    fetched = ra("request", "pkcs12", request_id, "--out", "k.p12", who="olga", env=env)
     assert fetched.returncode == 0, fetched.stderr
     assert stat.S_IMODE((tmp / "k.p12").stat().st_mode) == 0o600
     key, cert, _ = pkcs12.load_key_and_certificates((tmp / "k.p12").read_bytes(), b"p12 passphrase")
     assert key is not None and cert.subject.rfc4514_string() == "CN=web.example.com"
+
+    audit = run(tmp, "audit", "verify")
+    assert audit.returncode == 0, audit.stderr
+
+
+def test_operators_from_the_command_line_without_approvals(cli_pki):
+    """Role changes, tokens and deletion as a named operator; the last
+    active administrator stays; an approver may manage no one."""
+    tmp = cli_pki
+    boot = run(
+        tmp, "ra", "user", "bootstrap", "--operator", "admin=administrator", "--token-dir", "t"
+    )
+    assert boot.returncode == 0, boot.stderr
+    assert run(tmp, "ra", "user", "add", "--name", "bob", "--role", "approver").returncode == 0
+    as_admin = ("ra", "--operator-token-file", "t/admin.token", "user")
+    role = run(tmp, *as_admin, "role", "bob", "auditor", "--json")
+    assert role.returncode == 0 and json.loads(role.stdout)["role"] == "auditor"
+    last = run(tmp, *as_admin, "disable", "admin")
+    assert last.returncode == 7 and b"last active administrator" in last.stderr
+    assert run(tmp, *as_admin, "role", "admin", "approver").returncode == 7
+    old = (tmp / "t" / "admin.token").read_text()
+    rotated = run(tmp, *as_admin, "token", "--token-out", "t/admin.token")
+    assert rotated.returncode == 0, rotated.stderr
+    assert (tmp / "t" / "admin.token").read_text() != old
+    (tmp / "old.token").write_text(old)
+    (tmp / "old.token").chmod(0o600)
+    stale = run(tmp, "ra", "--operator-token-file", "old.token", "user", "delete", "bob")
+    assert stale.returncode == 10
+    loose = tmp / "t" / "admin.token"
+    loose.chmod(0o644)
+    assert run(tmp, *as_admin, "delete", "bob").returncode == 5  # a token file others may read
+    loose.chmod(0o600)
+    assert run(tmp, *as_admin, "delete", "bob").returncode == 0
+    names = [u["name"] for u in json.loads(run(tmp, "ra", "user", "list", "--json").stdout)]
+    assert names == ["admin"]
+    audit = run(tmp, "audit", "list").stdout.decode()
+    deletion = [line for line in audit.splitlines() if "ra.user.delete" in line]
+    assert deletion and "ra:admin" in deletion[-1], audit
 
 
 def test_search_and_reports_from_the_command_line(cli_pki):
@@ -253,18 +357,35 @@ def test_search_and_reports_from_the_command_line(cli_pki):
     (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com", "dns:a.web.example.com")))
     run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--out", "a.pem")
     run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--out", "b.pem")
-    found = json.loads(run(tmp, "ra", "search", "--hostname", "a.web.example.com").stdout)
+    found = json.loads(run(tmp, "ra", "search", "--hostname", "a.web.example.com", "--json").stdout)
     assert len(found) == 2 and found[0]["id"] < found[1]["id"]
     page = json.loads(
-        run(tmp, "ra", "search", "--text", "web.example", "--after", str(found[0]["id"])).stdout
+        run(
+            *(tmp, "ra", "search", "--text", "web.example"),
+            *("--after", str(found[0]["id"]), "--json"),
+        ).stdout
     )
     assert [c["serial"] for c in page] == [found[1]["serial"]]
     text = run(tmp, "ra", "search", "--entity", "web", "--csv").stdout.decode()
     assert text.splitlines()[0].startswith("id,ca,serial") and len(text.splitlines()) == 3
-    dup = json.loads(run(tmp, "ra", "report", "duplicates").stdout)
-    assert dup == [{"entity": "web", "profile": "tls-server", "valid_certificates": 2}]
+    # One CSR twice: one key and one name set in two valid certificates.
+    dup = json.loads(run(tmp, "ra", "report", "duplicates", "--json").stdout)
+    assert [(g["kind"], [c["entity"] for c in g["certificates"]]) for g in dup] == [
+        ("key", ["web", "web"]),
+        ("names", ["web", "web"]),
+    ]
     counts = run(tmp, "ra", "report", "counts", "--csv").stdout.decode().splitlines()
-    assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,good,2" in counts
+    assert counts[0] == "ca,profile,status,count" and "issuing,tls-server,active,2" in counts
+    soon = run(tmp, "ra", "report", "expiring", "--days", "100", "--csv").stdout.decode()
+    lines = soon.splitlines()
+    assert lines[0] == "subject,sans,issuer,serial,not_after,days_left,entity,owner"
+    assert len(lines) == 3 and ",issuing," in lines[1] and lines[1].endswith(",web,ops@example.com")
+    assert json.loads(run(tmp, "ra", "report", "expiring", "--days", "1", "--json").stdout) == []
+    active = json.loads(
+        run(tmp, "ra", "search", "--status", "active", "--entity", "web", "--json").stdout
+    )
+    assert [c["status"] for c in active] == ["active", "active"]
+    assert active[0]["not_after"].endswith("Z")
     bad = run(tmp, "ra", "search", "--text", "ab")
     assert bad.returncode == 5 and b"at least 3" in bad.stderr
 
@@ -289,7 +410,7 @@ def test_notify_from_the_command_line(cli_pki):
         _entity(tmp)
         (tmp / "req.pem").write_bytes(make_csr("x", ("dns:web.example.com",)))
         run(tmp, "ra", "enroll", "--entity", "web", "--csr", "req.pem", "--days", "5")
-        due = run(tmp, "--config", "n.toml", "ra", "notify", "--dry-run")
+        due = run(tmp, "--config", "n.toml", "ra", "notify", "--dry-run", "--json")
         assert due.returncode == 0, due.stderr
         assert [n["recipients"] for n in json.loads(due.stdout)] == [
             ["ops@example.com", "pki@example.com"]
@@ -418,10 +539,12 @@ def test_import_from_the_command_line(cli_pki):
     ca = _cert("Elsewhere CA", key, name, key, ca=True, days=3000)
     leaf = _cert("db.elsewhere.example", new_key(), name, key, sans=["db.elsewhere.example"])
     (tmp / "in.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in (leaf, ca)))
-    result = run(tmp, "ra", "import", "in.pem")
+    result = run(tmp, "ra", "import", "in.pem", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imported"] == 1
-    found = json.loads(run(tmp, "ra", "search", "--hostname", "db.elsewhere.example").stdout)
+    found = json.loads(
+        run(tmp, "ra", "search", "--hostname", "db.elsewhere.example", "--json").stdout
+    )
     assert [c["profile"] for c in found] == ["external"]
     (tmp / "cut.pem").write_bytes((tmp / "in.pem").read_bytes()[:300])
     refused = run(tmp, "ra", "import", "cut.pem")

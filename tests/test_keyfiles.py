@@ -260,6 +260,13 @@ def test_cli_rekey_files(cli_pki):
         assert_current(path.read_bytes())
     again = run(tmp, "ca", "rekey-files")
     assert again.returncode == 0 and again.stdout.count(b"current ") == 2
+    header, *rows = again.stdout.decode().splitlines()
+    assert header.split() == ["ACTION", "WAS", "ENCRYPTED", "AS", "FILE"]
+    at = header.index("FILE")
+    assert sorted(row[at:].rsplit("/", 1)[1] for row in rows) == [
+        "ca-issuing.key.pem",
+        "ca-root.key.pem",
+    ]
     assert b"0 rewritten, 2 already current" in again.stderr
     assert run(tmp, "audit", "verify").returncode == 0
 

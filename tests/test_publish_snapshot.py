@@ -289,9 +289,9 @@ def test_va_import_and_publisher_snapshot_on_the_command_line(cli_pki):
     lines = result.stdout.decode().splitlines()
     assert lines == [
         "root: skipped, no OCSP signer (`revoca ca ocsp-signer --ca root`)",
-        "issuing: 1 certificate statuses",
+        "issuing: 1 certificate status",
     ]
-    result = run(tmp, "publisher", "snapshot")
+    result = run(tmp, "publisher", "snapshot", "--json")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     local = answer["vas"]["local"]

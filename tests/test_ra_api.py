@@ -468,3 +468,176 @@ def test_client_certificate_sign_in_over_tls(loop, make_service, tmp_path):
         assert status == 401
     finally:
         loop.run(runner.cleanup())
+
+
+def test_a_revoked_held_or_expired_client_certificate_signs_no_one_in(loop, make_service, tmp_path):
+    """Each TLS sign-in checks the operator's client certificate against the
+    CA's records and its validity period: revoked, on hold, expired or not
+    valid yet is 401 with the reason, and the refusal is audited."""
+    import http.client
+    import json
+    import ssl
+    from datetime import UTC, datetime, timedelta
+
+    from ca.reasons import RevocationReason
+    from ra.api import RAApi
+    from ra.listen import start, tls_context
+    from ra.service import RAService
+
+    now = [datetime.now(UTC)]
+    pki = make_service(clock=lambda: now[0])
+    pki.init_root("root", "CN=TLS Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    pki.create_sub("issuing", "root", "CN=TLS Issuing,O=Revoca Tests,C=DE")
+    # Holds only outside the Baseline Requirements (ca/baseline.py).
+    pki.create_sub("clients", "root", "CN=TLS Clients,O=Revoca Tests,C=DE", profile="client-sub-ca")
+    chain = b"".join(
+        c.public_bytes(serialization.Encoding.PEM)
+        for c in (*pki.chain("issuing"), pki.chain("clients")[0])
+    )
+    (tmp_path / "ca.pem").write_bytes(chain)
+
+    def issued(ca, profile, subject, sans, name):
+        record = pki.issue_with_new_key(ca, profile, subject, sans, days=30)
+        (tmp_path / f"{name}.crt").write_bytes(
+            record.certificate.public_bytes(serialization.Encoding.PEM)
+        )
+        (tmp_path / f"{name}.key").write_bytes(pki.private_key_pem(ca, record.serial))
+        return record
+
+    issued("issuing", "tls-server", "CN=127.0.0.1", ["ip:127.0.0.1"], "server")
+    alice = issued("clients", "tls-client", "CN=alice", [], "alice")
+    carol = issued("clients", "tls-client", "CN=carol", [], "carol")
+    service = RAService(pki)
+    service.users.create("alice", "auditor", with_token=False, certificate=alice.der)
+    service.users.create("carol", "auditor", with_token=False, certificate=carol.der)
+    context = tls_context(
+        str(tmp_path / "server.crt"),
+        str(tmp_path / "server.key"),
+        str(tmp_path / "ca.pem"),
+        PASSPHRASE.encode(),
+    )
+    runner, port = loop.run(start(RAApi(service), "127.0.0.1", 0, context))
+    try:
+
+        def call(cert, path="/api/whoami"):
+            client = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            client.load_cert_chain(
+                tmp_path / f"{cert}.crt", tmp_path / f"{cert}.key", password=PASSPHRASE
+            )
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=client, timeout=10)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            conn.close()
+            return response.status, body
+
+        assert call("alice")[0] == 200 and call("carol")[0] == 200
+        pki.revoke("clients", alice.serial, RevocationReason.keyCompromise)
+        for path in ("/api/whoami", "/api/audit"):
+            status, body = call("alice", path)
+            assert (status, body["error"]["code"]) == (401, "unauthenticated")
+            assert "revoked" in body["error"]["message"]
+            assert "keyCompromise" in body["error"]["message"]
+
+        pki.revoke("clients", carol.serial, RevocationReason.certificateHold)
+        status, body = call("carol")
+        assert status == 401 and "on hold" in body["error"]["message"]
+        pki.release_hold("clients", carol.serial)
+        assert call("carol")[0] == 200
+
+        now[0] = datetime.now(UTC) + timedelta(days=31)
+        status, body = call("carol")
+        assert status == 401 and "expired" in body["error"]["message"]
+        now[0] = datetime.now(UTC) - timedelta(days=1)
+        status, body = call("carol")
+        assert status == 401 and "not valid before" in body["error"]["message"]
+        now[0] = datetime.now(UTC)
+        assert call("carol")[0] == 200
+
+        from sqlalchemy import select
+
+        from store.tables.audit import audit_log
+
+        with service.store.read() as conn:
+            refusals = conn.execute(
+                select(audit_log.c.actor, audit_log.c.result, audit_log.c.detail).where(
+                    audit_log.c.action == "ra.signin"
+                )
+            ).all()
+        assert [(r.actor, r.result) for r in refusals] == [
+            ("ra:alice", "refused"),
+            ("ra:alice", "refused"),
+            ("ra:carol", "refused"),
+            ("ra:carol", "refused"),
+            ("ra:carol", "refused"),
+        ]
+        assert "revoked" in json.loads(refusals[0].detail)["message"]
+    finally:
+        loop.run(runner.cleanup())
+
+
+def test_operator_roles_tokens_and_deletion(ra):
+    created = ra.call("POST", "/api/users", {"name": "dora", "role": "auditor"})
+    assert created.status == 201 and created.body["created_at"].endswith("Z")
+    old = created.body["token"]
+    promoted = ra.call("PATCH", "/api/users/dora", {"role": "approver"})
+    assert (promoted.status, promoted.body["role"]) == (200, "approver")
+    assert ra.call("GET", "/api/whoami", token=old).body["role"] == "approver"
+    both = ra.call("PATCH", "/api/users/dora", {"role": "auditor", "status": "disabled"})
+    assert both.status == 400
+    bad = ra.call("PATCH", "/api/users/dora", {"role": "root"})
+    assert (bad.status, bad.body["error"]["code"]) == (400, "bad_input")
+
+    rotated = ra.call("POST", "/api/users/dora/token", {})
+    assert rotated.status == 200 and rotated.body["token"] not in (None, old)
+    assert ra.call("GET", "/api/whoami", token=old).status == 401
+    new = rotated.body["token"]
+    assert ra.call("GET", "/api/whoami", token=new).body["name"] == "dora"
+    own = ra.call("POST", "/api/whoami/token", {}, token=new)
+    assert own.status == 200 and own.body["name"] == "dora"
+    assert ra.call("GET", "/api/whoami", token=new).status == 401
+    assert ra.call("GET", "/api/whoami", token=own.body["token"]).status == 200
+
+    gone = ra.call("DELETE", "/api/users/dora")
+    assert gone.status == 200 and gone.body == {"name": "dora", "deleted": True}
+    assert ra.call("GET", "/api/whoami", token=own.body["token"]).status == 401
+    assert ra.call("DELETE", "/api/users/dora").status == 404
+    assert ra.call("DELETE", "/api/users/dora", role="ra-officer").status == 403
+    actions = [
+        (r["actor"], r["action"], r["target"])
+        for r in ra.call("GET", "/api/audit", role="auditor").body["items"]
+        if r["action"].startswith("ra.user") and r["result"] == "ok"
+    ]
+    admin = "ra:administrator-user"
+    assert actions[-5:] == [
+        (admin, "ra.user.create", "dora"),
+        (admin, "ra.user.role", "dora"),
+        (admin, "ra.user.token", "dora"),
+        ("ra:dora", "ra.user.token", "dora"),
+        (admin, "ra.user.delete", "dora"),
+    ]
+
+
+def test_the_last_active_administrator_stays(ra):
+    me = "/api/users/administrator-user"
+    for method, body, words in (
+        ("PATCH", {"status": "disabled"}, "cannot be disabled"),
+        ("PATCH", {"role": "auditor"}, "cannot be demoted"),
+        ("DELETE", None, "cannot be deleted"),
+    ):
+        refused = ra.call(method, me, body)
+        assert (refused.status, refused.body["error"]["code"]) == (409, "conflict")
+        assert "last active administrator" in refused.body["error"]["message"]
+        assert words in refused.body["error"]["message"]
+    assert ra.call("GET", "/api/whoami").body == {
+        **ra.call("GET", "/api/whoami").body,
+        "role": "administrator",
+        "status": "active",
+    }
+    second = ra.call("POST", "/api/users", {"name": "eve", "role": "administrator"}).body
+    assert ra.call("PATCH", "/api/users/eve", {"status": "disabled"}).status == 200
+    # A disabled administrator does not count: the first is still the last.
+    assert ra.call("DELETE", me).status == 409
+    assert ra.call("PATCH", "/api/users/eve", {"status": "active"}).status == 200
+    assert ra.call("PATCH", me, {"role": "auditor"}).status == 200
+    assert ra.call("DELETE", "/api/users/eve", token=second["token"]).status == 409

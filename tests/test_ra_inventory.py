@@ -12,11 +12,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.errors import BadInputError, PolicyError
+from ca.records import serial_hex
 from ra import notify
 from ra.inventory import import_certificates
 from ra.search import CertificateQuery
 from ra.service import RAService
-from tests.conftest import FIXED_NOW, counts, make_csr, new_key
+from tests.conftest import FIXED_NOW, counts, last_audit, make_csr, new_key
+from tests.ra_fixtures import start_ra
 
 NOW = int(FIXED_NOW.timestamp())
 
@@ -153,3 +155,174 @@ def test_a_leaf_of_a_ca_held_here_is_refused(service, tmp_path):
     (tmp_path / "own.pem").write_bytes(record.certificate.public_bytes(Encoding.PEM))
     with pytest.raises(PolicyError, match="held here"):
         import_certificates(service.ca, [tmp_path / "own.pem"])
+
+
+def _refusal(service, tmp_path, name: str, data: bytes) -> str:
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(BadInputError) as refused:
+        import_certificates(service.ca, [tmp_path / name])
+    message = refused.value.message
+    assert "\n" not in message and "ParseError" not in message and "{" not in message
+    assert message.startswith(str(tmp_path / name))
+    return message
+
+
+def test_a_signature_that_does_not_verify_is_called_so(service, other_pki, tmp_path):
+    """A leaf naming a known (or included) issuer whose key did not sign it
+    is 'signature invalid', not 'issuer unknown'."""
+    ca, (mail, _vpn, _apps) = other_pki
+    impostor = _cert("forged.other.example", new_key(), ca.subject, new_key())
+    included = _refusal(service, tmp_path, "forged.pem", _pem(impostor, ca))
+    assert "signature invalid" in included and "issuer unknown" not in included
+    assert "CN=Other Corp CA" in included
+    (tmp_path / "mail.pem").write_bytes(_pem(mail, ca))
+    import_certificates(service.ca, [tmp_path / "mail.pem"])  # now a known issuer
+    known = _refusal(service, tmp_path, "forged-alone.pem", _pem(impostor))
+    assert "signature invalid" in known
+    stranger_key = new_key()
+    stranger = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Stranger CA")])
+    orphan = _cert("x.stranger.example", new_key(), stranger, stranger_key)
+    unknown = _refusal(service, tmp_path, "orphan.pem", _pem(orphan))
+    assert "issuer unknown" in unknown and "include its certificate" in unknown
+
+
+def test_files_that_are_not_certificates_get_one_clear_line(service, tmp_path):
+    from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+    key_pem = new_key().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    assert _refusal(service, tmp_path, "key.pem", key_pem).endswith(
+        "key.pem: holds PRIVATE KEY, not a certificate"
+    )
+    assert _refusal(service, tmp_path, "notes.crt", b"hello, world\n").endswith(
+        "notes.crt: not a certificate (neither PEM nor DER)"
+    )
+    assert _refusal(service, tmp_path, "junk.der", b"\x30\x03\x02\x01\x05").endswith(
+        "junk.der: not a certificate (DER that is not an X.509 certificate)"
+    )
+    assert _refusal(service, tmp_path, "empty.cer", b"").endswith("empty.cer: the file is empty")
+    damaged = b"-----BEGIN CERTIFICATE-----\nTUlJQm9vb29vbw==\n-----END CERTIFICATE-----\n"
+    assert _refusal(service, tmp_path, "bad.pem", damaged).endswith(
+        "bad.pem: certificate 1 of 1 is damaged: its base64 does not decode to an X.509 certificate"
+    )
+
+
+@pytest.fixture
+def api(loop, make_service):
+    pki = make_service(clock=lambda: FIXED_NOW)
+    pki.init_root("root", "CN=Inventory Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    pki.create_sub("issuing", "root", "CN=Inventory CA,O=Revoca Tests,C=DE")
+    pki.create_sub("clients", "root", "CN=Clients CA,O=Revoca Tests,C=DE", profile="client-sub-ca")
+    env, runner = start_ra(loop, pki)
+    yield env
+    loop.run(runner.cleanup())
+
+
+def test_import_over_the_rest_api(api, other_pki):
+    import base64
+    import io
+
+    ca, (mail, vpn, apps) = other_pki
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("certs/apps.crt", _pem(apps))
+    body = {
+        "pem": _pem(mail, ca).decode(),
+        "files": [
+            {
+                "name": "vpn.der",
+                "content": base64.b64encode(vpn.public_bytes(Encoding.DER)).decode(),
+            },
+            {"name": "more.zip", "content": base64.b64encode(packed.getvalue()).decode()},
+        ],
+    }
+    assert api.call("POST", "/api/inventory", body, role="auditor").status == 403
+    reply = api.call("POST", "/api/inventory", body, role="ra-officer")
+    assert reply.status == 200, reply.body
+    assert (reply.body["imported"], reply.body["already_present"]) == (3, 0)
+    assert reply.body["issuers_added"][0].startswith("ext-Other")
+    audited = last_audit(api.service)
+    assert (audited.actor, audited.action, audited.result) == (
+        "ra:ra-officer-user",
+        "ra.inventory.import",
+        "ok",
+    )
+    assert audited.target == "pem,vpn.der,more.zip"
+    found = api.call("GET", "/api/certificates?text=other.example", role="auditor").body["items"]
+    assert len(found) == 3
+    again = api.call("POST", "/api/inventory", {"pem": _pem(mail, ca).decode()}, role="ra-officer")
+    assert (again.body["imported"], again.body["already_present"]) == (0, 1)  # leaves count
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({}, "nothing to import"),
+        ({"pem": "hello"}, "pem: not a certificate (neither PEM nor DER)"),
+        ({"files": [{"name": "a.der", "content": "%%%"}]}, "files[0] (a.der): content is not"),
+        ({"files": [{"name": "a.der"}]}, "files[0] must be an object with name and content"),
+        ({"files": "x"}, "files must be a list"),
+        ({"files": [{"name": "a\nb", "content": ""}]}, "name must be printable"),
+        ({"pem": "x", "colour": "red"}, "unknown field(s): colour"),
+    ],
+)
+def test_rest_import_refusals_are_clear_and_audited(api, body, words):
+    reply = api.call("POST", "/api/inventory", body, role="ra-officer")
+    assert (reply.status, reply.body["error"]["code"]) == (400, "bad_input")
+    assert words in reply.body["error"]["message"]
+    if "pem" in body and len(body) == 1:
+        audited = last_audit(api.service)
+        assert (audited.action, audited.result) == ("ra.inventory.import", "refused")
+
+
+def test_release_hold_over_the_rest_api(api):
+    body = {
+        "name": "alice",
+        "email": "alice@example.com",
+        "ca": "clients",
+        "profile": "tls-client",
+        "subject_template": "CN=Alice",
+        "allowed_sans": ["email:alice@example.com"],
+    }
+    assert api.call("POST", "/api/entities", body, role="ra-officer").status == 201
+    csr = make_csr("x", ("email:alice@example.com",)).decode()
+    issued = api.call("POST", "/api/entities/alice/enroll", {"csr": csr}, role="ra-officer")
+    serial = issued.body["certificate"]["serial"]
+    path = f"/api/certificates/clients/{serial}"
+    held = api.call("POST", f"{path}/revoke", {"reason": "certificateHold"}, role="ra-officer")
+    assert held.status == 200 and held.body["status"] == "hold"
+    assert api.call("POST", f"{path}/release-hold", role="auditor").status == 403
+    released = api.call("POST", f"{path}/release-hold", role="ra-officer")
+    assert released.status == 200, released.body
+    assert (released.body["status"], released.body["reason"]) == ("good", None)
+    audited = last_audit(api.service)
+    assert (audited.actor, audited.action, audited.target, audited.result) == (
+        "ra:ra-officer-user",
+        "ca.release_hold",
+        f"clients/{serial}",
+        "ok",
+    )
+    again = api.call("POST", f"{path}/release-hold", role="ra-officer")
+    assert (again.status, again.body["error"]["code"]) == (409, "conflict")
+    assert "not on hold" in again.body["error"]["message"]
+    missing = api.call("POST", "/api/certificates/clients/abcd/release-hold", role="ra-officer")
+    assert missing.status == 404
+
+
+def test_duplicates_span_the_inventory_and_the_cas_held_here(service, other_pki, tmp_path):
+    """One key (and one name set) in a certificate issued here and in one
+    imported from another PKI: both groups name both."""
+    ca, _leaves = other_pki
+    ca_key = new_key()
+    other_ca = _cert("Twin Corp CA", ca_key, ca.subject, ca_key, ca=True, days=3650)
+    key = new_key()
+    ours = service.ca.issue(
+        "issuing", make_csr("www.example.com", ("dns:www.example.com",), key=key), "tls-server"
+    )
+    theirs = _cert("www.example.com", key, other_ca.subject, ca_key, sans=["WWW.example.com"])
+    (tmp_path / "twin.pem").write_bytes(_pem(theirs, other_ca))
+    external = import_certificates(service.ca, [tmp_path / "twin.pem"]).issuers_added[0]
+    groups = service.report("duplicates")
+    members = [(g["kind"], [(c["ca"], c["serial"]) for c in g["certificates"]]) for g in groups]
+    pair = [("issuing", serial_hex(ours.serial)), (external, serial_hex(theirs.serial_number))]
+    assert members == [("key", pair), ("names", pair)]  # DNS names compare case-blind
+    assert groups[1]["shared"] == "CN=www.example.com dns:www.example.com"

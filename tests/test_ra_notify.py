@@ -11,6 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from ca.records import serial_hex
+from common.clock import iso8601
 from ra import notify
 from ra.service import RAService
 from tests.conftest import FIXED_NOW, free_port, make_csr
@@ -108,6 +109,7 @@ def test_dry_run_lists_and_records_nothing(ra, smtp):
     result = notify.run(ra.store, settings, NOW, dry_run=True)
     assert [n.summary()["serial"] for n in result.due] == [serial_hex(cert.serial)]
     assert result.due[0].recipients == ["pki-admins@example.com"]
+    assert result.due[0].summary()["not_after"] == iso8601(cert.not_after)  # ...Z, to the second
     assert inbox.messages == []
     assert len(notify.run(ra.store, settings, NOW).sent) == 1  # still owed
 

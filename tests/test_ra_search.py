@@ -4,12 +4,14 @@ stable pages, the trigram index kept in step with the certificates, CSV."""
 import copy
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from ca.records import serial_hex
+from common.clock import iso8601
 from ra.search import CertificateQuery
-from tests.conftest import FIXED_NOW, make_csr
+from tests.conftest import FIXED_NOW, make_csr, new_key
 from tests.ra_fixtures import OFFICER_ENTITY, start_ra
 
 
@@ -107,7 +109,7 @@ def test_each_filter(ra, issued):
         s["wild"],
         s["alice"],
     ]
-    assert _serials(ra, "entity=web-1&status=good&hostname=x.web.example.com") == [s["wild"]]
+    assert _serials(ra, "entity=web-1&status=active&hostname=x.web.example.com") == [s["wild"]]
 
 
 def test_pages_are_stable_while_certificates_are_added(ra, issued):
@@ -132,6 +134,7 @@ def test_pages_are_stable_while_certificates_are_added(ra, issued):
         "issuer=nope",
         "entity=nope",
         "status=odd",
+        "status=good",  # the stored word: search speaks of active and expired
         "issued_after=yesterday",
         "limit=0",
         "limit=5000",
@@ -168,30 +171,128 @@ def test_substring_index_follows_updates_and_deletes(ra, issued):
     assert service.search(CertificateQuery(text="Pleasance")) == []
 
 
-def test_reports(ra, issued, clock):
-    counts = ra.call("GET", "/api/reports/counts", role="auditor").body["items"]
+def _report(ra, name: str, query: str = ""):
+    reply = ra.call("GET", f"/api/reports/{name}{query}", role="auditor")
+    assert reply.status == 200, reply.body
+    return reply
+
+
+def test_status_follows_the_clock(ra, issued, clock):
+    """At +25 days shop (20 days from +2) has expired, web (revoked, 10 days)
+    stays revoked after expiring, wild (40 days) and alice (100) are active."""
+    s = {k: v["serial"] for k, v in issued.items()}
+    clock[0] = FIXED_NOW + timedelta(days=25)
+    assert _serials(ra, "status=expired") == [s["shop"]]
+    assert _serials(ra, "status=active&text=example") == [s["wild"], s["alice"]]
+    assert _serials(ra, "status=revoked") == [s["web"]]
+    assert _serials(ra, "status=hold") == []
+    found = ra.call("GET", "/api/certificates?text=example", role="auditor").body["items"]
+    assert [c["status"] for c in found] == ["revoked", "active", "expired", "active"]
+    shop = found[2]
+    assert shop["not_after"].endswith("Z") and "+" not in shop["not_after"]
+    assert ra.service.search_summaries(CertificateQuery(serial=s["shop"]))[0][1]["status"] == (
+        "expired"
+    )
+    listed = ra.call("GET", "/api/entities/shop/certificates", role="auditor").body["items"]
+    assert [c["status"] for c in listed] == ["expired"]
+    counts = _report(ra, "counts").body["items"]
     assert {(r["ca"], r["profile"], r["status"]): r["count"] for r in counts} == {
-        ("issuing", "tls-server", "good"): 1,
+        ("issuing", "tls-server", "active"): 1,
         ("issuing", "tls-server", "revoked"): 1,
-        ("issuing", "tls-client", "good"): 1,
-        ("other", "tls-server", "good"): 1,
-        ("root", "sub-ca", "good"): 2,
+        ("issuing", "tls-client", "active"): 1,
+        ("other", "tls-server", "expired"): 1,
+        ("root", "sub-ca", "active"): 2,
     }
-    weeks = ra.call("GET", "/api/reports/expiring?weeks=16", role="auditor").body["items"]
-    assert len(weeks) == 16 and sum(w["count"] for w in weeks) == 3  # the revoked one is out
-    # Issued at +0 (40 days), +2 days (20 and 100 days); now is +2 days.
-    assert [w["week"] for w in weeks if w["count"]] == [2, 5, 14]
-    dup = ra.call("GET", "/api/reports/duplicates", role="auditor").body["items"]
-    assert dup == []
-    _enroll(ra, "alice", ("email:alice@example.com",))
-    dup = ra.call("GET", "/api/reports/duplicates", role="auditor").body["items"]
-    assert dup == [{"entity": "alice", "profile": "tls-client", "valid_certificates": 2}]
-    text = ra.call("GET", "/api/reports/duplicates?format=csv", role="auditor")
+    # The last second of notAfter is still valid (RFC 5280 4.1.2.5).
+    not_after = datetime.fromisoformat(shop["not_after"])
+    clock[0] = not_after
+    assert _serials(ra, "status=active&issuer=other") == [s["shop"]]
+    clock[0] = not_after + timedelta(seconds=1)
+    assert _serials(ra, "status=expired") == [s["shop"]]
+
+
+def test_expiring_lists_the_certificates_with_owner_and_days_left(ra, issued, clock):
+    now = FIXED_NOW + timedelta(days=2)
+    rows = _report(ra, "expiring").body["items"]  # 30 days by default
+    shop = issued["shop"]
+    not_after = datetime.fromisoformat(shop["not_after"])
+    assert rows == [
+        {
+            "subject": "CN=shop.example.org",
+            "sans": ["dns:shop.example.org", "dns:*.shop.example.org"],
+            "issuer": "other",
+            "serial": shop["serial"],
+            "not_after": iso8601(not_after),
+            "days_left": (not_after - now).days,
+            "entity": "shop",
+            "owner": "ops@example.com",
+        }
+    ]
+    assert rows[0]["not_after"].endswith("Z")
+    wider = _report(ra, "expiring", "?days=40").body["items"]
+    # The revoked web certificate is out; wild (40 days from +0) is in.
+    assert [r["serial"] for r in wider] == [shop["serial"], issued["wild"]["serial"]]
+    assert wider[1]["days_left"] == 37
+    text = _report(ra, "expiring", "?days=40&format=csv")
     assert text.headers["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(text.raw.decode())))
-    assert rows == [{"entity": "alice", "profile": "tls-client", "valid_certificates": "2"}]
+    lines = list(csv.DictReader(io.StringIO(text.raw.decode())))
+    assert lines[0]["sans"] == "dns:shop.example.org dns:*.shop.example.org"
+    assert lines[0]["owner"] == "ops@example.com" and lines[1]["days_left"] == "37"
+    empty = _report(ra, "expiring", "?days=1&format=csv").raw.decode()
+    assert empty.startswith("subject,sans,issuer,serial,not_after,days_left,entity,owner")
+    for bad in ("?days=0", "?days=4000", "?days=x", "?weeks=2"):
+        assert ra.call("GET", f"/api/reports/expiring{bad}", role="auditor").status == 400
     assert ra.call("GET", "/api/reports/nothing", role="auditor").status == 404
-    assert ra.call("GET", "/api/reports/expiring?weeks=0", role="auditor").status == 400
+
+
+def test_duplicates_are_valid_certificates_sharing_a_key_or_a_name_set(ra, issued, clock):
+    """Three www.example.com certificates with one key under three entities
+    are two findings (a key, a name set); an entity holding two different
+    names is none."""
+    assert _report(ra, "duplicates").body["items"] == []
+    key = new_key()
+    serials = []
+    for name in ("www-a", "www-b", "www-c"):
+        body = {
+            **copy.deepcopy(OFFICER_ENTITY),
+            "name": name,
+            "allowed_sans": ["dns:www.example.com"],
+            "subject_template": "CN=www.example.com",
+        }
+        assert ra.call("POST", "/api/entities", body, role="ra-officer").status == 201
+        csr = make_csr("x", ("dns:www.example.com",), key=key).decode()
+        reply = ra.call("POST", f"/api/entities/{name}/enroll", {"csr": csr}, role="ra-officer")
+        serials.append(reply.body["certificate"]["serial"])
+    # web-1 now holds wild and a certificate for another name: intended.
+    _enroll(ra, "web-1", ("dns:web-1.example.com", "dns:api.web.example.com"))
+    groups = _report(ra, "duplicates").body["items"]
+    assert [(g["kind"], [c["serial"] for c in g["certificates"]]) for g in groups] == [
+        ("key", serials),
+        ("names", serials),
+    ]
+    assert groups[1]["shared"] == "CN=www.example.com dns:www.example.com"
+    assert len(groups[0]["shared"]) == 64  # the SHA-256 of the SubjectPublicKeyInfo
+    first = groups[0]["certificates"][0]
+    assert (first["ca"], first["subject"], first["entity"]) == (
+        "issuing",
+        "CN=www.example.com",
+        "www-a",
+    )
+    assert first["not_after"].endswith("Z")
+    text = _report(ra, "duplicates", "?format=csv").raw.decode()
+    lines = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["group"], r["kind"], r["entity"]) for r in lines] == [
+        ("1", "key", "www-a"),
+        ("1", "key", "www-b"),
+        ("1", "key", "www-c"),
+        ("2", "names", "www-a"),
+        ("2", "names", "www-b"),
+        ("2", "names", "www-c"),
+    ]
+    # Revoked or expired certificates are no longer "valid": one left is no group.
+    for serial in serials[:2]:
+        ra.service.revoke("issuing", int(serial, 16), "superseded")
+    assert _report(ra, "duplicates").body["items"] == []
 
 
 def test_search_and_reports_on_postgresql(make_service, postgres_url):
@@ -233,8 +334,18 @@ def test_search_and_reports_on_postgresql(make_service, postgres_url):
         )
     assert {"ix_certificates_subject_trgm", "ix_certificates_sans_trgm"} <= set(indexes)
     counts = {(r["ca"], r["status"]): r["count"] for r in service.report("counts")}
-    assert counts[("issuing", "good")] == 2
-    assert sum(w["count"] for w in service.report("expiring", weeks=20)) == 2
-    assert service.report("duplicates") == [
-        {"entity": "web-1", "profile": "tls-server", "valid_certificates": 2}
+    assert counts[("issuing", "active")] == 2
+    assert len(service.report("expiring", days=100)) == 2
+    assert found(status="active", entity="web-1") == serials
+    assert found(status="expired") == []
+    key = new_key()
+    twins = [
+        service.enroll("web-1", csr=make_csr("x", ("dns:web-1.example.com",), key=key))
+        for _ in range(2)
+    ]
+    assert [
+        (g["kind"], [c["serial"] for c in g["certificates"]]) for g in service.report("duplicates")
+    ] == [
+        ("key", [serial_hex(t.certificate.serial) for t in twins]),
+        ("names", [serial_hex(serials[0]), *(serial_hex(t.certificate.serial) for t in twins)]),
     ]

@@ -16,7 +16,7 @@ from tests.conftest import counts, make_csr
 
 def test_migrations_build_exactly_the_declared_schema(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
-    assert store.current_revision() == store.head_revision() == "0009"
+    assert store.current_revision() == store.head_revision() == "0010"
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_object": include_object})
         assert compare_metadata(context, metadata) == []
@@ -27,7 +27,29 @@ def test_downgrade_and_upgrade_again(tmp_path):
     store.downgrade("base")
     assert store.current_revision() is None
     store.upgrade()
-    assert store.current_revision() == "0009"
+    assert store.current_revision() == "0010"
+
+
+def test_migration_0010_fills_keys_and_name_sets_from_the_der(make_service):
+    """An existing store gains spki_sha256 and names_sha256 for every
+    certificate: the same values issuance writes (ca/records.py)."""
+    from store.tables.ca import certificates
+    from tests.conftest import FIXED_NOW
+
+    service = make_service(clock=lambda: FIXED_NOW)
+    service.init_root("root", "CN=Root")
+    service.create_sub("issuing", "root", "CN=Issuing")
+    for i in range(3):
+        service.issue("issuing", make_csr(f"m{i}.example", [f"dns:m{i}.example"]), "tls-server")
+    columns = (certificates.c.serial, certificates.c.spki_sha256, certificates.c.names_sha256)
+    with service.store.read() as conn:
+        written = sorted(conn.execute(select(*columns)).all())
+    assert len(written) == 4 and all(spki and names for _, spki, names in written)
+    assert len({spki for _, spki, _ in written}) == 4
+    service.store.downgrade("0009")
+    service.store.upgrade()
+    with service.store.read() as conn:
+        assert sorted(conn.execute(select(*columns)).all()) == written
 
 
 def test_migration_0003_fills_each_certificates_last_status_change(make_service):

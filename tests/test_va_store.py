@@ -229,3 +229,16 @@ def test_the_store_makes_its_directory_and_parents_private(tmp_path, umask):
     modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "va", tmp_path / "va" / "lmdb")}
     assert set(modes.values()) == {0o700}, modes
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o750
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "va" / "lmdb").iterdir()}
+    assert files == {"data.mdb": 0o600, "lock.mdb": 0o600}
+
+
+def test_a_store_with_readable_files_is_made_private_when_opened(tmp_path):
+    import stat
+
+    VAStore(tmp_path / "lmdb").close()
+    for name in ("data.mdb", "lock.mdb"):
+        (tmp_path / "lmdb" / name).chmod(0o644)
+    VAStore(tmp_path / "lmdb").close()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "lmdb").iterdir()}
+    assert modes == {"data.mdb": 0o600, "lock.mdb": 0o600}

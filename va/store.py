@@ -216,6 +216,15 @@ class StoredResponse(NamedTuple):
     der: bytes
 
 
+def _make_files_private(path: Path) -> None:
+    """A store made before its files were 0600 (status, pre-signed responses)
+    is tightened when it is next opened for writing."""
+    for name in ("data.mdb", "lock.mdb"):
+        file = path / name
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
+
+
 class VAStore:
     def __init__(
         self,
@@ -236,7 +245,10 @@ class VAStore:
             readonly=readonly,
             readahead=False,  # random lookups: readahead only evicts useful pages
             lock=True,
+            mode=0o700,  # lmdb makes its files with this & 0o666: data.mdb, lock.mdb 0600
         )
+        if not readonly:
+            _make_files_private(path)
         self.issuers_db = self.env.open_db(b"issuers", create=not readonly)
         self.status_db = self.env.open_db(b"status", create=not readonly)
         self.responses_db = self.env.open_db(b"responses", create=not readonly)

@@ -84,6 +84,12 @@ certificates = Table(
     Column("status_changed_at", BigInteger),
     # The RA's end entity the certificate was issued to (migration 0004).
     Column("end_entity_id", Id, ForeignKey("end_entities.id"), nullable=True),
+    # The "other certificates than intended" report (migration 0010): the
+    # SHA-256 of the SubjectPublicKeyInfo, and of the subject with the sorted
+    # SANs (ca/records.py names_sha256); NULL where unknown (rows loaded
+    # without them), which no report groups.
+    Column("spki_sha256", String(64)),
+    Column("names_sha256", String(64)),
     UniqueConstraint("ca_id", "serial"),
     Index(None, "end_entity_id"),
     # Search and reports (migration 0006): a serial without its CA, issuance
@@ -98,6 +104,11 @@ certificates = Table(
     Index(None, "status", "not_after"),
     Index(None, "not_after"),
     Index(None, "ca_id", "status"),
+    # Valid certificates sharing a key or a name set, grouped from the index
+    # alone; active and expired counts per CA and profile (migration 0010).
+    Index(None, "status", "spki_sha256", "not_after"),
+    Index(None, "status", "names_sha256", "not_after"),
+    Index(None, "status", "not_after", "ca_id", "profile"),
     # CRL generation reads only revoked and held rows, in serial order: a
     # partial covering index makes that an index-only scan (migration 0002).
     Index(
