@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, func, or_, select, text
 
 from ca.errors import BadInputError, NotFoundError
-from ca.records import CertificateRecord, certificate_from_row, serial_hex, serial_to_db
+from ca.records import (  # noqa: F401 (status_at: part of the catalog's surface)
+    CertificateRecord,
+    certificate_from_row,
+    serial_hex,
+    serial_to_db,
+    status_at,
+)
 from store.tables.ca import cas, certificate_counts, certificate_names, certificates
 
 MIN_SUBSTRING = 3  # the trigram indexes cannot answer shorter substrings
@@ -28,14 +34,6 @@ MIN_SUBSTRING = 3  # the trigram indexes cannot answer shorter substrings
 # held one stays revoked or held after it expires.
 STATUSES = ("active", "expired", "revoked", "hold")
 STORED = ("good", "revoked", "hold")  # certificates.status
-
-
-def status_at(stored: str, not_after: int, now: int) -> str:
-    """The status (STATUSES) at ``now`` of a certificate whose stored status
-    is ``stored`` and whose notAfter is ``not_after`` (epoch seconds)."""
-    if stored == "good":
-        return "active" if not_after >= now else "expired"
-    return stored
 
 
 def status_clause(status: str, now: int | None):

@@ -4,6 +4,7 @@ exports of them. Every other part looks CA data up through here."""
 from cryptography import x509
 from sqlalchemy import Connection, select
 
+from ca import catalog
 from ca.context import CAContext
 from ca.errors import NotFoundError, PolicyError
 from ca.export import export_ca_certificate, export_certificate
@@ -132,15 +133,27 @@ class Lookup:
             return self.cert_row(conn, self.ca_row(conn, ca_name), serial).private_key
 
     def list_certificates(
-        self, ca_name: str | None = None, status: str | None = None, limit: int = 1000
+        self,
+        ca_name: str | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+        *,
+        now: int | None = None,
     ) -> list[CertificateRecord]:
+        """Certificates in issue order; ``status`` is a stored status
+        (``catalog.STORED``: good, revoked, hold) or one of
+        ``catalog.STATUSES`` as of ``now`` (active and expired need it)."""
         with self.context.store.read() as conn:
             names = dict(conn.execute(select(cas.c.id, cas.c.name)).all())
             query = select(certificates).order_by(certificates.c.id).limit(limit)
             if ca_name is not None:
                 query = query.where(certificates.c.ca_id == self.ca_row(conn, ca_name).id)
             if status is not None:
-                query = query.where(certificates.c.status == status)
+                query = query.where(
+                    certificates.c.status == status
+                    if status in catalog.STORED
+                    else catalog.status_clause(status, now)
+                )
             return [certificate_from_row(r, names[r.ca_id]) for r in conn.execute(query)]
 
     def export(

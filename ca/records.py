@@ -9,6 +9,7 @@ from cryptography import x509
 
 from ca.errors import BadInputError
 from ca.reasons import RevocationReason
+from common.clock import iso8601
 
 
 def serial_to_db(serial: int) -> str:
@@ -109,7 +110,12 @@ class CertificateRecord:
     def certificate(self) -> x509.Certificate:
         return x509.load_der_x509_certificate(self.der)
 
-    def summary(self) -> dict:
+    def summary(self, now: int | None = None) -> dict:
+        """The certificate for people and scripts, times in ISO 8601. With
+        ``now`` (epoch seconds) its status as of then (``status_at``: active,
+        expired, revoked, hold); without, the stored one (good, revoked,
+        hold), as audit records keep it."""
+        status = self.status if now is None else status_at(self.status, self.not_after, now)
         return {
             "ca": self.ca,
             "serial": serial_hex(self.serial),
@@ -117,14 +123,27 @@ class CertificateRecord:
             "sans": list(self.sans),
             "profile": self.profile,
             "key_type": self.key_type,
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
-            "status": self.status,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "not_before": iso8601(self.not_before),
+            "not_after": iso8601(self.not_after),
+            "status": status,
+            "revoked_at": iso8601(self.revoked_at),
             "reason": self.reason.name if self.reason is not None else None,
-            "invalidity_date": self.invalidity_date.isoformat() if self.invalidity_date else None,
+            "invalidity_date": iso8601(self.invalidity_date),
             "fingerprint_sha256": self.fingerprint,
         }
+
+
+def status_at(stored: str, not_after: "int | datetime", now: int) -> str:
+    """The status at ``now`` of a certificate whose stored status is
+    ``stored`` (good, revoked, hold) and whose notAfter is ``not_after``: a
+    good one is active until its notAfter (inclusive, RFC 5280 4.1.2.5) and
+    expired after it; a revoked or held one stays revoked or held after it
+    expires."""
+    if isinstance(not_after, datetime):
+        not_after = int(not_after.timestamp())
+    if stored == "good":
+        return "active" if not_after >= now else "expired"
+    return stored
 
 
 def certificate_from_row(row, ca_name: str) -> CertificateRecord:

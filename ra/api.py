@@ -221,10 +221,9 @@ class RAApi:
     def _limit(request: web.Request, default: int) -> int:
         return int_param(request.query, "limit", default)
 
-    @staticmethod
-    def _enrollment(result) -> dict:
+    def _enrollment(self, result) -> dict:
         out = {
-            "certificate": result.certificate.summary(),
+            "certificate": result.certificate.summary(self.service.now()),
             "pem": result.certificate.certificate.public_bytes(Encoding.PEM).decode(),
             "chain_pem": "".join(c.public_bytes(Encoding.PEM).decode() for c in result.chain),
         }
@@ -418,7 +417,7 @@ class RAApi:
             self.service.certificate, request.match_info["ca"], self._serial(request)
         )
         pem = record.certificate.public_bytes(Encoding.PEM).decode()
-        return web.json_response({**record.summary(), "pem": pem})
+        return web.json_response({**record.summary(self.service.now()), "pem": pem})
 
     async def get_chain(self, request):
         data = await self._call(
@@ -460,7 +459,7 @@ class RAApi:
         )
         if isinstance(record, ApprovalRequest):
             return web.json_response({"request": record.summary()}, status=202)
-        return web.json_response(record.summary())
+        return web.json_response(record.summary(self.service.now()))
 
     async def release_hold(self, request):
         record = await self._call(
@@ -469,7 +468,7 @@ class RAApi:
             self._serial(request),
             actor=self._actor(request),
         )
-        return web.json_response(record.summary())
+        return web.json_response(record.summary(self.service.now()))
 
     async def import_inventory(self, request):
         body = await self._body(request)
@@ -578,7 +577,7 @@ class RAApi:
             record = await self._call(
                 self.service.certificate, found.result_ca, found.result_serial
             )
-            out["certificate"] = record.summary()
+            out["certificate"] = record.summary(self.service.now())
             out["pem"] = record.certificate.public_bytes(Encoding.PEM).decode()
         return web.json_response(out)
 

@@ -102,16 +102,7 @@ def entity_contacts(conn: Connection, ids) -> dict[int, tuple[str, str]]:
 def certificate_summary(record: CertificateRecord, now: int) -> dict:
     """A found certificate as search prints it: its status at ``now``, every
     time in ISO 8601 (UTC, ``Z``)."""
-    out = record.summary()
-    out["status"] = catalog.status_at(record.status, int(record.not_after.timestamp()), now)
-    for key, value in (
-        ("not_before", record.not_before),
-        ("not_after", record.not_after),
-        ("revoked_at", record.revoked_at),
-        ("invalidity_date", record.invalidity_date),
-    ):
-        out[key] = iso8601(value)
-    return out
+    return record.summary(now)
 
 
 def search(conn: Connection, q: CertificateQuery, now: int) -> list[tuple[int, CertificateRecord]]:

@@ -17,6 +17,7 @@ from revoca.cli_util import (
     config_of,
     examples,
     handle_errors,
+    now,
     parse_time,
     read_input,
     write_output,
@@ -398,7 +399,7 @@ def show(ctx, name, serial, pem):
     if serial:
         record = service.get_certificate(name, parse_serial(serial))
         cert = record.certificate
-        summary = record.summary()
+        summary = record.summary(now())
     else:
         record = service.get_ca(name)
         cert = record.certificate
@@ -434,7 +435,9 @@ def subject_or_sans(row: dict) -> dict:
 )
 @click.option("--ca", "ca_name", help="Only this CA's certificates.")
 @click.option(
-    "--status", type=click.Choice(["good", "revoked", "hold"]), help="Only certificates in it."
+    "--status",
+    type=click.Choice(["active", "expired", "revoked", "hold"]),
+    help="Only certificates in it now (a revoked one stays revoked after it expires).",
 )
 @click.option(
     "--limit",
@@ -448,8 +451,9 @@ def subject_or_sans(row: dict) -> dict:
 @handle_errors
 def certs(ctx, ca_name, status, limit):
     """List issued certificates."""
-    records = _service(ctx).list_certificates(ca_name, status, limit)
-    emit_rows([r.summary() for r in records], CERT_COLUMNS, view=subject_or_sans)
+    at = now()
+    records = _service(ctx).list_certificates(ca_name, status, limit, now=at)
+    emit_rows([r.summary(at) for r in records], CERT_COLUMNS, view=subject_or_sans)
 
 
 @ca.command(

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.errors import BadInputError, ConfigError
 from ca.keys import KEY_SPECS, PassphraseSource
-from ca.records import parse_serial
+from ca.records import CertificateRecord, parse_serial
 from ra.roles import ROLES
 from ra.service import MAX_PAGE
 from ra.settings import RASettings
@@ -21,6 +21,7 @@ from revoca.cli_util import (
     config_of,
     examples,
     handle_errors,
+    now,
     operator_token,
     read_input,
     write_output,
@@ -425,7 +426,7 @@ def entity_show(ctx, name):
     emit_object(
         {
             **service.get_entity(name).summary(),
-            "certificates": [c.summary() for c in service.entity_certificates(name)],
+            "certificates": [c.summary(now()) for c in service.entity_certificates(name)],
         },
         tables={"certificates": CERT_COLUMNS},
     )
@@ -639,7 +640,10 @@ def revoke(ctx, ca_name, serial, reason):
     """Revoke a certificate (the profile decides which reasons are allowed)."""
     service = _ra(ctx)
     by, _ = _operator(ctx, service, "certificate.revoke")
-    emit_object(service.revoke(ca_name, parse_serial(serial), reason, actor=by).summary())
+    result = service.revoke(ca_name, parse_serial(serial), reason, actor=by)
+    emit_object(
+        result.summary(now()) if isinstance(result, CertificateRecord) else result.summary()
+    )
 
 
 @ra.command(

@@ -5,6 +5,7 @@ import logging
 import os
 import pwd
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from common.secretfile import SecretFileError, read_secret_file
 from va.errors import PortInUseError
 
 log = logging.getLogger("revoca.cli")
+
+
+def now() -> int:
+    """The time a command judges statuses at (epoch seconds): the command
+    line is where the clock is read (docs/ARCHITECTURE.md)."""
+    return int(time.time())
 
 
 def actor() -> str:

@@ -63,7 +63,7 @@ def test_a_revocation_time_before_not_before_exits_5(cli_pki):
     )
     assert early.stderr.count(b"\n") == 1
     shown = json.loads(run(cli_pki, "ca", "show", "issuing", "--serial", serial, "--json").stdout)
-    assert shown["status"] == "good"
+    assert shown["status"] == "active"
 
 
 def test_ca_export_writes_a_roots_own_certificate(cli_pki):

@@ -74,7 +74,7 @@ def test_ca_certs_and_show_and_profiles(cli_pki):
         {
             "CA": "issuing",
             "SERIAL": serial,
-            "STATUS": "good",
+            "STATUS": "active",
             "PROFILE": "tls-server",
             "NOT AFTER": rows[0]["NOT AFTER"],
             "SUBJECT": "dns:a.example.com",  # no subject: its SANs

@@ -216,3 +216,19 @@ def test_freshest_crl_follows_the_cas_crl_settings(make_service, tmp_path):
     # The same store and keys with deltas off ([crl] delta_url = "").
     quiet = make_service(directory=tmp_path, delta_url="")
     assert freshest(quiet.issue("issuing", make_csr(), "tls-server").certificate) is None
+
+
+def test_certificates_are_listed_by_their_status_at_a_time(pki):
+    record = pki.issue("issuing", make_csr(), "tls-server")
+    before = int(record.not_after.timestamp())
+    after = before + 1
+
+    def serials(status, now):
+        return [c.serial for c in pki.list_certificates("issuing", status, now=now)]
+
+    assert serials("active", before) == [record.serial] and serials("expired", before) == []
+    assert serials("expired", after) == [record.serial] and serials("active", after) == []
+    assert serials("good", after) == [record.serial]  # the stored status
+    assert record.summary(after)["status"] == "expired"
+    assert record.summary()["status"] == "good"
+    assert record.summary()["not_after"].endswith("Z")

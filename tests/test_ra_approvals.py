@@ -251,7 +251,7 @@ def test_revocation_waits_for_one_approval(ra):
     )
     assert queued.status == 202
     status = ra.call("GET", f"/api/certificates/issuing/{serial}", role="auditor").body["status"]
-    assert status == "good"
+    assert status == "active"
     done = _approve(ra, queued.body["request"]["id"], "approver")
     assert done.body["status"] == "done"
     after = ra.call("GET", f"/api/certificates/issuing/{serial}", role="auditor").body

@@ -293,7 +293,7 @@ def test_release_hold_over_the_rest_api(api):
     assert api.call("POST", f"{path}/release-hold", role="auditor").status == 403
     released = api.call("POST", f"{path}/release-hold", role="ra-officer")
     assert released.status == 200, released.body
-    assert (released.body["status"], released.body["reason"]) == ("good", None)
+    assert (released.body["status"], released.body["reason"]) == ("active", None)
     audited = last_audit(api.service)
     assert (audited.actor, audited.action, audited.target, audited.result) == (
         "ra:ra-officer-user",

@@ -195,6 +195,8 @@ def test_status_follows_the_clock(ra, issued, clock):
     )
     listed = ra.call("GET", "/api/entities/shop/certificates", role="auditor").body["items"]
     assert [c["status"] for c in listed] == ["expired"]
+    one = ra.call("GET", f"/api/certificates/{shop['ca']}/{s['shop']}", role="auditor").body
+    assert (one.get("status"), one.get("not_after")) == ("expired", shop["not_after"]), one
     counts = _report(ra, "counts").body["items"]
     assert {(r["ca"], r["profile"], r["status"]): r["count"] for r in counts} == {
         ("issuing", "tls-server", "active"): 1,
