@@ -13,7 +13,7 @@ from ra.roles import OPERATIONS, ROLES
 
 _STRING = {"type": "string"}
 _STRINGS = {"type": "array", "items": _STRING}
-_TIME = {"type": "string", "format": "date-time"}
+_TIME = {"type": "string", "format": "date-time", "example": "2026-12-03T18:00:00Z"}
 
 
 def _object(properties: dict, required=(), additional=False, description=None) -> dict:
@@ -51,7 +51,11 @@ _CERTIFICATE = _object(
         "key_type": _STRING,
         "not_before": _TIME,
         "not_after": _TIME,
-        "status": {"type": "string", "enum": ["good", "revoked", "hold"]},
+        "status": {
+            "type": "string",
+            "enum": list(CERT_STATUSES),
+            "description": "as of the answer (a revoked certificate stays revoked after it expires)",
+        },
         "revoked_at": {**_TIME, "nullable": True},
         "reason": {"type": "string", "nullable": True},
         "invalidity_date": {**_TIME, "nullable": True},
