@@ -54,7 +54,7 @@ _CERTIFICATE = _object(
         "status": {
             "type": "string",
             "enum": list(CERT_STATUSES),
-            "description": "as of the answer (a revoked certificate stays revoked after it expires)",
+            "description": "as of the answer (revoked stays revoked after expiry)",
         },
         "revoked_at": {**_TIME, "nullable": True},
         "reason": {"type": "string", "nullable": True},
