@@ -87,24 +87,25 @@ def _missing_program(exc: FileNotFoundError) -> str | None:
     return tool if tool in PACKAGES and shutil.which(tool) is None else None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item):
+def _skipping_missing_programs():
+    """The body of a hook wrapper: a known program a test (or its setup)
+    did not find skips it, naming the package (``need``)."""
     try:
         return (yield)
     except FileNotFoundError as exc:
         if (tool := _missing_program(exc)) is not None:
             need(tool)
         raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _skipping_missing_programs())
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    try:
-        return (yield)
-    except FileNotFoundError as exc:
-        if (tool := _missing_program(exc)) is not None:
-            need(tool)
-        raise
+    return (yield from _skipping_missing_programs())
 
 
 def postgres_bindir() -> Path:
