@@ -27,6 +27,7 @@ from cryptography import x509
 
 from ca.errors import BadInputError, PolicyError
 from ca.requests import format_san, parse_san, parse_subject
+from common.clock import iso8601
 
 STATUSES = ("active", "disabled")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -61,8 +62,8 @@ class EndEntity:
             "allowed_sans": list(self.allowed_sans),
             "attributes": dict(self.attributes),
             "status": self.status,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            "created_at": iso8601(self.created_at),
+            "updated_at": iso8601(self.updated_at),
         }
 
     def subject(self) -> x509.Name:

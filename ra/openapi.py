@@ -167,8 +167,8 @@ _ENTITY = _object(
         "name": _STRING,
         **_ENTITY_FIELDS,
         "status": {"type": "string", "enum": list(STATUSES)},
-        "created_at": {"type": "integer"},
-        "updated_at": {"type": "integer"},
+        "created_at": _TIME,
+        "updated_at": _TIME,
     }
 )
 _KEY_TYPES = list(KEY_SPECS)

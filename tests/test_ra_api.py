@@ -104,6 +104,8 @@ def test_each_role_may_perform_exactly_its_operations(ra, role):
 def test_end_entity_lifecycle_and_pages(ra):
     created = _entity(ra)
     assert created["status"] == "active" and created["attributes"] == {"team": "web"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created["created_at"])
+    assert created["updated_at"] == created["created_at"]
     for i in range(5):
         _entity(ra, name=f"host-{i}")
     assert ra.call("GET", "/api/entities/web-1", role="auditor").body == created
