@@ -6,6 +6,8 @@
   Written by ``ra`` only.
 - ``store.tables.outbox``: status events, written by the CA in each change's
   transaction, read by the publisher.
+- ``store.tables.acme``: ACME accounts, their binding keys, orders,
+  authorizations, challenges, nonces. Written by ``acmesrv`` only.
 - ``store.tables.audit``: the hash-chained audit log, written only through
   ``store.audit`` (by the CA and the RA).
 
@@ -14,7 +16,7 @@ through an alembic migration in store/migrations/versions; tests check that
 the migrations build exactly these tables.
 """
 
-from store.tables import audit, ca, outbox, ra
+from store.tables import acme, audit, ca, outbox, ra
 from store.tables.base import metadata
 from store.tables.ca import SEARCH_OBJECTS
 
@@ -24,4 +26,4 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     return not (reflected and name and name.startswith(SEARCH_OBJECTS))
 
 
-__all__ = ["audit", "ca", "include_object", "metadata", "outbox", "ra"]
+__all__ = ["acme", "audit", "ca", "include_object", "metadata", "outbox", "ra"]
