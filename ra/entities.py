@@ -36,6 +36,8 @@ _ATTRIBUTE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _DNS_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_ATTRIBUTE_VALUE = 1024
+# Placeholders the RA fills itself: an attribute may not take their names.
+RESERVED = ("name", "email", "identifier")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,18 @@ class EndEntity:
             "updated_at": iso8601(self.updated_at),
         }
 
-    def subject(self) -> x509.Name:
-        return parse_subject(render_subject(self.subject_template, self._values()))
+    def subject(self, identifier: str | None = None) -> x509.Name:
+        """The subject for a certificate. ``identifier``: the name an
+        enrollment protocol (ACME) asks for, filling ``{identifier}`` in the
+        template; a template without that placeholder gives ``CN=`` that
+        name alone, so the common name is always one of the certificate's
+        SANs (CA/B Forum BR 7.1.4.3)."""
+        if identifier is None:
+            return parse_subject(render_subject(self.subject_template, self._values()))
+        if "{identifier}" not in self.subject_template:
+            return x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, identifier)])
+        values = {**self._values(), "identifier": identifier}
+        return parse_subject(render_subject(self.subject_template, values))
 
     def _values(self) -> dict[str, str]:
         return {**self.attributes, "name": self.name, "email": self.email}
@@ -102,10 +114,10 @@ def check_attributes(attributes) -> dict[str, str]:
     if not isinstance(attributes, dict):
         raise BadInputError("attributes must be an object of strings")
     for key, value in attributes.items():
-        if not isinstance(key, str) or not _ATTRIBUTE.match(key) or key in ("name", "email"):
+        if not isinstance(key, str) or not _ATTRIBUTE.match(key) or key in RESERVED:
             raise BadInputError(
                 f"invalid attribute name {key!r}: lowercase letters, digits, '_' "
-                "(not 'name' or 'email')"
+                "(not 'name', 'email' or 'identifier')"
             )
         if not isinstance(value, str) or len(value) > MAX_ATTRIBUTE_VALUE:
             raise BadInputError(
@@ -143,7 +155,8 @@ def render_subject(template: str, values: dict[str, str]) -> str:
 def check_template(template: str, values: dict[str, str]) -> str:
     if not isinstance(template, str) or not template.strip():
         raise BadInputError("a subject template is required, e.g. 'CN={name},O=Example'")
-    name = parse_subject(render_subject(template, values))
+    # {identifier} is filled at enrollment (ACME); a sample name checks the rest.
+    name = parse_subject(render_subject(template, {"identifier": "host.example", **values}))
     if len(name) == 0:
         raise BadInputError("the subject template yields an empty subject")
     return template

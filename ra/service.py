@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -232,6 +232,15 @@ class RAService:
             self.audit.ok(conn, actor, "ra.entity.update", name, changes=sorted(changes))
             return self._entity(conn, name)
 
+    def get_entity_by_id(self, entity_id: int) -> EndEntity:
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(end_entities).where(end_entities.c.id == entity_id)
+            ).one_or_none()
+            if row is None:
+                raise NotFoundError(f"no end entity with id {entity_id}")
+            return entity_from_row(row, catalog.ca_name(conn, row.ca_id))
+
     def get_entity(self, name: str) -> EndEntity:
         with self.store.read() as conn:
             return self._entity(conn, name)
@@ -296,12 +305,21 @@ class RAService:
         days: int | None = None,
         actor: str = "system",
         approved: bool = False,
+        profile: str | None = None,
+        identifier: str | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """Issue to an end entity from a PKCS#10 CSR, or with a key made here
         (``key_type``; the PKCS#12 is encrypted with ``passphrase``). Where
-        the policy wants approvals, the checked request is queued instead."""
+        the policy wants approvals, the checked request is queued instead.
+
+        For enrollment protocols (ACME): ``profile`` issues under another
+        end-entity profile than the entity's own (the protocol's directory
+        decides which it offers), ``identifier`` is the name the subject is
+        built for (``EndEntity.subject``)."""
         with self.audit.failures(actor, "ra.enroll", entity_name):
             entity = self.get_entity(entity_name)
+            if profile is not None and profile != entity.profile:
+                entity = replace(entity, profile=self._check_profile(profile))
             payload = {
                 "entity": entity.name,
                 "csr": _b64(csr),
@@ -309,6 +327,10 @@ class RAService:
                 "sans": sans,
                 "days": days,
             }
+            if profile is not None:
+                payload["profile"] = entity.profile
+            if identifier is not None:
+                payload["identifier"] = identifier
             return self._issue_to(
                 entity,
                 csr,
@@ -320,6 +342,7 @@ class RAService:
                 None,
                 approval=("enroll", payload),
                 executing=approved,
+                identifier=identifier,
             )
 
     def renew(
@@ -393,6 +416,7 @@ class RAService:
         approval: tuple[str, dict],
         executing: bool,
         renews: str | None = None,
+        identifier: str | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """``approval``: (kind, what to record) should the policy want
         approvals; ``executing``: carrying out an approved request."""
@@ -428,7 +452,7 @@ class RAService:
             # A compromised key is refused before approvers see the request
             # (issuance refuses it again, CA/B Forum BR 6.1.1.3 (4)).
             self.ca.check_key(public_key)
-        request = CertificateRequest(entity.subject(), public_key, requested)
+        request = CertificateRequest(entity.subject(identifier), public_key, requested)
         if needed:
             # What can be checked now is checked now, by the CA's own checks,
             # and again when the approved request is carried out.
@@ -624,7 +648,13 @@ class RAService:
                     "approved": True,
                 }
                 if request.kind == "enroll":
-                    result = self.enroll(p["entity"], sans=p.get("sans"), **common)
+                    result = self.enroll(
+                        p["entity"],
+                        sans=p.get("sans"),
+                        profile=p.get("profile"),
+                        identifier=p.get("identifier"),
+                        **common,
+                    )
                 else:
                     result = self.renew(p["ca"], int(p["serial"], 16), **common)
                 record = result.certificate

@@ -18,6 +18,7 @@ from revoca import (
     cli_ca_keys,  # noqa: F401 (adds its commands to `ca`)
     cli_ra_inventory,  # noqa: F401 (adds its commands to `ra`)
 )
+from revoca.cli_acme import acme
 from revoca.cli_ca import ca
 from revoca.cli_publisher import publisher
 from revoca.cli_ra import ra
@@ -88,6 +89,7 @@ cli.add_command(ca)
 cli.add_command(va)
 cli.add_command(publisher)
 cli.add_command(ra)
+cli.add_command(acme)
 cli.add_command(serve)
 
 

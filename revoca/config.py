@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from acmesrv.settings import AcmeSettings
 from ca.errors import ConfigError
 from ca.keys import PassphraseSource
 from ca.profiles import Profile, load_profiles
@@ -70,6 +71,7 @@ class Config:
     crl: CRLSettings
     ra: RASettings
     notify: NotifySettings
+    acme: AcmeSettings
     # The merged tables these settings were built from (`revoca config show`).
     tables: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -135,6 +137,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             crl=CRLSettings.from_table(raw["crl"]),
             ra=RASettings.from_table(raw["ra"]),
             notify=NotifySettings.from_table(raw["notify"]),
+            acme=AcmeSettings.from_table(raw["acme"]),
             publisher=PublisherSettings.from_table(raw["publisher"], va.directory),
             tables=raw,
         )

@@ -1,0 +1,371 @@
+"""The ACME server's HTTP front (aiohttp): RFC 8555's resources under
+``/acme/<directory>/``, each answer with a fresh ``Replay-Nonce``, the
+directory's ``Link: rel="index"`` and ``Cache-Control: no-store``; every
+error a problem document (acmesrv/problems.py).
+
+Store work runs on a thread pool (the service is synchronous SQL);
+validations run as tasks of their own, at most ``[acme] validations`` at
+once, each under its deadline, so a request never waits for a challenge
+target. Challenges left ``processing`` by a stopped server are validated
+again when it starts.
+"""
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from acmesrv import jws, validation
+from acmesrv.problems import CONTENT_TYPE, Problem
+from acmesrv.service import AcmeService, Answer, ValidationJob
+from ca.errors import CAError, NotFoundError
+from common import prometheus
+from common.httpguard import Guard, Limits
+
+log = logging.getLogger("revoca.acme")
+
+MAX_BODY = 64 * 1024  # a JWS with a CSR of an RSA-8192 key fits many times over
+JOSE = "application/jose+json"
+LATENCY_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PURGE_SECONDS = 300
+
+
+def _problem_response(problem: Problem) -> web.Response:
+    response = web.Response(
+        text=json.dumps(problem.document()), status=problem.http_status, content_type=CONTENT_TYPE
+    )
+    if problem.retry_after is not None:
+        response.headers["Retry-After"] = str(problem.retry_after)
+    return response
+
+
+def _guard_error(status: int, code: str, message: str) -> web.Response:
+    kind = "malformed" if status != 503 else "serverInternal"
+    return _problem_response(Problem(kind, message, status=status))
+
+
+class AcmeServer:
+    def __init__(
+        self,
+        service: AcmeService,
+        *,
+        limits: Limits | None = None,
+        threads: int = 8,
+        validation_settings: validation.ValidationSettings | None = None,
+        concurrent_validations: int = 16,
+    ):
+        self.service = service
+        self.guard = Guard(limits or Limits(max_body=MAX_BODY), _guard_error)
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="acme")
+        self.validation = validation_settings or validation.ValidationSettings()
+        self._slots = asyncio.Semaphore(concurrent_validations)
+        self._tasks: set[asyncio.Task] = set()
+        self._purger: asyncio.Task | None = None
+        self.issuance = [0] * (len(LATENCY_BOUNDS) + 1)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=MAX_BODY, middlewares=[self.guard.middleware, self.guard.body]
+        )
+        r = app.router
+        r.add_get("/acme/{d}/directory", self.directory)
+        r.add_route("HEAD", "/acme/{d}/new-nonce", self.new_nonce)
+        r.add_get("/acme/{d}/new-nonce", self.new_nonce, allow_head=False)
+        r.add_get("/acme/{d}/renewal-info/{cert_id}", self.renewal_info)
+        for path, name in (
+            ("new-account", "new_account"),
+            ("new-order", "new_order"),
+            ("revoke-cert", "revoke_cert"),
+            ("key-change", "key_change"),
+            ("acct/{id}", "account"),
+            ("acct/{id}/orders", "orders"),
+            ("order/{id}", "order"),
+            ("order/{id}/finalize", "finalize"),
+            ("authz/{id}", "authz"),
+            ("chall/{id}", "challenge"),
+            ("cert/{id}", "certificate"),
+        ):
+            r.add_post(f"/acme/{{d}}/{path}", functools.partial(self.signed, name))
+        r.add_get("/metrics", self.metrics)
+        r.add_get("/health", self.health)
+        app.on_startup.append(self._startup)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _startup(self, _app) -> None:
+        for job in await self._call(self.service.pending_jobs):
+            self.start_validation(job)
+        self._purger = asyncio.create_task(self._purge_loop())
+
+    async def _cleanup(self, _app) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.executor.shutdown(wait=False)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_SECONDS)
+            try:
+                await self._call(self.service.purge)
+            except Exception:  # the next round tries again
+                log.exception("purging used ACME nonces failed")
+
+    def _headers(self, response: web.StreamResponse, directory: str | None, nonce: str) -> None:
+        response.headers["Replay-Nonce"] = nonce
+        response.headers["Cache-Control"] = "no-store"
+        if directory is not None and directory in self.service.directories:
+            response.headers.add(
+                "Link", f'<{self.service.url(directory, "directory")}>;rel="index"'
+            )
+
+    async def _answer(self, directory: str | None, work) -> web.StreamResponse:
+        """Run ``work`` (a coroutine giving an Answer) and turn what it gives
+        or raises into the response."""
+        try:
+            answer: Answer = await work
+            if isinstance(answer.body, bytes):
+                response = web.Response(body=answer.body, status=answer.status)
+                response.content_type = answer.content_type
+            elif answer.body is None:
+                response = web.Response(status=answer.status)
+            else:
+                response = web.json_response(answer.body, status=answer.status)
+            if answer.location:
+                response.headers["Location"] = answer.location
+            for url, rel in answer.links:
+                response.headers.add("Link", f'<{url}>;rel="{rel}"')
+            if answer.retry_after is not None:
+                response.headers["Retry-After"] = str(answer.retry_after)
+        except Problem as problem:
+            response = _problem_response(problem)
+        except NotFoundError as exc:
+            response = _problem_response(Problem("malformed", exc.message, status=404))
+        except CAError as exc:
+            log.warning("ACME request refused: %s", exc.message)
+            response = _problem_response(Problem("serverInternal", exc.message))
+        except Exception:
+            log.exception("ACME request failed")
+            response = _problem_response(Problem("serverInternal", "the server failed; try again"))
+        self._headers(response, directory, self.service.new_nonce())
+        return response
+
+    # -- unsigned resources ----------------------------------------------------------
+
+    async def directory(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["d"]
+
+        async def work():
+            return Answer(self.service.directory_object(name))
+
+        response = await self._answer(None, work())
+        del response.headers["Replay-Nonce"]
+        return response
+
+    async def new_nonce(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["d"]
+
+        async def work():
+            self.service.directory(name)
+            # 7.2: 200 for HEAD, 204 for GET.
+            return Answer(None, 200 if request.method == "HEAD" else 204)
+
+        return await self._answer(name, work())
+
+    async def renewal_info(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["d"]
+
+        async def work():
+            self.service.directory(name)
+            return await self._call(self.service.renewal_info, request.match_info["cert_id"])
+
+        return await self._answer(name, work())
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        counts = self.service.counters
+        families = []
+        for key, name, help_text in (
+            ("accounts", "revoca_acme_accounts_created_total", "ACME accounts created."),
+            ("orders", "revoca_acme_orders_created_total", "ACME orders created."),
+            ("certificates", "revoca_acme_certificates_issued_total", "Certificates issued."),
+            ("revocations", "revoca_acme_revocations_total", "Certificates revoked over ACME."),
+        ):
+            families.append(
+                prometheus.family(
+                    name,
+                    "counter",
+                    help_text,
+                    [({"directory": k[1]}, v) for k, v in sorted(counts.items()) if k[0] == key]
+                    or [({"directory": d}, 0) for d in sorted(self.service.directories)],
+                )
+            )
+        families.append(
+            prometheus.family(
+                "revoca_acme_validations_total",
+                "counter",
+                "Challenge validations by type and result.",
+                [
+                    ({"type": k[1], "result": k[2]}, v)
+                    for k, v in sorted(counts.items())
+                    if k[0] == "validations"
+                ],
+            )
+        )
+        seconds = self.service.issuance_seconds
+        while seconds:
+            value = seconds.pop()
+            self.issuance[_bucket(value)] += 1
+            self._issuance_total = getattr(self, "_issuance_total", 0.0) + value
+        families.append(
+            prometheus.histogram(
+                "revoca_acme_issuance_seconds",
+                "Seconds from a finalize request to its certificate.",
+                LATENCY_BOUNDS,
+                self.issuance,
+                getattr(self, "_issuance_total", 0.0),
+            )
+        )
+        families.append(
+            prometheus.family(
+                "revoca_acme_http_events_total",
+                "counter",
+                "Listener events: requests, refusals, timeouts.",
+                [({"event": k}, v) for k, v in sorted(self.guard.counts.items())],
+            )
+        )
+        return web.Response(text=prometheus.render(families), content_type="text/plain")
+
+    # -- signed resources (6.2) --------------------------------------------------------
+
+    async def signed(self, name: str, request: web.Request) -> web.StreamResponse:
+        directory = request.match_info["d"]
+        return await self._answer(directory, self._signed(name, directory, request))
+
+    async def _signed(self, name: str, directory: str, request: web.Request) -> Answer:
+        service = self.service
+        if request.content_type != JOSE:
+            raise Problem("malformed", f"the Content-Type must be {JOSE}", status=415)
+        body = await request.read()
+        signed = jws.parse(body)
+        url = service.base_url + request.path
+        mode = {"new_account": "required", "revoke_cert": "allowed"}.get(name, "never")
+        account, key = await self._call(service.authenticate, directory, signed, url, jwk=mode)
+        payload = signed.json()
+        ident = request.match_info.get("id")
+        if name == "new_account":
+            return await self._call(service.new_account, directory, signed, key, url)
+        if name == "revoke_cert":
+            return await self._call(service.revoke, directory, account, key, payload)
+        if name == "key_change":
+            return await self._call(service.key_change, account, signed)
+        if name == "account":
+            if ident != account.id:
+                raise Problem("unauthorized", "the account URL is not the signer's account")
+            return await self._call(service.update_account, account, payload)
+        if name == "orders":
+            if ident != account.id:
+                raise Problem("unauthorized", "the account URL is not the signer's account")
+            return await self._call(service.account_orders, account)
+        if name == "new_order":
+            return await self._call(service.new_order, account, payload)
+        if name == "order":
+            _post_as_get(payload)
+            return await self._call(service.get_order, account, ident)
+        if name == "finalize":
+            return await self._call(service.finalize, account, ident, payload)
+        if name == "authz":
+            return await self._call(service.get_authz, account, ident, payload)
+        if name == "challenge":
+            answer, job = await self._call(service.challenge, account, ident, payload)
+            if job is not None:
+                self.start_validation(job)
+            return answer
+        if name == "certificate":
+            _post_as_get(payload)
+            return await self._call(service.certificate, account, ident)
+        raise Problem("malformed", f"no resource {name!r}", status=404)
+
+    # -- validation ---------------------------------------------------------------------
+
+    def start_validation(self, job: ValidationJob) -> None:
+        task = asyncio.create_task(self._validate(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _validate(self, job: ValidationJob) -> None:
+        async with self._slots:
+            problem = None
+            started = time.monotonic()
+            try:
+                await validation.validate(
+                    job.type,
+                    job.identifier.type,
+                    job.identifier.value,
+                    job.token,
+                    job.key_authorization,
+                    self.validation,
+                )
+                if job.check_caa:
+                    await validation.check_caa(
+                        job.identifier.base,
+                        issuer_domains=self.service.settings.caa_identities,
+                        account_uri=job.account_uri,
+                        method=job.caa_method,
+                        wildcard=job.identifier.wildcard,
+                        settings=self.validation,
+                    )
+            except validation.ValidationError as exc:
+                problem = Problem(exc.kind, exc.detail)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("validating challenge %s failed", job.challenge_id)
+                problem = Problem("serverInternal", "the validation failed on the server")
+            log.info(
+                "acme validation %s %s %s: %s in %.3f s",
+                job.challenge_id,
+                job.type,
+                job.identifier.value,
+                problem.type if problem else "valid",
+                time.monotonic() - started,
+            )
+            try:
+                await self._call(self.service.record_validation, job, problem)
+            except Exception:  # left processing: validated again at the next start
+                log.exception("recording the validation of %s failed", job.challenge_id)
+
+
+async def start(server: AcmeServer, sock, ssl_context=None) -> web.AppRunner:
+    """Serve on ``sock`` (bound by the caller, common/listen.py) under the
+    server's deadlines and limits; ``runner.cleanup()`` stops it."""
+    from common.httpguard import start_guarded
+
+    return await start_guarded(server.app(), sock, server.guard, ssl_context, backlog=256)
+
+
+def _bucket(value: float) -> int:
+    for i, bound in enumerate(LATENCY_BOUNDS):
+        if value <= bound:
+            return i
+    return len(LATENCY_BOUNDS)
+
+
+def _post_as_get(payload) -> None:
+    if payload is not None:
+        raise Problem("malformed", "this resource is read with POST-as-GET (an empty payload)")
