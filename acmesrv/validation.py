@@ -98,8 +98,8 @@ def _b64url(data: bytes) -> str:
 
 def _quote(data: bytes) -> str:
     """A wrong answer as a detail shows it: printable, and short."""
-    text = "".join(chr(b) if 0x20 <= b < 0x7F else "\\x%02x" % b for b in data[:_QUOTED])
-    return repr(text) + (f" (first {_QUOTED} of {len(data)} bytes)" if len(data) > _QUOTED else "")
+    text = repr(data[:_QUOTED])[2:-1]  # escapes all but printable ASCII
+    return f'"{text}"' + (f" (first {_QUOTED} of {len(data)} bytes)" if len(data) > _QUOTED else "")
 
 
 # -- the applicant's DNS ------------------------------------------------------
@@ -502,7 +502,7 @@ async def _tls_alpn01(
     sni = ipaddress.ip_address(host).reverse_pointer if is_ip else host
     addresses = [host] if is_ip else await _addresses(lookup, host)
     where = f"{_authority(host, settings.tls_port, 443)} (tls-alpn-01)"
-    reader, writer = await _connect(
+    _reader, writer = await _connect(
         addresses, settings.tls_port, tls=_insecure_context([ACME_TLS_ALPN]), server_hostname=sni
     )
     try:
