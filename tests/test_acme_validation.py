@@ -65,15 +65,16 @@ class Challtestsrv:
     http: int
     tls: int
     management: int
+    https: int
 
-    def post(self, path: str, **body) -> None:
+    def post(self, endpoint: str, **body) -> None:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.management}/{path}",
+            f"http://127.0.0.1:{self.management}/{endpoint}",
             data=json.dumps(body).encode(),
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 200, (path, response.status)
+            assert response.status == 200, (endpoint, response.status)
 
     @property
     def settings(self) -> ValidationSettings:
@@ -93,9 +94,10 @@ def _answers(port: int) -> bool:
 @pytest.fixture(scope="module")
 def cts():
     """pebble-challtestsrv on free ports of 127.0.0.1; A queries answer
-    127.0.0.1, AAAA queries nothing."""
+    127.0.0.1, AAAA queries nothing. Its https port serves the http-01
+    answers over TLS (its tls-alpn-01 port answers acme-tls/1 only)."""
     exe = need("pebble-challtestsrv", "pebble")
-    server = Challtestsrv(free_port(), free_port(), free_port(), free_port())
+    server = Challtestsrv(*(free_port() for _ in range(5)))
     process = subprocess.Popen(
         [
             exe,
@@ -104,7 +106,7 @@ def cts():
             "-http01",
             f"127.0.0.1:{server.http}",
             "-https01",
-            "",
+            f"127.0.0.1:{server.https}",
             "-tlsalpn01",
             f"127.0.0.1:{server.tls}",
             "-management",
@@ -172,12 +174,13 @@ def test_http01_wrong_body(cts):
     assert '"not\\x01it"' in error.detail and name in error.detail
 
 
-def test_http01_not_found(cts):
+def test_http01_unknown_token_answers_an_empty_body(cts):
+    """challtestsrv answers 200 and no body for a token it does not know."""
     token, name = new_token(), new_name()
     error = failure(validate("http-01", "dns", name, token, key_authorization(token), cts.settings))
-    assert error.kind == "unauthorized"
+    assert error.kind == "incorrectResponse"
     url = f"http://{name}:{cts.http}/.well-known/acme-challenge/{token}"
-    assert error.detail == f"{url} answered 404"
+    assert error.detail == f'{url} answered "", not the key authorization'
 
 
 def test_http01_nobody_listening(cts):
@@ -195,9 +198,10 @@ def test_https_redirect_to_the_tls_port(cts):
     cts.post(
         "add-redirect",
         path=f"/.well-known/acme-challenge/{token}",
-        targetURL=f"https://{name}:{cts.tls}/.well-known/acme-challenge/{target}",
+        targetURL=f"https://{name}:{cts.https}/.well-known/acme-challenge/{target}",
     )
-    asyncio.run(validate("http-01", "dns", name, token, key_authorization(token), cts.settings))
+    settings = replace(cts.settings, tls_port=cts.https)
+    asyncio.run(validate("http-01", "dns", name, token, key_authorization(token), settings))
 
 
 @pytest.mark.parametrize(
@@ -262,14 +266,14 @@ async def read_request(reader) -> bytes:
     return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
 
 
-async def validate_against(handler, cts, token, *, timeout=5.0, identifier=None):
+async def validate_against(handler, cts, token, *, timeout=5.0, name=None):
     """validate() http-01 for a name that resolves to 127.0.0.1, at our
     server running ``handler``."""
     server, port = await serve(handler)
     try:
         settings = replace(cts.settings, http_port=port, timeout=timeout)
-        kind, value = ("ip", identifier) if identifier else ("dns", new_name())
-        await validate("http-01", kind, value, token, key_authorization(token), settings)
+        name = name or new_name()
+        await validate("http-01", "dns", name, token, key_authorization(token), settings)
     finally:
         server.close()
 
@@ -302,6 +306,20 @@ def test_http01_body_framings(cts, framing):
     request = seen[0].decode()
     assert request.startswith(f"GET /.well-known/acme-challenge/{token} HTTP/1.1\r\n")
     assert "\r\nHost: www.t" in request
+
+
+def test_http01_not_found(cts):
+    token, name = new_token(), new_name()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
+        await writer.drain()
+
+    error = failure(validate_against(handler, cts, token, name=name))
+    assert error.kind == "unauthorized"
+    assert error.detail.startswith(f"http://{name}:")
+    assert error.detail.endswith(f"/.well-known/acme-challenge/{token} answered 404")
 
 
 def test_http01_ipv6_host_header(cts):
