@@ -62,7 +62,7 @@ MAX_HEADER_BYTES = 16 * 1024
 ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 ACME_TLS_ALPN = "acme-tls/1"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# RFC 8555 8.1: a token is base64url, and nothing else may reach the path.
+# RFC 8555 8.3: a token is base64url, and nothing else may reach the path.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # RFC 8659 4: the property tags a CA understands; an unknown one flagged
@@ -110,7 +110,10 @@ class _Lookup:
     of the deadline (loop time)."""
 
     def __init__(self, settings: ValidationSettings, deadline: float):
-        self.resolver = dns.asyncresolver.Resolver(configure=settings.resolver is None)
+        try:
+            self.resolver = dns.asyncresolver.Resolver(configure=settings.resolver is None)
+        except dns.exception.DNSException as exc:  # no /etc/resolv.conf, say
+            raise ValidationError("dns", f"no DNS resolver to ask: {exc}") from None
         if settings.resolver is not None:
             host, port = settings.resolver
             self.resolver.nameservers = [host]
@@ -591,7 +594,7 @@ async def validate(
 ) -> None:
     """Check one challenge of one identifier; return on success, raise
     ValidationError otherwise. A wildcard name ('*.example.com') is
-    validated by dns-01 only, on its base name (RFC 8555 7.1.3); an ip
+    validated by dns-01 only, on its base name (RFC 8555 7.1.4); an ip
     identifier by http-01 or tls-alpn-01 only (RFC 8738 7). Everything runs
     under the settings' timeout."""
     if challenge_type not in ("http-01", "dns-01", "tls-alpn-01"):
@@ -693,9 +696,9 @@ async def check_caa(
 
     RFC 8659 3: the relevant RRset is the first non-empty CAA RRset met
     climbing from ``domain`` towards the root; none at all allows anyone. A
-    lookup that fails (SERVFAIL, a timeout) refuses as 'dns' (RFC 8659 3: a
-    CA must not read a failure as permission); NXDOMAIN and an empty answer
-    go on up. A refusal by policy is ValidationError('caa')."""
+    lookup that fails (SERVFAIL, a timeout) refuses as 'dns': a failure is
+    no permission; NXDOMAIN and an empty answer go on up. A refusal by
+    policy is ValidationError('caa')."""
     if domain.startswith("*."):
         domain, wildcard = domain[2:], True
     issuers = tuple(d.lower().rstrip(".") for d in issuer_domains)
@@ -734,7 +737,7 @@ async def check_caa(
     )
     values = [r.value.decode("utf-8", "replace") for _f, t, r in properties if t == kind]
     if not values:
-        return  # RFC 8659 4.2: no issue property restricts no one (iodef alone)
+        return  # RFC 8659 4: no property that restricts issuance (iodef alone)
     reasons = []
     for value in values:
         reason = _why_not(value, issuers, account_uri, method)

@@ -186,7 +186,9 @@ def test_http01_unknown_token_answers_an_empty_body(cts):
 def test_http01_nobody_listening(cts):
     token = new_token()
     settings = replace(cts.settings, http_port=free_port())
-    error = failure(validate("http-01", "dns", new_name(), token, key_authorization(token), settings))
+    error = failure(
+        validate("http-01", "dns", new_name(), token, key_authorization(token), settings)
+    )
     assert error.kind == "connection"
     assert "could not connect" in error.detail and "127.0.0.1" in error.detail
 
@@ -323,7 +325,7 @@ def test_http01_not_found(cts):
 
 
 def test_http01_ipv6_host_header(cts):
-    """An IPv6 identifier's Host header is in brackets (RFC 8738 6, RFC 3986 3.2.2)."""
+    """An IPv6 identifier's Host header is in brackets (RFC 3986 3.2.2)."""
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     token = new_token()
