@@ -62,6 +62,7 @@ PACKAGES = {
     "gcc": "gcc",
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
+    "pebble-challtestsrv": "pebble",
 }
 NEED_ALL = "REVOCA_TESTS_NEED_ALL"
 

@@ -1,0 +1,1 @@
+"""An ACME server (RFC 8555): accounts, orders, authorizations and their challenges."""
