@@ -230,6 +230,9 @@ def account_key(jwk) -> AccountKey:
         raise Problem("badPublicKey", f"curve {jwk['crv']!r} is not accepted (P-256, P-384)")
     try:
         key = josepy.JWK.from_json({"kty": kty, **{f: jwk[f] for f in fields}}).key
+        # josepy wraps RSA and EC keys (ComparableKey): the key itself, so
+        # isinstance below and in AccountKey.algorithms sees its type.
+        key = getattr(key, "_wrapped", key)
     except (josepy.errors.DeserializationError, ValueError, TypeError):
         raise Problem("badPublicKey", f"the {kty} JWK is not a valid public key") from None
     if isinstance(key, rsa.RSAPublicKey) and not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
