@@ -836,7 +836,10 @@ class AcmeService:
             ).one()
             obj = self._challenge_object(account.directory, row)
         links = ((self.url(account.directory, "authz", authz.id), "up"),)
-        return Answer(obj, 200, links=links), job
+        # While it is validated, when to look again (8.2): lego polls every
+        # 5 s where a challenge's answer has no Retry-After.
+        retry = RETRY_SECONDS if obj["status"] == "processing" else None
+        return Answer(obj, 200, links=links, retry_after=retry), job
 
     def _authz_row_or_none(self, conn, authz_id: str):
         return conn.execute(
