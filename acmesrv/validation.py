@@ -15,6 +15,7 @@ import asyncio
 import base64
 import hashlib
 import ipaddress
+import os
 import re
 import ssl
 from dataclasses import dataclass
@@ -254,8 +255,13 @@ async def _connect(
                 "tls", f"the TLS handshake with {address} port {port} failed: {exc.reason or exc}"
             ) from None
         except OSError as exc:
-            errors.append(f"{address}: {exc.strerror or exc}")
-    raise ValidationError("connection", f"could not connect to port {port} at {'; '.join(errors)}")
+            errors.append(f"{address} port {port}: {_os_error(exc)}")
+    raise ValidationError("connection", f"could not connect to {'; '.join(errors)}")
+
+
+def _os_error(exc: OSError) -> str:
+    """'Connection refused', not asyncio's 'Connect call failed (...)'."""
+    return os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
 
 
 async def _read_head(reader: asyncio.StreamReader, url: str) -> tuple[int, dict[str, str]]:
@@ -268,8 +274,8 @@ async def _read_head(reader: asyncio.StreamReader, url: str) -> tuple[int, dict[
             "connection", f"{url}: the response headers are larger than {MAX_HEADER_BYTES} bytes"
         ) from None
     except asyncio.IncompleteReadError as exc:
-        what = "closed the connection" if exc.partial else "closed the connection without answering"
-        raise ValidationError("connection", f"{url} {what} before the headers ended") from None
+        what = "before the headers ended" if exc.partial else "without answering"
+        raise ValidationError("connection", f"{url} closed the connection {what}") from None
     lines = head[:-4].decode("latin-1").split("\r\n")
     match = re.fullmatch(r"HTTP/1\.[01] ([0-9]{3})(?: .*)?", lines[0])
     if match is None:
@@ -313,7 +319,7 @@ async def _read_body(response: _Response, url: str, limit: int) -> bytes:
     except asyncio.IncompleteReadError:
         raise ValidationError("connection", f"{url} closed the connection mid-body") from None
     except OSError as exc:
-        raise ValidationError("connection", f"{url}: {exc.strerror or exc}") from None
+        raise ValidationError("connection", f"{url}: {_os_error(exc)}") from None
 
 
 async def _read_chunked(
@@ -466,7 +472,7 @@ class _Http01:
             status, headers = await _read_head(reader, url)
         except OSError as exc:
             writer.close()
-            raise ValidationError("connection", f"{url}: {exc.strerror or exc}") from None
+            raise ValidationError("connection", f"{url}: {_os_error(exc)}") from None
         except BaseException:
             writer.close()
             raise
@@ -746,5 +752,6 @@ async def check_caa(
         reasons.append(reason)
     raise ValidationError(
         "caa",
-        f"the CAA {kind} records at {at} do not allow issuance for {domain}: {'; '.join(reasons)}",
+        f"the CAA {kind} records at {at} do not allow issuance for"
+        f" {'*.' if wildcard else ''}{domain}: {'; '.join(reasons)}",
     )

@@ -190,17 +190,23 @@ def test_http01_nobody_listening(cts):
         validate("http-01", "dns", new_name(), token, key_authorization(token), settings)
     )
     assert error.kind == "connection"
-    assert "could not connect" in error.detail and "127.0.0.1" in error.detail
+    assert (
+        error.detail
+        == f"could not connect to 127.0.0.1 port {settings.http_port}: Connection refused"
+    )
 
 
-def test_https_redirect_to_the_tls_port(cts):
+@pytest.mark.parametrize("explicit_port", [True, False])
+def test_https_redirect_to_the_tls_port(cts, explicit_port):
+    """A redirect to https goes to tls_port, named or not (443 in production)."""
     token, name = new_token(), new_name()
     target = new_token()
+    authority = f"{name}:{cts.https}" if explicit_port else name
     cts.post("add-http01", token=target, content=key_authorization(token))
     cts.post(
         "add-redirect",
         path=f"/.well-known/acme-challenge/{token}",
-        targetURL=f"https://{name}:{cts.https}/.well-known/acme-challenge/{target}",
+        targetURL=f"https://{authority}/.well-known/acme-challenge/{target}",
     )
     settings = replace(cts.settings, tls_port=cts.https)
     asyncio.run(validate("http-01", "dns", name, token, key_authorization(token), settings))
@@ -308,6 +314,23 @@ def test_http01_body_framings(cts, framing):
     request = seen[0].decode()
     assert request.startswith(f"GET /.well-known/acme-challenge/{token} HTTP/1.1\r\n")
     assert "\r\nHost: www.t" in request
+
+
+def test_http01_relative_redirect(cts):
+    token = new_token()
+    seen = []
+
+    async def handler(reader, writer):
+        seen.append((await read_request(reader)).split(b"\r\n")[0])
+        if len(seen) == 1:
+            writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere?x=1\r\n\r\n")
+        else:
+            body = key_authorization(token).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+
+    asyncio.run(validate_against(handler, cts, token))
+    assert seen[1] == b"GET /elsewhere?x=1 HTTP/1.1"
 
 
 def test_http01_not_found(cts):
