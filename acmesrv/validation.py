@@ -208,6 +208,8 @@ def _dns_name(value: str) -> str:
     name = value.lower()
     name = name[:-1] if name.endswith(".") else name
     labels = name.split(".")
+    if labels[-1].isdigit():  # RFC 8738 3: an address is an 'ip' identifier
+        raise ValidationError("malformed", f"{value!r} is an IP address, not a DNS name")
     if len(name) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
         raise ValidationError("malformed", f"{value!r} is not a valid DNS name")
     return name
@@ -398,7 +400,7 @@ class _Http01:
                     raise ValidationError("unauthorized", f"{url} answered {response.status}")
                 body = await _read_body(response, url, settings.max_response_bytes)
             finally:
-                writer.close()
+                writer.transport.abort()
             # RFC 8555 8.3: whitespace at the end of the body is ignored
             if body.rstrip(b" \t\r\n") != key_authorization.encode("ascii"):
                 raise ValidationError(
@@ -471,10 +473,10 @@ class _Http01:
             await writer.drain()
             status, headers = await _read_head(reader, url)
         except OSError as exc:
-            writer.close()
+            writer.transport.abort()
             raise ValidationError("connection", f"{url}: {_os_error(exc)}") from None
         except BaseException:
-            writer.close()
+            writer.transport.abort()
             raise
         return _Response(status, headers, reader), writer
 
@@ -514,12 +516,13 @@ async def _tls_alpn01(
     _reader, writer = await _connect(
         addresses, settings.tls_port, tls=_insecure_context([ACME_TLS_ALPN]), server_hostname=sni
     )
+    # RFC 8737 4: after the handshake, no data is exchanged; close at once
     try:
         ssl_object = writer.get_extra_info("ssl_object")
         protocol = ssl_object.selected_alpn_protocol()
         der = ssl_object.getpeercert(binary_form=True)
     finally:
-        writer.close()
+        writer.transport.abort()
     if protocol != ACME_TLS_ALPN:
         raise ValidationError(
             "tls", f"{where} did not select the ALPN protocol {ACME_TLS_ALPN} (got {protocol!r})"
