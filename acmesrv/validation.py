@@ -701,7 +701,8 @@ async def check_caa(
 ) -> None:
     """Whether CAA allows us (a CA known by ``issuer_domains``) to issue
     for ``domain`` (the base name of a wildcard, ``wildcard`` True), to the
-    account ``account_uri``, validated by ``method`` ('http-01'...).
+    account ``account_uri``, validated by ``method`` ('http-01'...). For
+    dns identifiers: an ip identifier has no CAA to consult.
 
     RFC 8659 3: the relevant RRset is the first non-empty CAA RRset met
     climbing from ``domain`` towards the root; none at all allows anyone. A
