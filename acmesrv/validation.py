@@ -15,6 +15,7 @@ import asyncio
 import base64
 import hashlib
 import ipaddress
+import os
 import re
 import ssl
 from dataclasses import dataclass
@@ -207,6 +208,8 @@ def _dns_name(value: str) -> str:
     name = value.lower()
     name = name[:-1] if name.endswith(".") else name
     labels = name.split(".")
+    if labels[-1].isdigit():  # RFC 8738 3: an address is an 'ip' identifier
+        raise ValidationError("malformed", f"{value!r} is an IP address, not a DNS name")
     if len(name) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
         raise ValidationError("malformed", f"{value!r} is not a valid DNS name")
     return name
@@ -254,8 +257,13 @@ async def _connect(
                 "tls", f"the TLS handshake with {address} port {port} failed: {exc.reason or exc}"
             ) from None
         except OSError as exc:
-            errors.append(f"{address}: {exc.strerror or exc}")
-    raise ValidationError("connection", f"could not connect to port {port} at {'; '.join(errors)}")
+            errors.append(f"{address} port {port}: {_os_error(exc)}")
+    raise ValidationError("connection", f"could not connect to {'; '.join(errors)}")
+
+
+def _os_error(exc: OSError) -> str:
+    """'Connection refused', not asyncio's 'Connect call failed (...)'."""
+    return os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
 
 
 async def _read_head(reader: asyncio.StreamReader, url: str) -> tuple[int, dict[str, str]]:
@@ -268,8 +276,8 @@ async def _read_head(reader: asyncio.StreamReader, url: str) -> tuple[int, dict[
             "connection", f"{url}: the response headers are larger than {MAX_HEADER_BYTES} bytes"
         ) from None
     except asyncio.IncompleteReadError as exc:
-        what = "closed the connection" if exc.partial else "closed the connection without answering"
-        raise ValidationError("connection", f"{url} {what} before the headers ended") from None
+        what = "before the headers ended" if exc.partial else "without answering"
+        raise ValidationError("connection", f"{url} closed the connection {what}") from None
     lines = head[:-4].decode("latin-1").split("\r\n")
     match = re.fullmatch(r"HTTP/1\.[01] ([0-9]{3})(?: .*)?", lines[0])
     if match is None:
@@ -313,7 +321,7 @@ async def _read_body(response: _Response, url: str, limit: int) -> bytes:
     except asyncio.IncompleteReadError:
         raise ValidationError("connection", f"{url} closed the connection mid-body") from None
     except OSError as exc:
-        raise ValidationError("connection", f"{url}: {exc.strerror or exc}") from None
+        raise ValidationError("connection", f"{url}: {_os_error(exc)}") from None
 
 
 async def _read_chunked(
@@ -392,7 +400,7 @@ class _Http01:
                     raise ValidationError("unauthorized", f"{url} answered {response.status}")
                 body = await _read_body(response, url, settings.max_response_bytes)
             finally:
-                writer.close()
+                writer.transport.abort()
             # RFC 8555 8.3: whitespace at the end of the body is ignored
             if body.rstrip(b" \t\r\n") != key_authorization.encode("ascii"):
                 raise ValidationError(
@@ -465,10 +473,10 @@ class _Http01:
             await writer.drain()
             status, headers = await _read_head(reader, url)
         except OSError as exc:
-            writer.close()
-            raise ValidationError("connection", f"{url}: {exc.strerror or exc}") from None
+            writer.transport.abort()
+            raise ValidationError("connection", f"{url}: {_os_error(exc)}") from None
         except BaseException:
-            writer.close()
+            writer.transport.abort()
             raise
         return _Response(status, headers, reader), writer
 
@@ -508,12 +516,13 @@ async def _tls_alpn01(
     _reader, writer = await _connect(
         addresses, settings.tls_port, tls=_insecure_context([ACME_TLS_ALPN]), server_hostname=sni
     )
+    # RFC 8737 4: after the handshake, no data is exchanged; close at once
     try:
         ssl_object = writer.get_extra_info("ssl_object")
         protocol = ssl_object.selected_alpn_protocol()
         der = ssl_object.getpeercert(binary_form=True)
     finally:
-        writer.close()
+        writer.transport.abort()
     if protocol != ACME_TLS_ALPN:
         raise ValidationError(
             "tls", f"{where} did not select the ALPN protocol {ACME_TLS_ALPN} (got {protocol!r})"
@@ -692,7 +701,8 @@ async def check_caa(
 ) -> None:
     """Whether CAA allows us (a CA known by ``issuer_domains``) to issue
     for ``domain`` (the base name of a wildcard, ``wildcard`` True), to the
-    account ``account_uri``, validated by ``method`` ('http-01'...).
+    account ``account_uri``, validated by ``method`` ('http-01'...). For
+    dns identifiers: an ip identifier has no CAA to consult.
 
     RFC 8659 3: the relevant RRset is the first non-empty CAA RRset met
     climbing from ``domain`` towards the root; none at all allows anyone. A
@@ -746,5 +756,6 @@ async def check_caa(
         reasons.append(reason)
     raise ValidationError(
         "caa",
-        f"the CAA {kind} records at {at} do not allow issuance for {domain}: {'; '.join(reasons)}",
+        f"the CAA {kind} records at {at} do not allow issuance for"
+        f" {'*.' if wildcard else ''}{domain}: {'; '.join(reasons)}",
     )

@@ -1,5 +1,5 @@
 """``revoca serve``: the all-in-one node. The VA (OCSP, CRLs, CA downloads,
-/metrics), the RA's REST API, a co-located publisher that carries every
+/metrics), the RA's REST API, the ACME server, a co-located publisher that carries every
 CA change into this VA's LMDB, and the timed jobs (CRLs, expiry notices,
 revoca/schedules.py), on one event loop in the first VA worker."""
 
@@ -18,8 +18,8 @@ from revoca.cli_util import config_of, ensure_config, examples, handle_errors
 @click.pass_context
 @handle_errors
 def serve(ctx, seconds):
-    """VA, RA API, publisher, CRL updater and expiry notices together
-    (settings: [va], [ra], [publisher], [crl], [notify])."""
+    """VA, RA API, ACME server, publisher, CRL updater and expiry notices
+    together (settings: [va], [ra], [acme], [publisher], [crl], [notify])."""
     from dataclasses import replace
 
     from common.listen import bind_listener
@@ -28,6 +28,7 @@ def serve(ctx, seconds):
     from ra.listen import BACKLOG
     from ra.service import RAService
     from revoca import schedules
+    from revoca.cli_acme import acme_tls_context, serve_acme
     from revoca.app import build_ca_service
     from revoca.cli_publisher import build_publisher
     from revoca.cli_ra import ra_tls_context, serve_api
@@ -58,6 +59,12 @@ def serve(ctx, seconds):
     # Bound here, before the VA starts, so that a busy port stops the node at
     # once (exit 2) rather than leaving it serving without its RA API.
     ra_sock = bind_listener(config.ra.host, config.ra.port, BACKLOG, what=" (RA API)")
+    acme_tls_context(config.acme, config.passphrase)
+    try:
+        acme_sock = bind_listener(config.acme.host, config.acme.port, BACKLOG, what=" (ACME)")
+    except BaseException:
+        ra_sock.close()
+        raise
 
     async def companion(serving, wake):
         import asyncio
@@ -70,13 +77,15 @@ def serve(ctx, seconds):
         await asyncio.gather(
             build_publisher(config, targets=[target]).run(),
             serve_api(service, ra, ra.host, ra.port, None, config.passphrase, sock=ra_sock),
+            serve_acme(config, config.acme.host, config.acme.port, None, sock=acme_sock),
             # CRLs on the [crl] schedule, expiry notices every [notify] interval.
             schedules.run_all(service.ca, service.store, config, password),
         )
 
     click.echo(
         f"VA on http://{settings.host}:{settings.port}/, RA API on "
-        f"{config.ra.host}:{config.ra.port}/api/",
+        f"{config.ra.host}:{config.ra.port}/api/, ACME on "
+        f"{config.acme.host}:{acme_sock.getsockname()[1]}/acme/",
         err=True,
     )
     try:
@@ -87,3 +96,4 @@ def serve(ctx, seconds):
         raise CAError(str(exc)) from None
     finally:
         ra_sock.close()
+        acme_sock.close()

@@ -92,34 +92,35 @@ def _answers(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cts():
+def cts(tmp_path_factory):
     """pebble-challtestsrv on free ports of 127.0.0.1; A queries answer
     127.0.0.1, AAAA queries nothing. Its https port serves the http-01
     answers over TLS (its tls-alpn-01 port answers acme-tls/1 only)."""
     exe = need("pebble-challtestsrv", "pebble")
     server = Challtestsrv(*(free_port() for _ in range(5)))
-    process = subprocess.Popen(
-        [
-            exe,
-            "-dns01",
-            f"127.0.0.1:{server.dns}",
-            "-http01",
-            f"127.0.0.1:{server.http}",
-            "-https01",
-            f"127.0.0.1:{server.https}",
-            "-tlsalpn01",
-            f"127.0.0.1:{server.tls}",
-            "-management",
-            f"127.0.0.1:{server.management}",
-            "-defaultIPv4",
-            "127.0.0.1",
-            "-defaultIPv6",
-            "",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path_factory.mktemp("challtestsrv") / "log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                exe,
+                "-dns01",
+                f"127.0.0.1:{server.dns}",
+                "-http01",
+                f"127.0.0.1:{server.http}",
+                "-https01",
+                f"127.0.0.1:{server.https}",
+                "-tlsalpn01",
+                f"127.0.0.1:{server.tls}",
+                "-management",
+                f"127.0.0.1:{server.management}",
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         for _ in range(100):
             if _answers(server.management) or process.poll() is not None:
@@ -127,7 +128,8 @@ def cts():
             time.sleep(0.1)
         if not _answers(server.management):
             process.kill()
-            pytest.fail(f"pebble-challtestsrv did not start: {process.communicate(timeout=5)[1]}")
+            process.wait(5)
+            pytest.fail(f"pebble-challtestsrv did not start: {log.read_text()}")
         yield server
     finally:
         process.terminate()
@@ -190,17 +192,23 @@ def test_http01_nobody_listening(cts):
         validate("http-01", "dns", new_name(), token, key_authorization(token), settings)
     )
     assert error.kind == "connection"
-    assert "could not connect" in error.detail and "127.0.0.1" in error.detail
+    assert (
+        error.detail
+        == f"could not connect to 127.0.0.1 port {settings.http_port}: Connection refused"
+    )
 
 
-def test_https_redirect_to_the_tls_port(cts):
+@pytest.mark.parametrize("explicit_port", [True, False])
+def test_https_redirect_to_the_tls_port(cts, explicit_port):
+    """A redirect to https goes to tls_port, named or not (443 in production)."""
     token, name = new_token(), new_name()
     target = new_token()
+    authority = f"{name}:{cts.https}" if explicit_port else name
     cts.post("add-http01", token=target, content=key_authorization(token))
     cts.post(
         "add-redirect",
         path=f"/.well-known/acme-challenge/{token}",
-        targetURL=f"https://{name}:{cts.https}/.well-known/acme-challenge/{target}",
+        targetURL=f"https://{authority}/.well-known/acme-challenge/{target}",
     )
     settings = replace(cts.settings, tls_port=cts.https)
     asyncio.run(validate("http-01", "dns", name, token, key_authorization(token), settings))
@@ -248,20 +256,36 @@ def test_http01_redirect_loop(cts):
 # -- http-01 against servers of our own ----------------------------------------
 
 
-async def serve(handler):
-    """An asyncio TCP server on 127.0.0.1 running ``handler(reader, writer)``;
-    returns the server and its port."""
+class Server:
+    """An asyncio TCP server on 127.0.0.1 running ``handler(reader,
+    writer)``; closing it ends every connection it still holds."""
 
-    async def wrapped(reader, writer):
+    def __init__(self, handler, ssl_context=None, host="127.0.0.1"):
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.host = host
+        self.tasks: set[asyncio.Task] = set()
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self.serve, self.host, 0, ssl=self.ssl_context)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def serve(self, reader, writer):
+        self.tasks.add(asyncio.current_task())
         try:
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.CancelledError):
+            await asyncio.wait_for(self.handler(reader, writer), 10)
+        except (OSError, asyncio.CancelledError, TimeoutError, ssl.SSLError):
             pass
         finally:
-            writer.close()
+            writer.transport.abort()
 
-    server = await asyncio.start_server(wrapped, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+    async def __aexit__(self, *exc):
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.server.wait_closed()
 
 
 async def read_request(reader) -> bytes:
@@ -271,13 +295,10 @@ async def read_request(reader) -> bytes:
 async def validate_against(handler, cts, token, *, timeout=5.0, name=None):
     """validate() http-01 for a name that resolves to 127.0.0.1, at our
     server running ``handler``."""
-    server, port = await serve(handler)
-    try:
-        settings = replace(cts.settings, http_port=port, timeout=timeout)
+    async with Server(handler) as server:
+        settings = replace(cts.settings, http_port=server.port, timeout=timeout)
         name = name or new_name()
         await validate("http-01", "dns", name, token, key_authorization(token), settings)
-    finally:
-        server.close()
 
 
 def chunked(body: bytes, size: int = 7) -> bytes:
@@ -310,6 +331,23 @@ def test_http01_body_framings(cts, framing):
     assert "\r\nHost: www.t" in request
 
 
+def test_http01_relative_redirect(cts):
+    token = new_token()
+    seen = []
+
+    async def handler(reader, writer):
+        seen.append((await read_request(reader)).split(b"\r\n")[0])
+        if len(seen) == 1:
+            writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere?x=1\r\n\r\n")
+        else:
+            body = key_authorization(token).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+
+    asyncio.run(validate_against(handler, cts, token))
+    assert seen[1] == b"GET /elsewhere?x=1 HTTP/1.1"
+
+
 def test_http01_not_found(cts):
     token, name = new_token(), new_name()
 
@@ -324,10 +362,19 @@ def test_http01_not_found(cts):
     assert error.detail.endswith(f"/.well-known/acme-challenge/{token} answered 404")
 
 
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def test_http01_ipv6_host_header(cts):
     """An IPv6 identifier's Host header is in brackets (RFC 3986 3.2.2)."""
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6")
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 on the loopback")
     token = new_token()
     seen = []
 
@@ -337,18 +384,11 @@ def test_http01_ipv6_host_header(cts):
         await writer.drain()
 
     async def scenario():
-        try:
-            server = await asyncio.start_server(handler, "::1", 0)
-        except OSError:
-            pytest.skip("no IPv6 on the loopback")
-        port = server.sockets[0].getsockname()[1]
-        settings = replace(cts.settings, http_port=port)
-        try:
+        async with Server(handler, host="::1") as server:
+            settings = replace(cts.settings, http_port=server.port)
             with pytest.raises(ValidationError) as caught:
                 await validate("http-01", "ip", "::1", token, key_authorization(token), settings)
-        finally:
-            server.close()
-        return caught.value, port
+        return caught.value, server.port
 
     error, port = asyncio.run(scenario())
     url = f"http://[::1]:{port}/.well-known/acme-challenge/{token}"
@@ -517,6 +557,7 @@ def test_a_wildcard_only_by_dns01(cts, challenge):
         (("http-01", "email", "a@example.com"), "unknown identifier type"),
         (("http-01", "dns", "www..example.com"), "is not a valid DNS name"),
         (("http-01", "ip", "300.1.1.1"), "is not an IP address"),
+        (("http-01", "dns", "127.0.0.1"), "is an IP address, not a DNS name"),
     ],
 )
 def test_malformed_requests(cts, args, detail):
@@ -717,18 +758,15 @@ def tls_alpn_failure(tmp_path, cts, identifier, sans, *, extension="good", alpn=
         await reader.read(1)  # until the client closes
 
     async def scenario():
-        server = await asyncio.start_server(
-            lambda r, w: asyncio.wait_for(handler(r, w), 5), "127.0.0.1", 0, ssl=context
-        )
-        port = server.sockets[0].getsockname()[1]
-        settings = replace(cts.settings, tls_port=port)
-        try:
-            await validate("tls-alpn-01", kind, value, token, key_authorization(token), settings)
-            return None
-        except ValidationError as exc:
-            return exc
-        finally:
-            server.close()
+        async with Server(handler, context) as server:
+            settings = replace(cts.settings, tls_port=server.port)
+            try:
+                await validate(
+                    "tls-alpn-01", kind, value, token, key_authorization(token), settings
+                )
+            except ValidationError as exc:
+                return exc
+        return None
 
     return asyncio.run(scenario()), seen_sni
 
