@@ -63,6 +63,7 @@ PACKAGES = {
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
     "pebble-challtestsrv": "pebble",
+    "lego": "lego",
 }
 NEED_ALL = "REVOCA_TESTS_NEED_ALL"
 
