@@ -18,6 +18,7 @@ keyChange is not tested here.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -593,6 +594,83 @@ def test_certbot_revocation(certbot, node, tmp_path):
     assert "Reason: keyCompromise" in node.ocsp(tmp_path / "leaf.pem", "revoked")
 
 
+def test_certbot_key_types(certbot, node, tmp_path):
+    certbot.standalone(
+        "rsa.example.com",
+        "rsa2.example.com",
+        extra=("--key-type", "rsa", "--rsa-key-size", "2048", "--cert-name", "rsa"),
+    )
+    node.check_issued(
+        certbot.live("rsa") / "cert.pem", {"rsa.example.com", "rsa2.example.com"}, tmp_path
+    )
+    certbot.standalone(
+        "p384.example.com",
+        extra=("--key-type", "ecdsa", "--elliptic-curve", "secp384r1", "--cert-name", "p384"),
+    )
+    node.check_issued(certbot.live("p384") / "cert.pem", {"p384.example.com"}, tmp_path)
+
+
+def test_certbot_revocation_with_the_certificate_key(certbot, node, tmp_path):
+    """revokeCert signed by the certificate's own key (RFC 8555 7.6), not
+    the account's; a second time: alreadyRevoked."""
+    certbot.standalone("revoke-key.example.com", extra=("--cert-name", "revoke-key"))
+    live = certbot.live("revoke-key")
+    leaf = node.check_issued(live / "cert.pem", {"revoke-key.example.com"}, tmp_path)
+    revoke = (
+        "revoke",
+        "--server",
+        node.url(),
+        "--cert-path",
+        live / "cert.pem",
+        "--key-path",
+        live / "privkey.pem",
+        "--reason",
+        "superseded",
+        "--no-delete-after-revoke",
+    )
+    certbot(*revoke)
+    shown = node.status(leaf.serial_number)
+    assert (shown["status"], shown["reason"]) == ("revoked", "superseded")
+    node.ocsp(tmp_path / "leaf.pem", "revoked")
+    again = certbot(*revoke, check=False)
+    assert again.returncode != 0
+    assert "urn:ietf:params:acme:error:alreadyRevoked" in certbot.last_log()
+
+
+def test_certbot_account_update_and_deactivation(certbot_exe, node, tmp_path_factory):
+    client = new_certbot(certbot_exe, node, tmp_path_factory, "certbot-account")
+    kid, mac = node.eab()
+    server = ("--server", node.url())
+    client("register", *server, "-m", "ops@example.com", "--eab-kid", kid, "--eab-hmac-key", mac)
+    client("update_account", *server, "-m", "new@example.com")
+    shown = client("show_account", *server)  # the account as the server has it
+    assert "Email contact: new@example.com" in shown.stdout, shown.stdout
+
+    # certbot forgets an account it deactivated; put it back, as a client
+    # that kept its key would, and the server refuses it.
+    accounts = client.dir / "config" / "accounts"
+    kept = client.dir / "kept-accounts"
+    shutil.copytree(accounts, kept)
+    client("unregister", *server)
+    shutil.rmtree(accounts, ignore_errors=True)
+    shutil.copytree(kept, accounts)
+    refused = client(
+        "certonly",
+        *server,
+        "--standalone",
+        "--http-01-port",
+        str(node.http),
+        "--http-01-address",
+        "127.0.0.1",
+        "-d",
+        "deactivated.example.com",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "urn:ietf:params:acme:error:unauthorized" in client.last_log()
+    assert "the account is deactivated" in refused.stderr
+
+
 # -- lego --------------------------------------------------------------------------
 
 
@@ -603,8 +681,11 @@ class Lego:
     node: Node
     kid: str
     mac: str
+    key_type: str = "ec256"  # of the account and the certificates
 
-    def __call__(self, *args: str, domains=(), check: bool = True) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, domains=(), check: bool = True, env=None
+    ) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [
                 self.exe,
@@ -620,11 +701,14 @@ class Lego:
                 self.mac,
                 "--path",
                 self.dir,
+                "--key-type",
+                self.key_type,
                 *(a for name in domains for a in ("--domains", name)),
                 *args,
             ],
             capture_output=True,
             text=True,
+            env={**os.environ, **(env or {})},
             timeout=TIMEOUT,
         )
         if check:
@@ -674,3 +758,45 @@ def test_lego_revocation(lego, node, tmp_path):
     shown = node.status(leaf.serial_number)
     assert (shown["status"], shown["reason"]) == ("revoked", "superseded")
     assert "Reason: superseded" in node.ocsp(tmp_path / "leaf.pem", "revoked")
+
+
+EXEC = """#!{python}
+import json, sys, urllib.request
+action, fqdn, value = sys.argv[1:4]  # lego's exec provider: present|cleanup FQDN VALUE
+body = {{"host": fqdn}}
+if action == "present":
+    body["value"] = value
+endpoint = "set-txt" if action == "present" else "clear-txt"
+request = urllib.request.Request(
+    "http://127.0.0.1:{port}/" + endpoint, data=json.dumps(body).encode(), method="POST")
+urllib.request.urlopen(request, timeout=5).read()
+"""
+
+
+def test_lego_dns01_wildcard_with_an_rsa_account(node, tmp_path_factory, tmp_path):
+    """dns-01 through lego's exec provider (TXT records at challtestsrv),
+    a wildcard, and RSA keys: the account's (RS256) and the certificate's."""
+    client = Lego(
+        need("lego"), tmp_path_factory.mktemp("lego-rsa"), node, *node.eab(), key_type="rsa2048"
+    )
+    script = tmp_path / "exec.py"
+    script.write_text(EXEC.format(python=sys.executable, port=node.management))
+    script.chmod(0o755)
+    names = ("*.example.com", "lego-dns.example.com")
+    client(
+        "--dns",
+        "exec",
+        "--dns.resolvers",
+        f"127.0.0.1:{node.dns}",
+        "--dns.disable-cp",  # challtestsrv answers no SOA queries
+        "run",
+        domains=names,
+        env={
+            "EXEC_PATH": str(script),
+            "EXEC_PROPAGATION_TIMEOUT": "10",
+            "EXEC_POLLING_INTERVAL": "1",
+            "EXEC_SEQUENCE_INTERVAL": "1",
+        },
+    )
+    assert "BEGIN RSA PRIVATE KEY" in next((client.dir / "accounts").rglob("*.key")).read_text()
+    node.check_issued(client.crt("_.example.com"), set(names), tmp_path)
