@@ -303,7 +303,11 @@ def certbot_exe() -> Path:
         return exe
     try:
         subprocess.run(
-            [sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120
+            [sys.executable, "-m", "venv", str(venv)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         subprocess.run(
             [venv / "bin" / "pip", "install", "-q", "certbot"],
@@ -313,7 +317,7 @@ def certbot_exe() -> Path:
             timeout=600,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", None) or exc
+        detail = (getattr(exc, "stderr", None) or str(exc)).strip()[-500:]
         unavailable(f"needs certbot: could not make its virtualenv in {venv}: {detail}")
     if not exe.exists():
         unavailable(f"needs certbot: {exe} is missing after pip install certbot")
