@@ -19,11 +19,12 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,7 @@ class Certbot:
     exe: Path
     dir: Path
     node: Node
+    env: dict = field(default_factory=dict)  # REQUESTS_CA_BUNDLE for an https directory
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
@@ -346,7 +348,7 @@ class Certbot:
             ],
             capture_output=True,
             text=True,
-            env={**os.environ, "CTS_MANAGEMENT": str(self.node.management)},
+            env={**os.environ, "CTS_MANAGEMENT": str(self.node.management), **self.env},
             timeout=TIMEOUT,
         )
         if check:
@@ -686,6 +688,7 @@ class Lego:
     kid: str
     mac: str
     key_type: str = "ec256"  # of the account and the certificates
+    server: str = ""  # the directory; default: the node's
 
     def __call__(
         self, *args: str, domains=(), check: bool = True, env=None
@@ -694,7 +697,7 @@ class Lego:
             [
                 self.exe,
                 "--server",
-                self.node.url(),
+                self.server or self.node.url(),
                 "--email",
                 "ops@example.com",
                 "--accept-tos",
@@ -804,3 +807,104 @@ def test_lego_dns01_wildcard_with_an_rsa_account(node, tmp_path_factory, tmp_pat
     )
     assert "BEGIN RSA PRIVATE KEY" in next((client.dir / "accounts").rglob("*.key")).read_text()
     node.check_issued(client.crt("_.example.com"), set(names), tmp_path)
+
+
+# -- over https -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def https_url(node):
+    """`revoca acme serve` over TLS (a certificate for 127.0.0.1 from our
+    own CA) beside the node, on the same store: its directory's URL."""
+    need("openssl")
+    key, csr = node.dir / "acme-tls.key", node.dir / "acme-tls.csr"
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-noenc",
+            "-keyout",
+            key,
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-out",
+            csr,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert made.returncode == 0, made.stderr
+    cert = node.dir / "acme-tls.pem"
+    node.revoca(
+        "ca", "issue", "--ca", ISSUING, "--profile", "tls-server", "--csr", str(csr),
+        "--format", "pem-chain", "--out", str(cert),
+    )  # fmt: skip
+    port = free_port()
+    config = node.dir / "https.toml"
+    config.write_text(
+        node.config.read_text().replace(
+            f"[acme]\nport = {node.acme}\n",
+            f'[acme]\nport = {port}\ntls_cert = "{cert}"\ntls_key = "{key}"\n',
+        )
+    )
+    assert f"port = {port}" in config.read_text()
+    log = node.dir / "https.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [*REVOCA_CMD, "--data-dir", str(node.dir / "data"), "acme", "serve"],
+            env={**os.environ, "REVOCA_KEY_PASSPHRASE": PASSPHRASE, "REVOCA_CONFIG": config},
+            cwd=node.dir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"https://127.0.0.1:{port}/acme/{ISSUING}/directory"
+    trust = ssl.create_default_context(cafile=node.dir / "root.pem")
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1, context=trust) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"revoca acme serve (TLS) did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        _stop(server)
+
+
+def test_clients_over_https(https_url, node, certbot_exe, tmp_path_factory, tmp_path):
+    """An https directory, trusted through our root (REQUESTS_CA_BUNDLE for
+    certbot, LEGO_CA_CERTIFICATES for lego)."""
+    root = str(node.dir / "root.pem")
+    lego = Lego(
+        need("lego"), tmp_path_factory.mktemp("lego-https"), node, *node.eab(), server=https_url
+    )
+    lego(
+        *lego.http(), "run", domains=("https-lego.example.com",), env={"LEGO_CA_CERTIFICATES": root}
+    )
+    node.check_issued(lego.crt("https-lego.example.com"), {"https-lego.example.com"}, tmp_path)
+
+    certbot = Certbot(
+        certbot_exe, tmp_path_factory.mktemp("certbot-https"), node, {"REQUESTS_CA_BUNDLE": root}
+    )
+    kid, mac = node.eab()
+    certbot("register", "--server", https_url, "-m", "ops@example.com",
+            "--eab-kid", kid, "--eab-hmac-key", mac)  # fmt: skip
+    certbot(
+        "certonly", "--server", https_url, "--standalone", "--http-01-port", str(node.http),
+        "--http-01-address", "127.0.0.1", "-d", "https-certbot.example.com",
+        "--cert-name", "https",
+    )  # fmt: skip
+    node.check_issued(certbot.live("https") / "cert.pem", {"https-certbot.example.com"}, tmp_path)
