@@ -647,7 +647,8 @@ def test_certbot_account_update_and_deactivation(certbot_exe, node, tmp_path_fac
     client = new_certbot(certbot_exe, node, tmp_path_factory, "certbot-account")
     kid, mac = node.eab()
     server = ("--server", node.url())
-    client("register", *server, "-m", "ops@example.com", "--eab-kid", kid, "--eab-hmac-key", mac)
+    eab = ("--eab-kid", kid, "--eab-hmac-key", mac, "--eab-hmac-alg", "HS512")
+    client("register", *server, "-m", "ops@example.com", *eab)
     client("update_account", *server, "-m", "new@example.com")
     shown = client("show_account", *server)  # the account as the server has it
     assert "Email contact: new@example.com" in shown.stdout, shown.stdout
@@ -908,3 +909,15 @@ def test_clients_over_https(https_url, node, certbot_exe, tmp_path_factory, tmp_
         "--cert-name", "https",
     )  # fmt: skip
     node.check_issued(certbot.live("https") / "cert.pem", {"https-certbot.example.com"}, tmp_path)
+
+
+def test_the_servers_logged_no_errors(node, https_url):
+    """Last: every refusal above was a problem document the server meant,
+    none a failure it logged (a server error answers serverInternal)."""
+    for log in (node.log, node.dir / "https.log"):
+        failures = [
+            line
+            for line in log.read_text().splitlines()
+            if '"level": "error"' in line or "Traceback" in line
+        ]
+        assert failures == [], "\n".join(failures)[-3000:]
