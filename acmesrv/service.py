@@ -21,12 +21,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from acmesrv import jws
 from acmesrv.identifiers import (
@@ -40,7 +39,7 @@ from acmesrv.settings import AcmeSettings, Directory
 from ca import catalog
 from ca.errors import BadInputError, CAError, KeyCompromisedError, NotFoundError, PolicyError
 from ca.reasons import RevocationReason
-from ca.records import parse_serial, serial_hex
+from ca.records import serial_hex
 from common import sealed
 from common.clock import iso8601
 from ra.approvals import ApprovalRequest
@@ -479,7 +478,7 @@ class AcmeService:
             ).scalar_one_or_none()
         if other is not None:
             raise Problem(
-                "malformed" if other == account.id else "malformed",
+                "malformed",
                 "the new key already belongs to an account",
                 status=409,
             )
@@ -1436,6 +1435,3 @@ def _issuance_problem(exc: CAError) -> Problem:
             return Problem("badPublicKey", text)
         return Problem("badCSR", text)
     return Problem("serverInternal", "the certificate could not be issued")
-
-
-_ = (and_, parse_serial, timedelta)
