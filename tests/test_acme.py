@@ -571,3 +571,51 @@ def test_settings_defaults_and_directories():
         )
     with pytest.raises(SettingsError, match="resolver"):
         AcmeSettings.from_table({"resolver": "dns.example:53"})
+
+
+# -- both stores, and races -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_flow_and_its_races_on_each_store(loop, make_service, request, backend):
+    """Two finalize requests for one order issue one certificate; two
+    accounts racing for one EAB key make one account."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if backend == "sqlite":
+        service = make_service()
+    else:
+        service = make_service(url=request.getfixturevalue("postgres_url"))
+    service.init_root("root", "CN=Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    service.create_sub("issuing", "root", "CN=Issuing,O=Revoca Tests,C=DE")
+    env, runners = start_acme(loop, service)
+    try:
+        client = env.client()
+        order = client.order("127.0.0.1")
+        authz = client.post(order.body["authorizations"][0]).body
+        chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+        env.responder.tokens[chall["token"]] = client.key_authorization(chall["token"])
+        client.post(chall["url"], {})
+        assert client.poll(order.location, ("ready", "invalid")).body["status"] == "ready"
+        csr = b64(make_acme_csr(ec.generate_private_key(ec.SECP256R1()), ["127.0.0.1"]))
+        twins = [Client(env.directory_url()) for _ in range(2)]
+        for twin in twins:
+            twin.key, twin.kid = client.key, client.kid
+            twin.new_nonce()
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(
+                pool.map(lambda c: c.post(order.body["finalize"], {"csr": csr}), twins)
+            )
+        outcomes = sorted(r.problem or r.body["status"] for r in replies)
+        assert outcomes == ["orderNotReady", "valid"], [r.body for r in replies]
+        assert len(env.service.ra.entity_certificates("web")) == 1
+
+        kid, mac = env.new_eab()
+        racers = [Client(env.directory_url()) for _ in range(4)]
+        for racer in racers:
+            racer.new_nonce()
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda c: c.register((kid, mac)), racers))
+        assert sorted(r.status for r in replies) == [201, 403, 403, 403], [r.body for r in replies]
+    finally:
+        stop_acme(loop, runners)
