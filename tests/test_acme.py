@@ -618,3 +618,45 @@ def test_the_flow_and_its_races_on_each_store(loop, make_service, request, backe
         assert sorted(r.status for r in replies) == [201, 403, 403, 403], [r.body for r in replies]
     finally:
         stop_acme(loop, runners)
+
+
+# -- nonces -------------------------------------------------------------------------------
+
+
+def test_nonces_are_good_once_unforgeable_expire_and_stay_bounded():
+    import os
+
+    from acmesrv.nonces import NonceService
+    from acmesrv.problems import Problem
+
+    now = [1_000_000]
+    nonces = NonceService(os.urandom, lambda: now[0], capacity=3, lifetime=60)
+    first = nonces.make()
+    nonces.redeem(first)
+    with pytest.raises(Problem, match="used already"):
+        nonces.redeem(first)
+    forged = first[:-2] + ("AA" if first[-2:] != "AA" else "BB")
+    with pytest.raises(Problem, match="not one this server made"):
+        nonces.redeem(forged)
+    other = NonceService(os.urandom, lambda: now[0])
+    with pytest.raises(Problem, match="not one this server made"):
+        other.redeem(nonces.make())
+    old = nonces.make()
+    now[0] += 61
+    with pytest.raises(Problem, match="expired"):
+        nonces.redeem(old)
+    # Past capacity the oldest redeemed is forgotten and everything up to it
+    # refused: an unused nonce from before that floor too.
+    kept = nonces.make()
+    made = [nonces.make() for _ in range(4)]
+    for value in made:
+        nonces.redeem(value)
+    with pytest.raises(Problem):
+        nonces.redeem(kept)
+    for value in made:
+        with pytest.raises(Problem):
+            nonces.redeem(value)
+    assert len(nonces._used) <= 3
+    for bad in (None, "", "x" * 43, "!" * 43):
+        with pytest.raises(Problem):
+            nonces.redeem(bad)
