@@ -138,10 +138,12 @@ def csr_identifiers(csr: x509.CertificateSigningRequest) -> set[Identifier]:
 
 
 def common_name(csr: x509.CertificateSigningRequest, identifiers) -> str:
-    """The name the certificate's subject carries: the CSR's CN where it
-    is one of the order's names, else the first that fits (64 characters,
-    RFC 5280 ub-common-name)."""
-    wanted = [i.value for i in identifiers]
+    """The name the certificate's subject carries: the CSR's CN where it is
+    one of the order's DNS names, else the first DNS name that fits (64
+    characters, RFC 5280 ub-common-name); "" (an empty subject) when none
+    does, e.g. for addresses alone, as Let's Encrypt issues them and as
+    clients expect (certbot reads a CN as a DNS name)."""
+    wanted = [i.value for i in identifiers if i.type == "dns"]
     for attribute in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
         value = str(attribute.value).lower()
         if value in wanted and len(value) <= 64:
@@ -149,4 +151,4 @@ def common_name(csr: x509.CertificateSigningRequest, identifiers) -> str:
     for value in wanted:
         if len(value) <= 64:
             return value
-    raise Problem("badCSR", "no name of the order fits a common name (64 characters)")
+    return ""

@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 
 import josepy
@@ -34,11 +35,13 @@ MAX_RSA_BITS = 8192
 _CURVES = {"ES256": ("P-256", ec.SECP256R1), "ES384": ("P-384", ec.SECP384R1)}
 _HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 _ALLOWED_FIELDS = {"protected", "payload", "signature"}
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def b64decode(text, what: str) -> bytes:
-    """base64url without padding (RFC 7515 2), strictly."""
-    if not isinstance(text, str) or "=" in text:
+    """base64url without padding (RFC 7515 2), strictly: no other
+    characters, no padding, no leftover bits."""
+    if not isinstance(text, str) or not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
         raise Problem("malformed", f"{what} is not base64url without padding")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -230,8 +233,7 @@ def account_key(jwk) -> AccountKey:
         raise Problem("badPublicKey", f"curve {jwk['crv']!r} is not accepted (P-256, P-384)")
     try:
         key = josepy.JWK.from_json({"kty": kty, **{f: jwk[f] for f in fields}}).key
-        # josepy wraps RSA and EC keys (ComparableKey): the key itself, so
-        # isinstance below and in AccountKey.algorithms sees its type.
+        # josepy wraps the key (ComparableKey); the checks below want the key itself.
         key = getattr(key, "_wrapped", key)
     except (josepy.errors.DeserializationError, ValueError, TypeError):
         raise Problem("badPublicKey", f"the {kty} JWK is not a valid public key") from None

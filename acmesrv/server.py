@@ -32,7 +32,6 @@ log = logging.getLogger("revoca.acme")
 MAX_BODY = 64 * 1024  # a JWS with a CSR of an RSA-8192 key fits many times over
 JOSE = "application/jose+json"
 LATENCY_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-PURGE_SECONDS = 300
 
 
 def _problem_response(problem: Problem) -> web.Response:
@@ -65,7 +64,6 @@ class AcmeServer:
         self.validation = validation_settings or validation.ValidationSettings()
         self._slots = asyncio.Semaphore(concurrent_validations)
         self._tasks: set[asyncio.Task] = set()
-        self._purger: asyncio.Task | None = None
         self.issuance = [0] * (len(LATENCY_BOUNDS) + 1)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -106,23 +104,12 @@ class AcmeServer:
     async def _startup(self, _app) -> None:
         for job in await self._call(self.service.pending_jobs):
             self.start_validation(job)
-        self._purger = asyncio.create_task(self._purge_loop())
 
     async def _cleanup(self, _app) -> None:
-        if self._purger is not None:
-            self._purger.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.executor.shutdown(wait=False)
-
-    async def _purge_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PURGE_SECONDS)
-            try:
-                await self._call(self.service.purge)
-            except Exception:  # the next round tries again
-                log.exception("purging used ACME nonces failed")
 
     def _headers(self, response: web.StreamResponse, directory: str | None, nonce: str) -> None:
         response.headers["Replay-Nonce"] = nonce

@@ -14,19 +14,15 @@ processing -> valid), so two finalize requests cannot both issue and a
 challenge is validated once however often it is posted.
 """
 
-import base64
 import hashlib
-import hmac
 import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import and_, delete, func, insert, select, update
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import func, insert, select, update
 
 from acmesrv import jws
 from acmesrv.identifiers import (
@@ -35,12 +31,13 @@ from acmesrv.identifiers import (
     csr_identifiers,
     parse_identifiers,
 )
+from acmesrv.nonces import NonceService
 from acmesrv.problems import Problem, subproblem
 from acmesrv.settings import AcmeSettings, Directory
 from ca import catalog
 from ca.errors import BadInputError, CAError, KeyCompromisedError, NotFoundError, PolicyError
 from ca.reasons import RevocationReason
-from ca.records import parse_serial, serial_hex
+from ca.records import serial_hex
 from common import sealed
 from common.clock import iso8601
 from ra.approvals import ApprovalRequest
@@ -52,7 +49,6 @@ from store.tables.acme import (
     acme_challenges,
     acme_eab_keys,
     acme_issued_domains,
-    acme_nonces,
     acme_orders,
 )
 
@@ -130,12 +126,7 @@ class AcmeService:
         self.base_url = base_url.rstrip("/")
         self.random_bytes = ra.ca.random_bytes
         self._passphrase = passphrase
-        # Nonces are made without a write: issue time, randomness and an HMAC
-        # under a key every node sharing the passphrase derives alike; a use
-        # is a write (acme_nonces), refused the second time (RFC 8555 7.2).
-        self._nonce_key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"revoca acme nonce v1"
-        ).derive(passphrase)
+        self.nonces = NonceService(self.random_bytes, self.now)
         self.counters: dict[tuple, int] = {}
         self.issuance_seconds: list[float] = []
 
@@ -181,40 +172,12 @@ class AcmeService:
     # -- nonces (7.2) ---------------------------------------------------------------------
 
     def new_nonce(self) -> str:
-        head = self.now().to_bytes(8, "big") + self.random_bytes(8)
-        mac = hmac.new(self._nonce_key, head, hashlib.sha256).digest()[:16]
-        return jws.b64encode(head + mac)
+        return self.nonces.make()
 
     def use_nonce(self, value: str | None) -> None:
         if value is None:
             raise Problem("badNonce", "the request has no nonce")
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        except (ValueError, TypeError):
-            raise Problem("badNonce", "the nonce is not one this server made") from None
-        if len(raw) != 32 or not hmac.compare_digest(
-            hmac.new(self._nonce_key, raw[:16], hashlib.sha256).digest()[:16], raw[16:]
-        ):
-            raise Problem("badNonce", "the nonce is not one this server made")
-        issued = int.from_bytes(raw[:8], "big")
-        now = self.now()
-        if not issued - 60 <= now <= issued + NONCE_SECONDS:
-            raise Problem("badNonce", "the nonce has expired; use the new one in Replay-Nonce")
-        try:
-            with self.store.transaction() as conn:
-                conn.execute(
-                    insert(acme_nonces).values(value=value, expires_at=issued + NONCE_SECONDS)
-                )
-        except ConflictError:
-            raise Problem("badNonce", "the nonce was used already (a replay?)") from None
-
-    def purge(self) -> int:
-        """Forget used nonces past their expiry (they would be refused as
-        expired anyway); returns how many."""
-        with self.store.transaction() as conn:
-            return conn.execute(
-                delete(acme_nonces).where(acme_nonces.c.expires_at < self.now())
-            ).rowcount
+        self.nonces.redeem(value)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -479,7 +442,7 @@ class AcmeService:
             ).scalar_one_or_none()
         if other is not None:
             raise Problem(
-                "malformed" if other == account.id else "malformed",
+                "malformed",
                 "the new key already belongs to an account",
                 status=409,
             )
@@ -1009,6 +972,11 @@ class AcmeService:
         if claimed != 1:
             raise Problem("orderNotReady", "the order is being finalized already")
         started = time.monotonic()
+
+        def record(conn, cert) -> None:
+            # In the issuing transaction: the order is valid with its certificate.
+            self._issued(conn, order_id, directory.ca, cert.serial_number, identifiers)
+
         try:
             result = self.ra.enroll(
                 entity.name,
@@ -1017,6 +985,7 @@ class AcmeService:
                 profile=row.profile,
                 identifier=cn,
                 actor=f"acme:{account.id}",
+                on_issued=record,
             )
         except (KeyCompromisedError, PolicyError, BadInputError, CAError) as exc:
             problem = _issuance_problem(exc)
@@ -1046,32 +1015,24 @@ class AcmeService:
                 )
             obj = self._order(account, order_id)
             return Answer(obj, 200, retry_after=RETRY_SECONDS * 5)
-        self._issued(order_id, result.certificate.ca, result.certificate.serial, identifiers)
         self.issuance_seconds.append(time.monotonic() - started)
         self.count("certificates", account.directory)
         return Answer(self._order(account, order_id))
 
-    def _issued(self, order_id: str, ca: str, serial: int, identifiers) -> None:
+    def _issued(self, conn, order_id: str, ca: str, serial: int, identifiers) -> None:
         now = self.now()
-        domains = {
-            d
-            for i in identifiers
-            if (d := i.registered_domain(self.settings.registered_domain_labels))
-        }
-        with self.store.transaction() as conn:
+        labels = self.settings.registered_domain_labels
+        domains = {d for i in identifiers if (d := i.registered_domain(labels))}
+        conn.execute(
+            update(acme_orders)
+            .where(acme_orders.c.id == order_id)
+            .values(status="valid", ca=ca, serial=serial_hex(serial), updated_at=now)
+        )
+        if domains:
             conn.execute(
-                update(acme_orders)
-                .where(acme_orders.c.id == order_id)
-                .values(status="valid", ca=ca, serial=serial_hex(serial), updated_at=now)
+                insert(acme_issued_domains),
+                [{"order_id": order_id, "domain": d, "issued_at": now} for d in sorted(domains)],
             )
-            if domains:
-                conn.execute(
-                    insert(acme_issued_domains),
-                    [
-                        {"order_id": order_id, "domain": d, "issued_at": now}
-                        for d in sorted(domains)
-                    ],
-                )
 
     def _follow_approval(self, account: Account, order_id: str) -> None:
         """An order waiting for approvers: valid once they approved and the
@@ -1083,7 +1044,16 @@ class AcmeService:
         request = self.ra.approvals.get(row.approval_request_id)
         if request.status == "done" and request.result_serial is not None:
             identifiers = [Identifier(i["type"], i["value"]) for i in json.loads(row.identifiers)]
-            self._issued(order_id, request.result_ca, request.result_serial, identifiers)
+            with self.store.transaction() as conn:
+                # Two pollers may both see it done: one records it.
+                claimed = conn.execute(
+                    update(acme_orders)
+                    .where(acme_orders.c.id == order_id, acme_orders.c.status == "processing")
+                    .values(updated_at=self.now())
+                ).rowcount
+                if claimed:
+                    ca, serial = request.result_ca, request.result_serial
+                    self._issued(conn, order_id, ca, serial, identifiers)
         elif request.status in ("rejected", "expired", "failed"):
             problem = Problem(
                 "unauthorized",
@@ -1439,6 +1409,3 @@ def _issuance_problem(exc: CAError) -> Problem:
             return Problem("badPublicKey", text)
         return Problem("badCSR", text)
     return Problem("serverInternal", "the certificate could not be issued")
-
-
-_ = (and_, parse_serial, timedelta)

@@ -7,7 +7,7 @@ Directories are a table of tables, one per directory URL
     ca = "issuing-ca"
     profiles = ["tls-server", "tls-client"]   # offered over ACME, first is the default
     external_account_required = true
-    default_entity = ""                       # accounts without EAB act for it (when EAB is optional)
+    default_entity = ""    # with EAB optional: the entity accounts without it act for
 
 With none configured, ``revoca acme serve`` offers one directory per CA
 that is not self-signed, named after it, with the ``tls-server`` profile

@@ -73,9 +73,14 @@ class EndEntity:
         enrollment protocol (ACME) asks for, filling ``{identifier}`` in the
         template; a template without that placeholder gives ``CN=`` that
         name alone, so the common name is always one of the certificate's
-        SANs (CA/B Forum BR 7.1.4.3)."""
+        SANs (CA/B Forum BR 7.1.4.3); "" gives an empty subject."""
         if identifier is None:
             return parse_subject(render_subject(self.subject_template, self._values()))
+        if identifier == "":
+            # No name fits a CN (IP addresses alone): an empty subject, the
+            # SAN extension then critical (RFC 5280 4.2.1.6), as Let's Encrypt
+            # issues for addresses; BR 7.1.4.3 makes the CN optional.
+            return x509.Name([])
         if "{identifier}" not in self.subject_template:
             return x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, identifier)])
         values = {**self._values(), "identifier": identifier}

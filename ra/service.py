@@ -307,6 +307,7 @@ class RAService:
         approved: bool = False,
         profile: str | None = None,
         identifier: str | None = None,
+        on_issued=None,
     ) -> "Enrollment | ApprovalRequest":
         """Issue to an end entity from a PKCS#10 CSR, or with a key made here
         (``key_type``; the PKCS#12 is encrypted with ``passphrase``). Where
@@ -315,7 +316,8 @@ class RAService:
         For enrollment protocols (ACME): ``profile`` issues under another
         end-entity profile than the entity's own (the protocol's directory
         decides which it offers), ``identifier`` is the name the subject is
-        built for (``EndEntity.subject``)."""
+        built for (``EndEntity.subject``), ``on_issued(conn, certificate)``
+        runs in the issuing transaction (the protocol's own record of it)."""
         with self.audit.failures(actor, "ra.enroll", entity_name):
             entity = self.get_entity(entity_name)
             if profile is not None and profile != entity.profile:
@@ -343,6 +345,7 @@ class RAService:
                 approval=("enroll", payload),
                 executing=approved,
                 identifier=identifier,
+                on_issued=on_issued,
             )
 
     def renew(
@@ -417,6 +420,7 @@ class RAService:
         executing: bool,
         renews: str | None = None,
         identifier: str | None = None,
+        on_issued=None,
     ) -> "Enrollment | ApprovalRequest":
         """``approval``: (kind, what to record) should the policy want
         approvals; ``executing``: carrying out an approved request."""
@@ -479,6 +483,8 @@ class RAService:
                 key="generated" if key_type else ("same" if same_key else "csr"),
                 renews=renews,
             )
+            if on_issued is not None:
+                on_issued(conn, cert)
 
         record = self.ca.issue_request(
             entity.ca,

@@ -325,15 +325,38 @@ def audit_list(ctx, limit):
     type=click.FloatRange(min=0),
     help="Stop the VA after this many seconds (0: build everything, do not serve).",
 )
+@click.option(
+    "--acme-port",
+    default=8555,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="ACME server port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--http-01-port",
+    "http01_port",
+    default=8402,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port ACME's http-01 validation connects to (certbot --standalone listens there).",
+)
 @handle_errors
-def demo(directory, port, serve_seconds):
+def demo(directory, port, serve_seconds, acme_port, http01_port):
     """All-in-one demo on embedded defaults: a root and an issuing CA, a handful
-    of certificates, one revoked, one on hold, the files to check them, and the
-    VA serving OCSP for them on 127.0.0.1 until Ctrl-C."""
+    of certificates, one revoked, one on hold, the files to check them, the
+    VA serving OCSP for them on 127.0.0.1 until Ctrl-C, and the ACME server
+    beside it (with certbot installed, one certificate over ACME)."""
     from revoca.demo import run_demo
 
     try:
-        run_demo(directory, echo=click.echo, port=port, serve_seconds=serve_seconds)
+        run_demo(
+            directory,
+            echo=click.echo,
+            port=port,
+            serve_seconds=serve_seconds,
+            acme_port=acme_port,
+            http01_port=http01_port,
+        )
     except PortInUseError:
         raise  # exit 2, the port named (handle_errors)
     except OSError as exc:

@@ -193,7 +193,8 @@ def _base_url(settings, port: int) -> str:
     epilog=examples(
         "revoca acme serve",
         "revoca acme serve --port 14000",
-        "certbot certonly --server http://127.0.0.1:8555/acme/issuing-ca/directory --standalone -d www.example.com",
+        "certbot certonly --standalone -d www.example.com \\\n"
+        "    --server http://127.0.0.1:8555/acme/issuing-ca/directory",
     ),
 )
 @click.option("--host", help="Listen address. Default: [acme] host.")

@@ -28,8 +28,8 @@ def serve(ctx, seconds):
     from ra.listen import BACKLOG
     from ra.service import RAService
     from revoca import schedules
-    from revoca.cli_acme import acme_tls_context, serve_acme
     from revoca.app import build_ca_service
+    from revoca.cli_acme import acme_tls_context, serve_acme
     from revoca.cli_publisher import build_publisher
     from revoca.cli_ra import ra_tls_context, serve_api
     from revoca.cli_ra_inventory import smtp_password

@@ -46,11 +46,19 @@ def prepare_directory(directory: Path) -> None:
 
 
 def run_demo(
-    directory: Path, echo=print, *, port: int = 8080, serve_seconds: float | None = None
+    directory: Path,
+    echo=print,
+    *,
+    port: int = 8080,
+    serve_seconds: float | None = None,
+    acme_port: int = 8555,
+    http01_port: int = 8402,
 ) -> dict:
     """Build the demo PKI and VA in ``directory``; then serve the VA on
-    127.0.0.1:``port`` until interrupted (``serve_seconds``: a time limit;
-    0: do not serve)."""
+    127.0.0.1:``port`` and the ACME server on ``acme_port`` until
+    interrupted (``serve_seconds``: a time limit; 0: do not serve). Where
+    certbot is installed it gets one certificate over ACME while they run
+    (http-01 on ``http01_port``)."""
     prepare_directory(directory)
     passphrase_file = directory / "key-passphrase"
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
@@ -94,6 +102,11 @@ def run_demo(
     issued["alice"] = service.issue("demo-clients", alice_csr, "tls-client", actor=actor)
     issued["bob"] = service.issue_with_new_key(
         "demo-issuing", "tls-client", "CN=bob", ["email:bob@example.com"], actor=actor
+    )
+    acme_config, acme_eab = _acme_setup(service, config, actor, http01_port)
+    echo(
+        f"  ACME            entity 'servers' (ip:127.0.0.1, dns:*.demo.example), "
+        f"EAB key {acme_eab[0]}"
     )
     for label, record in issued.items():
         echo(
@@ -230,6 +243,10 @@ def run_demo(
             f"  REVOCA_KEY_PASSPHRASE=$(cat {passphrase_file}) revoca --data-dir {directory} "
             f"va serve --port {settings.port} --admin-port 0"
         )
+        echo(
+            "ACME (revoca acme serve, or revoca serve) issues to the entity 'servers'; "
+            f"EAB key id {acme_eab[0]}, MAC key {acme_eab[1]}"
+        )
 
     else:
         from va.app import run
@@ -238,12 +255,19 @@ def run_demo(
         echo(f"\nServing the VA on http://127.0.0.1:{settings.port}/ {limit}.")
         from dataclasses import replace
 
+        from common import listen
         from publisher.targets import LocalTarget
+        from revoca.cli_acme import serve_acme
         from revoca.cli_publisher import build_publisher
+
+        # Bound now, so that a busy port stops the demo at once, naming it.
+        acme_sock = listen.bind_listener("127.0.0.1", acme_port, 64, what=" (ACME)")
+        acme_url = f"http://127.0.0.1:{acme_sock.getsockname()[1]}/acme/demo-issuing/directory"
 
         async def publish_locally(serving, wake):
             # The all-in-one node: CA changes flow into this VA's LMDB directly,
-            # and the CRL updater keeps its CRLs current ([crl] schedule).
+            # the CRL updater keeps its CRLs current ([crl] schedule), and the
+            # ACME server issues through the RA.
             import asyncio
 
             from revoca import schedules
@@ -254,6 +278,8 @@ def run_demo(
             await asyncio.gather(
                 build_publisher(config, targets=[target]).run(),
                 schedules.crl_updater(service, config),
+                serve_acme(acme_config, "127.0.0.1", acme_port, None, sock=acme_sock),
+                _certbot_once(directory, acme_url, acme_eab, http01_port, settings.port, echo),
             )
 
         echo("A co-located publisher carries every CA change to it within a second.")
@@ -264,6 +290,102 @@ def run_demo(
             companion=publish_locally,
         )
     return out
+
+
+def _acme_setup(service, config, actor: str, http01_port: int):
+    """An end entity for servers that enroll themselves over ACME, one
+    directory for demo-issuing (EAB required), and an EAB key for it."""
+    from dataclasses import replace
+
+    from acmesrv.service import AcmeService
+    from acmesrv.settings import Directory
+    from ra.service import RAService
+
+    ra = RAService(service)
+    ra.create_entity(
+        "servers",
+        email="ops@example.com",
+        ca="demo-issuing",
+        profile="tls-server",
+        subject_template="CN={identifier}",
+        allowed_sans=["ip:127.0.0.1", "dns:*.demo.example"],
+        actor=actor,
+    )
+    directory = Directory("demo-issuing", "demo-issuing", ("tls-server",))
+    settings = replace(config.acme, http_port=http01_port, caa="off", directories=(directory,))
+    acme = AcmeService(
+        ra, settings, {directory.name: directory}, "", passphrase=config.passphrase.get()
+    )
+    eab = acme.create_eab_key("servers", directory=directory.name, actor=actor)
+    return replace(config, acme=settings), eab
+
+
+def certbot_command(directory: Path, url: str, eab, http01_port: int, certbot="certbot") -> list:
+    d = directory / "certbot"
+    return [
+        certbot,
+        "certonly",
+        "--non-interactive",
+        "--agree-tos",
+        "--register-unsafely-without-email",
+        "--server",
+        url,
+        "--eab-kid",
+        eab[0],
+        "--eab-hmac-key",
+        eab[1],
+        "--standalone",
+        "--http-01-address",
+        "127.0.0.1",
+        "--http-01-port",
+        str(http01_port),
+        "--ip-address",
+        "127.0.0.1",
+        "--config-dir",
+        str(d / "config"),
+        "--work-dir",
+        str(d / "work"),
+        "--logs-dir",
+        str(d / "logs"),
+    ]
+
+
+async def _certbot_once(directory: Path, url: str, eab, http01_port: int, va_port: int, echo):
+    """One certificate from certbot over ACME, if certbot is installed
+    ($REVOCA_CERTBOT or on $PATH); otherwise the command to run."""
+    import asyncio
+    import os
+    import shlex
+
+    certbot = os.environ.get("REVOCA_CERTBOT") or shutil.which("certbot")
+    command = certbot_command(directory, url, eab, http01_port, certbot or "certbot")
+    if certbot is None:
+        echo("ACME: with certbot installed (certbot 5 or later), while this runs:")
+        echo("  " + shlex.join(command))
+        return
+    await asyncio.sleep(0.5)  # the ACME listener starts beside this
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        async with asyncio.timeout(120):
+            output, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        echo("ACME: certbot did not finish within 120 s")
+        return
+    live = directory / "certbot" / "config" / "live"
+    found = sorted(live.glob("*/cert.pem")) if live.exists() else []
+    if proc.returncode != 0 or not found:
+        echo(f"ACME: certbot failed (exit {proc.returncode}):")
+        echo("  " + output.decode(errors="replace").strip().replace("\n", "\n  ")[-2000:])
+        return
+    cert = x509.load_pem_x509_certificate(found[0].read_bytes())
+    echo(f"ACME: certbot got {found[0]} (serial {serial_hex(cert.serial_number)}); its status:")
+    echo(
+        f"  openssl ocsp -issuer {directory}/issuing.pem -cert {found[0]} "
+        f"-url http://127.0.0.1:{va_port}/ocsp -CAfile {directory}/chain.pem"
+    )
 
 
 def _entries(crl) -> str:

@@ -1,6 +1,7 @@
 """The ACME server's tables (RFC 8555): accounts, the external account
 binding keys that tie them to RA end entities, orders, authorizations,
-challenges, the nonces handed out, and what the rate limits count.
+challenges, and what the rate limits count (nonces live in the server's
+memory, acmesrv/nonces.py).
 
 Owner and only writer: ``acmesrv``. Every account belongs to an RA end
 entity (``end_entities``); an order's certificate is the CA's row in
@@ -110,16 +111,6 @@ acme_challenges = Table(
     Column("error", Text, nullable=True),
     Index(None, "authorization_id"),
     Index(None, "status"),
-)
-
-# Nonces handed out (7.2), each good once: a request's nonce is deleted as it
-# is used, so a replay finds nothing, on any node sharing the store.
-acme_nonces = Table(
-    "acme_nonces",
-    metadata,
-    Column("value", String(64), primary_key=True),
-    Column("expires_at", BigInteger, nullable=False),
-    Index(None, "expires_at"),
 )
 
 # What the per-domain rate limit counts: each registered domain of each

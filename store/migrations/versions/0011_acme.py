@@ -1,6 +1,6 @@
 """The ACME server's tables (store/tables/acme.py): accounts bound to end
 entities, external account binding keys, orders, authorizations,
-challenges, single-use nonces, and the registered domains issued to.
+challenges, and the registered domains issued to.
 
 Revision ID: 0011
 Revises: 0010
@@ -124,13 +124,6 @@ def upgrade() -> None:
     op.create_index("ix_acme_challenges_authorization_id", "acme_challenges", ["authorization_id"])
     op.create_index("ix_acme_challenges_status", "acme_challenges", ["status"])
     op.create_table(
-        "acme_nonces",
-        sa.Column("value", sa.String(64), nullable=False),
-        sa.Column("expires_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("value", name="pk_acme_nonces"),
-    )
-    op.create_index("ix_acme_nonces_expires_at", "acme_nonces", ["expires_at"])
-    op.create_table(
         "acme_issued_domains",
         sa.Column("order_id", sa.String(32), nullable=False),
         sa.Column("domain", sa.String(255), nullable=False),
@@ -150,7 +143,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for index, table in (
         ("ix_acme_issued_domains_domain_issued_at", "acme_issued_domains"),
-        ("ix_acme_nonces_expires_at", "acme_nonces"),
         ("ix_acme_challenges_status", "acme_challenges"),
         ("ix_acme_challenges_authorization_id", "acme_challenges"),
         ("ix_acme_authorizations_order_id", "acme_authorizations"),
@@ -160,7 +152,6 @@ def downgrade() -> None:
         op.drop_index(index, table_name=table)
     for table in (
         "acme_issued_domains",
-        "acme_nonces",
         "acme_challenges",
         "acme_authorizations",
         "acme_orders",
