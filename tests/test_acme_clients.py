@@ -109,8 +109,8 @@ class Node:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result
 
-    def eab(self) -> tuple[str, str]:
-        made = json.loads(self.revoca("acme", "eab", "create", "--entity", "web", "--json").stdout)
+    def eab(self, entity: str = "web") -> tuple[str, str]:
+        made = json.loads(self.revoca("acme", "eab", "create", "--entity", entity, "--json").stdout)
         return made["key_id"], made["hmac_key"]
 
     def status(self, serial: int) -> dict:
@@ -264,6 +264,11 @@ default_entity = "web"
             "--allow-san",
             "dns:example.com",
         )
+        n.revoca(
+            "ra", "entity", "create", "--name", "lab", "--email", "ops@example.com",
+            "--ca", ISSUING, "--profile", "tls-server", "--subject-template", "CN={identifier}",
+            "--allow-san", "ip:127.0.0.1",
+        )  # fmt: skip
         for name in ("root", ISSUING):
             n.revoca("ca", "export", "--ca", name, "--format", "pem", "--out", f"{name}.pem")
         n.revoca("ca", "ocsp-signer", "--ca", ISSUING, "--out", "ocsp.pem")
@@ -676,6 +681,32 @@ def test_certbot_account_update_and_deactivation(certbot_exe, node, tmp_path_fac
     assert refused.returncode != 0
     assert "urn:ietf:params:acme:error:unauthorized" in client.last_log()
     assert "the account is deactivated" in refused.stderr
+
+
+def test_certbot_ip_address(certbot_exe, node, tmp_path_factory, tmp_path):
+    """An ip identifier (RFC 8738) for an entity allowed 127.0.0.1: the
+    certificate names the address in its SAN alone, with an empty subject
+    (certbot reads a CN as a DNS name). pkilint's one error is the BR's
+    refusal of an internal address, which is what a test can validate."""
+    client = new_certbot(certbot_exe, node, tmp_path_factory, "certbot-ip")
+    kid, mac = node.eab("lab")
+    client("register", "--server", node.url(), "-m", "ops@example.com",
+           "--eab-kid", kid, "--eab-hmac-key", mac)  # fmt: skip
+    client(
+        "certonly", "--server", node.url(), "--standalone", "--http-01-port", str(node.http),
+        "--http-01-address", "127.0.0.1", "--ip-address", "127.0.0.1", "--cert-name", "ip",
+    )  # fmt: skip
+    leaf = certificates_in(client.live("ip") / "cert.pem")[0]
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(a) for a in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert sans.get_values_for_type(x509.DNSName) == []
+    assert len(leaf.subject) == 0
+    root, issuing = (certificates_in(node.dir / f"{n}.pem")[0] for n in ("root", ISSUING))
+    verified = openssl_verify(tmp_path, root, [issuing], leaf)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    findings = pkilint("lint_cabf_serverauth_cert", client.live("ip") / "cert.pem", "-d")
+    assert findings and all("cabf.internal_ip_address" in f for f in findings), findings
+    node.ocsp(client.live("ip") / "cert.pem", "good")
 
 
 # -- lego --------------------------------------------------------------------------
