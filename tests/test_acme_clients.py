@@ -841,6 +841,52 @@ def test_lego_dns01_wildcard_with_an_rsa_account(node, tmp_path_factory, tmp_pat
     node.check_issued(client.crt("_.example.com"), set(names), tmp_path)
 
 
+def test_lego_three_clients_at_once(node, tmp_path_factory, tmp_path):
+    """Three accounts ordering two names each at the same time, one by
+    http-01, one by tls-alpn-01, one by dns-01: all issued."""
+    script = tmp_path / "exec.py"
+    script.write_text(EXEC.format(python=sys.executable, port=node.management))
+    script.chmod(0o755)
+    exe = need("lego")
+    ways = {
+        "http": ("--http", "--http.port", f"127.0.0.1:{node.http}"),
+        "tls": ("--tls", "--tls.port", f"127.0.0.1:{node.tls}"),
+        "dns": ("--dns", "exec", "--dns.resolvers", f"127.0.0.1:{node.dns}", "--dns.disable-cp"),
+    }
+    env = {
+        **os.environ,
+        "EXEC_PATH": str(script),
+        "EXEC_PROPAGATION_TIMEOUT": "10",
+        "EXEC_POLLING_INTERVAL": "1",
+        "EXEC_SEQUENCE_INTERVAL": "1",
+    }
+    clients, running = {}, {}
+    for way, flags in ways.items():
+        client = Lego(exe, tmp_path_factory.mktemp(f"lego-{way}"), node, *node.eab())
+        clients[way] = client
+        names = (f"{way}-a.example.com", f"{way}-b.example.com")
+        command = [
+            exe, "--server", node.url(), "--email", "ops@example.com", "--accept-tos",
+            "--eab", "--kid", client.kid, "--hmac", client.mac, "--path", str(client.dir),
+            *(a for name in names for a in ("--domains", name)), *flags, "run",
+        ]  # fmt: skip
+        running[way] = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    outputs = {}
+    try:
+        for way, process in running.items():
+            outputs[way] = process.communicate(timeout=TIMEOUT)[0]
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                _stop(process)
+    for way, process in running.items():
+        assert process.returncode == 0, (way, outputs[way])
+        names = {f"{way}-a.example.com", f"{way}-b.example.com"}
+        node.check_issued(clients[way].crt(f"{way}-a.example.com"), names, tmp_path)
+
+
 # -- over https -------------------------------------------------------------------
 
 
