@@ -604,6 +604,14 @@ def test_certbot_revocation(certbot, node, tmp_path):
     assert (shown["status"], shown["reason"]) == ("revoked", "keyCompromise")
     assert "Reason: keyCompromise" in node.ocsp(tmp_path / "leaf.pem", "revoked")
 
+    # A revoked certificate's renewal information says renew now (RFC 9773
+    # 4.2), so an ordinary `certbot renew` renews it.
+    renewed = certbot("renew", "--cert-name", "revoke", "--no-random-sleep-on-renew")
+    assert "all renewals succeeded" in renewed.stdout + renewed.stderr, renewed.stdout
+    assert "/acme/why/revoked" in certbot.last_log()
+    new = node.check_issued(certbot.live("revoke") / "cert.pem", {"revoke.example.com"}, tmp_path)
+    assert new.serial_number != leaf.serial_number
+
 
 def test_certbot_key_types(certbot, node, tmp_path):
     certbot.standalone(
