@@ -302,14 +302,15 @@ def _certbot_venv() -> Path:
 @pytest.fixture(scope="session")
 def certbot_exe() -> Path:
     """certbot in a virtualenv of its own (it may need another
-    cryptography than ours): made once, then reused."""
+    cryptography than ours): made once, then reused (made again when its
+    certbot does not run)."""
     venv = _certbot_venv()
     exe = venv / "bin" / "certbot"
-    if exe.exists():
+    if _runs(exe):
         return exe
     try:
         subprocess.run(
-            [sys.executable, "-m", "venv", str(venv)],
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
             check=True,
             capture_output=True,
             text=True,
@@ -325,9 +326,17 @@ def certbot_exe() -> Path:
     except (OSError, subprocess.SubprocessError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc)).strip()[-500:]
         unavailable(f"needs certbot: could not make its virtualenv in {venv}: {detail}")
-    if not exe.exists():
-        unavailable(f"needs certbot: {exe} is missing after pip install certbot")
+    if not _runs(exe):
+        unavailable(f"needs certbot: {exe} does not run after pip install certbot")
     return exe
+
+
+def _runs(exe: Path) -> bool:
+    try:
+        subprocess.run([exe, "--version"], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
 
 
 @dataclass
