@@ -7,12 +7,15 @@ name is 127.0.0.1) and where certbot's dns-01 hooks put their TXT
 records. certbot --standalone and lego listen on the ports [acme]
 http_port and tls_port name. Every certificate issued passes `openssl
 verify` and pkilint's CA/B Forum lints; revocations show in the store and
-over OCSP from the node's VA.
+over OCSP from the node's VA. Beside it, `revoca acme serve` over TLS on
+the same store, for clients that trust our root.
 
 certbot: $REVOCA_CERTBOT_VENV (CI makes it, .ci/run), else a virtualenv
 made once under ~/.cache/revoca-tests/certbot. Neither client can roll an
 account key over (certbot has no such command, lego 4.9 neither), so
-keyChange is not tested here.
+keyChange is left to the ACME server's own tests; nor does certbot 5 send
+'replaces' or lego 4.9 ask renewal information, so ARI is seen through
+certbot's renew alone.
 """
 
 import json
