@@ -803,3 +803,36 @@ def test_every_acme_setting_reaches_what_uses_it(tmp_path, make_service, loop):
     seen["certificates_per_domain_per_week"] = "at most 5 certificates" in str(refused.value)
     assert set(seen) == set(table), set(table) ^ set(seen)
     assert all(seen.values()), {k: v for k, v in seen.items() if not v}
+
+
+def test_a_challenge_left_processing_is_validated_when_a_server_starts(loop, pki):
+    """A server that stopped mid-validation: the next one to start validates
+    the challenge, so the order does not hang in processing."""
+    import time
+
+    from acmesrv.server import AcmeServer, start
+    from common import listen
+
+    env, runners = start_acme(loop, pki)
+    try:
+        client = env.client()
+        order = client.order("127.0.0.1")
+        authz_url = order.body["authorizations"][0]
+        chall = next(c for c in client.post(authz_url).body["challenges"] if c["type"] == "http-01")
+        env.responder.tokens[chall["token"]] = client.key_authorization(chall["token"])
+        chall_id = chall["url"].rsplit("/", 1)[1]
+        with env.service.store.transaction() as conn:
+            conn.execute(
+                tables.acme_challenges.update()
+                .where(tables.acme_challenges.c.id == chall_id)
+                .values(status="processing")
+            )
+        second = AcmeServer(env.service, validation_settings=env.server.validation)
+        runners.append(loop.run(start(second, listen.bind_listener("127.0.0.1", 0, 8))))
+        deadline = time.monotonic() + 20
+        while client.post(authz_url).body["status"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.post(authz_url).body["status"] == "valid"
+        assert client.post(order.location).body["status"] == "ready"
+    finally:
+        stop_acme(loop, runners)
