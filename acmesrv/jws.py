@@ -16,6 +16,7 @@ MAC algorithms only (HS256/384/512), the ``kid`` an EAB key id, the same
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -245,7 +246,10 @@ def account_key(jwk) -> AccountKey:
     return AccountKey({"kty": kty, **{f: jwk[f] for f in fields}}, key)
 
 
+@functools.lru_cache(maxsize=4096)
 def stored_key(text: str) -> AccountKey:
+    """An account's stored JWK, parsed once per process (a pure function
+    of the text: a key change stores another text)."""
     return account_key(json.loads(text))
 
 

@@ -569,10 +569,9 @@ class AcmeService:
                         for t in types
                     ],
                 )
+            obj = self._order(account, order_id, conn)
         self.count("orders", account.directory)
-        return Answer(
-            self._order(account, order_id), 201, self.url(account.directory, "order", order_id)
-        )
+        return Answer(obj, 201, self.url(account.directory, "order", order_id))
 
     def _check_order_rate(self, account: Account, now: int) -> None:
         limit = self.settings.orders_per_account_per_hour
@@ -793,7 +792,7 @@ class AcmeService:
                             "another challenge of this authorization is being validated",
                         )
                     if moved:
-                        job = self._job(account, row, authz)
+                        job = self._job(account, row, authz, conn)
             row = conn.execute(
                 select(acme_challenges).where(acme_challenges.c.id == challenge_id)
             ).one()
@@ -809,11 +808,13 @@ class AcmeService:
             select(acme_authorizations).where(acme_authorizations.c.id == authz_id)
         ).one_or_none()
 
-    def _job(self, account: Account, challenge, authz) -> ValidationJob:
-        with self.store.read() as conn:
-            profile = conn.execute(
-                select(acme_orders.c.profile).where(acme_orders.c.id == authz.order_id)
-            ).scalar_one()
+    def _job(self, account: Account, challenge, authz, conn=None) -> ValidationJob:
+        if conn is None:
+            with self.store.read() as conn:
+                return self._job(account, challenge, authz, conn)
+        profile = conn.execute(
+            select(acme_orders.c.profile).where(acme_orders.c.id == authz.order_id)
+        ).scalar_one()
         return ValidationJob(
             challenge_id=challenge.id,
             type=challenge.type,

@@ -237,22 +237,14 @@ def acme_tls_context(settings, passphrase):
         ) from None
 
 
-async def serve_acme(config, host, port, seconds, sock=None) -> None:
-    """The ACME server until ``seconds`` have passed (None: until cancelled)."""
-    from dataclasses import replace
-
-    from acmesrv.server import AcmeServer, start
+def build_acme_server(config, base_url: str):
+    """The ACME service and its HTTP front, every [acme] setting applied."""
+    from acmesrv.server import AcmeServer
     from acmesrv.validation import ValidationSettings
-    from common import listen
     from common.httpguard import Limits
 
     settings = config.acme
-    context = acme_tls_context(settings, config.passphrase)
-    if sock is None:
-        sock = listen.bind_listener(host, port, 256, what=" (ACME)")
-    bound = sock.getsockname()[1]
-    service = build_acme_service(config, base_url=_base_url(replace(settings, host=host), bound))
-    service.audit.check_key()
+    service = build_acme_service(config, base_url=base_url)
     server = AcmeServer(
         service,
         limits=Limits(
@@ -270,6 +262,23 @@ async def serve_acme(config, host, port, seconds, sock=None) -> None:
         ),
         concurrent_validations=settings.validations,
     )
+    return service, server
+
+
+async def serve_acme(config, host, port, seconds, sock=None) -> None:
+    """The ACME server until ``seconds`` have passed (None: until cancelled)."""
+    from dataclasses import replace
+
+    from acmesrv.server import start
+    from common import listen
+
+    settings = config.acme
+    context = acme_tls_context(settings, config.passphrase)
+    if sock is None:
+        sock = listen.bind_listener(host, port, 256, what=" (ACME)")
+    bound = sock.getsockname()[1]
+    service, server = build_acme_server(config, _base_url(replace(settings, host=host), bound))
+    service.audit.check_key()
     runner = await start(server, sock, context)
     for name in service.directories:
         click.echo(f"ACME directory {service.url(name, 'directory')}", err=True)

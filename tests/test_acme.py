@@ -660,3 +660,179 @@ def test_nonces_are_good_once_unforgeable_expire_and_stay_bounded():
     for bad in (None, "", "x" * 43, "!" * 43):
         with pytest.raises(Problem):
             nonces.redeem(bad)
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+def test_every_acme_setting_reaches_what_uses_it(tmp_path, make_service, loop):
+    import dataclasses
+    import ssl
+
+    from revoca.cli_acme import _base_url, acme_tls_context, build_acme_server
+    from revoca.config import load_config
+    from tests.acme_fixtures import ENTITY
+    from tests.conftest import write_tls_files
+    from tests.test_settings_ca_ra import _config, _every_key_changed
+
+    ca = make_service(directory=tmp_path)
+    ca.init_root("root", "CN=Root,O=Revoca Tests,C=DE", key_type="ec-p384")
+    ca.create_sub("issuing", "root", "CN=Issuing,O=Revoca Tests,C=DE")
+    from ra.service import RAService
+
+    RAService(ca).create_entity(**ENTITY)
+    tls = write_tls_files(ca, tmp_path / "tls")
+    table = {
+        "host": "127.0.0.2",
+        "port": 18999,
+        "base_url": "https://acme.example.org",
+        "tls_cert": str(tls / "server.pem"),
+        "tls_key": str(tls / "server.key"),
+        "terms_of_service": "https://example.org/tos",
+        "website": "https://example.org/",
+        "caa_identities": ["pki.example.org"],
+        "caa": "on",
+        "resolver": "127.0.0.1:5353",
+        "http_port": 5002,
+        "tls_port": 5001,
+        "validation_timeout": 3.5,
+        "validations": 3,
+        "order_lifetime_hours": 2,
+        "orders_per_account_per_hour": 7,
+        "certificates_per_domain_per_week": 5,
+        "registered_domain_labels": 3,
+        "eab_key_days": 5,
+        "request_timeout": 4.0,
+        "idle_timeout": 30.0,
+        "max_connections": 99,
+        "threads": 3,
+        "directories": {"web": {"ca": "issuing", "profiles": ["tls-client", "tls-server"]}},
+    }
+    _every_key_changed(AcmeSettings, table)
+    config = load_config(_config(tmp_path, acme=table))
+    seen = {}
+    base = _base_url(config.acme, config.acme.port)
+    seen["base_url"] = base == "https://acme.example.org"
+    seen["host"] = (
+        _base_url(dataclasses.replace(config.acme, base_url=""), 1) == "https://127.0.0.2:1"
+    )
+    seen["port"] = config.acme.port == 18999  # what `acme serve` binds (cli_acme.serve)
+    context = acme_tls_context(config.acme, config.passphrase)
+    seen["tls_cert"] = seen["tls_key"] = isinstance(context, ssl.SSLContext)
+    service, server = build_acme_server(config, base)
+    d = service.directory_object("web")
+    seen["directories"] = set(service.directories) == {"web"} and d["meta"]["profiles"].keys() == {
+        "tls-client",
+        "tls-server",
+    }
+    seen["terms_of_service"] = d["meta"]["termsOfService"] == "https://example.org/tos"
+    seen["website"] = d["meta"]["website"] == "https://example.org/"
+    seen["caa_identities"] = d["meta"]["caaIdentities"] == ["pki.example.org"]
+    seen["caa"] = service._caa_applies("tls-client")  # on: also outside the BR
+    v = server.validation
+    seen["resolver"] = v.resolver == ("127.0.0.1", 5353)
+    seen["http_port"] = v.http_port == 5002
+    seen["tls_port"] = v.tls_port == 5001
+    seen["validation_timeout"] = v.timeout == 3.5
+    seen["validations"] = server._slots._value == 3
+    seen["threads"] = server.executor._max_workers == 3
+    limits = server.guard.limits
+    seen["request_timeout"] = limits.request_timeout == 4.0
+    seen["idle_timeout"] = limits.idle_timeout == 30.0
+    seen["max_connections"] = limits.max_connections == 99
+    kid, _ = service.create_eab_key("web", directory="web", actor="test")
+    (key,) = [k for k in service.list_eab_keys() if k["key_id"] == kid]
+    from datetime import datetime
+
+    created = datetime.fromisoformat(key["created_at"])
+    expires = datetime.fromisoformat(key["expires_at"])
+    seen["eab_key_days"] = (expires - created).days == 5
+    from acmesrv.identifiers import Identifier
+
+    seen["registered_domain_labels"] = (
+        Identifier("dns", "www.shop.example.co.uk").registered_domain(
+            config.acme.registered_domain_labels
+        )
+        == "example.co.uk"
+    )
+    # An account of the directory, made through the service as a request would.
+    from acmesrv import jws as acme_jws
+    from tests.acme_fixtures import public_jwk
+
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    url = service.url("web", "new-account")
+    kid, mac = service.create_eab_key("web", directory="web", actor="test")
+    header = {
+        "alg": "ES256",
+        "jwk": public_jwk(client_key),
+        "url": url,
+        "nonce": service.new_nonce(),
+    }
+    payload = {
+        "termsOfServiceAgreed": True,
+        "externalAccountBinding": eab_jws(kid, mac, public_jwk(client_key), url),
+    }
+    body = Client.signed_body(None, header, payload, key=client_key)
+    request = acme_jws.parse(body)
+    _, key = service.authenticate("web", request, url, jwk="required")
+    account_url = service.new_account("web", request, key, url).location
+    account = service._load_account(account_url.rsplit("/", 1)[1])
+    order = service.new_order(account, {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})
+    expires = datetime.fromisoformat(order.body["expires"])
+    lifetime = expires - datetime.fromtimestamp(service.now(), expires.tzinfo)
+    seen["order_lifetime_hours"] = 7190 <= lifetime.total_seconds() <= 7200
+    orders = [order.location.rsplit("/", 1)[1]]
+    for _ in range(6):
+        more = service.new_order(account, {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})
+        orders.append(more.location.rsplit("/", 1)[1])
+    with pytest.raises(Exception) as refused:
+        service.new_order(account, {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})
+    seen["orders_per_account_per_hour"] = "at most 7 new orders" in str(refused.value)
+    # Five certificates for names under shop.example.com this week (rows as
+    # issuance writes them; three labels make the registered domain here).
+    with service.store.transaction() as conn:
+        for oid in orders[:5]:
+            conn.execute(
+                tables.acme_issued_domains.insert().values(
+                    order_id=oid, domain="shop.example.com", issued_at=service.now()
+                )
+            )
+    service._check_domain_rate([Identifier("dns", "www.other.example.com")], service.now())
+    with pytest.raises(Exception) as refused:
+        service._check_domain_rate([Identifier("dns", "www.shop.example.com")], service.now())
+    seen["certificates_per_domain_per_week"] = "at most 5 certificates" in str(refused.value)
+    assert set(seen) == set(table), set(table) ^ set(seen)
+    assert all(seen.values()), {k: v for k, v in seen.items() if not v}
+
+
+def test_a_challenge_left_processing_is_validated_when_a_server_starts(loop, pki):
+    """A server that stopped mid-validation: the next one to start validates
+    the challenge, so the order does not hang in processing."""
+    import time
+
+    from acmesrv.server import AcmeServer, start
+    from common import listen
+
+    env, runners = start_acme(loop, pki)
+    try:
+        client = env.client()
+        order = client.order("127.0.0.1")
+        authz_url = order.body["authorizations"][0]
+        chall = next(c for c in client.post(authz_url).body["challenges"] if c["type"] == "http-01")
+        env.responder.tokens[chall["token"]] = client.key_authorization(chall["token"])
+        chall_id = chall["url"].rsplit("/", 1)[1]
+        with env.service.store.transaction() as conn:
+            conn.execute(
+                tables.acme_challenges.update()
+                .where(tables.acme_challenges.c.id == chall_id)
+                .values(status="processing")
+            )
+        second = AcmeServer(env.service, validation_settings=env.server.validation)
+        runners.append(loop.run(start(second, listen.bind_listener("127.0.0.1", 0, 8))))
+        deadline = time.monotonic() + 20
+        while client.post(authz_url).body["status"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.post(authz_url).body["status"] == "valid"
+        assert client.post(order.location).body["status"] == "ready"
+    finally:
+        stop_acme(loop, runners)

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from acmesrv.settings import AcmeSettings
 from ca.settings import CRLSettings, KeysSettings, URLSettings
 from common import settings as schema
 from publisher.settings import PublisherSettings
@@ -32,6 +33,7 @@ ROLES = {
     "va": VASettings,
     "publisher": PublisherSettings,
     "ra": RASettings,
+    "acme": AcmeSettings,
     "notify": NotifySettings,
     "crl": CRLSettings,
     "store": StoreSettings,
