@@ -58,6 +58,9 @@ def parse_identifier(obj) -> Identifier:
             address = ipaddress.ip_address(value)
         except ValueError:
             raise Problem("malformed", f"{value!r} is not an IP address") from None
+        if getattr(address, "scope_id", None):
+            # RFC 8738 3: the RFC 5952 text form, which has no zone.
+            raise Problem("malformed", f"{value!r}: an address with a zone is not an identifier")
         return Identifier("ip", str(address))
     if kind != "dns":
         raise Problem(

@@ -53,6 +53,8 @@ class Problem(Exception):
     retry_after: int | None = None
     # RFC 8555 6.7: a badSignatureAlgorithm problem lists what is accepted.
     algorithms: tuple[str, ...] = ()
+    # 7.3.5: a key change to a key another account holds names that account.
+    location: str | None = None
 
     def __post_init__(self):
         if self.type not in STATUS:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from common.httpguard import Guard, Limits
 log = logging.getLogger("revoca.acme")
 
 MAX_BODY = 64 * 1024  # a JWS with a CSR of an RSA-8192 key fits many times over
+CHALLENGE_WAIT = 0.5  # seconds a challenge's answer waits for a quick validation
 JOSE = "application/jose+json"
 LATENCY_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -40,12 +42,9 @@ def _problem_response(problem: Problem) -> web.Response:
     )
     if problem.retry_after is not None:
         response.headers["Retry-After"] = str(problem.retry_after)
+    if problem.location is not None:
+        response.headers["Location"] = problem.location
     return response
-
-
-def _guard_error(status: int, code: str, message: str) -> web.Response:
-    kind = "malformed" if status != 503 else "serverInternal"
-    return _problem_response(Problem(kind, message, status=status))
 
 
 class AcmeServer:
@@ -59,7 +58,7 @@ class AcmeServer:
         concurrent_validations: int = 16,
     ):
         self.service = service
-        self.guard = Guard(limits or Limits(max_body=MAX_BODY), _guard_error)
+        self.guard = Guard(limits or Limits(max_body=MAX_BODY), self._guard_error)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="acme")
         self.validation = validation_settings or validation.ValidationSettings()
         self._slots = asyncio.Semaphore(concurrent_validations)
@@ -72,9 +71,34 @@ class AcmeServer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
+    def _guard_error(self, status: int, code: str, message: str) -> web.Response:
+        """The listener's own refusals (413, 408, ...) as problem documents,
+        with a nonce as every error carries (RFC 8555 6.5)."""
+        kind = "malformed" if status != 503 else "serverInternal"
+        response = _problem_response(Problem(kind, message, status=status))
+        self._headers(response, None, self.service.new_nonce())
+        return response
+
+    @web.middleware
+    async def _http_errors(self, request: web.Request, handler) -> web.StreamResponse:
+        """aiohttp's own answers (no such resource, method not allowed) as
+        problem documents with a nonce, like every other error here."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            problem = Problem("malformed", f"{request.method} {request.path}: {exc.reason}")
+            response = _problem_response(replace(problem, status=exc.status))
+            if exc.status == 405 and "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            self._headers(response, request.match_info.get("d"), self.service.new_nonce())
+            return response
+
     def app(self) -> web.Application:
         app = web.Application(
-            client_max_size=MAX_BODY, middlewares=[self.guard.middleware, self.guard.body]
+            client_max_size=MAX_BODY,
+            middlewares=[self.guard.middleware, self._http_errors, self.guard.body],
         )
         r = app.router
         r.add_get("/acme/{d}/directory", self.directory)
@@ -102,6 +126,9 @@ class AcmeServer:
         return app
 
     async def _startup(self, _app) -> None:
+        released = await self._call(self.service.release_stale_claims)
+        if released:
+            log.warning("%d ACME orders left mid-issuance are ready to finalize again", released)
         for job in await self._call(self.service.pending_jobs):
             self.start_validation(job)
 
@@ -274,15 +301,28 @@ class AcmeServer:
         if name == "order":
             _post_as_get(payload)
             return await self._call(service.get_order, account, ident)
-        if name == "finalize":
-            return await self._call(service.finalize, account, ident, payload)
         if name == "authz":
             return await self._call(service.get_authz, account, ident, payload)
         if name == "challenge":
             answer, job = await self._call(service.challenge, account, ident, payload)
-            if job is not None:
-                self.start_validation(job)
+            if job is None:
+                return answer
+            task = self.start_validation(job)
+            # A validation often takes milliseconds: answer with its outcome
+            # when it comes within CHALLENGE_WAIT, else processing with
+            # Retry-After, and the client polls (RFC 8555 7.5.1).
+            done, _ = await asyncio.wait({task}, timeout=CHALLENGE_WAIT)
+            if not done:
+                return answer
+            answer, _ = await self._call(service.challenge, account, ident, None)
             return answer
+        if name == "finalize":
+            for job in await self._call(service.caa_rechecks, account, ident):
+                try:
+                    await self._check_caa(job)
+                except validation.ValidationError as exc:
+                    raise Problem(exc.kind, exc.detail) from None
+            return await self._call(service.finalize, account, ident, payload)
         if name == "certificate":
             _post_as_get(payload)
             return await self._call(service.certificate, account, ident)
@@ -290,10 +330,21 @@ class AcmeServer:
 
     # -- validation ---------------------------------------------------------------------
 
-    def start_validation(self, job: ValidationJob) -> None:
+    async def _check_caa(self, job: ValidationJob) -> None:
+        await validation.check_caa(
+            job.identifier.base,
+            issuer_domains=self.service.settings.caa_identities,
+            account_uri=job.account_uri,
+            method=job.caa_method,
+            wildcard=job.identifier.wildcard,
+            settings=self.validation,
+        )
+
+    def start_validation(self, job: ValidationJob) -> asyncio.Task:
         task = asyncio.create_task(self._validate(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _validate(self, job: ValidationJob) -> None:
         async with self._slots:
@@ -309,14 +360,7 @@ class AcmeServer:
                     self.validation,
                 )
                 if job.check_caa:
-                    await validation.check_caa(
-                        job.identifier.base,
-                        issuer_domains=self.service.settings.caa_identities,
-                        account_uri=job.account_uri,
-                        method=job.caa_method,
-                        wildcard=job.identifier.wildcard,
-                        settings=self.validation,
-                    )
+                    await self._check_caa(job)
             except validation.ValidationError as exc:
                 problem = Problem(exc.kind, exc.detail)
             except asyncio.CancelledError:

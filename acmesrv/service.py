@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 
 from acmesrv import jws
 from acmesrv.identifiers import (
@@ -64,6 +64,11 @@ CHALLENGES_IP = ("http-01", "tls-alpn-01")  # RFC 8738 7: no dns-01 for an addre
 SUBSCRIBER_REASONS = (0, 1, 3, 4, 5)
 RETRY_SECONDS = 1
 ARI_RETRY_SECONDS = 6 * 3600
+# A finalize claim older than this with nothing issued was left by a server
+# that stopped mid-issuance (issuance itself takes well under a second).
+STALE_CLAIM_SECONDS = 300
+# CA/B Forum BR 3.2.2.8: CAA is looked up at most 8 hours before issuance.
+CAA_MAX_AGE_SECONDS = 8 * 3600
 
 
 @dataclass(frozen=True)
@@ -365,6 +370,8 @@ class AcmeService:
             if "contact" in payload:
                 changes["contact"] = json.dumps(_contacts(payload["contact"]))
             status = payload.get("status")
+            if status == account.status:
+                status = None  # the status it has: nothing to change
             if status is not None:
                 if status != "deactivated":
                     raise Problem("malformed", "an account's status can only become 'deactivated'")
@@ -402,12 +409,22 @@ class AcmeService:
         return Answer(self.account_object(account), 200, self.account_url(account))
 
     def account_orders(self, account: Account) -> Answer:
-        """7.1.2.1: the account's orders that are not finished (pending,
-        ready, processing) and the valid ones, newest first, at most 1000."""
+        """7.1.2.1: the account's orders that are not invalid (pending and
+        ready ones not expired, processing, valid), newest first, at most 1000."""
         with self.store.read() as conn:
+            now = self.now()
             ids = conn.execute(
                 select(acme_orders.c.id)
-                .where(acme_orders.c.account_id == account.id)
+                .where(
+                    acme_orders.c.account_id == account.id,
+                    or_(
+                        acme_orders.c.status.in_(("processing", "valid")),
+                        and_(
+                            acme_orders.c.status.in_(("pending", "ready")),
+                            acme_orders.c.expires_at >= now,
+                        ),
+                    ),
+                )
                 .order_by(acme_orders.c.created_at.desc())
                 .limit(1000)
             ).scalars()
@@ -445,6 +462,7 @@ class AcmeService:
                 "malformed",
                 "the new key already belongs to an account",
                 status=409,
+                location=self.url(account.directory, "acct", other),
             )
         try:
             with self.store.transaction() as conn:
@@ -517,12 +535,14 @@ class AcmeService:
         now = self.now()
         replaces = payload.get("replaces")
         if replaces is not None:
-            self._check_replaces(account, replaces, identifiers)
+            replaces = self._check_replaces(account, replaces, identifiers)
         self._check_order_rate(account, now)
         self._check_domain_rate(identifiers, now)
         expires = now + int(self.settings.order_lifetime_hours * 3600)
         order_id = _rid(self.random_bytes)
         with self.store.transaction() as conn:
+            if replaces is not None and self._replaced_by(conn, replaces, now):
+                raise Problem("alreadyReplaced", "another order replaces that certificate already")
             conn.execute(
                 insert(acme_orders).values(
                     id=order_id,
@@ -672,7 +692,26 @@ class AcmeService:
         self._follow_approval(account, order_id)
         obj = self._order(account, order_id)
         retry = RETRY_SECONDS if obj["status"] == "processing" else None
-        return Answer(obj, 200, retry_after=retry)
+        location = self.url(account.directory, "order", order_id)
+        return Answer(obj, 200, location, retry_after=retry)
+
+    def release_stale_claims(self, order_id: str | None = None) -> int:
+        """Orders a finalize claimed (processing, no certificate, no approval
+        request) longer than STALE_CLAIM_SECONDS ago, by a server that
+        stopped mid-issuance: ready again, so the client may finalize once
+        more. Returns how many."""
+        where = [
+            acme_orders.c.status == "processing",
+            acme_orders.c.serial.is_(None),
+            acme_orders.c.approval_request_id.is_(None),
+            acme_orders.c.updated_at < self.now() - STALE_CLAIM_SECONDS,
+        ]
+        if order_id is not None:
+            where.append(acme_orders.c.id == order_id)
+        with self.store.transaction() as conn:
+            return conn.execute(
+                update(acme_orders).where(*where).values(status="ready", updated_at=self.now())
+            ).rowcount
 
     # -- authorizations and challenges (7.5, 8) --------------------------------------------
 
@@ -765,9 +804,9 @@ class AcmeService:
                 if payload != {}:
                     raise Problem("malformed", "a challenge is answered with an empty object {}")
                 if authz.status != "pending" or authz.expires_at < self.now():
-                    if row.status == "pending":
-                        raise Problem("malformed", f"the authorization is {authz.status}")
+                    pass  # decided (or expired): the challenge as it stands, as Boulder answers
                 elif row.status == "pending":
+                    self._check_validation_rate(conn, account)
                     # One challenge per authorization is tried (7.1.4).
                     moved = conn.execute(
                         update(acme_challenges)
@@ -802,6 +841,31 @@ class AcmeService:
         # 5 s where a challenge's answer has no Retry-After.
         retry = RETRY_SECONDS if obj["status"] == "processing" else None
         return Answer(obj, 200, links=links, retry_after=retry), job
+
+    def _check_validation_rate(self, conn, account: Account) -> None:
+        """At most ``validations_per_account`` of an account's challenges
+        validated at once (RFC 8555 10.4: validation requests are the
+        attacker's lever), so one account cannot fill the validator."""
+        limit = self.settings.validations_per_account
+        busy = conn.execute(
+            select(func.count())
+            .select_from(acme_challenges)
+            .join(
+                acme_authorizations,
+                acme_authorizations.c.id == acme_challenges.c.authorization_id,
+            )
+            .where(
+                acme_authorizations.c.account_id == account.id,
+                acme_challenges.c.status == "processing",
+            )
+        ).scalar_one()
+        if busy >= limit:
+            raise Problem(
+                "rateLimited",
+                f"{busy} of this account's challenges are being validated (at most {limit} "
+                "at once); answer this one when they are done",
+                retry_after=RETRY_SECONDS * 5,
+            )
 
     def _authz_row_or_none(self, conn, authz_id: str):
         return conn.execute(
@@ -930,6 +994,10 @@ class AcmeService:
             raise Problem("badCSR", "the CSR is not a DER PKCS#10 request") from None
         if not csr.is_signature_valid:
             raise Problem("badCSR", "the CSR's signature does not verify")
+        if _spki(csr.public_key()) == _spki(account.key.key):
+            # One key for the account and the certificate lets whoever holds
+            # the server's key act as the account (Boulder refuses it too).
+            raise Problem("badCSR", "the certificate's key must not be the account's key")
         with self.store.read() as conn:
             row = self._order_row(conn, account, order_id)
         if row.expires_at < self.now() and row.status in ("pending", "ready"):
@@ -1015,10 +1083,13 @@ class AcmeService:
                     .values(approval_request_id=result.id, updated_at=self.now())
                 )
             obj = self._order(account, order_id)
-            return Answer(obj, 200, retry_after=RETRY_SECONDS * 5)
+            location = self.url(account.directory, "order", order_id)
+            return Answer(obj, 200, location, retry_after=RETRY_SECONDS * 5)
         self.issuance_seconds.append(time.monotonic() - started)
         self.count("certificates", account.directory)
-        return Answer(self._order(account, order_id))
+        return Answer(
+            self._order(account, order_id), 200, self.url(account.directory, "order", order_id)
+        )
 
     def _issued(self, conn, order_id: str, ca: str, serial: int, identifiers) -> None:
         now = self.now()
@@ -1035,12 +1106,52 @@ class AcmeService:
                 [{"order_id": order_id, "domain": d, "issued_at": now} for d in sorted(domains)],
             )
 
+    def caa_rechecks(self, account: Account, order_id: str) -> list[ValidationJob]:
+        """The order's DNS names whose CAA was looked up more than 8 hours
+        ago (or never, before CAA applied): to look up again before
+        finalize issues (CA/B Forum BR 3.2.2.8)."""
+        with self.store.read() as conn:
+            row = self._order_row(conn, account, order_id)
+            if row.status != "ready" or not self._caa_applies(row.profile):
+                return []
+            found = conn.execute(
+                select(acme_authorizations, acme_challenges.c.type, acme_challenges.c.validated_at)
+                .join(
+                    acme_challenges,
+                    acme_challenges.c.authorization_id == acme_authorizations.c.id,
+                )
+                .where(
+                    acme_authorizations.c.order_id == order_id,
+                    acme_authorizations.c.identifier_type == "dns",
+                    acme_challenges.c.status == "valid",
+                )
+            ).all()
+        oldest = self.now() - CAA_MAX_AGE_SECONDS
+        return [
+            ValidationJob(
+                challenge_id="",
+                type=r.type,
+                identifier=Identifier("dns", ("*." if r.wildcard else "") + r.identifier_value),
+                token="",
+                key_authorization="",
+                account_uri=self.account_url(account),
+                caa_method=r.type,
+                check_caa=True,
+            )
+            for r in found
+            if (r.validated_at or 0) < oldest
+        ]
+
     def _follow_approval(self, account: Account, order_id: str) -> None:
         """An order waiting for approvers: valid once they approved and the
         certificate was issued, invalid once they rejected."""
         with self.store.read() as conn:
             row = self._order_row(conn, account, order_id)
-        if row.status != "processing" or row.approval_request_id is None:
+        if row.status != "processing":
+            return
+        if row.approval_request_id is None:
+            if row.serial is None and row.updated_at < self.now() - STALE_CLAIM_SECONDS:
+                self.release_stale_claims(order_id)
             return
         request = self.ra.approvals.get(row.approval_request_id)
         if request.status == "done" and request.result_serial is not None:
@@ -1121,10 +1232,7 @@ class AcmeService:
             raise Problem("unauthorized", "the certificate is not of this directory's CA")
         if account is None:
             # Signed by the certificate's own key (7.6, second option).
-            spki = lambda k: k.public_bytes(  # noqa: E731
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            if spki(key.key) != spki(cert.public_key()):
+            if _spki(key.key) != _spki(cert.public_key()):
                 raise Problem("unauthorized", "the JWS key is not the certificate's key")
             actor = "acme:certificate-key"
         else:
@@ -1137,14 +1245,50 @@ class AcmeService:
             actor = f"acme:{account.id}"
         if record.status == "revoked":
             raise Problem("alreadyRevoked", "the certificate is revoked already")
+        waiting = self._pending_revocation(record)
+        if waiting is not None:
+            raise Problem(
+                "unauthorized",
+                f"the revocation waits for the RA's approvers (request {waiting.id}); "
+                "the certificate is not revoked yet",
+            )
         try:
-            self.ra.revoke(record.ca, record.serial, RevocationReason(reason).name, actor=actor)
+            result = self.ra.revoke(
+                record.ca, record.serial, RevocationReason(reason).name, actor=actor
+            )
         except ConflictError as exc:
             raise Problem("alreadyRevoked", exc.message) from None
         except (PolicyError, BadInputError) as exc:
             raise Problem("badRevocationReason", exc.message) from None
+        if isinstance(result, ApprovalRequest):
+            # RFC 8555 7.6 answers 200 only for a revocation made: this one
+            # waits for approvers ([ra] approvals_revoke), and says so.
+            raise Problem(
+                "unauthorized",
+                f"the revocation waits for {result.required} RA approver(s) (request "
+                f"{result.id}); the certificate is not revoked yet",
+            )
         self.count("revocations", directory)
         return Answer(None, 200)
+
+    def _pending_revocation(self, record) -> ApprovalRequest | None:
+        """A revocation of ``record`` already waiting for approvers."""
+        if not self.ra.policy.revoke:
+            return None
+        after = None
+        while True:
+            page = self.ra.approvals.list(status="pending", after=after, limit=500)
+            for request in page:
+                p = request.payload
+                if (
+                    request.kind == "revoke"
+                    and p.get("ca") == record.ca
+                    and p.get("serial") == serial_hex(record.serial)
+                ):
+                    return request
+            if len(page) < 500:
+                return None
+            after = page[-1].id
 
     def _may_revoke(self, account: Account, record) -> bool:
         with self.store.read() as conn:
@@ -1188,7 +1332,12 @@ class AcmeService:
             )
         key_id = jws.b64decode(key_id_text, "the certificate id's key identifier")
         serial_bytes = jws.b64decode(serial_text, "the certificate id's serial")
-        if not serial_bytes or (serial_bytes[0] & 0x80):
+        if (
+            not serial_bytes
+            or serial_bytes[0] & 0x80
+            or (len(serial_bytes) > 1 and serial_bytes[0] == 0 and not serial_bytes[1] & 0x80)
+        ):
+            # X.690 8.3.2: the minimal two's complement encoding, positive.
             raise Problem("malformed", "the certificate id's serial is not a positive DER INTEGER")
         serial = int.from_bytes(serial_bytes, "big")
         for ca in self.ca.list_cas():
@@ -1220,8 +1369,6 @@ class AcmeService:
         if why:
             start, end = now - 86400, now - 1
         body = {"suggestedWindow": {"start": iso8601(start), "end": iso8601(end)}}
-        if why:
-            body["explanationURL"] = self.base_url + "/acme/why/" + why
         return Answer(body, 200, retry_after=ARI_RETRY_SECONDS)
 
     def _replace_now(self, record, ca) -> str | None:
@@ -1235,9 +1382,11 @@ class AcmeService:
             return "key-compromised"
         return None
 
-    def _check_replaces(self, account: Account, replaces, identifiers) -> None:
-        """RFC 9773 5: the certificate replaced is this account's, shares a
-        name with the new order, and is not replaced by another order."""
+    def _check_replaces(self, account: Account, replaces, identifiers) -> str:
+        """RFC 9773 5: the certificate replaced is this account's and shares
+        a name with the new order. Returns its identifier as this server
+        writes it (one spelling per certificate, so a re-encoded one cannot
+        replace it twice)."""
         if not isinstance(replaces, str):
             raise Problem("malformed", "'replaces' is a certificate identifier (RFC 9773)")
         record, _ = self._by_cert_id(replaces)
@@ -1252,17 +1401,28 @@ class AcmeService:
                     "unauthorized",
                     "the certificate 'replaces' names was not ordered by this account",
                 )
-            taken = conn.execute(
-                select(acme_orders.c.id).where(
-                    acme_orders.c.replaces == replaces,
-                    acme_orders.c.status.in_(("pending", "ready", "processing", "valid")),
-                )
-            ).first()
-        if taken is not None:
-            raise Problem("alreadyReplaced", "another order replaces that certificate already")
+            if self._replaced_by(conn, replaces, self.now()):
+                raise Problem("alreadyReplaced", "another order replaces that certificate already")
         names = {san.partition(":")[2] for san in record.sans}
         if not names & {i.value for i in identifiers}:
             raise Problem("malformed", "the replaced certificate shares no name with this order")
+        return replaces
+
+    def _replaced_by(self, conn, replaces: str, now: int):
+        """An order that is not invalid (RFC 9773 5), nor expired unfinished,
+        replacing the certificate."""
+        return conn.execute(
+            select(acme_orders.c.id).where(
+                acme_orders.c.replaces == replaces,
+                or_(
+                    acme_orders.c.status.in_(("processing", "valid")),
+                    and_(
+                        acme_orders.c.status.in_(("pending", "ready")),
+                        acme_orders.c.expires_at >= now,
+                    ),
+                ),
+            )
+        ).first()
 
     # -- external account binding keys (for operators) -------------------------------------
 
@@ -1393,6 +1553,12 @@ def _contacts(value) -> list[str]:
             raise Problem("invalidContact", f"{url!r} is not a single email address")
         out.append(url)
     return out
+
+
+def _spki(public_key) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _san_text(identifier: Identifier) -> str:

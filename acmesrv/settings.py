@@ -148,6 +148,13 @@ class AcmeSettings:
     validations: int = setting(
         16, "Validations running at once; more wait their turn.", minimum=1, maximum=1024
     )
+    validations_per_account: int = setting(
+        20,
+        "Challenges of one account validated at once; more are refused (rateLimited) "
+        "until those are done.",
+        minimum=1,
+        maximum=10000,
+    )
     order_lifetime_hours: float = setting(
         24,
         "Hours a pending order (and its authorizations) stays usable.",

@@ -230,7 +230,7 @@ def test_key_rollover(acme):
         other.signed_body(inner_header, {"account": other.kid, "oldKey": other.jwk()}, key=new_key)
     )
     reply = other.post(url, inner)
-    assert reply.status == 409
+    assert reply.status == 409 and reply.location == client.kid
     del old_key
 
 
@@ -697,6 +697,7 @@ def test_every_acme_setting_reaches_what_uses_it(tmp_path, make_service, loop):
         "tls_port": 5001,
         "validation_timeout": 3.5,
         "validations": 3,
+        "validations_per_account": 4,
         "order_lifetime_hours": 2,
         "orders_per_account_per_hour": 7,
         "certificates_per_domain_per_week": 5,
@@ -735,6 +736,7 @@ def test_every_acme_setting_reaches_what_uses_it(tmp_path, make_service, loop):
     seen["tls_port"] = v.tls_port == 5001
     seen["validation_timeout"] = v.timeout == 3.5
     seen["validations"] = server._slots._value == 3
+    seen["validations_per_account"] = service.settings.validations_per_account == 4
     seen["threads"] = server.executor._max_workers == 3
     limits = server.guard.limits
     seen["request_timeout"] = limits.request_timeout == 4.0
@@ -836,3 +838,160 @@ def test_a_challenge_left_processing_is_validated_when_a_server_starts(loop, pki
         assert client.post(order.location).body["status"] == "ready"
     finally:
         stop_acme(loop, runners)
+
+
+# -- what a review of RFC 8555 and the clients asked for --------------------------------------
+
+
+def test_a_revocation_waiting_for_approvers_is_not_called_done(loop, pki):
+    env, runners = start_acme(loop, pki, policy=ApprovalPolicy(revoke=1))
+    try:
+        client = env.client()
+        _, pem, _ = client.issue(env.responder, "127.0.0.1")
+        leaf = x509.load_pem_x509_certificates(pem)[0]
+        der = b64(leaf.public_bytes(serialization.Encoding.DER))
+        url = client.directory["revokeCert"]
+        first = client.post(url, {"certificate": der, "reason": 1})
+        assert first.status == 403 and "waits for" in first.body["detail"]
+        again = client.post(url, {"certificate": der, "reason": 1})
+        assert again.status == 403 and "waits for" in again.body["detail"]
+        pending = env.service.ra.approvals.list(status="pending", after=None, limit=10)
+        assert len(pending) == 1  # asking twice queues one request
+        assert env.service.ra.certificate("issuing", leaf.serial_number).status == "good"
+    finally:
+        stop_acme(loop, runners)
+
+
+def test_replaces_after_an_expired_order_and_in_one_spelling(acme):
+    client = acme.client()
+    _, pem, _ = client.issue(acme.responder, "127.0.0.1")
+    leaf = x509.load_pem_x509_certificates(pem)[0]
+    first = client.order("127.0.0.1", replaces=cert_id(leaf))
+    with acme.service.store.transaction() as conn:  # as if a day had passed
+        conn.execute(
+            tables.acme_orders.update()
+            .where(tables.acme_orders.c.id == first.location.rsplit("/", 1)[1])
+            .values(expires_at=acme.service.now() - 1)
+        )
+    assert client.order("127.0.0.1", replaces=cert_id(leaf)).status == 201
+    aki, _, serial = cert_id(leaf).partition(".")
+    raw = base64.urlsafe_b64decode(serial + "==")
+    padded = aki + "." + b64(bytes(1) + raw)  # a leading zero DER does not allow
+    if not raw[0] & 0x80:
+        assert client.order("127.0.0.1", replaces=padded).problem == "malformed"
+
+
+def test_a_finalize_left_mid_issuance_is_released(acme):
+    client = acme.client()
+    order = client.order("127.0.0.1")
+    oid = order.location.rsplit("/", 1)[1]
+    with acme.service.store.transaction() as conn:
+        conn.execute(
+            tables.acme_orders.update()
+            .where(tables.acme_orders.c.id == oid)
+            .values(status="processing", updated_at=acme.service.now() - 600)
+        )
+    assert client.post(order.location).body["status"] == "ready"
+
+
+def test_an_account_validates_a_bounded_number_of_challenges_at_once(loop, pki):
+    env, runners = start_acme(loop, pki, settings=AcmeSettings(validations_per_account=1))
+    try:
+        client = env.client()
+        first, second = client.order("127.0.0.1"), client.order("127.0.0.2")
+        challenges = []
+        for order in (first, second):
+            authz = client.post(order.body["authorizations"][0]).body
+            challenges.append(next(c for c in authz["challenges"] if c["type"] == "http-01"))
+        with env.service.store.transaction() as conn:  # the first still being validated
+            conn.execute(
+                tables.acme_challenges.update()
+                .where(tables.acme_challenges.c.id == challenges[0]["url"].rsplit("/", 1)[1])
+                .values(status="processing")
+            )
+        reply = client.post(challenges[1]["url"], {})
+        assert reply.status == 429 and reply.problem == "rateLimited"
+        assert reply.headers["Retry-After"]
+    finally:
+        stop_acme(loop, runners)
+
+
+def test_caa_is_looked_up_again_before_issuing_on_an_old_validation(loop, pki):
+    """BR 3.2.2.8: CAA at most 8 hours before issuance; a resolver that does
+    not answer refuses issuance, and changes nothing."""
+    from tests.conftest import free_port
+
+    settings = AcmeSettings(caa="on", resolver=("127.0.0.1", free_port()), validation_timeout=1)
+    env, runners = start_acme(loop, pki, settings=settings)
+    try:
+        client = env.client()
+        order = client.order("www.example.com")
+        oid = order.location.rsplit("/", 1)[1]
+        long_ago = env.service.now() - 9 * 3600
+        with env.service.store.transaction() as conn:  # validated 9 hours ago
+            conn.execute(
+                tables.acme_authorizations.update()
+                .where(tables.acme_authorizations.c.order_id == oid)
+                .values(status="valid")
+            )
+            conn.execute(
+                tables.acme_challenges.update()
+                .where(tables.acme_challenges.c.type == "http-01")
+                .values(status="valid", validated_at=long_ago)
+            )
+            conn.execute(
+                tables.acme_orders.update()
+                .where(tables.acme_orders.c.id == oid)
+                .values(status="ready")
+            )
+        csr = make_acme_csr(ec.generate_private_key(ec.SECP256R1()), ["www.example.com"])
+        reply = client.post(order.body["finalize"], {"csr": b64(csr)})
+        assert reply.problem in ("dns", "caa"), reply.body
+        assert client.post(order.location).body["status"] == "ready"
+        assert env.service.ra.entity_certificates("web") == []
+    finally:
+        stop_acme(loop, runners)
+
+
+def test_what_clients_expect_of_answers(acme):
+    client = acme.client()
+    # An account update that repeats its status changes nothing.
+    assert client.post(client.kid, {"status": "valid"}).status == 200
+    # Unknown resources and methods are problem documents with a nonce.
+    missing = client.get(acme.base + "/acme/issuing/order/nope")
+    assert missing.status == 405 and missing.problem == "malformed"
+    assert missing.headers["Replay-Nonce"]
+    nowhere = client.get(acme.base + "/nowhere")
+    assert nowhere.status == 404 and nowhere.problem == "malformed"
+    huge = client.send(client.directory["newOrder"], b"{" + b" " * (200 * 1024) + b"}")
+    assert huge.status == 413 and huge.headers["Replay-Nonce"]
+    # An address with a zone is no identifier.
+    assert client.order("fe80::1%eth0").problem == "malformed"
+    # The certificate's key may not be the account's.
+    order, _, _ = client.issue(acme.responder, "127.0.0.1")
+    again = client.order("127.0.0.1")
+    authz = client.post(again.body["authorizations"][0]).body
+    chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+    acme.responder.tokens[chall["token"]] = client.key_authorization(chall["token"])
+    answered = client.post(chall["url"], {})
+    assert answered.status == 200
+    client.poll(again.location, ("ready",))
+    same_key = client.post(
+        again.body["finalize"], {"csr": b64(make_acme_csr(client.key, ["127.0.0.1"]))}
+    )
+    assert same_key.problem == "badCSR" and "account's key" in same_key.body["detail"]
+    # Answering a challenge of a decided authorization returns it as it is.
+    other = next(c for c in authz["challenges"] if c["type"] == "tls-alpn-01")
+    assert client.post(other["url"], {}).status == 200
+    # Finalize and order answers name the order (Go's x/crypto/acme polls it).
+    final = client.post(
+        again.body["finalize"],
+        {"csr": b64(make_acme_csr(ec.generate_private_key(ec.SECP256R1()), ["127.0.0.1"]))},
+    )
+    assert final.location == again.location
+    # The orders list leaves out invalid ones.
+    dead = client.order("127.0.0.2")
+    client.post(dead.body["authorizations"][0], {"status": "deactivated"})
+    listed = client.post(client.kid + "/orders").body["orders"]
+    assert dead.location not in listed and again.location in listed
+    del order
