@@ -83,10 +83,13 @@ def write_tls_cert(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def start_dns(workdir: Path, core: str | None) -> tuple[subprocess.Popen, int, int]:
-    """pebble-challtestsrv's DNS only: A answers 127.0.0.1 for every name, no
-    AAAA, and its own challenge listeners off (the benchmark answers http-01)."""
-    dns_port, management_port = free_port(), free_port()
+def start_dns(
+    workdir: Path, core: str | None, port: int | None = None
+) -> tuple[subprocess.Popen, int, int]:
+    """pebble-challtestsrv's DNS only (on ``port``, or a free one): A answers
+    127.0.0.1 for every name, no AAAA, and its own challenge listeners off
+    (the benchmark answers http-01)."""
+    dns_port, management_port = port or free_port(), free_port()
     argv = [shutil.which("pebble-challtestsrv") or "pebble-challtestsrv"]
     argv += ["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]
     argv += ["-dns01", f"127.0.0.1:{dns_port}", "-management", f"127.0.0.1:{management_port}"]

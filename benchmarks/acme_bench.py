@@ -1,0 +1,389 @@
+"""ACME issuance under load: N concurrent clients issuing certificates through
+the whole RFC 8555 flow, against Pebble (started here) or any directory URL.
+
+    python -m benchmarks.acme_bench                          # Pebble, 32 clients, 500 certificates
+    python -m benchmarks.acme_bench --clients 2 --certs 4    # seconds
+    python -m benchmarks.acme_bench --json acme.json
+    # another server (Revoca's: `revoca acme serve`), its http-01 validator
+    # connecting to port 5002, names resolved by the DNS this bench starts:
+    python -m benchmarks.acme_bench --directory http://127.0.0.1:8555/directory \\
+        --http-port 5002 --dns-port 8053 --server-pid "$(pgrep -f 'revoca acme serve')"
+
+Each client (benchmarks/acme_client.py) makes its account once, untimed,
+then issues certificates one after another until ``--certs`` have been
+started by all of them together or ``--seconds`` have passed: new order
+for one name (``c17-n42.bench.test``), authorization, http-01 challenge
+and the wait for validation, finalize with a fresh P-256 CSR and the wait
+for the order, certificate download. The http-01 responder is one server in
+this process on 127.0.0.1:``--http-port`` (the server's validator must
+connect there: Pebble's httpPort is set to it), answering from a dict all
+clients share. Every name resolves to 127.0.0.1 through
+pebble-challtestsrv's DNS (its own challenge listeners off).
+
+Reported: certificates issued per second over the timed phase, p50 and p99
+of every step and of the whole certificate, errors by kind, and CPU seconds
+beside the point: this process's (getrusage: the clients and the
+responder), the DNS's, and the server's (its process tree in /proc, when
+started here or named with ``--server-pid``). With two cores or more the
+server runs on core 0 and this process and the DNS on core 1; a client core
+over 90% busy marks the point CLIENT-BOUND (its figure is the load
+generator's, not the server's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import aiohttp
+import cryptography
+
+from benchmarks.acme_client import STEPS, AcmeClient, AcmeError, Issued, Responder, ssl_context
+from benchmarks.acme_pebble import pebble_version, start_dns, start_pebble
+from benchmarks.load_servers import free_port, stop
+from benchmarks.load_wrk import CLIENT_BOUND, cpu_seconds
+
+# A client stops after this many failures in a row: a broken server gets a
+# few tries per client, not a flood.
+MAX_CONSECUTIVE_ERRORS = 5
+
+
+@dataclass
+class Run:
+    """What the clients share: the tickets left, the clock, the results."""
+
+    remaining: int
+    stop_at: float
+    cert_timeout: float
+    domain: str
+    issued: list[Issued] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)
+
+    def fail(self, exc: BaseException) -> None:
+        kind = exc.kind if isinstance(exc, AcmeError) else type(exc).__name__
+        self.errors[kind] += 1
+        self.examples.setdefault(kind, str(exc)[:300])
+
+
+def _error(exc: BaseException) -> bool:
+    return isinstance(exc, AcmeError | aiohttp.ClientError | asyncio.TimeoutError | ValueError)
+
+
+async def client_loop(number: int, client: AcmeClient, run: Run) -> None:
+    failures = 0
+    for sequence in range(run.remaining):  # bounded in count ...
+        if run.remaining <= 0 or time.monotonic() >= run.stop_at:  # ... and in time
+            return
+        run.remaining -= 1
+        name = f"c{number}-n{sequence}.{run.domain}"
+        try:
+            issued = await asyncio.wait_for(
+                client.issue(name, run.cert_timeout), run.cert_timeout + 5
+            )
+        except Exception as exc:
+            if not _error(exc):
+                raise
+            run.fail(exc)
+            failures += 1
+            if failures >= MAX_CONSECUTIVE_ERRORS:
+                return
+            continue
+        failures = 0
+        run.issued.append(issued)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest rank."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1e3, 3)
+
+
+def latency(values: list[float]) -> dict:
+    return {
+        "p50_ms": _ms(percentile(values, 0.5)),
+        "p99_ms": _ms(percentile(values, 0.99)),
+        "max_ms": _ms(max(values) if values else None),
+    }
+
+
+def _rusage() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def bench(args, directory: str, ca_file: str | None, server_pid, dns_pid) -> dict:
+    responder = Responder()
+    await responder.start(args.http_port)
+    context = ssl_context(directory, ca_file)
+    clients = [AcmeClient(directory, responder, ssl_context=context) for _ in range(args.clients)]
+    try:
+        for client in clients:
+            await client.__aenter__()
+        # Accounts, untimed: once per client, as a real fleet would.
+        started = time.monotonic()
+        registered = await asyncio.gather(
+            *(asyncio.wait_for(c.register(), args.cert_timeout) for c in clients),
+            return_exceptions=True,
+        )
+        accounts_seconds = time.monotonic() - started
+        account_errors = Counter()
+        ready = []
+        for number, (client, outcome) in enumerate(zip(clients, registered, strict=True)):
+            if isinstance(outcome, BaseException):
+                if not _error(outcome):
+                    raise outcome
+                account_errors[getattr(outcome, "kind", type(outcome).__name__)] += 1
+            else:
+                ready.append((number, client))
+
+        run = Run(args.certs, 0.0, args.cert_timeout, args.domain)
+        requests_before = sum(c.requests for c in clients)
+        served_before = responder.served
+        client_cpu, wall = _rusage(), time.monotonic()
+        server_cpu = cpu_seconds(server_pid) if server_pid else None
+        dns_cpu = cpu_seconds(dns_pid) if dns_pid else None
+        run.stop_at = wall + args.seconds
+        # Every loop stops starting certificates at --seconds; one already
+        # started has --cert-timeout to finish; this bounds the whole phase.
+        await asyncio.wait_for(
+            asyncio.gather(*(client_loop(n, c, run) for n, c in ready)),
+            args.seconds + args.cert_timeout + 10,
+        )
+        wall = time.monotonic() - wall
+        client_cpu = _rusage() - client_cpu
+        if server_pid:
+            server_cpu = cpu_seconds(server_pid) - server_cpu
+        if dns_pid:
+            dns_cpu = cpu_seconds(dns_pid) - dns_cpu
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+        await responder.stop()
+
+    issued = len(run.issued)
+    result = {
+        "directory": directory,
+        "clients": args.clients,
+        "accounts": {
+            "made": len(ready),
+            "seconds": round(accounts_seconds, 3),
+            "errors": dict(account_errors),
+        },
+        "certs_started": args.certs - run.remaining,
+        "issued": issued,
+        "errors": dict(run.errors),
+        "error_examples": run.examples,
+        "seconds": round(wall, 3),
+        "certs_per_second": round(issued / wall, 2) if wall else None,
+        "steps": {step: latency([i.steps[step] for i in run.issued]) for step in STEPS},
+        "total": latency([i.total for i in run.issued]),
+        "requests": sum(c.requests for c in clients) - requests_before,
+        "polls": sum(i.polls for i in run.issued),
+        "bad_nonce_retries": sum(c.bad_nonces for c in clients),
+        "validations_served": responder.served - served_before,
+        "validations_missed": responder.missed,
+        "client_cpu_seconds": round(client_cpu, 3),
+        "dns_cpu_seconds": None if dns_cpu is None else round(dns_cpu, 3),
+        "server_cpu_seconds": None if server_cpu is None else round(server_cpu, 3),
+    }
+    # The client core holds this process and the DNS; each busy figure is a
+    # fraction of one core (both pinned to one when there are two or more).
+    client_core = client_cpu + (dns_cpu or 0.0)
+    result["client_busy"] = round(client_core / wall, 3) if wall else None
+    result["client_bound"] = bool(wall and client_core / wall > CLIENT_BOUND)
+    result["server_busy"] = round(server_cpu / wall, 3) if server_cpu is not None else None
+    result["server_cpu_ms_per_cert"] = (
+        round(server_cpu / issued * 1e3, 3) if server_cpu is not None and issued else None
+    )
+    result["client_cpu_ms_per_cert"] = round(client_cpu / issued * 1e3, 3) if issued else None
+    return result
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": f"{platform.python_version()} ({os.path.realpath(sys.executable)})",
+        "pebble": pebble_version() if shutil.which("pebble") else None,
+        "aiohttp": aiohttp.__version__,
+        "josepy": version("josepy"),
+        "cryptography": cryptography.__version__,
+    }
+
+
+def report(result: dict, label: str) -> str:
+    lines = [
+        f"ACME issuance, {result['clients']} clients: {label} ({result['directory']})",
+        f"  accounts: {result['accounts']['made']} in {result['accounts']['seconds']:.2f} s"
+        + (f", errors {result['accounts']['errors']}" if result["accounts"]["errors"] else ""),
+        f"  issued {result['issued']} of {result['certs_started']} started in"
+        f" {result['seconds']:.2f} s: {result['certs_per_second']} certificates/s;"
+        f" errors {sum(result['errors'].values())}"
+        + (f" {result['errors']}" if result["errors"] else ""),
+        f"  {result['requests']} requests, {result['polls']} polls,"
+        f" {result['bad_nonce_retries']} badNonce retries,"
+        f" {result['validations_served']} validation fetches answered"
+        f" ({result['validations_missed']} unknown tokens)",
+        "",
+        f"  {'step':<12}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}",
+    ]
+
+    def row(name, figures):
+        cells = "".join(
+            f"{'-' if figures[k] is None else f'{figures[k]:.1f}':>10}"
+            for k in ("p50_ms", "p99_ms", "max_ms")
+        )
+        lines.append(f"  {name:<12}{cells}")
+
+    for step in STEPS:
+        row(step, result["steps"][step])
+    row("total", result["total"])
+    lines.append("")
+    server = (
+        f"server {result['server_cpu_seconds']:.2f} s ({result['server_busy']:.0%} of a core,"
+        f" {result['server_cpu_ms_per_cert']} ms/cert)"
+        if result["server_cpu_seconds"] is not None and result["issued"]
+        else "server not measured (no --server-pid)"
+    )
+    dns = f"; dns {result['dns_cpu_seconds']:.2f} s" if result["dns_cpu_seconds"] else ""
+    lines.append(
+        f"  CPU: {server}; client {result['client_cpu_seconds']:.2f} s"
+        f" ({result['client_cpu_ms_per_cert']} ms/cert){dns};"
+        f" client core {result['client_busy']:.0%} busy"
+    )
+    if result["client_bound"]:
+        lines.append(
+            f"  CLIENT-BOUND: the load generator's core was over {CLIENT_BOUND:.0%} busy;"
+            " this rate is the client's, not the server's"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (accounts)")
+    parser.add_argument("--certs", type=int, default=500, help="certificates, all clients together")
+    parser.add_argument(
+        "--seconds", type=float, default=60, help="stop starting certificates after this"
+    )
+    parser.add_argument(
+        "--cert-timeout", type=float, default=30, help="seconds one certificate may take"
+    )
+    parser.add_argument(
+        "--directory", help="the ACME directory URL of a running server (default: start Pebble)"
+    )
+    parser.add_argument("--ca-file", help="CA file verifying an https --directory")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        help="where the http-01 responder listens, which the server's validator must connect to"
+        " (required with --directory; with Pebble a free port)",
+    )
+    parser.add_argument(
+        "--dns-port",
+        type=int,
+        default=0,
+        help="with --directory: start pebble-challtestsrv's DNS on 127.0.0.1:PORT answering"
+        " 127.0.0.1 for every name (0: none; the server resolves the names itself)",
+    )
+    parser.add_argument(
+        "--server-pid", type=int, help="with --directory: the server's process, for its CPU time"
+    )
+    parser.add_argument("--domain", default="bench.test", help="names are cN-nM.DOMAIN")
+    parser.add_argument("--workdir", type=Path, help="Pebble's files and logs (default: temp)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    for option in ("clients", "certs", "seconds", "cert_timeout"):
+        if getattr(args, option) <= 0:
+            parser.error(f"--{option.replace('_', '-')} must be positive")
+    if args.directory and not args.http_port:
+        parser.error("--directory needs --http-port (where its validator connects)")
+    if not args.directory:
+        for tool in ("pebble", "pebble-challtestsrv"):
+            if shutil.which(tool) is None:
+                parser.error(f"{tool} is not installed (Debian: apt-get install pebble)")
+    if args.http_port is None:
+        args.http_port = free_port()
+
+    cores = os.cpu_count() or 1
+    server_core, client_core = ("0", "1") if cores >= 2 else (None, None)
+    temporary = None
+    if args.workdir is None:
+        temporary = tempfile.TemporaryDirectory(prefix="revoca-acme-")
+        workdir = Path(temporary.name)
+    else:
+        workdir = args.workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
+    affinity = os.sched_getaffinity(0)
+    pebble = dns = None
+    try:
+        if args.directory:
+            label, directory, ca_file = "target", args.directory, args.ca_file
+            server_pid = args.server_pid
+            if args.dns_port:
+                dns, _, _ = start_dns(workdir, client_core, port=args.dns_port)
+        else:
+            pebble = start_pebble(workdir, args.http_port, server_core, client_core)
+            label, directory, ca_file = "pebble", pebble.directory, str(pebble.ca_file)
+            server_pid, dns = pebble.process.pid, pebble.dns
+        results["target"] = label
+        results["pinned"] = {"server_core": server_core, "client_core": client_core}
+        if client_core is not None:
+            os.sched_setaffinity(0, {int(client_core)})
+        print(
+            f"{args.clients} clients, {args.certs} certificates, at most {args.seconds:g} s,"
+            f" against {directory} (http-01 on 127.0.0.1:{args.http_port})",
+            file=sys.stderr,
+        )
+        results["run"] = asyncio.run(
+            bench(args, directory, ca_file, server_pid, dns.pid if dns else None)
+        )
+    finally:
+        os.sched_setaffinity(0, affinity)
+        if pebble is not None:
+            pebble.stop()
+        stop(dns)
+        if temporary is not None:
+            temporary.cleanup()
+    print(report(results["run"], results["target"]))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    run = results["run"]
+    return 0 if run["issued"] and not run["errors"] and not run["accounts"]["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
