@@ -51,6 +51,7 @@ from pathlib import Path
 
 import aiohttp
 import cryptography
+import uvloop
 
 from benchmarks.acme_client import STEPS, AcmeClient, AcmeError, Issued, Responder, ssl_context
 from benchmarks.acme_pebble import pebble_version, start_dns, start_pebble
@@ -368,7 +369,7 @@ def main(argv=None) -> int:
             f" against {directory} (http-01 on 127.0.0.1:{args.http_port})",
             file=sys.stderr,
         )
-        results["run"] = asyncio.run(
+        results["run"] = uvloop.run(
             bench(args, directory, ca_file, server_pid, dns.pid if dns else None)
         )
     finally:

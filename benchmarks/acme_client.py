@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import josepy
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -39,7 +38,7 @@ from cryptography.x509.oid import NameOID
 
 STEPS = ("new_order", "authz", "challenge", "finalize", "download")
 BAD_NONCE = "urn:ietf:params:acme:error:badNonce"
-CHALLENGE_PATH = "/.well-known/acme-challenge/"
+CHALLENGE_PREFIX = b"/.well-known/acme-challenge/"
 
 # Polls when the server names no Retry-After: start short (a fast server
 # validates in milliseconds) and back off to a ceiling.
@@ -110,6 +109,58 @@ def csr_for(name: str) -> bytes:
     return csr.public_bytes(serialization.Encoding.DER)
 
 
+class _Http01(asyncio.Protocol):
+    """One connection to the responder: HTTP/1.1 GETs, keep-alive unless the
+    validator asks to close. Raw asyncio, not aiohttp's server: the
+    responder shares the load generator's core, and every validation (Pebble
+    makes three per challenge) costs it a connection and a request."""
+
+    def __init__(self, responder: Responder):
+        self.responder = responder
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            method, _, rest = lines[0].partition(b" ")
+            target = rest.rpartition(b" ")[0]
+            close = any(
+                line.lower().startswith(b"connection:") and b"close" in line.lower()
+                for line in lines[1:]
+            )
+            answer = None
+            if method in (b"GET", b"HEAD") and target.startswith(CHALLENGE_PREFIX):
+                token = target[len(CHALLENGE_PREFIX) :].decode("ascii", "replace")
+                answer = self.responder.tokens.get(token)
+            if answer is None:
+                self.responder.missed += 1
+                status, body = b"404 Not Found", b""
+            else:
+                self.responder.served += 1
+                status, body = b"200 OK", answer.encode()
+            self.transport.write(
+                b"HTTP/1.1 %s\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Length: %d\r\n%s\r\n%s"
+                % (
+                    status,
+                    len(body),
+                    b"Connection: close\r\n" if close else b"",
+                    b"" if method == b"HEAD" else body,
+                )
+            )
+            if close:
+                self.transport.close()
+                return
+        if len(self.buffer) > 16384:  # no request head is this long
+            self.transport.close()
+
+
 class Responder:
     """The http-01 responder (RFC 8555 8.3): GET
     /.well-known/acme-challenge/{token} answers the key authorization from an
@@ -119,26 +170,18 @@ class Responder:
         self.tokens: dict[str, str] = {}
         self.served = 0
         self.missed = 0
-        self._runner: web.AppRunner | None = None
-
-    async def _answer(self, request: web.Request) -> web.Response:
-        answer = self.tokens.get(request.match_info["token"])
-        if answer is None:
-            self.missed += 1
-            return web.Response(status=404)
-        self.served += 1
-        return web.Response(body=answer.encode(), content_type="application/octet-stream")
+        self._server: asyncio.Server | None = None
 
     async def start(self, port: int, host: str = "127.0.0.1") -> None:
-        app = web.Application()
-        app.router.add_get(CHALLENGE_PATH + "{token}", self._answer)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port, backlog=1024).start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Http01(self), host, port, backlog=1024, reuse_address=True
+        )
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
 
 
 def ssl_context(directory: str, ca_file: str | None) -> ssl.SSLContext | bool:
@@ -176,7 +219,9 @@ class AcmeClient:
 
     async def __aenter__(self) -> AcmeClient:
         connector = aiohttp.TCPConnector(ssl=self._ssl, limit=4)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+        )
         return self
 
     async def __aexit__(self, *exc) -> None:
