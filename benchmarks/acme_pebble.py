@@ -39,7 +39,7 @@ class Pebble:
     directory: str
     ca_file: Path
     process: subprocess.Popen
-    dns: subprocess.Popen
+    dns: subprocess.Popen | None
     dns_port: int
     management_port: int
 
@@ -103,10 +103,20 @@ def start_dns(
     return process, dns_port, management_port
 
 
-def start_pebble(workdir: Path, http_port: int, core: str | None, dns_core: str | None) -> Pebble:
-    """Pebble on free 127.0.0.1 ports, validating http-01 on ``http_port``."""
+def start_pebble(
+    workdir: Path,
+    http_port: int,
+    core: str | None,
+    dns_core: str | None,
+    dns_port: int | None = None,
+) -> Pebble:
+    """Pebble on free 127.0.0.1 ports, validating http-01 on ``http_port``,
+    with its DNS started here (or, given ``dns_port``, one started by the
+    caller there: Pebble asks it only when it validates)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    dns, dns_port, _ = start_dns(workdir, dns_core)
+    dns = None
+    if dns_port is None:
+        dns, dns_port, _ = start_dns(workdir, dns_core)
     cert, key = write_tls_cert(workdir)
     port, management = free_port(), free_port()
     config = {

@@ -62,6 +62,8 @@ PACKAGES = {
     "gcc": "gcc",
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
+    "pebble": "pebble",
+    "pebble-challtestsrv": "pebble",
 }
 NEED_ALL = "REVOCA_TESTS_NEED_ALL"
 
