@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -85,13 +86,13 @@ def _error(exc: BaseException) -> bool:
     return isinstance(exc, AcmeError | aiohttp.ClientError | asyncio.TimeoutError | ValueError)
 
 
-async def client_loop(number: int, client: AcmeClient, run: Run) -> None:
+async def client_loop(number: int, client: AcmeClient, run: Run, names) -> None:
     failures = 0
-    for sequence in range(run.remaining):  # bounded in count ...
+    for _ in range(run.remaining):  # bounded in count ...
         if run.remaining <= 0 or time.monotonic() >= run.stop_at:  # ... and in time
             return
         run.remaining -= 1
-        name = f"c{number}-n{sequence}.{run.domain}"
+        name = f"c{number}-n{next(names)}.{run.domain}"
         try:
             issued = await asyncio.wait_for(
                 client.issue(name, run.cert_timeout), run.cert_timeout + 5
@@ -133,65 +134,48 @@ def _rusage() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def bench(args, directory: str, ca_file: str | None, server_pid, dns_pid) -> dict:
-    responder = Responder()
-    await responder.start(args.http_port)
-    context = ssl_context(directory, ca_file)
-    clients = [AcmeClient(directory, responder, ssl_context=context) for _ in range(args.clients)]
-    try:
-        for client in clients:
-            await client.__aenter__()
-        # Accounts, untimed: once per client, as a real fleet would.
-        started = time.monotonic()
-        registered = await asyncio.gather(
-            *(asyncio.wait_for(c.register(), args.cert_timeout) for c in clients),
-            return_exceptions=True,
-        )
-        accounts_seconds = time.monotonic() - started
-        account_errors = Counter()
-        ready = []
-        for number, (client, outcome) in enumerate(zip(clients, registered, strict=True)):
-            if isinstance(outcome, BaseException):
-                if not _error(outcome):
-                    raise outcome
-                account_errors[getattr(outcome, "kind", type(outcome).__name__)] += 1
-            else:
-                ready.append((number, client))
+@dataclass
+class Fleet:
+    """The clients with their accounts, the responder, and what to read CPU from."""
 
-        run = Run(args.certs, 0.0, args.cert_timeout, args.domain)
-        requests_before = sum(c.requests for c in clients)
-        served_before = responder.served
-        client_cpu, wall = _rusage(), time.monotonic()
-        server_cpu = cpu_seconds(server_pid) if server_pid else None
-        dns_cpu = cpu_seconds(dns_pid) if dns_pid else None
-        run.stop_at = wall + args.seconds
-        # Every loop stops starting certificates at --seconds; one already
-        # started has --cert-timeout to finish; this bounds the whole phase.
-        await asyncio.wait_for(
-            asyncio.gather(*(client_loop(n, c, run) for n, c in ready)),
-            args.seconds + args.cert_timeout + 10,
-        )
-        wall = time.monotonic() - wall
-        client_cpu = _rusage() - client_cpu
-        if server_pid:
-            server_cpu = cpu_seconds(server_pid) - server_cpu
-        if dns_pid:
-            dns_cpu = cpu_seconds(dns_pid) - dns_cpu
-    finally:
-        for client in clients:
-            await client.__aexit__(None, None, None)
-        await responder.stop()
+    clients: list[tuple[int, AcmeClient]]
+    names: dict[int, itertools.count]
+    responder: Responder
+    server_pid: int | None
+    dns_pid: int | None
+
+
+async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
+    """One phase: the clients issue up to ``certs`` certificates together,
+    starting none after ``seconds``; rates, latencies and CPU around it."""
+    clients = [c for _, c in fleet.clients]
+    run = Run(certs, 0.0, args.cert_timeout, args.domain)
+    requests, served, missed = (
+        sum(c.requests for c in clients),
+        fleet.responder.served,
+        fleet.responder.missed,
+    )
+    bad_nonces = sum(c.bad_nonces for c in clients)
+    server_cpu = cpu_seconds(fleet.server_pid) if fleet.server_pid else None
+    dns_cpu = cpu_seconds(fleet.dns_pid) if fleet.dns_pid else None
+    client_cpu, wall = _rusage(), time.monotonic()
+    run.stop_at = wall + seconds
+    # Every loop stops starting certificates at ``seconds``; one already
+    # started has --cert-timeout to finish; this bounds the whole phase.
+    await asyncio.wait_for(
+        asyncio.gather(*(client_loop(n, c, run, fleet.names[n]) for n, c in fleet.clients)),
+        seconds + args.cert_timeout + 10,
+    )
+    wall = time.monotonic() - wall
+    client_cpu = _rusage() - client_cpu
+    if server_cpu is not None:
+        server_cpu = cpu_seconds(fleet.server_pid) - server_cpu
+    if dns_cpu is not None:
+        dns_cpu = cpu_seconds(fleet.dns_pid) - dns_cpu
 
     issued = len(run.issued)
     result = {
-        "directory": directory,
-        "clients": args.clients,
-        "accounts": {
-            "made": len(ready),
-            "seconds": round(accounts_seconds, 3),
-            "errors": dict(account_errors),
-        },
-        "certs_started": args.certs - run.remaining,
+        "certs_started": certs - run.remaining,
         "issued": issued,
         "errors": dict(run.errors),
         "error_examples": run.examples,
@@ -199,11 +183,11 @@ async def bench(args, directory: str, ca_file: str | None, server_pid, dns_pid) 
         "certs_per_second": round(issued / wall, 2) if wall else None,
         "steps": {step: latency([i.steps[step] for i in run.issued]) for step in STEPS},
         "total": latency([i.total for i in run.issued]),
-        "requests": sum(c.requests for c in clients) - requests_before,
+        "requests": sum(c.requests for c in clients) - requests,
         "polls": sum(i.polls for i in run.issued),
-        "bad_nonce_retries": sum(c.bad_nonces for c in clients),
-        "validations_served": responder.served - served_before,
-        "validations_missed": responder.missed,
+        "bad_nonce_retries": sum(c.bad_nonces for c in clients) - bad_nonces,
+        "validations_served": fleet.responder.served - served,
+        "validations_missed": fleet.responder.missed - missed,
         "client_cpu_seconds": round(client_cpu, 3),
         "dns_cpu_seconds": None if dns_cpu is None else round(dns_cpu, 3),
         "server_cpu_seconds": None if server_cpu is None else round(server_cpu, 3),
@@ -218,6 +202,56 @@ async def bench(args, directory: str, ca_file: str | None, server_pid, dns_pid) 
         round(server_cpu / issued * 1e3, 3) if server_cpu is not None and issued else None
     )
     result["client_cpu_ms_per_cert"] = round(client_cpu / issued * 1e3, 3) if issued else None
+    return result
+
+
+async def bench(args, directory: str, ca_file: str | None, server_pid, dns_pid) -> dict:
+    """Accounts (untimed), a warm-up, then ``--repeat`` timed phases."""
+    responder = Responder()
+    await responder.start(args.http_port)
+    context = ssl_context(directory, ca_file)
+    clients = [AcmeClient(directory, responder, ssl_context=context) for _ in range(args.clients)]
+    result: dict = {"directory": directory, "clients": args.clients}
+    try:
+        for client in clients:
+            await client.__aenter__()
+        # Accounts, untimed: once per client, as a real fleet would.
+        started = time.monotonic()
+        registered = await asyncio.gather(
+            *(asyncio.wait_for(c.register(), args.cert_timeout) for c in clients),
+            return_exceptions=True,
+        )
+        account_errors = Counter()
+        ready = []
+        for number, (client, outcome) in enumerate(zip(clients, registered, strict=True)):
+            if isinstance(outcome, BaseException):
+                if not _error(outcome):
+                    raise outcome
+                account_errors[getattr(outcome, "kind", type(outcome).__name__)] += 1
+            else:
+                ready.append((number, client))
+        result["accounts"] = {
+            "made": len(ready),
+            "seconds": round(time.monotonic() - started, 3),
+            "errors": dict(account_errors),
+        }
+        fleet = Fleet(
+            ready, {n: itertools.count() for n, _ in ready}, responder, server_pid, dns_pid
+        )
+        if args.warmup and ready:
+            result["warmup"] = await timed(fleet, args.warmup, args.seconds, args)
+        result["runs"] = [
+            await timed(fleet, args.certs, args.seconds, args) for _ in range(args.repeat)
+        ]
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+        await responder.stop()
+    runs = result["runs"]
+    # The run with the median rate stands for the point; all are kept.
+    result["median"] = sorted(range(len(runs)), key=lambda i: runs[i]["certs_per_second"] or 0)[
+        len(runs) // 2
+    ]
     return result
 
 
@@ -240,20 +274,37 @@ def machine() -> dict:
     }
 
 
+def _run_line(name: str, run: dict) -> str:
+    errors = sum(run["errors"].values())
+    server = f", server {run['server_busy']:.0%} busy" if run["server_busy"] is not None else ""
+    return (
+        f"  {name}: {run['issued']} of {run['certs_started']} in {run['seconds']:.2f} s,"
+        f" {run['certs_per_second']} certificates/s{server},"
+        f" client core {run['client_busy']:.0%} busy; errors {errors}"
+        + (f" {run['errors']}" if errors else "")
+        + (" CLIENT-BOUND" if run["client_bound"] else "")
+    )
+
+
 def report(result: dict, label: str) -> str:
+    accounts = result["accounts"]
     lines = [
         f"ACME issuance, {result['clients']} clients: {label} ({result['directory']})",
-        f"  accounts: {result['accounts']['made']} in {result['accounts']['seconds']:.2f} s"
-        + (f", errors {result['accounts']['errors']}" if result["accounts"]["errors"] else ""),
-        f"  issued {result['issued']} of {result['certs_started']} started in"
-        f" {result['seconds']:.2f} s: {result['certs_per_second']} certificates/s;"
-        f" errors {sum(result['errors'].values())}"
-        + (f" {result['errors']}" if result["errors"] else ""),
-        f"  {result['requests']} requests, {result['polls']} polls,"
-        f" {result['bad_nonce_retries']} badNonce retries,"
-        f" {result['validations_served']} validation fetches answered"
-        f" ({result['validations_missed']} unknown tokens)",
+        f"  accounts: {accounts['made']} in {accounts['seconds']:.2f} s"
+        + (f", errors {accounts['errors']}" if accounts["errors"] else ""),
+    ]
+    if "warmup" in result:
+        lines.append(_run_line("warm-up", result["warmup"]))
+    for number, run in enumerate(result["runs"], 1):
+        lines.append(_run_line(f"run {number}", run))
+    median = result["runs"][result["median"]]
+    lines += [
         "",
+        f"  run {result['median'] + 1} (the median rate): {median['certs_per_second']}"
+        f" certificates/s; {median['requests']} requests, {median['polls']} polls,"
+        f" {median['bad_nonce_retries']} badNonce retries,"
+        f" {median['validations_served']} validation fetches answered"
+        f" ({median['validations_missed']} unknown tokens)",
         f"  {'step':<12}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}",
     ]
 
@@ -265,26 +316,27 @@ def report(result: dict, label: str) -> str:
         lines.append(f"  {name:<12}{cells}")
 
     for step in STEPS:
-        row(step, result["steps"][step])
-    row("total", result["total"])
-    lines.append("")
+        row(step, median["steps"][step])
+    row("total", median["total"])
     server = (
-        f"server {result['server_cpu_seconds']:.2f} s ({result['server_busy']:.0%} of a core,"
-        f" {result['server_cpu_ms_per_cert']} ms/cert)"
-        if result["server_cpu_seconds"] is not None and result["issued"]
+        f"server {median['server_cpu_seconds']:.2f} s ({median['server_busy']:.0%} of a core,"
+        f" {median['server_cpu_ms_per_cert']} ms/cert)"
+        if median["server_cpu_seconds"] is not None and median["issued"]
         else "server not measured (no --server-pid)"
     )
-    dns = f"; dns {result['dns_cpu_seconds']:.2f} s" if result["dns_cpu_seconds"] else ""
+    dns = f"; dns {median['dns_cpu_seconds']:.2f} s" if median["dns_cpu_seconds"] else ""
     lines.append(
-        f"  CPU: {server}; client {result['client_cpu_seconds']:.2f} s"
-        f" ({result['client_cpu_ms_per_cert']} ms/cert){dns};"
-        f" client core {result['client_busy']:.0%} busy"
+        f"  CPU: {server}; client {median['client_cpu_seconds']:.2f} s"
+        f" ({median['client_cpu_ms_per_cert']} ms/cert){dns};"
+        f" client core {median['client_busy']:.0%} busy"
     )
-    if result["client_bound"]:
+    if any(run["client_bound"] for run in result["runs"]):
         lines.append(
-            f"  CLIENT-BOUND: the load generator's core was over {CLIENT_BOUND:.0%} busy;"
-            " this rate is the client's, not the server's"
+            f"  CLIENT-BOUND: the load generator's core was over {CLIENT_BOUND:.0%} busy"
+            " in a marked run; its rate is the client's, not the server's"
         )
+    for kind, example in median["error_examples"].items():
+        lines.append(f"  error {kind}: {example}")
     return "\n".join(lines)
 
 
@@ -322,11 +374,22 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--server-pid", type=int, help="with --directory: the server's process, for its CPU time"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs (the median rate is the point's)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="certificates issued untimed before the runs (default: one per client; 0: none)",
+    )
     parser.add_argument("--domain", default="bench.test", help="names are cN-nM.DOMAIN")
     parser.add_argument("--workdir", type=Path, help="Pebble's files and logs (default: temp)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    for option in ("clients", "certs", "seconds", "cert_timeout"):
+    if args.warmup is None:
+        args.warmup = args.clients
+    for option in ("clients", "certs", "seconds", "cert_timeout", "repeat"):
         if getattr(args, option) <= 0:
             parser.error(f"--{option.replace('_', '-')} must be positive")
     if args.directory and not args.http_port:
@@ -382,8 +445,9 @@ def main(argv=None) -> int:
     print(report(results["run"], results["target"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    run = results["run"]
-    return 0 if run["issued"] and not run["errors"] and not run["accounts"]["errors"] else 1
+    runs = results["run"]["runs"] + [results["run"].get("warmup", {"issued": 1, "errors": {}})]
+    clean = all(run["issued"] and not run["errors"] for run in runs)
+    return 0 if clean and not results["run"]["accounts"]["errors"] else 1
 
 
 if __name__ == "__main__":
