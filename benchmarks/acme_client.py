@@ -10,7 +10,9 @@ identifier and returns how long each step took:
     challenge   publish the key authorization, POST {} to the http-01
                 challenge (7.5.1), poll the authorization until valid
     finalize    POST the CSR to finalize (7.4), poll the order until valid
-    download    POST-as-GET the certificate, application/pem-certificate-chain (7.4.2)
+    download    POST-as-GET the certificate, application/pem-certificate-chain
+                (7.4.2); its first certificate must name ``name`` and hold the
+                CSR's key
 
 Every poll is bounded in count and in time and waits as long as the
 server's Retry-After asks (8.2 and 7.5.1), within the certificate's time
@@ -97,8 +99,9 @@ def retry_after(headers, default: float) -> float:
     return max(0.0, when.timestamp() - time.time())
 
 
-def csr_for(name: str) -> bytes:
-    """A CSR (DER) for ``name`` with a fresh P-256 key: CN and the one SAN."""
+def csr_for(name: str) -> tuple[bytes, bytes]:
+    """A CSR (DER) for ``name`` with a fresh P-256 key: CN and the one SAN;
+    and the key's public point, to find it again in the certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -106,7 +109,26 @@ def csr_for(name: str) -> bytes:
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return csr.public_bytes(serialization.Encoding.DER)
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return csr.public_bytes(serialization.Encoding.DER), point
+
+
+def check_leaf(chain: bytes, name: str, point: bytes) -> None:
+    """The chain's first certificate is for ``name`` and the CSR's key."""
+    try:
+        leaf = x509.load_pem_x509_certificate(chain)
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        key = leaf.public_key()
+    except (ValueError, x509.ExtensionNotFound) as exc:
+        raise AcmeError("download", f"unreadable certificate: {exc}") from exc
+    if names.get_values_for_type(x509.DNSName) != [name]:
+        raise AcmeError("download", f"certificate names {names}, not {name}")
+    if not isinstance(key, ec.EllipticCurvePublicKey) or point != key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    ):
+        raise AcmeError("download", "certificate is not for the CSR's key")
 
 
 class _Http01(asyncio.Protocol):
@@ -356,7 +378,8 @@ class AcmeClient:
         steps["challenge"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
-        order = (await self.post(order["finalize"], {"csr": b64(csr_for(name))})).json()
+        csr, point = csr_for(name)
+        order = (await self.post(order["finalize"], {"csr": b64(csr)})).json()
         if order.get("status") != "valid":
             order, n = await self._poll(order_url, {"valid"}, deadline, "order")
             polls += n
@@ -366,6 +389,7 @@ class AcmeClient:
         r = await self.post(order["certificate"], None, accept="application/pem-certificate-chain")
         if not r.body.startswith(b"-----BEGIN CERTIFICATE-----"):
             raise AcmeError("download", "not a PEM certificate chain")
+        check_leaf(r.body, name, point)
         steps["download"] = time.perf_counter() - mark
         return Issued(name, steps, time.perf_counter() - started, polls, r.body)
 
