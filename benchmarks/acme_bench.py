@@ -1,16 +1,19 @@
 """ACME issuance under load: N concurrent clients issuing certificates through
 the whole RFC 8555 flow, against Pebble (started here) or any directory URL.
 
-    python -m benchmarks.acme_bench                          # Pebble, 32 clients, 500 certificates
+    python -m benchmarks.acme_bench                          # Pebble: 32 clients, 3 x 500 certificates
     python -m benchmarks.acme_bench --clients 2 --certs 4    # seconds
-    python -m benchmarks.acme_bench --json acme.json
-    # another server (Revoca's: `revoca acme serve`), its http-01 validator
-    # connecting to port 5002, names resolved by the DNS this bench starts:
+    python -m benchmarks.acme_bench --certs 2000 --repeat 5 --json acme.json
+    # a server started elsewhere (Revoca's `revoca acme serve`), pinned to
+    # core 0, its http-01 validator connecting to 127.0.0.1:5002 and resolving
+    # names with the DNS this bench starts on 127.0.0.1:8053:
+    taskset -c 0 revoca acme serve ... & SERVER=$!
     python -m benchmarks.acme_bench --directory http://127.0.0.1:8555/directory \\
-        --http-port 5002 --dns-port 8053 --server-pid "$(pgrep -f 'revoca acme serve')"
+        --http-port 5002 --dns-port 8053 --server-pid $SERVER
 
 Each client (benchmarks/acme_client.py) makes its account once, untimed,
-then issues certificates one after another until ``--certs`` have been
+issues one certificate untimed (the warm-up), then in each of ``--repeat``
+timed runs issues certificates one after another until ``--certs`` have been
 started by all of them together or ``--seconds`` have passed: new order
 for one name (``c17-n42.bench.test``), authorization, http-01 challenge
 and the wait for validation, finalize with a fresh P-256 CSR and the wait
@@ -20,7 +23,8 @@ connect there: Pebble's httpPort is set to it), answering from a dict all
 clients share. Every name resolves to 127.0.0.1 through
 pebble-challtestsrv's DNS (its own challenge listeners off).
 
-Reported: certificates issued per second over the timed phase, p50 and p99
+Reported per run (the run with the median rate stands for the point):
+certificates issued per second over the run, p50 and p99
 of every step and of the whole certificate, errors by kind, and CPU seconds
 beside the point: this process's (getrusage: the clients and the
 responder), the DNS's, and the server's (its process tree in /proc, when
@@ -427,6 +431,17 @@ def main(argv=None) -> int:
         results["pinned"] = {"server_core": server_core, "client_core": client_core}
         if client_core is not None:
             os.sched_setaffinity(0, {int(client_core)})
+        if server_pid:
+            # A server started elsewhere is not pinned here: say where it may run.
+            with contextlib.suppress(OSError):
+                cores_of_server = sorted(os.sched_getaffinity(server_pid))
+                results["pinned"]["server_affinity"] = cores_of_server
+                if client_core is not None and int(client_core) in cores_of_server:
+                    print(
+                        f"note: the server (pid {server_pid}) may run on core {client_core}, the"
+                        f" load generator's: start it with `taskset -c {server_core}`",
+                        file=sys.stderr,
+                    )
         print(
             f"{args.clients} clients, {args.certs} certificates, at most {args.seconds:g} s,"
             f" against {directory} (http-01 on 127.0.0.1:{args.http_port})",
