@@ -1,8 +1,8 @@
 """ACME issuance under load: N concurrent clients issuing certificates through
 the whole RFC 8555 flow, against Pebble (started here) or any directory URL.
 
-    python -m benchmarks.acme_bench                          # Pebble: 32 clients, 3 x 500 certificates
-    python -m benchmarks.acme_bench --clients 2 --certs 4    # seconds
+    python -m benchmarks.acme_bench                        # Pebble, 32 clients, 3 x 500 certs
+    python -m benchmarks.acme_bench --clients 2 --certs 4  # seconds
     python -m benchmarks.acme_bench --certs 2000 --repeat 5 --json acme.json
     # a server started elsewhere (Revoca's `revoca acme serve`), pinned to
     # core 0, its http-01 validator connecting to 127.0.0.1:5002 and resolving
