@@ -133,6 +133,42 @@ def latency(values: list[float]) -> dict:
     }
 
 
+# Other processes using more than this share of the server's or the client's
+# core during a run (a shared machine) mark it CONTENDED: its rate is low by
+# what they took.
+CONTENDED = 0.1
+
+
+def core_seconds() -> dict[int, tuple[float, float, float]]:
+    """Per core, from /proc/stat: seconds in processes (user, nice, system),
+    in interrupts (irq, softirq: loopback traffic is handled there, counted
+    to no process) and stolen by the hypervisor."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cores = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *fields = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+                busy = user + nice + system
+                cores[int(name[3:])] = (busy / tick, (irq + softirq) / tick, steal / tick)
+    return cores
+
+
+def others(before: dict, after: dict, core: str | None, ours: float, wall: float) -> dict | None:
+    """How much of ``core`` went to other processes (its process time less
+    ``ours``), to interrupts and to steal, as shares of the run's wall time."""
+    if core is None or int(core) not in before or int(core) not in after or not wall:
+        return None
+    busy, irq, steal = (a - b for a, b in zip(after[int(core)], before[int(core)], strict=True))
+    return {
+        "core": int(core),
+        "others": round(max(0.0, busy - ours) / wall, 3),
+        "irq": round(irq / wall, 3),
+        "steal": round(steal / wall, 3),
+    }
+
+
 def _rusage() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -147,6 +183,8 @@ class Fleet:
     responder: Responder
     server_pid: int | None
     dns_pid: int | None
+    server_core: str | None = None
+    client_core: str | None = None
 
 
 async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
@@ -162,6 +200,7 @@ async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
     bad_nonces = sum(c.bad_nonces for c in clients)
     server_cpu = cpu_seconds(fleet.server_pid) if fleet.server_pid else None
     dns_cpu = cpu_seconds(fleet.dns_pid) if fleet.dns_pid else None
+    cores = core_seconds()
     client_cpu, wall = _rusage(), time.monotonic()
     run.stop_at = wall + seconds
     # Every loop stops starting certificates at ``seconds``; one already
@@ -176,6 +215,7 @@ async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
         server_cpu = cpu_seconds(fleet.server_pid) - server_cpu
     if dns_cpu is not None:
         dns_cpu = cpu_seconds(fleet.dns_pid) - dns_cpu
+    cores_after = core_seconds()
 
     issued = len(run.issued)
     result = {
@@ -206,10 +246,22 @@ async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
         round(server_cpu / issued * 1e3, 3) if server_cpu is not None and issued else None
     )
     result["client_cpu_ms_per_cert"] = round(client_cpu / issued * 1e3, 3) if issued else None
+    # A shared machine: what else ran on the two cores meanwhile.
+    shared = {
+        "server_core": others(cores, cores_after, fleet.server_core, server_cpu or 0.0, wall),
+        "client_core": others(cores, cores_after, fleet.client_core, client_core, wall),
+    }
+    result["other_load"] = shared
+    result["contended"] = any(
+        c is not None and (c["others"] > CONTENDED or c["steal"] > CONTENDED)
+        for c in shared.values()
+    )
     return result
 
 
-async def bench(args, directory: str, ca_file: str | None, server_pid, dns_pid) -> dict:
+async def bench(
+    args, directory: str, ca_file: str | None, server_pid, dns_pid, cores=(None, None)
+) -> dict:
     """Accounts (untimed), a warm-up, then ``--repeat`` timed phases."""
     responder = Responder()
     await responder.start(args.http_port)
@@ -239,9 +291,8 @@ async def bench(args, directory: str, ca_file: str | None, server_pid, dns_pid) 
             "seconds": round(time.monotonic() - started, 3),
             "errors": dict(account_errors),
         }
-        fleet = Fleet(
-            ready, {n: itertools.count() for n, _ in ready}, responder, server_pid, dns_pid
-        )
+        names = {n: itertools.count() for n, _ in ready}
+        fleet = Fleet(ready, names, responder, server_pid, dns_pid, *cores)
         if args.warmup and ready:
             result["warmup"] = await timed(fleet, args.warmup, args.seconds, args)
         result["runs"] = [
@@ -287,7 +338,19 @@ def _run_line(name: str, run: dict) -> str:
         f" client core {run['client_busy']:.0%} busy; errors {errors}"
         + (f" {run['errors']}" if errors else "")
         + (" CLIENT-BOUND" if run["client_bound"] else "")
+        + (f" CONTENDED ({_shared(run)})" if run["contended"] else "")
     )
+
+
+def _shared(run: dict) -> str:
+    parts = []
+    for role, load in run["other_load"].items():
+        if load is not None:
+            parts.append(
+                f"{role.replace('_', ' ')} {load['core']}: others {load['others']:.0%},"
+                f" steal {load['steal']:.0%}, interrupts {load['irq']:.0%}"
+            )
+    return "; ".join(parts)
 
 
 def report(result: dict, label: str) -> str:
@@ -338,6 +401,12 @@ def report(result: dict, label: str) -> str:
         lines.append(
             f"  CLIENT-BOUND: the load generator's core was over {CLIENT_BOUND:.0%} busy"
             " in a marked run; its rate is the client's, not the server's"
+        )
+    if any(run["contended"] for run in result["runs"]):
+        lines.append(
+            f"  CONTENDED: other processes or the hypervisor took over {CONTENDED:.0%} of the"
+            " server's or the client's core in a marked run (a shared machine); its rate is"
+            " low by what they took"
         )
     for kind, example in median["error_examples"].items():
         lines.append(f"  error {kind}: {example}")
@@ -448,7 +517,14 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         results["run"] = uvloop.run(
-            bench(args, directory, ca_file, server_pid, dns.pid if dns else None)
+            bench(
+                args,
+                directory,
+                ca_file,
+                server_pid,
+                dns.pid if dns else None,
+                (server_core if server_pid else None, client_core),
+            )
         )
     finally:
         os.sched_setaffinity(0, affinity)

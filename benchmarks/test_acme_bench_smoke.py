@@ -40,6 +40,10 @@ def test_acme_bench_smoke(tmp_path, capsys):
     assert run["dns_cpu_seconds"] is not None
     assert run["server_cpu_ms_per_cert"] > 0 and run["client_busy"] > 0
     assert run["client_bound"] == (run["client_busy"] > 0.9)
+    # what else ran on the two cores (a shared machine), when pinned
+    for load in run["other_load"].values():
+        assert load is None or {"core", "others", "irq", "steal"} <= set(load)
+    assert isinstance(run["contended"], bool)
     printed = capsys.readouterr().out
     assert "certificates/s" in printed and "p99 ms" in printed and "CPU: server" in printed
 
