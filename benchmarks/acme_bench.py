@@ -133,6 +133,10 @@ def latency(values: list[float]) -> dict:
     }
 
 
+# Below CLIENT_BOUND but this busy, the client core is near saturation: said
+# beside the figure.
+CLIENT_NEAR = 0.75
+
 # Other processes using more than this share of the server's or the client's
 # core during a run (a shared machine) mark it CONTENDED: its rate is low by
 # what they took.
@@ -397,6 +401,12 @@ def report(result: dict, label: str) -> str:
         f" ({median['client_cpu_ms_per_cert']} ms/cert){dns};"
         f" client core {median['client_busy']:.0%} busy"
     )
+    if not median["client_bound"] and (median["client_busy"] or 0) > CLIENT_NEAR:
+        lines.append(
+            f"  near saturation: the client core was {median['client_busy']:.0%} busy (over"
+            f" {CLIENT_NEAR:.0%}); compare servers by their CPU per certificate as well as by"
+            " the rate"
+        )
     if any(run["client_bound"] for run in result["runs"]):
         lines.append(
             f"  CLIENT-BOUND: the load generator's core was over {CLIENT_BOUND:.0%} busy"
