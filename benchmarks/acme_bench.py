@@ -202,6 +202,7 @@ async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
         fleet.responder.missed,
     )
     bad_nonces = sum(c.bad_nonces for c in clients)
+    retry_afters = sum(c.retry_afters for c in clients)
     server_cpu = cpu_seconds(fleet.server_pid) if fleet.server_pid else None
     dns_cpu = cpu_seconds(fleet.dns_pid) if fleet.dns_pid else None
     cores = core_seconds()
@@ -234,6 +235,7 @@ async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
         "requests": sum(c.requests for c in clients) - requests,
         "polls": sum(i.polls for i in run.issued),
         "bad_nonce_retries": sum(c.bad_nonces for c in clients) - bad_nonces,
+        "retry_after_polls": sum(c.retry_afters for c in clients) - retry_afters,
         "validations_served": fleet.responder.served - served,
         "validations_missed": fleet.responder.missed - missed,
         "client_cpu_seconds": round(client_cpu, 3),
@@ -372,7 +374,8 @@ def report(result: dict, label: str) -> str:
     lines += [
         "",
         f"  run {result['median'] + 1} (the median rate): {median['certs_per_second']}"
-        f" certificates/s; {median['requests']} requests, {median['polls']} polls,"
+        f" certificates/s; {median['requests']} requests, {median['polls']} polls"
+        f" ({median['retry_after_polls']} after a Retry-After),"
         f" {median['bad_nonce_retries']} badNonce retries,"
         f" {median['validations_served']} validation fetches answered"
         f" ({median['validations_missed']} unknown tokens)",

@@ -236,6 +236,7 @@ class AcmeClient:
         self.kid: str | None = None
         self.nonce: str | None = None
         self.bad_nonces = 0
+        self.retry_afters = 0
         self.requests = 0
         self.session: aiohttp.ClientSession | None = None
 
@@ -333,6 +334,8 @@ class AcmeClient:
             if status in ("invalid", "revoked", "deactivated", "expired"):
                 raise AcmeError(f"{what} {status}", json.dumps(body.get("error") or body)[:300])
             pause = retry_after(r.headers, wait)
+            if "Retry-After" in r.headers:  # the server sets the pace here
+                self.retry_afters += 1
             if time.monotonic() + pause > deadline:
                 raise AcmeError(f"{what} timeout", f"still {status} after {polls} polls")
             await asyncio.sleep(pause)
