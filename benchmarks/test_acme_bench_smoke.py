@@ -114,3 +114,62 @@ def test_responder_answers_known_tokens_only():
     first, _, second = answer.partition(b"tok.thumb")
     assert first.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 9\r\n" in first
     assert second.startswith(b"HTTP/1.1 404 Not Found\r\n")
+
+
+def test_bad_nonce_is_retried_once_with_the_errors_nonce():
+    """RFC 8555 6.5: a badNonce error carries a fresh nonce; the client
+    retries with it, once (a second badNonce is an error)."""
+    import base64
+
+    from aiohttp import web
+
+    from benchmarks.acme_client import AcmeClient, AcmeError
+    from benchmarks.load_servers import free_port
+
+    seen, mode = [], {"reject_all": False}
+
+    def nonce_of(jws: dict) -> str:
+        protected = jws["protected"] + "=" * (-len(jws["protected"]) % 4)
+        return json.loads(base64.urlsafe_b64decode(protected))["nonce"]
+
+    async def directory(request):
+        base = f"http://127.0.0.1:{request.url.port}"
+        return web.json_response({"newNonce": f"{base}/nonce", "newAccount": f"{base}/acct"})
+
+    async def nonce(request):
+        return web.Response(headers={"Replay-Nonce": "first"})
+
+    async def account(request):
+        seen.append(nonce_of(await request.json()))
+        if mode["reject_all"] or seen[-1] != "retry-0":  # until the first error's nonce
+            problem = {"type": "urn:ietf:params:acme:error:badNonce", "detail": "stale"}
+            return web.json_response(
+                problem, status=400, headers={"Replay-Nonce": f"retry-{len(seen) - 1}"}
+            )
+        return web.json_response({"status": "valid"}, status=201, headers={"Location": "/a/1"})
+
+    async def check():
+        app = web.Application()
+        app.router.add_get("/dir", directory)
+        app.router.add_head("/nonce", nonce)
+        app.router.add_post("/acct", account)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with AcmeClient(f"http://127.0.0.1:{port}/dir", Responder()) as client:
+                await client.register()
+                assert client.kid == "/a/1" and client.bad_nonces == 1
+                assert seen == ["first", "retry-0"]
+                seen.clear()
+                mode["reject_all"] = True
+                client.kid, client.nonce = None, "stale"
+                with pytest.raises(AcmeError) as error:
+                    await client.register()
+                assert error.value.kind.endswith("badNonce") and seen == ["stale", "retry-0"]
+                assert client.bad_nonces == 2  # one retry each time, no more
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(check())
