@@ -210,10 +210,13 @@ async def timed(fleet: Fleet, certs: int, seconds: float, args) -> dict:
     run.stop_at = wall + seconds
     # Every loop stops starting certificates at ``seconds``; one already
     # started has --cert-timeout to finish; this bounds the whole phase.
-    await asyncio.wait_for(
-        asyncio.gather(*(client_loop(n, c, run, fleet.names[n]) for n, c in fleet.clients)),
-        seconds + args.cert_timeout + 10,
-    )
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(client_loop(n, c, run, fleet.names[n]) for n, c in fleet.clients)),
+            seconds + args.cert_timeout + 10,
+        )
+    except TimeoutError:  # the loops were cancelled: report what was done
+        run.fail(AcmeError("phase timeout", f"clients still busy after {seconds} s + grace"))
     wall = time.monotonic() - wall
     client_cpu = _rusage() - client_cpu
     if server_cpu is not None:
@@ -516,11 +519,16 @@ def main(argv=None) -> int:
         results["pinned"] = {"server_core": server_core, "client_core": client_core}
         if client_core is not None:
             os.sched_setaffinity(0, {int(client_core)})
-        if server_pid:
+        # Other load on the server's core is read only where the server is
+        # known to run alone: Pebble pinned here, or a server pinned to it.
+        server_on = server_core if pebble is not None else None
+        if server_pid and pebble is None:
             # A server started elsewhere is not pinned here: say where it may run.
             with contextlib.suppress(OSError):
                 cores_of_server = sorted(os.sched_getaffinity(server_pid))
                 results["pinned"]["server_affinity"] = cores_of_server
+                if server_core is not None and cores_of_server == [int(server_core)]:
+                    server_on = server_core
                 if client_core is not None and int(client_core) in cores_of_server:
                     print(
                         f"note: the server (pid {server_pid}) may run on core {client_core}, the"
@@ -539,7 +547,7 @@ def main(argv=None) -> int:
                 ca_file,
                 server_pid,
                 dns.pid if dns else None,
-                (server_core if server_pid else None, client_core),
+                (server_on, client_core),
             )
         )
     finally:
