@@ -62,6 +62,7 @@ PACKAGES = {
     "gcc": "gcc",
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
+    "pebble": "pebble",
     "pebble-challtestsrv": "pebble",
     "lego": "lego",
 }
