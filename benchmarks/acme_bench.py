@@ -478,6 +478,15 @@ def main(argv=None) -> int:
     parser.add_argument("--domain", default="bench.test", help="names are cN-nM.DOMAIN")
     parser.add_argument("--workdir", type=Path, help="Pebble's files and logs (default: temp)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--target",
+        default="pebble,revoca",
+        help="servers this bench starts and drives one after the other: pebble, revoca, or"
+        " both (default), the ratio then printed; ignored with --directory",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="Revoca's listener over HTTPS, as Pebble's always is"
+    )
     args = parser.parse_args(argv)
     if args.warmup is None:
         args.warmup = args.clients
@@ -487,6 +496,9 @@ def main(argv=None) -> int:
     if args.directory and not args.http_port:
         parser.error("--directory needs --http-port (where its validator connects)")
     if not args.directory:
+        unknown = set(args.target.split(",")) - {"pebble", "revoca"}
+        if unknown:
+            parser.error(f"--target: unknown {', '.join(sorted(unknown))} (pebble, revoca)")
         for tool in ("pebble", "pebble-challtestsrv"):
             if shutil.which(tool) is None:
                 parser.error(f"{tool} is not installed (Debian: apt-get install pebble)")
@@ -503,30 +515,69 @@ def main(argv=None) -> int:
         workdir = args.workdir
         workdir.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
-    affinity = os.sched_getaffinity(0)
-    pebble = dns = None
+    targets = ["target"] if args.directory else args.target.split(",")
+    results["targets"] = {}
     try:
-        if args.directory:
-            label, directory, ca_file = "target", args.directory, args.ca_file
+        for label in targets:
+            results["targets"][label] = _one_target(
+                label, args, workdir / label, server_core, client_core
+            )
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+    for label, run in results["targets"].items():
+        print(report(run, label))
+    if {"pebble", "revoca"} <= set(results["targets"]):
+        results["ratio"] = compare(results["targets"]["revoca"], results["targets"]["pebble"])
+        print(ratio_report(results["ratio"]))
+    # The first target's figures where a single one was asked for (older readers).
+    results["target"] = targets[0]
+    results["run"] = results["targets"][targets[0]]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    clean = True
+    for run in results["targets"].values():
+        runs = run["runs"] + [run.get("warmup", {"issued": 1, "errors": {}})]
+        clean &= all(r["issued"] and not r["errors"] for r in runs)
+        clean &= not run["accounts"]["errors"]
+    return 0 if clean else 1
+
+
+def _one_target(label: str, args, workdir: Path, server_core, client_core) -> dict:
+    """Start ``label``'s server (Pebble, Revoca, or none for --directory),
+    drive it, stop it; the run's figures."""
+    from benchmarks.acme_revoca import start_revoca
+
+    affinity = os.sched_getaffinity(0)
+    server = dns = None
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        if label == "target":
+            directory, ca_file = args.directory, args.ca_file
             server_pid = args.server_pid
             if args.dns_port:
                 dns, _, _ = start_dns(workdir, client_core, port=args.dns_port)
+        elif label == "pebble":
+            server = start_pebble(workdir, args.http_port, server_core, client_core)
+            directory, ca_file = server.directory, str(server.ca_file)
+            server_pid, dns = server.process.pid, server.dns
         else:
-            pebble = start_pebble(workdir, args.http_port, server_core, client_core)
-            label, directory, ca_file = "pebble", pebble.directory, str(pebble.ca_file)
-            server_pid, dns = pebble.process.pid, pebble.dns
-        results["target"] = label
-        results["pinned"] = {"server_core": server_core, "client_core": client_core}
+            dns, dns_port, _ = start_dns(workdir, client_core)
+            server = start_revoca(workdir, args.http_port, server_core, dns_port, tls=args.tls)
+            directory = server.directory
+            ca_file = str(server.ca_file) if server.ca_file else None
+            server_pid = server.process.pid
+        pinned_cores = {"server_core": server_core, "client_core": client_core}
         if client_core is not None:
             os.sched_setaffinity(0, {int(client_core)})
         # Other load on the server's core is read only where the server is
-        # known to run alone: Pebble pinned here, or a server pinned to it.
-        server_on = server_core if pebble is not None else None
-        if server_pid and pebble is None:
+        # known to run alone: a server pinned here, or one pinned to it.
+        server_on = server_core if server is not None else None
+        if server_pid and server is None:
             # A server started elsewhere is not pinned here: say where it may run.
             with contextlib.suppress(OSError):
                 cores_of_server = sorted(os.sched_getaffinity(server_pid))
-                results["pinned"]["server_affinity"] = cores_of_server
+                pinned_cores["server_affinity"] = cores_of_server
                 if server_core is not None and cores_of_server == [int(server_core)]:
                     server_on = server_core
                 if client_core is not None and int(client_core) in cores_of_server:
@@ -536,11 +587,11 @@ def main(argv=None) -> int:
                         file=sys.stderr,
                     )
         print(
-            f"{args.clients} clients, {args.certs} certificates, at most {args.seconds:g} s,"
-            f" against {directory} (http-01 on 127.0.0.1:{args.http_port})",
+            f"{label}: {args.clients} clients, {args.certs} certificates, at most"
+            f" {args.seconds:g} s, against {directory} (http-01 on 127.0.0.1:{args.http_port})",
             file=sys.stderr,
         )
-        results["run"] = uvloop.run(
+        run = uvloop.run(
             bench(
                 args,
                 directory,
@@ -550,19 +601,55 @@ def main(argv=None) -> int:
                 (server_on, client_core),
             )
         )
+        run["pinned"] = pinned_cores
+        return run
     finally:
         os.sched_setaffinity(0, affinity)
-        if pebble is not None:
-            pebble.stop()
+        if server is not None:
+            server.stop()
         stop(dns)
-        if temporary is not None:
-            temporary.cleanup()
-    print(report(results["run"], results["target"]))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    runs = results["run"]["runs"] + [results["run"].get("warmup", {"issued": 1, "errors": {}})]
-    clean = all(run["issued"] and not run["errors"] for run in runs)
-    return 0 if clean and not results["run"]["accounts"]["errors"] else 1
+
+
+def compare(revoca: dict, pebble: dict) -> dict:
+    """Revoca against Pebble, each at its median run: the rate ratio, the
+    CPU per certificate ratio, and each step's p50 and p99 side by side."""
+    r, p = revoca["runs"][revoca["median"]], pebble["runs"][pebble["median"]]
+    steps = {}
+    for step in r["steps"]:
+        steps[step] = {
+            "revoca_p50_ms": r["steps"][step]["p50_ms"],
+            "pebble_p50_ms": p["steps"].get(step, {}).get("p50_ms"),
+            "revoca_p99_ms": r["steps"][step]["p99_ms"],
+            "pebble_p99_ms": p["steps"].get(step, {}).get("p99_ms"),
+        }
+    rate = (r["certs_per_second"] or 0) / (p["certs_per_second"] or 1)
+    cpu = (p["server_cpu_ms_per_cert"] or 0) / (r["server_cpu_ms_per_cert"] or 1)
+    return {
+        "rate_revoca_over_pebble": round(rate, 3),
+        "cpu_per_cert_pebble_over_revoca": round(cpu, 3),
+        "revoca_certs_per_second": r["certs_per_second"],
+        "pebble_certs_per_second": p["certs_per_second"],
+        "revoca_server_cpu_ms_per_cert": r["server_cpu_ms_per_cert"],
+        "pebble_server_cpu_ms_per_cert": p["server_cpu_ms_per_cert"],
+        "steps": steps,
+    }
+
+
+def ratio_report(ratio: dict) -> str:
+    lines = [
+        "Revoca / Pebble, same run, same machine, each at its median run:",
+        f"  rate {ratio['revoca_certs_per_second']} / {ratio['pebble_certs_per_second']}"
+        f" certificates/s = {ratio['rate_revoca_over_pebble']}",
+        f"  server CPU per certificate {ratio['revoca_server_cpu_ms_per_cert']} /"
+        f" {ratio['pebble_server_cpu_ms_per_cert']} ms"
+        f" (Pebble's is {ratio['cpu_per_cert_pebble_over_revoca']} of Revoca's)",
+    ]
+    for step, f in ratio["steps"].items():
+        lines.append(
+            f"  {step:<10} p50 {f['revoca_p50_ms']} / {f['pebble_p50_ms']} ms,"
+            f" p99 {f['revoca_p99_ms']} / {f['pebble_p99_ms']} ms"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

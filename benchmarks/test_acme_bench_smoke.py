@@ -1,6 +1,7 @@
 """The ACME issuance benchmark in a tiny configuration (2 clients, 4
-certificates, seconds) against Pebble, so it cannot rot: the whole RFC 8555
-flow works and the report has its fields. No timing is asserted."""
+certificates, seconds) against Pebble and Revoca in one run, so it cannot
+rot: the whole RFC 8555 flow works on both and the report has its fields.
+No timing is asserted."""
 
 import asyncio
 import json
@@ -44,8 +45,16 @@ def test_acme_bench_smoke(tmp_path, capsys):
     for load in run["other_load"].values():
         assert load is None or {"core", "others", "irq", "steal"} <= set(load)
     assert isinstance(run["contended"], bool)
+    # Revoca, in the same run, through the same client.
+    revoca = results["targets"]["revoca"]
+    assert revoca["accounts"]["made"] == 2 and revoca["accounts"]["errors"] == {}
+    assert all(r["issued"] == 4 and r["errors"] == {} for r in revoca["runs"])
+    assert revoca["runs"][revoca["median"]]["server_cpu_ms_per_cert"] > 0
+    ratio = results["ratio"]
+    assert ratio["rate_revoca_over_pebble"] > 0 and set(ratio["steps"]) == set(STEPS)
     printed = capsys.readouterr().out
     assert "certificates/s" in printed and "p99 ms" in printed and "CPU: server" in printed
+    assert "Revoca / Pebble" in printed
 
 
 def test_acme_bench_drives_a_server_by_its_directory_url(tmp_path):

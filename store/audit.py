@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from common.errors import RevocaError
 from store import audit_checkpoint
@@ -114,6 +114,19 @@ def check_key(conn: Connection, key: AuditKey) -> str:
     return fingerprint(_writing_key(key, seq, stored_head_mac, last_mac))
 
 
+# The statements every append runs, built once: building them per call
+# (clauses, cache keys) cost more than running them.
+_BUMP = update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1)
+_HEAD = select(audit_head.c.seq, audit_head.c.hash, audit_head.c.mac).where(audit_head.c.id == 1)
+_MAC_OF = select(audit_log.c.mac).where(audit_log.c.seq == bindparam("seq"))
+_INSERT = audit_log.insert()
+_SET_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(hash=bindparam("head_hash"), mac=bindparam("head_mac"))
+)
+
+
 def append(
     conn: Connection,
     key: AuditKey,
@@ -127,35 +140,30 @@ def append(
 ) -> int:
     """Add a record inside the caller's transaction; returns its sequence number."""
     # Bump the head first: the row lock serialises concurrent appenders.
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
-    seq, prev_hash, stored_head_mac = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash, audit_head.c.mac).where(audit_head.c.id == 1)
-    ).one()
-    prev_mac = conn.execute(select(audit_log.c.mac).where(audit_log.c.seq == seq - 1)).scalar()
+    conn.execute(_BUMP)
+    seq, prev_hash, stored_head_mac = conn.execute(_HEAD).one()
+    prev_mac = conn.execute(_MAC_OF, {"seq": seq - 1}).scalar()
     secret = _writing_key(key, seq - 1, stored_head_mac, prev_mac)
     detail_json = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
     canonical = _canonical(seq, at_ms, actor, action, target, result, detail_json)
     mac = record_mac(secret, prev_mac or prev_hash, canonical)
     digest = _hash(prev_hash, canonical)
     conn.execute(
-        audit_log.insert().values(
-            seq=seq,
-            at_ms=at_ms,
-            actor=actor,
-            action=action,
-            target=target,
-            result=result,
-            detail=detail_json,
-            prev_hash=prev_hash,
-            hash=digest,
-            mac=mac,
-        )
+        _INSERT,
+        {
+            "seq": seq,
+            "at_ms": at_ms,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "result": result,
+            "detail": detail_json,
+            "prev_hash": prev_hash,
+            "hash": digest,
+            "mac": mac,
+        },
     )
-    conn.execute(
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(hash=digest, mac=head_mac(secret, seq, mac))
-    )
+    conn.execute(_SET_HEAD, {"head_hash": digest, "head_mac": head_mac(secret, seq, mac)})
     checkpoint = audit_checkpoint.beside(key.path)
     advance = functools.partial(audit_checkpoint.advance, checkpoint, secret, seq, mac)
     after_commit(conn, advance, name=("audit checkpoint", checkpoint))
