@@ -623,7 +623,9 @@ def test_certbot_revocation(certbot, node, tmp_path):
     # 4.2), so an ordinary `certbot renew` renews it.
     renewed = certbot("renew", "--cert-name", "revoke", "--no-random-sleep-on-renew")
     assert "all renewals succeeded" in renewed.stdout + renewed.stderr, renewed.stdout
-    assert "/acme/why/revoked" in certbot.last_log()
+    log = certbot.last_log()
+    assert re.search(r'"GET /acme/issuing/renewal-info/\S+ HTTP/1.1" 200', log), log[-2000:]
+    assert "Certificate is due for renewal" in log
     new = node.check_issued(certbot.live("revoke") / "cert.pem", {"revoke.example.com"}, tmp_path)
     assert new.serial_number != leaf.serial_number
 
