@@ -76,16 +76,26 @@ class Orders:
             )
             raise Problem("rejectedIdentifier", detail, subproblems=tuple(refused))
         now = self.now()
-        replaces = payload.get("replaces")
+        replaces = issuing_order = payload.get("replaces")
         if replaces is not None:
-            replaces = self._check_replaces(account, replaces, identifiers)
+            replaces, issuing_order = self._check_replaces(account, replaces, identifiers)
         self._check_order_rate(account, now)
         self._check_domain_rate(identifiers, now)
         expires = now + int(self.settings.order_lifetime_hours * 3600)
         order_id = random_id(self.random_bytes)
         with self.store.transaction() as conn:
-            if replaces is not None and self._replaced_by(conn, replaces, now):
-                raise Problem("alreadyReplaced", "another order replaces that certificate already")
+            if replaces is not None:
+                # Renewals of one certificate take turns (FOR UPDATE on the
+                # order that issued it; SQLite's writers take turns anyway).
+                conn.execute(
+                    select(acme_orders.c.id)
+                    .where(acme_orders.c.id == issuing_order)
+                    .with_for_update()
+                )
+                if self._replaced_by(conn, replaces, now):
+                    raise Problem(
+                        "alreadyReplaced", "another order replaces that certificate already"
+                    )
             conn.execute(
                 insert(acme_orders).values(
                     id=order_id,

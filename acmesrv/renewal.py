@@ -82,20 +82,25 @@ class Renewal:
             return "key-compromised"
         return None
 
-    def _check_replaces(self, account: Account, replaces, identifiers) -> str:
+    def _check_replaces(self, account: Account, replaces, identifiers) -> tuple[str, str]:
         """RFC 9773 5: the certificate replaced is this account's and shares
         a name with the new order. Returns its identifier as this server
         writes it (one spelling per certificate, so a re-encoded one cannot
-        replace it twice)."""
+        replace it twice) and the order that issued it."""
         if not isinstance(replaces, str):
             raise Problem("malformed", "'replaces' is a certificate identifier (RFC 9773)")
         record, _ = self._by_cert_id(replaces)
+        key_id, _, serial = replaces.partition(".")
+        replaces = ".".join(
+            jws.b64encode(jws.b64decode(part, "the certificate id")) for part in (key_id, serial)
+        )
         with self.store.read() as conn:
-            owner = conn.execute(
-                select(acme_orders.c.account_id).where(
+            found = conn.execute(
+                select(acme_orders.c.id, acme_orders.c.account_id).where(
                     acme_orders.c.ca == record.ca, acme_orders.c.serial == serial_hex(record.serial)
                 )
-            ).scalar_one_or_none()
+            ).one_or_none()
+            owner = found.account_id if found is not None else None
             if owner != account.id:
                 raise Problem(
                     "unauthorized",
@@ -106,7 +111,7 @@ class Renewal:
         names = {san.partition(":")[2] for san in record.sans}
         if not names & {i.value for i in identifiers}:
             raise Problem("malformed", "the replaced certificate shares no name with this order")
-        return replaces
+        return replaces, found.id
 
     def _replaced_by(self, conn, replaces: str, now: int):
         """An order that is not invalid (RFC 9773 5), nor expired unfinished,

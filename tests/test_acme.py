@@ -608,6 +608,12 @@ def test_the_flow_and_its_races_on_each_store(loop, make_service, request, backe
         outcomes = sorted(r.problem or r.body["status"] for r in replies)
         assert outcomes == ["orderNotReady", "valid"], [r.body for r in replies]
         assert len(env.service.ra.entity_certificates("web")) == 1
+        # Two renewals of it at once: one replaces it.
+        (record,) = env.service.ra.entity_certificates("web")
+        renewing = cert_id(record.certificate)
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(lambda c: c.order("127.0.0.1", replaces=renewing), twins))
+        assert sorted(r.status for r in replies) == [201, 409], [r.body for r in replies]
 
         kid, mac = env.new_eab()
         racers = [Client(env.directory_url()) for _ in range(4)]
