@@ -9,12 +9,10 @@ import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from acmesrv import jws
-from acmesrv.identifiers import (
-    Identifier,
-)
+from acmesrv.identifiers import Identifier
 from acmesrv.nonces import NonceService
 from acmesrv.problems import Problem
 from acmesrv.settings import AcmeSettings, Directory
@@ -22,6 +20,9 @@ from ca.errors import NotFoundError
 from ra.service import RAService
 from store.tables.acme import (
     acme_accounts,
+    acme_authorizations,
+    acme_challenges,
+    acme_orders,
 )
 
 log = logging.getLogger("revoca.acme")
@@ -82,6 +83,14 @@ class ValidationJob:
 
 def random_id(random_bytes) -> str:
     return jws.b64encode(random_bytes(16))
+
+
+# The lookups by id every request makes, built once (building a statement
+# costs more than running it on SQLite).
+ACCOUNT_BY_ID = select(acme_accounts).where(acme_accounts.c.id == bindparam("id"))
+ORDER_BY_ID = select(acme_orders).where(acme_orders.c.id == bindparam("id"))
+AUTHZ_BY_ID = select(acme_authorizations).where(acme_authorizations.c.id == bindparam("id"))
+CHALLENGE_BY_ID = select(acme_challenges).where(acme_challenges.c.id == bindparam("id"))
 
 
 class ServiceBase:
@@ -199,9 +208,7 @@ class ServiceBase:
         if conn is None:
             with self.store.read() as conn:
                 return self._load_account(account_id, conn)
-        row = conn.execute(
-            select(acme_accounts).where(acme_accounts.c.id == account_id)
-        ).one_or_none()
+        row = conn.execute(ACCOUNT_BY_ID, {"id": account_id}).one_or_none()
         return None if row is None else account_from_row(row)
 
     def account_url(self, account: Account) -> str:

@@ -9,8 +9,11 @@ from sqlalchemy import func, insert, select, update
 
 from acmesrv import jws
 from acmesrv.base import (
+    AUTHZ_BY_ID,
+    CHALLENGE_BY_ID,
     CHALLENGES_DNS,
     CHALLENGES_IP,
+    ORDER_BY_ID,
     RETRY_SECONDS,
     STALE_CLAIM_SECONDS,
     Account,
@@ -207,7 +210,7 @@ class Orders:
                     )
 
     def _order_row(self, conn, account: Account, order_id: str):
-        row = conn.execute(select(acme_orders).where(acme_orders.c.id == order_id)).one_or_none()
+        row = conn.execute(ORDER_BY_ID, {"id": order_id}).one_or_none()
         if row is None or row.account_id != account.id:
             raise Problem("malformed", f"no order {order_id!r} of this account", status=404)
         return row
@@ -269,9 +272,7 @@ class Orders:
     # -- authorizations and challenges (7.5, 8) --------------------------------------------
 
     def _authz_row(self, conn, account: Account, authz_id: str):
-        row = conn.execute(
-            select(acme_authorizations).where(acme_authorizations.c.id == authz_id)
-        ).one_or_none()
+        row = conn.execute(AUTHZ_BY_ID, {"id": authz_id}).one_or_none()
         if row is None or row.account_id != account.id:
             raise Problem("malformed", f"no authorization {authz_id!r} of this account", status=404)
         return row
@@ -344,9 +345,7 @@ class Orders:
         validation (7.5.1), once: a job is returned for the validator when the
         challenge moved from pending to processing, None otherwise."""
         with self.store.transaction() as conn:
-            row = conn.execute(
-                select(acme_challenges).where(acme_challenges.c.id == challenge_id)
-            ).one_or_none()
+            row = conn.execute(CHALLENGE_BY_ID, {"id": challenge_id}).one_or_none()
             authz = None if row is None else self._authz_row_or_none(conn, row.authorization_id)
             if row is None or authz is None or authz.account_id != account.id:
                 raise Problem(
@@ -385,9 +384,7 @@ class Orders:
                         )
                     if moved:
                         job = self._job(account, row, authz, conn)
-            row = conn.execute(
-                select(acme_challenges).where(acme_challenges.c.id == challenge_id)
-            ).one()
+            row = conn.execute(CHALLENGE_BY_ID, {"id": challenge_id}).one()
             obj = self._challenge_object(account.directory, row)
         links = ((self.url(account.directory, "authz", authz.id), "up"),)
         # While it is validated, when to look again (8.2): lego polls every
@@ -421,9 +418,7 @@ class Orders:
             )
 
     def _authz_row_or_none(self, conn, authz_id: str):
-        return conn.execute(
-            select(acme_authorizations).where(acme_authorizations.c.id == authz_id)
-        ).one_or_none()
+        return conn.execute(AUTHZ_BY_ID, {"id": authz_id}).one_or_none()
 
     def _job(self, account: Account, challenge, authz, conn=None) -> ValidationJob:
         if conn is None:
@@ -477,9 +472,7 @@ class Orders:
         valid, invalid when one is not (7.1.6)."""
         now = self.now()
         with self.store.transaction() as conn:
-            challenge = conn.execute(
-                select(acme_challenges).where(acme_challenges.c.id == job.challenge_id)
-            ).one()
+            challenge = conn.execute(CHALLENGE_BY_ID, {"id": job.challenge_id}).one()
             if challenge.status != "processing":
                 return
             authz = self._authz_row_or_none(conn, challenge.authorization_id)

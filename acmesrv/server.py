@@ -272,61 +272,66 @@ class AcmeServer:
         return await self._answer(directory, self._signed(name, directory, request))
 
     async def _signed(self, name: str, directory: str, request: web.Request) -> Answer:
-        service = self.service
         if request.content_type != JOSE:
             raise Problem("malformed", f"the Content-Type must be {JOSE}", status=415)
         body = await request.read()
         signed = jws.parse(body)
-        url = service.base_url + request.path
-        mode = {"new_account": "required", "revoke_cert": "allowed"}.get(name, "never")
-        account, key = await self._call(service.authenticate, directory, signed, url, jwk=mode)
-        payload = signed.json()
+        url = self.service.base_url + request.path
         ident = request.match_info.get("id")
-        if name == "new_account":
-            return await self._call(service.new_account, directory, signed, key, url)
-        if name == "revoke_cert":
-            return await self._call(service.revoke, directory, account, key, payload)
-        if name == "key_change":
-            return await self._call(service.key_change, account, signed)
-        if name == "account":
-            if ident != account.id:
-                raise Problem("unauthorized", "the account URL is not the signer's account")
-            return await self._call(service.update_account, account, payload)
-        if name == "orders":
-            if ident != account.id:
-                raise Problem("unauthorized", "the account URL is not the signer's account")
-            return await self._call(service.account_orders, account)
-        if name == "new_order":
-            return await self._call(service.new_order, account, payload)
-        if name == "order":
-            _post_as_get(payload)
-            return await self._call(service.get_order, account, ident)
-        if name == "authz":
-            return await self._call(service.get_authz, account, ident, payload)
-        if name == "challenge":
-            answer, job = await self._call(service.challenge, account, ident, payload)
-            if job is None:
-                return answer
-            task = self.start_validation(job)
+        # The checks and the work in one trip to a store thread.
+        answer, account, more = await self._call(self._handle, name, directory, signed, url, ident)
+        if name == "challenge" and more is not None:
+            task = self.start_validation(more)
             # A validation often takes milliseconds: answer with its outcome
             # when it comes within CHALLENGE_WAIT, else processing with
             # Retry-After, and the client polls (RFC 8555 7.5.1).
             done, _ = await asyncio.wait({task}, timeout=CHALLENGE_WAIT)
-            if not done:
-                return answer
-            answer, _ = await self._call(service.challenge, account, ident, None)
-            return answer
-        if name == "finalize":
-            for job in await self._call(service.caa_rechecks, account, ident):
+            if done:
+                answer, _ = await self._call(self.service.challenge, account, ident, None)
+        elif name == "finalize" and more is not None:
+            # CAA looked up again first (BR 3.2.2.8), then the issuance.
+            for job in more:
                 try:
                     await self._check_caa(job)
                 except validation.ValidationError as exc:
                     raise Problem(exc.kind, exc.detail) from None
-            return await self._call(service.finalize, account, ident, payload)
-        if name == "certificate":
+            answer = await self._call(self.service.finalize, account, ident, signed.json())
+        return answer
+
+    def _handle(self, name: str, directory: str, signed, url: str, ident: str | None):
+        """On a store thread: authenticate (6.2-6.5), then the resource's
+        work. Returns (answer, account, what the event loop does next: a
+        validation job, or the CAA lookups before a finalize)."""
+        service = self.service
+        mode = {"new_account": "required", "revoke_cert": "allowed"}.get(name, "never")
+        account, key = service.authenticate(directory, signed, url, jwk=mode)
+        payload = signed.json()
+        if name in ("account", "orders") and ident != account.id:
+            raise Problem("unauthorized", "the account URL is not the signer's account")
+        if name in ("order", "certificate"):
             _post_as_get(payload)
-            return await self._call(service.certificate, account, ident)
-        raise Problem("malformed", f"no resource {name!r}", status=404)
+        if name == "challenge":
+            answer, job = service.challenge(account, ident, payload)
+            return answer, account, job
+        if name == "finalize":
+            rechecks = service.caa_rechecks(account, ident)
+            if rechecks:
+                return None, account, rechecks
+            return service.finalize(account, ident, payload), account, None
+        handlers = {
+            "new_account": lambda: service.new_account(directory, signed, key, url),
+            "revoke_cert": lambda: service.revoke(directory, account, key, payload),
+            "key_change": lambda: service.key_change(account, signed),
+            "account": lambda: service.update_account(account, payload),
+            "orders": lambda: service.account_orders(account),
+            "new_order": lambda: service.new_order(account, payload),
+            "order": lambda: service.get_order(account, ident),
+            "authz": lambda: service.get_authz(account, ident, payload),
+            "certificate": lambda: service.certificate(account, ident),
+        }
+        if name not in handlers:
+            raise Problem("malformed", f"no resource {name!r}", status=404)
+        return handlers[name](), account, None
 
     # -- validation ---------------------------------------------------------------------
 
