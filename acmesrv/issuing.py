@@ -146,7 +146,7 @@ class Issuing:
             obj = self._order(account, order_id)
             location = self.url(account.directory, "order", order_id)
             return Answer(obj, 200, location, retry_after=RETRY_SECONDS * 5)
-        self.issuance_seconds.append(time.monotonic() - started)
+        self.observe_issuance(time.monotonic() - started)
         self.count("certificates", account.directory)
         return Answer(
             self._order(account, order_id), 200, self.url(account.directory, "order", order_id)

@@ -22,6 +22,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from acmesrv import jws, validation
+from acmesrv.base import LATENCY_BOUNDS
 from acmesrv.problems import CONTENT_TYPE, Problem
 from acmesrv.service import AcmeService, Answer, ValidationJob
 from ca.errors import CAError, NotFoundError
@@ -33,7 +34,6 @@ log = logging.getLogger("revoca.acme")
 MAX_BODY = 64 * 1024  # a JWS with a CSR of an RSA-8192 key fits many times over
 CHALLENGE_WAIT = 0.5  # seconds a challenge's answer waits for a quick validation
 JOSE = "application/jose+json"
-LATENCY_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def _problem_response(problem: Problem) -> web.Response:
@@ -63,7 +63,6 @@ class AcmeServer:
         self.validation = validation_settings or validation.ValidationSettings()
         self._slots = asyncio.Semaphore(concurrent_validations)
         self._tasks: set[asyncio.Task] = set()
-        self.issuance = [0] * (len(LATENCY_BOUNDS) + 1)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -241,18 +240,13 @@ class AcmeServer:
                 ],
             )
         )
-        seconds = self.service.issuance_seconds
-        while seconds:
-            value = seconds.pop()
-            self.issuance[_bucket(value)] += 1
-            self._issuance_total = getattr(self, "_issuance_total", 0.0) + value
         families.append(
             prometheus.histogram(
                 "revoca_acme_issuance_seconds",
                 "Seconds from a finalize request to its certificate.",
                 LATENCY_BOUNDS,
-                self.issuance,
-                getattr(self, "_issuance_total", 0.0),
+                list(self.service.issuance_buckets),
+                self.service.issuance_total,
             )
         )
         families.append(
@@ -393,13 +387,6 @@ async def start(server: AcmeServer, sock, ssl_context=None) -> web.AppRunner:
     from common.httpguard import start_guarded
 
     return await start_guarded(server.app(), sock, server.guard, ssl_context, backlog=256)
-
-
-def _bucket(value: float) -> int:
-    for i, bound in enumerate(LATENCY_BOUNDS):
-        if value <= bound:
-            return i
-    return len(LATENCY_BOUNDS)
 
 
 def _post_as_get(payload) -> None:
