@@ -120,7 +120,7 @@ def _as_operator(ctx, service):
     epilog=examples(
         "revoca acme eab create --entity web",
         "revoca acme eab create --entity web --directory issuing-ca --json",
-        "certbot register --server URL --eab-kid KID --eab-hmac-key KEY",
+        "certbot register --server URL --eab-kid KID --eab-hmac-key=KEY",
     ),
 )
 @click.option("--entity", required=True, help="The end entity the account will act for.")

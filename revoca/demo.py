@@ -332,8 +332,8 @@ def certbot_command(directory: Path, url: str, eab, http01_port: int, certbot="c
         url,
         "--eab-kid",
         eab[0],
-        "--eab-hmac-key",
-        eab[1],
+        # One argument: a MAC key may begin with '-' (base64url).
+        f"--eab-hmac-key={eab[1]}",
         "--standalone",
         "--http-01-address",
         "127.0.0.1",

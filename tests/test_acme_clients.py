@@ -414,8 +414,7 @@ def certbot(certbot_exe, node, tmp_path_factory) -> Certbot:
         "ops@example.com",
         "--eab-kid",
         kid,
-        "--eab-hmac-key",
-        mac,
+        f"--eab-hmac-key={mac}",
     )
     return client
 
@@ -462,8 +461,7 @@ def test_certbot_register_needs_eab(certbot_exe, node, tmp_path_factory):
         "ops@example.com",
         "--eab-kid",
         kid,
-        "--eab-hmac-key",
-        mac,
+        f"--eab-hmac-key={mac}",
     )
     assert "Account registered" in registered.stdout + registered.stderr
     keys = json.loads(node.revoca("acme", "eab", "list", "--json").stdout)
@@ -478,8 +476,7 @@ def test_certbot_register_needs_eab(certbot_exe, node, tmp_path_factory):
         "ops@example.com",
         "--eab-kid",
         kid,
-        "--eab-hmac-key",
-        mac,
+        f"--eab-hmac-key={mac}",
         check=False,
     )
     assert reused.returncode != 0, reused.stdout
@@ -677,7 +674,7 @@ def test_certbot_account_update_and_deactivation(certbot_exe, node, tmp_path_fac
     client = new_certbot(certbot_exe, node, tmp_path_factory, "certbot-account")
     kid, mac = node.eab()
     server = ("--server", node.url())
-    eab = ("--eab-kid", kid, "--eab-hmac-key", mac, "--eab-hmac-alg", "HS512")
+    eab = ("--eab-kid", kid, f"--eab-hmac-key={mac}", "--eab-hmac-alg", "HS512")
     client("register", *server, "-m", "ops@example.com", *eab)
     client("update_account", *server, "-m", "new@example.com")
     shown = client("show_account", *server)  # the account as the server has it
@@ -716,7 +713,7 @@ def test_certbot_ip_address(certbot_exe, node, tmp_path_factory, tmp_path):
     client = new_certbot(certbot_exe, node, tmp_path_factory, "certbot-ip")
     kid, mac = node.eab("lab")
     client("register", "--server", node.url(), "-m", "ops@example.com",
-           "--eab-kid", kid, "--eab-hmac-key", mac)  # fmt: skip
+           "--eab-kid", kid, f"--eab-hmac-key={mac}")  # fmt: skip
     client(
         "certonly", "--server", node.url(), "--standalone", "--http-01-port", str(node.http),
         "--http-01-address", "127.0.0.1", "--ip-address", "127.0.0.1", "--cert-name", "ip",
@@ -761,8 +758,7 @@ class Lego:
                 "--eab",
                 "--kid",
                 self.kid,
-                "--hmac",
-                self.mac,
+                f"--hmac={self.mac}",
                 "--path",
                 self.dir,
                 "--key-type",
@@ -892,7 +888,7 @@ def test_lego_three_clients_at_once(node, tmp_path_factory, tmp_path):
         names = (f"{way}-a.example.com", f"{way}-b.example.com")
         command = [
             exe, "--server", node.url(), "--email", "ops@example.com", "--accept-tos",
-            "--eab", "--kid", client.kid, "--hmac", client.mac, "--path", str(client.dir),
+            "--eab", "--kid", client.kid, f"--hmac={client.mac}", "--path", str(client.dir),
             *(a for name in names for a in ("--domains", name)), *flags, "run",
         ]  # fmt: skip
         running[way] = subprocess.Popen(
@@ -1004,7 +1000,7 @@ def test_clients_over_https(https_url, node, certbot_exe, tmp_path_factory, tmp_
     )
     kid, mac = node.eab()
     certbot("register", "--server", https_url, "-m", "ops@example.com",
-            "--eab-kid", kid, "--eab-hmac-key", mac)  # fmt: skip
+            "--eab-kid", kid, f"--eab-hmac-key={mac}")  # fmt: skip
     certbot(
         "certonly", "--server", https_url, "--standalone", "--http-01-port", str(node.http),
         "--http-01-address", "127.0.0.1", "-d", "https-certbot.example.com",
