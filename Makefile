@@ -29,7 +29,7 @@ format:
 	ruff check --fix . && ruff format .
 
 bench: compile
-	$(PYTHON) -m pytest benchmarks --benchmark-enable --benchmark-columns=min,median,ops
+	$(PYTHON) -m pytest benchmarks -n 0 --benchmark-enable --benchmark-columns=min,median,ops
 
 demo:
 	revoca demo
