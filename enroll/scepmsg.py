@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from asn1crypto import cms, core, parser
+from asn1crypto import crl as acrl
 from asn1crypto import csr as acsr
 from asn1crypto import x509 as ax509
 from cryptography import x509
@@ -291,7 +292,15 @@ def _to_name(name: ax509.Name) -> x509.Name:
     return x509.Name(rdns)
 
 
-_ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+_ASN1_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    UnsupportedAlgorithm,
+)
 
 
 @contextmanager
@@ -339,7 +348,12 @@ def _printable(attrs: dict[str, core.Asn1Value], oid: str, label: str) -> str | 
 def _verify_signature(
     cert: x509.Certificate, sig_oid: str, digest: str, signature: bytes, data: bytes
 ) -> None:
-    key = cert.public_key()
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ScepFailure(
+            "badAlg", f"the signer certificate's key is not supported: {exc}"
+        ) from exc
     try:
         if isinstance(key, rsa.RSAPublicKey) and sig_oid in _RSA_SIGNATURES:
             key.verify(signature, data, padding.PKCS1v15(), _HASHES[digest]())
@@ -776,7 +790,10 @@ def _degenerate(certs: Sequence[x509.Certificate], crls: Sequence[bytes]) -> byt
     if certs:
         fields["certificates"] = [_a_cert(c) for c in certs]
     if crls:
-        fields["crls"] = [ax509.CertificateList.load(c, strict=True) for c in crls]
+        fields["crls"] = [
+            cms.RevocationInfoChoice({"crl": acrl.CertificateList.load(c, strict=True)})
+            for c in crls
+        ]
     return cms.ContentInfo(
         {"content_type": "signed_data", "content": cms.SignedData(fields)}
     ).dump()
