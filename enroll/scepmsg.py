@@ -86,7 +86,7 @@ class PKIMessage:
     sender_nonce: bytes
     signer_certificate: x509.Certificate
     digest: str
-    cipher: str
+    cipher: str  # "aes128", "aes192", "aes256"; "des3" and "des" when legacy
     content: bytes
 
 
@@ -360,8 +360,9 @@ def _verify_signature(
         elif isinstance(key, ec.EllipticCurvePublicKey) and sig_oid in _ECDSA_SIGNATURES:
             key.verify(signature, data, ec.ECDSA(_HASHES[digest]()))
         else:
+            kind = type(key).__name__.removeprefix("_").replace("PublicKey", "")
             raise ScepFailure(
-                "badAlg", f"signature algorithm {sig_oid} does not fit the signer's key"
+                "badAlg", f"signature algorithm {sig_oid} is not supported with a {kind} key"
             )
     except (InvalidSignature, ValueError) as exc:
         raise ScepFailure("badMessageCheck", "the pkiMessage signature does not verify") from exc
@@ -392,14 +393,17 @@ def parse_request(
             raise ScepMalformed(f"the pkiMessage is a CMS {kind}, not a SignedData")
         signed = info["content"]
     with _reading("the pkiMessage SignedData", None):
-        if signed["version"].native != "v1":
-            raise ScepMalformed(f"SignedData version {signed['version'].native}, not v1")
+        # v1 with issuerAndSerialNumber, v3 with subjectKeyIdentifier (RFC 5652 5.1)
+        if signed["version"].native not in ("v1", "v3"):
+            raise ScepMalformed(f"SignedData version {signed['version'].native}, not v1 or v3")
         if len(signed["signer_infos"]) != 1:
             raise ScepMalformed(
                 f"the SignedData has {len(signed['signer_infos'])} SignerInfos, not one"
             )
         signer = signed["signer_infos"][0]
-        certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+        carried = signed["certificates"]
+        carried = carried if isinstance(carried, cms.CertificateSet) else []
+        certs = [c.chosen for c in carried if c.name == "certificate"]
         signer_a = next((c for c in certs if _identifies(signer["sid"], c)), None)
         if signer_a is None:
             raise ScepMalformed(
@@ -417,11 +421,7 @@ def parse_request(
         if len(sender_nonce) != NONCE_SIZE:
             raise ScepMalformed(f"the senderNonce is {len(sender_nonce)} bytes, not 16")
     request = PKIMessage("", transaction_id, sender_nonce, signer_cert, "sha256", "", b"")
-    try:
-        return _check_request(signed, signer, attrs, request, recipient_cert, recipient_key, legacy)
-    except ScepFailure as exc:
-        exc.request = exc.request or request
-        raise
+    return _check_request(signed, signer, attrs, request, recipient_cert, recipient_key, legacy)
 
 
 def _check_request(
@@ -433,6 +433,9 @@ def _check_request(
     recipient_key: rsa.RSAPrivateKey,
     legacy: bool,
 ) -> PKIMessage:
+    """The checks after which a failure is answered: algorithms, messageDigest,
+    signature, messageType, the envelope and its content. A ScepFailure gets
+    ``request``, filled in as far as the checks went."""
     try:
         with _reading("the messageType"):
             number = _printable(attrs, _OID_MESSAGE_TYPE, "messageType")
@@ -907,6 +910,17 @@ def parse_cert_rep(
         values: dict[str, object] = {}
         for attr in si["signed_attrs"]:
             (values[attr["type"].dotted],) = attr["values"].native
+        required = {
+            _OID_MESSAGE_DIGEST: "messageDigest",
+            _OID_MESSAGE_TYPE: "messageType",
+            _OID_PKI_STATUS: "pkiStatus",
+            _OID_TRANSACTION_ID: "transactionID",
+            _OID_RECIPIENT_NONCE: "recipientNonce",
+            _OID_SENDER_NONCE: "senderNonce",
+        }
+        missing = [label for oid, label in required.items() if oid not in values]
+        if missing:
+            raise ScepMalformed(f"the CertRep lacks {', '.join(missing)}")
         digest = si["digest_algorithm"]["algorithm"].native
         content = sd["encap_content_info"]["content"].native
         if values[_OID_MESSAGE_DIGEST] != _digest(digest, content or b""):

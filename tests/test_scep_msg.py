@@ -734,3 +734,63 @@ def test_message_types_are_rfc_values():
     assert MESSAGE_TYPES == {
         "CertRep": 3, "RenewalReq": 17, "PKCSReq": 19, "CertPoll": 20, "GetCert": 21, "GetCRL": 22,
     }  # fmt: skip
+
+
+def _resigned(pki, der: bytes, **changes) -> bytes:
+    """``der`` with SignedData and SignerInfo fields replaced (what the
+    signature does not cover)."""
+    signed = cms.ContentInfo.load(der)["content"]
+    signer = signed["signer_infos"][0]
+    info = {k: signer[k] for k in ("version", "sid", "digest_algorithm", "signed_attrs")}
+    info |= {k: signer[k] for k in ("signature_algorithm", "signature")}
+    info |= changes.pop("signer", {})
+    fields = {k: signed[k] for k in ("version", "digest_algorithms", "encap_content_info")}
+    fields |= {"certificates": signed["certificates"], "signer_infos": [cms.SignerInfo(info)]}
+    fields |= changes
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return cms.ContentInfo(
+        {"content_type": "signed_data", "content": cms.SignedData(fields)}
+    ).dump()
+
+
+def test_signer_by_subject_key_identifier(pki):
+    ski = pki.client.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    der = pki.request()
+    content = cms.ContentInfo.load(der)["content"]["encap_content_info"]["content"].native
+    der = _resigned(
+        pki,
+        der,
+        version="v3",
+        encap_content_info=cms.EncapsulatedContentInfo(
+            {"content_type": "data", "content": content}
+        ),
+        signer={"version": "v3", "sid": cms.SignerIdentifier({"subject_key_identifier": ski})},
+    )
+    assert pki.parse(der).signer_certificate == pki.client
+
+
+def test_signature_algorithm_not_matching_the_key(pki):
+    der = _resigned(
+        pki, pki.request(), signer={"signature_algorithm": {"algorithm": "sha256_ecdsa"}}
+    )
+    exc = _expect_refusal(pki, der)
+    assert isinstance(exc, ScepFailure) and exc.fail_info == "badAlg"
+    assert "not supported with a RSA key" in str(exc)
+
+
+def test_signature_algorithm_with_another_hash(pki):
+    der = _resigned(pki, pki.request(), signer={"signature_algorithm": {"algorithm": "sha512_rsa"}})
+    exc = _expect_refusal(pki, der)
+    assert isinstance(exc, ScepFailure) and exc.fail_info == "badAlg" and "sha512" in str(exc)
+
+
+def test_no_certificates_at_all(pki):
+    exc = _expect_refusal(pki, _resigned(pki, pki.request(), certificates=None))
+    assert isinstance(exc, ScepMalformed) and "no certificate of its signer" in str(exc)
+
+
+def test_two_signers(pki):
+    signer = cms.ContentInfo.load(pki.request())["content"]["signer_infos"][0]
+    der = _resigned(pki, pki.request(), signer_infos=[signer, signer])
+    exc = _expect_refusal(pki, der)
+    assert isinstance(exc, ScepMalformed) and "2 SignerInfos" in str(exc)
