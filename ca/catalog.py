@@ -26,7 +26,7 @@ from ca.records import (  # noqa: F401 (status_at: part of the catalog's surface
     serial_to_db,
     status_at,
 )
-from store.tables.ca import cas, certificate_counts, certificate_names, certificates
+from store.tables.ca import cas, certificate_counts, certificate_names, certificates, crls
 
 MIN_SUBSTRING = 3  # the trigram indexes cannot answer shorter substrings
 # A certificate's status at a given time: a good one is active until its
@@ -370,3 +370,13 @@ def expiring(conn: Connection, after: int, until: int):
         )
         .order_by(certificates.c.not_after, certificates.c.id)
     ).all()
+
+
+def latest_crl(conn: Connection, ca_name: str) -> bytes | None:
+    """The DER of CA ``ca_name``'s newest full CRL (or ARL), None before its first."""
+    return conn.execute(
+        select(crls.c.der)
+        .where(crls.c.ca_id == ca_id(conn, ca_name), crls.c.kind.in_(("full", "arl")))
+        .order_by(crls.c.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()

@@ -20,6 +20,11 @@ def sequence(*items: bytes) -> bytes:
     return b"".join((b"\x30", length(sum(map(len, items))), *items))
 
 
+def set_of(*items: bytes) -> bytes:
+    """A SET OF, its elements in DER order (X.690 11.6: ascending encodings)."""
+    return tlv(0x31, b"".join(sorted(items)))
+
+
 def integer_content(value: int) -> bytes:
     """The content octets of a DER INTEGER: two's complement in the fewest
     octets (X.690 8.3.2). A certificate serial as OCSP CertIDs, CRL entries

@@ -44,6 +44,7 @@ from ra.entities import (
 )
 from ra.roles import ForbiddenError
 from ra.search import CertificateQuery
+from ra.secrets import PROTOCOLS, EnrollmentSecrets
 from ra.users import User, Users, new_token, token_hash
 from store.tables.ra import end_entities
 
@@ -71,11 +72,17 @@ class RAService:
             ca.store, self.audit.now_ms, self.audit.record, self._client_certificate_problem
         )
         self.approvals = ApprovalQueue(ca.store, self._now, self.audit.record)
+        self.secrets = EnrollmentSecrets(ca.store, self._now, self.audit)
 
     # -- helpers -------------------------------------------------------------
 
     def _now(self) -> int:
         return int(self.ca.clock().timestamp())
+
+    def certificate_problem(self, der: bytes) -> str | None:
+        """Why a TLS client certificate may not authenticate now (see
+        ``_client_certificate_problem``); None when it may."""
+        return self._client_certificate_problem(der)
 
     def _client_certificate_problem(self, der: bytes) -> str | None:
         """Why an operator's TLS client certificate may not sign in now:
@@ -132,8 +139,10 @@ class RAService:
         if not isinstance(name, str):
             raise BadInputError("profile must be the name of a profile")
         profile = self.ca.profile(name)
-        if profile.ca or name == "ocsp-signer":
-            raise PolicyError(f"profile {name!r} is for CAs or OCSP signers, not end entities")
+        if profile.ca or name in ("ocsp-signer", "scep-ra"):
+            raise PolicyError(
+                f"profile {name!r} is for CAs, OCSP signers or SCEP RAs, not end entities"
+            )
         return name
 
     # -- end entities ----------------------------------------------------------
@@ -308,6 +317,7 @@ class RAService:
         profile: str | None = None,
         identifier: str | None = None,
         on_issued=None,
+        via: dict | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """Issue to an end entity from a PKCS#10 CSR, or with a key made here
         (``key_type``; the PKCS#12 is encrypted with ``passphrase``). Where
@@ -317,7 +327,8 @@ class RAService:
         end-entity profile than the entity's own (the protocol's directory
         decides which it offers), ``identifier`` is the name the subject is
         built for (``EndEntity.subject``), ``on_issued(conn, certificate)``
-        runs in the issuing transaction (the protocol's own record of it)."""
+        runs in the issuing transaction (the protocol's own record of it),
+        ``via`` (protocol, credential) goes into the audit record."""
         with self.audit.failures(actor, "ra.enroll", entity_name):
             entity = self.get_entity(entity_name)
             if profile is not None and profile != entity.profile:
@@ -333,6 +344,8 @@ class RAService:
                 payload["profile"] = entity.profile
             if identifier is not None:
                 payload["identifier"] = identifier
+            if via is not None:
+                payload["via"] = via
             return self._issue_to(
                 entity,
                 csr,
@@ -346,6 +359,7 @@ class RAService:
                 executing=approved,
                 identifier=identifier,
                 on_issued=on_issued,
+                via=via,
             )
 
     def renew(
@@ -359,6 +373,8 @@ class RAService:
         days: int | None = None,
         actor: str = "system",
         approved: bool = False,
+        on_issued=None,
+        via: dict | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """A new certificate for the same end entity and SANs: for a new key
         (a CSR, or ``key_type`` made here), or, with neither, for the same
@@ -391,6 +407,8 @@ class RAService:
                 "key_type": key_type,
                 "days": days,
             }
+            if via is not None:
+                payload["via"] = via
             return self._issue_to(
                 entity,
                 csr,
@@ -403,6 +421,8 @@ class RAService:
                 renews=target,
                 approval=("renew", payload),
                 executing=approved,
+                on_issued=on_issued,
+                via=via,
             )
 
     def _issue_to(
@@ -421,6 +441,7 @@ class RAService:
         renews: str | None = None,
         identifier: str | None = None,
         on_issued=None,
+        via: dict | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """``approval``: (kind, what to record) should the policy want
         approvals; ``executing``: carrying out an approved request."""
@@ -482,6 +503,7 @@ class RAService:
                 serial=serial_hex(cert.serial_number),
                 key="generated" if key_type else ("same" if same_key else "csr"),
                 renews=renews,
+                **({"via": via} if via else {}),
             )
             if on_issued is not None:
                 on_issued(conn, cert)
@@ -597,6 +619,37 @@ class RAService:
 
     # -- search and reports ------------------------------------------------------------
 
+    # -- enrollment secrets (EST, SCEP) ---------------------------------------------
+
+    def create_secret(
+        self, entity_name: str, *, protocols=PROTOCOLS, days: int = 7, actor: str = "system"
+    ) -> dict:
+        """A one-time enrollment secret for an active end entity; the
+        secret itself is in the answer and nowhere else."""
+        with self.audit.failures(actor, "ra.secret.create", entity_name):
+            entity = self.get_entity(entity_name)
+            if entity.status != "active":
+                raise PolicyError(f"end entity {entity.name!r} is disabled")
+            secret_id, secret, expires_at = self.secrets.create(
+                entity.id, entity.name, protocols=tuple(protocols), days=days, actor=actor
+            )
+        return {
+            "id": secret_id,
+            "entity": entity.name,
+            "protocols": sorted(set(protocols)),
+            "secret": secret,
+            "expires_at": iso8601(expires_at),
+        }
+
+    def list_secrets(self, entity_name: str | None = None) -> list[dict]:
+        if entity_name is None:
+            return self.secrets.list()
+        return self.secrets.list(self.get_entity(entity_name).id)
+
+    def revoke_secret(self, secret_id: str, *, actor: str = "system") -> None:
+        with self.audit.failures(actor, "ra.secret.revoke", secret_id):
+            self.secrets.revoke(secret_id, actor=actor)
+
     def now(self) -> int:
         """The CA's clock, in epoch seconds: what search, reports and export
         judge status and expiry by."""
@@ -652,6 +705,7 @@ class RAService:
                     "days": p.get("days"),
                     "actor": request.requester,
                     "approved": True,
+                    "via": p.get("via"),
                 }
                 if request.kind == "enroll":
                     result = self.enroll(

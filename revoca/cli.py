@@ -20,6 +20,7 @@ from revoca import (
 )
 from revoca.cli_acme import acme
 from revoca.cli_ca import ca
+from revoca.cli_enroll import enroll, est, scep, secret
 from revoca.cli_publisher import publisher
 from revoca.cli_ra import ra
 from revoca.cli_serve import serve
@@ -90,6 +91,10 @@ cli.add_command(va)
 cli.add_command(publisher)
 cli.add_command(ra)
 cli.add_command(acme)
+cli.add_command(est)
+cli.add_command(scep)
+cli.add_command(enroll)
+ra.add_command(secret)
 cli.add_command(serve)
 
 

@@ -31,7 +31,7 @@ def directories_of(config, ca_service) -> dict:
             )
         for profile in d.profiles:
             found = ca_service.profiles.get(profile)
-            if found is None or found.ca or profile == "ocsp-signer":
+            if found is None or found.ca or profile in ("ocsp-signer", "scep-ra"):
                 raise ConfigError(
                     f"[acme.directories.{d.name}] offers profile {profile!r}, which is not a "
                     "profile for end entities"

@@ -18,6 +18,7 @@ from ca.keys import PassphraseSource
 from ca.profiles import Profile, load_profiles
 from ca.settings import CRLSettings, KeysSettings, URLSettings
 from common.settings import SettingsError, build, setting
+from enroll.settings import EnrollSettings
 from publisher.settings import PublisherSettings
 from ra.settings import NotifySettings, RASettings
 from store.settings import StoreSettings
@@ -72,6 +73,7 @@ class Config:
     ra: RASettings
     notify: NotifySettings
     acme: AcmeSettings
+    enroll: EnrollSettings
     # The merged tables these settings were built from (`revoca config show`).
     tables: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -138,6 +140,7 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             ra=RASettings.from_table(raw["ra"]),
             notify=NotifySettings.from_table(raw["notify"]),
             acme=AcmeSettings.from_table(raw["acme"]),
+            enroll=EnrollSettings.from_table(raw["enroll"]),
             publisher=PublisherSettings.from_table(raw["publisher"], va.directory),
             tables=raw,
         )

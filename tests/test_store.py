@@ -16,7 +16,7 @@ from tests.conftest import counts, make_csr
 
 def test_migrations_build_exactly_the_declared_schema(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
-    assert store.current_revision() == store.head_revision() == "0011"
+    assert store.current_revision() == store.head_revision() == "0012"
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_object": include_object})
         assert compare_metadata(context, metadata) == []
@@ -27,7 +27,7 @@ def test_downgrade_and_upgrade_again(tmp_path):
     store.downgrade("base")
     assert store.current_revision() is None
     store.upgrade()
-    assert store.current_revision() == "0011"
+    assert store.current_revision() == "0012"
 
 
 def test_migration_0010_fills_keys_and_name_sets_from_the_der(make_service):

@@ -2,12 +2,15 @@
 
 - ``store.tables.ca``: CAs, certificates, CRLs and the certificate search
   indexes. Written by ``ca`` only; the RA reads them through ``ca.catalog``.
-- ``store.tables.ra``: end entities, operators, approvals, expiry notices.
+- ``store.tables.ra``: end entities, operators, approvals, expiry notices,
+  enrollment secrets.
   Written by ``ra`` only.
 - ``store.tables.outbox``: status events, written by the CA in each change's
   transaction, read by the publisher.
 - ``store.tables.acme``: ACME accounts, their binding keys, orders,
   authorizations, challenges, nonces. Written by ``acmesrv`` only.
+- ``store.tables.enroll``: EST and SCEP transactions. Written by ``enroll``
+  only (the enrollment secrets they redeem are the RA's).
 - ``store.tables.audit``: the hash-chained audit log, written only through
   ``store.audit`` (by the CA and the RA).
 
@@ -16,7 +19,7 @@ through an alembic migration in store/migrations/versions; tests check that
 the migrations build exactly these tables.
 """
 
-from store.tables import acme, audit, ca, outbox, ra
+from store.tables import acme, audit, ca, enroll, outbox, ra
 from store.tables.base import metadata
 from store.tables.ca import SEARCH_OBJECTS
 
@@ -26,4 +29,4 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     return not (reflected and name and name.startswith(SEARCH_OBJECTS))
 
 
-__all__ = ["acme", "audit", "ca", "include_object", "metadata", "outbox", "ra"]
+__all__ = ["acme", "audit", "ca", "enroll", "include_object", "metadata", "outbox", "ra"]

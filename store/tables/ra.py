@@ -99,3 +99,23 @@ expiry_notices = Table(
     Column("recipients", Text, nullable=False),  # JSON list
     Column("at", BigInteger, nullable=False),
 )
+
+# One-time enrollment secrets (migration 0012): made by an RA operator for an
+# end entity, redeemed once by a device over EST (HTTP Basic) or SCEP (the
+# challenge password). Only the SHA-256 of the secret is kept; a secret is
+# 130 random bits, so the digest is no shortcut to it.
+enrollment_secrets = Table(
+    "enrollment_secrets",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("end_entity_id", Id, ForeignKey("end_entities.id"), nullable=False),
+    Column("protocols", String(32), nullable=False),  # "est", "scep" or "est,scep"
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # unused | used | revoked
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Column("used_by", String(255), nullable=True),  # protocol and transaction
+    Index(None, "end_entity_id"),
+)

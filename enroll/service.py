@@ -1,0 +1,688 @@
+"""What EST and SCEP have in common: who may enroll, as which end entity,
+and what became of a request; the HTTP fronts (enroll/est.py,
+enroll/scep.py) only translate.
+
+Credentials:
+
+- a one-time enrollment secret of an end entity (ra/secrets.py): EST's HTTP
+  Basic password (the user is the entity's name), SCEP's challengePassword;
+- a certificate this RA issued, valid and neither revoked nor on hold, for
+  renewing it (EST simplereenroll over TLS client authentication, SCEP
+  RenewalReq signed with it); the new certificate is for the same end
+  entity;
+- a device's manufacturer (bootstrap) certificate from a label's trust
+  anchors, for EST: it enrolls as the label's end entity, once.
+
+Every request is a transaction (store/tables/enroll.py) keyed by SCEP's
+transactionID or the SHA-256 of EST's CSR, so a device told to wait while
+approvers decide asks again with the same request and gets the certificate
+once they approved. Issuance is the RA's (``RAService.enroll`` and
+``renew``): the entity's SAN patterns, the profile, the blocklist, the
+approvals, the audit log (with the protocol and the credential) and the
+outbox, so the VAs answer for the new certificate at once.
+"""
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import delete, insert, select, update
+
+from ca import catalog
+from ca.errors import BadInputError, CAError, ConfigError, NotFoundError, PolicyError
+from ca.records import serial_hex
+from ca.requests import parse_csr
+from ca.token import load_private_key
+from enroll.settings import EnrollSettings, Label
+from ra.approvals import ApprovalRequest
+from ra.secrets import SecretRefused
+from ra.service import Enrollment, RAService
+from store.tables.enroll import enroll_transactions
+
+log = logging.getLogger("revoca.enroll")
+
+RA_PROFILE = "scep-ra"
+TLS_PROFILE = "tls-server"
+STALE_CLAIM_SECONDS = 300  # a claimed transaction whose server stopped mid-issuance
+
+
+class EnrollError(Exception):
+    """A refusal the fronts turn into an HTTP status (EST) or a SCEP failInfo."""
+
+    def __init__(self, kind: str, message: str, *, fail_info: str = "badRequest"):
+        super().__init__(message)
+        self.kind = kind  # bad_request | unauthorized | forbidden | not_found | conflict
+        self.message = message
+        self.fail_info = fail_info
+
+    @property
+    def http_status(self) -> int:
+        return {
+            "bad_request": 400,
+            "unauthorized": 401,
+            "forbidden": 403,
+            "not_found": 404,
+            "conflict": 409,
+            "unsupported": 415,
+            "unavailable": 503,
+        }[self.kind]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Issued (``certificate`` and its chain) or pending (``request_id``)."""
+
+    status: str  # issued | pending
+    certificate: x509.Certificate | None = None
+    chain: list = field(default_factory=list)
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Credential:
+    kind: str  # secret | certificate | bootstrap
+    name: str  # what the audit log names: the secret's id, CA/serial, a fingerprint
+    secret: str | None = None
+    entity: str | None = None  # EST's Basic user: the entity the device names
+    certificate: bytes | None = None  # DER: the TLS client certificate or SCEP signer
+
+
+def spki_sha256(public_key) -> str:
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+class EnrollService:
+    def __init__(self, ra: RAService, settings: EnrollSettings, passphrase: bytes):
+        self.ra = ra
+        self.ca = ra.ca
+        self.store = ra.store
+        self.settings = settings
+        self._passphrase = passphrase
+        self._lock = threading.Lock()
+        self._identities: dict[tuple, tuple] = {}
+        self.labels = {label.name: label for label in settings.labels}
+        self.labels[""] = settings.default_label()
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def now(self) -> int:
+        return self.ra.now()
+
+    def count(self, protocol: str, result: str) -> None:
+        key = (protocol, result)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    # -- labels and CAs -----------------------------------------------------------------
+
+    def label(self, name: str) -> Label:
+        label = self.labels.get(name)
+        if label is None:
+            raise EnrollError("not_found", f"no enrollment label {name!r}")
+        if not label.ca:
+            return Label(
+                "", self.default_ca(), label.profile, label.entity, label.bootstrap_anchors
+            )
+        return label
+
+    def default_ca(self) -> str:
+        if self.settings.ca:
+            return self.settings.ca
+        issuing = [
+            ca.name for ca in self.ca.list_cas() if ca.certificate.issuer != ca.certificate.subject
+        ]
+        if len(issuing) != 1:
+            raise EnrollError(
+                "not_found",
+                "the paths without a label need [enroll] ca: this RA holds "
+                f"{len(issuing)} CAs that are not self-signed",
+            )
+        return issuing[0]
+
+    def chain(self, label: Label) -> list[x509.Certificate]:
+        """The label's CA and its parents (EST /cacerts, SCEP GetCACert)."""
+        return self.ca.chain(label.ca)
+
+    def profile_of(self, label: Label, entity: str | None = None) -> str | None:
+        """The profile a request on this label is issued under: the label's,
+        else its entity's, else that of ``entity`` (the device's own, as it
+        authenticated); None when no one of them is known."""
+        if label.profile:
+            return label.profile
+        name = label.entity or entity
+        if name:
+            try:
+                return self.ra.get_entity(name).profile
+            except NotFoundError:
+                return None
+        return None
+
+    # -- service identities: the SCEP RA certificate, the EST listener's --------------
+
+    def identity(self, ca_name: str, profile: str, subject: str, sans: list[str], key_type: str):
+        """(certificate, private key) issued by ``ca_name`` for this service:
+        the newest one of ``profile`` for ``subject`` with more than a third
+        of its life left, else a new one (its key kept encrypted by the CA)."""
+        key = (ca_name, profile, subject, tuple(sans))
+        with self._lock:
+            cached = self._identities.get(key)
+            now = self.now()
+            if cached and cached[2] > now:
+                return cached[0], cached[1]
+            record = self._find_identity(ca_name, profile, subject, now)
+            if record is None:
+                record = self.ca.issue_with_new_key(
+                    ca_name, profile, subject, sans, key_type=key_type, actor="enroll"
+                )
+                log.info(
+                    "issued the %s certificate %s/%s for %s",
+                    profile,
+                    ca_name,
+                    serial_hex(record.serial),
+                    subject,
+                )
+            pem = self.ca.private_key_pem(record.ca, record.serial)
+            private_key = load_private_key(pem, self._passphrase, what="the service key")
+            start, end = record.not_before.timestamp(), record.not_after.timestamp()
+            renew_at = int(end - (end - start) / 3)
+            self._identities[key] = (record.certificate, private_key, renew_at)
+            return record.certificate, private_key
+
+    def _find_identity(self, ca_name: str, profile: str, subject: str, now: int):
+        with self.store.read() as conn:
+            found = catalog.find(
+                conn,
+                catalog.CertificateFilter(ca=ca_name, profile=profile, status="active", now=now),
+            )
+        best = None
+        for _, record in found:
+            start, end = record.not_before.timestamp(), record.not_after.timestamp()
+            if record.subject != subject or not record.has_private_key:
+                continue
+            if end - now < (end - start) / 3:
+                continue
+            if best is None or record.not_after > best.not_after:
+                best = record
+        return best
+
+    def listener_identity(self):
+        """(certificate, key, chain) of the EST listener when no tls_cert is
+        configured: a tls-server certificate for ``[enroll] host`` from the
+        first CA here that issues that profile (the default CA first)."""
+        host = self.settings.host
+        kind = "ip" if _is_address(host) else "dns"
+        try:
+            first = [self.default_ca()]
+        except EnrollError:
+            first = []
+        names = first + [
+            ca.name
+            for ca in self.ca.list_cas()
+            if ca.certificate.issuer != ca.certificate.subject and ca.name not in first
+        ]
+        reasons = []
+        for ca_name in names:
+            try:
+                cert, key = self.identity(
+                    ca_name, TLS_PROFILE, f"CN={host}", [f"{kind}:{host}"], "ec-p256"
+                )
+            except CAError as exc:
+                reasons.append(f"{ca_name}: {exc.message}")
+                continue
+            return cert, key, self.ca.chain(ca_name)
+        raise ConfigError(
+            "no CA here can issue the EST listener's TLS certificate; set [enroll] tls_cert "
+            "and tls_key" + (f" ({'; '.join(reasons)})" if reasons else "")
+        )
+
+    def scep_ra(self, label: Label):
+        """The SCEP RA certificate and key of the label's CA."""
+        ca = self.ca.get_ca(label.ca)
+        cn = f"{ca.name} SCEP RA"
+        return self.identity(label.ca, RA_PROFILE, f"CN={cn}", [], self.settings.scep_ra_key_type)
+
+    def bootstrap_credential(self, label: Label, der: bytes) -> Credential:
+        """A manufacturer (bootstrap) certificate: issued directly by one of
+        the label's trust anchors and within its validity period (the TLS
+        layer checked the chain but not the time, so that this can say
+        so)."""
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise EnrollError("unauthorized", "the client certificate cannot be read") from None
+        if label.bootstrap_anchors is None or not label.entity:
+            raise EnrollError(
+                "unauthorized",
+                "this label takes no bootstrap certificates: authenticate with HTTP Basic "
+                "(end entity name and enrollment secret)",
+            )
+        now = self.ca.clock()
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise EnrollError(
+                "unauthorized", "the bootstrap certificate is outside its validity period"
+            )
+        for anchor in self.anchors(label):
+            try:
+                cert.verify_directly_issued_by(anchor)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return Credential("bootstrap", f"bootstrap sha256:{hashlib.sha256(der).hexdigest()}")
+        raise EnrollError(
+            "unauthorized", "the client certificate is not from this label's bootstrap anchors"
+        )
+
+    def anchors(self, label: Label) -> list[x509.Certificate]:
+        if label.bootstrap_anchors is None:
+            return []
+        try:
+            return x509.load_pem_x509_certificates(label.bootstrap_anchors.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise EnrollError(
+                "unavailable", f"cannot read the bootstrap anchors {label.bootstrap_anchors}: {exc}"
+            ) from None
+
+    def trust_anchors(self) -> list[x509.Certificate]:
+        """What the EST listener accepts client certificates under: every CA
+        held here (renewals) and every label's bootstrap anchors."""
+        out = [ca.certificate for ca in self.ca.list_cas()]
+        for name in self.labels:
+            out += self.anchors(self.label(name)) if self.labels[name].bootstrap_anchors else []
+        return out
+
+    # -- enrollment ---------------------------------------------------------------------
+
+    def enroll(
+        self,
+        protocol: str,
+        label: Label,
+        csr: bytes,
+        credential: Credential,
+        *,
+        transaction_id: str | None = None,
+        renewal: bool = False,
+    ) -> Outcome:
+        """Enroll (or, with ``renewal``, renew the credential's certificate)
+        from ``csr``; a repeated request returns what became of the first."""
+        try:
+            request = parse_csr(csr)
+        except CAError as exc:
+            raise EnrollError("bad_request", exc.message) from None
+        spki = spki_sha256(request.public_key)
+        txid = transaction_id or hashlib.sha256(csr).hexdigest()
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(enroll_transactions).where(
+                    enroll_transactions.c.protocol == protocol,
+                    enroll_transactions.c.transaction_id == txid,
+                )
+            ).one_or_none()
+        if row is not None and not (
+            row.status == "claimed" and row.updated_at < self.now() - STALE_CLAIM_SECONDS
+        ):
+            return self._repeat(row, spki, credential)
+        if row is not None:  # a claim its server never finished: start again
+            self._forget(row.id, row.secret_id, f"{protocol}:{txid}")
+        if renewal or credential.kind == "certificate":
+            return self._renew(protocol, label, csr, request, credential, txid, spki)
+        return self._enroll(protocol, label, csr, credential, txid, spki)
+
+    def _enroll(self, protocol, label, csr, credential, txid, spki) -> Outcome:
+        used_by = f"{protocol}:{txid}"
+        now = self.now()
+        values = dict(
+            protocol=protocol,
+            transaction_id=txid,
+            credential=credential.name,
+            spki_sha256=spki,
+            status="claimed",
+            created_at=now,
+            updated_at=now,
+        )
+        secret_id = None
+        if credential.kind == "secret":
+            entity_id = None
+            if credential.entity is not None:
+                try:
+                    entity_id = self.ra.get_entity(credential.entity).id
+                except NotFoundError:
+                    raise EnrollError("unauthorized", "no such enrollment secret") from None
+
+            def claim(conn, sid, eid):
+                row = {**values, "credential": f"secret {sid}"}
+                conn.execute(
+                    insert(enroll_transactions).values(**row, end_entity_id=eid, secret_id=sid)
+                )
+
+            try:
+                secret_id, entity_id = self.ra.secrets.redeem(
+                    credential.secret or "",
+                    protocol=protocol,
+                    used_by=used_by,
+                    entity_id=entity_id,
+                    on_redeemed=claim,
+                )
+            except SecretRefused as exc:
+                self.count(protocol, "refused")
+                log.warning("%s enrollment refused: %s", protocol, exc)
+                raise EnrollError("unauthorized", str(exc), fail_info="badRequest") from None
+            entity = self.ra.get_entity_by_id(entity_id)
+            if label.entity and entity.name != label.entity:
+                self._forget_claim(txid, protocol, secret_id, used_by)
+                raise EnrollError(
+                    "forbidden", f"label {label.name!r} enrolls end entity {label.entity!r} only"
+                )
+            via = {"protocol": protocol, "credential": f"secret {secret_id}"}
+        else:  # bootstrap: the label's entity, once per bootstrap certificate
+            entity = self.ra.get_entity(label.entity)
+            with self.store.transaction() as conn:
+                earlier = conn.execute(
+                    select(enroll_transactions.c.id).where(
+                        enroll_transactions.c.credential == credential.name,
+                        enroll_transactions.c.status.in_(("claimed", "pending", "issued")),
+                    )
+                ).first()
+                if earlier is not None:
+                    raise EnrollError(
+                        "forbidden",
+                        "this bootstrap certificate has enrolled already; renew the certificate "
+                        "it got (simplereenroll) instead",
+                    )
+                conn.execute(insert(enroll_transactions).values(**values, end_entity_id=entity.id))
+            via = {"protocol": protocol, "credential": credential.name}
+        if entity.ca != label.ca:
+            self._forget_claim(txid, protocol, secret_id, used_by)
+            raise EnrollError(
+                "forbidden",
+                f"end entity {entity.name!r} is issued by CA {entity.ca!r}, not by this "
+                f"label's CA {label.ca!r}",
+            )
+        return self._issue(
+            protocol,
+            txid,
+            secret_id,
+            used_by,
+            lambda on_issued: self.ra.enroll(
+                entity.name,
+                csr=csr,
+                profile=label.profile,
+                actor=protocol,
+                on_issued=on_issued,
+                via=via,
+            ),
+        )
+
+    def _renew(self, protocol, label, csr, request, credential, txid, spki) -> Outcome:
+        record = self.current_certificate(credential.certificate)
+        if renewal_mismatch := _renewal_mismatch(record, request, protocol):
+            raise EnrollError("bad_request", renewal_mismatch)
+        if record.ca != label.ca:
+            raise EnrollError(
+                "forbidden", f"the certificate is of CA {record.ca!r}, not of this label's CA"
+            )
+        now = self.now()
+        used_by = f"{protocol}:{txid}"
+        with self.store.transaction() as conn:
+            conn.execute(
+                insert(enroll_transactions).values(
+                    protocol=protocol,
+                    transaction_id=txid,
+                    end_entity_id=record.end_entity_id,
+                    credential=credential.name,
+                    spki_sha256=spki,
+                    status="claimed",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        via = {"protocol": protocol, "credential": credential.name}
+        return self._issue(
+            protocol,
+            txid,
+            None,
+            used_by,
+            lambda on_issued: self.ra.renew(
+                record.ca,
+                record.serial,
+                csr=csr,
+                actor=protocol,
+                on_issued=on_issued,
+                via=via,
+            ),
+        )
+
+    def current_certificate(self, der: bytes | None):
+        """The record of a certificate this RA issued that may renew itself now."""
+        if der is None:
+            raise EnrollError("unauthorized", "renewal needs the certificate being renewed")
+        problem = self.ra.certificate_problem(der)
+        if problem:
+            raise EnrollError("unauthorized", problem, fail_info="badCertId")
+        with self.store.read() as conn:
+            record = catalog.by_fingerprint(conn, hashlib.sha256(der).hexdigest())
+        if record is None or record.end_entity_id is None:
+            raise EnrollError(
+                "unauthorized",
+                "the certificate was not issued to an end entity here",
+                fail_info="badCertId",
+            )
+        return record
+
+    def _issue(self, protocol, txid, secret_id, used_by, call) -> Outcome:
+        def on_issued(conn, cert):
+            conn.execute(
+                update(enroll_transactions)
+                .where(
+                    enroll_transactions.c.protocol == protocol,
+                    enroll_transactions.c.transaction_id == txid,
+                )
+                .values(
+                    status="issued",
+                    ca=None,
+                    serial=serial_hex(cert.serial_number),
+                    updated_at=self.now(),
+                )
+            )
+
+        try:
+            result = call(on_issued)
+        except CAError as exc:
+            # Refused by the RA's or the CA's checks: nothing issued or
+            # queued, so the secret is given back and the request forgotten.
+            self._forget_claim(txid, protocol, secret_id, used_by)
+            self.count(protocol, "refused")
+            kind = "forbidden" if isinstance(exc, PolicyError) else "bad_request"
+            if not isinstance(exc, (PolicyError, BadInputError, NotFoundError)):
+                log.error("%s enrollment failed: %s", protocol, exc.message)
+                kind = "unavailable"
+            raise EnrollError(kind, exc.message) from None
+        except BaseException:
+            self._forget_claim(txid, protocol, secret_id, used_by)
+            raise
+        if isinstance(result, ApprovalRequest):
+            with self.store.transaction() as conn:
+                conn.execute(
+                    update(enroll_transactions)
+                    .where(
+                        enroll_transactions.c.protocol == protocol,
+                        enroll_transactions.c.transaction_id == txid,
+                    )
+                    .values(status="pending", approval_request_id=result.id, updated_at=self.now())
+                )
+            self.count(protocol, "pending")
+            return Outcome("pending", request_id=result.id)
+        assert isinstance(result, Enrollment)
+        with self.store.transaction() as conn:
+            conn.execute(
+                update(enroll_transactions)
+                .where(
+                    enroll_transactions.c.protocol == protocol,
+                    enroll_transactions.c.transaction_id == txid,
+                )
+                .values(ca=result.certificate.ca)
+            )
+        self.count(protocol, "issued")
+        return Outcome("issued", result.certificate.certificate, result.chain)
+
+    def _forget_claim(self, txid, protocol, secret_id, used_by) -> None:
+        def drop(conn):
+            conn.execute(
+                delete(enroll_transactions).where(
+                    enroll_transactions.c.protocol == protocol,
+                    enroll_transactions.c.transaction_id == txid,
+                    enroll_transactions.c.status == "claimed",
+                )
+            )
+
+        if secret_id is not None:
+            self.ra.secrets.restore(secret_id, used_by, on_restored=drop)
+        else:
+            with self.store.transaction() as conn:
+                drop(conn)
+
+    def _forget(self, row_id: int, secret_id: str | None, used_by: str) -> None:
+        def drop(conn):
+            conn.execute(delete(enroll_transactions).where(enroll_transactions.c.id == row_id))
+
+        if secret_id is not None:
+            self.ra.secrets.restore(secret_id, used_by, on_restored=drop)
+        else:
+            with self.store.transaction() as conn:
+                drop(conn)
+
+    # -- a repeated request, a poll -----------------------------------------------------
+
+    def _repeat(self, row, spki: str, credential: Credential | None) -> Outcome:
+        if row.spki_sha256 != spki:
+            raise EnrollError(
+                "conflict",
+                "this transaction belongs to another public key",
+                fail_info="badRequest",
+            )
+        if credential is not None and not self._same_credential(row, credential):
+            raise EnrollError(
+                "unauthorized", "the request repeats a transaction under another credential"
+            )
+        return self.status(row)
+
+    def _same_credential(self, row, credential: Credential) -> bool:
+        """A repeated request comes with the credential of the first: the
+        same secret (used by then), the same certificate."""
+        if row.secret_id is not None:
+            return credential.kind == "secret" and self.ra.secrets.matches(
+                row.secret_id, credential.secret or ""
+            )
+        return credential.name == row.credential
+
+    def poll(self, protocol: str, transaction_id: str, spki: str) -> Outcome:
+        """SCEP CertPoll (RFC 8894 3.3.3): what became of a transaction."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(enroll_transactions).where(
+                    enroll_transactions.c.protocol == protocol,
+                    enroll_transactions.c.transaction_id == transaction_id,
+                )
+            ).one_or_none()
+        if row is None:
+            raise EnrollError(
+                "not_found", f"no transaction {transaction_id!r}", fail_info="badCertId"
+            )
+        return self._repeat(row, spki, None)
+
+    def status(self, row) -> Outcome:
+        if row.status == "issued":
+            return self._issued_outcome(row.ca, row.serial)
+        if row.status == "failed":
+            raise EnrollError("forbidden", row.note or "the request failed")
+        if row.status == "claimed":
+            # Another request with this transaction is being issued right now.
+            return Outcome("pending")
+        request = self.ra.approvals.get(row.approval_request_id)
+        if request.status == "done" and request.result_serial is not None:
+            with self.store.transaction() as conn:
+                conn.execute(
+                    update(enroll_transactions)
+                    .where(enroll_transactions.c.id == row.id)
+                    .values(
+                        status="issued",
+                        ca=request.result_ca,
+                        serial=serial_hex(request.result_serial),
+                        updated_at=self.now(),
+                    )
+                )
+            self.count(row.protocol, "issued")
+            return self._issued_outcome(request.result_ca, serial_hex(request.result_serial))
+        if request.status in ("rejected", "expired", "failed"):
+            note = f"the RA's approvers did not issue it: the request is {request.status}" + (
+                f" ({request.note})" if request.note else ""
+            )
+            with self.store.transaction() as conn:
+                conn.execute(
+                    update(enroll_transactions)
+                    .where(enroll_transactions.c.id == row.id)
+                    .values(status="failed", note=note[:255], updated_at=self.now())
+                )
+            raise EnrollError("forbidden", note)
+        return Outcome("pending", request_id=request.id)
+
+    def _issued_outcome(self, ca_name: str, serial: str) -> Outcome:
+        with self.store.read() as conn:
+            record = catalog.certificate(conn, ca_name, int(serial, 16))
+        return Outcome("issued", record.certificate, self.ca.chain(ca_name))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def certificate_by_issuer_serial(self, issuer: x509.Name, serial: int):
+        """SCEP GetCert: a certificate of one of our CAs, by issuer and serial."""
+        for ca in self.ca.list_cas():
+            if ca.certificate.subject == issuer:
+                with self.store.read() as conn:
+                    try:
+                        return catalog.certificate(conn, ca.name, serial).certificate
+                    except NotFoundError:
+                        break
+        raise EnrollError("not_found", "no such certificate here", fail_info="badCertId")
+
+    def crl_of(self, issuer: x509.Name) -> bytes:
+        """SCEP GetCRL: the newest full CRL of the CA named ``issuer``."""
+        for ca in self.ca.list_cas():
+            if ca.certificate.subject == issuer:
+                with self.store.read() as conn:
+                    der = catalog.latest_crl(conn, ca.name)
+                if der is None:
+                    raise EnrollError(
+                        "not_found", f"CA {ca.name!r} has no CRL yet", fail_info="badCertId"
+                    )
+                return der
+        raise EnrollError("not_found", "no CA here has that name", fail_info="badCertId")
+
+
+def _renewal_mismatch(record, request, protocol: str) -> str | None:
+    """RFC 7030 4.2.2: a re-enrollment's subject and subjectAltName are the
+    certificate's (SCEP RenewalReq: its SANs)."""
+    from ca.requests import format_san
+
+    current = record.certificate
+    try:
+        sans = tuple(current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        sans = ()
+    if sorted(map(format_san, sans)) != sorted(map(format_san, request.sans)):
+        return "the CSR's subjectAltName must be the certificate's being renewed"
+    if protocol == "est" and request.subject != current.subject:
+        return "the CSR's subject must be the certificate's being renewed (RFC 7030 4.2.2)"
+    return None
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
