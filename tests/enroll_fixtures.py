@@ -74,9 +74,7 @@ def start_enroll(
         loop.run(start(server, scep_sock, est=False, scep=True)),
     ]
     root_pem = directory / "root.pem"
-    root_pem.write_bytes(
-        pki.get_ca("root").certificate.public_bytes(serialization.Encoding.PEM)
-    )
+    root_pem.write_bytes(pki.get_ca("root").certificate.public_bytes(serialization.Encoding.PEM))
     env = EnrollEnv(
         ra,
         service,

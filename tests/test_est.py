@@ -236,9 +236,7 @@ def test_an_expired_or_revoked_secret_and_certificate_are_refused(env, loop):
 
 
 def test_a_request_that_waits_for_approvers_is_answered_202_then_issued(loop, service, tmp_path):
-    env, runners = start_enroll(
-        loop, device_pki(service), tmp_path, policy=ApprovalPolicy(issue=1)
-    )
+    env, runners = start_enroll(loop, device_pki(service), tmp_path, policy=ApprovalPolicy(issue=1))
     try:
         env.ra.users.create("ann", "ra-officer", with_token=True, actor="test")
         secret = env.secret()
