@@ -100,9 +100,6 @@ class EnrollSettings:
     bootstrap_entity: str = setting(
         "", "End entity that bootstrap certificates on the paths without a label enroll as."
     )
-    secret_days: int = setting(
-        7, "Days a new enrollment secret stays valid (at most 90).", minimum=1, maximum=90
-    )
     retry_after: int = setting(
         60,
         "Seconds a device is told to wait (EST 202 Retry-After) while approvers decide.",

@@ -37,6 +37,7 @@ from ra.params import days_field, id_param, id_text, int_param, text_field, time
 from ra.roles import ADMINISTRATOR, AuthenticationError, authorize
 from ra.routes import EXPORT_FIELDS, ROUTES, SEARCH_FIELDS, Route
 from ra.search import CertificateQuery, certificate_summary, report_csv
+from ra.secrets import DEFAULT_DAYS
 from ra.service import RAService
 from ra.users import User
 from store.tables.audit import audit_log
@@ -90,6 +91,9 @@ class RAApi:
             "updateEntity": self.update_entity,
             "entityCertificates": self.entity_certificates,
             "enroll": self.enroll,
+            "listSecrets": self.list_secrets,
+            "createSecret": self.create_secret,
+            "revokeSecret": self.revoke_secret,
             "searchCertificates": self.search_certificates,
             "report": self.report,
             "export": self.export,
@@ -308,6 +312,33 @@ class RAApi:
         records = await self._call(self.service.entity_certificates, request.match_info["name"])
         now = self.service.now()
         return web.json_response({"items": [certificate_summary(r, now) for r in records]})
+
+    async def list_secrets(self, request):
+        items = await self._call(self.service.list_secrets, request.match_info["name"])
+        return web.json_response({"items": items})
+
+    async def create_secret(self, request):
+        body = await self._body(request)
+        unknown = set(body) - {"protocols", "days"}
+        if unknown:
+            raise BadInputError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        protocols = body.get("protocols", ["est", "scep"])
+        if not isinstance(protocols, list) or not all(isinstance(p, str) for p in protocols):
+            raise BadInputError("protocols must be a list of 'est' and 'scep'")
+        created = await self._call(
+            self.service.create_secret,
+            request.match_info["name"],
+            protocols=tuple(protocols),
+            days=body.get("days", DEFAULT_DAYS),
+            actor=self._actor(request),
+        )
+        return web.json_response(created, status=201)
+
+    async def revoke_secret(self, request):
+        await self._call(
+            self.service.revoke_secret, request.match_info["id"], actor=self._actor(request)
+        )
+        return web.Response(status=204)
 
     async def enroll(self, request):
         body = await self._body(request)

@@ -323,6 +323,52 @@ SCHEMAS = {
             "issuers_added": _STRINGS,
         }
     ),
+    "SecretCreate": _object(
+        {
+            "protocols": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["est", "scep"]},
+                "default": ["est", "scep"],
+            },
+            "days": {"type": "integer", "minimum": 1, "maximum": 90, "default": 7},
+        }
+    ),
+    "NewSecret": _object(
+        {
+            "id": _STRING,
+            "entity": _STRING,
+            "protocols": _STRINGS,
+            "secret": {
+                "type": "string",
+                "description": "EST's HTTP Basic password (the user: the entity's name), "
+                "SCEP's challenge password; shown this once",
+            },
+            "expires_at": _TIME,
+        }
+    ),
+    "SecretList": _object(
+        {
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "id": _STRING,
+                        "entity": _STRING,
+                        "protocols": _STRINGS,
+                        "status": {
+                            "type": "string",
+                            "enum": ["unused", "used", "revoked", "expired"],
+                        },
+                        "created_by": _STRING,
+                        "created_at": _TIME,
+                        "expires_at": _TIME,
+                        "used_at": {**_TIME, "nullable": True},
+                        "used_by": {"type": "string", "nullable": True},
+                    }
+                ),
+            }
+        }
+    ),
     "BlockedKeyPage": _object(
         {
             "items": {"type": "array", "items": _BLOCKED_KEY},

@@ -26,6 +26,7 @@ from store.tables.ra import end_entities, enrollment_secrets
 
 PROTOCOLS = ("est", "scep")
 MAX_DAYS = 90
+DEFAULT_DAYS = 7
 
 
 class SecretRefused(Exception):
@@ -50,7 +51,7 @@ class EnrollmentSecrets:
         entity_name: str,
         *,
         protocols: tuple[str, ...] = PROTOCOLS,
-        days: int = 7,
+        days: int = DEFAULT_DAYS,
         actor: str,
     ) -> tuple[str, str, int]:
         """A new secret for an end entity: (id, secret, expires_at)."""

@@ -44,7 +44,7 @@ from ra.entities import (
 )
 from ra.roles import ForbiddenError
 from ra.search import CertificateQuery
-from ra.secrets import PROTOCOLS, EnrollmentSecrets
+from ra.secrets import DEFAULT_DAYS, PROTOCOLS, EnrollmentSecrets
 from ra.users import User, Users, new_token, token_hash
 from store.tables.ra import end_entities
 
@@ -622,7 +622,12 @@ class RAService:
     # -- enrollment secrets (EST, SCEP) ---------------------------------------------
 
     def create_secret(
-        self, entity_name: str, *, protocols=PROTOCOLS, days: int = 7, actor: str = "system"
+        self,
+        entity_name: str,
+        *,
+        protocols=PROTOCOLS,
+        days: int = DEFAULT_DAYS,
+        actor: str = "system",
     ) -> dict:
         """A one-time enrollment secret for an active end entity; the
         secret itself is in the answer and nowhere else."""

@@ -201,7 +201,7 @@ def _ra_and_actor(ctx, permission: str):
     help="Only for this protocol (repeat for both; default: both).",
 )
 @click.option(
-    "--days", type=click.IntRange(1, 90), help="Days it stays valid ([enroll] secret_days)."
+    "--days", type=click.IntRange(1, 90), default=7, show_default=True, help="Days it stays valid."
 )
 @output_options()
 @click.pass_context
@@ -211,14 +211,8 @@ def secret_create(ctx, entity, protocols, days):
     one device once: EST's Basic user is the entity's name, its password the
     secret; SCEP's challenge password is the secret."""
     service, by = _ra_and_actor(ctx, "entity.write")
-    config = config_of(ctx)
     emit_object(
-        service.create_secret(
-            entity,
-            protocols=protocols or ("est", "scep"),
-            days=days or config.enroll.secret_days,
-            actor=by,
-        )
+        service.create_secret(entity, protocols=protocols or ("est", "scep"), days=days, actor=by)
     )
 
 

@@ -643,3 +643,25 @@ def test_the_last_active_administrator_stays(ra):
     assert ra.call("PATCH", "/api/users/eve", {"status": "active"}).status == 200
     assert ra.call("PATCH", me, {"role": "auditor"}).status == 200
     assert ra.call("DELETE", "/api/users/eve", token=second["token"]).status == 409
+
+
+# -- enrollment secrets (EST, SCEP) -----------------------------------------------------
+
+
+def test_enrollment_secrets_are_made_listed_and_revoked_by_officers(ra):
+    entity = _entity(ra)
+    path = f"/api/entities/{entity['name']}/secrets"
+    assert ra.call("POST", path, {"days": 2}, role="auditor").status == 403
+    reply = ra.call("POST", path, {"protocols": ["scep"], "days": 2}, role="ra-officer")
+    assert reply.status == 201, reply.body
+    made = reply.body
+    assert made["protocols"] == ["scep"] and len(made["secret"]) == 32
+    listed = ra.call("GET", path, role="auditor").body["items"]
+    assert [(s["id"], s["status"]) for s in listed] == [(made["id"], "unused")]
+    assert made["secret"] not in repr(listed)
+    for bad in ({"days": 0}, {"days": 91}, {"protocols": ["acme"]}, {"what": 1}):
+        assert ra.call("POST", path, bad, role="ra-officer").status == 400, bad
+    assert ra.call("DELETE", f"/api/secrets/{made['id']}", role="ra-officer").status == 204
+    assert ra.call("DELETE", f"/api/secrets/{made['id']}", role="ra-officer").status == 422
+    assert ra.call("DELETE", "/api/secrets/es-none", role="ra-officer").status == 404
+    assert ra.call("GET", path, role="auditor").body["items"][0]["status"] == "revoked"
