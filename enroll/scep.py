@@ -21,6 +21,7 @@ import logging
 import secrets
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ca.records import serial_hex
 from enroll import scepmsg
@@ -51,7 +52,12 @@ class ScepFront:
         if operation == "GetCACert":
             ra_cert, _ = await self.call(self.service.scep_ra, label)
             chain = await self.call(self.service.chain, label)
-            body = scepmsg.certs_only([ra_cert, *chain])
+            # RFC 8894 4.2.1.2: the RA certificate and the CA's. Clients
+            # such as micromdm's scepclient encrypt to every certificate
+            # here, so only CA certificates with RSA keys join the RA's; an
+            # EC chain is at EST's cacerts and the VA's /ca/<name>.crt.
+            rsa_chain = [c for c in chain if isinstance(c.public_key(), rsa.RSAPublicKey)]
+            body = scepmsg.certs_only([ra_cert, *rsa_chain])
             return web.Response(body=body, content_type="application/x-x509-ca-ra-cert")
         if operation == "GetNextCACert":
             raise EnrollError("not_found", "no CA rollover is pending (GetNextCACert)")

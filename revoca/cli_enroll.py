@@ -27,9 +27,13 @@ def build_enroll_service(config):
     return EnrollService(ra, settings, config.passphrase.get())
 
 
-async def serve_enroll(config, *, est: bool, scep: bool, seconds=None, socks=None) -> None:
+async def serve_enroll(
+    config, *, est: bool, scep: bool, seconds=None, socks=None, optional_est: bool = False
+) -> None:
     """The EST (TLS) and SCEP (HTTP) listeners until ``seconds`` have passed
-    (None: until cancelled). ``socks``: (est, scep) sockets bound already."""
+    (None: until cancelled). ``socks``: (est, scep) sockets bound already.
+    ``optional_est`` (``revoca serve``): a node whose CAs cannot give the EST
+    listener a certificate serves SCEP alone, and says why."""
     from common import listen
     from enroll.server import EnrollServer, start, tls_context
 
@@ -47,8 +51,13 @@ async def serve_enroll(config, *, est: bool, scep: bool, seconds=None, socks=Non
                 context = tls_context(
                     service, settings.tls_cert, settings.tls_key, config.passphrase.get()
                 )
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot set up the EST listener's TLS: {exc}") from None
+            except (OSError, ValueError, ConfigError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                if not optional_est:
+                    raise ConfigError(f"cannot set up the EST listener's TLS: {message}") from None
+                click.echo(f"EST not served: {message}", err=True)
+                est = False
+        if est:
             if est_sock is None:
                 est_sock = listen.bind_listener(
                     settings.host, settings.est_port, 256, what=" (EST)"
@@ -65,6 +74,8 @@ async def serve_enroll(config, *, est: bool, scep: bool, seconds=None, socks=Non
             port = scep_sock.getsockname()[1]
             click.echo(f"SCEP on http://{settings.host}:{port}/scep", err=True)
         if not runners:
+            if optional_est:
+                return
             raise ConfigError("no enrollment listener: est_port and scep_port are both -1")
         if seconds is None:
             await asyncio.Event().wait()

@@ -18,8 +18,9 @@ from revoca.cli_util import config_of, ensure_config, examples, handle_errors
 @click.pass_context
 @handle_errors
 def serve(ctx, seconds):
-    """VA, RA API, ACME server, publisher, CRL updater and expiry notices
-    together (settings: [va], [ra], [acme], [publisher], [crl], [notify])."""
+    """VA, RA API, ACME server, EST and SCEP, publisher, CRL updater and
+    expiry notices together (settings: [va], [ra], [acme], [enroll],
+    [publisher], [crl], [notify])."""
     from dataclasses import replace
 
     from common.listen import bind_listener
@@ -30,6 +31,7 @@ def serve(ctx, seconds):
     from revoca import schedules
     from revoca.app import build_ca_service
     from revoca.cli_acme import acme_tls_context, serve_acme
+    from revoca.cli_enroll import bind_enroll, serve_enroll
     from revoca.cli_publisher import build_publisher
     from revoca.cli_ra import ra_tls_context, serve_api
     from revoca.cli_ra_inventory import smtp_password
@@ -65,6 +67,12 @@ def serve(ctx, seconds):
     except BaseException:
         ra_sock.close()
         raise
+    try:
+        enroll_socks = bind_enroll(config)
+    except BaseException:
+        ra_sock.close()
+        acme_sock.close()
+        raise
 
     async def companion(serving, wake):
         import asyncio
@@ -78,6 +86,7 @@ def serve(ctx, seconds):
             build_publisher(config, targets=[target]).run(),
             serve_api(service, ra, ra.host, ra.port, None, config.passphrase, sock=ra_sock),
             serve_acme(config, config.acme.host, config.acme.port, None, sock=acme_sock),
+            serve_enroll(config, est=True, scep=True, socks=enroll_socks, optional_est=True),
             # CRLs on the [crl] schedule, expiry notices every [notify] interval.
             schedules.run_all(service.ca, service.store, config, password),
         )
@@ -97,3 +106,6 @@ def serve(ctx, seconds):
     finally:
         ra_sock.close()
         acme_sock.close()
+        for sock in enroll_socks:
+            if sock is not None:
+                sock.close()

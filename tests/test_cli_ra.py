@@ -460,6 +460,7 @@ def test_revoca_serve_runs_va_ra_and_publisher_together(tmp_path):
     va_port, ra_port = free_port(), free_port()
     (tmp_path / "all.toml").write_text(
         f"[va]\nport = {va_port}\nadmin_port = 0\n[ra]\nport = {ra_port}\n"
+        "[acme]\nport = 0\n[enroll]\nest_port = 0\nscep_port = 0\n"
     )
     server = subprocess.Popen(
         [*REVOCA_CMD, "--config", "all.toml", "--data-dir", str(d), "serve", "--seconds", "40"],

@@ -42,6 +42,7 @@ def test_a_revocation_reaches_the_served_crls_within_the_delay(tmp_path):
     config.write_text(
         f'[paths]\ndata_dir = "{d}"\n'
         f"[va]\nport = {va_port}\nadmin_port = 0\n[ra]\nport = {ra_port}\n"
+        "[acme]\nport = 0\n[enroll]\nest_port = 0\nscep_port = 0\n"
         "[crl]\nrevocation_delay_minutes = 0\n"
     )
     node = subprocess.Popen(
