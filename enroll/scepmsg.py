@@ -57,7 +57,7 @@ NONCE_SIZE = 16
 
 class ScepFailure(Exception):
     """A request answered with a CertRep FAILURE carrying ``fail_info``
-    (section 3.2.1.4.5); ``request`` is what was read of it, when enough was."""
+    (section 3.2.1.4); ``request`` is what was read of it, when enough was."""
 
     def __init__(self, fail_info: str, message: str):
         if fail_info not in FAIL_INFO:
@@ -101,6 +101,7 @@ class CertRep:
     sender_nonce: bytes
     certificates: list[x509.Certificate]
     crl: bytes | None
+    fail_text: str | None = None
 
 
 # -- SCEP attributes (section 3.2.1), known to asn1crypto -------------------------
@@ -820,13 +821,15 @@ def build_cert_rep(
     certificates: Sequence[x509.Certificate] = (),
     crl: bytes | None = None,
     sender_nonce: bytes,
+    fail_text: str | None = None,
 ) -> bytes:
     """A CertRep pkiMessage (section 3.3.2) answering ``request``.
 
     SUCCESS envelopes, for the request's signer certificate and with the
     request's cipher, a certs-only SignedData of ``certificates`` or, for
-    GetCRL, one carrying ``crl`` (3.3.2.1); FAILURE (with ``fail_info``) and
-    PENDING have no content. The RA signs with the request's digest."""
+    GetCRL, one carrying ``crl`` (3.3.2.1); FAILURE (with ``fail_info`` and,
+    optionally, ``fail_text`` as failInfoText, 3.2.1.4) and PENDING have no
+    content. The RA signs with the request's digest."""
     if status not in PKI_STATUS:
         raise ValueError(f"unknown pkiStatus {status!r}")
     if (status == "FAILURE") != (fail_info is not None):
@@ -846,6 +849,8 @@ def build_cert_rep(
         attributes.append(
             _attribute(_OID_FAIL_INFO, core.PrintableString(str(FAIL_INFO[fail_info])))
         )
+        if fail_text:
+            attributes.append(_attribute(_OID_FAIL_INFO_TEXT, core.UTF8String(fail_text)))
     content = None
     if status == "SUCCESS":
         if crl is not None:
@@ -958,6 +963,7 @@ def parse_cert_rep(
             values[_OID_SENDER_NONCE],
             certificates,
             crl,
+            values.get(_OID_FAIL_INFO_TEXT),
         )
 
 

@@ -160,6 +160,25 @@ def test_pkcsreq_round_trip(pki):
     assert scepmsg.challenge_password(msg.content) == "secret"
 
 
+def test_names_keep_their_string_types(pki):
+    issuer = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Grüße GmbH"),
+            x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "example"),
+            x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ca@example.com"),
+            x509.NameAttribute(
+                NameOID.COMMON_NAME, "CA", _type=x509.name._ASN1Type.PrintableString
+            ),
+        ]
+    )
+    got_issuer, got_subject = scepmsg.issuer_and_subject(_issuer_and_subject(issuer, _name("d")))
+    assert got_issuer.public_bytes() == issuer.public_bytes() and got_subject == _name("d")
+    with pytest.raises(ScepFailure, match="IssuerAndSubject") as info:
+        scepmsg.issuer_and_subject(_issuer_and_serial(pki.issued))
+    assert info.value.fail_info == "badRequest"
+
+
 def test_every_request_type_round_trips(pki):
     contents = {
         "PKCSReq": pki.csr,
@@ -227,6 +246,9 @@ def test_cert_rep_failure(pki, fail_info):
     request = pki.parse(pki.request())
     rep = pki.read_rep(pki.rep(request, "FAILURE", fail_info=fail_info))
     assert (rep.status, rep.fail_info, rep.certificates) == ("FAILURE", fail_info, [])
+    assert rep.fail_text is None
+    rep = pki.read_rep(pki.rep(request, "FAILURE", fail_info=fail_info, fail_text="nö"))
+    assert (rep.fail_info, rep.fail_text) == (fail_info, "nö")
 
 
 @pytest.mark.parametrize("message_type", ["PKCSReq", "RenewalReq"])
@@ -485,11 +507,12 @@ class _ScepHandler(BaseHTTPRequestHandler):
         try:
             msg = parse_request(body, self.ra, self.ra_key, legacy=True)
         except ScepFailure as exc:
-            msg, status, kw = exc.request, "FAILURE", {"fail_info": exc.fail_info}
+            msg, status = exc.request, "FAILURE"
+            kw = {"fail_info": exc.fail_info, "fail_text": str(exc)}
         else:
             status, kw = self.answer, {}
             if status == "FAILURE":
-                kw = {"fail_info": "badRequest"}
+                kw = {"fail_info": "badRequest", "fail_text": "no such device: dev1"}
         self.seen.append(msg)
         if status == "SUCCESS":
             csr = x509.load_der_x509_csr(msg.content)
