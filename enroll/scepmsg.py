@@ -48,7 +48,7 @@ PKI_STATUS = {"SUCCESS": 0, "FAILURE": 2, "PENDING": 3}
 REQUEST_TYPES = ("PKCSReq", "RenewalReq", "CertPoll", "GetCert", "GetCRL")
 
 # GetCACaps keywords (section 3.5.2); the legacy ones are appended when SHA-1
-# and DES3 are accepted.
+# and DES3 are accepted (and DES-CBC, which has no keyword).
 CAPABILITIES = ("AES", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-256", "SHA-512")
 LEGACY_CAPABILITIES = ("DES3", "SHA-1")
 
@@ -300,7 +300,9 @@ _ASN1_ERRORS = (
     IndexError,
     AttributeError,
     OverflowError,
+    RecursionError,
     UnsupportedAlgorithm,
+    x509.InvalidVersion,
 )
 
 
@@ -631,7 +633,7 @@ def _check_content(message_type: str, content: bytes) -> None:
         try:
             csr = x509.load_der_x509_csr(content)
             valid = csr.is_signature_valid
-        except (ValueError, UnsupportedAlgorithm) as exc:
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
             raise ScepFailure("badRequest", f"the {message_type} content is not a CSR") from exc
         if not valid:
             raise ScepFailure("badMessageCheck", "the CSR signature does not verify")
