@@ -807,7 +807,7 @@ def _degenerate(certs: Sequence[x509.Certificate], crls: Sequence[bytes]) -> byt
 
 def certs_only(certs: Sequence[x509.Certificate]) -> bytes:
     """A degenerate certificates-only SignedData ContentInfo (RFC 8894 section
-    3.4): the certificates, no content and no signers."""
+    3.4): the certificates (a SET OF, so in DER order), no content, no signers."""
     if not certs:
         raise ValueError("a certs-only SignedData needs at least one certificate")
     return _degenerate(certs, ())

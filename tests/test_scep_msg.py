@@ -417,6 +417,19 @@ def test_openssl_made_envelope(pki, tmp_path, flags, cipher):
     assert (msg.message_type, msg.cipher, msg.content) == ("PKCSReq", cipher, pki.csr)
 
 
+def test_openssl_envelope_for_several_recipients(pki, tmp_path):
+    """scepclient encrypts to every certificate GetCACert returned (CA and
+    RA): the RA's recipient is the one opened."""
+    (tmp_path / "other.pem").write_bytes(pki.other.public_bytes(PEM))
+    (tmp_path / "ra.pem").write_bytes(pki.ra.public_bytes(PEM))
+    out = _openssl(
+        "cms", "-encrypt", "-aes256", "-recip", str(tmp_path / "other.pem"),
+        "-recip", str(tmp_path / "ra.pem"), "-binary", "-outform", "DER", data=pki.csr,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert pki.parse(_wrap_envelope(pki, out.stdout)).content == pki.csr
+
+
 def test_openssl_envelope_for_another_ra(pki, tmp_path):
     (tmp_path / "other.pem").write_bytes(pki.other.public_bytes(PEM))
     out = _openssl(
@@ -490,7 +503,9 @@ class _ScepHandler(BaseHTTPRequestHandler):
     ra: x509.Certificate
     ra_key: rsa.RSAPrivateKey
     answer: str = "SUCCESS"
+    caps: str = scepmsg.capabilities(False)
     seen: list
+    methods: list
 
     def log_message(self, *args):
         pass
@@ -499,11 +514,12 @@ class _ScepHandler(BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
         operation = query.get("operation", [""])[0]
         if operation == "GetCACaps":
-            return self._send("text/plain", scepmsg.capabilities(False).encode())
+            return self._send("text/plain", self.caps.encode())
         if operation == "GetCACert":
             return self._send("application/x-x509-ca-cert", self.ra.public_bytes(DER))
-        if not body:  # GET: scepclient sends base64url
+        if self.command == "GET":  # scepclient sends base64url, unpadded
             body = base64.urlsafe_b64decode(query["message"][0] + "==")
+        self.methods.append(self.command)
         try:
             msg = parse_request(body, self.ra, self.ra_key, legacy=True)
         except ScepFailure as exc:
@@ -547,14 +563,20 @@ class _ScepHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@pytest.mark.parametrize("answer", ["SUCCESS", "FAILURE"])
-def test_scepclient_against_the_codec(pki, tmp_path, answer):
+@pytest.mark.parametrize(
+    ("answer", "caps", "method"),
+    [
+        ("SUCCESS", scepmsg.capabilities(False), "POST"),
+        ("SUCCESS", "AES\nSHA-256\n", "GET"),
+        ("FAILURE", scepmsg.capabilities(True), "POST"),
+    ],
+)
+def test_scepclient_against_the_codec(pki, tmp_path, answer, caps, method):
+    """micromdm scepclient sends SHA-1 and DES-CBC whatever the capabilities,
+    by GET without POSTPKIOperation, and takes our SUCCESS and FAILURE."""
     scepclient = need("scepclient", "scep")
-    handler = type(
-        "Handler",
-        (_ScepHandler,),
-        {"ra": pki.ra, "ra_key": pki.ra_key, "answer": answer, "seen": []},
-    )
+    attributes = {"ra": pki.ra, "ra_key": pki.ra_key, "answer": answer, "caps": caps}
+    handler = type("Handler", (_ScepHandler,), {**attributes, "seen": [], "methods": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -575,6 +597,7 @@ def test_scepclient_against_the_codec(pki, tmp_path, answer):
         server.server_close()
     (msg,) = handler.seen
     assert (msg.message_type, msg.digest, msg.cipher) == ("PKCSReq", "sha1", "des")
+    assert handler.methods == [method]
     if answer == "SUCCESS":
         assert out.returncode == 0, out.stderr
         issued = x509.load_pem_x509_certificate((tmp_path / "client.pem").read_bytes())
