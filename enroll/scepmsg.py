@@ -530,11 +530,11 @@ def _ber_octets(method: int, contents: bytes, depth: int = 0) -> bytes:
         raise ValueError("the OCTET STRING nests too deep")
     chunks, pos = [], 0
     while pos < len(contents):
-        class_, inner, tag, header, body, trailer = parser.parse(contents[pos:])
+        # parser.parse would take a copy of the rest for each chunk
+        (class_, inner, tag, _, body, _), pos = parser._parse(contents, len(contents), pos)
         if class_ != 0 or tag != 4:
             raise ValueError("a constructed OCTET STRING holds something else")
         chunks.append(_ber_octets(inner, body, depth + 1))
-        pos += len(header) + len(body) + len(trailer)
     return b"".join(chunks)
 
 

@@ -840,3 +840,13 @@ def test_two_signers(pki):
     der = _resigned(pki, pki.request(), signer_infos=[signer, signer])
     exc = _expect_refusal(pki, der)
     assert isinstance(exc, ScepMalformed) and "2 SignerInfos" in str(exc)
+
+
+def test_constructed_octet_strings():
+    """encryptedContent as BER allows (X.690 8.7): Go's pkcs7 writes [0]
+    constructed around one OCTET STRING, OpenSSL streams indefinite chunks."""
+    assert scepmsg._ber_octets(0, b"ab") == b"ab"
+    assert scepmsg._ber_octets(1, b"\x04\x02ab\x04\x01c\x24\x80\x04\x01d\x00\x00") == b"abcd"
+    for bad in (b"\x05\x00", b"\x04\x05ab", b"\x24\x80" * 8 + b"\x00\x00" * 8):
+        with pytest.raises(ValueError):
+            scepmsg._ber_octets(1, bad)
