@@ -48,7 +48,7 @@ PKI_STATUS = {"SUCCESS": 0, "FAILURE": 2, "PENDING": 3}
 REQUEST_TYPES = ("PKCSReq", "RenewalReq", "CertPoll", "GetCert", "GetCRL")
 
 # GetCACaps keywords (section 3.5.2); the legacy ones are appended when SHA-1
-# and DES3 are accepted.
+# and DES3 are accepted (and DES-CBC, which has no keyword).
 CAPABILITIES = ("AES", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-256", "SHA-512")
 LEGACY_CAPABILITIES = ("DES3", "SHA-1")
 
@@ -57,7 +57,7 @@ NONCE_SIZE = 16
 
 class ScepFailure(Exception):
     """A request answered with a CertRep FAILURE carrying ``fail_info``
-    (section 3.2.1.4.5); ``request`` is what was read of it, when enough was."""
+    (section 3.2.1.4); ``request`` is what was read of it, when enough was."""
 
     def __init__(self, fail_info: str, message: str):
         if fail_info not in FAIL_INFO:
@@ -101,6 +101,7 @@ class CertRep:
     sender_nonce: bytes
     certificates: list[x509.Certificate]
     crl: bytes | None
+    fail_text: str | None = None
 
 
 # -- SCEP attributes (section 3.2.1), known to asn1crypto -------------------------
@@ -299,7 +300,9 @@ _ASN1_ERRORS = (
     IndexError,
     AttributeError,
     OverflowError,
+    RecursionError,
     UnsupportedAlgorithm,
+    x509.InvalidVersion,
 )
 
 
@@ -527,11 +530,11 @@ def _ber_octets(method: int, contents: bytes, depth: int = 0) -> bytes:
         raise ValueError("the OCTET STRING nests too deep")
     chunks, pos = [], 0
     while pos < len(contents):
-        class_, inner, tag, header, body, trailer = parser.parse(contents[pos:])
+        # parser.parse would take a copy of the rest for each chunk
+        (class_, inner, tag, _, body, _), pos = parser._parse(contents, len(contents), pos)
         if class_ != 0 or tag != 4:
             raise ValueError("a constructed OCTET STRING holds something else")
         chunks.append(_ber_octets(inner, body, depth + 1))
-        pos += len(header) + len(body) + len(trailer)
     return b"".join(chunks)
 
 
@@ -630,7 +633,7 @@ def _check_content(message_type: str, content: bytes) -> None:
         try:
             csr = x509.load_der_x509_csr(content)
             valid = csr.is_signature_valid
-        except (ValueError, UnsupportedAlgorithm) as exc:
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
             raise ScepFailure("badRequest", f"the {message_type} content is not a CSR") from exc
         if not valid:
             raise ScepFailure("badMessageCheck", "the CSR signature does not verify")
@@ -804,7 +807,7 @@ def _degenerate(certs: Sequence[x509.Certificate], crls: Sequence[bytes]) -> byt
 
 def certs_only(certs: Sequence[x509.Certificate]) -> bytes:
     """A degenerate certificates-only SignedData ContentInfo (RFC 8894 section
-    3.4): the certificates, no content and no signers."""
+    3.4): the certificates (a SET OF, so in DER order), no content, no signers."""
     if not certs:
         raise ValueError("a certs-only SignedData needs at least one certificate")
     return _degenerate(certs, ())
@@ -820,13 +823,15 @@ def build_cert_rep(
     certificates: Sequence[x509.Certificate] = (),
     crl: bytes | None = None,
     sender_nonce: bytes,
+    fail_text: str | None = None,
 ) -> bytes:
     """A CertRep pkiMessage (section 3.3.2) answering ``request``.
 
     SUCCESS envelopes, for the request's signer certificate and with the
     request's cipher, a certs-only SignedData of ``certificates`` or, for
-    GetCRL, one carrying ``crl`` (3.3.2.1); FAILURE (with ``fail_info``) and
-    PENDING have no content. The RA signs with the request's digest."""
+    GetCRL, one carrying ``crl`` (3.3.2.1); FAILURE (with ``fail_info`` and,
+    optionally, ``fail_text`` as failInfoText, 3.2.1.4) and PENDING have no
+    content. The RA signs with the request's digest."""
     if status not in PKI_STATUS:
         raise ValueError(f"unknown pkiStatus {status!r}")
     if (status == "FAILURE") != (fail_info is not None):
@@ -846,6 +851,8 @@ def build_cert_rep(
         attributes.append(
             _attribute(_OID_FAIL_INFO, core.PrintableString(str(FAIL_INFO[fail_info])))
         )
+        if fail_text:
+            attributes.append(_attribute(_OID_FAIL_INFO_TEXT, core.UTF8String(fail_text)))
     content = None
     if status == "SUCCESS":
         if crl is not None:
@@ -958,6 +965,7 @@ def parse_cert_rep(
             values[_OID_SENDER_NONCE],
             certificates,
             crl,
+            values.get(_OID_FAIL_INFO_TEXT),
         )
 
 

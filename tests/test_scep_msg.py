@@ -160,6 +160,25 @@ def test_pkcsreq_round_trip(pki):
     assert scepmsg.challenge_password(msg.content) == "secret"
 
 
+def test_names_keep_their_string_types(pki):
+    issuer = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Grüße GmbH"),
+            x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "example"),
+            x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ca@example.com"),
+            x509.NameAttribute(
+                NameOID.COMMON_NAME, "CA", _type=x509.name._ASN1Type.PrintableString
+            ),
+        ]
+    )
+    got_issuer, got_subject = scepmsg.issuer_and_subject(_issuer_and_subject(issuer, _name("d")))
+    assert got_issuer.public_bytes() == issuer.public_bytes() and got_subject == _name("d")
+    with pytest.raises(ScepFailure, match="IssuerAndSubject") as info:
+        scepmsg.issuer_and_subject(_issuer_and_serial(pki.issued))
+    assert info.value.fail_info == "badRequest"
+
+
 def test_every_request_type_round_trips(pki):
     contents = {
         "PKCSReq": pki.csr,
@@ -227,6 +246,9 @@ def test_cert_rep_failure(pki, fail_info):
     request = pki.parse(pki.request())
     rep = pki.read_rep(pki.rep(request, "FAILURE", fail_info=fail_info))
     assert (rep.status, rep.fail_info, rep.certificates) == ("FAILURE", fail_info, [])
+    assert rep.fail_text is None
+    rep = pki.read_rep(pki.rep(request, "FAILURE", fail_info=fail_info, fail_text="nö"))
+    assert (rep.fail_info, rep.fail_text) == (fail_info, "nö")
 
 
 @pytest.mark.parametrize("message_type", ["PKCSReq", "RenewalReq"])
@@ -395,6 +417,19 @@ def test_openssl_made_envelope(pki, tmp_path, flags, cipher):
     assert (msg.message_type, msg.cipher, msg.content) == ("PKCSReq", cipher, pki.csr)
 
 
+def test_openssl_envelope_for_several_recipients(pki, tmp_path):
+    """scepclient encrypts to every certificate GetCACert returned (CA and
+    RA): the RA's recipient is the one opened."""
+    (tmp_path / "other.pem").write_bytes(pki.other.public_bytes(PEM))
+    (tmp_path / "ra.pem").write_bytes(pki.ra.public_bytes(PEM))
+    out = _openssl(
+        "cms", "-encrypt", "-aes256", "-recip", str(tmp_path / "other.pem"),
+        "-recip", str(tmp_path / "ra.pem"), "-binary", "-outform", "DER", data=pki.csr,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert pki.parse(_wrap_envelope(pki, out.stdout)).content == pki.csr
+
+
 def test_openssl_envelope_for_another_ra(pki, tmp_path):
     (tmp_path / "other.pem").write_bytes(pki.other.public_bytes(PEM))
     out = _openssl(
@@ -468,7 +503,9 @@ class _ScepHandler(BaseHTTPRequestHandler):
     ra: x509.Certificate
     ra_key: rsa.RSAPrivateKey
     answer: str = "SUCCESS"
+    caps: str = scepmsg.capabilities(False)
     seen: list
+    methods: list
 
     def log_message(self, *args):
         pass
@@ -477,19 +514,21 @@ class _ScepHandler(BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
         operation = query.get("operation", [""])[0]
         if operation == "GetCACaps":
-            return self._send("text/plain", scepmsg.capabilities(False).encode())
+            return self._send("text/plain", self.caps.encode())
         if operation == "GetCACert":
             return self._send("application/x-x509-ca-cert", self.ra.public_bytes(DER))
-        if not body:  # GET: scepclient sends base64url
+        if self.command == "GET":  # scepclient sends base64url, unpadded
             body = base64.urlsafe_b64decode(query["message"][0] + "==")
+        self.methods.append(self.command)
         try:
             msg = parse_request(body, self.ra, self.ra_key, legacy=True)
         except ScepFailure as exc:
-            msg, status, kw = exc.request, "FAILURE", {"fail_info": exc.fail_info}
+            msg, status = exc.request, "FAILURE"
+            kw = {"fail_info": exc.fail_info, "fail_text": str(exc)}
         else:
             status, kw = self.answer, {}
             if status == "FAILURE":
-                kw = {"fail_info": "badRequest"}
+                kw = {"fail_info": "badRequest", "fail_text": "no such device: dev1"}
         self.seen.append(msg)
         if status == "SUCCESS":
             csr = x509.load_der_x509_csr(msg.content)
@@ -524,14 +563,20 @@ class _ScepHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@pytest.mark.parametrize("answer", ["SUCCESS", "FAILURE"])
-def test_scepclient_against_the_codec(pki, tmp_path, answer):
+@pytest.mark.parametrize(
+    ("answer", "caps", "method"),
+    [
+        ("SUCCESS", scepmsg.capabilities(False), "POST"),
+        ("SUCCESS", "AES\nSHA-256\n", "GET"),
+        ("FAILURE", scepmsg.capabilities(True), "POST"),
+    ],
+)
+def test_scepclient_against_the_codec(pki, tmp_path, answer, caps, method):
+    """micromdm scepclient sends SHA-1 and DES-CBC whatever the capabilities,
+    by GET without POSTPKIOperation, and takes our SUCCESS and FAILURE."""
     scepclient = need("scepclient", "scep")
-    handler = type(
-        "Handler",
-        (_ScepHandler,),
-        {"ra": pki.ra, "ra_key": pki.ra_key, "answer": answer, "seen": []},
-    )
+    attributes = {"ra": pki.ra, "ra_key": pki.ra_key, "answer": answer, "caps": caps}
+    handler = type("Handler", (_ScepHandler,), {**attributes, "seen": [], "methods": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -552,6 +597,7 @@ def test_scepclient_against_the_codec(pki, tmp_path, answer):
         server.server_close()
     (msg,) = handler.seen
     assert (msg.message_type, msg.digest, msg.cipher) == ("PKCSReq", "sha1", "des")
+    assert handler.methods == [method]
     if answer == "SUCCESS":
         assert out.returncode == 0, out.stderr
         issued = x509.load_pem_x509_certificate((tmp_path / "client.pem").read_bytes())
@@ -794,3 +840,13 @@ def test_two_signers(pki):
     der = _resigned(pki, pki.request(), signer_infos=[signer, signer])
     exc = _expect_refusal(pki, der)
     assert isinstance(exc, ScepMalformed) and "2 SignerInfos" in str(exc)
+
+
+def test_constructed_octet_strings():
+    """encryptedContent as BER allows (X.690 8.7): Go's pkcs7 writes [0]
+    constructed around one OCTET STRING, OpenSSL streams indefinite chunks."""
+    assert scepmsg._ber_octets(0, b"ab") == b"ab"
+    assert scepmsg._ber_octets(1, b"\x04\x02ab\x04\x01c\x24\x80\x04\x01d\x00\x00") == b"abcd"
+    for bad in (b"\x05\x00", b"\x04\x05ab", b"\x24\x80" * 8 + b"\x00\x00" * 8):
+        with pytest.raises(ValueError):
+            scepmsg._ber_octets(1, bad)
