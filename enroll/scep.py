@@ -17,6 +17,7 @@ read as a SCEP message at all is HTTP 400.
 
 import base64
 import binascii
+import hashlib
 import logging
 import secrets
 
@@ -69,8 +70,11 @@ class ScepFront:
         if request.method == "POST":
             der = await request.read()
         else:
+            # Standard base64 as RFC 8894 4.3 says, or base64url without
+            # padding, as micromdm's scepclient sends it.
+            text = request.query.get("message", "").strip().replace("-", "+").replace("_", "/")
             try:
-                der = base64.b64decode(request.query.get("message", ""), validate=True)
+                der = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
             except (binascii.Error, ValueError):
                 raise EnrollError(
                     "bad_request", "the message parameter must be the base64 DER of a PKIMessage"
@@ -146,9 +150,7 @@ class ScepFront:
                 credential = Credential("secret", "secret", secret=secret)
                 renewal = False
             else:
-                from cryptography.hazmat.primitives import serialization
-
-                der = signer.public_bytes(serialization.Encoding.DER)
+                der = _der(signer)
                 name = self.service.current_certificate(der)
                 credential = Credential(
                     "certificate",
@@ -161,12 +163,13 @@ class ScepFront:
                 label,
                 csr,
                 credential,
-                transaction_id=message.transaction_id,
+                transaction_id=transaction_key(message, renewal),
                 renewal=renewal,
             )
         elif kind == "CertPoll":
+            renewal = self.service.is_ours(_der(signer))
             outcome = self.service.poll(
-                "scep", message.transaction_id, spki_sha256(signer.public_key())
+                "scep", transaction_key(message, renewal), spki_sha256(signer.public_key())
             )
         elif kind == "GetCert":
             issuer, serial = scepmsg.issuer_and_serial(message.content)
@@ -179,3 +182,22 @@ class ScepFront:
         if outcome.status == "pending":
             return "PENDING", (), None
         return "SUCCESS", [outcome.certificate], None
+
+
+def _der(cert) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def transaction_key(message, renewal: bool) -> str:
+    """The transaction a PKIMessage belongs to. Clients keep one
+    transactionID per key (micromdm's: a digest of the public key), and a
+    device renewing with the same key sends the transactionID of its first
+    enrollment again: a renewal is told apart by the certificate it renews."""
+    txid = message.transaction_id
+    if len(txid) > 90:  # the column holds 128; RFC 8894 sets no bound
+        txid = "sha256:" + hashlib.sha256(txid.encode()).hexdigest()
+    if not renewal:
+        return txid
+    return f"{txid}/renews/{hashlib.sha256(_der(message.signer_certificate)).hexdigest()[:32]}"

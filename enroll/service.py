@@ -455,6 +455,11 @@ class EnrollService:
             ),
         )
 
+    def is_ours(self, der: bytes) -> bool:
+        """Whether this certificate is one the CAs here issued."""
+        with self.store.read() as conn:
+            return catalog.by_fingerprint(conn, hashlib.sha256(der).hexdigest()) is not None
+
     def current_certificate(self, der: bytes | None):
         """The record of a certificate this RA issued that may renew itself now."""
         if der is None:
