@@ -6,16 +6,19 @@ CertPoll, GetCert, GetCRL, hostile messages. Every certificate checked by
 ``openssl verify`` and pkilint."""
 
 import json
+import os
 import subprocess
 import time
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ca.records import serial_hex, serial_to_db
+from enroll import scepmsg
 from enroll.settings import EnrollSettings
 from ra.approvals import ApprovalPolicy
-from tests.conftest import need
+from tests.conftest import need, self_signed
 from tests.enroll_fixtures import device_pki, start_enroll, stop_enroll
 from tests.test_est import verify
 
@@ -151,3 +154,183 @@ def test_scepclient_waits_while_approvers_decide_then_gets_the_certificate(loop,
         verify(env, cert)
     finally:
         stop_enroll(loop, runners)
+
+
+# -- our own client: what scepclient does not send -------------------------------------
+
+
+class Device:
+    """A SCEP client on enroll/scepmsg.py's request side: a key, a
+    self-signed signer certificate, the RA's certificate from GetCACert."""
+
+    def __init__(self, env, key=None):
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import pkcs7
+
+        self.env = env
+        self.key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.cert = self_signed(self.key, "SCEP SIGNER", ca=False)
+        status, body = self.http("GET", "?operation=GetCACert")
+        assert status == 200
+        (self.ra,) = [
+            c
+            for c in pkcs7.load_der_pkcs7_certificates(body)
+            if c.subject.rfc4514_string().endswith("SCEP RA")
+        ]
+
+    def http(self, method: str, query: str, body: bytes | None = None) -> tuple[int, bytes]:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(self.env.scep + query, data=body, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def send(self, kind: str, content: bytes, *, txid: str = "tx-1", signer=None, **options):
+        cert, key = signer or (self.cert, self.key)
+        message = scepmsg.build_request(
+            kind,
+            content,
+            signer_cert=cert,
+            signer_key=key,
+            recipient_cert=self.ra,
+            transaction_id=txid,
+            sender_nonce=os.urandom(16),
+            **options,
+        )
+        status, body = self.http("POST", "?operation=PKIOperation", message)
+        assert status == 200, body
+        return scepmsg.parse_cert_rep(
+            body, signer_cert_expected=self.ra, recipient_key=key, recipient_cert=cert
+        )
+
+    def csr(self, secret: str | None, key=None) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+
+        builder = x509.CertificateSigningRequestBuilder().subject_name(
+            x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "router-1")])
+        )
+        if secret is not None:
+            builder = builder.add_attribute(
+                x509.oid.AttributeOID.CHALLENGE_PASSWORD, secret.encode()
+            )
+        return builder.sign(key or self.key, hashes.SHA256()).public_bytes(
+            serialization.Encoding.DER
+        )
+
+
+def _issuer_and_serial(issuer: x509.Name, serial: int) -> bytes:
+    from asn1crypto import cms
+    from asn1crypto import x509 as ax509
+
+    return cms.IssuerAndSerialNumber(
+        {"issuer": ax509.Name.load(issuer.public_bytes()), "serial_number": serial}
+    ).dump()
+
+
+def _issuer_and_subject(issuer: x509.Name, subject: x509.Name) -> bytes:
+    from asn1crypto import x509 as ax509
+
+    return scepmsg.IssuerAndSubject(
+        {
+            "issuer": ax509.Name.load(issuer.public_bytes()),
+            "subject": ax509.Name.load(subject.public_bytes()),
+        }
+    ).dump()
+
+
+@pytest.fixture
+def strict(loop, service, tmp_path):
+    """Current algorithms only (the default), approvals for issuance."""
+    env, runners = start_enroll(loop, device_pki(service), tmp_path, policy=ApprovalPolicy(issue=1))
+    env.ra.users.create("ann", "ra-officer", with_token=True, actor="test")
+    yield env
+    stop_enroll(loop, runners)
+
+
+def test_pending_then_certpoll_getcert_and_getcrl(strict):
+    from ca.crl_updater import Schedule, run_once
+    from revoca.config import load_config
+
+    env = strict
+    device = Device(env)
+    secret = env.secret()
+    reply = device.send("PKCSReq", device.csr(secret), txid="poll-me")
+    assert reply.status == "PENDING" and reply.transaction_id == "poll-me"
+    issuer = env.ra.ca.get_ca("devices").certificate.subject
+    poll = _issuer_and_subject(issuer, x509.Name([]))
+    assert device.send("CertPoll", poll, txid="poll-me").status == "PENDING"
+    # Another device cannot poll this transaction.
+    assert Device(env).send("CertPoll", poll, txid="poll-me").fail_info == "badRequest"
+    (pending,) = env.ra.approvals.list(status="pending", after=None, limit=5)
+    env.ra.approve(pending.id, actor="ann")
+    reply = device.send("CertPoll", poll, txid="poll-me")
+    assert reply.status == "SUCCESS"
+    (cert,) = reply.certificates
+    assert cert.public_key() == device.key.public_key()
+    verify(env, cert)
+    # GetCert: by issuer and serial.
+    reply = device.send("GetCert", _issuer_and_serial(issuer, cert.serial_number), txid="gc")
+    assert reply.status == "SUCCESS" and reply.certificates == [cert]
+    reply = device.send("GetCert", _issuer_and_serial(issuer, 12345), txid="gc2")
+    assert reply.status == "FAILURE" and reply.fail_info == "badCertId"
+    # GetCRL: the CA's newest CRL, which openssl checks against the CA.
+    reply = device.send("GetCRL", _issuer_and_serial(issuer, cert.serial_number), txid="crl")
+    assert reply.fail_info == "badCertId"  # no CRL signed yet
+    run_once(env.ra.ca, Schedule.from_settings(load_config(None).crl), actor="test")
+    reply = device.send("GetCRL", _issuer_and_serial(issuer, cert.serial_number), txid="crl2")
+    assert reply.status == "SUCCESS"
+    crl = x509.load_der_x509_crl(reply.crl)
+    assert crl.issuer == issuer and crl.is_signature_valid(
+        env.ra.ca.get_ca("devices").certificate.public_key()
+    )
+
+
+def test_hostile_messages_get_a_fail_info_or_400_and_change_nothing(strict):
+    env = strict
+    device = Device(env)
+
+    def nothing_changed():
+        assert env.ra.approvals.list(status="pending", after=None, limit=5) == []
+        assert issued(env) == []
+
+    secret = env.secret()
+    # Garbage, truncated, empty: not a SCEP message at all.
+    message = scepmsg.build_request(
+        "PKCSReq",
+        device.csr(secret),
+        signer_cert=device.cert,
+        signer_key=device.key,
+        recipient_cert=device.ra,
+        transaction_id="t",
+        sender_nonce=os.urandom(16),
+    )
+    for body in (b"garbage", message[: len(message) // 2], b"\x30\x00"):
+        status, text = device.http("POST", "?operation=PKIOperation", body)
+        assert status == 400 and b"SCEP" in text, text
+    assert device.http("GET", "?operation=Nonsense")[0] == 400
+    # SHA-1 and DES3 where old algorithms are not allowed: badAlg.
+    assert device.send("PKCSReq", device.csr(secret), digest="sha1").fail_info == "badAlg"
+    assert device.send("PKCSReq", device.csr(secret), cipher="des3").fail_info == "badAlg"
+    # A CSR without a challenge password, with a wrong one.
+    assert device.send("PKCSReq", device.csr(None)).fail_info == "badRequest"
+    assert device.send("PKCSReq", device.csr("NOTASECRET")).fail_info == "badRequest"
+    # PKCSReq signed with another key than the CSR's.
+    other = Device(env)
+    reply = device.send("PKCSReq", other.csr(secret), txid="mixed")
+    assert reply.fail_info == "badMessageCheck"
+    # RenewalReq signed by a certificate that is not ours.
+    assert device.send("RenewalReq", device.csr(None), txid="r").fail_info == "badCertId"
+    # CertPoll for a transaction that does not exist.
+    issuer = env.ra.ca.get_ca("devices").certificate.subject
+    poll = _issuer_and_subject(issuer, x509.Name([]))
+    assert device.send("CertPoll", poll, txid="none").fail_info == "badCertId"
+    nothing_changed()
+    assert [s["status"] for s in env.ra.list_secrets("router-1")] == ["unused"]
+    # The secret works once; a second device with it is refused.
+    assert device.send("PKCSReq", device.csr(secret), txid="ok").status == "PENDING"
+    reply = other.send("PKCSReq", other.csr(secret), txid="again")
+    assert reply.status == "FAILURE" and reply.fail_info == "badRequest"
