@@ -345,12 +345,27 @@ def audit_list(ctx, limit):
     type=click.IntRange(1, 65535),
     help="Port ACME's http-01 validation connects to (certbot --standalone listens there).",
 )
+@click.option(
+    "--est-port",
+    default=8443,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="EST (TLS) port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--scep-port",
+    default=8089,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="SCEP port on 127.0.0.1 (0: any free port).",
+)
 @handle_errors
-def demo(directory, port, serve_seconds, acme_port, http01_port):
+def demo(directory, port, serve_seconds, acme_port, http01_port, est_port, scep_port):
     """All-in-one demo on embedded defaults: a root and an issuing CA, a handful
     of certificates, one revoked, one on hold, the files to check them, the
-    VA serving OCSP for them on 127.0.0.1 until Ctrl-C, and the ACME server
-    beside it (with certbot installed, one certificate over ACME)."""
+    VA serving OCSP for them on 127.0.0.1 until Ctrl-C, the ACME server
+    beside it (with certbot installed, one certificate over ACME), and EST and
+    SCEP for a device entity with a one-time secret."""
     from revoca.demo import run_demo
 
     try:
@@ -361,6 +376,8 @@ def demo(directory, port, serve_seconds, acme_port, http01_port):
             serve_seconds=serve_seconds,
             acme_port=acme_port,
             http01_port=http01_port,
+            est_port=est_port,
+            scep_port=scep_port,
         )
     except PortInUseError:
         raise  # exit 2, the port named (handle_errors)

@@ -3,6 +3,7 @@
 import secrets
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
@@ -53,12 +54,15 @@ def run_demo(
     serve_seconds: float | None = None,
     acme_port: int = 8555,
     http01_port: int = 8402,
+    est_port: int = 8443,
+    scep_port: int = 8089,
 ) -> dict:
     """Build the demo PKI and VA in ``directory``; then serve the VA on
     127.0.0.1:``port`` and the ACME server on ``acme_port`` until
     interrupted (``serve_seconds``: a time limit; 0: do not serve). Where
     certbot is installed it gets one certificate over ACME while they run
-    (http-01 on ``http01_port``)."""
+    (http-01 on ``http01_port``). EST (TLS) on ``est_port`` and SCEP on
+    ``scep_port`` enroll the device entity 'device-1' with a one-time secret."""
     prepare_directory(directory)
     passphrase_file = directory / "key-passphrase"
     write_secret_file(passphrase_file, secrets.token_urlsafe(24).encode())
@@ -108,6 +112,12 @@ def run_demo(
         f"  ACME            entity 'servers' (ip:127.0.0.1, dns:*.demo.example), "
         f"EAB key {acme_eab[0]}"
     )
+    config = replace(
+        config,
+        enroll=replace(config.enroll, ca="demo-clients", est_port=est_port, scep_port=scep_port),
+    )
+    device_secret = _enroll_setup(service, actor)
+    echo("  EST and SCEP    entity 'device-1' (demo-clients, tls-client), one-time secret made")
     for label, record in issued.items():
         echo(
             f"  issued          {serial_hex(record.serial)}  {record.profile:<10}  "
@@ -247,21 +257,27 @@ def run_demo(
             "ACME (revoca acme serve, or revoca serve) issues to the entity 'servers'; "
             f"EAB key id {acme_eab[0]}, MAC key {acme_eab[1]}"
         )
+        echo(
+            "EST and SCEP (revoca enroll serve, or revoca serve) enroll the entity "
+            f"'device-1' with the one-time secret {device_secret}"
+        )
 
     else:
         from va.app import run
 
         limit = "until Ctrl-C" if serve_seconds is None else f"for {serve_seconds:g} s"
         echo(f"\nServing the VA on http://127.0.0.1:{settings.port}/ {limit}.")
-        from dataclasses import replace
-
         from common import listen
         from publisher.targets import LocalTarget
         from revoca.cli_acme import serve_acme
+        from revoca.cli_enroll import bind_enroll, serve_enroll
         from revoca.cli_publisher import build_publisher
 
         # Bound now, so that a busy port stops the demo at once, naming it.
         acme_sock = listen.bind_listener("127.0.0.1", acme_port, 64, what=" (ACME)")
+        enroll_socks = bind_enroll(config)
+        est_at = enroll_socks[0].getsockname()[1]
+        scep_at = enroll_socks[1].getsockname()[1]
         acme_url = f"http://127.0.0.1:{acme_sock.getsockname()[1]}/acme/demo-issuing/directory"
 
         async def publish_locally(serving, wake):
@@ -280,8 +296,23 @@ def run_demo(
                 schedules.crl_updater(service, config),
                 serve_acme(acme_config, "127.0.0.1", acme_port, None, sock=acme_sock),
                 _certbot_once(directory, acme_url, acme_eab, http01_port, settings.port, echo),
+                serve_enroll(config, est=True, scep=True, socks=enroll_socks),
             )
 
+        echo(f"EST and SCEP for the entity 'device-1', one-time secret {device_secret}:")
+        echo(
+            "  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+            f"-keyout {d}/device.key -subj /CN=device-1 -outform DER | base64 | "
+            f"curl -s --cacert {d}/root.pem -u device-1:{device_secret} "
+            "-H 'Content-Type: application/pkcs10' --data-binary @- "
+            f"https://127.0.0.1:{est_at}/.well-known/est/simpleenroll | base64 -d | "
+            "openssl pkcs7 -inform DER -print_certs"
+        )
+        echo(
+            f"  scepclient -server-url http://127.0.0.1:{scep_at}/scep -challenge "
+            f"{device_secret} -private-key {d}/scep.key -cn device-1   "
+            "# needs [enroll] scep_legacy = true: scepclient signs with SHA-1"
+        )
         echo("A co-located publisher carries every CA change to it within a second.")
         run(
             replace(settings, admin=replace(settings.admin, port=0)),
@@ -318,6 +349,24 @@ def _acme_setup(service, config, actor: str, http01_port: int):
     )
     eab = acme.create_eab_key("servers", directory=directory.name, actor=actor)
     return replace(config, acme=settings), eab
+
+
+def _enroll_setup(service, actor: str) -> str:
+    """The end entity a device enrolls as over EST or SCEP, and a one-time
+    secret for it."""
+    from ra.service import RAService
+
+    ra = RAService(service)
+    ra.create_entity(
+        "device-1",
+        email="devices@example.com",
+        ca="demo-clients",
+        profile="tls-client",
+        subject_template="CN={name},O=Revoca Demo",
+        allowed_sans=["dns:*.devices.demo.example"],
+        actor=actor,
+    )
+    return ra.create_secret("device-1", actor=actor)["secret"]
 
 
 def certbot_command(directory: Path, url: str, eab, http01_port: int, certbot="certbot") -> list:

@@ -407,7 +407,22 @@ def test_demo_serves_ocsp(tmp_path):
 
     port = free_port()
     demo = subprocess.Popen(
-        [*REVOCA_CMD, "demo", "--dir", "d", "--port", str(port), "--serve-seconds", "20"],
+        [
+            *REVOCA_CMD,
+            "demo",
+            "--dir",
+            "d",
+            "--port",
+            str(port),
+            "--serve-seconds",
+            "20",
+            "--acme-port",
+            "0",
+            "--est-port",
+            "0",
+            "--scep-port",
+            "0",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -500,7 +515,22 @@ def test_the_demo_prints_and_logs_no_secret(tmp_path):
     """The all-in-one demo creates keys, a passphrase and an admin token: none
     of them appears in what it prints or in any log it leaves."""
     done = subprocess.run(
-        [*REVOCA_CMD, "demo", "--dir", "d", "--serve-seconds", "1"],
+        [
+            *REVOCA_CMD,
+            "demo",
+            "--dir",
+            "d",
+            "--serve-seconds",
+            "1",
+            "--port",
+            str(free_port()),
+            "--acme-port",
+            "0",
+            "--est-port",
+            "0",
+            "--scep-port",
+            "0",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
