@@ -121,7 +121,18 @@ class EnrollService:
     # -- labels and CAs -----------------------------------------------------------------
 
     def label(self, name: str) -> Label:
+        """A path's label; with none configured, every CA here that is not
+        self-signed is a label named after it (as ACME's directories)."""
         label = self.labels.get(name)
+        if (
+            label is None
+            and not self.settings.labels
+            and any(
+                ca.name == name and ca.certificate.issuer != ca.certificate.subject
+                for ca in self.ca.list_cas()
+            )
+        ):
+            return Label(name, name)
         if label is None:
             raise EnrollError("not_found", f"no enrollment label {name!r}")
         if not label.ca:

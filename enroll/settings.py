@@ -10,8 +10,10 @@ and profile, or to one end entity::
     profile = "tls-client"     # empty: the end entity's own profile
     entity = "router-fleet"    # bootstrap certificates enroll as this entity
 
-served at ``/.well-known/est/routers/...`` and ``/scep/routers``. The
-paths without a label use ``ca`` (or the only CA that is not self-signed).
+served at ``/.well-known/est/routers/...`` and ``/scep/routers``. With no
+labels configured, each CA that is not self-signed is a label named after
+it. The paths without a label use ``ca`` (or the only CA that is not
+self-signed).
 """
 
 import re
@@ -76,7 +78,7 @@ class EnrollSettings:
 
     host: str = setting("127.0.0.1", "Address the listeners bind.", pattern=_HOST)
     est_port: int = setting(
-        8443, "EST over TLS (0: any free port; -1: no EST listener).", minimum=-1, maximum=65535
+        9443, "EST over TLS (0: any free port; -1: no EST listener).", minimum=-1, maximum=65535
     )
     scep_port: int = setting(
         8089, "SCEP over HTTP (0: any free port; -1: no SCEP listener).", minimum=-1, maximum=65535

@@ -347,7 +347,7 @@ def audit_list(ctx, limit):
 )
 @click.option(
     "--est-port",
-    default=8443,
+    default=9443,
     show_default=True,
     type=click.IntRange(0, 65535),
     help="EST (TLS) port on 127.0.0.1 (0: any free port).",

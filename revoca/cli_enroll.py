@@ -147,7 +147,7 @@ _serve_command(
     doc="Run the EST listener ([enroll] host, est_port; TLS from tls_cert, or issued here).",
     sample=[
         "revoca est serve",
-        "curl --cacert root.pem https://127.0.0.1:8443/.well-known/est/cacerts | "
+        "curl --cacert root.pem https://127.0.0.1:9443/.well-known/est/cacerts | "
         "base64 -d | openssl pkcs7 -inform DER -print_certs",
     ],
 )

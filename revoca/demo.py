@@ -54,7 +54,7 @@ def run_demo(
     serve_seconds: float | None = None,
     acme_port: int = 8555,
     http01_port: int = 8402,
-    est_port: int = 8443,
+    est_port: int = 9443,
     scep_port: int = 8089,
 ) -> dict:
     """Build the demo PKI and VA in ``directory``; then serve the VA on

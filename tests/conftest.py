@@ -65,6 +65,8 @@ PACKAGES = {
     "pebble": "pebble",
     "pebble-challtestsrv": "pebble",
     "lego": "lego",
+    "scepclient": "scep",
+    "curl": "curl",
 }
 NEED_ALL = "REVOCA_TESTS_NEED_ALL"
 

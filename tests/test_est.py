@@ -297,3 +297,18 @@ def test_serverkeygen_returns_the_key_and_certificate_as_multipart(env):
     # The key is nowhere in the store.
     record = env.ra.ca.get_certificate("devices", cert.serial_number)
     assert not record.has_private_key
+
+
+def test_each_issuing_ca_is_a_label_when_none_are_configured(env):
+    status, body = curl(env, "/devices/cacerts")
+    assert status == 200 and set(print_certs(env, body)) == set(env.ra.ca.chain("devices"))
+    status, body = curl(env, "/issuing/cacerts")
+    assert status == 200 and set(print_certs(env, body)) == set(env.ra.ca.chain("issuing"))
+    assert curl(env, "/root/cacerts")[0] == 404  # self-signed: no label
+    # An entity of the devices CA does not enroll under the issuing CA's label.
+    status, body = curl(env, "/issuing/simpleenroll", "-u", f"router-1:{env.secret()}",
+                        data=csr_b64(new_key()))  # fmt: skip
+    assert status == 403 and b"issued by CA 'devices'" in body
+    status, body = curl(env, "/devices/simpleenroll", "-u", f"router-1:{env.secret()}",
+                        data=csr_b64(new_key()))  # fmt: skip
+    assert status == 200, body
