@@ -1,0 +1,83 @@
+"""`revoca ra secret` and `revoca enroll serve` from the command line: a
+demo PKI's device entity, a secret made, listed and revoked, and both
+listeners answering real clients (curl over TLS, SCEP GetCACaps)."""
+
+import json
+import re
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from revoca.cli import cli
+from tests.conftest import REVOCA_CMD, demo_pki, need
+
+pytestmark = pytest.mark.slow
+
+
+def invoke(d, env, *args):
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(d), *args], obj={}, prog_name="revoca", env=env
+    )
+    return result
+
+
+def test_secrets_from_the_command_line_and_both_listeners_serve(tmp_path):
+    d, env = demo_pki(tmp_path)
+    made = invoke(d, env, "ra", "secret", "create", "--entity", "device-1", "--json")
+    assert made.exit_code == 0, made.output
+    secret = json.loads(made.stdout)
+    assert secret["protocols"] == ["est", "scep"] and len(secret["secret"]) == 32
+    listed = invoke(d, env, "ra", "secret", "list", "--entity", "device-1", "--json")
+    rows = json.loads(listed.stdout)
+    assert secret["id"] in {r["id"] for r in rows} and secret["secret"] not in listed.stdout
+    table = invoke(d, env, "ra", "secret", "list")
+    assert "ID" in table.stdout and "unused" in table.stdout
+    bad = invoke(d, env, "ra", "secret", "create", "--entity", "nobody")
+    assert bad.exit_code != 0 and "nobody" in bad.stderr
+    assert (
+        invoke(d, env, "ra", "secret", "create", "--entity", "device-1", "--days", "91").exit_code
+        == 2
+    )
+    revoked = invoke(d, env, "ra", "secret", "revoke", secret["id"])
+    assert revoked.exit_code == 0 and secret["id"] in revoked.stdout
+    again = invoke(d, env, "ra", "secret", "revoke", secret["id"])
+    assert again.exit_code != 0 and "revoked" in again.stderr
+
+    config = tmp_path / "enroll.toml"
+    config.write_text('[enroll]\nest_port = 0\nscep_port = 0\nca = "demo-clients"\n')
+    server = subprocess.Popen(
+        [*REVOCA_CMD, "--config", str(config), "--data-dir", str(d), "enroll", "serve",
+         "--seconds", "30"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        ports = {}
+        deadline = time.monotonic() + 20
+        while len(ports) < 2:
+            assert time.monotonic() < deadline and server.poll() is None
+            line = server.stderr.readline()
+            found = re.match(r"(EST|SCEP) on \w+://127\.0\.0\.1:(\d+)/", line)
+            if found:
+                ports[found[1]] = int(found[2])
+        url = f"http://127.0.0.1:{ports['SCEP']}/scep?operation=GetCACaps"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            caps = response.read().decode().split()
+        assert "AES" in caps and "SHA-256" in caps and "DES3" not in caps
+        done = subprocess.run(
+            [need("curl"), "-sf", "--cacert", str(d / "root.pem"),
+             f"https://127.0.0.1:{ports['EST']}/.well-known/est/cacerts"],
+            capture_output=True,
+            timeout=20,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['SCEP']}/metrics", timeout=10) as r:
+            assert "revoca_enroll_http_events_total" in r.read().decode()
+    finally:
+        server.terminate()
+        server.wait(10)
