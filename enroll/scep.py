@@ -31,6 +31,8 @@ from enroll.service import Credential, EnrollError, EnrollService, spki_sha256
 log = logging.getLogger("revoca.scep")
 
 PKI_MESSAGE = "application/x-pki-message"
+# RFC 8894 3.3.2.2 badTime: a signingTime this far from the server's clock.
+MAX_SKEW_SECONDS = 24 * 3600
 
 
 class ScepFront:
@@ -106,6 +108,12 @@ class ScepFront:
             self.service.count("scep", "failed")
             log.warning("scep %s: %s (%s)", partial.transaction_id, exc.fail_info, exc)
             return self._reply(partial, ra_cert, ra_key, "FAILURE", fail_info=exc.fail_info)
+        if message.signing_time is not None:
+            skew = abs(self.service.ca.clock() - message.signing_time).total_seconds()
+            if skew > MAX_SKEW_SECONDS:
+                log.warning("scep %s: badTime (signed %s)", message.transaction_id, skew)
+                self.service.count("scep", "failed")
+                return self._reply(message, ra_cert, ra_key, "FAILURE", fail_info="badTime")
         try:
             status, certs, crl = self._dispatch(label, message)
         except EnrollError as exc:

@@ -88,6 +88,7 @@ class PKIMessage:
     digest: str
     cipher: str  # "aes128", "aes192", "aes256"; "des3" and "des" when legacy
     content: bytes
+    signing_time: datetime | None = None  # the signingTime attribute, when signed
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,13 @@ def _check_request(
                 "badMessageCheck", "the messageDigest attribute does not match the content"
             )
         _verify_signature(request.signer_certificate, sig_oid, digest, signature, to_verify)
+        signing_time = attrs.get(_OID_SIGNING_TIME)
+        if signing_time is not None:
+            with _reading("the signingTime attribute"):
+                when = signing_time.native
+            if not isinstance(when, datetime):
+                raise ScepFailure("badRequest", "the signingTime attribute is not a time")
+            request = replace(request, signing_time=when)
         if message_type not in REQUEST_TYPES:
             raise ScepFailure("badRequest", f"messageType {number} is not a request (3.2.1.2)")
         cipher, plain = _open_envelope(content, recipient_cert, recipient_key, legacy)
@@ -737,6 +745,7 @@ def _sign(
     signer_cert: x509.Certificate,
     signer_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     digest: str,
+    signing_time: datetime | None = None,
 ) -> bytes:
     """A SignedData ContentInfo (RFC 5652 section 5) of id-data ``content``
     (absent when None), signed by ``signer_key`` over the signed attributes
@@ -746,7 +755,7 @@ def _sign(
     attrs = [
         _attribute(_OID_CONTENT_TYPE, cms.ContentType("data")),
         _attribute(_OID_MESSAGE_DIGEST, core.OctetString(_digest(digest, content or b""))),
-        _attribute(_OID_SIGNING_TIME, cms.Time({"utc_time": datetime.now(UTC)})),
+        _attribute(_OID_SIGNING_TIME, cms.Time({"utc_time": signing_time or datetime.now(UTC)})),
         *attributes,
     ]
     signed_attrs = cms.CMSAttributes(sorted(attrs, key=lambda a: a.dump()))  # DER SET OF order
@@ -880,6 +889,7 @@ def build_request(
     sender_nonce: bytes,
     digest: str = "sha256",
     cipher: str = "aes256",
+    signing_time: datetime | None = None,
 ) -> bytes:
     """A client's pkiMessage (section 3.2): ``content`` enveloped for
     ``recipient_cert`` with ``cipher``, signed by ``signer_key``."""
@@ -893,7 +903,7 @@ def build_request(
         _attribute(_OID_SENDER_NONCE, core.OctetString(sender_nonce)),
     ]
     envelope = _seal(content, recipient_cert, cipher)
-    return _sign(envelope, attributes, signer_cert, signer_key, digest)
+    return _sign(envelope, attributes, signer_cert, signer_key, digest, signing_time)
 
 
 def parse_cert_rep(

@@ -334,3 +334,18 @@ def test_hostile_messages_get_a_fail_info_or_400_and_change_nothing(strict):
     assert device.send("PKCSReq", device.csr(secret), txid="ok").status == "PENDING"
     reply = other.send("PKCSReq", other.csr(secret), txid="again")
     assert reply.status == "FAILURE" and reply.fail_info == "badRequest"
+
+
+def test_a_message_signed_a_day_away_from_the_clock_is_bad_time(strict):
+    import datetime as dt
+
+    device = Device(strict)
+    secret = strict.secret()
+    for days in (2, -2):
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+        reply = device.send("PKCSReq", device.csr(secret), txid=f"t{days}", signing_time=when)
+        assert reply.status == "FAILURE" and reply.fail_info == "badTime"
+    assert [s["status"] for s in strict.ra.list_secrets("router-1")] == ["unused"]
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    reply = device.send("PKCSReq", device.csr(secret), txid="now", signing_time=when)
+    assert reply.status == "PENDING"
