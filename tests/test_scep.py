@@ -5,6 +5,7 @@ approvers decide, renewal with the certificate; and with our own client
 CertPoll, GetCert, GetCRL, hostile messages. Every certificate checked by
 ``openssl verify`` and pkilint."""
 
+import base64
 import json
 import os
 import subprocess
@@ -189,7 +190,9 @@ class Device:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def send(self, kind: str, content: bytes, *, txid: str = "tx-1", signer=None, **options):
+    def send(
+        self, kind: str, content: bytes, *, txid: str = "tx-1", signer=None, get=False, **options
+    ):
         cert, key = signer or (self.cert, self.key)
         message = scepmsg.build_request(
             kind,
@@ -201,7 +204,13 @@ class Device:
             sender_nonce=os.urandom(16),
             **options,
         )
-        status, body = self.http("POST", "?operation=PKIOperation", message)
+        if get:  # RFC 8894 4.3: the message base64 (and URL-encoded) in the query
+            import urllib.parse
+
+            encoded = urllib.parse.quote(base64.b64encode(message).decode(), safe="")
+            status, body = self.http("GET", f"?operation=PKIOperation&message={encoded}")
+        else:
+            status, body = self.http("POST", "?operation=PKIOperation", message)
         assert status == 200, body
         return scepmsg.parse_cert_rep(
             body, signer_cert_expected=self.ra, recipient_key=key, recipient_cert=cert
@@ -258,7 +267,7 @@ def test_pending_then_certpoll_getcert_and_getcrl(strict):
     env = strict
     device = Device(env)
     secret = env.secret()
-    reply = device.send("PKCSReq", device.csr(secret), txid="poll-me")
+    reply = device.send("PKCSReq", device.csr(secret), txid="poll-me", get=True)
     assert reply.status == "PENDING" and reply.transaction_id == "poll-me"
     issuer = env.ra.ca.get_ca("devices").certificate.subject
     poll = _issuer_and_subject(issuer, x509.Name([]))
