@@ -197,6 +197,10 @@ admin_port = 0
 [ra]
 port = {ports[-1]}
 
+[enroll]
+est_port = -1
+scep_port = -1
+
 [acme]
 port = {n.acme}
 resolver = "127.0.0.1:{n.dns}"

@@ -144,7 +144,22 @@ def test_the_demo_on_a_busy_port_exits_2(tmp_path):
     port = other.getsockname()[1]
     try:
         refused = subprocess.run(
-            [*REVOCA_CMD, "demo", "--dir", "d", "--port", str(port), "--serve-seconds", "5"],
+            [
+                *REVOCA_CMD,
+                "demo",
+                "--dir",
+                "d",
+                "--port",
+                str(port),
+                "--serve-seconds",
+                "5",
+                "--acme-port",
+                "0",
+                "--est-port",
+                "0",
+                "--scep-port",
+                "0",
+            ],
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -168,6 +183,7 @@ def test_a_busy_ra_port_stops_revoca_serve_before_it_serves(tmp_path):
     config.write_text(
         f'[paths]\ndata_dir = "{d}"\n'
         f"[va]\nport = {va_port}\nadmin_port = 0\n[ra]\nport = {ra_port}\n"
+        "[acme]\nport = 0\n[enroll]\nest_port = 0\nscep_port = 0\n"
     )
     try:
         started = time.monotonic()
