@@ -133,8 +133,9 @@ def _free(port: int) -> bool:
 
 def test_every_readme_block_runs_as_written(tmp_path):
     need("openssl")
-    # The embedded defaults: the VA on 8080, its admin listener on 8081, ACME on 8555.
-    busy = [port for port in (8080, 8081, 8555) if not _free(port)]
+    # The embedded defaults: the VA on 8080, its admin listener on 8081, ACME on
+    # 8555, EST on 9443, SCEP on 8089.
+    busy = [port for port in (8080, 8081, 8555, 9443, 8089) if not _free(port)]
     assert not busy, f"127.0.0.1 port(s) {busy} in use: the README's servers listen there"
     found = blocks(README.read_text())
     work = tmp_path / "work"
