@@ -231,6 +231,7 @@ class EstFront:
         label = self._label(request)
         credential = self._credential(request, ssl_object, label, renewal=False)
         csr = await self._csr(request)
+        self._check_binding(ssl_object, csr)
         key, own_csr = await self.call(self._key_for, label, credential, csr)
         outcome = await self.call(self.service.enroll, "est", label, own_csr, credential)
         if outcome.status == "pending":  # approvals configured while we made the key
