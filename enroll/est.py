@@ -37,6 +37,13 @@ NOT_BASIC = "the Authorization header is not HTTP Basic (user:password in base64
 REALM = 'Basic realm="revoca est", charset="UTF-8"'
 
 
+class StaleBinding(EnrollError):
+    """The CSR carries the channel binding of another TLS connection."""
+
+    def __init__(self, message: str):
+        super().__init__("bad_request", message)
+
+
 def certs_only(certs) -> bytes:
     return pkcs7.serialize_certificates(list(certs), serialization.Encoding.DER)
 
@@ -140,7 +147,8 @@ class EstFront:
 
     def _check_binding(self, ssl_object, csr: bytes) -> None:
         """RFC 7030 3.5: a challengePassword in the CSR is the channel binding
-        of this TLS session (base64), and must match."""
+        of this TLS session (base64), and must match (:class:`StaleBinding`
+        when it is another connection's)."""
         try:
             request = x509.load_der_x509_csr(csr)
             attribute = request.attributes.get_attribute_for_oid(CHALLENGE_PASSWORD)
@@ -166,8 +174,7 @@ class EstFront:
                 "can compute",
             )
         if given != base64.b64encode(binding[1]).decode():
-            raise EnrollError(
-                "bad_request",
+            raise StaleBinding(
                 f"the CSR's channel binding does not match this TLS session's {binding[0]} "
                 "(RFC 7030 3.5): the request was made on another connection",
             )
@@ -203,9 +210,16 @@ class EstFront:
         label = self._label(request)
         credential = self._credential(request, ssl_object, label, renewal=renewal)
         csr = await self._csr(request)
-        self._check_binding(ssl_object, csr)
+        try:
+            self._check_binding(ssl_object, csr)
+            stale = None
+        except StaleBinding as exc:
+            # A device told to wait (202) sends the same request again, on
+            # a new connection by then (RFC 7030 4.2.3): bound to the one
+            # its transaction began on, it is answered as that repeat.
+            stale = exc
         outcome = await self.call(
-            self.service.enroll, "est", label, csr, credential, renewal=renewal
+            self.service.enroll, "est", label, csr, credential, renewal=renewal, repeat_only=stale
         )
         if outcome.status == "pending":
             return self._pending(outcome)

@@ -305,9 +305,13 @@ class EnrollService:
         *,
         transaction_id: str | None = None,
         renewal: bool = False,
+        repeat_only: EnrollError | None = None,
     ) -> Outcome:
         """Enroll (or, with ``renewal``, renew the credential's certificate)
-        from ``csr``; a repeated request returns what became of the first."""
+        from ``csr``; a repeated request returns what became of the first.
+        With ``repeat_only`` (why the request may not start a transaction:
+        EST's channel binding of an earlier connection) only a repeat of a
+        transaction of this credential is answered; else that is raised."""
         try:
             request = parse_csr(csr)
         except CAError as exc:
@@ -321,9 +325,14 @@ class EnrollService:
                     enroll_transactions.c.transaction_id == txid,
                 )
             ).one_or_none()
-        if row is not None and not (
+        live = row is not None and not (
             row.status == "claimed" and row.updated_at < self.now() - STALE_CLAIM_SECONDS
+        )
+        if repeat_only is not None and not (
+            live and row.spki_sha256 == spki and self._same_credential(row, credential)
         ):
+            raise repeat_only
+        if live:
             return self._repeat(row, spki, credential)
         if row is not None:  # a claim its server never finished: start again
             self._forget(row.id, row.secret_id, f"{protocol}:{txid}")

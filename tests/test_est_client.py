@@ -525,3 +525,39 @@ def test_with_approvers_simpleenroll_waits_and_serverkeygen_is_refused(start):
     samples = metric(env, "1.3", "revoca_enroll_requests_total")
     assert samples['{protocol="est",result="pending"}'] == 1.0
     assert samples['{protocol="est",result="issued"}'] == 1.0
+
+
+@VERSIONS
+def test_a_bound_request_that_waited_is_repeated_on_a_new_connection(start, tls):
+    """RFC 7030 4.2.3: after a 202 the device sends the same request again,
+    on a connection of its own by then; the transaction made on the first
+    connection, with the same credential, is what it repeats."""
+    env = start(policy=ApprovalPolicy(issue=1)).env
+    est, secret = basic(env, tls)
+    key = new_key()
+    csr = bound_csr(est, key)
+    answer = est.simpleenroll(csr)
+    assert isinstance(answer, EstResponse) and answer.status == 202, answer
+    est.close()
+    (pending,) = env.ra.approvals.list(status="pending", after=None, limit=10)
+
+    later = client(env, tls, basic=("router-1", secret))
+    answer = later.simpleenroll(csr)
+    assert isinstance(answer, EstResponse) and answer.status == 202, answer
+    env.ra.users.create("ann", "ra-officer", with_token=True, actor="test")
+    env.ra.approve(pending.id, actor="ann")
+    later.close()
+    cert = client(env, tls, basic=("router-1", secret)).simpleenroll(csr)
+    assert isinstance(cert, x509.Certificate), cert
+    assert cert.public_key() == key.public_key()
+    verify(env, cert)
+
+    # Under another credential the stale binding is refused as before, and
+    # a new request bound to another connection is refused too.
+    other = client(env, tls, basic=("router-1", env.secret()))
+    refused(other.simpleenroll(csr), 400, "channel binding")
+    stale = make_csr(new_key(), DEVICE_NAME, sans=SANS, challenge_password=est.channel_binding())
+    refused(other.simpleenroll(stale), 400, "channel binding")
+    assert len(env.ra.approvals.list(status="pending", after=None, limit=10)) == 0
+    other.close()
+    est.close()
