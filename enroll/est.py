@@ -205,19 +205,37 @@ class EstFront:
     async def simplereenroll(self, request: web.Request) -> web.Response:
         return await self._enroll(request, renewal=True)
 
+    async def _request(self, request, ssl_object, label, *, renewal: bool):
+        """(credential, DER CSR, StaleBinding or None) of an enrollment
+        request; what is refused here is counted as EnrollService.enroll
+        counts its refusals (``refused``; ``malformed``: a body that is not
+        base64 of the right type)."""
+        try:
+            credential = self._credential(request, ssl_object, label, renewal=renewal)
+        except EnrollError:
+            self.service.count("est", "refused")
+            raise
+        try:
+            csr = await self._csr(request)
+        except EnrollError:
+            self.service.count("est", "malformed")
+            raise
+        try:
+            self._check_binding(ssl_object, csr)
+        except StaleBinding as exc:
+            return credential, csr, exc
+        except EnrollError:
+            self.service.count("est", "refused")
+            raise
+        return credential, csr, None
+
     async def _enroll(self, request: web.Request, *, renewal: bool) -> web.Response:
         ssl_object = self._tls(request)
         label = self._label(request)
-        credential = self._credential(request, ssl_object, label, renewal=renewal)
-        csr = await self._csr(request)
-        try:
-            self._check_binding(ssl_object, csr)
-            stale = None
-        except StaleBinding as exc:
-            # A device told to wait (202) sends the same request again, on
-            # a new connection by then (RFC 7030 4.2.3): bound to the one
-            # its transaction began on, it is answered as that repeat.
-            stale = exc
+        # A CSR bound to another connection (``stale``) may still be the
+        # repeat of a request told to wait (202), sent on a new connection
+        # (RFC 7030 4.2.3); else it is refused.
+        credential, csr, stale = await self._request(request, ssl_object, label, renewal=renewal)
         outcome = await self.call(
             self.service.enroll, "est", label, csr, credential, renewal=renewal, repeat_only=stale
         )
@@ -243,10 +261,15 @@ class EstFront:
         so (the key would have to be kept meanwhile)."""
         ssl_object = self._tls(request)
         label = self._label(request)
-        credential = self._credential(request, ssl_object, label, renewal=False)
-        csr = await self._csr(request)
-        self._check_binding(ssl_object, csr)
-        key, own_csr = await self.call(self._key_for, label, credential, csr)
+        credential, csr, stale = await self._request(request, ssl_object, label, renewal=False)
+        if stale is not None:  # a key made here is never a repeat
+            self.service.count("est", "refused")
+            raise stale
+        try:
+            key, own_csr = await self.call(self._key_for, label, credential, csr)
+        except EnrollError as exc:
+            self.service.count("est", exc.result)
+            raise
         outcome = await self.call(self.service.enroll, "est", label, own_csr, credential)
         if outcome.status == "pending":  # approvals configured while we made the key
             raise EnrollError("forbidden", "the enrollment waits for approvers; key discarded")
@@ -281,7 +304,9 @@ class EstFront:
             given = x509.load_der_x509_csr(csr)
             public_key = given.public_key()
         except ValueError as exc:
-            raise EnrollError("bad_request", f"the CSR cannot be read: {exc}") from None
+            raise EnrollError(
+                "bad_request", f"the CSR cannot be read: {exc}", result="malformed"
+            ) from None
         profile = self.service.profile_of(label, credential.entity)
         if profile is not None and self.service.ra.policy.for_issue(profile):
             raise EnrollError(

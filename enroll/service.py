@@ -53,11 +53,14 @@ STALE_CLAIM_SECONDS = 300  # a claimed transaction whose server stopped mid-issu
 class EnrollError(Exception):
     """A refusal the fronts turn into an HTTP status (EST) or a SCEP failInfo."""
 
-    def __init__(self, kind: str, message: str, *, fail_info: str = "badRequest"):
+    def __init__(
+        self, kind: str, message: str, *, fail_info: str = "badRequest", result: str = "refused"
+    ):
         super().__init__(message)
         self.kind = kind  # bad_request | unauthorized | forbidden | not_found | conflict
         self.message = message
         self.fail_info = fail_info
+        self.result = result  # what the metrics count it as: refused | malformed
 
     @property
     def http_status(self) -> int:
@@ -313,9 +316,26 @@ class EnrollService:
         EST's channel binding of an earlier connection) only a repeat of a
         transaction of this credential is answered; else that is raised."""
         try:
+            return self._enroll_or_repeat(
+                protocol,
+                label,
+                csr,
+                credential,
+                transaction_id=transaction_id,
+                renewal=renewal,
+                repeat_only=repeat_only,
+            )
+        except EnrollError as exc:
+            self.count(protocol, exc.result)
+            raise
+
+    def _enroll_or_repeat(
+        self, protocol, label, csr, credential, *, transaction_id, renewal, repeat_only
+    ) -> Outcome:
+        try:
             request = parse_csr(csr)
         except CAError as exc:
-            raise EnrollError("bad_request", exc.message) from None
+            raise EnrollError("bad_request", exc.message, result="malformed") from None
         spki = spki_sha256(request.public_key)
         txid = transaction_id or hashlib.sha256(csr).hexdigest()
         with self.store.read() as conn:
@@ -376,7 +396,6 @@ class EnrollService:
                     on_redeemed=claim,
                 )
             except SecretRefused as exc:
-                self.count(protocol, "refused")
                 log.warning("%s enrollment refused: %s", protocol, exc)
                 raise EnrollError("unauthorized", str(exc), fail_info="badRequest") from None
             entity = self.ra.get_entity_by_id(entity_id)
@@ -503,7 +522,6 @@ class EnrollService:
             # Refused by the RA's or the CA's checks: nothing issued or
             # queued, so the secret is given back and the request forgotten.
             self._forget_claim(txid, protocol, secret_id, used_by)
-            self.count(protocol, "refused")
             kind = "forbidden" if isinstance(exc, PolicyError) else "bad_request"
             if not isinstance(exc, (PolicyError, BadInputError, NotFoundError)):
                 log.error("%s enrollment failed: %s", protocol, exc.message)

@@ -202,6 +202,10 @@ def test_a_binding_of_another_connection_is_refused_and_nothing_is_issued(env, t
     assert secret_status(env) == ["used"]
     other.close()
     est.close()
+    assert metric(env, tls, "revoca_enroll_requests_total") == {
+        '{protocol="est",result="issued"}': 1.0,
+        '{protocol="est",result="refused"}': 4.0,
+    }
 
 
 def test_tls_unique_and_tls_exporter_are_the_connections_own(env):
@@ -232,6 +236,10 @@ def test_required_channel_binding_refuses_a_csr_without_one(start, tls):
     assert isinstance(made, tuple), made
     verify(env, made[1])
     est.close()
+    assert metric(env, tls, "revoca_enroll_requests_total") == {
+        '{protocol="est",result="issued"}': 1.0,
+        '{protocol="est",result="refused"}': 2.0,
+    }
 
 
 # -- bootstrap certificates -----------------------------------------------------------
@@ -493,8 +501,13 @@ def test_oversized_mistyped_and_truncated_requests_are_refused(env):
     assert isinstance(cert, x509.Certificate), cert
     verify(env, cert)
     est.close()
-    samples = metric(env, "1.3", "revoca_enroll_requests_total")
-    assert samples.get('{protocol="est",result="issued"}') == 1.0
+    # 415, three truncations, the empty body, the certificate: malformed;
+    # the bad Basic header: refused (the 413s and 405s reach no handler).
+    assert metric(env, "1.3", "revoca_enroll_requests_total") == {
+        '{protocol="est",result="issued"}': 1.0,
+        '{protocol="est",result="malformed"}': 6.0,
+        '{protocol="est",result="refused"}': 1.0,
+    }
 
 
 # -- approvals --------------------------------------------------------------------------
