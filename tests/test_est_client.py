@@ -8,6 +8,7 @@ Every certificate issued is checked by ``openssl verify`` and pkilint."""
 import base64
 import http.client
 import ssl
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +24,8 @@ from store.tables.enroll import enroll_transactions
 from tests.conftest import new_key
 from tests.enroll_fixtures import device_pki, start_enroll, stop_enroll
 from tests.est_client import EstClient, EstClientError, EstResponse, make_csr
-from tests.test_est import verify, write_pair
+from tests.test_est import verify as verify_and_lint
+from tests.test_est import write_pair
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +102,25 @@ def refused(answer, status: int, *words: str) -> EstResponse:
     return answer
 
 
+def verify(env, cert: x509.Certificate) -> None:
+    """``openssl verify`` of an issued certificate under the root, for a
+    TLS client (pkilint too: tests/test_est.py's, in the test of every
+    operation)."""
+    untrusted = env.directory / "untrusted.pem"
+    untrusted.write_bytes(env.ra.ca.chain("devices")[0].public_bytes(serialization.Encoding.PEM))
+    leaf = env.directory / "leaf.pem"
+    leaf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    done = subprocess.run(
+        [
+            "openssl", "verify", "-CAfile", str(env.root_pem), "-untrusted", str(untrusted),
+            "-purpose", "sslclient", str(leaf),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def bound_csr(est: EstClient, key, subject=DEVICE_NAME, sans=SANS) -> bytes:
     return make_csr(key, subject, sans=sans, challenge_password=est.channel_binding())
 
@@ -138,7 +159,7 @@ def test_every_operation_with_basic_and_renewal_with_the_certificate(env, tls):
     cert = est.simpleenroll(bound_csr(est, key))
     assert isinstance(cert, x509.Certificate), cert
     assert cert.subject == DEVICE_NAME and cert.public_key() == key.public_key()
-    verify(env, cert)
+    verify_and_lint(env, cert)
     assert est.connections == 1  # the binding and the requests went on one connection
     est.close()
 
@@ -150,7 +171,7 @@ def test_every_operation_with_basic_and_renewal_with_the_certificate(env, tls):
     renewed = renewer.simplereenroll(bound_csr(renewer, new))
     assert isinstance(renewed, x509.Certificate), renewed
     assert renewed.subject == cert.subject and renewed.public_key() == new.public_key()
-    verify(env, renewed)
+    verify_and_lint(env, renewed)
     renewer.close()
 
     # Server-side key generation: the CSR names the key type and names.
@@ -160,7 +181,7 @@ def test_every_operation_with_basic_and_renewal_with_the_certificate(env, tls):
     private_key, issued = made
     assert issued.public_key() == private_key.public_key()
     assert private_key.key_size == 2048
-    verify(env, issued)
+    verify_and_lint(env, issued)
     assert not env.ra.ca.get_certificate("devices", issued.serial_number).has_private_key
     est.close()
 
@@ -574,3 +595,45 @@ def test_a_bound_request_that_waited_is_repeated_on_a_new_connection(start, tls)
     assert len(env.ra.approvals.list(status="pending", after=None, limit=10)) == 0
     other.close()
     est.close()
+
+
+def test_one_secret_or_bootstrap_certificate_sent_at_once_on_many_connections_enrolls_once(
+    start, tmp_path
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    maker = manufacturer_ca("Maker Device CA")
+    anchors = tmp_path / "maker.pem"
+    anchors.write_bytes(maker[0].public_bytes(serialization.Encoding.PEM))
+    settings = EnrollSettings(ca="devices", bootstrap_anchors=anchors, bootstrap_entity="router-1")
+    env = start(settings=settings).env
+    now = datetime.now(UTC)
+    pair = write_pair(
+        env,
+        "bootstrap",
+        *device_certificate(
+            maker, "SN-0001", not_before=now - timedelta(days=1), not_after=now + timedelta(days=9)
+        ),
+    )
+    secret = env.secret()
+
+    def attempt(kwargs):
+        est = client(env, **kwargs)
+        try:
+            answer = est.simpleenroll(bound_csr(est, new_key()))
+        finally:
+            est.close()
+        return answer if isinstance(answer, EstResponse) else 200
+
+    for kwargs, refusal in (
+        ({"basic": ("router-1", secret)}, 401),
+        ({"client_cert": pair}, 403),
+    ):
+        before = counts(env)
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(attempt, [kwargs] * 6))
+        assert results.count(200) == 1, results
+        for answer in results:
+            if answer != 200:
+                refused(answer, refusal)
+        assert counts(env)[1] == before[1] + 1
