@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
 
-from enroll.settings import EnrollSettings
+from enroll.settings import EnrollSettings, Label
 from ra.approvals import ApprovalPolicy
 from store.tables.enroll import enroll_transactions
 from tests.conftest import new_key
-from tests.enroll_fixtures import device_pki, start_enroll, stop_enroll
+from tests.enroll_fixtures import DEVICE, device_pki, start_enroll, stop_enroll
 from tests.est_client import EstClient, EstClientError, EstResponse, make_csr
 from tests.test_est import verify as verify_and_lint
 from tests.test_est import write_pair
@@ -56,10 +56,12 @@ def start(loop, make_service, tmp_path):
     """start(policy=, settings=) -> Started; stopped after the test."""
     runners = []
 
-    def go(*, policy=None, settings=None) -> Started:
+    def go(*, policy=None, settings=None, entities=()) -> Started:
         clock = Clock()
         pki = device_pki(make_service(clock=clock))
-        env, started = start_enroll(loop, pki, tmp_path, policy=policy, settings=settings)
+        env, started = start_enroll(
+            loop, pki, tmp_path, policy=policy, settings=settings, entities=entities
+        )
         runners.extend(started)
         return Started(env, clock)
 
@@ -637,3 +639,52 @@ def test_one_secret_or_bootstrap_certificate_sent_at_once_on_many_connections_en
             if answer != 200:
                 refused(answer, refusal)
         assert counts(env)[1] == before[1] + 1
+
+
+def test_a_label_enrolls_its_end_entity_and_takes_its_bootstrap_certificates(start, tmp_path):
+    maker = manufacturer_ca("Maker Device CA")
+    anchors = tmp_path / "maker.pem"
+    anchors.write_bytes(maker[0].public_bytes(serialization.Encoding.PEM))
+    settings = EnrollSettings(
+        ca="devices",
+        labels=(Label("routers", "devices", entity="router-1", bootstrap_anchors=anchors),),
+    )
+    switch = {**DEVICE, "name": "switch-1"}
+    env = start(settings=settings, entities=(DEVICE, switch)).env
+    anonymous = client(env)
+    assert set(anonymous.cacerts("routers")) == set(env.ra.ca.chain("devices"))
+    assert isinstance(anonymous.csrattrs("routers"), bytes)  # the label's entity's profile
+    refused(anonymous.cacerts("switches"), 404, "no enrollment label 'switches'")
+    anonymous.close()
+
+    # Another entity's secret on the label: refused, the secret given back.
+    before = counts(env)
+    est = client(env, basic=("switch-1", env.secret("switch-1")))
+    switch_name = x509.Name.from_rfc4514_string("CN=switch-1,O=Example Networks")
+    refused(
+        est.simpleenroll(bound_csr(est, new_key(), subject=switch_name), "routers"),
+        403,
+        "enrolls end entity 'router-1' only",
+    )
+    assert counts(env) == before and secret_status(env) == ["unused"]
+    cert = est.simpleenroll(bound_csr(est, new_key(), subject=switch_name))  # no label: served
+    assert isinstance(cert, x509.Certificate) and cert.subject == switch_name, cert
+    verify(env, cert)
+    est.close()
+
+    # The label's bootstrap certificates: on the label only.
+    now = datetime.now(UTC)
+    device = device_certificate(
+        maker, "SN-0001", not_before=now - timedelta(days=1), not_after=now + timedelta(days=9)
+    )
+    est = client(env, client_cert=write_pair(env, "bootstrap", *device))
+    refused(est.simpleenroll(bound_csr(est, new_key())), 401, "no bootstrap certificates")
+    refused(
+        est.simplereenroll(bound_csr(est, new_key()), "routers"),
+        401,
+        "not issued to an end entity here",
+    )
+    cert = est.simpleenroll(bound_csr(est, new_key()), "routers")
+    assert isinstance(cert, x509.Certificate) and cert.subject == DEVICE_NAME, cert
+    verify(env, cert)
+    est.close()
