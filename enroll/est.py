@@ -34,6 +34,7 @@ CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 PKCS10 = "application/pkcs10"
 CHALLENGE_PASSWORD = x509.ObjectIdentifier("1.2.840.113549.1.9.7")
 NOT_BASIC = "the Authorization header is not HTTP Basic (user:password in base64)"
+IN_PROGRESS_RETRY = 5  # seconds: Retry-After while the same request is being issued
 REALM = 'Basic realm="revoca est", charset="UTF-8"'
 
 
@@ -245,11 +246,15 @@ class EstFront:
 
     def _pending(self, outcome: Outcome) -> web.Response:
         seconds = self.service.settings.retry_after
-        response = web.Response(
-            text=f"waiting for the RA's approvers (request {outcome.request_id}); send the same "
-            f"request again in {seconds} s\n",
-            status=202,
-        )
+        if outcome.request_id is None:  # the same request, being issued on another connection
+            seconds = min(seconds, IN_PROGRESS_RETRY)
+            text = f"the same request is being issued; send it again in {seconds} s\n"
+        else:
+            text = (
+                f"waiting for the RA's approvers (request {outcome.request_id}); send the same "
+                f"request again in {seconds} s\n"
+            )
+        response = web.Response(text=text, status=202)
         response.headers["Retry-After"] = str(seconds)
         return response
 

@@ -688,3 +688,59 @@ def test_a_label_enrolls_its_end_entity_and_takes_its_bootstrap_certificates(sta
     assert isinstance(cert, x509.Certificate) and cert.subject == DEVICE_NAME, cert
     verify(env, cert)
     est.close()
+
+
+@pytest.mark.parametrize("how", ["secret", "bootstrap", "renewal"])
+def test_the_same_request_sent_at_once_on_many_connections_is_one_transaction(start, tmp_path, how):
+    """A device that sends its request again before the answer came (a
+    timeout, a retry on another connection) gets that request's answer:
+    the certificate, or 202 while it is being issued; never a refusal of
+    its own credential as used, and one certificate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    maker = manufacturer_ca("Maker Device CA")
+    anchors = tmp_path / "maker.pem"
+    anchors.write_bytes(maker[0].public_bytes(serialization.Encoding.PEM))
+    settings = EnrollSettings(ca="devices", bootstrap_anchors=anchors, bootstrap_entity="router-1")
+    env = start(settings=settings).env
+    operation = "simpleenroll"
+    if how == "secret":
+        kwargs = {"basic": ("router-1", env.secret())}
+    elif how == "bootstrap":
+        now = datetime.now(UTC)
+        device = device_certificate(
+            maker, "SN-0001", not_before=now - timedelta(days=1), not_after=now + timedelta(days=9)
+        )
+        kwargs = {"client_cert": write_pair(env, "bootstrap", *device)}
+    else:
+        est, _ = basic(env)
+        key = new_key()
+        cert = est.simpleenroll(make_csr(key, DEVICE_NAME, sans=SANS))
+        est.close()
+        kwargs = {"client_cert": write_pair(env, "current", cert, key)}
+        operation = "simplereenroll"
+    key = new_key()
+    csr = make_csr(key, DEVICE_NAME, sans=SANS)
+    before = counts(env)
+
+    def attempt(_):
+        est = client(env, **kwargs)
+        try:
+            return getattr(est, operation)(csr)
+        finally:
+            est.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(attempt, range(6)))
+    issued = {r.serial_number for r in results if isinstance(r, x509.Certificate)}
+    assert len(issued) == 1, results
+    for answer in results:
+        if isinstance(answer, EstResponse):
+            assert answer.status == 202 and "being issued" in answer.text, answer
+            assert answer.retry_after == 5
+    assert counts(env)[1] == before[1] + 1
+    (serial,) = issued
+    again = attempt(0)
+    assert isinstance(again, x509.Certificate) and again.serial_number == serial, again
+    assert again.public_key() == key.public_key()
+    verify(env, again)
