@@ -2,8 +2,10 @@
 RFC 7030: every operation over TLS 1.2 and 1.3, channel bindings
 (tls-unique, tls-exporter) made on the client's own connection,
 bootstrap certificates of a manufacturer CA, renewal with an expired
-certificate, hostile requests, serverkeygen and the listener's metrics.
-Every certificate issued is checked by ``openssl verify`` and pkilint."""
+certificate, hostile requests, the same request on many connections at
+once, labels, serverkeygen and the listener's metrics. Every certificate
+issued is checked by ``openssl verify`` (and by pkilint in the test of
+every operation)."""
 
 import base64
 import http.client
@@ -53,7 +55,9 @@ class Started:
 
 @pytest.fixture
 def start(loop, make_service, tmp_path):
-    """start(policy=, settings=) -> Started; stopped after the test."""
+    """start(policy=, settings=, entities=) -> Started, once per test (the
+    store is the test's); stopped after the test. The CA's clock is
+    ``Started.clock``."""
     runners = []
 
     def go(*, policy=None, settings=None, entities=()) -> Started:
@@ -209,7 +213,8 @@ def test_a_binding_of_another_connection_is_refused_and_nothing_is_issued(env, t
     assert counts(env) == before
     assert secret_status(env) == ["unused"]
 
-    # Not base64 of anything, or a binding on a connection since closed.
+    # Not a binding at all, or that of a connection since closed.
+    other.close()
     for value in ("not-a-binding", binding):
         refused(
             est.simpleenroll(make_csr(new_key(), DEVICE_NAME, sans=SANS, challenge_password=value)),
@@ -223,7 +228,6 @@ def test_a_binding_of_another_connection_is_refused_and_nothing_is_issued(env, t
     assert isinstance(cert, x509.Certificate), cert
     verify(env, cert)
     assert secret_status(env) == ["used"]
-    other.close()
     est.close()
     assert metric(env, tls, "revoca_enroll_requests_total") == {
         '{protocol="est",result="issued"}': 1.0,
@@ -402,7 +406,7 @@ def test_bootstrap_certificates_enroll_once_within_their_validity(start, tmp_pat
     assert counts(env) == before
 
 
-def test_a_bootstrap_certificate_on_a_listener_without_anchors_is_refused(env, loop):
+def test_a_bootstrap_certificate_on_a_listener_without_anchors_is_refused(env):
     # Our own device certificate (trusted by the TLS layer) on simpleenroll
     # without Basic: it is no bootstrap certificate here.
     est, _ = basic(env)
