@@ -270,8 +270,8 @@ class EstClient:
         """One request on the open connection (a new one when the server
         closed it): the raw answer; ``chunked`` sends the body in chunks of
         4 KiB without a Content-Length."""
-        sock = self.sock  # opens a connection when there is none
-        del sock
+        if self.connection is None or self.connection.sock is None:
+            self.connect()
         headers = dict(headers or {})
         if basic:
             headers.update(self.authorization())
