@@ -34,7 +34,15 @@ CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 PKCS10 = "application/pkcs10"
 CHALLENGE_PASSWORD = x509.ObjectIdentifier("1.2.840.113549.1.9.7")
 NOT_BASIC = "the Authorization header is not HTTP Basic (user:password in base64)"
+IN_PROGRESS_RETRY = 5  # seconds: Retry-After while the same request is being issued
 REALM = 'Basic realm="revoca est", charset="UTF-8"'
+
+
+class StaleBinding(EnrollError):
+    """The CSR carries the channel binding of another TLS connection."""
+
+    def __init__(self, message: str):
+        super().__init__("bad_request", message)
 
 
 def certs_only(certs) -> bytes:
@@ -140,7 +148,8 @@ class EstFront:
 
     def _check_binding(self, ssl_object, csr: bytes) -> None:
         """RFC 7030 3.5: a challengePassword in the CSR is the channel binding
-        of this TLS session (base64), and must match."""
+        of this TLS session (base64), and must match (:class:`StaleBinding`
+        when it is another connection's)."""
         try:
             request = x509.load_der_x509_csr(csr)
             attribute = request.attributes.get_attribute_for_oid(CHALLENGE_PASSWORD)
@@ -166,8 +175,7 @@ class EstFront:
                 "can compute",
             )
         if given != base64.b64encode(binding[1]).decode():
-            raise EnrollError(
-                "bad_request",
+            raise StaleBinding(
                 f"the CSR's channel binding does not match this TLS session's {binding[0]} "
                 "(RFC 7030 3.5): the request was made on another connection",
             )
@@ -198,14 +206,39 @@ class EstFront:
     async def simplereenroll(self, request: web.Request) -> web.Response:
         return await self._enroll(request, renewal=True)
 
+    async def _request(self, request, ssl_object, label, *, renewal: bool):
+        """(credential, DER CSR, StaleBinding or None) of an enrollment
+        request; what is refused here is counted as EnrollService.enroll
+        counts its refusals (``refused``; ``malformed``: a body that is not
+        base64 of the right type)."""
+        try:
+            credential = self._credential(request, ssl_object, label, renewal=renewal)
+        except EnrollError:
+            self.service.count("est", "refused")
+            raise
+        try:
+            csr = await self._csr(request)
+        except EnrollError:
+            self.service.count("est", "malformed")
+            raise
+        try:
+            self._check_binding(ssl_object, csr)
+        except StaleBinding as exc:
+            return credential, csr, exc
+        except EnrollError:
+            self.service.count("est", "refused")
+            raise
+        return credential, csr, None
+
     async def _enroll(self, request: web.Request, *, renewal: bool) -> web.Response:
         ssl_object = self._tls(request)
         label = self._label(request)
-        credential = self._credential(request, ssl_object, label, renewal=renewal)
-        csr = await self._csr(request)
-        self._check_binding(ssl_object, csr)
+        # A CSR bound to another connection (``stale``) may still be the
+        # repeat of a request told to wait (202), sent on a new connection
+        # (RFC 7030 4.2.3); else it is refused.
+        credential, csr, stale = await self._request(request, ssl_object, label, renewal=renewal)
         outcome = await self.call(
-            self.service.enroll, "est", label, csr, credential, renewal=renewal
+            self.service.enroll, "est", label, csr, credential, renewal=renewal, repeat_only=stale
         )
         if outcome.status == "pending":
             return self._pending(outcome)
@@ -213,11 +246,15 @@ class EstFront:
 
     def _pending(self, outcome: Outcome) -> web.Response:
         seconds = self.service.settings.retry_after
-        response = web.Response(
-            text=f"waiting for the RA's approvers (request {outcome.request_id}); send the same "
-            f"request again in {seconds} s\n",
-            status=202,
-        )
+        if outcome.request_id is None:  # the same request, being issued on another connection
+            seconds = min(seconds, IN_PROGRESS_RETRY)
+            text = f"the same request is being issued; send it again in {seconds} s\n"
+        else:
+            text = (
+                f"waiting for the RA's approvers (request {outcome.request_id}); send the same "
+                f"request again in {seconds} s\n"
+            )
+        response = web.Response(text=text, status=202)
         response.headers["Retry-After"] = str(seconds)
         return response
 
@@ -229,9 +266,15 @@ class EstFront:
         so (the key would have to be kept meanwhile)."""
         ssl_object = self._tls(request)
         label = self._label(request)
-        credential = self._credential(request, ssl_object, label, renewal=False)
-        csr = await self._csr(request)
-        key, own_csr = await self.call(self._key_for, label, credential, csr)
+        credential, csr, stale = await self._request(request, ssl_object, label, renewal=False)
+        if stale is not None:  # a key made here is never a repeat
+            self.service.count("est", "refused")
+            raise stale
+        try:
+            key, own_csr = await self.call(self._key_for, label, credential, csr)
+        except EnrollError as exc:
+            self.service.count("est", exc.result)
+            raise
         outcome = await self.call(self.service.enroll, "est", label, own_csr, credential)
         if outcome.status == "pending":  # approvals configured while we made the key
             raise EnrollError("forbidden", "the enrollment waits for approvers; key discarded")
@@ -266,7 +309,9 @@ class EstFront:
             given = x509.load_der_x509_csr(csr)
             public_key = given.public_key()
         except ValueError as exc:
-            raise EnrollError("bad_request", f"the CSR cannot be read: {exc}") from None
+            raise EnrollError(
+                "bad_request", f"the CSR cannot be read: {exc}", result="malformed"
+            ) from None
         profile = self.service.profile_of(label, credential.entity)
         if profile is not None and self.service.ra.policy.for_issue(profile):
             raise EnrollError(

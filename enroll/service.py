@@ -33,7 +33,14 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, insert, select, update
 
 from ca import catalog
-from ca.errors import BadInputError, CAError, ConfigError, NotFoundError, PolicyError
+from ca.errors import (
+    BadInputError,
+    CAError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PolicyError,
+)
 from ca.records import serial_hex
 from ca.requests import parse_csr
 from ca.token import load_private_key
@@ -53,11 +60,14 @@ STALE_CLAIM_SECONDS = 300  # a claimed transaction whose server stopped mid-issu
 class EnrollError(Exception):
     """A refusal the fronts turn into an HTTP status (EST) or a SCEP failInfo."""
 
-    def __init__(self, kind: str, message: str, *, fail_info: str = "badRequest"):
+    def __init__(
+        self, kind: str, message: str, *, fail_info: str = "badRequest", result: str = "refused"
+    ):
         super().__init__(message)
         self.kind = kind  # bad_request | unauthorized | forbidden | not_found | conflict
         self.message = message
         self.fail_info = fail_info
+        self.result = result  # what the metrics count it as: refused | malformed
 
     @property
     def http_status(self) -> int:
@@ -70,6 +80,15 @@ class EnrollError(Exception):
             "unsupported": 415,
             "unavailable": 503,
         }[self.kind]
+
+
+class _Raced(Exception):
+    """A transaction could not begin because one with its id began meanwhile
+    (``refusal``: what to answer when it is gone again)."""
+
+    def __init__(self, refusal: EnrollError):
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -316,31 +335,68 @@ class EnrollService:
         *,
         transaction_id: str | None = None,
         renewal: bool = False,
+        repeat_only: EnrollError | None = None,
     ) -> Outcome:
         """Enroll (or, with ``renewal``, renew the credential's certificate)
-        from ``csr``; a repeated request returns what became of the first."""
+        from ``csr``; a repeated request returns what became of the first.
+        With ``repeat_only`` (why the request may not start a transaction:
+        EST's channel binding of an earlier connection) only a repeat of a
+        transaction of this credential is answered; else that is raised."""
+        try:
+            return self._enroll_or_repeat(
+                protocol,
+                label,
+                csr,
+                credential,
+                transaction_id=transaction_id,
+                renewal=renewal,
+                repeat_only=repeat_only,
+            )
+        except EnrollError as exc:
+            self.count(protocol, exc.result)
+            raise
+
+    def _enroll_or_repeat(
+        self, protocol, label, csr, credential, *, transaction_id, renewal, repeat_only
+    ) -> Outcome:
         try:
             request = parse_csr(csr)
         except CAError as exc:
-            raise EnrollError("bad_request", exc.message) from None
+            raise EnrollError("bad_request", exc.message, result="malformed") from None
         spki = spki_sha256(request.public_key)
         txid = transaction_id or hashlib.sha256(csr).hexdigest()
+        row = self._transaction(protocol, txid)
+        live = row is not None and not (
+            row.status == "claimed" and row.updated_at < self.now() - STALE_CLAIM_SECONDS
+        )
+        if repeat_only is not None and not (
+            live and row.spki_sha256 == spki and self._same_credential(row, credential)
+        ):
+            raise repeat_only
+        if live:
+            return self._repeat(row, spki, credential)
+        if row is not None:  # a claim its server never finished: start again
+            self._forget(row.id, row.secret_id, f"{protocol}:{txid}")
+        try:
+            if renewal or credential.kind == "certificate":
+                return self._renew(protocol, label, csr, request, credential, txid, spki)
+            return self._enroll(protocol, label, csr, credential, txid, spki)
+        except _Raced as raced:
+            # The same request, sent at once on another connection, began
+            # its transaction first: this one is its repeat.
+            row = self._transaction(protocol, txid)
+            if row is None:
+                raise raced.refusal from None
+            return self._repeat(row, spki, credential)
+
+    def _transaction(self, protocol: str, txid: str):
         with self.store.read() as conn:
-            row = conn.execute(
+            return conn.execute(
                 select(enroll_transactions).where(
                     enroll_transactions.c.protocol == protocol,
                     enroll_transactions.c.transaction_id == txid,
                 )
             ).one_or_none()
-        if row is not None and not (
-            row.status == "claimed" and row.updated_at < self.now() - STALE_CLAIM_SECONDS
-        ):
-            return self._repeat(row, spki, credential)
-        if row is not None:  # a claim its server never finished: start again
-            self._forget(row.id, row.secret_id, f"{protocol}:{txid}")
-        if renewal or credential.kind == "certificate":
-            return self._renew(protocol, label, csr, request, credential, txid, spki)
-        return self._enroll(protocol, label, csr, credential, txid, spki)
 
     def _enroll(self, protocol, label, csr, credential, txid, spki) -> Outcome:
         used_by = f"{protocol}:{txid}"
@@ -378,9 +434,11 @@ class EnrollService:
                     on_redeemed=claim,
                 )
             except SecretRefused as exc:
-                self.count(protocol, "refused")
+                refusal = EnrollError("unauthorized", str(exc), fail_info="badRequest")
+                if self._transaction(protocol, txid) is not None:
+                    raise _Raced(refusal) from None
                 log.warning("%s enrollment refused: %s", protocol, exc)
-                raise EnrollError("unauthorized", str(exc), fail_info="badRequest") from None
+                raise refusal from None
             entity = self.ra.get_entity_by_id(entity_id)
             if label.entity and entity.name != label.entity:
                 self._forget_claim(txid, protocol, secret_id, used_by)
@@ -392,17 +450,18 @@ class EnrollService:
             entity = self.ra.get_entity(label.entity)
             with self.store.transaction() as conn:
                 earlier = conn.execute(
-                    select(enroll_transactions.c.id).where(
+                    select(enroll_transactions.c.transaction_id).where(
                         enroll_transactions.c.credential == credential.name,
                         enroll_transactions.c.status.in_(("claimed", "pending", "issued")),
                     )
                 ).first()
                 if earlier is not None:
-                    raise EnrollError(
+                    refusal = EnrollError(
                         "forbidden",
                         "this bootstrap certificate has enrolled already; renew the certificate "
                         "it got (simplereenroll) instead",
                     )
+                    raise _Raced(refusal) if earlier.transaction_id == txid else refusal
                 conn.execute(insert(enroll_transactions).values(**values, end_entity_id=entity.id))
             via = {"protocol": protocol, "credential": credential.name}
         if entity.ca != label.ca:
@@ -417,6 +476,7 @@ class EnrollService:
             txid,
             secret_id,
             used_by,
+            label.ca,
             lambda on_issued: self.ra.enroll(
                 entity.name,
                 csr=csr,
@@ -437,25 +497,29 @@ class EnrollService:
             )
         now = self.now()
         used_by = f"{protocol}:{txid}"
-        with self.store.transaction() as conn:
-            conn.execute(
-                insert(enroll_transactions).values(
-                    protocol=protocol,
-                    transaction_id=txid,
-                    end_entity_id=record.end_entity_id,
-                    credential=credential.name,
-                    spki_sha256=spki,
-                    status="claimed",
-                    created_at=now,
-                    updated_at=now,
+        try:
+            with self.store.transaction() as conn:
+                conn.execute(
+                    insert(enroll_transactions).values(
+                        protocol=protocol,
+                        transaction_id=txid,
+                        end_entity_id=record.end_entity_id,
+                        credential=credential.name,
+                        spki_sha256=spki,
+                        status="claimed",
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
+        except ConflictError as exc:  # the same transaction, begun meanwhile
+            raise _Raced(EnrollError("conflict", exc.message)) from None
         via = {"protocol": protocol, "credential": credential.name}
         return self._issue(
             protocol,
             txid,
             None,
             used_by,
+            record.ca,
             lambda on_issued: self.ra.renew(
                 record.ca,
                 record.serial,
@@ -488,7 +552,12 @@ class EnrollService:
             )
         return record
 
-    def _issue(self, protocol, txid, secret_id, used_by, call) -> Outcome:
+    def _issue(self, protocol, txid, secret_id, used_by, ca_name, call) -> Outcome:
+        """Issue by ``call`` (the RA's enroll or renew, from ``ca_name``); the
+        transaction is marked issued, with the CA and serial, in the
+        transaction that issues, so a repeat never sees it issued without
+        them."""
+
         def on_issued(conn, cert):
             conn.execute(
                 update(enroll_transactions)
@@ -498,7 +567,7 @@ class EnrollService:
                 )
                 .values(
                     status="issued",
-                    ca=None,
+                    ca=ca_name,
                     serial=serial_hex(cert.serial_number),
                     updated_at=self.now(),
                 )
@@ -510,7 +579,6 @@ class EnrollService:
             # Refused by the RA's or the CA's checks: nothing issued or
             # queued, so the secret is given back and the request forgotten.
             self._forget_claim(txid, protocol, secret_id, used_by)
-            self.count(protocol, "refused")
             kind = "forbidden" if isinstance(exc, PolicyError) else "bad_request"
             if not isinstance(exc, (PolicyError, BadInputError, NotFoundError)):
                 log.error("%s enrollment failed: %s", protocol, exc.message)
@@ -532,15 +600,6 @@ class EnrollService:
             self.count(protocol, "pending")
             return Outcome("pending", request_id=result.id)
         assert isinstance(result, Enrollment)
-        with self.store.transaction() as conn:
-            conn.execute(
-                update(enroll_transactions)
-                .where(
-                    enroll_transactions.c.protocol == protocol,
-                    enroll_transactions.c.transaction_id == txid,
-                )
-                .values(ca=result.certificate.ca)
-            )
         self.count(protocol, "issued")
         return Outcome("issued", result.certificate.certificate, result.chain)
 

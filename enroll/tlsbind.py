@@ -52,7 +52,10 @@ def _ssl_pointer(ssl_object) -> int | None:
     inner = getattr(ssl_object, "_sslobj", None)
     if inner is None or _LIB is None:
         return None
-    pointer = ctypes.c_void_p.from_address(id(inner) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    # PySSLSocket: PyObject_HEAD (object.__basicsize__), the weak reference
+    # to the socket (NULL under a memory BIO, as asyncio's), then SSL *.
+    offset = object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)
+    pointer = ctypes.c_void_p.from_address(id(inner) + offset).value
     if not pointer:
         return None
     expected = _VERSIONS.get(ssl_object.version())
