@@ -194,7 +194,8 @@ class EstFront:
         self._tls(request)
         label = self._label(request)
         basic = self._basic(request)
-        profile = await self.call(self.service.profile_of, label, basic[0] if basic else None)
+        user, password = basic or (None, None)
+        profile = await self.call(self.service.profile_of, label, user, password)
         if profile is None:
             return web.Response(status=204)
         der = csrattrs.for_profile(self.service.ca.profile(profile))
@@ -302,6 +303,19 @@ class EstFront:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def _key_type_for(self, public_key, profile: str | None) -> str:
+        """RFC 7030 4.4.1: the CSR's public key is ignored, but its type is
+        the one asked for; where the profile does not allow that type, the
+        profile's first."""
+        allowed = self.service.ca.profile(profile).key_types if profile else KEY_SPECS
+        try:
+            wanted = _key_type(public_key)
+        except EnrollError:
+            wanted = None
+        if wanted in allowed:
+            return wanted
+        return allowed[0]
+
     def _key_for(self, label, credential, csr: bytes):
         """A new key of the CSR's key type and a CSR of it with the client's
         subject and extensions."""
@@ -312,14 +326,14 @@ class EstFront:
             raise EnrollError(
                 "bad_request", f"the CSR cannot be read: {exc}", result="malformed"
             ) from None
-        profile = self.service.profile_of(label, credential.entity)
+        profile = self.service.profile_of(label, credential.entity, credential.secret)
         if profile is not None and self.service.ra.policy.for_issue(profile):
             raise EnrollError(
                 "forbidden",
                 f"profile {profile!r} waits for approvers, and a key made here is never kept; "
                 "enroll with a CSR (simpleenroll) instead",
             )
-        key_type = _key_type(public_key)
+        key_type = self._key_type_for(public_key, profile)
         key = generate_private_key(key_type)
         builder = x509.CertificateSigningRequestBuilder().subject_name(
             given.subject if len(given.subject) else x509.Name([])

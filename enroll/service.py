@@ -178,18 +178,24 @@ class EnrollService:
         """The label's CA and its parents (EST /cacerts, SCEP GetCACert)."""
         return self.ca.chain(label.ca)
 
-    def profile_of(self, label: Label, entity: str | None = None) -> str | None:
+    def profile_of(
+        self, label: Label, entity: str | None = None, secret: str | None = None
+    ) -> str | None:
         """The profile a request on this label is issued under: the label's,
-        else its entity's, else that of ``entity`` (the device's own, as it
-        authenticated); None when no one of them is known."""
+        else its entity's, else that of ``entity`` when ``secret`` is an
+        unused secret of it (so no one learns which entities exist); None
+        when none of them is known."""
         if label.profile:
             return label.profile
-        name = label.entity or entity
-        if name:
-            try:
-                return self.ra.get_entity(name).profile
-            except NotFoundError:
-                return None
+        try:
+            if label.entity:
+                return self.ra.get_entity(label.entity).profile
+            if entity and secret:
+                found = self.ra.get_entity(entity)
+                if self.ra.secrets.holder(secret) == found.id:
+                    return found.profile
+        except NotFoundError:
+            return None
         return None
 
     # -- service identities: the SCEP RA certificate, the EST listener's --------------

@@ -164,6 +164,17 @@ class EnrollmentSecrets:
                 on_redeemed(conn, row.id, row.end_entity_id)
         return row.id, row.end_entity_id
 
+    def holder(self, secret: str) -> int | None:
+        """The end entity an unused, unexpired secret is for; None otherwise.
+        Redeems nothing (EST csrattrs: what the device's entity's CSR needs)."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(enrollment_secrets).where(enrollment_secrets.c.digest == digest(secret))
+            ).one_or_none()
+        if row is None or row.status != "unused" or row.expires_at <= self.now():
+            return None
+        return row.end_entity_id
+
     def matches(self, secret_id: str, secret: str) -> bool:
         """Whether ``secret`` is the one with ``secret_id`` (used or not):
         a device repeating a request that is waiting for approvers."""

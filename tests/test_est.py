@@ -106,6 +106,9 @@ def test_cacerts_csrattrs_enroll_with_basic_then_reenroll_with_the_certificate(e
     status, body = curl(env, "/csrattrs")
     assert status == 204  # no label, no credential: no profile known
     status, body = curl(env, "/csrattrs", "-u", "router-1:x")
+    assert status == 204  # a wrong secret says nothing of the entity
+    secret = env.secret()
+    status, body = curl(env, "/csrattrs", "-u", f"router-1:{secret}")
     assert status == 200
     parsed = subprocess.run(
         ["openssl", "asn1parse", "-inform", "DER"],
@@ -115,7 +118,6 @@ def test_cacerts_csrattrs_enroll_with_basic_then_reenroll_with_the_certificate(e
     ).stdout.decode()
     assert "challengePassword" in parsed and "id-ecPublicKey" in parsed
 
-    secret = env.secret()
     key = new_key()
     status, body = curl(env, "/simpleenroll", "-u", f"router-1:{secret}", data=csr_b64(key))
     assert status == 200, body
