@@ -213,7 +213,9 @@ class EstFront:
         counts its refusals (``refused``; ``malformed``: a body that is not
         base64 of the right type)."""
         try:
-            credential = self._credential(request, ssl_object, label, renewal=renewal)
+            credential = await self.call(
+                self._credential, request, ssl_object, label, renewal=renewal
+            )
         except EnrollError:
             self.service.count("est", "refused")
             raise

@@ -54,7 +54,11 @@ log = logging.getLogger("revoca.enroll")
 
 RA_PROFILE = "scep-ra"
 TLS_PROFILE = "tls-server"
-STALE_CLAIM_SECONDS = 300  # a claimed transaction whose server stopped mid-issuance
+STALE_CLAIM_SECONDS = 300
+BOOTSTRAP_USED = (
+    "this bootstrap certificate has enrolled already; renew the certificate it got "
+    "(simplereenroll) instead"
+)  # a claimed transaction whose server stopped mid-issuance
 
 
 class EnrollError(Exception):
@@ -371,7 +375,14 @@ class EnrollService:
             raise EnrollError("bad_request", exc.message, result="malformed") from None
         spki = spki_sha256(request.public_key)
         txid = transaction_id or hashlib.sha256(csr).hexdigest()
+        if credential.kind == "bootstrap":
+            # One transaction per bootstrap certificate, whatever the CSR:
+            # the store's unique (protocol, transaction_id) lets it enroll
+            # once, however many nodes and connections race.
+            txid = credential.name
         row = self._transaction(protocol, txid)
+        if credential.kind == "bootstrap" and row is not None and row.spki_sha256 != spki:
+            raise EnrollError("forbidden", BOOTSTRAP_USED)
         live = row is not None and not (
             row.status == "claimed" and row.updated_at < self.now() - STALE_CLAIM_SECONDS
         )
@@ -454,21 +465,13 @@ class EnrollService:
             via = {"protocol": protocol, "credential": f"secret {secret_id}"}
         else:  # bootstrap: the label's entity, once per bootstrap certificate
             entity = self.ra.get_entity(label.entity)
-            with self.store.transaction() as conn:
-                earlier = conn.execute(
-                    select(enroll_transactions.c.transaction_id).where(
-                        enroll_transactions.c.credential == credential.name,
-                        enroll_transactions.c.status.in_(("claimed", "pending", "issued")),
+            try:
+                with self.store.transaction() as conn:
+                    conn.execute(
+                        insert(enroll_transactions).values(**values, end_entity_id=entity.id)
                     )
-                ).first()
-                if earlier is not None:
-                    refusal = EnrollError(
-                        "forbidden",
-                        "this bootstrap certificate has enrolled already; renew the certificate "
-                        "it got (simplereenroll) instead",
-                    )
-                    raise _Raced(refusal) if earlier.transaction_id == txid else refusal
-                conn.execute(insert(enroll_transactions).values(**values, end_entity_id=entity.id))
+            except ConflictError:  # its transaction began meanwhile
+                raise _Raced(EnrollError("forbidden", BOOTSTRAP_USED)) from None
             via = {"protocol": protocol, "credential": credential.name}
         if entity.ca != label.ca:
             self._forget_claim(txid, protocol, secret_id, used_by)
