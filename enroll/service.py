@@ -381,8 +381,6 @@ class EnrollService:
             # once, however many nodes and connections race.
             txid = credential.name
         row = self._transaction(protocol, txid)
-        if credential.kind == "bootstrap" and row is not None and row.spki_sha256 != spki:
-            raise EnrollError("forbidden", BOOTSTRAP_USED)
         live = row is not None and not (
             row.status == "claimed" and row.updated_at < self.now() - STALE_CLAIM_SECONDS
         )
@@ -641,6 +639,8 @@ class EnrollService:
     # -- a repeated request, a poll -----------------------------------------------------
 
     def _repeat(self, row, spki: str, credential: Credential | None) -> Outcome:
+        if row.spki_sha256 != spki and credential is not None and credential.kind == "bootstrap":
+            raise EnrollError("forbidden", BOOTSTRAP_USED)
         if row.spki_sha256 != spki:
             raise EnrollError(
                 "conflict",
