@@ -1,6 +1,7 @@
 """`revoca ra`: operators, end entities, enrollment and the API server from
 the command line, as scripts use them."""
 
+import base64
 import json
 import os
 import stat
@@ -9,6 +10,7 @@ import time
 import urllib.request
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tests.conftest import REVOCA_CMD, free_port, make_csr, run
@@ -457,10 +459,11 @@ def test_revoca_serve_runs_va_ra_and_publisher_together(tmp_path):
         == 0
     )
     token = (tmp_path / "tok").read_text().strip()
-    va_port, ra_port = free_port(), free_port()
+    va_port, ra_port, est_port, scep_port = free_port(), free_port(), free_port(), free_port()
     (tmp_path / "all.toml").write_text(
         f"[va]\nport = {va_port}\nadmin_port = 0\n[ra]\nport = {ra_port}\n"
-        "[acme]\nport = 0\n[enroll]\nest_port = 0\nscep_port = 0\n"
+        f"[acme]\nport = 0\n[enroll]\nest_port = {est_port}\nscep_port = {scep_port}\n"
+        'ca = "demo-clients"\n'
     )
     server = subprocess.Popen(
         [*REVOCA_CMD, "--config", "all.toml", "--data-dir", str(d), "serve", "--seconds", "40"],
@@ -524,6 +527,24 @@ def test_revoca_serve_runs_va_ra_and_publisher_together(tmp_path):
                     f"/api/certificates/demo-issuing/{serial}/revoke",
                     {"reason": "superseded"},
                 )
+        # EST and SCEP run beside them: the device entity enrolls over EST.
+        secret = api("POST", "/api/entities/device-1/secrets", {})["secret"]
+        scep = f"http://127.0.0.1:{scep_port}/scep?operation=GetCACaps"
+        with urllib.request.urlopen(scep, timeout=10) as response:
+            assert "SCEPStandard" in response.read().decode()
+        csr = x509.load_pem_x509_csr(make_csr("device-1", ()))
+        enrolled = subprocess.run(
+            [
+                "curl", "-sf", "--cacert", str(d / "root.pem"), "-u", f"device-1:{secret}",
+                "-H", "Content-Type: application/pkcs10", "--data-binary", "@-",
+                f"https://127.0.0.1:{est_port}/.well-known/est/simpleenroll",
+            ],
+            input=base64.b64encode(csr.public_bytes(serialization.Encoding.DER)),
+            capture_output=True,
+            timeout=20,
+        )  # fmt: skip
+        assert enrolled.returncode == 0, enrolled.stderr
+        assert api("GET", "/api/entities/device-1/certificates")["items"]
     finally:
         server.terminate()
         server.wait(15)
