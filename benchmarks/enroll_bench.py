@@ -48,7 +48,7 @@ p50/p99/max latency (connect to checked certificate), the server's CPU per
 enrollment (its process tree from /proc; in process: this process's), the
 load generator's CPU per enrollment and how busy its core was. With two
 cores the server runs on core 0 (``taskset``) and the load generator on
-core 1; the in-process baseline runs on core 0, the server idle. Only
+core 1; the in-process baseline runs on core 0, the server stopped. Only
 127.0.0.1 is used.
 """
 
