@@ -406,6 +406,7 @@ class EnrollService:
             txid,
             secret_id,
             used_by,
+            entity.ca,
             lambda on_issued: self.ra.enroll(
                 entity.name,
                 csr=csr,
@@ -445,6 +446,7 @@ class EnrollService:
             txid,
             None,
             used_by,
+            record.ca,
             lambda on_issued: self.ra.renew(
                 record.ca,
                 record.serial,
@@ -477,7 +479,13 @@ class EnrollService:
             )
         return record
 
-    def _issue(self, protocol, txid, secret_id, used_by, call) -> Outcome:
+    def _issue(self, protocol, txid, secret_id, used_by, ca_name, call) -> Outcome:
+        """Issue through ``call`` (the RA's enroll or renew), which runs
+        ``on_issued`` in its issuing transaction: the transaction row is
+        marked issued there, with ``ca_name``, the CA the end entity is
+        issued by, so that a repeated request never reads an issued row
+        without its CA."""
+
         def on_issued(conn, cert):
             conn.execute(
                 update(enroll_transactions)
@@ -487,7 +495,7 @@ class EnrollService:
                 )
                 .values(
                     status="issued",
-                    ca=None,
+                    ca=ca_name,
                     serial=serial_hex(cert.serial_number),
                     updated_at=self.now(),
                 )
@@ -521,15 +529,16 @@ class EnrollService:
             self.count(protocol, "pending")
             return Outcome("pending", request_id=result.id)
         assert isinstance(result, Enrollment)
-        with self.store.transaction() as conn:
-            conn.execute(
-                update(enroll_transactions)
-                .where(
-                    enroll_transactions.c.protocol == protocol,
-                    enroll_transactions.c.transaction_id == txid,
+        if result.certificate.ca != ca_name:  # the end entity moved to another CA meanwhile
+            with self.store.transaction() as conn:
+                conn.execute(
+                    update(enroll_transactions)
+                    .where(
+                        enroll_transactions.c.protocol == protocol,
+                        enroll_transactions.c.transaction_id == txid,
+                    )
+                    .values(ca=result.certificate.ca)
                 )
-                .values(ca=result.certificate.ca)
-            )
         self.count(protocol, "issued")
         return Outcome("issued", result.certificate.certificate, result.chain)
 

@@ -297,3 +297,20 @@ def test_serverkeygen_returns_the_key_and_certificate_as_multipart(env):
     # The key is nowhere in the store.
     record = env.ra.ca.get_certificate("devices", cert.serial_number)
     assert not record.has_private_key
+
+
+def test_the_issuing_transaction_marks_the_request_issued_with_its_ca(env):
+    """The transaction row names the CA and serial from the issuing
+    transaction on, so the same request sent again is answered with the
+    same certificate."""
+    secret = env.secret()
+    request = csr_b64(new_key())
+    status, body = curl(env, "/simpleenroll", "-u", f"router-1:{secret}", data=request)
+    assert status == 200, body
+    (cert,) = print_certs(env, body)
+    with env.ra.store.read() as conn:
+        (row,) = conn.execute(select(enroll_transactions)).all()
+    assert (row.status, row.ca, row.serial) == ("issued", "devices", serial_hex(cert.serial_number))
+    status, again = curl(env, "/simpleenroll", "-u", f"router-1:{secret}", data=request)
+    assert status == 200, again
+    assert print_certs(env, again) == [cert]
