@@ -970,7 +970,9 @@ def main(argv=None) -> int:
         default=",".join(PROTOCOL_MODES + INPROC_MODES),
         help="comma-separated: " + ", ".join(PROTOCOL_MODES + INPROC_MODES),
     )
-    parser.add_argument("--workdir", type=Path, help="data directories and logs (default: temp)")
+    parser.add_argument(
+        "--workdir", type=Path, help="data directories and logs, a new directory (default: temp)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.warmup is None:
@@ -982,6 +984,8 @@ def main(argv=None) -> int:
     unknown = set(args.modes) - set(PROTOCOL_MODES + INPROC_MODES)
     if unknown:
         parser.error(f"--modes: unknown {', '.join(sorted(unknown))}")
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        parser.error(f"--workdir {args.workdir} is not empty")
     if shutil.which("taskset") is None and (os.cpu_count() or 1) >= 2:
         parser.error("taskset is not installed (Debian: util-linux)")
     temporary = None
