@@ -483,7 +483,7 @@ class EnrollService:
             txid,
             secret_id,
             used_by,
-            label.ca,
+            entity.ca,
             lambda on_issued: self.ra.enroll(
                 entity.name,
                 csr=csr,
@@ -607,6 +607,16 @@ class EnrollService:
             self.count(protocol, "pending")
             return Outcome("pending", request_id=result.id)
         assert isinstance(result, Enrollment)
+        if result.certificate.ca != ca_name:  # the end entity moved to another CA meanwhile
+            with self.store.transaction() as conn:
+                conn.execute(
+                    update(enroll_transactions)
+                    .where(
+                        enroll_transactions.c.protocol == protocol,
+                        enroll_transactions.c.transaction_id == txid,
+                    )
+                    .values(ca=result.certificate.ca)
+                )
         self.count(protocol, "issued")
         return Outcome("issued", result.certificate.certificate, result.chain)
 

@@ -314,3 +314,20 @@ def test_each_issuing_ca_is_a_label_when_none_are_configured(env):
     status, body = curl(env, "/devices/simpleenroll", "-u", f"router-1:{env.secret()}",
                         data=csr_b64(new_key()))  # fmt: skip
     assert status == 200, body
+
+
+def test_the_issuing_transaction_marks_the_request_issued_with_its_ca(env):
+    """The transaction row names the CA and serial from the issuing
+    transaction on, so the same request sent again is answered with the
+    same certificate."""
+    secret = env.secret()
+    request = csr_b64(new_key())
+    status, body = curl(env, "/simpleenroll", "-u", f"router-1:{secret}", data=request)
+    assert status == 200, body
+    (cert,) = print_certs(env, body)
+    with env.ra.store.read() as conn:
+        (row,) = conn.execute(select(enroll_transactions)).all()
+    assert (row.status, row.ca, row.serial) == ("issued", "devices", serial_hex(cert.serial_number))
+    status, again = curl(env, "/simpleenroll", "-u", f"router-1:{secret}", data=request)
+    assert status == 200, again
+    assert print_certs(env, again) == [cert]
