@@ -375,6 +375,12 @@ class EnrollService:
             raise EnrollError("bad_request", exc.message, result="malformed") from None
         spki = spki_sha256(request.public_key)
         txid = transaction_id or hashlib.sha256(csr).hexdigest()
+        if transaction_id is None and credential.kind == "certificate":
+            # EST renewal with the same key (RFC 7030 4.2.2): the CSR may be
+            # the very bytes of the enrollment or the last renewal (RSA
+            # signs deterministically); the certificate renewed tells them
+            # apart, as SCEP's transaction_key does.
+            txid += "/renews/" + hashlib.sha256(credential.certificate).hexdigest()[:32]
         if credential.kind == "bootstrap":
             # One transaction per bootstrap certificate, whatever the CSR:
             # the store's unique (protocol, transaction_id) lets it enroll

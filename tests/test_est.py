@@ -161,6 +161,29 @@ def make_csr_with_subject(key, subject: x509.Name, sans) -> bytes:
     return base64.encodebytes(csr.public_bytes(serialization.Encoding.DER))
 
 
+def test_reenrollment_with_the_same_key_renews_each_time(env):
+    """RFC 7030 4.2.2: simplereenroll renews with the same key too. An RSA
+    CSR (PKCS#1 v1.5 signs deterministically) of the same key and names is
+    the same bytes each time: not a repeat of the enrollment, nor of the
+    last renewal, but a renewal of the certificate presented."""
+    key = new_key("rsa-2048")
+    csr = make_csr_with_subject(
+        key, x509.Name.from_rfc4514_string("CN=router-1,O=Example Networks"), SANS
+    )
+    status, body = curl(env, "/simpleenroll", "-u", f"router-1:{env.secret()}", data=csr)
+    assert status == 200, body
+    (cert,) = print_certs(env, body)
+    status, body = curl(env, "/simplereenroll", data=csr, cert=write_pair(env, "c1", cert, key))
+    assert status == 200, body
+    (renewed,) = print_certs(env, body)
+    assert renewed.serial_number != cert.serial_number
+    status, body = curl(env, "/simplereenroll", data=csr, cert=write_pair(env, "c2", renewed, key))
+    assert status == 200, body
+    (again,) = print_certs(env, body)
+    assert again.serial_number not in (cert.serial_number, renewed.serial_number)
+    assert again.public_key() == key.public_key()
+
+
 def test_bad_requests_are_refused_and_change_nothing(env):
     def counts():
         with env.ra.store.read() as conn:
