@@ -21,6 +21,8 @@ def build_enroll_service(config):
     ra = RAService(ca, ApprovalPolicy.from_settings(config.ra))
     settings = config.enroll
     names = {c.name for c in ca.list_cas()}
+    if settings.ca and settings.ca not in names:
+        raise ConfigError(f"[enroll] ca names CA {settings.ca!r}, not held here")
     for label in settings.labels:
         if label.ca not in names:
             raise ConfigError(f"[enroll.labels.{label.name}] names CA {label.ca!r}, not held here")

@@ -81,3 +81,21 @@ def test_secrets_from_the_command_line_and_both_listeners_serve(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_ca_of_the_config_that_is_not_held_here_stops_the_listeners(tmp_path):
+    d, env = demo_pki(tmp_path)
+    for table in ('[enroll]\nca = "nope"\n', '[enroll.labels.x]\nca = "nope"\n'):
+        config = tmp_path / "enroll.toml"
+        config.write_text(
+            "[enroll]\nest_port = 0\nscep_port = 0\n" + table.replace("[enroll]\n", "")
+        )
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(config), "--data-dir", str(d), "enroll", "serve", "--seconds", "0"],
+            obj={},
+            prog_name="revoca",
+            env=env,
+        )
+        assert result.exit_code == 2, (table, result.output)
+        assert "'nope', not held here" in result.stderr and "Traceback" not in result.output
