@@ -38,6 +38,7 @@ async def serve_enroll(
     listener a certificate serves SCEP alone, and says why."""
     from common import listen
     from enroll.server import EnrollServer, start, tls_context
+    from enroll.service import EnrollError
 
     settings = config.enroll
     service = build_enroll_service(config)
@@ -53,7 +54,7 @@ async def serve_enroll(
                 context = tls_context(
                     service, settings.tls_cert, settings.tls_key, config.passphrase.get()
                 )
-            except (OSError, ValueError, ConfigError) as exc:
+            except (OSError, ValueError, ConfigError, EnrollError) as exc:  # bootstrap anchors
                 message = getattr(exc, "message", None) or str(exc)
                 if not optional_est:
                     raise ConfigError(f"cannot set up the EST listener's TLS: {message}") from None
