@@ -394,14 +394,22 @@ class EnrollService:
             live and row.spki_sha256 == spki and self._same_credential(row, credential)
         ):
             raise repeat_only
-        if live:
+        finished = None
+        if live and protocol == "scep" and self._new_secret_for_finished(row, spki, credential):
+            # The same key enrolling again with a new secret: SCEP clients
+            # keep one transactionID per key (RFC 8894 3.2.1.1), and a
+            # PKCSReq is signed with the key, so it is its holder's (an EST
+            # CSR may be replayed by anyone). A new transaction; the finished
+            # one is set aside when the secret is redeemed.
+            finished = row.id
+        elif live:
             return self._repeat(row, spki, credential)
-        if row is not None:  # a claim its server never finished: start again
+        elif row is not None:  # a claim its server never finished: start again
             self._forget(row.id, row.secret_id, f"{protocol}:{txid}")
         try:
             if renewal or credential.kind == "certificate":
                 return self._renew(protocol, label, csr, request, credential, txid, spki)
-            return self._enroll(protocol, label, csr, credential, txid, spki)
+            return self._enroll(protocol, label, csr, credential, txid, spki, finished)
         except _Raced as raced:
             # The same request, sent at once on another connection, began
             # its transaction first: this one is its repeat.
@@ -409,6 +417,14 @@ class EnrollService:
             if row is None:
                 raise raced.refusal from None
             return self._repeat(row, spki, credential)
+
+    def _new_secret_for_finished(self, row, spki: str, credential: Credential) -> bool:
+        return (
+            credential.kind == "secret"
+            and row.status in ("issued", "failed")
+            and row.spki_sha256 == spki
+            and not self._same_credential(row, credential)
+        )
 
     def _transaction(self, protocol: str, txid: str):
         with self.store.read() as conn:
@@ -419,7 +435,7 @@ class EnrollService:
                 )
             ).one_or_none()
 
-    def _enroll(self, protocol, label, csr, credential, txid, spki) -> Outcome:
+    def _enroll(self, protocol, label, csr, credential, txid, spki, finished=None) -> Outcome:
         used_by = f"{protocol}:{txid}"
         now = self.now()
         values = dict(
@@ -441,6 +457,13 @@ class EnrollService:
                     raise EnrollError("unauthorized", "no such enrollment secret") from None
 
             def claim(conn, sid, eid):
+                if finished is not None:
+                    t = enroll_transactions.c
+                    conn.execute(
+                        update(enroll_transactions)
+                        .where(t.id == finished, t.transaction_id == txid)
+                        .values(transaction_id=f"{txid}/done/{finished}")
+                    )
                 row = {**values, "credential": f"secret {sid}"}
                 conn.execute(
                     insert(enroll_transactions).values(**row, end_entity_id=eid, secret_id=sid)
@@ -462,7 +485,7 @@ class EnrollService:
                 raise refusal from None
             entity = self.ra.get_entity_by_id(entity_id)
             if label.entity and entity.name != label.entity:
-                self._forget_claim(txid, protocol, secret_id, used_by)
+                self._forget_claim(txid, protocol, secret_id, used_by, finished)
                 raise EnrollError(
                     "forbidden", f"label {label.name!r} enrolls end entity {label.entity!r} only"
                 )
@@ -478,7 +501,7 @@ class EnrollService:
                 raise _Raced(EnrollError("forbidden", BOOTSTRAP_USED)) from None
             via = {"protocol": protocol, "credential": credential.name}
         if entity.ca != label.ca:
-            self._forget_claim(txid, protocol, secret_id, used_by)
+            self._forget_claim(txid, protocol, secret_id, used_by, finished)
             raise EnrollError(
                 "forbidden",
                 f"end entity {entity.name!r} is issued by CA {entity.ca!r}, not by this "
@@ -498,6 +521,7 @@ class EnrollService:
                 on_issued=on_issued,
                 via=via,
             ),
+            finished,
         )
 
     def _renew(self, protocol, label, csr, request, credential, txid, spki) -> Outcome:
@@ -565,7 +589,7 @@ class EnrollService:
             )
         return record
 
-    def _issue(self, protocol, txid, secret_id, used_by, ca_name, call) -> Outcome:
+    def _issue(self, protocol, txid, secret_id, used_by, ca_name, call, finished=None) -> Outcome:
         """Issue by ``call`` (the RA's enroll or renew, from ``ca_name``); the
         transaction is marked issued, with the CA and serial, in the
         transaction that issues, so a repeat never sees it issued without
@@ -591,14 +615,14 @@ class EnrollService:
         except CAError as exc:
             # Refused by the RA's or the CA's checks: nothing issued or
             # queued, so the secret is given back and the request forgotten.
-            self._forget_claim(txid, protocol, secret_id, used_by)
+            self._forget_claim(txid, protocol, secret_id, used_by, finished)
             kind = "forbidden" if isinstance(exc, PolicyError) else "bad_request"
             if not isinstance(exc, (PolicyError, BadInputError, NotFoundError)):
                 log.error("%s enrollment failed: %s", protocol, exc.message)
                 kind = "unavailable"
             raise EnrollError(kind, exc.message) from None
         except BaseException:
-            self._forget_claim(txid, protocol, secret_id, used_by)
+            self._forget_claim(txid, protocol, secret_id, used_by, finished)
             raise
         if isinstance(result, ApprovalRequest):
             with self.store.transaction() as conn:
@@ -616,7 +640,10 @@ class EnrollService:
         self.count(protocol, "issued")
         return Outcome("issued", result.certificate.certificate, result.chain)
 
-    def _forget_claim(self, txid, protocol, secret_id, used_by) -> None:
+    def _forget_claim(self, txid, protocol, secret_id, used_by, finished=None) -> None:
+        """Drop a refused request's claim (and give its secret back); the
+        ``finished`` transaction it set aside takes its transaction id again."""
+
         def drop(conn):
             conn.execute(
                 delete(enroll_transactions).where(
@@ -625,6 +652,12 @@ class EnrollService:
                     enroll_transactions.c.status == "claimed",
                 )
             )
+            if finished is not None:
+                conn.execute(
+                    update(enroll_transactions)
+                    .where(enroll_transactions.c.id == finished)
+                    .values(transaction_id=txid)
+                )
 
         if secret_id is not None:
             self.ra.secrets.restore(secret_id, used_by, on_restored=drop)
