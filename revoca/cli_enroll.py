@@ -26,6 +26,11 @@ def build_enroll_service(config):
     for label in settings.labels:
         if label.ca not in names:
             raise ConfigError(f"[enroll.labels.{label.name}] names CA {label.ca!r}, not held here")
+        if label.profile and label.profile not in ca.profiles:
+            raise ConfigError(
+                f"[enroll.labels.{label.name}] names profile {label.profile!r}, not configured "
+                f"(profiles: {', '.join(sorted(ca.profiles))})"
+            )
     return EnrollService(ra, settings, config.passphrase.get())
 
 

@@ -120,3 +120,21 @@ def test_bootstrap_anchors_that_cannot_be_read_are_a_configuration_error(tmp_pat
         assert result.exit_code == 2, result.output
         assert "cannot read the bootstrap anchors" in result.stderr
         assert "internal error" not in result.stderr
+
+
+def test_a_label_naming_an_unknown_profile_stops_the_listeners(tmp_path):
+    d, env = demo_pki(tmp_path)
+    config = tmp_path / "enroll.toml"
+    config.write_text(
+        '[enroll]\nest_port = 0\nscep_port = 0\n[enroll.labels.x]\nca = "demo-clients"\n'
+        'profile = "tls-clent"\n'
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "--data-dir", str(d), "scep", "serve", "--seconds", "0"],
+        obj={},
+        prog_name="revoca",
+        env=env,
+    )
+    assert result.exit_code == 2, result.output
+    assert "[enroll.labels.x]" in result.stderr and "'tls-clent'" in result.stderr
