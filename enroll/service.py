@@ -186,17 +186,18 @@ class EnrollService:
         self, label: Label, entity: str | None = None, secret: str | None = None
     ) -> str | None:
         """The profile a request on this label is issued under: the label's,
-        else its entity's, else that of ``entity`` when ``secret`` is an
-        unused secret of it (so no one learns which entities exist); None
-        when none of them is known."""
+        else its entity's, else that of the entity ``secret`` is an unused
+        secret of (when ``entity`` is given, only if it is that one: so no
+        one learns which entities exist); None when none of them is known."""
         if label.profile:
             return label.profile
         try:
             if label.entity:
                 return self.ra.get_entity(label.entity).profile
-            if entity and secret:
-                found = self.ra.get_entity(entity)
-                if self.ra.secrets.holder(secret) == found.id:
+            holder = self.ra.secrets.holder(secret) if secret else None
+            if holder is not None:  # the Basic user may be left empty: the secret names it
+                found = self.ra.get_entity_by_id(holder)
+                if not entity or found.name == entity:
                     return found.profile
         except NotFoundError:
             return None

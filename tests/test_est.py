@@ -289,6 +289,27 @@ def test_a_request_that_waits_for_approvers_is_answered_202_then_issued(loop, se
         stop_enroll(loop, runners)
 
 
+def test_serverkeygen_for_a_profile_with_approvers_is_refused_and_changes_nothing(
+    loop, service, tmp_path
+):
+    """Whether the Basic user names the entity or is left empty (the secret
+    alone names it), a key made here is never queued for approvers."""
+    env, runners = start_enroll(loop, device_pki(service), tmp_path, policy=ApprovalPolicy(issue=1))
+    try:
+        secret = env.secret()
+        for user in ("router-1", ""):
+            status, body = curl(
+                env, "/serverkeygen", "-u", f"{user}:{secret}", data=csr_b64(new_key())
+            )
+            assert status == 403 and b"approvers" in body, body
+        assert env.ra.approvals.list(status="pending", after=None, limit=10) == []
+        with env.ra.store.read() as conn:
+            assert conn.execute(select(func.count()).select_from(enroll_transactions)).scalar() == 0
+            assert conn.execute(select(enrollment_secrets.c.status)).scalars().all() == ["unused"]
+    finally:
+        stop_enroll(loop, runners)
+
+
 def test_serverkeygen_returns_the_key_and_certificate_as_multipart(env):
     import email
 
