@@ -358,3 +358,27 @@ def test_each_issuing_ca_is_a_label_when_none_are_configured(env):
     status, body = curl(env, "/devices/simpleenroll", "-u", f"router-1:{env.secret()}",
                         data=csr_b64(new_key()))  # fmt: skip
     assert status == 200, body
+
+
+def test_a_tls_handshake_that_never_comes_is_closed_at_the_request_deadline(
+    loop, service, tmp_path
+):
+    """A connection that sends no ClientHello is held to request_timeout,
+    not to asyncio's 60 s handshake timeout."""
+    import socket
+    import time
+
+    from enroll.settings import EnrollSettings
+
+    settings = EnrollSettings(ca="devices", request_timeout=1.0)
+    env, runners = start_enroll(loop, device_pki(service), tmp_path, settings=settings)
+    try:
+        with socket.create_connection(("127.0.0.1", env.est_port), timeout=10) as sock:
+            began = time.monotonic()
+            try:
+                assert sock.recv(1) == b""
+            except TimeoutError:
+                pytest.fail("the connection was still open after 10 s")
+            assert time.monotonic() - began < 5
+    finally:
+        stop_enroll(loop, runners)
