@@ -533,6 +533,10 @@ class EnrollService:
             raise EnrollError(
                 "forbidden", f"the certificate is of CA {record.ca!r}, not of this label's CA"
             )
+        if label.entity and self.ra.get_entity_by_id(record.end_entity_id).name != label.entity:
+            raise EnrollError(
+                "forbidden", f"label {label.name!r} renews end entity {label.entity!r} only"
+            )
         now = self.now()
         used_by = f"{protocol}:{txid}"
         try:

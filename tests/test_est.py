@@ -382,3 +382,30 @@ def test_a_tls_handshake_that_never_comes_is_closed_at_the_request_deadline(
             assert time.monotonic() - began < 5
     finally:
         stop_enroll(loop, runners)
+
+
+def test_a_label_for_one_entity_renews_only_its_certificates(loop, service, tmp_path):
+    """[enroll.labels.fleet] entity = router-2: router-1's certificate does
+    not renew there (it does on its own paths)."""
+    from enroll.settings import EnrollSettings, Label
+    from tests.enroll_fixtures import DEVICE
+
+    settings = EnrollSettings(ca="devices", labels=(Label("fleet", "devices", None, "router-2"),))
+    entities = (DEVICE, {**DEVICE, "name": "router-2"})
+    env, runners = start_enroll(
+        loop, device_pki(service), tmp_path, settings=settings, entities=entities
+    )
+    try:
+        key = new_key()
+        status, body = curl(
+            env, "/simpleenroll", "-u", f"router-1:{env.secret()}", data=csr_b64(key)
+        )
+        assert status == 200, body
+        (cert,) = print_certs(env, body)
+        pair = write_pair(env, "r1", cert, key)
+        csr = make_csr_with_subject(new_key(), cert.subject, SANS)
+        status, body = curl(env, "/fleet/simplereenroll", data=csr, cert=pair)
+        assert status == 403 and b"router-2" in body, body
+        assert len(env.ra.entity_certificates("router-1")) == 1
+    finally:
+        stop_enroll(loop, runners)
