@@ -247,6 +247,10 @@ class GuardedSite(web.SockSite):
             sock=self._sock,
             ssl=self._ssl_context,
             backlog=self._backlog,
+            # The guard sees a TLS connection only once its handshake is
+            # done: one that never sends a ClientHello is held to the same
+            # deadline as a request's headers, not to asyncio's 60 s.
+            ssl_handshake_timeout=guard.limits.request_timeout if self._ssl_context else None,
         )
 
 

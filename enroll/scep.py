@@ -73,8 +73,10 @@ class ScepFront:
             der = await request.read()
         else:
             # Standard base64 as RFC 8894 4.3 says, or base64url without
-            # padding, as micromdm's scepclient sends it.
-            text = request.query.get("message", "").strip().replace("-", "+").replace("_", "/")
+            # padding, as micromdm's scepclient sends it; a '+' a device did
+            # not URL-encode reads as a space.
+            text = request.query.get("message", "").strip().replace(" ", "+")
+            text = text.replace("-", "+").replace("_", "/")
             try:
                 der = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
             except (binascii.Error, ValueError):

@@ -186,17 +186,18 @@ class EnrollService:
         self, label: Label, entity: str | None = None, secret: str | None = None
     ) -> str | None:
         """The profile a request on this label is issued under: the label's,
-        else its entity's, else that of ``entity`` when ``secret`` is an
-        unused secret of it (so no one learns which entities exist); None
-        when none of them is known."""
+        else its entity's, else that of the entity ``secret`` is an unused
+        secret of (when ``entity`` is given, only if it is that one: so no
+        one learns which entities exist); None when none of them is known."""
         if label.profile:
             return label.profile
         try:
             if label.entity:
                 return self.ra.get_entity(label.entity).profile
-            if entity and secret:
-                found = self.ra.get_entity(entity)
-                if self.ra.secrets.holder(secret) == found.id:
+            holder = self.ra.secrets.holder(secret) if secret else None
+            if holder is not None:  # the Basic user may be left empty: the secret names it
+                found = self.ra.get_entity_by_id(holder)
+                if not entity or found.name == entity:
                     return found.profile
         except NotFoundError:
             return None
@@ -375,6 +376,12 @@ class EnrollService:
             raise EnrollError("bad_request", exc.message, result="malformed") from None
         spki = spki_sha256(request.public_key)
         txid = transaction_id or hashlib.sha256(csr).hexdigest()
+        if transaction_id is None and credential.kind == "certificate":
+            # EST renewal with the same key (RFC 7030 4.2.2): the CSR may be
+            # the very bytes of the enrollment or the last renewal (RSA
+            # signs deterministically); the certificate renewed tells them
+            # apart, as SCEP's transaction_key does.
+            txid += "/renews/" + hashlib.sha256(credential.certificate).hexdigest()[:32]
         if credential.kind == "bootstrap":
             # One transaction per bootstrap certificate, whatever the CSR:
             # the store's unique (protocol, transaction_id) lets it enroll
@@ -388,14 +395,22 @@ class EnrollService:
             live and row.spki_sha256 == spki and self._same_credential(row, credential)
         ):
             raise repeat_only
-        if live:
+        finished = None
+        if live and protocol == "scep" and self._new_secret_for_finished(row, spki, credential):
+            # The same key enrolling again with a new secret: SCEP clients
+            # keep one transactionID per key (RFC 8894 3.2.1.1), and a
+            # PKCSReq is signed with the key, so it is its holder's (an EST
+            # CSR may be replayed by anyone). A new transaction; the finished
+            # one is set aside when the secret is redeemed.
+            finished = row.id
+        elif live:
             return self._repeat(row, spki, credential)
-        if row is not None:  # a claim its server never finished: start again
+        elif row is not None:  # a claim its server never finished: start again
             self._forget(row.id, row.secret_id, f"{protocol}:{txid}")
         try:
             if renewal or credential.kind == "certificate":
                 return self._renew(protocol, label, csr, request, credential, txid, spki)
-            return self._enroll(protocol, label, csr, credential, txid, spki)
+            return self._enroll(protocol, label, csr, credential, txid, spki, finished)
         except _Raced as raced:
             # The same request, sent at once on another connection, began
             # its transaction first: this one is its repeat.
@@ -403,6 +418,14 @@ class EnrollService:
             if row is None:
                 raise raced.refusal from None
             return self._repeat(row, spki, credential)
+
+    def _new_secret_for_finished(self, row, spki: str, credential: Credential) -> bool:
+        return (
+            credential.kind == "secret"
+            and row.status in ("issued", "failed")
+            and row.spki_sha256 == spki
+            and not self._same_credential(row, credential)
+        )
 
     def _transaction(self, protocol: str, txid: str):
         with self.store.read() as conn:
@@ -413,7 +436,7 @@ class EnrollService:
                 )
             ).one_or_none()
 
-    def _enroll(self, protocol, label, csr, credential, txid, spki) -> Outcome:
+    def _enroll(self, protocol, label, csr, credential, txid, spki, finished=None) -> Outcome:
         used_by = f"{protocol}:{txid}"
         now = self.now()
         values = dict(
@@ -435,6 +458,13 @@ class EnrollService:
                     raise EnrollError("unauthorized", "no such enrollment secret") from None
 
             def claim(conn, sid, eid):
+                if finished is not None:
+                    t = enroll_transactions.c
+                    conn.execute(
+                        update(enroll_transactions)
+                        .where(t.id == finished, t.transaction_id == txid)
+                        .values(transaction_id=f"{txid}/done/{finished}")
+                    )
                 row = {**values, "credential": f"secret {sid}"}
                 conn.execute(
                     insert(enroll_transactions).values(**row, end_entity_id=eid, secret_id=sid)
@@ -456,7 +486,7 @@ class EnrollService:
                 raise refusal from None
             entity = self.ra.get_entity_by_id(entity_id)
             if label.entity and entity.name != label.entity:
-                self._forget_claim(txid, protocol, secret_id, used_by)
+                self._forget_claim(txid, protocol, secret_id, used_by, finished)
                 raise EnrollError(
                     "forbidden", f"label {label.name!r} enrolls end entity {label.entity!r} only"
                 )
@@ -472,7 +502,7 @@ class EnrollService:
                 raise _Raced(EnrollError("forbidden", BOOTSTRAP_USED)) from None
             via = {"protocol": protocol, "credential": credential.name}
         if entity.ca != label.ca:
-            self._forget_claim(txid, protocol, secret_id, used_by)
+            self._forget_claim(txid, protocol, secret_id, used_by, finished)
             raise EnrollError(
                 "forbidden",
                 f"end entity {entity.name!r} is issued by CA {entity.ca!r}, not by this "
@@ -492,6 +522,7 @@ class EnrollService:
                 on_issued=on_issued,
                 via=via,
             ),
+            finished,
         )
 
     def _renew(self, protocol, label, csr, request, credential, txid, spki) -> Outcome:
@@ -501,6 +532,10 @@ class EnrollService:
         if record.ca != label.ca:
             raise EnrollError(
                 "forbidden", f"the certificate is of CA {record.ca!r}, not of this label's CA"
+            )
+        if label.entity and self.ra.get_entity_by_id(record.end_entity_id).name != label.entity:
+            raise EnrollError(
+                "forbidden", f"label {label.name!r} renews end entity {label.entity!r} only"
             )
         now = self.now()
         used_by = f"{protocol}:{txid}"
@@ -559,7 +594,7 @@ class EnrollService:
             )
         return record
 
-    def _issue(self, protocol, txid, secret_id, used_by, ca_name, call) -> Outcome:
+    def _issue(self, protocol, txid, secret_id, used_by, ca_name, call, finished=None) -> Outcome:
         """Issue by ``call`` (the RA's enroll or renew, from ``ca_name``); the
         transaction is marked issued, with the CA and serial, in the
         transaction that issues, so a repeat never sees it issued without
@@ -585,14 +620,14 @@ class EnrollService:
         except CAError as exc:
             # Refused by the RA's or the CA's checks: nothing issued or
             # queued, so the secret is given back and the request forgotten.
-            self._forget_claim(txid, protocol, secret_id, used_by)
+            self._forget_claim(txid, protocol, secret_id, used_by, finished)
             kind = "forbidden" if isinstance(exc, PolicyError) else "bad_request"
             if not isinstance(exc, (PolicyError, BadInputError, NotFoundError)):
                 log.error("%s enrollment failed: %s", protocol, exc.message)
                 kind = "unavailable"
             raise EnrollError(kind, exc.message) from None
         except BaseException:
-            self._forget_claim(txid, protocol, secret_id, used_by)
+            self._forget_claim(txid, protocol, secret_id, used_by, finished)
             raise
         if isinstance(result, ApprovalRequest):
             with self.store.transaction() as conn:
@@ -620,7 +655,10 @@ class EnrollService:
         self.count(protocol, "issued")
         return Outcome("issued", result.certificate.certificate, result.chain)
 
-    def _forget_claim(self, txid, protocol, secret_id, used_by) -> None:
+    def _forget_claim(self, txid, protocol, secret_id, used_by, finished=None) -> None:
+        """Drop a refused request's claim (and give its secret back); the
+        ``finished`` transaction it set aside takes its transaction id again."""
+
         def drop(conn):
             conn.execute(
                 delete(enroll_transactions).where(
@@ -629,6 +667,12 @@ class EnrollService:
                     enroll_transactions.c.status == "claimed",
                 )
             )
+            if finished is not None:
+                conn.execute(
+                    update(enroll_transactions)
+                    .where(enroll_transactions.c.id == finished)
+                    .values(transaction_id=txid)
+                )
 
         if secret_id is not None:
             self.ra.secrets.restore(secret_id, used_by, on_restored=drop)

@@ -21,9 +21,16 @@ def build_enroll_service(config):
     ra = RAService(ca, ApprovalPolicy.from_settings(config.ra))
     settings = config.enroll
     names = {c.name for c in ca.list_cas()}
+    if settings.ca and settings.ca not in names:
+        raise ConfigError(f"[enroll] ca names CA {settings.ca!r}, not held here")
     for label in settings.labels:
         if label.ca not in names:
             raise ConfigError(f"[enroll.labels.{label.name}] names CA {label.ca!r}, not held here")
+        if label.profile and label.profile not in ca.profiles:
+            raise ConfigError(
+                f"[enroll.labels.{label.name}] names profile {label.profile!r}, not configured "
+                f"(profiles: {', '.join(sorted(ca.profiles))})"
+            )
     return EnrollService(ra, settings, config.passphrase.get())
 
 
@@ -36,6 +43,7 @@ async def serve_enroll(
     listener a certificate serves SCEP alone, and says why."""
     from common import listen
     from enroll.server import EnrollServer, start, tls_context
+    from enroll.service import EnrollError
 
     settings = config.enroll
     service = build_enroll_service(config)
@@ -51,7 +59,7 @@ async def serve_enroll(
                 context = tls_context(
                     service, settings.tls_cert, settings.tls_key, config.passphrase.get()
                 )
-            except (OSError, ValueError, ConfigError) as exc:
+            except (OSError, ValueError, ConfigError, EnrollError) as exc:  # bootstrap anchors
                 message = getattr(exc, "message", None) or str(exc)
                 if not optional_est:
                     raise ConfigError(f"cannot set up the EST listener's TLS: {message}") from None

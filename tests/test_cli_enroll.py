@@ -81,3 +81,60 @@ def test_secrets_from_the_command_line_and_both_listeners_serve(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_ca_of_the_config_that_is_not_held_here_stops_the_listeners(tmp_path):
+    d, env = demo_pki(tmp_path)
+    for table in ('[enroll]\nca = "nope"\n', '[enroll.labels.x]\nca = "nope"\n'):
+        config = tmp_path / "enroll.toml"
+        config.write_text(
+            "[enroll]\nest_port = 0\nscep_port = 0\n" + table.replace("[enroll]\n", "")
+        )
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(config), "--data-dir", str(d), "enroll", "serve", "--seconds", "0"],
+            obj={},
+            prog_name="revoca",
+            env=env,
+        )
+        assert result.exit_code == 2, (table, result.output)
+        assert "'nope', not held here" in result.stderr and "Traceback" not in result.output
+
+
+def test_bootstrap_anchors_that_cannot_be_read_are_a_configuration_error(tmp_path):
+    d, env = demo_pki(tmp_path)
+    (tmp_path / "garbage.pem").write_text("not PEM\n")
+    for anchors in (tmp_path / "missing.pem", tmp_path / "garbage.pem"):
+        config = tmp_path / "enroll.toml"
+        config.write_text(
+            "[enroll]\nest_port = 0\nscep_port = 0\n[enroll.labels.fleet]\n"
+            f'ca = "demo-clients"\nentity = "device-1"\nbootstrap_anchors = "{anchors}"\n'
+        )
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(config), "--data-dir", str(d), "est", "serve", "--seconds", "0"],
+            obj={},
+            prog_name="revoca",
+            env=env,
+        )
+        assert result.exit_code == 2, result.output
+        assert "cannot read the bootstrap anchors" in result.stderr
+        assert "internal error" not in result.stderr
+
+
+def test_a_label_naming_an_unknown_profile_stops_the_listeners(tmp_path):
+    d, env = demo_pki(tmp_path)
+    config = tmp_path / "enroll.toml"
+    config.write_text(
+        '[enroll]\nest_port = 0\nscep_port = 0\n[enroll.labels.x]\nca = "demo-clients"\n'
+        'profile = "tls-clent"\n'
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "--data-dir", str(d), "scep", "serve", "--seconds", "0"],
+        obj={},
+        prog_name="revoca",
+        env=env,
+    )
+    assert result.exit_code == 2, result.output
+    assert "[enroll.labels.x]" in result.stderr and "'tls-clent'" in result.stderr

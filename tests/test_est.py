@@ -161,6 +161,29 @@ def make_csr_with_subject(key, subject: x509.Name, sans) -> bytes:
     return base64.encodebytes(csr.public_bytes(serialization.Encoding.DER))
 
 
+def test_reenrollment_with_the_same_key_renews_each_time(env):
+    """RFC 7030 4.2.2: simplereenroll renews with the same key too. An RSA
+    CSR (PKCS#1 v1.5 signs deterministically) of the same key and names is
+    the same bytes each time: not a repeat of the enrollment, nor of the
+    last renewal, but a renewal of the certificate presented."""
+    key = new_key("rsa-2048")
+    csr = make_csr_with_subject(
+        key, x509.Name.from_rfc4514_string("CN=router-1,O=Example Networks"), SANS
+    )
+    status, body = curl(env, "/simpleenroll", "-u", f"router-1:{env.secret()}", data=csr)
+    assert status == 200, body
+    (cert,) = print_certs(env, body)
+    status, body = curl(env, "/simplereenroll", data=csr, cert=write_pair(env, "c1", cert, key))
+    assert status == 200, body
+    (renewed,) = print_certs(env, body)
+    assert renewed.serial_number != cert.serial_number
+    status, body = curl(env, "/simplereenroll", data=csr, cert=write_pair(env, "c2", renewed, key))
+    assert status == 200, body
+    (again,) = print_certs(env, body)
+    assert again.serial_number not in (cert.serial_number, renewed.serial_number)
+    assert again.public_key() == key.public_key()
+
+
 def test_bad_requests_are_refused_and_change_nothing(env):
     def counts():
         with env.ra.store.read() as conn:
@@ -266,6 +289,27 @@ def test_a_request_that_waits_for_approvers_is_answered_202_then_issued(loop, se
         stop_enroll(loop, runners)
 
 
+def test_serverkeygen_for_a_profile_with_approvers_is_refused_and_changes_nothing(
+    loop, service, tmp_path
+):
+    """Whether the Basic user names the entity or is left empty (the secret
+    alone names it), a key made here is never queued for approvers."""
+    env, runners = start_enroll(loop, device_pki(service), tmp_path, policy=ApprovalPolicy(issue=1))
+    try:
+        secret = env.secret()
+        for user in ("router-1", ""):
+            status, body = curl(
+                env, "/serverkeygen", "-u", f"{user}:{secret}", data=csr_b64(new_key())
+            )
+            assert status == 403 and b"approvers" in body, body
+        assert env.ra.approvals.list(status="pending", after=None, limit=10) == []
+        with env.ra.store.read() as conn:
+            assert conn.execute(select(func.count()).select_from(enroll_transactions)).scalar() == 0
+            assert conn.execute(select(enrollment_secrets.c.status)).scalars().all() == ["unused"]
+    finally:
+        stop_enroll(loop, runners)
+
+
 def test_serverkeygen_returns_the_key_and_certificate_as_multipart(env):
     import email
 
@@ -331,3 +375,54 @@ def test_the_issuing_transaction_marks_the_request_issued_with_its_ca(env):
     status, again = curl(env, "/simpleenroll", "-u", f"router-1:{secret}", data=request)
     assert status == 200, again
     assert print_certs(env, again) == [cert]
+
+
+def test_a_tls_handshake_that_never_comes_is_closed_at_the_request_deadline(
+    loop, service, tmp_path
+):
+    """A connection that sends no ClientHello is held to request_timeout,
+    not to asyncio's 60 s handshake timeout."""
+    import socket
+    import time
+
+    from enroll.settings import EnrollSettings
+
+    settings = EnrollSettings(ca="devices", request_timeout=1.0)
+    env, runners = start_enroll(loop, device_pki(service), tmp_path, settings=settings)
+    try:
+        with socket.create_connection(("127.0.0.1", env.est_port), timeout=10) as sock:
+            began = time.monotonic()
+            try:
+                assert sock.recv(1) == b""
+            except TimeoutError:
+                pytest.fail("the connection was still open after 10 s")
+            assert time.monotonic() - began < 5
+    finally:
+        stop_enroll(loop, runners)
+
+
+def test_a_label_for_one_entity_renews_only_its_certificates(loop, service, tmp_path):
+    """[enroll.labels.fleet] entity = router-2: router-1's certificate does
+    not renew there (it does on its own paths)."""
+    from enroll.settings import EnrollSettings, Label
+    from tests.enroll_fixtures import DEVICE
+
+    settings = EnrollSettings(ca="devices", labels=(Label("fleet", "devices", None, "router-2"),))
+    entities = (DEVICE, {**DEVICE, "name": "router-2"})
+    env, runners = start_enroll(
+        loop, device_pki(service), tmp_path, settings=settings, entities=entities
+    )
+    try:
+        key = new_key()
+        status, body = curl(
+            env, "/simpleenroll", "-u", f"router-1:{env.secret()}", data=csr_b64(key)
+        )
+        assert status == 200, body
+        (cert,) = print_certs(env, body)
+        pair = write_pair(env, "r1", cert, key)
+        csr = make_csr_with_subject(new_key(), cert.subject, SANS)
+        status, body = curl(env, "/fleet/simplereenroll", data=csr, cert=pair)
+        assert status == 403 and b"router-2" in body, body
+        assert len(env.ra.entity_certificates("router-1")) == 1
+    finally:
+        stop_enroll(loop, runners)

@@ -14,11 +14,13 @@ import time
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
 
 from ca.records import serial_hex, serial_to_db
 from enroll import scepmsg
 from enroll.settings import EnrollSettings
 from ra.approvals import ApprovalPolicy
+from store.tables.enroll import enroll_transactions
 from tests.conftest import need, self_signed
 from tests.enroll_fixtures import device_pki, start_enroll, stop_enroll
 from tests.test_est import verify
@@ -72,6 +74,41 @@ def test_scepclient_is_told_bad_alg_where_old_algorithms_are_not_allowed(loop, s
         assert [s["status"] for s in env.ra.list_secrets("router-1")] == ["unused"]
     finally:
         stop_enroll(loop, runners)
+
+
+def test_scepclient_enrolls_again_with_the_same_key_and_a_new_secret(env):
+    """scepclient's transactionID is a digest of the public key: a device
+    that keeps its key and is given a new secret (its certificate expired,
+    say) sends the transactionID of its finished enrollment again. A wrong
+    secret is still refused and changes nothing."""
+    key = env.directory / "dev.key"
+    cert_path = env.directory / "dev.pem"
+    args = ["-private-key", str(key), "-certificate", str(cert_path), "-cn", "router-1"]
+    done = scepclient(env, "-challenge", env.secret(), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    for leftover in ("dev.pem", "csr.pem", "self.pem"):
+        (env.directory / leftover).unlink(missing_ok=True)
+    done = scepclient(env, "-challenge", "NOTASECRET", *args)
+    assert done.returncode != 0 and len(issued(env)) == 1
+    # A new secret whose request the RA refuses changes nothing.
+    (env.directory / "csr.pem").unlink(missing_ok=True)
+    refused = env.secret()
+    env.ra.update_entity("router-1", {"status": "disabled"}, actor="test")
+    done = scepclient(env, "-challenge", refused, *args)
+    assert done.returncode != 0 and len(issued(env)) == 1
+    env.ra.update_entity("router-1", {"status": "active"}, actor="test")
+    with env.ra.store.read() as conn:
+        rows = conn.execute(select(enroll_transactions.c.transaction_id)).scalars().all()
+    assert len(rows) == 1 and "/done/" not in rows[0]
+    assert [s["status"] for s in env.ra.list_secrets("router-1")].count("unused") == 1
+    (env.directory / "csr.pem").unlink(missing_ok=True)
+    done = scepclient(env, "-challenge", env.secret(), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    second = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    assert second.serial_number != first.serial_number
+    assert second.public_key() == first.public_key()
+    assert len(issued(env)) == 2
 
 
 def test_scepclient_enrolls_then_renews_and_ocsp_knows_the_certificates(env):
@@ -207,7 +244,9 @@ class Device:
         if get:  # RFC 8894 4.3: the message base64 (and URL-encoded) in the query
             import urllib.parse
 
-            encoded = urllib.parse.quote(base64.b64encode(message).decode(), safe="")
+            encoded = base64.b64encode(message).decode()
+            if get != "raw":  # "raw": as devices that do not URL-encode it send it
+                encoded = urllib.parse.quote(encoded, safe="")
             status, body = self.http("GET", f"?operation=PKIOperation&message={encoded}")
         else:
             status, body = self.http("POST", "?operation=PKIOperation", message)
@@ -358,3 +397,11 @@ def test_a_message_signed_a_day_away_from_the_clock_is_bad_time(strict):
     when = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     reply = device.send("PKCSReq", device.csr(secret), txid="now", signing_time=when)
     assert reply.status == "PENDING"
+
+
+def test_a_get_message_whose_base64_is_not_url_encoded_is_read(env):
+    """A '+' of base64 left as it is in the query (as some devices send it)
+    is not a space (a message of 2 kB without a '+' is as good as impossible)."""
+    device = Device(env)
+    reply = device.send("PKCSReq", device.csr(env.secret()), txid="raw", get="raw")
+    assert reply.status == "SUCCESS", reply
