@@ -516,7 +516,7 @@ class EnrollService:
             entity.ca,
             lambda on_issued: self.ra.enroll(
                 entity.name,
-                csr=csr,
+                **_verified(csr),
                 profile=label.profile,
                 actor=protocol,
                 on_issued=on_issued,
@@ -565,7 +565,7 @@ class EnrollService:
             lambda on_issued: self.ra.renew(
                 record.ca,
                 record.serial,
-                csr=csr,
+                request_key=_verified(csr)["request_key"],
                 actor=protocol,
                 on_issued=on_issued,
                 via=via,
@@ -824,3 +824,17 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _verified(csr: bytes) -> dict:
+    """A CSR this service has verified, as the RA takes it from a protocol:
+    its key and names, not the CSR itself, whose challengePassword (SCEP's
+    enrollment secret, or EST's channel binding) would otherwise be kept
+    with a request that waits for approvers."""
+    from ca.requests import format_san
+
+    request = parse_csr(csr)
+    key = request.public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {"request_key": key, "sans": [format_san(n) for n in request.sans]}

@@ -17,6 +17,8 @@ import secrets
 from dataclasses import dataclass, replace
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection, func, insert, select, update
 
@@ -318,6 +320,7 @@ class RAService:
         identifier: str | None = None,
         on_issued=None,
         via: dict | None = None,
+        request_key: bytes | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """Issue to an end entity from a PKCS#10 CSR, or with a key made here
         (``key_type``; the PKCS#12 is encrypted with ``passphrase``). Where
@@ -328,7 +331,11 @@ class RAService:
         decides which it offers), ``identifier`` is the name the subject is
         built for (``EndEntity.subject``), ``on_issued(conn, certificate)``
         runs in the issuing transaction (the protocol's own record of it),
-        ``via`` (protocol, credential) goes into the audit record."""
+        ``via`` (protocol, credential) goes into the audit record;
+        ``request_key`` (SubjectPublicKeyInfo DER, with ``sans``) stands for
+        a CSR the protocol has verified, so that a request queued for
+        approvers keeps the key and names, not the CSR and what else it
+        carries (a SCEP challenge password is an enrollment secret)."""
         with self.audit.failures(actor, "ra.enroll", entity_name):
             entity = self.get_entity(entity_name)
             if profile is not None and profile != entity.profile:
@@ -340,6 +347,8 @@ class RAService:
                 "sans": sans,
                 "days": days,
             }
+            if request_key is not None:
+                payload["request_key"] = _b64(request_key)
             if profile is not None:
                 payload["profile"] = entity.profile
             if identifier is not None:
@@ -360,6 +369,7 @@ class RAService:
                 identifier=identifier,
                 on_issued=on_issued,
                 via=via,
+                request_key=request_key,
             )
 
     def renew(
@@ -375,6 +385,7 @@ class RAService:
         approved: bool = False,
         on_issued=None,
         via: dict | None = None,
+        request_key: bytes | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """A new certificate for the same end entity and SANs: for a new key
         (a CSR, or ``key_type`` made here), or, with neither, for the same
@@ -398,7 +409,7 @@ class RAService:
             entity = self.get_entity(name)
             sans = None if csr is not None else [*old.sans]
             same_key = None
-            if csr is None and key_type is None:
+            if csr is None and key_type is None and request_key is None:
                 same_key = (old.certificate.public_key(), self.ca.private_key_pem(ca_name, serial))
             payload = {
                 "ca": ca_name,
@@ -407,6 +418,8 @@ class RAService:
                 "key_type": key_type,
                 "days": days,
             }
+            if request_key is not None:
+                payload["request_key"] = _b64(request_key)
             if via is not None:
                 payload["via"] = via
             return self._issue_to(
@@ -423,6 +436,7 @@ class RAService:
                 executing=approved,
                 on_issued=on_issued,
                 via=via,
+                request_key=request_key,
             )
 
     def _issue_to(
@@ -442,6 +456,7 @@ class RAService:
         identifier: str | None = None,
         on_issued=None,
         via: dict | None = None,
+        request_key: bytes | None = None,
     ) -> "Enrollment | ApprovalRequest":
         """``approval``: (kind, what to record) should the policy want
         approvals; ``executing``: carrying out an approved request."""
@@ -452,7 +467,9 @@ class RAService:
             raise PolicyError(f"end entity {entity.name!r} is disabled")
         if csr is not None and key_type is not None:
             raise BadInputError("give a CSR or a key type to generate, not both")
-        if csr is None and key_type is None and same_key is None:
+        if request_key is not None and (csr is not None or key_type is not None):
+            raise BadInputError("give a CSR, a request's key or a key type, one of them")
+        if csr is None and key_type is None and same_key is None and request_key is None:
             raise BadInputError("enrollment needs a CSR, or a key type to generate a key here")
         if key_type is not None and key_type not in KEY_SPECS:
             raise BadInputError(
@@ -465,6 +482,11 @@ class RAService:
             _check_export_passphrase(passphrase)
         public_key = None
         requested = parse_sans(sans) if sans is not None else ()
+        if request_key is not None:
+            try:
+                public_key = serialization.load_der_public_key(request_key)
+            except (ValueError, UnsupportedAlgorithm):
+                raise BadInputError("the request's public key cannot be read") from None
         if csr is not None:
             parsed = parse_csr(csr)
             public_key = parsed.public_key
@@ -485,6 +507,7 @@ class RAService:
                 entity.ca, entity.profile, request, generate_key=key_type, days=days
             )
             source = "generated" if key_type else ("same" if same_key else "csr")
+            source = "request" if request_key is not None else source
             payload = {**payload, "details": _details(entity, template, csr, key_type, source)}
             if key_type is not None:
                 payload["passphrase_check"] = passphrase_verifier(passphrase)
@@ -501,7 +524,11 @@ class RAService:
                 entity.name,
                 ca=entity.ca,
                 serial=serial_hex(cert.serial_number),
-                key="generated" if key_type else ("same" if same_key else "csr"),
+                key="request"
+                if request_key is not None
+                else "generated"
+                if key_type
+                else ("same" if same_key else "csr"),
                 renews=renews,
                 **({"via": via} if via else {}),
             )
@@ -711,6 +738,7 @@ class RAService:
                     "actor": request.requester,
                     "approved": True,
                     "via": p.get("via"),
+                    "request_key": _unb64(p.get("request_key")),
                 }
                 if request.kind == "enroll":
                     result = self.enroll(
@@ -903,9 +931,12 @@ def _details(entity, template, csr: bytes | None, generate_key: str | None, sour
         "sans": [format_san(n) for n in template.sans],
         "key_type": key_spec,
         "key_bits": key_bits(key_spec),
-        "key": {"generated": "made here", "same": "the renewed certificate's", "csr": "the CSR's"}[
-            source
-        ],
+        "key": {
+            "generated": "made here",
+            "same": "the renewed certificate's",
+            "csr": "the CSR's",
+            "request": "the device's request's (its CSR checked by the protocol)",
+        }[source],
         "validity_days": (template.not_after - template.not_before).days + 1,
         "not_after": iso8601(template.not_after),
         "csr_sha256": (

@@ -314,6 +314,10 @@ def test_pending_then_certpoll_getcert_and_getcrl(strict):
     # Another device cannot poll this transaction.
     assert Device(env).send("CertPoll", poll, txid="poll-me").fail_info == "badRequest"
     (pending,) = env.ra.approvals.list(status="pending", after=None, limit=5)
+    # The queued request keeps the device's key and names, not its CSR with
+    # the challenge password (the secret) in it.
+    assert pending.payload["csr"] is None and secret not in json.dumps(pending.payload)
+    assert pending.payload["details"]["key_type"] == "rsa-2048"
     env.ra.approve(pending.id, actor="ann")
     reply = device.send("CertPoll", poll, txid="poll-me")
     assert reply.status == "SUCCESS"
