@@ -133,13 +133,17 @@ class EnrollService:
         self.labels = {label.name: label for label in settings.labels}
         self.labels[""] = settings.default_label()
         self.counts: dict[tuple[str, str], int] = {}
+        self._count_lock = threading.Lock()
 
     def now(self) -> int:
         return self.ra.now()
 
     def count(self, protocol: str, result: str) -> None:
+        """One more request of ``protocol`` ended ``result`` (from any of the
+        store's threads: counted under a lock, none lost)."""
         key = (protocol, result)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        with self._count_lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
 
     # -- labels and CAs -----------------------------------------------------------------
 
