@@ -19,7 +19,8 @@ approvers decide asks again with the same request and gets the certificate
 once they approved. Issuance is the RA's (``RAService.enroll`` and
 ``renew``): the entity's SAN patterns, the profile, the blocklist, the
 approvals, the audit log (with the protocol and the credential) and the
-outbox, so the VAs answer for the new certificate at once.
+outbox, so the VAs answer for the new certificate at once. The listeners'
+own certificates are enroll/identities.py's.
 """
 
 import hashlib
@@ -36,14 +37,13 @@ from ca import catalog
 from ca.errors import (
     BadInputError,
     CAError,
-    ConfigError,
     ConflictError,
     NotFoundError,
     PolicyError,
 )
 from ca.records import serial_hex
 from ca.requests import parse_csr
-from ca.token import load_private_key
+from enroll.identities import Identities
 from enroll.settings import EnrollSettings, Label
 from ra.approvals import ApprovalRequest
 from ra.secrets import SecretRefused
@@ -52,8 +52,6 @@ from store.tables.enroll import enroll_transactions
 
 log = logging.getLogger("revoca.enroll")
 
-RA_PROFILE = "scep-ra"
-TLS_PROFILE = "tls-server"
 STALE_CLAIM_SECONDS = 300
 BOOTSTRAP_USED = (
     "this bootstrap certificate has enrolled already; renew the certificate it got "
@@ -127,9 +125,7 @@ class EnrollService:
         self.ca = ra.ca
         self.store = ra.store
         self.settings = settings
-        self._passphrase = passphrase
-        self._lock = threading.Lock()
-        self._identities: dict[tuple, tuple] = {}
+        self.identities = Identities(ra.ca, passphrase, self.now)
         self.labels = {label.name: label for label in settings.labels}
         self.labels[""] = settings.default_label()
         self.counts: dict[tuple[str, str], int] = {}
@@ -207,89 +203,20 @@ class EnrollService:
             return None
         return None
 
-    # -- service identities: the SCEP RA certificate, the EST listener's --------------
-
-    def identity(self, ca_name: str, profile: str, subject: str, sans: list[str], key_type: str):
-        """(certificate, private key) issued by ``ca_name`` for this service:
-        the newest one of ``profile`` for ``subject`` with more than a third
-        of its life left, else a new one (its key kept encrypted by the CA)."""
-        key = (ca_name, profile, subject, tuple(sans))
-        with self._lock:
-            cached = self._identities.get(key)
-            now = self.now()
-            if cached and cached[2] > now:
-                return cached[0], cached[1]
-            record = self._find_identity(ca_name, profile, subject, now)
-            if record is None:
-                record = self.ca.issue_with_new_key(
-                    ca_name, profile, subject, sans, key_type=key_type, actor="enroll"
-                )
-                log.info(
-                    "issued the %s certificate %s/%s for %s",
-                    profile,
-                    ca_name,
-                    serial_hex(record.serial),
-                    subject,
-                )
-            pem = self.ca.private_key_pem(record.ca, record.serial)
-            private_key = load_private_key(pem, self._passphrase, what="the service key")
-            start, end = record.not_before.timestamp(), record.not_after.timestamp()
-            renew_at = int(end - (end - start) / 3)
-            self._identities[key] = (record.certificate, private_key, renew_at)
-            return record.certificate, private_key
-
-    def _find_identity(self, ca_name: str, profile: str, subject: str, now: int):
-        with self.store.read() as conn:
-            found = catalog.find(
-                conn,
-                catalog.CertificateFilter(ca=ca_name, profile=profile, status="active", now=now),
-            )
-        best = None
-        for _, record in found:
-            start, end = record.not_before.timestamp(), record.not_after.timestamp()
-            if record.subject != subject or not record.has_private_key:
-                continue
-            if end - now < (end - start) / 3:
-                continue
-            if best is None or record.not_after > best.not_after:
-                best = record
-        return best
+    # -- service identities (enroll/identities.py) -------------------------------------
 
     def listener_identity(self):
         """(certificate, key, chain) of the EST listener when no tls_cert is
-        configured: a tls-server certificate for ``[enroll] host`` from the
-        first CA here that issues that profile (the default CA first)."""
-        host = self.settings.host
-        kind = "ip" if _is_address(host) else "dns"
+        configured."""
         try:
-            first = [self.default_ca()]
+            first = self.default_ca()
         except EnrollError:
-            first = []
-        names = first + [
-            ca.name
-            for ca in self.ca.list_cas()
-            if ca.certificate.issuer != ca.certificate.subject and ca.name not in first
-        ]
-        reasons = []
-        for ca_name in names:
-            try:
-                cert, key = self.identity(
-                    ca_name, TLS_PROFILE, f"CN={host}", [f"{kind}:{host}"], "ec-p256"
-                )
-            except CAError as exc:
-                reasons.append(f"{ca_name}: {exc.message}")
-                continue
-            return cert, key, self.ca.chain(ca_name)
-        raise ConfigError(
-            "no CA here can issue the EST listener's TLS certificate; set [enroll] tls_cert "
-            "and tls_key" + (f" ({'; '.join(reasons)})" if reasons else "")
-        )
+            first = None
+        return self.identities.listener(self.settings.host, first)
 
     def scep_ra(self, label: Label):
         """The SCEP RA certificate and key of the label's CA."""
-        ca = self.ca.get_ca(label.ca)
-        cn = f"{ca.name} SCEP RA"
-        return self.identity(label.ca, RA_PROFILE, f"CN={cn}", [], self.settings.scep_ra_key_type)
+        return self.identities.scep_ra(label.ca, self.settings.scep_ra_key_type)
 
     def bootstrap_credential(self, label: Label, der: bytes) -> Credential:
         """A manufacturer (bootstrap) certificate: issued directly by one of
@@ -818,16 +745,6 @@ def _renewal_mismatch(record, request, protocol: str) -> str | None:
     if protocol == "est" and request.subject != current.subject:
         return "the CSR's subject must be the certificate's being renewed (RFC 7030 4.2.2)"
     return None
-
-
-def _is_address(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _verified(csr: bytes) -> dict:
